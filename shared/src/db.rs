@@ -1,0 +1,280 @@
+//! Storage: one diesel code path over two backends. An embedded SQLite file is the default (nothing
+//! to install); a `postgres://` URL selects PostgreSQL. Each service embeds its own migrations, one
+//! folder per backend under the same names.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Runs the same typed diesel code on whichever backend the connection is, for the few statements
+/// the multi-backend type cannot express (upserts, COPY): `per_backend!(conn, c => query.execute(c))`.
+#[macro_export]
+macro_rules! per_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($c) => $body,
+            $crate::db::DbConn::Postgresql($c) => $body,
+        }
+    };
+}
+
+pub type Pool = r2d2::Pool<DbManager>;
+pub type PooledConn = r2d2::PooledConnection<DbManager>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(
+        "unsupported database URL {0:?}: use a file path or sqlite://PATH for SQLite, or postgres://… for PostgreSQL"
+    )]
+    UnsupportedUrl(String),
+    #[error("cannot create the database folder {path}: {source}")]
+    Folder { path: String, source: std::io::Error },
+    #[error("cannot connect to {url}: {source}")]
+    Connect { url: String, source: r2d2::PoolError },
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// `sqlite://PATH`, `sqlite:PATH` or a plain path select SQLite; `postgres://` or `postgresql://`
+    /// select PostgreSQL; any other scheme is refused.
+    pub fn parse(url: &str) -> Result<Self, DbError> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_string()));
+        }
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        let has_other_scheme = path.split_once("://").is_some() || path.starts_with("file:");
+        if path.is_empty() || path == ":memory:" || has_other_scheme {
+            return Err(DbError::UnsupportedUrl(url.to_string()));
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    /// Never shows a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
+            Self::Postgres(u) => match (u.find("://"), u.rfind('@')) {
+                (Some(s), Some(at)) if at > s => {
+                    let creds = &u[s + 3..at];
+                    let user = creds.split(':').next().unwrap_or("");
+                    write!(f, "{}://{user}@{}", &u[..s], &u[at + 1..])
+                }
+                _ => f.write_str(u),
+            },
+        }
+    }
+}
+
+/// Opens connections for the pool; SQLite gets its pragmas on every connection.
+#[derive(Debug)]
+pub struct DbManager {
+    url: DatabaseUrl,
+}
+
+pub const SQLITE_PRAGMAS: &str = "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 15000;";
+
+impl DbManager {
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+}
+
+impl ManageConnection for DbManager {
+    type Connection = DbConn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())
+                    .map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(SQLITE_PRAGMAS).map_err(r2d2::Error::QueryError)?;
+                Ok(DbConn::Sqlite(conn))
+            }
+            DatabaseUrl::Postgres(url) => {
+                let mut conn = PgConnection::establish(url).map_err(r2d2::Error::ConnectionError)?;
+                // Stored times are UTC without zone; keep the session in UTC too.
+                conn.batch_execute("SET TIME ZONE 'UTC'").map_err(r2d2::Error::QueryError)?;
+                Ok(DbConn::Postgresql(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+/// Connects a pool, creating the SQLite file's folder when needed. Fails fast (5 s) with the real
+/// connection error rather than r2d2's default 30 s wait.
+pub fn connect(url: &DatabaseUrl, max_size: u32) -> Result<Pool, DbError> {
+    if let DatabaseUrl::Sqlite(path) = url {
+        create_parent(path)?;
+    }
+    r2d2::Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(Duration::from_secs(5))
+        .build(DbManager::new(url.clone()))
+        .map_err(|source| DbError::Connect { url: url.to_string(), source })
+}
+
+/// A single connection outside any pool (commands such as imports).
+pub fn connect_one(url: &DatabaseUrl) -> Result<DbConn, DbError> {
+    if let DatabaseUrl::Sqlite(path) = url {
+        create_parent(path)?;
+    }
+    DbManager::new(url.clone()).connect().map_err(|e| DbError::Connect {
+        url: url.to_string(),
+        source: pool_error(e),
+    })
+}
+
+fn pool_error(e: r2d2::Error) -> r2d2::PoolError {
+    // r2d2 only exposes its error type through a pool; build a throw-away one that reports `e`.
+    struct Failing(std::sync::Mutex<Option<r2d2::Error>>);
+    impl ManageConnection for Failing {
+        type Connection = DbConn;
+        type Error = r2d2::Error;
+        fn connect(&self) -> Result<DbConn, r2d2::Error> {
+            Err(self.0.lock().ok().and_then(|mut e| e.take()).unwrap_or(r2d2::Error::QueryError(
+                diesel::result::Error::BrokenTransactionManager,
+            )))
+        }
+        fn is_valid(&self, _: &mut DbConn) -> Result<(), r2d2::Error> {
+            Ok(())
+        }
+        fn has_broken(&self, _: &mut DbConn) -> bool {
+            false
+        }
+    }
+    let pool = r2d2::Pool::builder()
+        .max_size(1)
+        .min_idle(Some(0))
+        .connection_timeout(Duration::from_millis(50))
+        .build_unchecked(Failing(std::sync::Mutex::new(Some(e))));
+    match pool.get() {
+        Err(err) => err,
+        Ok(_) => unreachable!("the failing manager never connects"),
+    }
+}
+
+fn create_parent(path: &Path) -> Result<(), DbError> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .map_err(|source| DbError::Folder { path: dir.display().to_string(), source }),
+        None => Ok(()),
+    }
+}
+
+/// Applies a service's pending migrations (one embedded set per backend, `const`s of the service);
+/// returns the versions applied.
+pub fn run_migrations(
+    conn: &mut DbConn,
+    sqlite: EmbeddedMigrations,
+    postgres: EmbeddedMigrations,
+) -> Result<Vec<String>, DbError> {
+    let applied = match conn {
+        DbConn::Sqlite(c) => c.run_pending_migrations(sqlite).map(versions),
+        DbConn::Postgresql(c) => c.run_pending_migrations(postgres).map(versions),
+    };
+    applied.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+fn versions(v: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
+    v.into_iter().map(|v| v.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_follows_the_url_scheme() {
+        assert_eq!(DatabaseUrl::parse("var/n.db").unwrap(), DatabaseUrl::Sqlite("var/n.db".into()));
+        assert_eq!(DatabaseUrl::parse("sqlite://var/n.db").unwrap(), DatabaseUrl::Sqlite("var/n.db".into()));
+        assert_eq!(DatabaseUrl::parse("sqlite:///tmp/n.db").unwrap(), DatabaseUrl::Sqlite("/tmp/n.db".into()));
+        assert_eq!(DatabaseUrl::parse("postgres://u@h/db").unwrap().backend(), "postgres");
+        assert_eq!(DatabaseUrl::parse("postgresql://u@h/db").unwrap().backend(), "postgres");
+        for bad in ["mysql://u@h/db", "", ":memory:", "sqlite://", "http://x"] {
+            let err = DatabaseUrl::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("unsupported database URL"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn display_hides_the_password() {
+        let url = DatabaseUrl::parse("postgres://ncf:s3cret@db.example:5432/ncf").unwrap();
+        assert_eq!(url.to_string(), "postgres://ncf@db.example:5432/ncf");
+    }
+
+    #[test]
+    fn sqlite_connections_get_the_pragmas() {
+        use diesel::RunQueryDsl;
+        use diesel::sql_types::{BigInt, Text};
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = BigInt)]
+            v: i64,
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Mode {
+            #[diesel(sql_type = Text)]
+            journal_mode: String,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::parse(&dir.path().join("a/b.db").to_string_lossy()).unwrap();
+        let pool = connect(&url, 2).unwrap();
+        let mut conn = pool.get().unwrap();
+        let fk: Row = diesel::sql_query("SELECT foreign_keys AS v FROM pragma_foreign_keys").get_result(&mut *conn).unwrap();
+        assert_eq!(fk.v, 1);
+        let sync: Row = diesel::sql_query("SELECT synchronous AS v FROM pragma_synchronous").get_result(&mut *conn).unwrap();
+        assert_eq!(sync.v, 1, "NORMAL");
+        let busy: Row = diesel::sql_query("SELECT timeout AS v FROM pragma_busy_timeout").get_result(&mut *conn).unwrap();
+        assert_eq!(busy.v, 15000);
+        let mode: Mode = diesel::sql_query("PRAGMA journal_mode").get_result(&mut *conn).unwrap();
+        assert_eq!(mode.journal_mode, "wal");
+    }
+
+    #[test]
+    fn unreachable_postgres_fails_fast_with_the_reason() {
+        let url = DatabaseUrl::parse("postgres://nobody@127.0.0.1:1/none").unwrap();
+        let started = std::time::Instant::now();
+        let err = connect_one(&url).err().expect("no server on port 1").to_string();
+        assert!(err.contains("cannot connect to postgres://nobody@127.0.0.1:1/none"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,28 @@
+//! Domain types and rules shared by the national server and the prefecture nodes.
+//!
+//! Every privacy rule of DESIGN.md that can be expressed as a pure function lives here, in one
+//! obvious place: My Number handling and keyed hashing (`mynumber`, rule 1), agency-code
+//! derivation (`agency`, rule 2), consent scopes (`consent`, rule 3) and request signing
+//! (`federation`, rule 6).
+
+pub mod agency;
+pub mod consent;
+pub mod db;
+pub mod encoding;
+pub mod federation;
+pub mod ids;
+pub mod licence;
+pub mod mynumber;
+pub mod notice;
+pub mod qualification;
+pub mod region;
+pub mod secret;
+pub mod time;
+
+pub use agency::{AgencyCode, AgencyCodeKey};
+pub use consent::ConsentScope;
+pub use licence::{LicenceStatus, PersonName, RegistrationNumber, Sex};
+pub use mynumber::{MyNumber, MyNumberHasher, PersonKey};
+pub use notice::NoticeKind;
+pub use qualification::Qualification;
+pub use region::{Municipality, Prefecture};

@@ -1,0 +1,61 @@
+//! Time as stored: UTC `NaiveDateTime` truncated to microseconds, so that SQLite (text, nanoseconds)
+//! and PostgreSQL (microseconds) hold exactly the same value and round-trips compare equal.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound, Utc};
+
+pub fn now_utc() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+pub fn to_utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+/// Parses an ISO date (`YYYY-MM-DD`) strictly: exactly ten characters, a real calendar day, and a
+/// year between 1900 and 2100 (anything else in a registry file is a typing error).
+pub fn parse_date(text: &str) -> Result<NaiveDate, DateError> {
+    let b = text.as_bytes();
+    let shape_ok = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shape_ok {
+        return Err(DateError::Format);
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| DateError::NoSuchDay)?;
+    if !(1900..=2100).contains(&chrono::Datelike::year(&date)) {
+        return Err(DateError::OutOfRange);
+    }
+    Ok(date)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DateError {
+    #[error("not a date in YYYY-MM-DD form")]
+    Format,
+    #[error("no such calendar day")]
+    NoSuchDay,
+    #[error("year outside 1900-2100")]
+    OutOfRange,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_only_real_iso_dates() {
+        assert_eq!(parse_date("1990-04-01").map(|d| d.to_string()), Ok("1990-04-01".into()));
+        assert_eq!(parse_date("1990-4-1"), Err(DateError::Format));
+        assert_eq!(parse_date("1990/04/01"), Err(DateError::Format));
+        assert_eq!(parse_date("2023-02-29"), Err(DateError::NoSuchDay));
+        assert_eq!(parse_date("1850-01-01"), Err(DateError::OutOfRange));
+        assert_eq!(parse_date("１９９０-04-01"), Err(DateError::Format));
+    }
+
+    #[test]
+    fn now_is_truncated_to_microseconds() {
+        let t = now_utc();
+        assert_eq!(chrono::Timelike::nanosecond(&t) % 1000, 0);
+    }
+}
