@@ -1,0 +1,256 @@
+//! Command line: every option also readable from an environment variable.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use ncf_shared::Prefecture;
+use ncf_shared::db::{self, DatabaseUrl, DbConn};
+use ncf_shared::secret::ServerSecret;
+
+use crate::imports::{self, ImportError, ImportOptions, ImportSummary};
+
+#[derive(Debug, Parser)]
+#[command(name = "national-server", version, about = "National shared server of the Nurse Center Federation")]
+pub struct Cli {
+    /// Database: a file path or sqlite://PATH (default, embedded), or postgres://USER@HOST/DB.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://var/national.db", global = true)]
+    pub database_url: String,
+    /// Server secret (64 hex characters) keying My Number hashes and agency codes; created on first use.
+    #[arg(long, env = "NATIONAL_SECRET_FILE", default_value = "var/national-secret.key", global = true)]
+    pub secret_file: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (federation endpoints, health, OpenAPI document).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Import the licence registry CSV (all or nothing unless --accept-valid).
+    ImportRegistry(ImportArgs),
+    /// Import the resident feed CSV (address, name, death events).
+    ImportResidents(ImportArgs),
+    /// Write deterministic synthetic registry.csv and residents.csv.
+    GenerateSynthetic(SyntheticArgs),
+    /// Register and list node keys.
+    Nodes {
+        #[command(subcommand)]
+        command: NodesCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "NATIONAL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "NATIONAL_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// UTF-8 CSV file with the header row of DESIGN.md.
+    #[arg(env = "IMPORT_FILE")]
+    pub file: PathBuf,
+    /// Apply the good rows and write the bad ones to the rejects file.
+    #[arg(long, env = "IMPORT_ACCEPT_VALID")]
+    pub accept_valid: bool,
+    /// Rejects file for --accept-valid (default: FILE.rejects.csv).
+    #[arg(long, env = "IMPORT_REJECTS")]
+    pub rejects: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SyntheticArgs {
+    /// Number of people (one nursing licence each).
+    #[arg(long, env = "SYNTHETIC_NURSES")]
+    pub nurses: u64,
+    /// Output folder for registry.csv and residents.csv.
+    #[arg(long, env = "SYNTHETIC_OUT")]
+    pub out: PathBuf,
+    /// Seed; the same seed and size give byte-identical files.
+    #[arg(long, env = "SYNTHETIC_SEED", default_value_t = 20_261_126)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodesCommand {
+    /// Register a node's Ed25519 public key for a prefecture.
+    Add {
+        /// Prefecture code (JIS X 0401), 01-47.
+        #[arg(long, env = "NODE_PREFECTURE")]
+        prefecture: Prefecture,
+        /// The node's public key, base64 (as printed by `prefecture-node keygen`).
+        #[arg(long, env = "NODE_PUBLIC_KEY")]
+        public_key: String,
+    },
+    /// List registered node keys.
+    List,
+}
+
+/// A failure that ends the command: printed on stderr, exit status 1.
+struct Failure(String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self(e.to_string())
+    }
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::GenerateSynthetic(args) => {
+            if args.nurses == 0 || args.nurses >= 10_000_000 {
+                return Err(Failure("--nurses must be between 1 and 9,999,999".into()));
+            }
+            let started = std::time::Instant::now();
+            let files = crate::synthetic::generate(args.nurses, args.seed, &args.out)?;
+            println!(
+                "wrote {} ({} people) and {} ({} events) in {:.1} s",
+                files.registry.display(),
+                files.people,
+                files.residents.display(),
+                files.resident_events,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Migrate => {
+            let (url, mut conn) = open(&cli.database_url)?;
+            let applied = crate::migrate(&mut conn)?;
+            println!("{url}: {} migration(s) applied", applied.len());
+            Ok(())
+        }
+        Command::ImportRegistry(args) => {
+            let secret = load_secret(&cli.secret_file)?;
+            let (_, mut conn) = open(&cli.database_url)?;
+            let result = imports::registry::import(&mut conn, &args.file, secret.my_number_hasher(), &args.options());
+            report_import("registry", &args.file, result)
+        }
+        Command::ImportResidents(args) => {
+            let secret = load_secret(&cli.secret_file)?;
+            let (_, mut conn) = open(&cli.database_url)?;
+            let result = imports::residents::import(&mut conn, &args.file, secret.my_number_hasher(), &args.options());
+            report_import("residents", &args.file, result)
+        }
+        Command::Nodes { command } => {
+            let (_, mut conn) = open(&cli.database_url)?;
+            match command {
+                NodesCommand::Add { prefecture, public_key } => {
+                    let node = crate::nodes::add(&mut conn, prefecture, &public_key)?;
+                    println!("registered key {} for prefecture {} ({})", node.key_id, node.prefecture, prefecture.name_ja());
+                }
+                NodesCommand::List => {
+                    println!("{:<10} {:<16} {:<20} {:<8} public key", "prefecture", "key id", "added (UTC)", "state");
+                    for n in crate::nodes::list(&mut conn)? {
+                        let state = if n.revoked_at.is_some() { "revoked" } else { "active" };
+                        let added = n.added_at.format("%Y-%m-%d %H:%M:%S");
+                        println!("{:<10} {:<16} {:<20} {:<8} {}", n.prefecture, n.key_id, added, state, n.public_key);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let secret = load_secret(&cli.secret_file)?;
+            let url = DatabaseUrl::parse(&cli.database_url)?;
+            let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let pool = db::connect(&url, workers as u32 + 4)?;
+            crate::migrate(&mut *pool.get()?)?;
+            let state = crate::http::AppState { pool, agency_key: secret.agency_code_key(), backend: url.backend() };
+            actix_web::rt::System::new().block_on(serve(state, &args.listen, workers, &url))?;
+            Ok(())
+        }
+    }
+}
+
+impl ImportArgs {
+    fn options(&self) -> ImportOptions {
+        ImportOptions { accept_valid: self.accept_valid, rejects_path: self.rejects.clone() }
+    }
+}
+
+fn open(database_url: &str) -> Result<(DatabaseUrl, DbConn), Failure> {
+    let url = DatabaseUrl::parse(database_url)?;
+    let mut conn = db::connect_one(&url)?;
+    crate::migrate(&mut conn)?;
+    Ok((url, conn))
+}
+
+fn load_secret(path: &Path) -> Result<ServerSecret, Failure> {
+    let (secret, created) = ServerSecret::load_or_create(path)?;
+    if created {
+        tracing::warn!(path = %path.display(), "created a new server secret; keep it safe and back it up (losing it unlinks every import)");
+    }
+    Ok(secret)
+}
+
+fn report_import(kind: &str, file: &Path, result: Result<ImportSummary, ImportError>) -> Result<(), Failure> {
+    match result {
+        Ok(s) => {
+            println!(
+                "imported {kind} {}: {} rows ({} new, {} changed, {} unchanged, {} rejected) in {:.2} s, {:.0} rows/s; import id {}",
+                file.display(),
+                s.rows_total,
+                s.inserted,
+                s.updated,
+                s.unchanged,
+                s.rejected.len(),
+                s.elapsed.as_secs_f64(),
+                s.rows_per_second(),
+                s.import_id
+            );
+            if let Some(rejects) = &s.rejects_file {
+                println!("rejected rows written to {}:", rejects.display());
+                let mut err = std::io::stderr().lock();
+                for row in &s.rejected {
+                    let _ = writeln!(err, "  {row}");
+                }
+            }
+            Ok(())
+        }
+        Err(ImportError::Rejected { path, total, rows }) => {
+            let mut err = std::io::stderr().lock();
+            for row in &rows {
+                let _ = writeln!(err, "  {row}");
+            }
+            Err(Failure(ImportError::Rejected { path, total, rows }.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn serve(state: crate::http::AppState, listen: &str, workers: usize, url: &DatabaseUrl) -> std::io::Result<()> {
+    let state = actix_web::web::Data::new(state);
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(state.clone())
+            .app_data(crate::http::json_config())
+            .wrap(actix_web::middleware::Logger::new("%r %s %Dms").exclude("/healthz"))
+            .configure(crate::http::configure)
+    })
+    .workers(workers)
+    .bind(listen)?;
+    for addr in server.addrs() {
+        // On stdout, so scripts and tests can learn a port chosen with :0.
+        println!("national-server listening on http://{addr} (database {url})");
+    }
+    let _ = std::io::stdout().flush();
+    server.run().await
+}

@@ -1,0 +1,122 @@
+//! HTTP: thin handlers over the services, JSON errors everywhere, and the signed-request extractor.
+
+mod signed;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use ncf_shared::AgencyCodeKey;
+use ncf_shared::db::Pool;
+use ncf_shared::federation::{ErrorBody, IdentityLinkRequest, IdentityLinkResponse};
+use serde::Serialize;
+use utoipa::OpenApi;
+
+use crate::error::{AppError, ErrorKind};
+pub use signed::Signed;
+
+pub struct AppState {
+    pub pool: Pool,
+    pub agency_key: AgencyCodeKey,
+    pub backend: &'static str,
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").get(healthz).default_service(web::to(method_not_allowed)))
+        .service(web::resource("/api/v1/openapi.json").get(openapi).default_service(web::to(method_not_allowed)))
+        .service(
+            web::resource("/federation/v1/identity-link")
+                .post(identity_link)
+                .default_service(web::to(method_not_allowed)),
+        )
+        .default_service(web::to(not_found));
+}
+
+/// JSON body errors outside the signed extractor (none today, but any `web::Json` added later)
+/// answer 4xx with the reason.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default().limit(ncf_shared::federation::MAX_BODY_BYTES).error_handler(|err, _| {
+        let kind = match &err {
+            actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
+            | actix_web::error::JsonPayloadError::Overflow { .. } => ErrorKind::PayloadTooLarge,
+            actix_web::error::JsonPayloadError::ContentType => ErrorKind::UnsupportedMediaType,
+            _ => ErrorKind::BadRequest,
+        };
+        AppError::new(kind, format!("invalid JSON body: {err}")).into()
+    })
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Health {
+    status: &'static str,
+    database: &'static str,
+}
+
+/// Liveness and database reachability.
+#[utoipa::path(get, path = "/healthz", responses(
+    (status = 200, description = "Server and database are up", body = Health),
+    (status = 503, description = "Database unreachable", body = ErrorBody),
+))]
+async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let pool = state.pool.clone();
+    web::block(move || -> Result<(), AppError> {
+        let mut conn = pool.get()?;
+        diesel::connection::SimpleConnection::batch_execute(&mut *conn, "SELECT 1")?;
+        Ok(())
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(Health { status: "ok", database: state.backend }))
+}
+
+/// Links a nurse's licence claims to this node's agency code.
+#[utoipa::path(
+    post,
+    path = "/federation/v1/identity-link",
+    request_body = IdentityLinkRequest,
+    params(
+        ("x-ncf-key" = String, Header, description = "Key id of the node's registered Ed25519 key"),
+        ("x-ncf-timestamp" = i64, Header, description = "Unix time of signing (±300 s)"),
+        ("x-ncf-nonce" = String, Header, description = "16-64 characters [0-9A-Za-z_-], never reused"),
+        ("x-ncf-signature" = String, Header, description = "base64 Ed25519 signature of the canonical message"),
+    ),
+    responses(
+        (status = 200, description = "Claims match an active licence", body = IdentityLinkResponse),
+        (status = 400, description = "Malformed claims", body = ErrorBody),
+        (status = 401, description = "Unknown key, bad signature or stale timestamp", body = ErrorBody),
+        (status = 409, description = "Replayed nonce", body = ErrorBody),
+        (status = 422, description = "Claims do not match (`mismatched` names them) or licence not active", body = ErrorBody),
+    )
+)]
+async fn identity_link(
+    state: web::Data<AppState>,
+    request: Signed<IdentityLinkRequest>,
+) -> Result<HttpResponse, AppError> {
+    let pool = state.pool.clone();
+    let key = state.agency_key.clone();
+    let response = web::block(move || {
+        let mut conn = pool.get()?;
+        crate::identity::link(&mut conn, &key, request.node.prefecture, &request.body)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Nurse Center Federation — national server",
+        description = "Federation endpoints are signed by the calling node (Ed25519 over method, path, timestamp, nonce and the body's SHA-256; see ncf_shared::federation). Every error answers with an ErrorBody."
+    ),
+    paths(healthz, identity_link),
+    components(schemas(Health, IdentityLinkRequest, IdentityLinkResponse, ErrorBody))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    Err(AppError::new(ErrorKind::NotFound, format!("no such endpoint: {}", req.path())))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    Err(AppError::new(ErrorKind::MethodNotAllowed, format!("{} is not allowed on {}", req.method(), req.path())))
+}

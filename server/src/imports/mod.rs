@@ -1,0 +1,441 @@
+//! Imports of outside data (DESIGN rule 7: registry and resident data only ever change by import).
+//!
+//! One driver serves both files: it checks the header, parses and validates rows on a reader thread
+//! while the calling thread writes batches inside one transaction, and either commits everything or,
+//! when any row is bad and `--accept-valid` was not given, rolls back and reports every bad row.
+
+pub mod registry;
+pub mod residents;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use ncf_shared::db::DbConn;
+use ncf_shared::ids::ImportId;
+use sha2::{Digest, Sha256};
+
+use crate::schema::imports;
+
+/// Rows per batch handed from the reader thread to the writer.
+const BATCH_ROWS: usize = 4096;
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Apply the good rows and write the bad ones to `rejects_path`.
+    pub accept_valid: bool,
+    /// Where `--accept-valid` writes rejected rows (default: FILE.rejects.csv).
+    pub rejects_path: Option<PathBuf>,
+}
+
+/// One problem in one row. `column` is empty when the problem is the whole row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub line: u64,
+    pub column: &'static str,
+    pub reason: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.column.is_empty() {
+            write!(f, "line {}: {}", self.line, self.reason)
+        } else {
+            write!(f, "line {}, column {}: {}", self.line, self.column, self.reason)
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ImportSummary {
+    pub import_id: ImportId,
+    pub rows_total: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub rejected: Vec<RowError>,
+    pub rejects_file: Option<PathBuf>,
+    pub elapsed: Duration,
+}
+
+impl ImportSummary {
+    pub fn rows_per_second(&self) -> f64 {
+        self.rows_total as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path} is empty: expected a UTF-8 CSV file starting with the header\n  {expected}")]
+    Empty { path: String, expected: String },
+    #[error(
+        "{path} is not UTF-8 (line {line}): import files must be UTF-8 CSV; convert Shift_JIS files first, e.g. `iconv -f SHIFT_JIS -t UTF-8`"
+    )]
+    Encoding { path: String, line: u64 },
+    #[error("{path} has the wrong header\n  expected: {expected}\n  found:    {found}")]
+    Header { path: String, expected: String, found: String },
+    #[error("{path}: {} bad row(s) out of {total}; nothing was imported (fix them, or use --accept-valid to apply the good rows)", .rows.len())]
+    Rejected { path: String, total: u64, rows: Vec<RowError> },
+    #[error("cannot write the rejects file {path}: {source}")]
+    RejectsFile { path: String, source: std::io::Error },
+    #[error("database error during import: {0}")]
+    Database(#[from] diesel::result::Error),
+}
+
+/// What a file format contributes to the driver: its header and how to validate one row.
+pub(crate) trait RowParser: Send {
+    type Row: Send;
+    const KIND: &'static str;
+    const HEADER: &'static [&'static str];
+    /// Column whose clear value must never be copied into a rejects file (the My Number).
+    const SECRET_COLUMN: usize;
+    fn parse(&mut self, fields: &[&str], line: u64) -> Result<Self::Row, Vec<RowError>>;
+}
+
+/// Where the rows go.
+pub(crate) trait ImportTarget<Row> {
+    /// Runs first, inside the import's transaction.
+    fn start(&mut self, conn: &mut DbConn) -> QueryResult<()>;
+    /// Rows currently in the target table (to tell inserts from updates).
+    fn count(&self, conn: &mut DbConn) -> QueryResult<i64>;
+    /// Writes rows; returns how many were inserted or changed.
+    fn write(&mut self, conn: &mut DbConn, rows: &[Row]) -> QueryResult<usize>;
+    /// Runs after the last batch, in the same transaction.
+    fn finish(&mut self, _conn: &mut DbConn, _import_id: &ImportId) -> QueryResult<()> {
+        Ok(())
+    }
+}
+
+/// Reads `Read` while hashing it, so the file's SHA-256 is recorded without a second pass.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+struct ReadOutcome {
+    total: u64,
+    errors: Vec<RowError>,
+    /// Bad rows as read, for the rejects file (only kept with --accept-valid).
+    rejected_rows: Vec<(u64, Vec<String>)>,
+    sha256: String,
+}
+
+enum TxFailure {
+    Db(diesel::result::Error),
+    Read(std::io::Error),
+    Encoding(u64),
+    Rejected(u64, Vec<RowError>),
+}
+
+impl From<diesel::result::Error> for TxFailure {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+pub(crate) fn run_import<P, T>(
+    conn: &mut DbConn,
+    path: &Path,
+    parser: P,
+    target: &mut T,
+    import_id: ImportId,
+    options: &ImportOptions,
+) -> Result<ImportSummary, ImportError>
+where
+    P: RowParser,
+    T: ImportTarget<P::Row>,
+{
+    let started = Instant::now();
+    let shown = path.display().to_string();
+    let expected = P::HEADER.join(",");
+    let file = std::fs::File::open(path).map_err(|source| ImportError::Read { path: shown.clone(), source })?;
+    let hashing = HashingReader { inner: std::io::BufReader::with_capacity(1 << 20, file), hasher: Sha256::new() };
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(hashing);
+
+    let header = reader.byte_headers().map_err(|e| csv_read_error(&shown, e))?.clone();
+    if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
+        return Err(ImportError::Empty { path: shown, expected });
+    }
+    let header_text: Vec<&str> = header
+        .iter()
+        .map(std::str::from_utf8)
+        .collect::<Result<_, _>>()
+        .map_err(|_| ImportError::Encoding { path: shown.clone(), line: 1 })?;
+    let first = header_text[0].trim_start_matches('\u{feff}');
+    let found: Vec<&str> = std::iter::once(first).chain(header_text[1..].iter().copied()).collect();
+    if found != P::HEADER {
+        return Err(ImportError::Header { path: shown, expected, found: found.join(",") });
+    }
+
+    let accept_valid = options.accept_valid;
+    let failed = AtomicBool::new(false);
+    let (tx, rx) = mpsc::sync_channel::<Vec<P::Row>>(4);
+    let started_at = ncf_shared::time::now_utc();
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+
+    let result = std::thread::scope(|scope| {
+        let failed = &failed;
+        let reader_thread = scope.spawn(move || read_rows(reader, parser, tx, failed, accept_valid));
+        conn.transaction::<_, TxFailure, _>(|conn| {
+            diesel::insert_into(imports::table)
+                .values((
+                    imports::id.eq(import_id.as_str()),
+                    imports::kind.eq(P::KIND),
+                    imports::file_name.eq(&file_name),
+                    imports::file_sha256.eq(""),
+                    imports::mode.eq(if accept_valid { "accept_valid" } else { "all_or_nothing" }),
+                    imports::started_at.eq(started_at),
+                ))
+                .execute(conn)?;
+            target.start(conn)?;
+            let before = target.count(conn)?;
+            let mut affected = 0u64;
+            for batch in rx {
+                // In all-or-nothing mode a bad row dooms the import: keep draining so the reader can
+                // report every bad row, but stop writing.
+                if !failed.load(Ordering::Relaxed) {
+                    affected += target.write(conn, &batch)? as u64;
+                }
+            }
+            let outcome = match reader_thread.join() {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(ReadFailure::Io(e))) => return Err(TxFailure::Read(e)),
+                Ok(Err(ReadFailure::Encoding(line))) => return Err(TxFailure::Encoding(line)),
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            if !accept_valid && !outcome.errors.is_empty() {
+                return Err(TxFailure::Rejected(outcome.total, outcome.errors));
+            }
+            target.finish(conn, &import_id)?;
+            let after = target.count(conn)?;
+            let inserted = (after - before).max(0) as u64;
+            let valid = outcome.total - outcome.rejected_rows.len() as u64;
+            let counts = (inserted, affected.saturating_sub(inserted), valid.saturating_sub(affected));
+            let rejected = error_rows(&outcome.errors);
+            diesel::update(imports::table.find(import_id.as_str()))
+                .set((
+                    imports::file_sha256.eq(&outcome.sha256),
+                    imports::finished_at.eq(ncf_shared::time::now_utc()),
+                    imports::rows_total.eq(outcome.total as i64),
+                    imports::rows_inserted.eq(counts.0 as i64),
+                    imports::rows_updated.eq(counts.1 as i64),
+                    imports::rows_unchanged.eq(counts.2 as i64),
+                    imports::rows_rejected.eq(rejected as i64),
+                ))
+                .execute(conn)?;
+            Ok((outcome, counts))
+        })
+    });
+
+    let (outcome, (inserted, updated, unchanged)) = match result {
+        Ok(ok) => ok,
+        Err(TxFailure::Db(e)) => return Err(ImportError::Database(e)),
+        Err(TxFailure::Read(source)) => return Err(ImportError::Read { path: shown, source }),
+        Err(TxFailure::Encoding(line)) => return Err(ImportError::Encoding { path: shown, line }),
+        Err(TxFailure::Rejected(total, rows)) => return Err(ImportError::Rejected { path: shown, total, rows }),
+    };
+
+    let rejects_file = if outcome.rejected_rows.is_empty() {
+        None
+    } else {
+        let target_path = options.rejects_path.clone().unwrap_or_else(|| default_rejects_path(path));
+        write_rejects::<P>(&target_path, &outcome)
+            .map_err(|source| ImportError::RejectsFile { path: target_path.display().to_string(), source })?;
+        Some(target_path)
+    };
+    Ok(ImportSummary {
+        import_id,
+        rows_total: outcome.total,
+        inserted,
+        updated,
+        unchanged,
+        rejected: outcome.errors,
+        rejects_file,
+        elapsed: started.elapsed(),
+    })
+}
+
+enum ReadFailure {
+    Io(std::io::Error),
+    Encoding(u64),
+}
+
+fn read_rows<P: RowParser, R: Read>(
+    mut reader: csv::Reader<HashingReader<R>>,
+    mut parser: P,
+    tx: mpsc::SyncSender<Vec<P::Row>>,
+    failed: &AtomicBool,
+    keep_rejected: bool,
+) -> Result<ReadOutcome, ReadFailure> {
+    let mut record = csv::ByteRecord::new();
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut outcome = ReadOutcome { total: 0, errors: Vec::new(), rejected_rows: Vec::new(), sha256: String::new() };
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => match e.into_kind() {
+                csv::ErrorKind::Io(io) => return Err(ReadFailure::Io(io)),
+                csv::ErrorKind::Utf8 { pos, .. } => {
+                    return Err(ReadFailure::Encoding(pos.map(|p| p.line()).unwrap_or(0)));
+                }
+                other => {
+                    return Err(ReadFailure::Io(std::io::Error::other(format!("{other:?}"))));
+                }
+            },
+        }
+        let line = record.position().map_or(0, csv::Position::line);
+        outcome.total += 1;
+        let mut fields: Vec<&str> = Vec::with_capacity(P::HEADER.len());
+        let mut row_errors = Vec::new();
+        if record.len() != P::HEADER.len() {
+            row_errors.push(RowError {
+                line,
+                column: "",
+                reason: format!("expected {} columns, found {}", P::HEADER.len(), record.len()),
+            });
+        } else {
+            for raw in record.iter() {
+                // A field that is not UTF-8 means the whole file has the wrong encoding (typically
+                // Shift_JIS): refuse the file instead of reporting every row.
+                fields.push(std::str::from_utf8(raw).map_err(|_| ReadFailure::Encoding(line))?);
+            }
+        }
+        let parsed = if row_errors.is_empty() { parser.parse(&fields, line).map_err(Some) } else { Err(None) };
+        match parsed {
+            Ok(row) => {
+                batch.push(row);
+                if batch.len() == BATCH_ROWS {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
+                    if tx.send(full).is_err() {
+                        // The writer gave up (database error); it reports why.
+                        break;
+                    }
+                }
+            }
+            Err(errors) => {
+                row_errors.extend(errors.unwrap_or_default());
+                if !keep_rejected {
+                    failed.store(true, Ordering::Relaxed);
+                } else {
+                    let raw = record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+                    outcome.rejected_rows.push((line, raw));
+                }
+                outcome.errors.extend(row_errors);
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch);
+    }
+    drop(tx);
+    // Finish reading to the end so the hash covers the whole file even after an early stop.
+    let mut rest = reader.into_inner();
+    std::io::copy(&mut rest, &mut std::io::sink()).map_err(ReadFailure::Io)?;
+    outcome.sha256 = ncf_shared::encoding::hex(&rest.hasher.finalize());
+    Ok(outcome)
+}
+
+fn error_rows(errors: &[RowError]) -> usize {
+    let mut lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
+    lines.dedup();
+    lines.len()
+}
+
+fn csv_read_error(path: &str, e: csv::Error) -> ImportError {
+    match e.into_kind() {
+        csv::ErrorKind::Io(source) => ImportError::Read { path: path.to_string(), source },
+        csv::ErrorKind::Utf8 { pos, .. } => {
+            ImportError::Encoding { path: path.to_string(), line: pos.map(|p| p.line()).unwrap_or(1) }
+        }
+        other => ImportError::Read { path: path.to_string(), source: std::io::Error::other(format!("{other:?}")) },
+    }
+}
+
+pub fn default_rejects_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".rejects.csv");
+    path.with_file_name(name)
+}
+
+/// Rejected rows with their line and reasons, the My Number masked (the operator fixes the source
+/// file at those lines and re-imports it; re-importing unchanged rows changes nothing).
+fn write_rejects<P: RowParser>(path: &Path, outcome: &ReadOutcome) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut out = csv::Writer::from_writer(std::io::BufWriter::new(options.open(path)?));
+    let mut header = vec!["line", "errors"];
+    header.extend_from_slice(P::HEADER);
+    out.write_record(&header)?;
+    for (line, raw) in &outcome.rejected_rows {
+        let reasons: Vec<String> = outcome
+            .errors
+            .iter()
+            .filter(|e| e.line == *line)
+            .map(|e| if e.column.is_empty() { e.reason.clone() } else { format!("{}: {}", e.column, e.reason) })
+            .collect();
+        let mut row = vec![line.to_string(), reasons.join("; ")];
+        for (i, field) in raw.iter().enumerate() {
+            row.push(if i == P::SECRET_COLUMN { "*".repeat(field.chars().count()) } else { field.clone() });
+        }
+        out.write_record(&row)?;
+    }
+    out.flush()
+}
+
+/// Bulk upsert through a per-connection staging table: rows are batch-inserted (typed) into a TEMP
+/// copy of the target, then merged with one `INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE`, the
+/// same SQL on SQLite and PostgreSQL. A row is only touched (and re-stamped with the import id)
+/// when one of `compared` differs, which makes re-imports change nothing. All compared columns are
+/// NOT NULL, so `<>` is exact.
+pub(crate) struct Merge {
+    pub table: &'static str,
+    pub staging: &'static str,
+    pub key: &'static [&'static str],
+    pub compared: &'static [&'static str],
+}
+
+impl Merge {
+    pub fn create_staging(&self, conn: &mut DbConn) -> QueryResult<()> {
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute(&format!(
+            "DROP TABLE IF EXISTS {s}; CREATE TEMP TABLE {s} AS SELECT * FROM {t} WHERE 1 = 0;",
+            s = self.staging,
+            t = self.table
+        ))
+    }
+
+    /// Moves the staged rows into the table; returns how many were inserted or changed.
+    pub fn merge(&self, conn: &mut DbConn) -> QueryResult<usize> {
+        let columns: Vec<&str> = self.key.iter().chain(self.compared).copied().chain(["import_id"]).collect();
+        let list = columns.join(", ");
+        let set: Vec<String> = self.compared.iter().chain(&["import_id"]).map(|c| format!("{c} = excluded.{c}")).collect();
+        let differs: Vec<String> = self.compared.iter().map(|c| format!("{t}.{c} <> excluded.{c}", t = self.table)).collect();
+        let sql = format!(
+            "INSERT INTO {t} ({list}) SELECT {list} FROM {s} WHERE true ON CONFLICT ({key}) DO UPDATE SET {set} WHERE {differs}",
+            t = self.table,
+            s = self.staging,
+            key = self.key.join(", "),
+            set = set.join(", "),
+            differs = differs.join(" OR "),
+        );
+        let affected = diesel::sql_query(sql).execute(conn)?;
+        diesel::sql_query(format!("DELETE FROM {}", self.staging)).execute(conn)?;
+        Ok(affected)
+    }
+}

@@ -1,0 +1,292 @@
+//! `import-residents`: the resident feed (J-LIS): address changes, name changes and deaths.
+//! Events are kept as imported; each person's current state (`residents`) is folded from them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use ncf_shared::db::DbConn;
+use ncf_shared::ids::ImportId;
+use ncf_shared::{Municipality, MyNumber, MyNumberHasher, PersonKey, per_backend};
+
+use super::registry::RowCheck;
+use super::{ImportError, ImportOptions, ImportSummary, ImportTarget, Merge, RowError, RowParser};
+use crate::schema::{resident_events, residents};
+
+pub const HEADER: [&str; 7] = ["my_number", "event", "effective_on", "lgcode", "address", "family_name", "given_name"];
+
+pub const ADDRESS_CHANGED: &str = "address_changed";
+pub const NAME_CHANGED: &str = "name_changed";
+pub const DECEASED: &str = "deceased";
+const MAX_ADDRESS_CHARS: usize = 200;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = resident_events)]
+pub struct ResidentEvent {
+    pub person_key: Vec<u8>,
+    pub event: String,
+    pub effective_on: NaiveDate,
+    pub lgcode: String,
+    pub address: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub import_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Insertable, Queryable, Selectable)]
+#[diesel(table_name = residents, treat_none_as_default_value = false)]
+pub struct Resident {
+    pub person_key: Vec<u8>,
+    pub lgcode: Option<String>,
+    pub address: Option<String>,
+    pub address_since: Option<NaiveDate>,
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub name_since: Option<NaiveDate>,
+    pub deceased_on: Option<NaiveDate>,
+    pub import_id: String,
+}
+
+pub struct ResidentsParser {
+    hasher: MyNumberHasher,
+    import_id: String,
+    seen: HashMap<(PersonKey, &'static str, NaiveDate), u64>,
+}
+
+impl RowParser for ResidentsParser {
+    type Row = ResidentEvent;
+    const KIND: &'static str = "residents";
+    const HEADER: &'static [&'static str] = &HEADER;
+    const SECRET_COLUMN: usize = 0;
+
+    fn parse(&mut self, f: &[&str], line: u64) -> Result<ResidentEvent, Vec<RowError>> {
+        let mut c = RowCheck::new(line);
+        let person = c.check("my_number", MyNumber::parse(f[0])).map(|n| self.hasher.person_key(&n));
+        let event = [ADDRESS_CHANGED, NAME_CHANGED, DECEASED].into_iter().find(|e| *e == f[1]);
+        if event.is_none() {
+            c.fail("event", format!("unknown event {:?} (expected address_changed, name_changed or deceased)", f[1]));
+        }
+        let effective_on = c.date("effective_on", f[2]);
+        let (lgcode, address, family_name, given_name) = (f[3], f[4], f[5], f[6]);
+        if !lgcode.is_empty() {
+            match Municipality::by_lgcode(lgcode) {
+                None => c.fail("lgcode", format!("unknown municipality code {lgcode:?}")),
+                Some(m) if !m.is_residence() => c.fail(
+                    "lgcode",
+                    format!("{lgcode} ({}) is a designated city with wards; use the ward's code", m.name_ja),
+                ),
+                Some(_) => {}
+            }
+        }
+        if event == Some(ADDRESS_CHANGED) {
+            if lgcode.is_empty() {
+                c.fail("lgcode", "required for address_changed");
+            }
+            if address.trim().is_empty() {
+                c.fail("address", "required for address_changed");
+            }
+        }
+        if address.chars().count() > MAX_ADDRESS_CHARS || address.chars().any(char::is_control) {
+            c.fail("address", format!("longer than {MAX_ADDRESS_CHARS} characters or contains a control character"));
+        }
+        let names_required = event == Some(NAME_CHANGED);
+        for (column, value) in [("family_name", family_name), ("given_name", given_name)] {
+            if names_required || !value.is_empty() {
+                let _ = c.name(column, value);
+            }
+        }
+        if let (Some(p), Some(e), Some(d)) = (person, event, effective_on) {
+            if let Some(first) = self.seen.get(&(p, e, d)) {
+                c.fail("", format!("duplicate of line {first} (same person, event and date)"));
+            } else {
+                self.seen.insert((p, e, d), line);
+            }
+        }
+        let row = (|| {
+            Some(ResidentEvent {
+                person_key: person?.as_bytes().to_vec(),
+                event: event?.to_string(),
+                effective_on: effective_on?,
+                lgcode: lgcode.to_string(),
+                address: address.trim().to_string(),
+                family_name: family_name.to_string(),
+                given_name: given_name.to_string(),
+                import_id: self.import_id.clone(),
+            })
+        })();
+        c.finish(row)
+    }
+}
+
+const STATEMENT_ROWS: usize = 500;
+
+#[derive(Default)]
+pub struct ResidentTables {
+    touched: BTreeSet<Vec<u8>>,
+}
+
+diesel::table! {
+    /// TEMP staging copy of `resident_events` (see `Merge`).
+    resident_events_staging (person_key, event, effective_on) {
+        person_key -> Binary,
+        event -> Text,
+        effective_on -> Date,
+        lgcode -> Text,
+        address -> Text,
+        family_name -> Text,
+        given_name -> Text,
+        import_id -> Text,
+    }
+}
+
+const MERGE: Merge = Merge {
+    table: "resident_events",
+    staging: "resident_events_staging",
+    key: &["person_key", "event", "effective_on"],
+    compared: &["lgcode", "address", "family_name", "given_name"],
+};
+
+#[derive(Insertable)]
+#[diesel(table_name = resident_events_staging)]
+struct StagedEvent<'a> {
+    person_key: &'a [u8],
+    event: &'a str,
+    effective_on: NaiveDate,
+    lgcode: &'a str,
+    address: &'a str,
+    family_name: &'a str,
+    given_name: &'a str,
+    import_id: &'a str,
+}
+
+impl ImportTarget<ResidentEvent> for ResidentTables {
+    fn start(&mut self, conn: &mut DbConn) -> QueryResult<()> {
+        MERGE.create_staging(conn)
+    }
+
+    fn count(&self, conn: &mut DbConn) -> QueryResult<i64> {
+        resident_events::table.count().get_result(conn)
+    }
+
+    fn write(&mut self, conn: &mut DbConn, rows: &[ResidentEvent]) -> QueryResult<usize> {
+        self.touched.extend(rows.iter().map(|r| r.person_key.clone()));
+        for chunk in rows.chunks(STATEMENT_ROWS) {
+            let staged: Vec<StagedEvent<'_>> = chunk
+                .iter()
+                .map(|e| StagedEvent {
+                    person_key: &e.person_key,
+                    event: &e.event,
+                    effective_on: e.effective_on,
+                    lgcode: &e.lgcode,
+                    address: &e.address,
+                    family_name: &e.family_name,
+                    given_name: &e.given_name,
+                    import_id: &e.import_id,
+                })
+                .collect();
+            per_backend!(&mut *conn, c => diesel::insert_into(resident_events_staging::table).values(&staged).execute(c))?;
+        }
+        MERGE.merge(conn)
+    }
+
+    /// Re-folds the current state of every person this file touched; rows that come out the same
+    /// are left alone (and keep the import that last changed them).
+    fn finish(&mut self, conn: &mut DbConn, import_id: &ImportId) -> QueryResult<()> {
+        let keys: Vec<Vec<u8>> = std::mem::take(&mut self.touched).into_iter().collect();
+        for chunk in keys.chunks(STATEMENT_ROWS) {
+            let events: Vec<ResidentEvent> = resident_events::table
+                .filter(resident_events::person_key.eq_any(chunk))
+                .select(ResidentEvent::as_select())
+                .load(conn)?;
+            let existing: HashMap<Vec<u8>, Resident> = residents::table
+                .filter(residents::person_key.eq_any(chunk))
+                .select(Resident::as_select())
+                .load(conn)?
+                .into_iter()
+                .map(|r| (r.person_key.clone(), r))
+                .collect();
+            let mut by_person: HashMap<&[u8], Vec<&ResidentEvent>> = HashMap::new();
+            for e in &events {
+                by_person.entry(e.person_key.as_slice()).or_default().push(e);
+            }
+            let changed: Vec<Resident> = by_person
+                .into_iter()
+                .filter_map(|(key, events)| {
+                    let folded = fold(key, &events, import_id.as_str());
+                    match existing.get(key) {
+                        Some(old) if same_state(old, &folded) => None,
+                        _ => Some(folded),
+                    }
+                })
+                .collect();
+            upsert_residents(conn, &changed)?;
+        }
+        Ok(())
+    }
+}
+
+/// Current state from a person's events: the latest address, the latest name, the date of death.
+fn fold(key: &[u8], events: &[&ResidentEvent], import_id: &str) -> Resident {
+    let latest = |kind: &str| events.iter().filter(|e| e.event == kind).max_by_key(|e| e.effective_on);
+    let address = latest(ADDRESS_CHANGED);
+    // The name is the one on the latest event that carries a name (a name change, or an address
+    // record that states the name).
+    let name = events
+        .iter()
+        .filter(|e| e.event != DECEASED && !e.family_name.is_empty() && !e.given_name.is_empty())
+        .max_by_key(|e| (e.effective_on, e.event == NAME_CHANGED))
+        .copied();
+    Resident {
+        person_key: key.to_vec(),
+        lgcode: address.map(|a| a.lgcode.clone()),
+        address: address.map(|a| a.address.clone()),
+        address_since: address.map(|a| a.effective_on),
+        family_name: name.map(|n| n.family_name.clone()),
+        given_name: name.map(|n| n.given_name.clone()),
+        name_since: name.filter(|n| n.event == NAME_CHANGED).map(|n| n.effective_on),
+        deceased_on: events.iter().filter(|e| e.event == DECEASED).map(|e| e.effective_on).min(),
+        import_id: import_id.to_string(),
+    }
+}
+
+fn same_state(a: &Resident, b: &Resident) -> bool {
+    Resident { import_id: String::new(), ..a.clone() } == Resident { import_id: String::new(), ..b.clone() }
+}
+
+fn upsert_residents(conn: &mut DbConn, rows: &[Resident]) -> QueryResult<()> {
+    use residents::dsl as r;
+    per_backend!(conn, c => {
+        for chunk in rows.chunks(STATEMENT_ROWS) {
+            diesel::insert_into(residents::table)
+                .values(chunk)
+                .on_conflict(r::person_key)
+                .do_update()
+                .set((
+                    r::lgcode.eq(excluded(r::lgcode)),
+                    r::address.eq(excluded(r::address)),
+                    r::address_since.eq(excluded(r::address_since)),
+                    r::family_name.eq(excluded(r::family_name)),
+                    r::given_name.eq(excluded(r::given_name)),
+                    r::name_since.eq(excluded(r::name_since)),
+                    r::deceased_on.eq(excluded(r::deceased_on)),
+                    r::import_id.eq(excluded(r::import_id)),
+                ))
+                .execute(c)?;
+        }
+        Ok(())
+    })
+}
+
+pub fn import(
+    conn: &mut DbConn,
+    path: &Path,
+    hasher: MyNumberHasher,
+    options: &ImportOptions,
+) -> Result<ImportSummary, ImportError> {
+    let import_id = ImportId::new();
+    let parser = ResidentsParser { hasher, import_id: import_id.to_string(), seen: HashMap::new() };
+    let mut target = ResidentTables::default();
+    super::run_import(conn, path, parser, &mut target, import_id, options)
+}

@@ -1,0 +1,21 @@
+//! The national shared server (共通サーバー): registry and resident imports, identity links with
+//! agency-specific codes, and the federation endpoints the prefecture nodes call.
+
+pub mod cli;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod imports;
+pub mod nodes;
+pub mod schema;
+pub mod synthetic;
+
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/national/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/national/postgres");
+
+/// Applies the national server's pending migrations.
+pub fn migrate(conn: &mut ncf_shared::db::DbConn) -> Result<Vec<String>, ncf_shared::db::DbError> {
+    ncf_shared::db::run_migrations(conn, SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS)
+}

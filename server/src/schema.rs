@@ -1,0 +1,103 @@
+//! diesel table definitions, matching migrations/national/{sqlite,postgres}.
+
+diesel::table! {
+    imports (id) {
+        id -> Text,
+        kind -> Text,
+        file_name -> Text,
+        file_sha256 -> Text,
+        mode -> Text,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        rows_total -> BigInt,
+        rows_inserted -> BigInt,
+        rows_updated -> BigInt,
+        rows_unchanged -> BigInt,
+        rows_rejected -> BigInt,
+    }
+}
+
+diesel::table! {
+    licences (qualification, registration_number) {
+        qualification -> Text,
+        registration_number -> Text,
+        person_key -> Binary,
+        registered_on -> Date,
+        family_name -> Text,
+        given_name -> Text,
+        family_name_kana -> Text,
+        given_name_kana -> Text,
+        birth_date -> Date,
+        sex -> SmallInt,
+        status -> Text,
+        import_id -> Text,
+    }
+}
+
+diesel::table! {
+    resident_events (person_key, event, effective_on) {
+        person_key -> Binary,
+        event -> Text,
+        effective_on -> Date,
+        lgcode -> Text,
+        address -> Text,
+        family_name -> Text,
+        given_name -> Text,
+        import_id -> Text,
+    }
+}
+
+diesel::table! {
+    residents (person_key) {
+        person_key -> Binary,
+        lgcode -> Nullable<Text>,
+        address -> Nullable<Text>,
+        address_since -> Nullable<Date>,
+        family_name -> Nullable<Text>,
+        given_name -> Nullable<Text>,
+        name_since -> Nullable<Date>,
+        deceased_on -> Nullable<Date>,
+        import_id -> Text,
+    }
+}
+
+diesel::table! {
+    nodes (key_id) {
+        key_id -> Text,
+        prefecture -> Text,
+        public_key -> Text,
+        added_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    federation_nonces (key_id, nonce) {
+        key_id -> Text,
+        nonce -> Text,
+        seen_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    identity_links (prefecture, agency_code) {
+        prefecture -> Text,
+        agency_code -> Text,
+        person_key -> Binary,
+        qualification -> Text,
+        registration_number -> Text,
+        linked_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(licences -> imports (import_id));
+diesel::joinable!(federation_nonces -> nodes (key_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    imports,
+    licences,
+    resident_events,
+    residents,
+    nodes,
+    federation_nonces,
+    identity_links,
+);
