@@ -1,1 +1,114 @@
-fn main(){}
+//! A prefecture nurse-center node. This first slice generates the node's signing key (to register
+//! at the national server with `national-server nodes add`) and serves its health check; notices,
+//! consents, pages and sync follow.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ncf_shared::Prefecture;
+use ncf_shared::federation::NodeSigningKey;
+
+#[derive(Debug, Parser)]
+#[command(name = "prefecture-node", version, about = "Prefecture nurse-center node of the Nurse Center Federation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the node's Ed25519 signing key (mode 0600) and print its public key.
+    Keygen {
+        /// Where to write the private key.
+        #[arg(long, env = "NODE_KEY_FILE", default_value = "var/node.key")]
+        key_file: PathBuf,
+    },
+    /// Serve the node (health check only in this slice).
+    Serve {
+        /// Prefecture code (JIS X 0401) this node serves.
+        #[arg(long, env = "NODE_PREFECTURE")]
+        prefecture: Prefecture,
+        /// Base URL of the national server.
+        #[arg(long, env = "NODE_NATIONAL_URL")]
+        national: String,
+        /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+        #[arg(long, env = "NODE_LISTEN", default_value = "127.0.0.1:8081")]
+        listen: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Keygen { key_file } => keygen(&key_file),
+        Command::Serve { prefecture, national, listen } => serve(prefecture, &national, &listen),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn keygen(path: &std::path::Path) -> Result<(), String> {
+    if path.exists() {
+        return Err(format!("{} already exists; refusing to replace a node key", path.display()));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let key = NodeSigningKey::generate();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    writeln!(file, "{}", key.to_base64()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!("{}", key.public_key().to_base64());
+    eprintln!(
+        "wrote {} (key id {}); register it with: national-server nodes add --prefecture NN --public-key {}",
+        path.display(),
+        key.public_key().key_id(),
+        key.public_key().to_base64()
+    );
+    Ok(())
+}
+
+fn serve(prefecture: Prefecture, national: &str, listen: &str) -> Result<(), String> {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let national = national.to_string();
+    actix_web::rt::System::new()
+        .block_on(async move {
+            let server = HttpServer::new(move || {
+                let national = national.clone();
+                App::new().route(
+                    "/healthz",
+                    web::get().to(move || {
+                        let national = national.clone();
+                        async move {
+                            HttpResponse::Ok().json(serde_json::json!({
+                                "status": "ok",
+                                "prefecture": prefecture,
+                                "national": national,
+                            }))
+                        }
+                    }),
+                )
+            })
+            .bind(listen)?;
+            for addr in server.addrs() {
+                println!("prefecture-node {prefecture} listening on http://{addr}");
+            }
+            let _ = std::io::stdout().flush();
+            server.run().await
+        })
+        .map_err(|e| format!("cannot serve on {listen}: {e}"))
+}

@@ -1,1 +1,322 @@
+//! Test harness: real `national-server` (and later `prefecture-node`) processes on loopback, each
+//! with its own temporary database on SQLite or PostgreSQL (in the spirit of crates.io's TestApp).
+//!
+//! PostgreSQL tests create a fresh database on the server named by `TEST_DATABASE_URL` and drop it
+//! afterwards; they fail with a clear message when that variable is not set.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+
+/// Runs a test body `fn name(backend: Backend)` on each backend: `both_backends!(name)` makes the
+/// tests `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name($crate::Backend::Sqlite);
+            }
+            #[test]
+            fn postgres() {
+                super::$name($crate::Backend::Postgres);
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A temporary database and folder, removed on drop.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    pg_admin: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                Self { url, backend, dir, pg_admin: None }
+            }
+            Backend::Postgres => {
+                let admin = std::env::var("TEST_DATABASE_URL").expect(
+                    "TEST_DATABASE_URL must name a PostgreSQL database (e.g. postgres://postgres@127.0.0.1:5432/test) \
+                     for the PostgreSQL half of the tests; see README",
+                );
+                let name = format!("ncf_test_{}", uuid::Uuid::now_v7().simple());
+                let mut conn = PgConnection::establish(&admin)
+                    .unwrap_or_else(|e| panic!("cannot connect to TEST_DATABASE_URL: {e}"));
+                conn.batch_execute(&format!("CREATE DATABASE {name}")).expect("create test database");
+                let url = replace_database(&admin, &name);
+                Self { url, backend, dir, pg_admin: Some((admin, name)) }
+            }
+        }
+    }
+
+    /// Path for a file in this test's folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn secret_file(&self) -> PathBuf {
+        self.path("national-secret.key")
+    }
+
+    /// A direct connection, for assertions on what is stored.
+    pub fn connect(&self) -> ncf_shared::db::DbConn {
+        let url = ncf_shared::db::DatabaseUrl::parse(&self.url).expect("valid url");
+        ncf_shared::db::connect_one(&url).expect("connect to test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = &self.pg_admin {
+            if let Ok(mut conn) = PgConnection::establish(admin) {
+                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// The workspace's binaries, built once per test process with the same profile and target folder
+/// as the test itself (cargo does not build other packages' binaries for an integration test).
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf();
+        let target_dir = profile_dir.parent().expect("target folder").to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--bins", "-p", "national-server", "-p", "prefecture-node", "--target-dir"])
+            .arg(&target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "building the binaries failed");
+        profile_dir
+    });
+    dir.join(name)
+}
+
+/// `national-server` with this test's database and secret.
+pub fn national(db: &TestDb) -> Command {
+    let mut cmd = Command::new(binary("national-server"));
+    cmd.env("DATABASE_URL", &db.url)
+        .env("NATIONAL_SECRET_FILE", db.secret_file())
+        .env("RUST_LOG", "info")
+        .current_dir(db.dir.path());
+    cmd
+}
+
+/// Runs a command to completion, returning its output (stdout, stderr as text).
+pub fn run(mut cmd: Command) -> (Output, String, String) {
+    let out = cmd.output().expect("run command");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stdout, stderr)
+}
+
+/// A running server process, killed on drop.
+pub struct TestServer {
+    pub base_url: String,
+    child: Child,
+    stderr_log: PathBuf,
+}
+
+impl TestServer {
+    /// Starts `national-server serve` on a free loopback port and waits until /healthz answers.
+    pub fn national(db: &TestDb) -> Self {
+        let stderr_log = db.path("national-server.log");
+        let mut cmd = national(db);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_log).expect("log file"));
+        Self::spawn(cmd, "national-server listening on ", stderr_log)
+    }
+
+    fn spawn(mut cmd: Command, marker: &str, stderr_log: PathBuf) -> Self {
+        let mut child = cmd.spawn().expect("start server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let marker = marker.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix(&marker) {
+                    let url = rest.split_whitespace().next().unwrap_or_default().to_string();
+                    let _ = tx.send(url);
+                }
+            }
+        });
+        let base_url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start: {}", std::fs::read_to_string(&stderr_log).unwrap_or_default());
+            }
+        };
+        let server = Self { base_url, child, stderr_log };
+        server.wait_healthy();
+        server
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = self.base_url.trim_start_matches("http://").to_string();
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server at {} never accepted connections", self.base_url);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client for tests (installs the process-wide TLS provider reqwest needs).
+pub fn http_client() -> reqwest::Client {
+    static PROVIDER: OnceLock<()> = OnceLock::new();
+    PROVIDER.get_or_init(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client")
+}
+
+/// A current-thread tokio runtime for async parts of a (sync) test.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_name_is_replaced() {
+        assert_eq!(super::replace_database("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
+        assert_eq!(super::replace_database("postgres://u@h/test?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(super::replace_database("postgres://u@h", "x"), "postgres://u@h/x");
+    }
+}
+
+/// A person for hand-made registry and resident files.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub my_number: String,
+    pub qualification: &'static str,
+    pub registration_number: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub family_name_kana: String,
+    pub given_name_kana: String,
+    pub birth_date: &'static str,
+    pub status: &'static str,
+    pub lgcode: &'static str,
+}
+
+impl Person {
+    /// Person `i` of a small fixed cast (valid My Numbers, distinct registration numbers).
+    pub fn sample(i: u64) -> Self {
+        const NAMES: [(&str, &str, &str, &str); 4] = [
+            ("山田", "花子", "ヤマダ", "ハナコ"),
+            ("佐藤", "美咲", "サトウ", "ミサキ"),
+            ("鈴木", "陽子", "スズキ", "ヨウコ"),
+            ("高橋", "愛", "タカハシ", "アイ"),
+        ];
+        let (f, g, fk, gk) = NAMES[(i % 4) as usize];
+        Self {
+            my_number: ncf_shared::MyNumber::from_body(10_000_000_000 + i * 7919).expose_digits(),
+            qualification: "03",
+            registration_number: format!("{:07}", 1_000_000 + i),
+            family_name: f.into(),
+            given_name: g.into(),
+            family_name_kana: fk.into(),
+            given_name_kana: gk.into(),
+            birth_date: "1985-04-01",
+            status: "active",
+            lgcode: "271021",
+        }
+    }
+
+    pub fn registry_row(&self) -> String {
+        format!(
+            "{},{},2008-04-01,{},{},{},{},{},{},2,{}",
+            self.qualification,
+            self.registration_number,
+            self.my_number,
+            self.family_name,
+            self.given_name,
+            self.family_name_kana,
+            self.given_name_kana,
+            self.birth_date,
+            self.status
+        )
+    }
+
+    pub fn moved_in_row(&self) -> String {
+        format!(
+            "{},address_changed,2015-04-01,{},大阪府内1丁目1番1号,{},{}",
+            self.my_number, self.lgcode, self.family_name, self.given_name
+        )
+    }
+}
+
+pub const REGISTRY_HEADER: &str =
+    "qualification,registration_number,registered_on,my_number,family_name,given_name,family_name_kana,given_name_kana,birth_date,sex,status";
+pub const RESIDENTS_HEADER: &str = "my_number,event,effective_on,lgcode,address,family_name,given_name";
+
+/// Writes a CSV file: header then rows.
+pub fn write_csv(path: &Path, header: &str, rows: &[String]) {
+    let mut text = String::from(header);
+    text.push('\n');
+    for r in rows {
+        text.push_str(r);
+        text.push('\n');
+    }
+    std::fs::write(path, text).expect("write csv");
+}

@@ -138,6 +138,7 @@ enum TxFailure {
     Read(std::io::Error),
     Encoding(u64),
     Rejected(u64, Vec<RowError>),
+    RejectsFile(PathBuf, std::io::Error),
 }
 
 impl From<diesel::result::Error> for TxFailure {
@@ -219,6 +220,14 @@ where
             if !accept_valid && !outcome.errors.is_empty() {
                 return Err(TxFailure::Rejected(outcome.total, outcome.errors));
             }
+            // Written before commit: if the rejects cannot be saved, nothing is applied either.
+            let rejects_file = if outcome.rejected_rows.is_empty() {
+                None
+            } else {
+                let target_path = options.rejects_path.clone().unwrap_or_else(|| default_rejects_path(path));
+                write_rejects::<P>(&target_path, &outcome).map_err(|e| TxFailure::RejectsFile(target_path.clone(), e))?;
+                Some(target_path)
+            };
             target.finish(conn, &import_id)?;
             let after = target.count(conn)?;
             let inserted = (after - before).max(0) as u64;
@@ -236,26 +245,21 @@ where
                     imports::rows_rejected.eq(rejected as i64),
                 ))
                 .execute(conn)?;
-            Ok((outcome, counts))
+            Ok((outcome, counts, rejects_file))
         })
     });
 
-    let (outcome, (inserted, updated, unchanged)) = match result {
+    let (outcome, (inserted, updated, unchanged), rejects_file) = match result {
         Ok(ok) => ok,
         Err(TxFailure::Db(e)) => return Err(ImportError::Database(e)),
         Err(TxFailure::Read(source)) => return Err(ImportError::Read { path: shown, source }),
         Err(TxFailure::Encoding(line)) => return Err(ImportError::Encoding { path: shown, line }),
         Err(TxFailure::Rejected(total, rows)) => return Err(ImportError::Rejected { path: shown, total, rows }),
+        Err(TxFailure::RejectsFile(p, source)) => {
+            return Err(ImportError::RejectsFile { path: p.display().to_string(), source });
+        }
     };
 
-    let rejects_file = if outcome.rejected_rows.is_empty() {
-        None
-    } else {
-        let target_path = options.rejects_path.clone().unwrap_or_else(|| default_rejects_path(path));
-        write_rejects::<P>(&target_path, &outcome)
-            .map_err(|source| ImportError::RejectsFile { path: target_path.display().to_string(), source })?;
-        Some(target_path)
-    };
     Ok(ImportSummary {
         import_id,
         rows_total: outcome.total,
@@ -378,7 +382,8 @@ fn write_rejects<P: RowParser>(path: &Path, outcome: &ReadOutcome) -> std::io::R
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut out = csv::Writer::from_writer(std::io::BufWriter::new(options.open(path)?));
+    // Flexible: a rejected row may have the wrong number of columns.
+    let mut out = csv::WriterBuilder::new().flexible(true).from_writer(std::io::BufWriter::new(options.open(path)?));
     let mut header = vec!["line", "errors"];
     header.extend_from_slice(P::HEADER);
     out.write_record(&header)?;

@@ -1,0 +1,296 @@
+//! `national-server import-registry` / `import-residents` as an operator runs them: real process,
+//! real database (SQLite and PostgreSQL).
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use ncf_tests::{Backend, Person, REGISTRY_HEADER, RESIDENTS_HEADER, TestDb, both_backends, national, run, write_csv};
+
+#[derive(QueryableByName, Debug, PartialEq)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn count(db: &TestDb, table: &str) -> i64 {
+    let mut conn = db.connect();
+    diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}")).get_result::<Count>(&mut conn).expect("count").n
+}
+
+#[derive(QueryableByName, Debug, PartialEq, Clone)]
+struct LicenceRow {
+    #[diesel(sql_type = Text)]
+    qualification: String,
+    #[diesel(sql_type = Text)]
+    registration_number: String,
+    #[diesel(sql_type = Text)]
+    family_name: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Text)]
+    import_id: String,
+}
+
+fn licences(db: &TestDb) -> Vec<LicenceRow> {
+    let mut conn = db.connect();
+    diesel::sql_query(
+        "SELECT qualification, registration_number, family_name, status, import_id FROM licences \
+         ORDER BY qualification, registration_number",
+    )
+    .load(&mut conn)
+    .expect("licences")
+}
+
+fn import(db: &TestDb, kind: &str, file: &std::path::Path, extra: &[&str]) -> (bool, String, String) {
+    let mut cmd = national(db);
+    cmd.arg(kind).arg(file).args(extra);
+    let (out, stdout, stderr) = run(cmd);
+    (out.status.success(), stdout, stderr)
+}
+
+fn people(n: u64) -> Vec<Person> {
+    (0..n).map(Person::sample).collect()
+}
+
+fn good_registry_is_imported_and_reimport_changes_nothing(backend: Backend) {
+    let db = TestDb::new(backend);
+    let cast = people(40);
+    let file = db.path("registry.csv");
+    write_csv(&file, REGISTRY_HEADER, &cast.iter().map(Person::registry_row).collect::<Vec<_>>());
+
+    let (ok, stdout, stderr) = import(&db, "import-registry", &file, &[]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("40 rows (40 new, 0 changed, 0 unchanged, 0 rejected)"), "{stdout}");
+    assert_eq!(count(&db, "licences"), 40);
+    let first = licences(&db);
+    assert_eq!(first[0].registration_number, "1000000");
+    assert_eq!(first[0].family_name, "山田");
+
+    // No clear My Number is stored or logged (rule 1).
+    let mut conn = db.connect();
+    #[derive(QueryableByName)]
+    struct Dump {
+        #[diesel(sql_type = Text)]
+        t: String,
+    }
+    let dumped: Vec<Dump> = diesel::sql_query(match backend {
+        Backend::Sqlite => "SELECT qualification || registration_number || family_name || given_name || hex(person_key) AS t FROM licences",
+        Backend::Postgres => "SELECT qualification || registration_number || family_name || given_name || encode(person_key, 'hex') AS t FROM licences",
+    })
+    .load(&mut conn)
+    .unwrap();
+    for p in &cast {
+        assert!(dumped.iter().all(|d| !d.t.contains(&p.my_number)), "My Number stored in clear");
+        assert!(!stderr.contains(&p.my_number) && !stdout.contains(&p.my_number), "My Number logged");
+    }
+    if backend == Backend::Sqlite {
+        for file in ["test.db", "test.db-wal"] {
+            let bytes = std::fs::read(db.path(file)).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(cast.iter().all(|p| !text.contains(&p.my_number)), "My Number in {file}");
+        }
+    }
+
+    // Same file again: nothing changes, not even the import stamps.
+    let (ok, stdout, stderr) = import(&db, "import-registry", &file, &[]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("40 rows (0 new, 0 changed, 40 unchanged, 0 rejected)"), "{stdout}");
+    assert_eq!(licences(&db), first);
+
+    // One row changed upstream: exactly that row changes and names the new import (rule 7).
+    let mut changed = cast.clone();
+    changed[5].status = "lapsed";
+    write_csv(&file, REGISTRY_HEADER, &changed.iter().map(Person::registry_row).collect::<Vec<_>>());
+    let (ok, stdout, stderr) = import(&db, "import-registry", &file, &[]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("40 rows (0 new, 1 changed, 39 unchanged, 0 rejected)"), "{stdout}");
+    let after = licences(&db);
+    let differing: Vec<_> = after.iter().zip(&first).filter(|(a, b)| a != b).collect();
+    assert_eq!(differing.len(), 1);
+    assert_eq!(differing[0].0.status, "lapsed");
+    let import_id = stdout.rsplit("import id ").next().unwrap().trim();
+    assert_eq!(differing[0].0.import_id, import_id);
+    assert_eq!(count(&db, "imports"), 3);
+}
+both_backends!(good_registry_is_imported_and_reimport_changes_nothing);
+
+/// A file with several bad rows, and the (line, column) each must be reported at.
+fn bad_registry(db: &TestDb) -> (std::path::PathBuf, Vec<(u64, &'static str)>) {
+    let cast = people(12);
+    let mut rows: Vec<String> = cast.iter().map(Person::registry_row).collect();
+    let mut wrong_digit = cast[1].clone();
+    let last = wrong_digit.my_number.pop().unwrap();
+    wrong_digit.my_number.push(if last == '9' { '0' } else { char::from(last as u8 + 1) });
+    rows[1] = wrong_digit.registry_row();
+    rows[3] = rows[3].replacen("03,", "99,", 1);
+    rows[4] = rows[4].replace("1985-04-01", "1985-02-30");
+    rows[6] = rows[6].rsplitn(2, ',').nth(1).unwrap().to_string();
+    rows[7] = rows[7].replace(",2,active", ",5,active");
+    rows[9] = rows[8].clone();
+    let mut kana = cast[10].clone();
+    kana.family_name_kana = "やまだ".into();
+    rows[10] = kana.registry_row();
+    let file = db.path("registry-bad.csv");
+    write_csv(&file, REGISTRY_HEADER, &rows);
+    // Line numbers count the header as line 1.
+    let expected = vec![
+        (3, "my_number"),
+        (5, "qualification"),
+        (6, "birth_date"),
+        (8, ""),
+        (9, "sex"),
+        (11, "registration_number"),
+        (12, "family_name_kana"),
+    ];
+    (file, expected)
+}
+
+fn bad_rows_reject_the_whole_file_and_name_every_row(backend: Backend) {
+    let db = TestDb::new(backend);
+    let (file, expected) = bad_registry(&db);
+    let (ok, stdout, stderr) = import(&db, "import-registry", &file, &[]);
+    assert!(!ok, "a file with bad rows must fail: {stdout}");
+    for (line, column) in &expected {
+        let needle = if column.is_empty() { format!("line {line}: expected 11 columns, found 10") } else { format!("line {line}, column {column}:") };
+        assert!(stderr.contains(&needle), "missing {needle:?} in:\n{stderr}");
+    }
+    assert!(stderr.contains("7 bad row(s) out of 12; nothing was imported"), "{stderr}");
+    assert!(stderr.contains("check digit is wrong"), "{stderr}");
+    assert!(stderr.contains("duplicate of line 10"), "{stderr}");
+    assert_eq!(count(&db, "licences"), 0, "nothing written");
+    assert_eq!(count(&db, "imports"), 0, "no import recorded");
+}
+both_backends!(bad_rows_reject_the_whole_file_and_name_every_row);
+
+fn accept_valid_applies_good_rows_and_writes_rejects(backend: Backend) {
+    let db = TestDb::new(backend);
+    let (file, expected) = bad_registry(&db);
+    let rejects = db.path("rejects.csv");
+    let (ok, stdout, stderr) =
+        import(&db, "import-registry", &file, &["--accept-valid", "--rejects", rejects.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("12 rows (5 new, 0 changed, 0 unchanged, 7 rejected)"), "{stdout}");
+    assert_eq!(count(&db, "licences"), 5);
+    let text = std::fs::read_to_string(&rejects).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("line,errors,qualification,registration_number"));
+    assert_eq!(lines.len(), 1 + expected.len());
+    for ((line, _), row) in expected.iter().zip(&lines[1..]) {
+        assert!(row.starts_with(&format!("{line},")), "{row}");
+        assert!(row.contains("************"), "My Number masked: {row}");
+    }
+    assert!(people(12).iter().all(|p| !text.contains(&p.my_number)), "no clear My Number in the rejects file");
+}
+both_backends!(accept_valid_applies_good_rows_and_writes_rejects);
+
+fn malformed_files_are_refused_with_a_clear_message(backend: Backend) {
+    let db = TestDb::new(backend);
+    let row = Person::sample(1).registry_row();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.csv", Vec::new(), "is empty"),
+        ("header.csv", format!("qualification,registration_no\n{row}\n").into_bytes(), "has the wrong header"),
+        (
+            "sjis.csv",
+            // "山田" in Shift_JIS is 0x8E 0x52 0x93 0x63: not UTF-8.
+            [REGISTRY_HEADER.as_bytes(), b"\n03,1000001,2008-04-01,", Person::sample(1).my_number.as_bytes(), b",\x8e\x52\x93\x63,x,\x83\x84,\x83\x84,1985-04-01,2,active\n"].concat(),
+            "is not UTF-8",
+        ),
+    ];
+    for (name, bytes, message) in cases {
+        let file = db.path(name);
+        std::fs::write(&file, bytes).unwrap();
+        let (ok, _, stderr) = import(&db, "import-registry", &file, &[]);
+        assert!(!ok, "{name} must be refused");
+        assert!(stderr.contains(message), "{name}: {stderr}");
+    }
+    let (ok, _, stderr) = import(&db, "import-registry", &db.path("missing.csv"), &[]);
+    assert!(!ok && stderr.contains("cannot read"), "{stderr}");
+    assert_eq!(count(&db, "licences"), 0);
+    assert_eq!(count(&db, "imports"), 0);
+}
+both_backends!(malformed_files_are_refused_with_a_clear_message);
+
+#[derive(QueryableByName, Debug, PartialEq)]
+struct ResidentRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    lgcode: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    family_name: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Date>)]
+    deceased_on: Option<chrono::NaiveDate>,
+}
+
+fn residents_fold_into_current_state_and_reimport_changes_nothing(backend: Backend) {
+    let db = TestDb::new(backend);
+    let cast = people(3);
+    let file = db.path("residents.csv");
+    let mut rows: Vec<String> = cast.iter().map(Person::moved_in_row).collect();
+    rows.push(format!("{},address_changed,2025-06-01,261017,京都府京都市北区1丁目2番3号,,", cast[0].my_number));
+    rows.push(format!("{},name_changed,2024-05-05,,,中村,美咲", cast[1].my_number));
+    rows.push(format!("{},deceased,2025-01-31,,,,", cast[2].my_number));
+    write_csv(&file, RESIDENTS_HEADER, &rows);
+    let (ok, stdout, stderr) = import(&db, "import-residents", &file, &[]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("6 rows (6 new, 0 changed, 0 unchanged, 0 rejected)"), "{stdout}");
+    let mut conn = db.connect();
+    let state: Vec<ResidentRow> =
+        diesel::sql_query("SELECT lgcode, family_name, deceased_on FROM residents ORDER BY lgcode, family_name")
+            .load(&mut conn)
+            .unwrap();
+    let expected = vec![
+        ResidentRow { lgcode: Some("261017".into()), family_name: Some("山田".into()), deceased_on: None },
+        ResidentRow { lgcode: Some("271021".into()), family_name: Some("中村".into()), deceased_on: None },
+        ResidentRow {
+            lgcode: Some("271021".into()),
+            family_name: Some("鈴木".into()),
+            deceased_on: chrono::NaiveDate::from_ymd_opt(2025, 1, 31),
+        },
+    ];
+    assert_eq!(state, expected);
+
+    let (ok, stdout, _) = import(&db, "import-residents", &file, &[]);
+    assert!(ok && stdout.contains("6 rows (0 new, 0 changed, 6 unchanged, 0 rejected)"), "{stdout}");
+    assert_eq!(count(&db, "resident_events"), 6);
+    assert_eq!(count(&db, "residents"), 3);
+
+    // Bad rows: unknown municipality, a designated city instead of its ward, missing name.
+    let bad = vec![
+        format!("{},address_changed,2025-07-01,999999,どこか,,", cast[0].my_number),
+        format!("{},address_changed,2025-07-01,271004,大阪市,,", cast[1].my_number),
+        format!("{},name_changed,2025-07-01,,,,", cast[0].my_number),
+        format!("{},moved,2025-07-01,,,,", cast[0].my_number),
+    ];
+    let bad_file = db.path("residents-bad.csv");
+    write_csv(&bad_file, RESIDENTS_HEADER, &bad);
+    let (ok, _, stderr) = import(&db, "import-residents", &bad_file, &[]);
+    assert!(!ok);
+    assert!(stderr.contains("line 2, column lgcode: unknown municipality code \"999999\""), "{stderr}");
+    assert!(stderr.contains("line 3, column lgcode: 271004 (大阪市) is a designated city with wards"), "{stderr}");
+    assert!(stderr.contains("line 4, column family_name: must not be empty"), "{stderr}");
+    assert!(stderr.contains("line 5, column event: unknown event \"moved\""), "{stderr}");
+    assert_eq!(count(&db, "resident_events"), 6, "nothing written");
+}
+both_backends!(residents_fold_into_current_state_and_reimport_changes_nothing);
+
+fn synthetic_files_import_cleanly(backend: Backend) {
+    let db = TestDb::new(backend);
+    let out = db.path("synthetic");
+    let mut cmd = national(&db);
+    cmd.args(["generate-synthetic", "--nurses", "3000", "--out"]).arg(&out);
+    let (status, stdout, stderr) = run(cmd);
+    assert!(status.status.success(), "{stderr}");
+    assert!(stdout.contains("3000 people"), "{stdout}");
+    let (ok, stdout, stderr) = import(&db, "import-registry", &out.join("registry.csv"), &[]);
+    assert!(ok && stdout.contains("3000 rows (3000 new"), "{stdout}{stderr}");
+    let (ok, stdout, stderr) = import(&db, "import-residents", &out.join("residents.csv"), &[]);
+    assert!(ok && stdout.contains("0 rejected"), "{stdout}{stderr}");
+    assert_eq!(count(&db, "residents"), 3000, "everyone has a resident record");
+    // Every licence joins a resident record through the keyed hash.
+    let mut conn = db.connect();
+    let joined: Count = diesel::sql_query(
+        "SELECT COUNT(*) AS n FROM licences l JOIN residents r ON r.person_key = l.person_key",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(joined.n, 3000);
+}
+both_backends!(synthetic_files_import_cleanly);
