@@ -22,11 +22,13 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, DateError> {
     if !shape_ok {
         return Err(DateError::Format);
     }
-    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| DateError::NoSuchDay)?;
-    if !(1900..=2100).contains(&chrono::Datelike::year(&date)) {
+    // Digits are checked above; no format-string parsing on this hot path (imports).
+    let num = |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    let year = num(0..4) as i32;
+    if !(1900..=2100).contains(&year) {
         return Err(DateError::OutOfRange);
     }
-    Ok(date)
+    NaiveDate::from_ymd_opt(year, num(5..7), num(8..10)).ok_or(DateError::NoSuchDay)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -97,14 +97,13 @@ pub(crate) trait RowParser: Send {
     fn parse(&mut self, fields: &[&str], line: u64) -> Result<Self::Row, Vec<RowError>>;
 }
 
-/// Where the rows go.
+/// Where the rows go: a `Merge` into one table, plus anything to do per batch and at the end.
 pub(crate) trait ImportTarget<Row> {
-    /// Runs first, inside the import's transaction.
-    fn start(&mut self, conn: &mut DbConn) -> QueryResult<()>;
-    /// Rows currently in the target table (to tell inserts from updates).
-    fn count(&self, conn: &mut DbConn) -> QueryResult<i64>;
-    /// Writes rows; returns how many were inserted or changed.
-    fn write(&mut self, conn: &mut DbConn, rows: &[Row]) -> QueryResult<usize>;
+    fn merge(&self) -> &'static Merge;
+    /// The row as the JSON array the merge expects.
+    fn json<'r>(&self, row: &'r Row) -> &'r str;
+    /// Sees each batch before it is written.
+    fn observe(&mut self, _rows: &[Row]) {}
     /// Runs after the last batch, in the same transaction.
     fn finish(&mut self, _conn: &mut DbConn, _import_id: &ImportId) -> QueryResult<()> {
         Ok(())
@@ -181,6 +180,13 @@ where
         return Err(ImportError::Header { path: shown, expected, found: found.join(",") });
     }
 
+    if let DbConn::Sqlite(c) = conn {
+        // A bulk load into B-trees in random key order: without a large page cache every insert
+        // spills pages to the WAL again and again. 1 GiB (the anchor's setting) keeps the working
+        // set in memory for this connection.
+        use diesel::connection::SimpleConnection;
+        c.batch_execute("PRAGMA cache_size = -1048576;")?;
+    }
     let accept_valid = options.accept_valid;
     let failed = AtomicBool::new(false);
     let (tx, rx) = mpsc::sync_channel::<Vec<P::Row>>(4);
@@ -201,14 +207,22 @@ where
                     imports::started_at.eq(started_at),
                 ))
                 .execute(conn)?;
-            target.start(conn)?;
-            let before = target.count(conn)?;
+            let merge = target.merge();
+            let before = merge.count(conn)?;
+            // Initial load into an empty table: append without the indexes and build them once at
+            // the end (sorted builds instead of millions of random B-tree inserts). Rows are
+            // unique within a file (the parser rejects duplicates), so this equals the upsert.
+            let bulk = before == 0;
+            if bulk {
+                merge.drop_indexes(conn)?;
+            }
             let mut affected = 0u64;
             for batch in rx {
                 // In all-or-nothing mode a bad row dooms the import: keep draining so the reader can
                 // report every bad row, but stop writing.
                 if !failed.load(Ordering::Relaxed) {
-                    affected += target.write(conn, &batch)? as u64;
+                    target.observe(&batch);
+                    affected += merge.apply(conn, batch.iter().map(|r| target.json(r)), bulk)? as u64;
                 }
             }
             let outcome = match reader_thread.join() {
@@ -228,8 +242,11 @@ where
                 write_rejects::<P>(&target_path, &outcome).map_err(|e| TxFailure::RejectsFile(target_path.clone(), e))?;
                 Some(target_path)
             };
+            if bulk {
+                merge.create_indexes(conn)?;
+            }
             target.finish(conn, &import_id)?;
-            let after = target.count(conn)?;
+            let after = merge.count(conn)?;
             let inserted = (after - before).max(0) as u64;
             let valid = outcome.total - outcome.rejected_rows.len() as u64;
             let counts = (inserted, affected.saturating_sub(inserted), valid.saturating_sub(affected));
@@ -403,44 +420,142 @@ fn write_rejects<P: RowParser>(path: &Path, outcome: &ReadOutcome) -> std::io::R
     out.flush()
 }
 
-/// Bulk upsert through a per-connection staging table: rows are batch-inserted (typed) into a TEMP
-/// copy of the target, then merged with one `INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE`, the
-/// same SQL on SQLite and PostgreSQL. A row is only touched (and re-stamped with the import id)
-/// when one of `compared` differs, which makes re-imports change nothing. All compared columns are
-/// NOT NULL, so `<>` is exact.
+/// Column kinds of a merge, as carried in the batch's JSON and stored by each backend.
+#[derive(Clone, Copy)]
+pub(crate) enum Col {
+    Text,
+    /// Bytes, carried as hex.
+    Hex,
+    /// `YYYY-MM-DD` (already validated).
+    Date,
+    SmallInt,
+}
+
+/// Bulk idempotent upsert of one batch: the rows travel as one JSON array of arrays (a single
+/// bind), are expanded by the database itself (`json_each` / `jsonb_array_elements`), and merged
+/// with `INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE <a compared column differs>`. A row is
+/// only touched, and re-stamped with the import id, when something in it differs, so re-imports
+/// change nothing. All compared columns are NOT NULL, so `<>` is exact. The last column is
+/// `import_id`; the first `key` columns are the conflict target (a unique index).
 pub(crate) struct Merge {
     pub table: &'static str,
-    pub staging: &'static str,
-    pub key: &'static [&'static str],
-    pub compared: &'static [&'static str],
+    pub columns: &'static [(&'static str, Col)],
+    pub key: usize,
+    /// The table's indexes (name, definition) exactly as its migration creates them; a test checks
+    /// that a bulk load leaves the same indexes behind.
+    pub indexes: &'static [(&'static str, &'static str)],
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 impl Merge {
-    pub fn create_staging(&self, conn: &mut DbConn) -> QueryResult<()> {
-        use diesel::connection::SimpleConnection;
-        conn.batch_execute(&format!(
-            "DROP TABLE IF EXISTS {s}; CREATE TEMP TABLE {s} AS SELECT * FROM {t} WHERE 1 = 0;",
-            s = self.staging,
-            t = self.table
-        ))
+    pub fn count(&self, conn: &mut DbConn) -> QueryResult<i64> {
+        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {}", self.table)).get_result::<Count>(conn).map(|c| c.n)
     }
 
-    /// Moves the staged rows into the table; returns how many were inserted or changed.
-    pub fn merge(&self, conn: &mut DbConn) -> QueryResult<usize> {
-        let columns: Vec<&str> = self.key.iter().chain(self.compared).copied().chain(["import_id"]).collect();
-        let list = columns.join(", ");
-        let set: Vec<String> = self.compared.iter().chain(&["import_id"]).map(|c| format!("{c} = excluded.{c}")).collect();
-        let differs: Vec<String> = self.compared.iter().map(|c| format!("{t}.{c} <> excluded.{c}", t = self.table)).collect();
-        let sql = format!(
-            "INSERT INTO {t} ({list}) SELECT {list} FROM {s} WHERE true ON CONFLICT ({key}) DO UPDATE SET {set} WHERE {differs}",
+    pub fn drop_indexes(&self, conn: &mut DbConn) -> QueryResult<()> {
+        for (name, _) in self.indexes {
+            diesel::sql_query(format!("DROP INDEX {name}")).execute(conn)?;
+        }
+        Ok(())
+    }
+
+    pub fn create_indexes(&self, conn: &mut DbConn) -> QueryResult<()> {
+        for (_, definition) in self.indexes {
+            diesel::sql_query(*definition).execute(conn)?;
+        }
+        Ok(())
+    }
+
+    fn sql(&self, postgres: bool, bulk: bool) -> String {
+        let names: Vec<&str> = self.columns.iter().map(|(n, _)| *n).collect();
+        let values: Vec<String> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, col))| match (postgres, col) {
+                (false, Col::Hex) => format!("unhex(value->>{i})"),
+                (false, _) => format!("value->>{i}"),
+                (true, Col::Text) => format!("r->>{i}"),
+                (true, Col::Hex) => format!("decode(r->>{i}, 'hex')"),
+                (true, Col::Date) => format!("(r->>{i})::date"),
+                (true, Col::SmallInt) => format!("(r->>{i})::smallint"),
+            })
+            .collect();
+        // jsonb_each (SQLite) hands each row over as JSONB, so `->>` reads it without re-parsing text.
+        let source = if postgres { "jsonb_array_elements($1::jsonb) AS r" } else { "jsonb_each($1)" };
+        let compared = &names[self.key..names.len() - 1];
+        let set: Vec<String> = names[self.key..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
+        let differs: Vec<String> = compared.iter().map(|c| format!("{t}.{c} <> excluded.{c}", t = self.table)).collect();
+        let insert = format!(
+            "INSERT INTO {t} ({names}) SELECT {values} FROM {source}",
             t = self.table,
-            s = self.staging,
-            key = self.key.join(", "),
+            names = names.join(", "),
+            values = values.join(", "),
+        );
+        if bulk {
+            return insert;
+        }
+        format!(
+            "{insert} WHERE true ON CONFLICT ({key}) DO UPDATE SET {set} WHERE {differs}",
+            key = names[..self.key].join(", "),
             set = set.join(", "),
             differs = differs.join(" OR "),
-        );
-        let affected = diesel::sql_query(sql).execute(conn)?;
-        diesel::sql_query(format!("DELETE FROM {}", self.staging)).execute(conn)?;
-        Ok(affected)
+        )
+    }
+
+    /// Merges rows (each a JSON array in `columns` order); returns how many were inserted or changed.
+    pub fn apply<'a>(&self, conn: &mut DbConn, rows: impl Iterator<Item = &'a str>, bulk: bool) -> QueryResult<usize> {
+        let mut batch = String::from("[");
+        for (i, row) in rows.enumerate() {
+            if i > 0 {
+                batch.push(',');
+            }
+            batch.push_str(row);
+        }
+        batch.push(']');
+        let sql = self.sql(matches!(conn, DbConn::Postgresql(_)), bulk);
+        diesel::sql_query(sql).bind::<diesel::sql_types::Text, _>(batch).execute(conn)
+    }
+}
+
+/// Builds one row's JSON array (on the reader thread, which has time to spare).
+pub(crate) struct JsonRow(Vec<u8>);
+
+impl JsonRow {
+    pub fn new() -> Self {
+        let mut buf = Vec::with_capacity(256);
+        buf.push(b'[');
+        Self(buf)
+    }
+    fn sep(&mut self) {
+        if self.0.len() > 1 {
+            self.0.push(b',');
+        }
+    }
+    pub fn text(&mut self, s: &str) -> &mut Self {
+        self.sep();
+        serde_json::to_writer(&mut self.0, s).expect("writing JSON to memory cannot fail");
+        self
+    }
+    pub fn hex(&mut self, bytes: &[u8]) -> &mut Self {
+        self.sep();
+        self.0.push(b'"');
+        self.0.extend_from_slice(ncf_shared::encoding::hex(bytes).as_bytes());
+        self.0.push(b'"');
+        self
+    }
+    pub fn number(&mut self, n: i64) -> &mut Self {
+        self.sep();
+        self.0.extend_from_slice(n.to_string().as_bytes());
+        self
+    }
+    pub fn finish(&mut self) -> String {
+        self.0.push(b']');
+        String::from_utf8(std::mem::take(&mut self.0)).expect("JSON built from str is UTF-8")
     }
 }

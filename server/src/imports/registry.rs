@@ -1,17 +1,16 @@
 //! `import-registry`: the licence registry (資格管理簿) in DESIGN's CSV format.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 
 use chrono::NaiveDate;
-use diesel::prelude::*;
 use ncf_shared::db::DbConn;
 use ncf_shared::ids::ImportId;
 use ncf_shared::licence::{LicenceStatus, PersonName, RegistrationNumber, Sex};
-use ncf_shared::{MyNumber, MyNumberHasher, Qualification, per_backend};
+use ncf_shared::{MyNumber, MyNumberHasher, Qualification};
 
-use super::{ImportError, ImportOptions, ImportSummary, ImportTarget, Merge, RowError, RowParser};
-use crate::schema::licences;
+use super::{Col, ImportError, ImportOptions, ImportSummary, ImportTarget, JsonRow, Merge, RowError, RowParser};
 
 pub const HEADER: [&str; 11] = [
     "qualification",
@@ -27,32 +26,42 @@ pub const HEADER: [&str; 11] = [
     "status",
 ];
 
-#[derive(Debug)]
-pub struct NewLicence {
-    pub qualification: &'static str,
-    pub registration_number: String,
-    pub person_key: Vec<u8>,
-    pub registered_on: NaiveDate,
-    pub family_name: String,
-    pub given_name: String,
-    pub family_name_kana: String,
-    pub given_name_kana: String,
-    pub birth_date: NaiveDate,
-    pub sex: i16,
-    pub status: &'static str,
-    pub import_id: String,
-}
+/// A validated licence row, as the JSON array `MERGE` expects.
+pub struct LicenceRow(String);
 
 pub struct RegistryParser {
     hasher: MyNumberHasher,
     import_id: String,
     /// (qualification, registration number) -> first line, to report duplicates within the file.
-    seen: HashMap<u64, u64>,
+    seen: HashMap<u64, u64, BuildHasherDefault<MixHasher>>,
 }
 
 impl RegistryParser {
     pub fn new(hasher: MyNumberHasher, import_id: &ImportId) -> Self {
-        Self { hasher, import_id: import_id.to_string(), seen: HashMap::new() }
+        Self { hasher, import_id: import_id.to_string(), seen: HashMap::default() }
+    }
+}
+
+/// Hasher for the duplicate check's integer keys (millions of inserts; no untrusted-key DoS
+/// concern in an operator's own import file, so SipHash's cost buys nothing here).
+#[derive(Default)]
+pub struct MixHasher(u64);
+
+impl Hasher for MixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        // splitmix64 finaliser: a full-avalanche mix of the key.
+        let mut z = (self.0 ^ n).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        self.0 = z ^ (z >> 31);
     }
 }
 
@@ -90,12 +99,12 @@ impl RowCheck {
 }
 
 impl RowParser for RegistryParser {
-    type Row = NewLicence;
+    type Row = LicenceRow;
     const KIND: &'static str = "registry";
     const HEADER: &'static [&'static str] = &HEADER;
     const SECRET_COLUMN: usize = 3;
 
-    fn parse(&mut self, f: &[&str], line: u64) -> Result<NewLicence, Vec<RowError>> {
+    fn parse(&mut self, f: &[&str], line: u64) -> Result<LicenceRow, Vec<RowError>> {
         let mut c = RowCheck::new(line);
         let qualification = Qualification::from_code(f[0]);
         if qualification.is_none() {
@@ -131,116 +140,59 @@ impl RowParser for RegistryParser {
             }
         }
         let row = (|| {
-            Some(NewLicence {
-                qualification: qualification?.code(),
-                registration_number: registration_number?.canonical(),
-                person_key: self.hasher.person_key(my_number.as_ref()?).as_bytes().to_vec(),
-                registered_on: registered_on?,
-                family_name: family_name?,
-                given_name: given_name?,
-                family_name_kana: family_name_kana?,
-                given_name_kana: given_name_kana?,
-                birth_date: birth_date?,
-                sex: sex?.code(),
-                status: status?.as_str(),
-                import_id: self.import_id.clone(),
-            })
+            // Dates are stored as validated (YYYY-MM-DD), names as given.
+            let _ = (registered_on?, birth_date?);
+            let json = JsonRow::new()
+                .text(qualification?.code())
+                .text(&registration_number?.canonical())
+                .hex(self.hasher.person_key(my_number.as_ref()?).as_bytes())
+                .text(f[2])
+                .text(&family_name?)
+                .text(&given_name?)
+                .text(&family_name_kana?)
+                .text(&given_name_kana?)
+                .text(f[8])
+                .number(i64::from(sex?.code()))
+                .text(status?.as_str())
+                .text(&self.import_id)
+                .finish();
+            Some(LicenceRow(json))
         })();
         c.finish(row)
     }
 }
 
-/// Rows per INSERT statement (12 binds each; well under both backends' bind limits).
-const STATEMENT_ROWS: usize = 500;
-
-diesel::table! {
-    /// TEMP staging copy of `licences` (see `Merge`).
-    licences_staging (qualification, registration_number) {
-        qualification -> Text,
-        registration_number -> Text,
-        person_key -> Binary,
-        registered_on -> Date,
-        family_name -> Text,
-        given_name -> Text,
-        family_name_kana -> Text,
-        given_name_kana -> Text,
-        birth_date -> Date,
-        sex -> SmallInt,
-        status -> Text,
-        import_id -> Text,
-    }
-}
-
 const MERGE: Merge = Merge {
     table: "licences",
-    staging: "licences_staging",
-    key: &["qualification", "registration_number"],
-    compared: &[
-        "person_key",
-        "registered_on",
-        "family_name",
-        "given_name",
-        "family_name_kana",
-        "given_name_kana",
-        "birth_date",
-        "sex",
-        "status",
+    columns: &[
+        ("qualification", Col::Text),
+        ("registration_number", Col::Text),
+        ("person_key", Col::Hex),
+        ("registered_on", Col::Date),
+        ("family_name", Col::Text),
+        ("given_name", Col::Text),
+        ("family_name_kana", Col::Text),
+        ("given_name_kana", Col::Text),
+        ("birth_date", Col::Date),
+        ("sex", Col::SmallInt),
+        ("status", Col::Text),
+        ("import_id", Col::Text),
+    ],
+    key: 2,
+    indexes: &[
+        ("licences_key", "CREATE UNIQUE INDEX licences_key ON licences (qualification, registration_number)"),
+        ("licences_person_key", "CREATE INDEX licences_person_key ON licences (person_key)"),
     ],
 };
 
-#[derive(Insertable)]
-#[diesel(table_name = licences_staging)]
-struct StagedLicence<'a> {
-    qualification: &'a str,
-    registration_number: &'a str,
-    person_key: &'a [u8],
-    registered_on: NaiveDate,
-    family_name: &'a str,
-    given_name: &'a str,
-    family_name_kana: &'a str,
-    given_name_kana: &'a str,
-    birth_date: NaiveDate,
-    sex: i16,
-    status: &'a str,
-    import_id: &'a str,
-}
-
-impl<'a> From<&'a NewLicence> for StagedLicence<'a> {
-    fn from(l: &'a NewLicence) -> Self {
-        Self {
-            qualification: l.qualification,
-            registration_number: &l.registration_number,
-            person_key: &l.person_key,
-            registered_on: l.registered_on,
-            family_name: &l.family_name,
-            given_name: &l.given_name,
-            family_name_kana: &l.family_name_kana,
-            given_name_kana: &l.given_name_kana,
-            birth_date: l.birth_date,
-            sex: l.sex,
-            status: l.status,
-            import_id: &l.import_id,
-        }
-    }
-}
-
 pub struct LicenceTable;
 
-impl ImportTarget<NewLicence> for LicenceTable {
-    fn start(&mut self, conn: &mut DbConn) -> QueryResult<()> {
-        MERGE.create_staging(conn)
+impl ImportTarget<LicenceRow> for LicenceTable {
+    fn merge(&self) -> &'static Merge {
+        &MERGE
     }
-
-    fn count(&self, conn: &mut DbConn) -> QueryResult<i64> {
-        licences::table.count().get_result(conn)
-    }
-
-    fn write(&mut self, conn: &mut DbConn, rows: &[NewLicence]) -> QueryResult<usize> {
-        for chunk in rows.chunks(STATEMENT_ROWS) {
-            let staged: Vec<StagedLicence<'_>> = chunk.iter().map(StagedLicence::from).collect();
-            per_backend!(&mut *conn, c => diesel::insert_into(licences_staging::table).values(&staged).execute(c))?;
-        }
-        MERGE.merge(conn)
+    fn json<'r>(&self, row: &'r LicenceRow) -> &'r str {
+        &row.0
     }
 }
 

@@ -12,7 +12,7 @@ use ncf_shared::ids::ImportId;
 use ncf_shared::{Municipality, MyNumber, MyNumberHasher, PersonKey, per_backend};
 
 use super::registry::RowCheck;
-use super::{ImportError, ImportOptions, ImportSummary, ImportTarget, Merge, RowError, RowParser};
+use super::{Col, ImportError, ImportOptions, ImportSummary, ImportTarget, JsonRow, Merge, RowError, RowParser};
 use crate::schema::{resident_events, residents};
 
 pub const HEADER: [&str; 7] = ["my_number", "event", "effective_on", "lgcode", "address", "family_name", "given_name"];
@@ -56,12 +56,12 @@ pub struct ResidentsParser {
 }
 
 impl RowParser for ResidentsParser {
-    type Row = ResidentEvent;
+    type Row = EventRow;
     const KIND: &'static str = "residents";
     const HEADER: &'static [&'static str] = &HEADER;
     const SECRET_COLUMN: usize = 0;
 
-    fn parse(&mut self, f: &[&str], line: u64) -> Result<ResidentEvent, Vec<RowError>> {
+    fn parse(&mut self, f: &[&str], line: u64) -> Result<EventRow, Vec<RowError>> {
         let mut c = RowCheck::new(line);
         let person = c.check("my_number", MyNumber::parse(f[0])).map(|n| self.hasher.person_key(&n));
         let event = [ADDRESS_CHANGED, NAME_CHANGED, DECEASED].into_iter().find(|e| *e == f[1]);
@@ -105,16 +105,19 @@ impl RowParser for ResidentsParser {
             }
         }
         let row = (|| {
-            Some(ResidentEvent {
-                person_key: person?.as_bytes().to_vec(),
-                event: event?.to_string(),
-                effective_on: effective_on?,
-                lgcode: lgcode.to_string(),
-                address: address.trim().to_string(),
-                family_name: family_name.to_string(),
-                given_name: given_name.to_string(),
-                import_id: self.import_id.clone(),
-            })
+            let person_key = person?;
+            let json = JsonRow::new()
+                .hex(person_key.as_bytes())
+                .text(event?)
+                .text(f[2])
+                .text(lgcode)
+                .text(address.trim())
+                .text(family_name)
+                .text(given_name)
+                .text(&self.import_id)
+                .finish();
+            let _ = effective_on?;
+            Some(EventRow { person_key, json })
         })();
         c.finish(row)
     }
@@ -127,68 +130,40 @@ pub struct ResidentTables {
     touched: BTreeSet<Vec<u8>>,
 }
 
-diesel::table! {
-    /// TEMP staging copy of `resident_events` (see `Merge`).
-    resident_events_staging (person_key, event, effective_on) {
-        person_key -> Binary,
-        event -> Text,
-        effective_on -> Date,
-        lgcode -> Text,
-        address -> Text,
-        family_name -> Text,
-        given_name -> Text,
-        import_id -> Text,
-    }
-}
-
 const MERGE: Merge = Merge {
     table: "resident_events",
-    staging: "resident_events_staging",
-    key: &["person_key", "event", "effective_on"],
-    compared: &["lgcode", "address", "family_name", "given_name"],
+    columns: &[
+        ("person_key", Col::Hex),
+        ("event", Col::Text),
+        ("effective_on", Col::Date),
+        ("lgcode", Col::Text),
+        ("address", Col::Text),
+        ("family_name", Col::Text),
+        ("given_name", Col::Text),
+        ("import_id", Col::Text),
+    ],
+    key: 3,
+    indexes: &[(
+        "resident_events_key",
+        "CREATE UNIQUE INDEX resident_events_key ON resident_events (person_key, event, effective_on)",
+    )],
 };
 
-#[derive(Insertable)]
-#[diesel(table_name = resident_events_staging)]
-struct StagedEvent<'a> {
-    person_key: &'a [u8],
-    event: &'a str,
-    effective_on: NaiveDate,
-    lgcode: &'a str,
-    address: &'a str,
-    family_name: &'a str,
-    given_name: &'a str,
-    import_id: &'a str,
+/// A validated event: the person it concerns and the JSON array `MERGE` expects.
+pub struct EventRow {
+    person_key: PersonKey,
+    json: String,
 }
 
-impl ImportTarget<ResidentEvent> for ResidentTables {
-    fn start(&mut self, conn: &mut DbConn) -> QueryResult<()> {
-        MERGE.create_staging(conn)
+impl ImportTarget<EventRow> for ResidentTables {
+    fn merge(&self) -> &'static Merge {
+        &MERGE
     }
-
-    fn count(&self, conn: &mut DbConn) -> QueryResult<i64> {
-        resident_events::table.count().get_result(conn)
+    fn json<'r>(&self, row: &'r EventRow) -> &'r str {
+        &row.json
     }
-
-    fn write(&mut self, conn: &mut DbConn, rows: &[ResidentEvent]) -> QueryResult<usize> {
-        self.touched.extend(rows.iter().map(|r| r.person_key.clone()));
-        for chunk in rows.chunks(STATEMENT_ROWS) {
-            let staged: Vec<StagedEvent<'_>> = chunk
-                .iter()
-                .map(|e| StagedEvent {
-                    person_key: &e.person_key,
-                    event: &e.event,
-                    effective_on: e.effective_on,
-                    lgcode: &e.lgcode,
-                    address: &e.address,
-                    family_name: &e.family_name,
-                    given_name: &e.given_name,
-                    import_id: &e.import_id,
-                })
-                .collect();
-            per_backend!(&mut *conn, c => diesel::insert_into(resident_events_staging::table).values(&staged).execute(c))?;
-        }
-        MERGE.merge(conn)
+    fn observe(&mut self, rows: &[EventRow]) {
+        self.touched.extend(rows.iter().map(|r| r.person_key.as_bytes().to_vec()));
     }
 
     /// Re-folds the current state of every person this file touched; rows that come out the same

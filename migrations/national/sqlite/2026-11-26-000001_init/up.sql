@@ -17,7 +17,9 @@ CREATE TABLE imports (
 );
 
 -- One row per licence (資格管理簿). person_key is the keyed hash of the My Number (rule 1);
--- import_id names the import that last changed the row (rule 7).
+-- import_id names the import that last changed the row (rule 7). The key is a unique index (not a
+-- PRIMARY KEY constraint) so an initial bulk load can build it after appending the rows; keep
+-- these index definitions identical to `imports::registry::MERGE`.
 CREATE TABLE licences (
     qualification TEXT NOT NULL,
     registration_number TEXT NOT NULL,
@@ -30,12 +32,13 @@ CREATE TABLE licences (
     birth_date DATE NOT NULL,
     sex SMALLINT NOT NULL,
     status TEXT NOT NULL,
-    import_id TEXT NOT NULL REFERENCES imports (id),
-    PRIMARY KEY (qualification, registration_number)
-) WITHOUT ROWID;
+    import_id TEXT NOT NULL REFERENCES imports (id)
+);
+CREATE UNIQUE INDEX licences_key ON licences (qualification, registration_number);
 CREATE INDEX licences_person_key ON licences (person_key);
 
--- Resident feed events (J-LIS), as imported. Absent fields are stored as '' (as in the file), so
+-- Resident feed events (J-LIS), as imported (key as a unique index, like licences; keep it
+-- identical to `imports::residents::MERGE`). Absent fields are stored as '' (as in the file), so
 -- that a changed re-import can be detected with plain comparisons on both backends.
 CREATE TABLE resident_events (
     person_key BLOB NOT NULL,
@@ -45,9 +48,9 @@ CREATE TABLE resident_events (
     address TEXT NOT NULL,
     family_name TEXT NOT NULL,
     given_name TEXT NOT NULL,
-    import_id TEXT NOT NULL REFERENCES imports (id),
-    PRIMARY KEY (person_key, event, effective_on)
-) WITHOUT ROWID;
+    import_id TEXT NOT NULL REFERENCES imports (id)
+);
+CREATE UNIQUE INDEX resident_events_key ON resident_events (person_key, event, effective_on);
 
 -- Current resident state per person, folded from resident_events.
 CREATE TABLE residents (
