@@ -11,7 +11,11 @@ use ncf_shared::Prefecture;
 use ncf_shared::federation::NodeSigningKey;
 
 #[derive(Debug, Parser)]
-#[command(name = "prefecture-node", version, about = "Prefecture nurse-center node of the Nurse Center Federation")]
+#[command(
+    name = "prefecture-node",
+    version,
+    about = "Prefecture nurse-center node of the Nurse Center Federation"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,7 +46,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {

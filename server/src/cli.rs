@@ -132,7 +132,8 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Migrate => {
-            let (url, mut conn) = open(&cli.database_url)?;
+            let url = DatabaseUrl::parse(&cli.database_url)?;
+            let mut conn = db::connect_one(&url)?;
             let applied = crate::migrate(&mut conn)?;
             println!("{url}: {} migration(s) applied", applied.len());
             Ok(())
@@ -140,13 +141,15 @@ fn execute(cli: Cli) -> Result<(), Failure> {
         Command::ImportRegistry(args) => {
             let secret = load_secret(&cli.secret_file)?;
             let (_, mut conn) = open(&cli.database_url)?;
-            let result = imports::registry::import(&mut conn, &args.file, secret.my_number_hasher(), &args.options());
+            let result =
+                imports::registry::import(&mut conn, &args.file, secret.my_number_hasher(), &args.options());
             report_import("registry", &args.file, result)
         }
         Command::ImportResidents(args) => {
             let secret = load_secret(&cli.secret_file)?;
             let (_, mut conn) = open(&cli.database_url)?;
-            let result = imports::residents::import(&mut conn, &args.file, secret.my_number_hasher(), &args.options());
+            let result =
+                imports::residents::import(&mut conn, &args.file, secret.my_number_hasher(), &args.options());
             report_import("residents", &args.file, result)
         }
         Command::Nodes { command } => {
@@ -154,14 +157,25 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             match command {
                 NodesCommand::Add { prefecture, public_key } => {
                     let node = crate::nodes::add(&mut conn, prefecture, &public_key)?;
-                    println!("registered key {} for prefecture {} ({})", node.key_id, node.prefecture, prefecture.name_ja());
+                    println!(
+                        "registered key {} for prefecture {} ({})",
+                        node.key_id,
+                        node.prefecture,
+                        prefecture.name_ja()
+                    );
                 }
                 NodesCommand::List => {
-                    println!("{:<10} {:<16} {:<20} {:<8} public key", "prefecture", "key id", "added (UTC)", "state");
+                    println!(
+                        "{:<10} {:<16} {:<20} {:<8} public key",
+                        "prefecture", "key id", "added (UTC)", "state"
+                    );
                     for n in crate::nodes::list(&mut conn)? {
                         let state = if n.revoked_at.is_some() { "revoked" } else { "active" };
                         let added = n.added_at.format("%Y-%m-%d %H:%M:%S");
-                        println!("{:<10} {:<16} {:<20} {:<8} {}", n.prefecture, n.key_id, added, state, n.public_key);
+                        println!(
+                            "{:<10} {:<16} {:<20} {:<8} {}",
+                            n.prefecture, n.key_id, added, state, n.public_key
+                        );
                     }
                 }
             }
@@ -170,10 +184,12 @@ fn execute(cli: Cli) -> Result<(), Failure> {
         Command::Serve(args) => {
             let secret = load_secret(&cli.secret_file)?;
             let url = DatabaseUrl::parse(&cli.database_url)?;
-            let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let workers =
+                args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
             let pool = db::connect(&url, workers as u32 + 4)?;
             crate::migrate(&mut *pool.get()?)?;
-            let state = crate::http::AppState { pool, agency_key: secret.agency_code_key(), backend: url.backend() };
+            let state =
+                crate::http::AppState { pool, agency_key: secret.agency_code_key(), backend: url.backend() };
             actix_web::rt::System::new().block_on(serve(state, &args.listen, workers, &url))?;
             Ok(())
         }
@@ -236,7 +252,12 @@ fn report_import(kind: &str, file: &Path, result: Result<ImportSummary, ImportEr
     }
 }
 
-async fn serve(state: crate::http::AppState, listen: &str, workers: usize, url: &DatabaseUrl) -> std::io::Result<()> {
+async fn serve(
+    state: crate::http::AppState,
+    listen: &str,
+    workers: usize,
+    url: &DatabaseUrl,
+) -> std::io::Result<()> {
     let state = actix_web::web::Data::new(state);
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()

@@ -27,7 +27,8 @@ fn validate(req: &IdentityLinkRequest) -> Result<Claims, AppError> {
     let mut problems = Vec::new();
     let qualification = Qualification::from_code(&req.qualification);
     match qualification {
-        None => problems.push(format!("qualification: unknown code {:?} (expected \"01\"..\"31\")", req.qualification)),
+        None => problems
+            .push(format!("qualification: unknown code {:?} (expected \"01\"..\"31\")", req.qualification)),
         Some(q) if !q.is_nursing() => problems.push(format!(
             "qualification: {} ({}) is not a nursing licence; nurse centers link 01-04 only",
             q.code(),
@@ -43,7 +44,9 @@ fn validate(req: &IdentityLinkRequest) -> Result<Claims, AppError> {
             problems.push(format!("{field}: {e}"));
         }
     }
-    for (field, value) in [("family_name_kana", &req.family_name_kana), ("given_name_kana", &req.given_name_kana)] {
+    for (field, value) in
+        [("family_name_kana", &req.family_name_kana), ("given_name_kana", &req.given_name_kana)]
+    {
         if let Err(e) = PersonName::check_kana(PersonName::normalize(value).as_str()) {
             problems.push(format!("{field}: {e}"));
         }
@@ -52,15 +55,17 @@ fn validate(req: &IdentityLinkRequest) -> Result<Claims, AppError> {
         .map_err(|e| problems.push(format!("birth_date: {e}")))
         .ok();
     match (qualification, registration_number, birth_date) {
-        (Some(qualification), Some(registration_number), Some(birth_date)) if problems.is_empty() => Ok(Claims {
-            qualification,
-            registration_number,
-            family_name: PersonName::normalize(&req.family_name),
-            given_name: PersonName::normalize(&req.given_name),
-            family_name_kana: PersonName::normalize(&req.family_name_kana),
-            given_name_kana: PersonName::normalize(&req.given_name_kana),
-            birth_date,
-        }),
+        (Some(qualification), Some(registration_number), Some(birth_date)) if problems.is_empty() => {
+            Ok(Claims {
+                qualification,
+                registration_number,
+                family_name: PersonName::normalize(&req.family_name),
+                given_name: PersonName::normalize(&req.given_name),
+                family_name_kana: PersonName::normalize(&req.family_name_kana),
+                given_name_kana: PersonName::normalize(&req.given_name_kana),
+                birth_date,
+            })
+        }
         _ => Err(AppError::bad_request(problems.join("; "))),
     }
 }
@@ -97,11 +102,14 @@ pub fn link(
         .first(conn)
         .optional()?;
     let Some(licence) = licence else {
-        return Err(mismatch(vec!["registration_number"], format!(
-            "no {} licence has registration number {}",
-            claims.qualification.name_ja(),
-            claims.registration_number
-        )));
+        return Err(mismatch(
+            vec!["registration_number"],
+            format!(
+                "no {} licence has registration number {}",
+                claims.qualification.name_ja(),
+                claims.registration_number
+            ),
+        ));
     };
     // The name may have changed since registration (marriage): the resident record's current name
     // counts too.

@@ -1,5 +1,6 @@
 //! The national shared server (共通サーバー): registry and resident imports, identity links with
 //! agency-specific codes, and the federation endpoints the prefecture nodes call.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod cli;
 pub mod error;

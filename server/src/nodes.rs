@@ -79,12 +79,17 @@ pub struct SignedParts<'a> {
 
 /// Verifies a federation request: known key, good signature, fresh timestamp, unused nonce.
 /// The nonce is recorded only once everything else holds, so a forged request cannot burn one.
-pub fn authenticate(conn: &mut DbConn, req: &SignedParts<'_>, now: NaiveDateTime) -> Result<AuthenticatedNode, AppError> {
+pub fn authenticate(
+    conn: &mut DbConn,
+    req: &SignedParts<'_>,
+    now: NaiveDateTime,
+) -> Result<AuthenticatedNode, AppError> {
     match verify(conn, req, now)? {
         Ok(node) => Ok(node),
         Err(e) => {
             tracing::warn!(key_id = req.key_id, path = req.path, reason = %e, "federation request refused");
-            let kind = if e == SignatureError::Replayed { ErrorKind::Conflict } else { ErrorKind::Unauthorized };
+            let kind =
+                if e == SignatureError::Replayed { ErrorKind::Conflict } else { ErrorKind::Unauthorized };
             Err(AppError::new(kind, e.to_string()))
         }
     }
@@ -122,7 +127,8 @@ fn verify(
     // Nonces older than the freshness window can never be replayed successfully: forget them.
     let horizon = now - chrono::Duration::seconds(2 * federation::MAX_CLOCK_SKEW_SECS);
     let recorded = conn.transaction(|conn| {
-        diesel::delete(federation_nonces::table.filter(federation_nonces::seen_at.lt(horizon))).execute(conn)?;
+        diesel::delete(federation_nonces::table.filter(federation_nonces::seen_at.lt(horizon)))
+            .execute(conn)?;
         diesel::insert_into(federation_nonces::table)
             .values((
                 federation_nonces::key_id.eq(&node.key_id),

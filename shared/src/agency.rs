@@ -21,8 +21,9 @@ impl AgencyCode {
     }
     /// Accepts a code received from elsewhere (a node's request), checking its shape only.
     pub fn parse(text: &str) -> Option<Self> {
-        (text.len() == Self::LEN && text.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)))
-            .then(|| Self(text.to_string()))
+        (text.len() == Self::LEN
+            && text.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)))
+        .then(|| Self(text.to_string()))
     }
 }
 

@@ -157,10 +157,9 @@ pub fn connect_one(url: &DatabaseUrl) -> Result<DbConn, DbError> {
     if let DatabaseUrl::Sqlite(path) = url {
         create_parent(path)?;
     }
-    DbManager::new(url.clone()).connect().map_err(|e| DbError::Connect {
-        url: url.to_string(),
-        source: pool_error(e),
-    })
+    DbManager::new(url.clone())
+        .connect()
+        .map_err(|e| DbError::Connect { url: url.to_string(), source: pool_error(e) })
 }
 
 fn pool_error(e: r2d2::Error) -> r2d2::PoolError {
@@ -170,9 +169,12 @@ fn pool_error(e: r2d2::Error) -> r2d2::PoolError {
         type Connection = DbConn;
         type Error = r2d2::Error;
         fn connect(&self) -> Result<DbConn, r2d2::Error> {
-            Err(self.0.lock().ok().and_then(|mut e| e.take()).unwrap_or(r2d2::Error::QueryError(
-                diesel::result::Error::BrokenTransactionManager,
-            )))
+            Err(self
+                .0
+                .lock()
+                .ok()
+                .and_then(|mut e| e.take())
+                .unwrap_or(r2d2::Error::QueryError(diesel::result::Error::BrokenTransactionManager)))
         }
         fn is_valid(&self, _: &mut DbConn) -> Result<(), r2d2::Error> {
             Ok(())
@@ -226,7 +228,10 @@ mod tests {
     fn backend_follows_the_url_scheme() {
         assert_eq!(DatabaseUrl::parse("var/n.db").unwrap(), DatabaseUrl::Sqlite("var/n.db".into()));
         assert_eq!(DatabaseUrl::parse("sqlite://var/n.db").unwrap(), DatabaseUrl::Sqlite("var/n.db".into()));
-        assert_eq!(DatabaseUrl::parse("sqlite:///tmp/n.db").unwrap(), DatabaseUrl::Sqlite("/tmp/n.db".into()));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///tmp/n.db").unwrap(),
+            DatabaseUrl::Sqlite("/tmp/n.db".into())
+        );
         assert_eq!(DatabaseUrl::parse("postgres://u@h/db").unwrap().backend(), "postgres");
         assert_eq!(DatabaseUrl::parse("postgresql://u@h/db").unwrap().backend(), "postgres");
         for bad in ["mysql://u@h/db", "", ":memory:", "sqlite://", "http://x"] {
@@ -259,11 +264,16 @@ mod tests {
         let url = DatabaseUrl::parse(&dir.path().join("a/b.db").to_string_lossy()).unwrap();
         let pool = connect(&url, 2).unwrap();
         let mut conn = pool.get().unwrap();
-        let fk: Row = diesel::sql_query("SELECT foreign_keys AS v FROM pragma_foreign_keys").get_result(&mut *conn).unwrap();
+        let fk: Row = diesel::sql_query("SELECT foreign_keys AS v FROM pragma_foreign_keys")
+            .get_result(&mut *conn)
+            .unwrap();
         assert_eq!(fk.v, 1);
-        let sync: Row = diesel::sql_query("SELECT synchronous AS v FROM pragma_synchronous").get_result(&mut *conn).unwrap();
+        let sync: Row = diesel::sql_query("SELECT synchronous AS v FROM pragma_synchronous")
+            .get_result(&mut *conn)
+            .unwrap();
         assert_eq!(sync.v, 1, "NORMAL");
-        let busy: Row = diesel::sql_query("SELECT timeout AS v FROM pragma_busy_timeout").get_result(&mut *conn).unwrap();
+        let busy: Row =
+            diesel::sql_query("SELECT timeout AS v FROM pragma_busy_timeout").get_result(&mut *conn).unwrap();
         assert_eq!(busy.v, 15000);
         let mode: Mode = diesel::sql_query("PRAGMA journal_mode").get_result(&mut *conn).unwrap();
         assert_eq!(mode.journal_mode, "wal");

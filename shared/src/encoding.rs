@@ -34,7 +34,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Parses hexadecimal (either case); `None` on odd length or a non-hex character.
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
     let text = text.as_bytes();
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| match c {

@@ -126,7 +126,9 @@ impl NodePublicKey {
             .map_err(|_| "public key is not base64".to_string())?
             .try_into()
             .map_err(|_| "public key must be 32 bytes (44 base64 characters)".to_string())?;
-        VerifyingKey::from_bytes(&bytes).map(Self).map_err(|_| "public key is not a valid Ed25519 point".to_string())
+        VerifyingKey::from_bytes(&bytes)
+            .map(Self)
+            .map_err(|_| "public key is not a valid Ed25519 point".to_string())
     }
 
     pub fn to_base64(&self) -> String {
@@ -160,7 +162,8 @@ impl NodePublicKey {
 
 /// A nonce must be 16-64 characters of `[0-9A-Za-z_-]`, so it can be stored and compared as is.
 pub fn nonce_is_well_formed(nonce: &str) -> bool {
-    (16..=64).contains(&nonce.len()) && nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (16..=64).contains(&nonce.len())
+        && nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `POST /federation/v1/identity-link`: a nurse's licence claims, as typed on the node's page.
@@ -214,17 +217,42 @@ mod tests {
         let h = key.sign("POST", "/federation/v1/identity-link", b"{}", 1_700_000_000, "0123456789abcdef");
         assert_eq!(h.key_id, public.key_id());
         let ok = |m: &str, p: &str, b: &[u8], t: i64, n: &str| public.verify(m, p, b, t, n, &h.signature);
-        assert_eq!(ok("POST", "/federation/v1/identity-link", b"{}", 1_700_000_000, "0123456789abcdef"), Ok(()));
-        assert_eq!(ok("POST", "/federation/v1/identity-link", b"{ }", 1_700_000_000, "0123456789abcdef"), Err(SignatureError::BadSignature));
-        assert_eq!(ok("POST", "/federation/v1/push", b"{}", 1_700_000_000, "0123456789abcdef"), Err(SignatureError::BadSignature));
-        assert_eq!(ok("POST", "/federation/v1/identity-link", b"{}", 1_700_000_001, "0123456789abcdef"), Err(SignatureError::BadSignature));
-        assert_eq!(ok("POST", "/federation/v1/identity-link", b"{}", 1_700_000_000, "0123456789abcdeX"), Err(SignatureError::BadSignature));
-        let other = NodeSigningKey::generate().public_key();
         assert_eq!(
-            other.verify("POST", "/federation/v1/identity-link", b"{}", 1_700_000_000, "0123456789abcdef", &h.signature),
+            ok("POST", "/federation/v1/identity-link", b"{}", 1_700_000_000, "0123456789abcdef"),
+            Ok(())
+        );
+        assert_eq!(
+            ok("POST", "/federation/v1/identity-link", b"{ }", 1_700_000_000, "0123456789abcdef"),
             Err(SignatureError::BadSignature)
         );
-        assert_eq!(public.verify("POST", "/", b"", 0, "x", "###"), Err(SignatureError::Malformed(HEADER_SIGNATURE)));
+        assert_eq!(
+            ok("POST", "/federation/v1/push", b"{}", 1_700_000_000, "0123456789abcdef"),
+            Err(SignatureError::BadSignature)
+        );
+        assert_eq!(
+            ok("POST", "/federation/v1/identity-link", b"{}", 1_700_000_001, "0123456789abcdef"),
+            Err(SignatureError::BadSignature)
+        );
+        assert_eq!(
+            ok("POST", "/federation/v1/identity-link", b"{}", 1_700_000_000, "0123456789abcdeX"),
+            Err(SignatureError::BadSignature)
+        );
+        let other = NodeSigningKey::generate().public_key();
+        assert_eq!(
+            other.verify(
+                "POST",
+                "/federation/v1/identity-link",
+                b"{}",
+                1_700_000_000,
+                "0123456789abcdef",
+                &h.signature
+            ),
+            Err(SignatureError::BadSignature)
+        );
+        assert_eq!(
+            public.verify("POST", "/", b"", 0, "x", "###"),
+            Err(SignatureError::Malformed(HEADER_SIGNATURE))
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! obvious place: My Number handling and keyed hashing (`mynumber`, rule 1), agency-code
 //! derivation (`agency`, rule 2), consent scopes (`consent`, rule 3) and request signing
 //! (`federation`, rule 6).
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod agency;
 pub mod consent;

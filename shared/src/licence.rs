@@ -160,7 +160,10 @@ mod tests {
 
     #[test]
     fn registration_numbers_have_one_canonical_form() {
-        assert_eq!(RegistrationNumber::parse("123456").unwrap(), RegistrationNumber::parse("0123456").unwrap());
+        assert_eq!(
+            RegistrationNumber::parse("123456").unwrap(),
+            RegistrationNumber::parse("0123456").unwrap()
+        );
         assert_eq!(RegistrationNumber::parse("123456").unwrap().canonical(), "0123456");
         assert_eq!(RegistrationNumber::parse("12345678").unwrap().canonical(), "12345678");
         assert_eq!(RegistrationNumber::parse(""), Err(RegistrationNumberError::Format));

@@ -46,13 +46,16 @@ impl ServerSecret {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let secret = Self::generate();
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| SecretError::Write { path: shown.clone(), source })?;
+                    std::fs::create_dir_all(dir)
+                        .map_err(|source| SecretError::Write { path: shown.clone(), source })?;
                 }
                 let mut options = std::fs::OpenOptions::new();
                 options.write(true).create_new(true);
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut file = options.open(path).map_err(|source| SecretError::Write { path: shown.clone(), source })?;
+                let mut file = options
+                    .open(path)
+                    .map_err(|source| SecretError::Write { path: shown.clone(), source })?;
                 writeln!(file, "{}", crate::encoding::hex(&secret.0))
                     .map_err(|source| SecretError::Write { path: shown, source })?;
                 Ok((secret, true))

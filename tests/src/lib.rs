@@ -86,10 +86,10 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Some((admin, name)) = &self.pg_admin {
-            if let Ok(mut conn) = PgConnection::establish(admin) {
-                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
+        if let Some((admin, name)) = &self.pg_admin
+            && let Ok(mut conn) = PgConnection::establish(admin)
+        {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }
 }
@@ -113,13 +113,23 @@ pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf();
+        let profile_dir =
+            exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf();
         let target_dir = profile_dir.parent().expect("target folder").to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--bins", "-p", "national-server", "-p", "prefecture-node", "--target-dir"])
-            .arg(&target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        cmd.args([
+            "build",
+            "--quiet",
+            "--bins",
+            "-p",
+            "national-server",
+            "-p",
+            "prefecture-node",
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
@@ -239,7 +249,10 @@ mod tests {
     #[test]
     fn database_name_is_replaced() {
         assert_eq!(super::replace_database("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
-        assert_eq!(super::replace_database("postgres://u@h/test?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(
+            super::replace_database("postgres://u@h/test?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
         assert_eq!(super::replace_database("postgres://u@h", "x"), "postgres://u@h/x");
     }
 }
@@ -306,8 +319,7 @@ impl Person {
     }
 }
 
-pub const REGISTRY_HEADER: &str =
-    "qualification,registration_number,registered_on,my_number,family_name,given_name,family_name_kana,given_name_kana,birth_date,sex,status";
+pub const REGISTRY_HEADER: &str = "qualification,registration_number,registered_on,my_number,family_name,given_name,family_name_kana,given_name_kana,birth_date,sex,status";
 pub const RESIDENTS_HEADER: &str = "my_number,event,effective_on,lgcode,address,family_name,given_name";
 
 /// Writes a CSV file: header then rows.

@@ -2,8 +2,8 @@
 
 use ncf_shared::federation::{self, NodeSigningKey};
 use ncf_tests::{
-    Backend, Person, REGISTRY_HEADER, RESIDENTS_HEADER, TestDb, TestServer, block_on, both_backends, http_client,
-    national, run, write_csv,
+    Backend, Person, REGISTRY_HEADER, RESIDENTS_HEADER, TestDb, TestServer, block_on, both_backends,
+    http_client, national, run, write_csv,
 };
 use serde_json::{Value, json};
 
@@ -20,7 +20,11 @@ fn fixture(backend: Backend) -> Fixture {
     let db = TestDb::new(backend);
     let mut cast: Vec<Person> = (0..5).map(Person::sample).collect();
     cast[2].status = "lapsed";
-    write_csv(&db.path("registry.csv"), REGISTRY_HEADER, &cast.iter().map(Person::registry_row).collect::<Vec<_>>());
+    write_csv(
+        &db.path("registry.csv"),
+        REGISTRY_HEADER,
+        &cast.iter().map(Person::registry_row).collect::<Vec<_>>(),
+    );
     let mut residents: Vec<String> = cast.iter().map(Person::moved_in_row).collect();
     residents.push(format!("{},deceased,2025-02-01,,,,", cast[3].my_number));
     residents.push(format!("{},name_changed,2024-10-10,,,中村,{}", cast[4].my_number, cast[4].given_name));
@@ -60,7 +64,8 @@ const PATH: &str = "/federation/v1/identity-link";
 
 /// Sends `body` signed by `key` (headers may be replaced to forge requests).
 async fn post(server: &TestServer, headers: &federation::SignedHeaders, body: &[u8]) -> (u16, Value) {
-    let mut req = http_client().post(server.url(PATH)).header("content-type", "application/json").body(body.to_vec());
+    let mut req =
+        http_client().post(server.url(PATH)).header("content-type", "application/json").body(body.to_vec());
     for (name, value) in headers.pairs() {
         req = req.header(name, value);
     }
@@ -186,7 +191,8 @@ fn unsigned_forged_stale_and_replayed_requests_are_refused(backend: Backend) {
 
         // Stale and future timestamps.
         for skew in [-301, 400] {
-            let headers = f.osaka.sign("POST", PATH, &body, now + skew, &format!("stale-nonce-{skew}-abcdef"));
+            let headers =
+                f.osaka.sign("POST", PATH, &body, now + skew, &format!("stale-nonce-{skew}-abcdef"));
             let (status, answer) = post(&f.server, &headers, &body).await;
             assert_eq!(status, 401, "{answer}");
             assert!(answer["message"].as_str().unwrap().contains("timestamp"), "{answer}");
@@ -255,7 +261,9 @@ fn bad_bodies_get_a_4xx_that_names_the_problem(backend: Backend) {
         // Wrong method, unknown path: JSON errors too.
         let res = http_client().get(f.server.url(PATH)).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 405);
-        assert!(res.json::<Value>().await.unwrap()["message"].as_str().unwrap().contains("GET is not allowed"));
+        assert!(
+            res.json::<Value>().await.unwrap()["message"].as_str().unwrap().contains("GET is not allowed")
+        );
         let res = http_client().get(f.server.url("/nope")).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 404);
         assert_eq!(res.json::<Value>().await.unwrap()["error"], "not_found");
@@ -275,7 +283,14 @@ fn health_and_openapi_are_served(backend: Backend) {
             Backend::Postgres => "postgres",
         };
         assert_eq!(health, json!({"status": "ok", "database": expected}));
-        let doc: Value = http_client().get(f.server.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+        let doc: Value = http_client()
+            .get(f.server.url("/api/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
         assert!(doc["paths"]["/federation/v1/identity-link"]["post"].is_object(), "{doc}");
         assert!(doc["components"]["schemas"]["IdentityLinkRequest"].is_object());

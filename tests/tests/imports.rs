@@ -3,7 +3,9 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use ncf_tests::{Backend, Person, REGISTRY_HEADER, RESIDENTS_HEADER, TestDb, both_backends, national, run, write_csv};
+use ncf_tests::{
+    Backend, Person, REGISTRY_HEADER, RESIDENTS_HEADER, TestDb, both_backends, national, run, write_csv,
+};
 
 #[derive(QueryableByName, Debug, PartialEq)]
 struct Count {
@@ -13,7 +15,10 @@ struct Count {
 
 fn count(db: &TestDb, table: &str) -> i64 {
     let mut conn = db.connect();
-    diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}")).get_result::<Count>(&mut conn).expect("count").n
+    diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+        .get_result::<Count>(&mut conn)
+        .expect("count")
+        .n
 }
 
 #[derive(QueryableByName, Debug, PartialEq, Clone)]
@@ -123,7 +128,7 @@ fn bad_registry(db: &TestDb) -> (std::path::PathBuf, Vec<(u64, &'static str)>) {
     rows[1] = wrong_digit.registry_row();
     rows[3] = rows[3].replacen("03,", "99,", 1);
     rows[4] = rows[4].replace("1985-04-01", "1985-02-30");
-    rows[6] = rows[6].rsplitn(2, ',').nth(1).unwrap().to_string();
+    rows[6] = rows[6].rsplit_once(',').unwrap().0.to_string();
     rows[7] = rows[7].replace(",2,active", ",5,active");
     rows[9] = rows[8].clone();
     let mut kana = cast[10].clone();
@@ -150,7 +155,11 @@ fn bad_rows_reject_the_whole_file_and_name_every_row(backend: Backend) {
     let (ok, stdout, stderr) = import(&db, "import-registry", &file, &[]);
     assert!(!ok, "a file with bad rows must fail: {stdout}");
     for (line, column) in &expected {
-        let needle = if column.is_empty() { format!("line {line}: expected 11 columns, found 10") } else { format!("line {line}, column {column}:") };
+        let needle = if column.is_empty() {
+            format!("line {line}: expected 11 columns, found 10")
+        } else {
+            format!("line {line}, column {column}:")
+        };
         assert!(stderr.contains(&needle), "missing {needle:?} in:\n{stderr}");
     }
     assert!(stderr.contains("7 bad row(s) out of 12; nothing was imported"), "{stderr}");
@@ -178,7 +187,10 @@ fn accept_valid_applies_good_rows_and_writes_rejects(backend: Backend) {
         assert!(row.starts_with(&format!("{line},")), "{row}");
         assert!(row.contains("************"), "My Number masked: {row}");
     }
-    assert!(people(12).iter().all(|p| !text.contains(&p.my_number)), "no clear My Number in the rejects file");
+    assert!(
+        people(12).iter().all(|p| !text.contains(&p.my_number)),
+        "no clear My Number in the rejects file"
+    );
 }
 both_backends!(accept_valid_applies_good_rows_and_writes_rejects);
 
@@ -187,11 +199,21 @@ fn malformed_files_are_refused_with_a_clear_message(backend: Backend) {
     let row = Person::sample(1).registry_row();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty.csv", Vec::new(), "is empty"),
-        ("header.csv", format!("qualification,registration_no\n{row}\n").into_bytes(), "has the wrong header"),
+        (
+            "header.csv",
+            format!("qualification,registration_no\n{row}\n").into_bytes(),
+            "has the wrong header",
+        ),
         (
             "sjis.csv",
             // "山田" in Shift_JIS is 0x8E 0x52 0x93 0x63: not UTF-8.
-            [REGISTRY_HEADER.as_bytes(), b"\n03,1000001,2008-04-01,", Person::sample(1).my_number.as_bytes(), b",\x8e\x52\x93\x63,x,\x83\x84,\x83\x84,1985-04-01,2,active\n"].concat(),
+            [
+                REGISTRY_HEADER.as_bytes(),
+                b"\n03,1000001,2008-04-01,",
+                Person::sample(1).my_number.as_bytes(),
+                b",\x8e\x52\x93\x63,x,\x83\x84,\x83\x84,1985-04-01,2,active\n",
+            ]
+            .concat(),
             "is not UTF-8",
         ),
     ];
@@ -224,7 +246,10 @@ fn residents_fold_into_current_state_and_reimport_changes_nothing(backend: Backe
     let cast = people(3);
     let file = db.path("residents.csv");
     let mut rows: Vec<String> = cast.iter().map(Person::moved_in_row).collect();
-    rows.push(format!("{},address_changed,2025-06-01,261017,京都府京都市北区1丁目2番3号,,", cast[0].my_number));
+    rows.push(format!(
+        "{},address_changed,2025-06-01,261017,京都府京都市北区1丁目2番3号,,",
+        cast[0].my_number
+    ));
     rows.push(format!("{},name_changed,2024-05-05,,,中村,美咲", cast[1].my_number));
     rows.push(format!("{},deceased,2025-01-31,,,,", cast[2].my_number));
     write_csv(&file, RESIDENTS_HEADER, &rows);
@@ -232,10 +257,11 @@ fn residents_fold_into_current_state_and_reimport_changes_nothing(backend: Backe
     assert!(ok, "{stderr}");
     assert!(stdout.contains("6 rows (6 new, 0 changed, 0 unchanged, 0 rejected)"), "{stdout}");
     let mut conn = db.connect();
-    let state: Vec<ResidentRow> =
-        diesel::sql_query("SELECT lgcode, family_name, deceased_on FROM residents ORDER BY lgcode, family_name")
-            .load(&mut conn)
-            .unwrap();
+    let state: Vec<ResidentRow> = diesel::sql_query(
+        "SELECT lgcode, family_name, deceased_on FROM residents ORDER BY lgcode, family_name",
+    )
+    .load(&mut conn)
+    .unwrap();
     let expected = vec![
         ResidentRow { lgcode: Some("261017".into()), family_name: Some("山田".into()), deceased_on: None },
         ResidentRow { lgcode: Some("271021".into()), family_name: Some("中村".into()), deceased_on: None },
@@ -264,7 +290,10 @@ fn residents_fold_into_current_state_and_reimport_changes_nothing(backend: Backe
     let (ok, _, stderr) = import(&db, "import-residents", &bad_file, &[]);
     assert!(!ok);
     assert!(stderr.contains("line 2, column lgcode: unknown municipality code \"999999\""), "{stderr}");
-    assert!(stderr.contains("line 3, column lgcode: 271004 (大阪市) is a designated city with wards"), "{stderr}");
+    assert!(
+        stderr.contains("line 3, column lgcode: 271004 (大阪市) is a designated city with wards"),
+        "{stderr}"
+    );
     assert!(stderr.contains("line 4, column family_name: must not be empty"), "{stderr}");
     assert!(stderr.contains("line 5, column event: unknown event \"moved\""), "{stderr}");
     assert_eq!(count(&db, "resident_events"), 6, "nothing written");
@@ -294,3 +323,53 @@ fn synthetic_files_import_cleanly(backend: Backend) {
     assert_eq!(joined.n, 3000);
 }
 both_backends!(synthetic_files_import_cleanly);
+
+#[derive(QueryableByName, Debug, PartialEq)]
+struct IndexDef {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    definition: String,
+}
+
+fn indexes(db: &TestDb) -> Vec<IndexDef> {
+    let sql = match db.backend {
+        Backend::Sqlite => {
+            "SELECT name, sql AS definition FROM sqlite_master WHERE type = 'index' \
+             AND tbl_name IN ('licences', 'resident_events') AND sql IS NOT NULL ORDER BY name"
+        }
+        Backend::Postgres => {
+            "SELECT indexname AS name, indexdef AS definition FROM pg_indexes \
+             WHERE tablename IN ('licences', 'resident_events') ORDER BY indexname"
+        }
+    };
+    diesel::sql_query(sql).load(&mut db.connect()).expect("indexes")
+}
+
+/// The initial load drops and rebuilds the tables' indexes: they must come back exactly as the
+/// migrations define them, and still enforce uniqueness.
+fn initial_bulk_load_restores_the_migration_indexes(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut cmd = national(&db);
+    cmd.arg("migrate");
+    assert!(run(cmd).0.status.success());
+    let migrated = indexes(&db);
+    assert_eq!(migrated.len(), 3, "{migrated:?}");
+
+    let cast = people(5);
+    let registry = db.path("registry.csv");
+    write_csv(&registry, REGISTRY_HEADER, &cast.iter().map(Person::registry_row).collect::<Vec<_>>());
+    let residents = db.path("residents.csv");
+    write_csv(&residents, RESIDENTS_HEADER, &cast.iter().map(Person::moved_in_row).collect::<Vec<_>>());
+    assert!(import(&db, "import-registry", &registry, &[]).0);
+    assert!(import(&db, "import-residents", &residents, &[]).0);
+    assert_eq!(indexes(&db), migrated);
+
+    let mut conn = db.connect();
+    let duplicate = diesel::sql_query(
+        "INSERT INTO licences SELECT * FROM licences WHERE registration_number = '1000000'",
+    )
+    .execute(&mut conn);
+    assert!(duplicate.is_err(), "the key index enforces uniqueness after a bulk load");
+}
+both_backends!(initial_bulk_load_restores_the_migration_indexes);

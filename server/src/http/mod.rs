@@ -20,7 +20,9 @@ pub struct AppState {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(healthz).default_service(web::to(method_not_allowed)))
-        .service(web::resource("/api/v1/openapi.json").get(openapi).default_service(web::to(method_not_allowed)))
+        .service(
+            web::resource("/api/v1/openapi.json").get(openapi).default_service(web::to(method_not_allowed)),
+        )
         .service(
             web::resource("/federation/v1/identity-link")
                 .post(identity_link)
@@ -118,5 +120,8 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
 }
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, AppError> {
-    Err(AppError::new(ErrorKind::MethodNotAllowed, format!("{} is not allowed on {}", req.method(), req.path())))
+    Err(AppError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    ))
 }

@@ -46,7 +46,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Signed<T> {
             let nonce = header(federation::HEADER_NONCE)?;
             let signature = header(federation::HEADER_SIGNATURE)?;
             let method = req.method().as_str().to_string();
-            let path = req.uri().path_and_query().map_or_else(|| req.path().to_string(), |p| p.as_str().to_string());
+            let path =
+                req.uri().path_and_query().map_or_else(|| req.path().to_string(), |p| p.as_str().to_string());
             let pool = state.pool.clone();
             let (node, body) = web::block(move || -> Result<_, AppError> {
                 let mut conn = pool.get()?;
@@ -64,7 +65,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for Signed<T> {
             })
             .await??;
             if !req.content_type().eq_ignore_ascii_case("application/json") {
-                return Err(AppError::new(ErrorKind::UnsupportedMediaType, "the body must be application/json"));
+                return Err(AppError::new(
+                    ErrorKind::UnsupportedMediaType,
+                    "the body must be application/json",
+                ));
             }
             let mut de = serde_json::Deserializer::from_slice(&body);
             let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -87,10 +91,9 @@ async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<Vec<u8>, 
     let too_large = || {
         AppError::new(ErrorKind::PayloadTooLarge, format!("the body is larger than {MAX_BODY_BYTES} bytes"))
     };
-    if let Some(length) = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
-        if length > MAX_BODY_BYTES {
-            return Err(too_large());
-        }
+    let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return Err(too_large());
     }
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {

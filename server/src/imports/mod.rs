@@ -161,8 +161,10 @@ where
     let started = Instant::now();
     let shown = path.display().to_string();
     let expected = P::HEADER.join(",");
-    let file = std::fs::File::open(path).map_err(|source| ImportError::Read { path: shown.clone(), source })?;
-    let hashing = HashingReader { inner: std::io::BufReader::with_capacity(1 << 20, file), hasher: Sha256::new() };
+    let file =
+        std::fs::File::open(path).map_err(|source| ImportError::Read { path: shown.clone(), source })?;
+    let hashing =
+        HashingReader { inner: std::io::BufReader::with_capacity(1 << 20, file), hasher: Sha256::new() };
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(hashing);
 
     let header = reader.byte_headers().map_err(|e| csv_read_error(&shown, e))?.clone();
@@ -185,7 +187,7 @@ where
         // spills pages to the WAL again and again. 1 GiB (the anchor's setting) keeps the working
         // set in memory for this connection.
         use diesel::connection::SimpleConnection;
-        c.batch_execute("PRAGMA cache_size = -1048576;")?;
+        c.batch_execute("PRAGMA cache_size = -1048576; PRAGMA threads = 2;")?;
     }
     let accept_valid = options.accept_valid;
     let failed = AtomicBool::new(false);
@@ -239,11 +241,14 @@ where
                 None
             } else {
                 let target_path = options.rejects_path.clone().unwrap_or_else(|| default_rejects_path(path));
-                write_rejects::<P>(&target_path, &outcome).map_err(|e| TxFailure::RejectsFile(target_path.clone(), e))?;
+                write_rejects::<P>(&target_path, &outcome)
+                    .map_err(|e| TxFailure::RejectsFile(target_path.clone(), e))?;
                 Some(target_path)
             };
+            tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "rows written");
             if bulk {
                 merge.create_indexes(conn)?;
+                tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "indexes built");
             }
             target.finish(conn, &import_id)?;
             let after = merge.count(conn)?;
@@ -266,12 +271,15 @@ where
         })
     });
 
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "import transaction ended");
     let (outcome, (inserted, updated, unchanged), rejects_file) = match result {
         Ok(ok) => ok,
         Err(TxFailure::Db(e)) => return Err(ImportError::Database(e)),
         Err(TxFailure::Read(source)) => return Err(ImportError::Read { path: shown, source }),
         Err(TxFailure::Encoding(line)) => return Err(ImportError::Encoding { path: shown, line }),
-        Err(TxFailure::Rejected(total, rows)) => return Err(ImportError::Rejected { path: shown, total, rows }),
+        Err(TxFailure::Rejected(total, rows)) => {
+            return Err(ImportError::Rejected { path: shown, total, rows });
+        }
         Err(TxFailure::RejectsFile(p, source)) => {
             return Err(ImportError::RejectsFile { path: p.display().to_string(), source });
         }
@@ -303,7 +311,8 @@ fn read_rows<P: RowParser, R: Read>(
 ) -> Result<ReadOutcome, ReadFailure> {
     let mut record = csv::ByteRecord::new();
     let mut batch = Vec::with_capacity(BATCH_ROWS);
-    let mut outcome = ReadOutcome { total: 0, errors: Vec::new(), rejected_rows: Vec::new(), sha256: String::new() };
+    let mut outcome =
+        ReadOutcome { total: 0, errors: Vec::new(), rejected_rows: Vec::new(), sha256: String::new() };
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
@@ -335,7 +344,8 @@ fn read_rows<P: RowParser, R: Read>(
                 fields.push(std::str::from_utf8(raw).map_err(|_| ReadFailure::Encoding(line))?);
             }
         }
-        let parsed = if row_errors.is_empty() { parser.parse(&fields, line).map_err(Some) } else { Err(None) };
+        let parsed =
+            if row_errors.is_empty() { parser.parse(&fields, line).map_err(Some) } else { Err(None) };
         match parsed {
             Ok(row) => {
                 batch.push(row);
@@ -382,7 +392,9 @@ fn csv_read_error(path: &str, e: csv::Error) -> ImportError {
         csv::ErrorKind::Utf8 { pos, .. } => {
             ImportError::Encoding { path: path.to_string(), line: pos.map(|p| p.line()).unwrap_or(1) }
         }
-        other => ImportError::Read { path: path.to_string(), source: std::io::Error::other(format!("{other:?}")) },
+        other => {
+            ImportError::Read { path: path.to_string(), source: std::io::Error::other(format!("{other:?}")) }
+        }
     }
 }
 
@@ -400,17 +412,21 @@ fn write_rejects<P: RowParser>(path: &Path, outcome: &ReadOutcome) -> std::io::R
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     // Flexible: a rejected row may have the wrong number of columns.
-    let mut out = csv::WriterBuilder::new().flexible(true).from_writer(std::io::BufWriter::new(options.open(path)?));
+    let mut out =
+        csv::WriterBuilder::new().flexible(true).from_writer(std::io::BufWriter::new(options.open(path)?));
     let mut header = vec!["line", "errors"];
     header.extend_from_slice(P::HEADER);
     out.write_record(&header)?;
     for (line, raw) in &outcome.rejected_rows {
-        let reasons: Vec<String> = outcome
-            .errors
-            .iter()
-            .filter(|e| e.line == *line)
-            .map(|e| if e.column.is_empty() { e.reason.clone() } else { format!("{}: {}", e.column, e.reason) })
-            .collect();
+        let reasons: Vec<String> =
+            outcome
+                .errors
+                .iter()
+                .filter(|e| e.line == *line)
+                .map(|e| {
+                    if e.column.is_empty() { e.reason.clone() } else { format!("{}: {}", e.column, e.reason) }
+                })
+                .collect();
         let mut row = vec![line.to_string(), reasons.join("; ")];
         for (i, field) in raw.iter().enumerate() {
             row.push(if i == P::SECRET_COLUMN { "*".repeat(field.chars().count()) } else { field.clone() });
@@ -454,7 +470,9 @@ struct Count {
 
 impl Merge {
     pub fn count(&self, conn: &mut DbConn) -> QueryResult<i64> {
-        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {}", self.table)).get_result::<Count>(conn).map(|c| c.n)
+        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {}", self.table))
+            .get_result::<Count>(conn)
+            .map(|c| c.n)
     }
 
     pub fn drop_indexes(&self, conn: &mut DbConn) -> QueryResult<()> {
@@ -490,7 +508,8 @@ impl Merge {
         let source = if postgres { "jsonb_array_elements($1::jsonb) AS r" } else { "jsonb_each($1)" };
         let compared = &names[self.key..names.len() - 1];
         let set: Vec<String> = names[self.key..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
-        let differs: Vec<String> = compared.iter().map(|c| format!("{t}.{c} <> excluded.{c}", t = self.table)).collect();
+        let differs: Vec<String> =
+            compared.iter().map(|c| format!("{t}.{c} <> excluded.{c}", t = self.table)).collect();
         let insert = format!(
             "INSERT INTO {t} ({names}) SELECT {values} FROM {source}",
             t = self.table,
@@ -509,7 +528,12 @@ impl Merge {
     }
 
     /// Merges rows (each a JSON array in `columns` order); returns how many were inserted or changed.
-    pub fn apply<'a>(&self, conn: &mut DbConn, rows: impl Iterator<Item = &'a str>, bulk: bool) -> QueryResult<usize> {
+    pub fn apply<'a>(
+        &self,
+        conn: &mut DbConn,
+        rows: impl Iterator<Item = &'a str>,
+        bulk: bool,
+    ) -> QueryResult<usize> {
         let mut batch = String::from("[");
         for (i, row) in rows.enumerate() {
             if i > 0 {

@@ -10,7 +10,9 @@ use ncf_shared::ids::ImportId;
 use ncf_shared::licence::{LicenceStatus, PersonName, RegistrationNumber, Sex};
 use ncf_shared::{MyNumber, MyNumberHasher, Qualification};
 
-use super::{Col, ImportError, ImportOptions, ImportSummary, ImportTarget, JsonRow, Merge, RowError, RowParser};
+use super::{
+    Col, ImportError, ImportOptions, ImportSummary, ImportTarget, JsonRow, Merge, RowError, RowParser,
+};
 
 pub const HEADER: [&str; 11] = [
     "qualification",
@@ -78,7 +80,11 @@ impl RowCheck {
     pub(super) fn fail(&mut self, column: &'static str, reason: impl Into<String>) {
         self.errors.push(RowError { line: self.line, column, reason: reason.into() });
     }
-    pub(super) fn check<T, E: std::fmt::Display>(&mut self, column: &'static str, r: Result<T, E>) -> Option<T> {
+    pub(super) fn check<T, E: std::fmt::Display>(
+        &mut self,
+        column: &'static str,
+        r: Result<T, E>,
+    ) -> Option<T> {
         r.map_err(|e| self.fail(column, e.to_string())).ok()
     }
     pub(super) fn name(&mut self, column: &'static str, value: &str) -> Option<String> {
@@ -125,18 +131,27 @@ impl RowParser for RegistryParser {
         }
         let status = LicenceStatus::parse(f[10]);
         if status.is_none() {
-            c.fail("status", format!("unknown status {:?} (expected active, lapsed, suspended, revoked or deceased)", f[10]));
+            c.fail(
+                "status",
+                format!(
+                    "unknown status {:?} (expected active, lapsed, suspended, revoked or deceased)",
+                    f[10]
+                ),
+            );
         }
-        if let (Some(b), Some(r)) = (birth_date, registered_on) {
-            if r < b {
-                c.fail("registered_on", "registered before the birth date");
-            }
+        if let (Some(b), Some(r)) = (birth_date, registered_on)
+            && r < b
+        {
+            c.fail("registered_on", "registered before the birth date");
         }
         if let (Some(q), Some(n)) = (qualification, registration_number) {
             let key = u64::from(q.number()) << 32 | u64::from(n.value());
             if let Some(first) = self.seen.insert(key, line) {
                 self.seen.insert(key, first);
-                c.fail("registration_number", format!("duplicate of line {first} (same qualification and registration number)"));
+                c.fail(
+                    "registration_number",
+                    format!("duplicate of line {first} (same qualification and registration number)"),
+                );
             }
         }
         let row = (|| {

@@ -12,10 +12,13 @@ use ncf_shared::ids::ImportId;
 use ncf_shared::{Municipality, MyNumber, MyNumberHasher, PersonKey, per_backend};
 
 use super::registry::RowCheck;
-use super::{Col, ImportError, ImportOptions, ImportSummary, ImportTarget, JsonRow, Merge, RowError, RowParser};
+use super::{
+    Col, ImportError, ImportOptions, ImportSummary, ImportTarget, JsonRow, Merge, RowError, RowParser,
+};
 use crate::schema::{resident_events, residents};
 
-pub const HEADER: [&str; 7] = ["my_number", "event", "effective_on", "lgcode", "address", "family_name", "given_name"];
+pub const HEADER: [&str; 7] =
+    ["my_number", "event", "effective_on", "lgcode", "address", "family_name", "given_name"];
 
 pub const ADDRESS_CHANGED: &str = "address_changed";
 pub const NAME_CHANGED: &str = "name_changed";
@@ -66,7 +69,10 @@ impl RowParser for ResidentsParser {
         let person = c.check("my_number", MyNumber::parse(f[0])).map(|n| self.hasher.person_key(&n));
         let event = [ADDRESS_CHANGED, NAME_CHANGED, DECEASED].into_iter().find(|e| *e == f[1]);
         if event.is_none() {
-            c.fail("event", format!("unknown event {:?} (expected address_changed, name_changed or deceased)", f[1]));
+            c.fail(
+                "event",
+                format!("unknown event {:?} (expected address_changed, name_changed or deceased)", f[1]),
+            );
         }
         let effective_on = c.date("effective_on", f[2]);
         let (lgcode, address, family_name, given_name) = (f[3], f[4], f[5], f[6]);
@@ -89,7 +95,10 @@ impl RowParser for ResidentsParser {
             }
         }
         if address.chars().count() > MAX_ADDRESS_CHARS || address.chars().any(char::is_control) {
-            c.fail("address", format!("longer than {MAX_ADDRESS_CHARS} characters or contains a control character"));
+            c.fail(
+                "address",
+                format!("longer than {MAX_ADDRESS_CHARS} characters or contains a control character"),
+            );
         }
         let names_required = event == Some(NAME_CHANGED);
         for (column, value) in [("family_name", family_name), ("given_name", given_name)] {
