@@ -40,7 +40,8 @@ export NATIONAL_SECRET_FILE=$DATA/bench-secret.key RUST_LOG=warn
 now() { date +%s.%N; }
 results=()
 record() { results+=("$1|$2"); printf '  %-46s %8.2f s\n' "$1" "$2" >&2; }
-timed() { local t0 t1; t0=$(now); "$@" >/dev/null; t1=$(now); echo "$t1 - $t0" | bc -l; }
+# Dirty pages of the previous step are flushed first (untimed), so no run pays for another's writes.
+timed() { local t0 t1; sync; t0=$(now); "$@" >/dev/null; t1=$(now); echo "$t1 - $t0" | bc -l; }
 
 echo "# import benchmark: $CSV ($ROWS rows, $(du -m "$CSV" | cut -f1) MiB); $(nproc) cores" >&2
 echo "# $(sqlite3 --version | cut -d' ' -f1-2); $(psql "$PG_ADMIN" -XAtc 'SHOW server_version')" >&2
