@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use ncf_shared::Prefecture;
 use ncf_shared::db::{self, DatabaseUrl, DbConn};
 use ncf_shared::secret::ServerSecret;
+use ncf_shared::{MyNumberHasher, Prefecture};
 
 use crate::imports::{self, ImportError, ImportOptions, ImportSummary};
 
@@ -139,18 +139,10 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::ImportRegistry(args) => {
-            let secret = load_secret(&cli.secret_file)?;
-            let (_, mut conn) = open(&cli.database_url)?;
-            let result =
-                imports::registry::import(&mut conn, &args.file, secret.my_number_hasher(), &args.options());
-            report_import("registry", &args.file, result)
+            import_file(&cli.database_url, &cli.secret_file, "registry", &args, imports::registry::import)
         }
         Command::ImportResidents(args) => {
-            let secret = load_secret(&cli.secret_file)?;
-            let (_, mut conn) = open(&cli.database_url)?;
-            let result =
-                imports::residents::import(&mut conn, &args.file, secret.my_number_hasher(), &args.options());
-            report_import("residents", &args.file, result)
+            import_file(&cli.database_url, &cli.secret_file, "residents", &args, imports::residents::import)
         }
         Command::Nodes { command } => {
             let (_, mut conn) = open(&cli.database_url)?;
@@ -194,6 +186,21 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+type ImportFn = fn(&mut DbConn, &Path, MyNumberHasher, &ImportOptions) -> Result<ImportSummary, ImportError>;
+
+fn import_file(
+    database_url: &str,
+    secret_file: &Path,
+    kind: &str,
+    args: &ImportArgs,
+    import: ImportFn,
+) -> Result<(), Failure> {
+    let secret = load_secret(secret_file)?;
+    let (_, mut conn) = open(database_url)?;
+    let result = import(&mut conn, &args.file, secret.my_number_hasher(), &args.options());
+    report_import(kind, &args.file, result)
 }
 
 impl ImportArgs {

@@ -13,9 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use chrono::NaiveDate;
 use diesel::prelude::*;
 use ncf_shared::db::DbConn;
 use ncf_shared::ids::ImportId;
+use ncf_shared::licence::PersonName;
 use sha2::{Digest, Sha256};
 
 use crate::schema::imports;
@@ -85,6 +87,43 @@ pub enum ImportError {
     RejectsFile { path: String, source: std::io::Error },
     #[error("database error during import: {0}")]
     Database(#[from] diesel::result::Error),
+}
+
+/// Collects the problems of one row, field by field.
+pub(crate) struct RowCheck {
+    line: u64,
+    errors: Vec<RowError>,
+}
+
+impl RowCheck {
+    pub(crate) fn new(line: u64) -> Self {
+        Self { line, errors: Vec::new() }
+    }
+    pub(crate) fn fail(&mut self, column: &'static str, reason: impl Into<String>) {
+        self.errors.push(RowError { line: self.line, column, reason: reason.into() });
+    }
+    pub(crate) fn check<T, E: std::fmt::Display>(
+        &mut self,
+        column: &'static str,
+        r: Result<T, E>,
+    ) -> Option<T> {
+        r.map_err(|e| self.fail(column, e.to_string())).ok()
+    }
+    pub(crate) fn name(&mut self, column: &'static str, value: &str) -> Option<String> {
+        self.check(column, PersonName::check(value)).map(|()| value.to_string())
+    }
+    pub(crate) fn kana(&mut self, column: &'static str, value: &str) -> Option<String> {
+        self.check(column, PersonName::check_kana(value)).map(|()| value.to_string())
+    }
+    pub(crate) fn date(&mut self, column: &'static str, value: &str) -> Option<NaiveDate> {
+        self.check(column, ncf_shared::time::parse_date(value).map_err(|e| format!("{e}: {value:?}")))
+    }
+    pub(crate) fn finish<T>(self, row: Option<T>) -> Result<T, Vec<RowError>> {
+        match row {
+            Some(row) if self.errors.is_empty() => Ok(row),
+            _ => Err(self.errors),
+        }
+    }
 }
 
 /// What a file format contributes to the driver: its header and how to validate one row.

@@ -4,14 +4,14 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 
-use chrono::NaiveDate;
 use ncf_shared::db::DbConn;
 use ncf_shared::ids::ImportId;
-use ncf_shared::licence::{LicenceStatus, PersonName, RegistrationNumber, Sex};
+use ncf_shared::licence::{LicenceStatus, RegistrationNumber, Sex};
 use ncf_shared::{MyNumber, MyNumberHasher, Qualification};
 
 use super::{
-    Col, ImportError, ImportOptions, ImportSummary, ImportTarget, JsonRow, Merge, RowError, RowParser,
+    Col, ImportError, ImportOptions, ImportSummary, ImportTarget, JsonRow, Merge, RowCheck, RowError,
+    RowParser,
 };
 
 pub const HEADER: [&str; 11] = [
@@ -64,43 +64,6 @@ impl Hasher for MixHasher {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         self.0 = z ^ (z >> 31);
-    }
-}
-
-/// Collects the problems of one row, field by field.
-pub(super) struct RowCheck {
-    line: u64,
-    errors: Vec<RowError>,
-}
-
-impl RowCheck {
-    pub(super) fn new(line: u64) -> Self {
-        Self { line, errors: Vec::new() }
-    }
-    pub(super) fn fail(&mut self, column: &'static str, reason: impl Into<String>) {
-        self.errors.push(RowError { line: self.line, column, reason: reason.into() });
-    }
-    pub(super) fn check<T, E: std::fmt::Display>(
-        &mut self,
-        column: &'static str,
-        r: Result<T, E>,
-    ) -> Option<T> {
-        r.map_err(|e| self.fail(column, e.to_string())).ok()
-    }
-    pub(super) fn name(&mut self, column: &'static str, value: &str) -> Option<String> {
-        self.check(column, PersonName::check(value)).map(|()| value.to_string())
-    }
-    pub(super) fn kana(&mut self, column: &'static str, value: &str) -> Option<String> {
-        self.check(column, PersonName::check_kana(value)).map(|()| value.to_string())
-    }
-    pub(super) fn date(&mut self, column: &'static str, value: &str) -> Option<NaiveDate> {
-        self.check(column, ncf_shared::time::parse_date(value).map_err(|e| format!("{e}: {value:?}")))
-    }
-    pub(super) fn finish<T>(self, row: Option<T>) -> Result<T, Vec<RowError>> {
-        match row {
-            Some(row) if self.errors.is_empty() => Ok(row),
-            _ => Err(self.errors),
-        }
     }
 }
 

@@ -11,9 +11,9 @@ use ncf_shared::db::DbConn;
 use ncf_shared::ids::ImportId;
 use ncf_shared::{Municipality, MyNumber, MyNumberHasher, PersonKey, per_backend};
 
-use super::registry::RowCheck;
 use super::{
-    Col, ImportError, ImportOptions, ImportSummary, ImportTarget, JsonRow, Merge, RowError, RowParser,
+    Col, ImportError, ImportOptions, ImportSummary, ImportTarget, JsonRow, Merge, RowCheck, RowError,
+    RowParser,
 };
 use crate::schema::{resident_events, residents};
 
