@@ -202,6 +202,40 @@ fn create_parent(path: &Path) -> Result<(), DbError> {
     }
 }
 
+/// Errors that may say "another writer holds the SQLite write lock".
+pub trait MaybeBusy {
+    fn is_busy(&self) -> bool;
+}
+
+impl MaybeBusy for diesel::result::Error {
+    fn is_busy(&self) -> bool {
+        matches!(self, diesel::result::Error::DatabaseError(_, info)
+            if info.message().contains("database is locked") || info.message().contains("database table is locked"))
+    }
+}
+
+/// Runs `f` in a transaction that writes. SQLite cannot wait for the write lock inside a
+/// transaction that has already read (it answers "database is locked" at once, whatever the
+/// busy timeout), so on that answer the whole transaction is run again from the start, with capped
+/// backoff, for up to 15 s. PostgreSQL waits for row locks by itself and never gets here.
+pub fn write_transaction<T, E, F>(conn: &mut DbConn, mut f: F) -> Result<T, E>
+where
+    F: FnMut(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error> + MaybeBusy,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match conn.transaction(&mut f) {
+            Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Applies a service's pending migrations (one embedded set per backend, `const`s of the service);
 /// returns the versions applied.
 pub fn run_migrations(

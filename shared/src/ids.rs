@@ -38,6 +38,14 @@ text_id!(
     /// import that last changed it (DESIGN rule 7).
     ImportId
 );
+text_id!(
+    /// A nurse registered at a prefecture node (local id; other nodes know her by other codes).
+    NurseId
+);
+text_id!(
+    /// A notice, consent record or outbox event at a node.
+    RecordId
+);
 
 #[cfg(test)]
 mod tests {

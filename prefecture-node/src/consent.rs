@@ -1,0 +1,190 @@
+//! Consent records (DESIGN rule 3): one row per change of one scope, versioned, with the text the
+//! nurse was shown; and the consent gate that decides what may leave this node.
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+use ncf_shared::ConsentScope;
+use ncf_shared::db::DbConn;
+use ncf_shared::ids::RecordId;
+use sha2::{Digest, Sha256};
+
+use crate::Channel;
+use crate::error::NodeError;
+use crate::outbox::{self, EventKind};
+use crate::schema::{consents, nurses};
+
+/// Version of the consent texts below; bump it whenever a text changes.
+pub const TEXT_VERSION: &str = "2026-11-v1";
+
+/// The full text shown next to each scope's checkbox.
+pub fn text_ja(scope: ConsentScope) -> &'static str {
+    match scope {
+        ConsentScope::AddressLinkage => {
+            "国（厚生労働省）の共通サーバーが、住民基本台帳の情報（住所・氏名・死亡の事実）を用いて、\
+             あなたのお住まいの市区町村を確認することに同意します。この同意がない場合、あなたの届出はこの\
+             ナースセンターの外には送られません。同意はいつでも取り消すことができ、取り消した場合、共通\
+             サーバーは次回の同期でこの同意に基づく情報を削除します。"
+        }
+        ConsentScope::JobSupport => {
+            "あなたが選んだ距離の範囲内の求人情報を、ナースセンターからメールでお知らせすることに同意します。\
+             お知らせはいつでも停止できます。"
+        }
+        ConsentScope::TrainingInfo => {
+            "あなたが選んだ距離の範囲内の研修・復職支援の情報を、ナースセンターからメールでお知らせすることに\
+             同意します。お知らせはいつでも停止できます。"
+        }
+        ConsentScope::ShareWithResidencePrefecture => {
+            "あなたが他の都道府県に転居した場合に、転居先の都道府県ナースセンターがあなたの連絡先（氏名・\
+             メールアドレス・電話番号）を受け取り、就業支援のために連絡することに同意します。"
+        }
+    }
+}
+
+pub fn text_sha256(scope: ConsentScope) -> String {
+    ncf_shared::encoding::hex(&Sha256::digest(text_ja(scope).as_bytes()))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = consents)]
+pub struct ConsentRecord {
+    pub id: String,
+    pub nurse_id: String,
+    pub scope: String,
+    pub granted: bool,
+    pub version: i32,
+    pub text_version: String,
+    pub text_sha256: String,
+    pub channel: String,
+    pub entered_by: Option<String>,
+    pub recorded_at: chrono::NaiveDateTime,
+}
+
+/// The latest decision per scope; a scope never decided counts as not given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CurrentConsents(BTreeMap<ConsentScope, bool>);
+
+impl CurrentConsents {
+    pub fn granted(&self, scope: ConsentScope) -> bool {
+        self.0.get(&scope).copied().unwrap_or(false)
+    }
+}
+
+/// The consent gate: whether an event of this kind may leave the node under these consents.
+/// Consent changes always travel (the national server must learn of a withdrawal to delete what it
+/// holds); notices need `address_linkage`; contact details need `share_with_residence_prefecture`.
+pub fn covers(current: &CurrentConsents, kind: EventKind) -> bool {
+    match kind {
+        EventKind::ConsentChanged => true,
+        EventKind::NoticeFiled => current.granted(ConsentScope::AddressLinkage),
+        EventKind::ContactChanged => current.granted(ConsentScope::ShareWithResidencePrefecture),
+    }
+}
+
+pub fn current(conn: &mut DbConn, nurse_id: &str) -> QueryResult<CurrentConsents> {
+    let rows: Vec<(String, bool)> = consents::table
+        .filter(consents::nurse_id.eq(nurse_id))
+        .order((consents::scope, consents::version))
+        .select((consents::scope, consents::granted))
+        .load(conn)?;
+    // Ordered by version, so the last row of each scope wins.
+    Ok(CurrentConsents(
+        rows.into_iter().filter_map(|(s, g)| ConsentScope::parse(&s).map(|s| (s, g))).collect(),
+    ))
+}
+
+pub fn history(conn: &mut DbConn, nurse_id: &str) -> QueryResult<Vec<ConsentRecord>> {
+    consents::table
+        .filter(consents::nurse_id.eq(nurse_id))
+        .order((consents::recorded_at, consents::scope, consents::version))
+        .select(ConsentRecord::as_select())
+        .load(conn)
+}
+
+/// Records the nurse's decisions for the given scopes. Only real changes are written (granting a
+/// scope already granted writes nothing); each change gets the next version of its scope and a
+/// `consent_changed` event in the outbox, all in one transaction. Returns the records written.
+pub fn record(
+    conn: &mut DbConn,
+    nurse_id: &str,
+    decisions: &[(ConsentScope, bool)],
+    channel: Channel,
+    entered_by: Option<&str>,
+) -> Result<Vec<ConsentRecord>, NodeError> {
+    ncf_shared::db::write_transaction(conn, |conn| {
+        let agency_code: String = nurses::table
+            .find(nurse_id)
+            .select(nurses::agency_code)
+            .first(conn)
+            .optional()?
+            .ok_or(NodeError::NotFound("nurse"))?;
+        let before = current(conn, nurse_id)?;
+        let now = ncf_shared::time::now_utc();
+        let mut written = Vec::new();
+        for &(scope, granted) in decisions {
+            let latest: Option<i32> = consents::table
+                .filter(consents::nurse_id.eq(nurse_id).and(consents::scope.eq(scope.as_str())))
+                .select(diesel::dsl::max(consents::version))
+                .first(conn)?;
+            let decided_before = latest.is_some();
+            if decided_before && before.granted(scope) == granted || !decided_before && !granted {
+                continue;
+            }
+            let record = ConsentRecord {
+                id: RecordId::new().0,
+                nurse_id: nurse_id.to_string(),
+                scope: scope.as_str().to_string(),
+                granted,
+                version: latest.unwrap_or(0) + 1,
+                text_version: TEXT_VERSION.to_string(),
+                text_sha256: text_sha256(scope),
+                channel: channel.as_str().to_string(),
+                entered_by: entered_by.map(str::to_string),
+                recorded_at: now,
+            };
+            diesel::insert_into(consents::table).values(&record).execute(conn)?;
+            let payload = serde_json::json!({
+                "agency_code": agency_code,
+                "scope": record.scope,
+                "granted": record.granted,
+                "version": record.version,
+                "text_version": record.text_version,
+                "text_sha256": record.text_sha256,
+                "recorded_at": ncf_shared::time::to_utc(now),
+            });
+            outbox::enqueue_if_covered(conn, &before, EventKind::ConsentChanged, Some(nurse_id), &payload)?;
+            written.push(record);
+        }
+        Ok(written)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scope_has_a_text_and_a_stable_hash() {
+        for scope in ConsentScope::ALL {
+            assert!(text_ja(scope).chars().count() > 40, "{scope:?}");
+            assert_eq!(text_sha256(scope), text_sha256(scope));
+            assert_eq!(text_sha256(scope).len(), 64);
+        }
+    }
+
+    #[test]
+    fn the_gate_follows_the_scopes() {
+        let none = CurrentConsents::default();
+        assert!(covers(&none, EventKind::ConsentChanged));
+        assert!(!covers(&none, EventKind::NoticeFiled));
+        assert!(!covers(&none, EventKind::ContactChanged));
+        let linked = CurrentConsents([(ConsentScope::AddressLinkage, true)].into_iter().collect());
+        assert!(covers(&linked, EventKind::NoticeFiled));
+        assert!(!covers(&linked, EventKind::ContactChanged));
+        let withdrawn = CurrentConsents([(ConsentScope::AddressLinkage, false)].into_iter().collect());
+        assert!(!covers(&withdrawn, EventKind::NoticeFiled));
+        let share =
+            CurrentConsents([(ConsentScope::ShareWithResidencePrefecture, true)].into_iter().collect());
+        assert!(covers(&share, EventKind::ContactChanged));
+    }
+}

@@ -1,0 +1,80 @@
+//! Nurses registered at this node, known by this node's agency code only (DESIGN rule 2).
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use ncf_shared::AgencyCode;
+use ncf_shared::db::DbConn;
+use ncf_shared::ids::NurseId;
+
+use crate::schema::nurses;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = nurses)]
+pub struct Nurse {
+    pub id: String,
+    pub agency_code: String,
+    pub qualification: String,
+    pub registration_number: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub family_name_kana: String,
+    pub given_name_kana: String,
+    pub birth_date: NaiveDate,
+    pub email: String,
+    pub phone: Option<String>,
+    pub max_distance_km: i32,
+    pub created_at: chrono::NaiveDateTime,
+}
+
+/// What an opt-in provides once the national server has linked the identity.
+#[derive(Debug, Clone)]
+pub struct NewNurse {
+    pub agency_code: AgencyCode,
+    pub qualification: String,
+    pub registration_number: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub family_name_kana: String,
+    pub given_name_kana: String,
+    pub birth_date: NaiveDate,
+    pub email: String,
+    pub phone: Option<String>,
+    pub max_distance_km: i32,
+}
+
+/// Registers a nurse, or returns the existing one when this agency code is already known (the
+/// same person opting in twice).
+pub fn register(conn: &mut DbConn, new: NewNurse) -> QueryResult<Nurse> {
+    if let Some(existing) = by_agency_code(conn, &new.agency_code)? {
+        return Ok(existing);
+    }
+    let nurse = Nurse {
+        id: NurseId::new().0,
+        agency_code: new.agency_code.to_string(),
+        qualification: new.qualification,
+        registration_number: new.registration_number,
+        family_name: new.family_name,
+        given_name: new.given_name,
+        family_name_kana: new.family_name_kana,
+        given_name_kana: new.given_name_kana,
+        birth_date: new.birth_date,
+        email: new.email,
+        phone: new.phone,
+        max_distance_km: new.max_distance_km,
+        created_at: ncf_shared::time::now_utc(),
+    };
+    diesel::insert_into(nurses::table).values(&nurse).execute(conn)?;
+    Ok(nurse)
+}
+
+pub fn by_agency_code(conn: &mut DbConn, code: &AgencyCode) -> QueryResult<Option<Nurse>> {
+    nurses::table
+        .filter(nurses::agency_code.eq(code.as_str()))
+        .select(Nurse::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<Nurse>> {
+    nurses::table.find(id).select(Nurse::as_select()).first(conn).optional()
+}

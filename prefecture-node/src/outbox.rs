@@ -1,0 +1,82 @@
+//! The outbox: events for the national server, written in the same transaction as the change that
+//! caused them, numbered without gaps (DESIGN flow 3). Nothing is written without passing the
+//! consent gate (`consent::covers`).
+
+use diesel::prelude::*;
+use ncf_shared::db::DbConn;
+use ncf_shared::ids::RecordId;
+
+use crate::consent::{self, CurrentConsents};
+use crate::schema::{outbox, sequences};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    ConsentChanged,
+    NoticeFiled,
+    ContactChanged,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConsentChanged => "consent_changed",
+            Self::NoticeFiled => "notice_filed",
+            Self::ContactChanged => "contact_changed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = outbox)]
+pub struct OutboxEvent {
+    pub seq: i64,
+    pub event_id: String,
+    pub kind: String,
+    pub nurse_id: Option<String>,
+    pub payload: String,
+    pub created_at: chrono::NaiveDateTime,
+}
+
+/// Writes the event when the consents cover it; returns its sequence number, or `None` when the
+/// event must stay local. Call inside the transaction that makes the change.
+pub fn enqueue_if_covered(
+    conn: &mut DbConn,
+    consents: &CurrentConsents,
+    kind: EventKind,
+    nurse_id: Option<&str>,
+    payload: &serde_json::Value,
+) -> QueryResult<Option<i64>> {
+    if !consent::covers(consents, kind) {
+        return Ok(None);
+    }
+    let seq = next_seq(conn)?;
+    let event = OutboxEvent {
+        seq,
+        event_id: RecordId::new().0,
+        kind: kind.as_str().to_string(),
+        nurse_id: nurse_id.map(str::to_string),
+        payload: payload.to_string(),
+        created_at: ncf_shared::time::now_utc(),
+    };
+    diesel::insert_into(outbox::table).values(&event).execute(conn)?;
+    Ok(Some(seq))
+}
+
+/// Next outbox sequence number. The UPDATE takes the row lock, so concurrent writers queue up
+/// behind each other, and a rolled-back transaction gives its number back: no gaps, no duplicates.
+fn next_seq(conn: &mut DbConn) -> QueryResult<i64> {
+    diesel::update(sequences::table.find("outbox"))
+        .set(sequences::last_value.eq(sequences::last_value + 1))
+        .execute(conn)?;
+    sequences::table.find("outbox").select(sequences::last_value).first(conn)
+}
+
+/// Events after `after_seq`, in order, at most `limit`.
+pub fn after(conn: &mut DbConn, after_seq: i64, limit: i64) -> QueryResult<Vec<OutboxEvent>> {
+    outbox::table
+        .filter(outbox::seq.gt(after_seq))
+        .order(outbox::seq)
+        .limit(limit)
+        .select(OutboxEvent::as_select())
+        .load(conn)
+}

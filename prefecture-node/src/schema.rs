@@ -1,0 +1,68 @@
+//! diesel table definitions, matching migrations/node/{sqlite,postgres}.
+
+diesel::table! {
+    nurses (id) {
+        id -> Text,
+        agency_code -> Text,
+        qualification -> Text,
+        registration_number -> Text,
+        family_name -> Text,
+        given_name -> Text,
+        family_name_kana -> Text,
+        given_name_kana -> Text,
+        birth_date -> Date,
+        email -> Text,
+        phone -> Nullable<Text>,
+        max_distance_km -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notices (id) {
+        id -> Text,
+        nurse_id -> Text,
+        kind -> Text,
+        body -> Text,
+        channel -> Text,
+        entered_by -> Nullable<Text>,
+        filed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consents (id) {
+        id -> Text,
+        nurse_id -> Text,
+        scope -> Text,
+        granted -> Bool,
+        version -> Integer,
+        text_version -> Text,
+        text_sha256 -> Text,
+        channel -> Text,
+        entered_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    outbox (seq) {
+        seq -> BigInt,
+        event_id -> Text,
+        kind -> Text,
+        nurse_id -> Nullable<Text>,
+        payload -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sequences (name) {
+        name -> Text,
+        last_value -> BigInt,
+    }
+}
+
+diesel::joinable!(notices -> nurses (nurse_id));
+diesel::joinable!(consents -> nurses (nurse_id));
+diesel::allow_tables_to_appear_in_same_query!(nurses, notices, consents, outbox, sequences);
