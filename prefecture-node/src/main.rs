@@ -1,6 +1,6 @@
-//! A prefecture nurse-center node. This first slice generates the node's signing key (to register
-//! at the national server with `national-server nodes add`) and serves its health check; notices,
-//! consents, pages and sync follow.
+//! A prefecture nurse-center node. So far: the node's signing key (to register at the national
+//! server with `national-server nodes add`), its database (nurses, notices, consents, outbox; see
+//! the library) and a health check. Pages, staff sign-in and sync follow.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ncf_shared::Prefecture;
+use ncf_shared::db::{self, DatabaseUrl};
 use ncf_shared::federation::NodeSigningKey;
 
 #[derive(Debug, Parser)]
@@ -17,6 +18,9 @@ use ncf_shared::federation::NodeSigningKey;
     about = "Prefecture nurse-center node of the Nurse Center Federation"
 )]
 struct Cli {
+    /// Database: a file path or sqlite://PATH (default, embedded), or postgres://USER@HOST/DB.
+    #[arg(long, env = "NODE_DATABASE_URL", default_value = "sqlite://var/node.db", global = true)]
+    database_url: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,7 +33,9 @@ enum Command {
         #[arg(long, env = "NODE_KEY_FILE", default_value = "var/node.key")]
         key_file: PathBuf,
     },
-    /// Serve the node (health check only in this slice).
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Serve the node (health check only in this slice); migrations run first.
     Serve {
         /// Prefecture code (JIS X 0401) this node serves.
         #[arg(long, env = "NODE_PREFECTURE")]
@@ -53,7 +59,12 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Keygen { key_file } => keygen(&key_file),
-        Command::Serve { prefecture, national, listen } => serve(prefecture, &national, &listen),
+        Command::Migrate => open(&cli.database_url).map(|(url, applied)| {
+            println!("{url}: {applied} migration(s) applied");
+        }),
+        Command::Serve { prefecture, national, listen } => {
+            open(&cli.database_url).and_then(|(url, _)| serve(prefecture, &national, &listen, url.backend()))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -62,6 +73,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Connects and migrates; returns the URL (password hidden) and how many migrations ran.
+fn open(database_url: &str) -> Result<(DatabaseUrl, usize), String> {
+    let url = DatabaseUrl::parse(database_url).map_err(|e| e.to_string())?;
+    let mut conn = db::connect_one(&url).map_err(|e| e.to_string())?;
+    let applied = prefecture_node::migrate(&mut conn).map_err(|e| e.to_string())?;
+    Ok((url, applied.len()))
 }
 
 fn keygen(path: &std::path::Path) -> Result<(), String> {
@@ -88,7 +107,7 @@ fn keygen(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(prefecture: Prefecture, national: &str, listen: &str) -> Result<(), String> {
+fn serve(prefecture: Prefecture, national: &str, listen: &str, backend: &'static str) -> Result<(), String> {
     use actix_web::{App, HttpResponse, HttpServer, web};
     let national = national.to_string();
     actix_web::rt::System::new()
@@ -104,6 +123,7 @@ fn serve(prefecture: Prefecture, national: &str, listen: &str) -> Result<(), Str
                                 "status": "ok",
                                 "prefecture": prefecture,
                                 "national": national,
+                                "database": backend,
                             }))
                         }
                     }),
