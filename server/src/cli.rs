@@ -36,6 +36,11 @@ pub enum Command {
     ImportResidents(ImportArgs),
     /// Write deterministic synthetic registry.csv and residents.csv.
     GenerateSynthetic(SyntheticArgs),
+    /// Check the data-provision record (情報提供等記録).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Register and list node keys.
     Nodes {
         #[command(subcommand)]
@@ -77,6 +82,12 @@ pub struct SyntheticArgs {
     /// Seed; the same seed and size give byte-identical files.
     #[arg(long, env = "SYNTHETIC_SEED", default_value_t = 20_261_126)]
     pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the whole hash chain; names the first broken entry (exit status 1).
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +154,19 @@ fn execute(cli: Cli) -> Result<(), Failure> {
         }
         Command::ImportResidents(args) => {
             import_file(&cli.database_url, &cli.secret_file, "residents", &args, imports::residents::import)
+        }
+        Command::Audit { command: AuditCommand::Verify } => {
+            let (_, mut conn) = open(&cli.database_url)?;
+            match crate::provisions::verify(&mut conn)? {
+                Ok(count) => {
+                    println!("data-provision record intact: {count} entries verified");
+                    Ok(())
+                }
+                Err(broken) => Err(Failure(format!(
+                    "data-provision record broken at entry {}: {}",
+                    broken.seq, broken.reason
+                ))),
+            }
         }
         Command::Nodes { command } => {
             let (_, mut conn) = open(&cli.database_url)?;

@@ -9,6 +9,7 @@ use ncf_shared::federation::ErrorBody;
 pub enum ErrorKind {
     BadRequest,
     Unauthorized,
+    Forbidden,
     NotFound,
     MethodNotAllowed,
     Conflict,
@@ -25,6 +26,7 @@ impl ErrorKind {
         match self {
             Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
@@ -40,6 +42,7 @@ impl ErrorKind {
         match self {
             Self::BadRequest => "bad_request",
             Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
@@ -79,6 +82,9 @@ impl AppError {
 
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
+        if ncf_shared::db::MaybeBusy::is_busy(&e) {
+            return Self::new(ErrorKind::Unavailable, BUSY_MESSAGE);
+        }
         Self::internal("database error", e)
     }
 }
@@ -109,3 +115,12 @@ impl ResponseError for AppError {
         })
     }
 }
+
+impl ncf_shared::db::MaybeBusy for AppError {
+    fn is_busy(&self) -> bool {
+        // `From<diesel::result::Error>` turns SQLite's "database is locked" into this one error.
+        self.kind == ErrorKind::Unavailable && self.message == BUSY_MESSAGE
+    }
+}
+
+const BUSY_MESSAGE: &str = "the database is busy; try again shortly";

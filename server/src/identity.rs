@@ -165,6 +165,17 @@ pub fn link(
         .on_conflict((identity_links::prefecture, identity_links::agency_code))
         .do_nothing()
         .execute(c))?;
+    crate::provisions::record(
+        conn,
+        &crate::provisions::Provision {
+            source: "national".into(),
+            recipient: format!("node:{node}"),
+            prefecture: node,
+            agency_code: agency_code.as_str(),
+            fields: &["agency_code"],
+            purpose: "identity_link",
+        },
+    )?;
     tracing::info!(prefecture = %node, "identity linked");
     Ok(IdentityLinkResponse { agency_code })
 }

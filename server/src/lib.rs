@@ -8,7 +8,9 @@ pub mod http;
 pub mod identity;
 pub mod imports;
 pub mod nodes;
+pub mod provisions;
 pub mod schema;
+pub mod sync;
 pub mod synthetic;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};

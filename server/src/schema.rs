@@ -101,3 +101,67 @@ diesel::allow_tables_to_appear_in_same_query!(
     federation_nonces,
     identity_links,
 );
+
+diesel::table! {
+    node_cursors (prefecture) {
+        prefecture -> Text,
+        last_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    pushed_events (prefecture, seq) {
+        prefecture -> Text,
+        seq -> BigInt,
+        event_id -> Text,
+        kind -> Text,
+        outcome -> Text,
+        reason -> Nullable<Text>,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    nurse_consents (prefecture, agency_code, scope) {
+        prefecture -> Text,
+        agency_code -> Text,
+        scope -> Text,
+        granted -> Bool,
+        version -> Integer,
+        text_sha256 -> Text,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    nurse_notices (notice_id) {
+        notice_id -> Text,
+        prefecture -> Text,
+        agency_code -> Text,
+        kind -> Text,
+        body -> Text,
+        filed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    provisions (seq) {
+        seq -> BigInt,
+        recorded_at -> Timestamp,
+        source -> Text,
+        recipient -> Text,
+        prefecture -> Text,
+        agency_code -> Text,
+        fields -> Text,
+        purpose -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    sequences (name) {
+        name -> Text,
+        last_value -> BigInt,
+    }
+}

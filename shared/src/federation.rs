@@ -194,6 +194,42 @@ pub struct IdentityLinkResponse {
     pub agency_code: AgencyCode,
 }
 
+/// `POST /federation/v1/push`: outbox events in sequence order.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    pub events: Vec<PushedEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushedEvent {
+    /// The node's gap-free outbox sequence number.
+    pub seq: i64,
+    pub event_id: String,
+    /// `consent_changed`, `notice_filed` or `contact_changed`.
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushResponse {
+    /// The last sequence number the national server holds without a gap: the node's new cursor.
+    pub last_seq: i64,
+    /// Events that can never be applied (consumed, not applied): the node parks and reports them.
+    #[serde(default)]
+    pub rejected: Vec<RejectedEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectedEvent {
+    pub seq: i64,
+    pub reason: String,
+}
+
 /// Error body of every JSON endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {

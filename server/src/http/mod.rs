@@ -5,7 +5,9 @@ mod signed;
 use actix_web::{HttpRequest, HttpResponse, web};
 use ncf_shared::AgencyCodeKey;
 use ncf_shared::db::Pool;
-use ncf_shared::federation::{ErrorBody, IdentityLinkRequest, IdentityLinkResponse};
+use ncf_shared::federation::{
+    ErrorBody, IdentityLinkRequest, IdentityLinkResponse, PushRequest, PushResponse, PushedEvent, RejectedEvent,
+};
 use serde::Serialize;
 use utoipa::OpenApi;
 
@@ -26,6 +28,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/federation/v1/identity-link")
                 .post(identity_link)
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(web::resource("/federation/v1/push").post(push).default_service(web::to(method_not_allowed)))
+        .service(
+            web::resource("/federation/v1/provisions")
+                .post(provisions_of_nurse)
                 .default_service(web::to(method_not_allowed)),
         )
         .default_service(web::to(not_found));
@@ -100,14 +108,95 @@ async fn identity_link(
     Ok(HttpResponse::Ok().json(response))
 }
 
+/// Applies a batch of the calling node's outbox events, each `(node, seq)` once, in order.
+#[utoipa::path(
+    post,
+    path = "/federation/v1/push",
+    request_body = PushRequest,
+    responses(
+        (status = 200, description = "Applied; `last_seq` is the node's new cursor", body = PushResponse),
+        (status = 400, description = "Malformed batch", body = ErrorBody),
+        (status = 401, description = "Unknown key, bad signature or stale timestamp", body = ErrorBody),
+        (status = 403, description = "Names a person this node never linked; nothing applied", body = ErrorBody),
+        (status = 409, description = "Replayed nonce", body = ErrorBody),
+    )
+)]
+async fn push(state: web::Data<AppState>, request: Signed<PushRequest>) -> Result<HttpResponse, AppError> {
+    let pool = state.pool.clone();
+    let response = web::block(move || {
+        let mut conn = pool.get()?;
+        crate::sync::apply_push(&mut conn, request.node.prefecture, &request.body)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ProvisionsQuery {
+    agency_code: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ProvisionView {
+    seq: i64,
+    recorded_at: chrono::NaiveDateTime,
+    source: String,
+    recipient: String,
+    fields: Vec<String>,
+    purpose: String,
+}
+
+/// A nurse's data-provision entries (for her page at the node that knows her by this code).
+#[utoipa::path(
+    post,
+    path = "/federation/v1/provisions",
+    request_body = ProvisionsQuery,
+    responses((status = 200, description = "Entries, oldest first", body = [ProvisionView]))
+)]
+async fn provisions_of_nurse(
+    state: web::Data<AppState>,
+    request: Signed<ProvisionsQuery>,
+) -> Result<HttpResponse, AppError> {
+    let pool = state.pool.clone();
+    let entries = web::block(move || -> Result<_, AppError> {
+        let mut conn = pool.get()?;
+        Ok(crate::provisions::for_nurse(&mut conn, request.node.prefecture, &request.body.agency_code)?)
+    })
+    .await??;
+    let view: Vec<ProvisionView> = entries
+        .into_iter()
+        .map(|e| ProvisionView {
+            seq: e.seq,
+            recorded_at: e.recorded_at,
+            source: e.source,
+            recipient: e.recipient,
+            fields: e.fields.split(',').map(str::to_string).collect(),
+            purpose: e.purpose,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(view))
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Nurse Center Federation — national server",
         description = "Federation endpoints are signed by the calling node (Ed25519 over method, path, timestamp, nonce and the body's SHA-256; see ncf_shared::federation). Every error answers with an ErrorBody."
     ),
-    paths(healthz, identity_link),
-    components(schemas(Health, IdentityLinkRequest, IdentityLinkResponse, ErrorBody))
+    paths(healthz, identity_link, push, provisions_of_nurse),
+    components(schemas(
+        Health,
+        IdentityLinkRequest,
+        IdentityLinkResponse,
+        PushRequest,
+        PushedEvent,
+        PushResponse,
+        RejectedEvent,
+        ProvisionsQuery,
+        ProvisionView,
+        ErrorBody
+    ))
 )]
 pub struct ApiDoc;
 

@@ -1,0 +1,138 @@
+//! 情報提供等記録 (DESIGN rule 5): every provision of a person's data between the national server
+//! and a node, append-only, each entry hashing the previous one, so that any later edit or deletion
+//! is found by `audit verify`.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use ncf_shared::Prefecture;
+use ncf_shared::db::DbConn;
+use sha2::{Digest, Sha256};
+
+use crate::schema::{provisions, sequences};
+
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, serde::Serialize)]
+#[diesel(table_name = provisions)]
+pub struct ProvisionEntry {
+    pub seq: i64,
+    pub recorded_at: NaiveDateTime,
+    /// `national` or `node:NN`.
+    pub source: String,
+    pub recipient: String,
+    pub prefecture: String,
+    pub agency_code: String,
+    /// Comma-separated names of what was provided.
+    pub fields: String,
+    pub purpose: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl ProvisionEntry {
+    fn compute_hash(&self) -> String {
+        let content = format!(
+            "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+            self.prev_hash,
+            self.seq,
+            self.recorded_at.format("%Y-%m-%dT%H:%M:%S%.6f"),
+            self.source,
+            self.recipient,
+            self.prefecture,
+            self.agency_code,
+            self.fields,
+            self.purpose
+        );
+        ncf_shared::encoding::hex(&Sha256::digest(content.as_bytes()))
+    }
+}
+
+/// What was provided, by whom, to whom, about whom and why.
+pub struct Provision<'a> {
+    pub source: String,
+    pub recipient: String,
+    pub prefecture: Prefecture,
+    pub agency_code: &'a str,
+    pub fields: &'a [&'a str],
+    pub purpose: &'a str,
+}
+
+/// Appends an entry; call inside the transaction that provides the data.
+pub fn record(conn: &mut DbConn, p: &Provision<'_>) -> QueryResult<i64> {
+    // The UPDATE takes the row lock: concurrent writers append one after the other.
+    diesel::update(sequences::table.find("provisions"))
+        .set(sequences::last_value.eq(sequences::last_value + 1))
+        .execute(conn)?;
+    let seq: i64 = sequences::table.find("provisions").select(sequences::last_value).first(conn)?;
+    let prev_hash = if seq == 1 {
+        GENESIS.to_string()
+    } else {
+        provisions::table.find(seq - 1).select(provisions::hash).first(conn)?
+    };
+    let mut entry = ProvisionEntry {
+        seq,
+        recorded_at: ncf_shared::time::now_utc(),
+        source: p.source.clone(),
+        recipient: p.recipient.clone(),
+        prefecture: p.prefecture.code(),
+        agency_code: p.agency_code.to_string(),
+        fields: p.fields.join(","),
+        purpose: p.purpose.to_string(),
+        prev_hash,
+        hash: String::new(),
+    };
+    entry.hash = entry.compute_hash();
+    diesel::insert_into(provisions::table).values(&entry).execute(conn)?;
+    Ok(seq)
+}
+
+/// The first entry that does not hold, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    pub seq: i64,
+    pub reason: String,
+}
+
+/// Walks the whole chain; returns how many entries hold, or the first broken one.
+pub fn verify(conn: &mut DbConn) -> QueryResult<Result<i64, Broken>> {
+    const PAGE: i64 = 10_000;
+    let mut expected_seq = 1;
+    let mut prev_hash = GENESIS.to_string();
+    loop {
+        let page: Vec<ProvisionEntry> = provisions::table
+            .filter(provisions::seq.ge(expected_seq))
+            .order(provisions::seq)
+            .limit(PAGE)
+            .select(ProvisionEntry::as_select())
+            .load(conn)?;
+        if page.is_empty() {
+            let last: i64 = sequences::table.find("provisions").select(sequences::last_value).first(conn)?;
+            if last >= expected_seq {
+                return Ok(Err(Broken { seq: expected_seq, reason: "entry missing (deleted)".into() }));
+            }
+            return Ok(Ok(expected_seq - 1));
+        }
+        for entry in page {
+            if entry.seq != expected_seq {
+                return Ok(Err(Broken { seq: expected_seq, reason: "entry missing (deleted)".into() }));
+            }
+            if entry.prev_hash != prev_hash {
+                return Ok(Err(Broken { seq: entry.seq, reason: "does not link to the previous entry".into() }));
+            }
+            if entry.compute_hash() != entry.hash {
+                return Ok(Err(Broken { seq: entry.seq, reason: "content does not match its hash (altered)".into() }));
+            }
+            prev_hash = entry.hash;
+            expected_seq += 1;
+        }
+    }
+}
+
+/// A nurse's entries (for her page), oldest first.
+pub fn for_nurse(conn: &mut DbConn, prefecture: Prefecture, agency_code: &str) -> QueryResult<Vec<ProvisionEntry>> {
+    provisions::table
+        .filter(provisions::prefecture.eq(prefecture.code()).and(provisions::agency_code.eq(agency_code)))
+        .order(provisions::seq)
+        .select(ProvisionEntry::as_select())
+        .load(conn)
+}
