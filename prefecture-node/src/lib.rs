@@ -11,6 +11,7 @@ pub mod notices;
 pub mod nurses;
 pub mod outbox;
 pub mod schema;
+pub mod sync;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use ncf_shared::Prefecture;
 use ncf_shared::db::{self, DatabaseUrl};
 use ncf_shared::federation::NodeSigningKey;
+use prefecture_node::sync::Pusher;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,7 +37,16 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Serve the node (health check only in this slice); migrations run first.
+    /// Push waiting outbox events to the national server until it holds them all, then exit.
+    Push {
+        /// Base URL of the national server.
+        #[arg(long, env = "NODE_NATIONAL_URL")]
+        national: String,
+        /// The node's private key (from `keygen`).
+        #[arg(long, env = "NODE_KEY_FILE", default_value = "var/node.key")]
+        key_file: PathBuf,
+    },
+    /// Serve the node (health check) and push its outbox in the background; migrations run first.
     Serve {
         /// Prefecture code (JIS X 0401) this node serves.
         #[arg(long, env = "NODE_PREFECTURE")]
@@ -46,11 +57,19 @@ enum Command {
         /// Address to listen on (port 0 picks a free port; the chosen address is printed).
         #[arg(long, env = "NODE_LISTEN", default_value = "127.0.0.1:8081")]
         listen: String,
+        /// The node's private key (from `keygen`).
+        #[arg(long, env = "NODE_KEY_FILE", default_value = "var/node.key")]
+        key_file: PathBuf,
+        /// Milliseconds between pushes when the outbox is empty.
+        #[arg(long, env = "NODE_PUSH_IDLE_MS", default_value_t = 1000)]
+        push_idle_ms: u64,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS provider for the process (reqwest is built without one).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -62,9 +81,19 @@ fn main() -> ExitCode {
         Command::Migrate => open(&cli.database_url).map(|(url, applied)| {
             println!("{url}: {applied} migration(s) applied");
         }),
-        Command::Serve { prefecture, national, listen } => {
-            open(&cli.database_url).and_then(|(url, _)| serve(prefecture, &national, &listen, url.backend()))
-        }
+        Command::Push { national, key_file } => push(&cli.database_url, &national, &key_file),
+        Command::Serve { prefecture, national, listen, key_file, push_idle_ms } => open(&cli.database_url)
+            .and_then(|(url, _)| {
+                let pusher = pusher(&url, &national, &key_file)?;
+                serve(
+                    prefecture,
+                    &national,
+                    &listen,
+                    url.backend(),
+                    pusher,
+                    Duration::from_millis(push_idle_ms),
+                )
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,6 +110,37 @@ fn open(database_url: &str) -> Result<(DatabaseUrl, usize), String> {
     let mut conn = db::connect_one(&url).map_err(|e| e.to_string())?;
     let applied = prefecture_node::migrate(&mut conn).map_err(|e| e.to_string())?;
     Ok((url, applied.len()))
+}
+
+fn read_key(path: &std::path::Path) -> Result<NodeSigningKey, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!("cannot read the node key {}: {e} (create it with `prefecture-node keygen`)", path.display())
+    })?;
+    NodeSigningKey::from_base64(&text).ok_or_else(|| format!("{} does not hold a node key", path.display()))
+}
+
+fn pusher(url: &DatabaseUrl, national: &str, key_file: &std::path::Path) -> Result<Pusher, String> {
+    let key = read_key(key_file)?;
+    let pool = db::connect(url, 8).map_err(|e| e.to_string())?;
+    Ok(Pusher::new(pool, national, key))
+}
+
+fn push(database_url: &str, national: &str, key_file: &std::path::Path) -> Result<(), String> {
+    let (url, _) = open(database_url)?;
+    let pusher = pusher(&url, national, key_file)?;
+    actix_web::rt::System::new().block_on(async move {
+        let (mut acknowledged, mut parked) = (0, 0);
+        loop {
+            let report = pusher.push_once().await.map_err(|e| e.to_string())?;
+            acknowledged += report.acknowledged;
+            parked += report.parked;
+            if !report.more {
+                break;
+            }
+        }
+        println!("pushed: {acknowledged} event(s) acknowledged, {parked} parked");
+        Ok(())
+    })
 }
 
 fn keygen(path: &std::path::Path) -> Result<(), String> {
@@ -107,11 +167,19 @@ fn keygen(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(prefecture: Prefecture, national: &str, listen: &str, backend: &'static str) -> Result<(), String> {
+fn serve(
+    prefecture: Prefecture,
+    national: &str,
+    listen: &str,
+    backend: &'static str,
+    pusher: Pusher,
+    idle: Duration,
+) -> Result<(), String> {
     use actix_web::{App, HttpResponse, HttpServer, web};
     let national = national.to_string();
     actix_web::rt::System::new()
         .block_on(async move {
+            actix_web::rt::spawn(pusher.run(idle));
             let server = HttpServer::new(move || {
                 let national = national.clone();
                 App::new().route(

@@ -35,6 +35,7 @@ pub struct OutboxEvent {
     pub nurse_id: Option<String>,
     pub payload: String,
     pub created_at: chrono::NaiveDateTime,
+    pub parked_reason: Option<String>,
 }
 
 /// Writes the event when the consents cover it; returns its sequence number, or `None` when the
@@ -57,6 +58,7 @@ pub fn enqueue_if_covered(
         nurse_id: nurse_id.map(str::to_string),
         payload: payload.to_string(),
         created_at: ncf_shared::time::now_utc(),
+        parked_reason: None,
     };
     diesel::insert_into(outbox::table).values(&event).execute(conn)?;
     Ok(Some(seq))

@@ -53,6 +53,14 @@ diesel::table! {
         nurse_id -> Nullable<Text>,
         payload -> Text,
         created_at -> Timestamp,
+        parked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sync_state (name) {
+        name -> Text,
+        value -> BigInt,
     }
 }
 
@@ -65,4 +73,4 @@ diesel::table! {
 
 diesel::joinable!(notices -> nurses (nurse_id));
 diesel::joinable!(consents -> nurses (nurse_id));
-diesel::allow_tables_to_appear_in_same_query!(nurses, notices, consents, outbox, sequences);
+diesel::allow_tables_to_appear_in_same_query!(nurses, notices, consents, outbox, sequences, sync_state);

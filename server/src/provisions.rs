@@ -117,10 +117,16 @@ pub fn verify(conn: &mut DbConn) -> QueryResult<Result<i64, Broken>> {
                 return Ok(Err(Broken { seq: expected_seq, reason: "entry missing (deleted)".into() }));
             }
             if entry.prev_hash != prev_hash {
-                return Ok(Err(Broken { seq: entry.seq, reason: "does not link to the previous entry".into() }));
+                return Ok(Err(Broken {
+                    seq: entry.seq,
+                    reason: "does not link to the previous entry".into(),
+                }));
             }
             if entry.compute_hash() != entry.hash {
-                return Ok(Err(Broken { seq: entry.seq, reason: "content does not match its hash (altered)".into() }));
+                return Ok(Err(Broken {
+                    seq: entry.seq,
+                    reason: "content does not match its hash (altered)".into(),
+                }));
             }
             prev_hash = entry.hash;
             expected_seq += 1;
@@ -129,7 +135,11 @@ pub fn verify(conn: &mut DbConn) -> QueryResult<Result<i64, Broken>> {
 }
 
 /// A nurse's entries (for her page), oldest first.
-pub fn for_nurse(conn: &mut DbConn, prefecture: Prefecture, agency_code: &str) -> QueryResult<Vec<ProvisionEntry>> {
+pub fn for_nurse(
+    conn: &mut DbConn,
+    prefecture: Prefecture,
+    agency_code: &str,
+) -> QueryResult<Vec<ProvisionEntry>> {
     provisions::table
         .filter(provisions::prefecture.eq(prefecture.code()).and(provisions::agency_code.eq(agency_code)))
         .order(provisions::seq)

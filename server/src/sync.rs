@@ -54,7 +54,8 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
         diesel::update(node_cursors::table.find(node.code()))
             .set(node_cursors::last_seq.eq(node_cursors::last_seq))
             .execute(conn)?;
-        let mut last: i64 = node_cursors::table.find(node.code()).select(node_cursors::last_seq).first(conn)?;
+        let mut last: i64 =
+            node_cursors::table.find(node.code()).select(node_cursors::last_seq).first(conn)?;
         let mut events: Vec<&PushedEvent> = req.events.iter().collect();
         events.sort_by_key(|e| e.seq);
         let mut rejected = Vec::new();
@@ -87,14 +88,17 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
                 .execute(conn)?;
             last = event.seq;
         }
-        diesel::update(node_cursors::table.find(node.code())).set(node_cursors::last_seq.eq(last)).execute(conn)?;
+        diesel::update(node_cursors::table.find(node.code()))
+            .set(node_cursors::last_seq.eq(last))
+            .execute(conn)?;
         Ok(PushResponse { last_seq: last, rejected })
     })
 }
 
 /// Every agency code in the push must have been linked by this node.
 fn check_own_people(conn: &mut DbConn, node: Prefecture, events: &[PushedEvent]) -> Result<(), AppError> {
-    let codes: BTreeSet<&str> = events.iter().filter_map(|e| e.payload.get("agency_code")?.as_str()).collect();
+    let codes: BTreeSet<&str> =
+        events.iter().filter_map(|e| e.payload.get("agency_code")?.as_str()).collect();
     if codes.is_empty() {
         return Ok(());
     }
@@ -115,7 +119,11 @@ fn check_own_people(conn: &mut DbConn, node: Prefecture, events: &[PushedEvent])
     Ok(())
 }
 
-fn apply_event(conn: &mut DbConn, node: Prefecture, event: &PushedEvent) -> QueryResult<Result<(), Permanent>> {
+fn apply_event(
+    conn: &mut DbConn,
+    node: Prefecture,
+    event: &PushedEvent,
+) -> QueryResult<Result<(), Permanent>> {
     match event.kind.as_str() {
         "consent_changed" => match serde_json::from_value::<ConsentChanged>(event.payload.clone()) {
             Ok(c) => apply_consent(conn, node, &c),
@@ -129,12 +137,17 @@ fn apply_event(conn: &mut DbConn, node: Prefecture, event: &PushedEvent) -> Quer
     }
 }
 
-fn apply_consent(conn: &mut DbConn, node: Prefecture, c: &ConsentChanged) -> QueryResult<Result<(), Permanent>> {
+fn apply_consent(
+    conn: &mut DbConn,
+    node: Prefecture,
+    c: &ConsentChanged,
+) -> QueryResult<Result<(), Permanent>> {
     let Some(scope) = ConsentScope::parse(&c.scope) else {
         return Ok(Err(Permanent(format!("unknown consent scope {:?}", c.scope))));
     };
     let key = (node.code(), c.agency_code.as_str(), scope.as_str());
-    let stored: Option<i32> = nurse_consents::table.find(key).select(nurse_consents::version).first(conn).optional()?;
+    let stored: Option<i32> =
+        nurse_consents::table.find(key).select(nurse_consents::version).first(conn).optional()?;
     if stored.is_some_and(|v| v >= c.version) {
         return Ok(Ok(())); // an older decision arriving late changes nothing
     }
@@ -193,7 +206,8 @@ fn apply_notice(conn: &mut DbConn, node: Prefecture, n: &NoticeFiled) -> QueryRe
     if linked != Some(true) {
         return Ok(Err(Permanent("notice not covered by an address_linkage consent".into())));
     }
-    let Some(kind) = n.notice.get("kind").and_then(|k| k.as_str()).and_then(ncf_shared::NoticeKind::parse) else {
+    let Some(kind) = n.notice.get("kind").and_then(|k| k.as_str()).and_then(ncf_shared::NoticeKind::parse)
+    else {
         return Ok(Err(Permanent("notice without a known kind".into())));
     };
     per_backend!(&mut *conn, db => diesel::insert_into(nurse_notices::table)

@@ -332,3 +332,40 @@ pub fn write_csv(path: &Path, header: &str, rows: &[String]) {
     }
     std::fs::write(path, text).expect("write csv");
 }
+
+/// `prefecture-node` with this node's database, key file and national server.
+pub fn node_command(node_db: &TestDb, key_file: &Path, national_url: &str) -> Command {
+    let mut cmd = Command::new(binary("prefecture-node"));
+    cmd.env("NODE_DATABASE_URL", &node_db.url)
+        .env("NODE_KEY_FILE", key_file)
+        .env("NODE_NATIONAL_URL", national_url)
+        .env("RUST_LOG", "info")
+        .current_dir(node_db.dir.path());
+    cmd
+}
+
+impl TestServer {
+    /// Starts `prefecture-node serve` (which also pushes its outbox) on a free loopback port.
+    pub fn node(node_db: &TestDb, key_file: &Path, national_url: &str, prefecture: &str) -> Self {
+        let stderr_log = node_db.path("prefecture-node.log");
+        let mut cmd = node_command(node_db, key_file, national_url);
+        cmd.args(["serve", "--prefecture", prefecture, "--listen", "127.0.0.1:0", "--push-idle-ms", "100"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_log).expect("log file"));
+        Self::spawn(cmd, &format!("prefecture-node {prefecture} listening on "), stderr_log)
+    }
+}
+
+/// Polls `check` every 50 ms until it holds or `limit` passes; returns whether it held.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

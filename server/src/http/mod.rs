@@ -6,7 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use ncf_shared::AgencyCodeKey;
 use ncf_shared::db::Pool;
 use ncf_shared::federation::{
-    ErrorBody, IdentityLinkRequest, IdentityLinkResponse, PushRequest, PushResponse, PushedEvent, RejectedEvent,
+    ErrorBody, IdentityLinkRequest, IdentityLinkResponse, PushRequest, PushResponse, PushedEvent,
+    RejectedEvent,
 };
 use serde::Serialize;
 use utoipa::OpenApi;

@@ -1,0 +1,2 @@
+ALTER TABLE outbox DROP COLUMN parked_reason;
+DROP TABLE sync_state;
