@@ -369,3 +369,102 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A TCP proxy on loopback whose link can be cut and restored, and whose target can change (a
+/// restarted server on another port) — crates.io's ChaosProxy idea.
+pub struct ChaosProxy {
+    pub url: String,
+    state: std::sync::Arc<ProxyState>,
+}
+
+struct ProxyState {
+    target: std::sync::Mutex<String>,
+    cut: std::sync::atomic::AtomicBool,
+    open: std::sync::Mutex<Vec<std::net::TcpStream>>,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl ChaosProxy {
+    /// Proxies to `target` (`host:port`).
+    pub fn start(target: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("proxy address"));
+        let state = std::sync::Arc::new(ProxyState {
+            target: std::sync::Mutex::new(target.to_string()),
+            cut: false.into(),
+            open: std::sync::Mutex::new(Vec::new()),
+            stop: false.into(),
+        });
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if shared.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                if shared.cut.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let target = shared.target.lock().expect("proxy target").clone();
+                let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                };
+                if let (Ok(c), Ok(u)) = (client.try_clone(), upstream.try_clone()) {
+                    shared.open.lock().expect("proxy connections").extend([c, u]);
+                }
+                for (mut from, mut to) in
+                    [(client.try_clone(), upstream.try_clone()), (upstream.try_clone(), client.try_clone())]
+                        .into_iter()
+                        .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Self { url, state }
+    }
+
+    /// Drops every open connection and refuses new ones until `restore`.
+    pub fn cut(&self) {
+        self.state.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.state.open.lock().expect("proxy connections").drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn restore(&self) {
+        self.state.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn retarget(&self, target: &str) {
+        *self.state.target.lock().expect("proxy target") = target.to_string();
+    }
+}
+
+impl Drop for ChaosProxy {
+    fn drop(&mut self) {
+        self.state.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut();
+        // Wake the accept loop so it sees `stop`.
+        let _ = std::net::TcpStream::connect(self.url.trim_start_matches("http://"));
+    }
+}
+
+impl TestServer {
+    /// `host:port` of the server.
+    pub fn addr(&self) -> String {
+        self.base_url.trim_start_matches("http://").to_string()
+    }
+
+    /// SIGKILL: no shutdown, no flushing — a crash.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

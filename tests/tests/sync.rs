@@ -2,182 +2,19 @@
 //! leaves is what the consents cover, each event is applied once, withdrawals delete, strangers are
 //! refused, and every provision is in the hash-chained record.
 
-use std::path::PathBuf;
+mod support;
+
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
-use ncf_shared::db::DbConn;
+use diesel::sql_types::Text;
+use ncf_shared::ConsentScope;
 use ncf_shared::federation::{NodeSigningKey, PushRequest, PushedEvent};
-use ncf_shared::{AgencyCode, ConsentScope};
-use ncf_tests::{
-    Backend, Person, REGISTRY_HEADER, RESIDENTS_HEADER, TestDb, TestServer, block_on, both_backends,
-    eventually, http_client, national, node_command, run, write_csv,
-};
+use ncf_tests::{Backend, TestServer, block_on, both_backends, eventually, http_client, national, run};
 use prefecture_node::Channel;
-use prefecture_node::notices::{self, NoticeBody, SeparationReason};
-use prefecture_node::nurses::{self, NewNurse, Nurse};
-use prefecture_node::{consent, outbox};
+use prefecture_node::{consent, notices, outbox};
 use serde_json::{Value, json};
-
-struct Node {
-    db: TestDb,
-    key: NodeSigningKey,
-    key_file: PathBuf,
-}
-
-struct Federation {
-    national_db: TestDb,
-    server: TestServer,
-    osaka: Node,
-    kyoto: Node,
-    cast: Vec<Person>,
-}
-
-fn node(backend: Backend, national_db: &TestDb, prefecture: &'static str) -> Node {
-    let db = TestDb::new(backend);
-    prefecture_node::migrate(&mut db.connect()).expect("node migrations");
-    let key = NodeSigningKey::generate();
-    let key_file = db.path("node.key");
-    std::fs::write(&key_file, key.to_base64()).unwrap();
-    let mut cmd = national(national_db);
-    cmd.args(["nodes", "add", "--prefecture", prefecture, "--public-key", &key.public_key().to_base64()]);
-    assert!(run(cmd).0.status.success());
-    Node { db, key, key_file }
-}
-
-fn federation(backend: Backend) -> Federation {
-    let national_db = TestDb::new(backend);
-    let cast: Vec<Person> = (0..4).map(Person::sample).collect();
-    write_csv(
-        &national_db.path("registry.csv"),
-        REGISTRY_HEADER,
-        &cast.iter().map(Person::registry_row).collect::<Vec<_>>(),
-    );
-    write_csv(
-        &national_db.path("residents.csv"),
-        RESIDENTS_HEADER,
-        &cast.iter().map(Person::moved_in_row).collect::<Vec<_>>(),
-    );
-    for (kind, file) in [("import-registry", "registry.csv"), ("import-residents", "residents.csv")] {
-        let mut cmd = national(&national_db);
-        cmd.arg(kind).arg(national_db.path(file));
-        assert!(run(cmd).0.status.success());
-    }
-    let osaka = node(backend, &national_db, "27");
-    let kyoto = node(backend, &national_db, "26");
-    let server = TestServer::national(&national_db);
-    Federation { national_db, server, osaka, kyoto, cast }
-}
-
-async fn signed_post(f: &Federation, key: &NodeSigningKey, path: &str, body: &[u8]) -> (u16, Value) {
-    let mut req =
-        http_client().post(f.server.url(path)).header("content-type", "application/json").body(body.to_vec());
-    for (name, value) in key.sign_now("POST", path, body).pairs() {
-        req = req.header(name, value);
-    }
-    let res = req.send().await.expect("request");
-    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
-}
-
-/// Opt-in as the node does it: link the identity at the national server, then register her.
-fn opt_in(f: &Federation, node: &Node, p: &Person) -> (DbConn, Nurse) {
-    let claims = json!({
-        "qualification": p.qualification, "registration_number": p.registration_number,
-        "family_name": p.family_name, "given_name": p.given_name,
-        "family_name_kana": p.family_name_kana, "given_name_kana": p.given_name_kana,
-        "birth_date": p.birth_date,
-    });
-    let (status, answer) = block_on(signed_post(
-        f,
-        &node.key,
-        "/federation/v1/identity-link",
-        &serde_json::to_vec(&claims).unwrap(),
-    ));
-    assert_eq!(status, 200, "{answer}");
-    let code = AgencyCode::parse(answer["agency_code"].as_str().unwrap()).unwrap();
-    let mut conn = node.db.connect();
-    let nurse = nurses::register(
-        &mut conn,
-        NewNurse {
-            agency_code: code,
-            qualification: p.qualification.into(),
-            registration_number: p.registration_number.clone(),
-            family_name: p.family_name.clone(),
-            given_name: p.given_name.clone(),
-            family_name_kana: p.family_name_kana.clone(),
-            given_name_kana: p.given_name_kana.clone(),
-            birth_date: chrono::NaiveDate::from_ymd_opt(1985, 4, 1).unwrap(),
-            email: "nurse@example.jp".into(),
-            phone: None,
-            max_distance_km: 20,
-        },
-    )
-    .unwrap();
-    (conn, nurse)
-}
-
-fn separation() -> NoticeBody {
-    NoticeBody::Separation {
-        left_on: chrono::NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
-        reason: SeparationReason::Childcare,
-        wish_to_return: true,
-        return_when: Some("来年4月ごろ".into()),
-    }
-}
-
-fn push(f: &Federation, node: &Node) -> String {
-    let mut cmd = node_command(&node.db, &node.key_file, &f.server.base_url);
-    cmd.arg("push");
-    let (out, stdout, stderr) = run(cmd);
-    assert!(out.status.success(), "{stderr}");
-    stdout
-}
-
-#[derive(QueryableByName, Debug, PartialEq)]
-struct NoticeRow {
-    #[diesel(sql_type = Text)]
-    agency_code: String,
-    #[diesel(sql_type = Text)]
-    kind: String,
-    #[diesel(sql_type = Text)]
-    body: String,
-}
-
-fn national_notices(f: &Federation) -> Vec<NoticeRow> {
-    diesel::sql_query("SELECT agency_code, kind, body FROM nurse_notices ORDER BY filed_at")
-        .load(&mut f.national_db.connect())
-        .unwrap()
-}
-
-#[derive(QueryableByName, Debug, PartialEq)]
-struct ConsentRow {
-    #[diesel(sql_type = Text)]
-    prefecture: String,
-    #[diesel(sql_type = Text)]
-    scope: String,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    granted: bool,
-}
-
-fn national_consents(f: &Federation, code: &str) -> Vec<ConsentRow> {
-    diesel::sql_query(
-        "SELECT prefecture, scope, granted FROM nurse_consents WHERE agency_code = $1 ORDER BY scope",
-    )
-    .bind::<Text, _>(code)
-    .load(&mut f.national_db.connect())
-    .unwrap()
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-fn count(db: &TestDb, sql: &str) -> i64 {
-    diesel::sql_query(sql).get_result::<Count>(&mut db.connect()).unwrap().n
-}
+use support::*;
 
 fn opted_in_nurse_reaches_the_national_server_as_her_consent_allows(backend: Backend) {
     let f = federation(backend);

@@ -1,0 +1,177 @@
+//! Fixture shared by the sync tests: a national server with a small registry, and two nodes
+//! (27 Osaka, 26 Kyoto) with registered keys and their own databases.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use ncf_shared::AgencyCode;
+use ncf_shared::db::DbConn;
+use ncf_shared::federation::NodeSigningKey;
+use ncf_tests::{
+    Backend, Person, REGISTRY_HEADER, RESIDENTS_HEADER, TestDb, TestServer, block_on, http_client, national,
+    node_command, run, write_csv,
+};
+use prefecture_node::notices::{NoticeBody, SeparationReason};
+use prefecture_node::nurses::{self, NewNurse, Nurse};
+use serde_json::{Value, json};
+
+pub struct Node {
+    pub db: TestDb,
+    pub key: NodeSigningKey,
+    pub key_file: PathBuf,
+}
+
+pub struct Federation {
+    pub national_db: TestDb,
+    pub server: TestServer,
+    pub osaka: Node,
+    pub kyoto: Node,
+    pub cast: Vec<Person>,
+}
+
+pub fn node(backend: Backend, national_db: &TestDb, prefecture: &'static str) -> Node {
+    let db = TestDb::new(backend);
+    prefecture_node::migrate(&mut db.connect()).expect("node migrations");
+    let key = NodeSigningKey::generate();
+    let key_file = db.path("node.key");
+    std::fs::write(&key_file, key.to_base64()).unwrap();
+    let mut cmd = national(national_db);
+    cmd.args(["nodes", "add", "--prefecture", prefecture, "--public-key", &key.public_key().to_base64()]);
+    assert!(run(cmd).0.status.success());
+    Node { db, key, key_file }
+}
+
+pub fn federation(backend: Backend) -> Federation {
+    let national_db = TestDb::new(backend);
+    let cast: Vec<Person> = (0..4).map(Person::sample).collect();
+    write_csv(
+        &national_db.path("registry.csv"),
+        REGISTRY_HEADER,
+        &cast.iter().map(Person::registry_row).collect::<Vec<_>>(),
+    );
+    write_csv(
+        &national_db.path("residents.csv"),
+        RESIDENTS_HEADER,
+        &cast.iter().map(Person::moved_in_row).collect::<Vec<_>>(),
+    );
+    for (kind, file) in [("import-registry", "registry.csv"), ("import-residents", "residents.csv")] {
+        let mut cmd = national(&national_db);
+        cmd.arg(kind).arg(national_db.path(file));
+        assert!(run(cmd).0.status.success());
+    }
+    let osaka = node(backend, &national_db, "27");
+    let kyoto = node(backend, &national_db, "26");
+    let server = TestServer::national(&national_db);
+    Federation { national_db, server, osaka, kyoto, cast }
+}
+
+pub async fn signed_post(f: &Federation, key: &NodeSigningKey, path: &str, body: &[u8]) -> (u16, Value) {
+    let mut req =
+        http_client().post(f.server.url(path)).header("content-type", "application/json").body(body.to_vec());
+    for (name, value) in key.sign_now("POST", path, body).pairs() {
+        req = req.header(name, value);
+    }
+    let res = req.send().await.expect("request");
+    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+}
+
+/// Opt-in as the node does it: link the identity at the national server, then register her.
+pub fn opt_in(f: &Federation, node: &Node, p: &Person) -> (DbConn, Nurse) {
+    let claims = json!({
+        "qualification": p.qualification, "registration_number": p.registration_number,
+        "family_name": p.family_name, "given_name": p.given_name,
+        "family_name_kana": p.family_name_kana, "given_name_kana": p.given_name_kana,
+        "birth_date": p.birth_date,
+    });
+    let (status, answer) = block_on(signed_post(
+        f,
+        &node.key,
+        "/federation/v1/identity-link",
+        &serde_json::to_vec(&claims).unwrap(),
+    ));
+    assert_eq!(status, 200, "{answer}");
+    let code = AgencyCode::parse(answer["agency_code"].as_str().unwrap()).unwrap();
+    let mut conn = node.db.connect();
+    let nurse = nurses::register(
+        &mut conn,
+        NewNurse {
+            agency_code: code,
+            qualification: p.qualification.into(),
+            registration_number: p.registration_number.clone(),
+            family_name: p.family_name.clone(),
+            given_name: p.given_name.clone(),
+            family_name_kana: p.family_name_kana.clone(),
+            given_name_kana: p.given_name_kana.clone(),
+            birth_date: chrono::NaiveDate::from_ymd_opt(1985, 4, 1).unwrap(),
+            email: "nurse@example.jp".into(),
+            phone: None,
+            max_distance_km: 20,
+        },
+    )
+    .unwrap();
+    (conn, nurse)
+}
+
+pub fn separation() -> NoticeBody {
+    NoticeBody::Separation {
+        left_on: chrono::NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
+        reason: SeparationReason::Childcare,
+        wish_to_return: true,
+        return_when: Some("来年4月ごろ".into()),
+    }
+}
+
+pub fn push(f: &Federation, node: &Node) -> String {
+    let mut cmd = node_command(&node.db, &node.key_file, &f.server.base_url);
+    cmd.arg("push");
+    let (out, stdout, stderr) = run(cmd);
+    assert!(out.status.success(), "{stderr}");
+    stdout
+}
+
+#[derive(QueryableByName, Debug, PartialEq)]
+pub struct NoticeRow {
+    #[diesel(sql_type = Text)]
+    pub agency_code: String,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Text)]
+    pub body: String,
+}
+
+pub fn national_notices(f: &Federation) -> Vec<NoticeRow> {
+    diesel::sql_query("SELECT agency_code, kind, body FROM nurse_notices ORDER BY filed_at")
+        .load(&mut f.national_db.connect())
+        .unwrap()
+}
+
+#[derive(QueryableByName, Debug, PartialEq)]
+pub struct ConsentRow {
+    #[diesel(sql_type = Text)]
+    pub prefecture: String,
+    #[diesel(sql_type = Text)]
+    pub scope: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub granted: bool,
+}
+
+pub fn national_consents(f: &Federation, code: &str) -> Vec<ConsentRow> {
+    diesel::sql_query(
+        "SELECT prefecture, scope, granted FROM nurse_consents WHERE agency_code = $1 ORDER BY scope",
+    )
+    .bind::<Text, _>(code)
+    .load(&mut f.national_db.connect())
+    .unwrap()
+}
+
+#[derive(QueryableByName)]
+pub struct Count {
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
+}
+
+pub fn count(db: &TestDb, sql: &str) -> i64 {
+    diesel::sql_query(sql).get_result::<Count>(&mut db.connect()).unwrap().n
+}
