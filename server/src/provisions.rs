@@ -57,33 +57,54 @@ pub struct Provision<'a> {
     pub purpose: &'a str,
 }
 
-/// Appends an entry; call inside the transaction that provides the data.
+/// Appends entries within one transaction: takes the chain's lock once (the `sequences` row, so
+/// concurrent writers append one after the other) and keeps the tip's hash in memory.
+pub struct ChainWriter {
+    next_seq: i64,
+    prev_hash: String,
+}
+
+impl ChainWriter {
+    pub fn begin(conn: &mut DbConn) -> QueryResult<Self> {
+        diesel::update(sequences::table.find("provisions"))
+            .set(sequences::last_value.eq(sequences::last_value))
+            .execute(conn)?;
+        let last: i64 = sequences::table.find("provisions").select(sequences::last_value).first(conn)?;
+        let prev_hash = if last == 0 {
+            GENESIS.to_string()
+        } else {
+            provisions::table.find(last).select(provisions::hash).first(conn)?
+        };
+        Ok(Self { next_seq: last + 1, prev_hash })
+    }
+
+    pub fn append(&mut self, conn: &mut DbConn, p: &Provision<'_>) -> QueryResult<i64> {
+        let mut entry = ProvisionEntry {
+            seq: self.next_seq,
+            recorded_at: ncf_shared::time::now_utc(),
+            source: p.source.clone(),
+            recipient: p.recipient.clone(),
+            prefecture: p.prefecture.code(),
+            agency_code: p.agency_code.to_string(),
+            fields: p.fields.join(","),
+            purpose: p.purpose.to_string(),
+            prev_hash: std::mem::take(&mut self.prev_hash),
+            hash: String::new(),
+        };
+        entry.hash = entry.compute_hash();
+        diesel::insert_into(provisions::table).values(&entry).execute(conn)?;
+        diesel::update(sequences::table.find("provisions"))
+            .set(sequences::last_value.eq(entry.seq))
+            .execute(conn)?;
+        self.prev_hash = entry.hash;
+        self.next_seq += 1;
+        Ok(entry.seq)
+    }
+}
+
+/// Appends one entry; call inside the transaction that provides the data.
 pub fn record(conn: &mut DbConn, p: &Provision<'_>) -> QueryResult<i64> {
-    // The UPDATE takes the row lock: concurrent writers append one after the other.
-    diesel::update(sequences::table.find("provisions"))
-        .set(sequences::last_value.eq(sequences::last_value + 1))
-        .execute(conn)?;
-    let seq: i64 = sequences::table.find("provisions").select(sequences::last_value).first(conn)?;
-    let prev_hash = if seq == 1 {
-        GENESIS.to_string()
-    } else {
-        provisions::table.find(seq - 1).select(provisions::hash).first(conn)?
-    };
-    let mut entry = ProvisionEntry {
-        seq,
-        recorded_at: ncf_shared::time::now_utc(),
-        source: p.source.clone(),
-        recipient: p.recipient.clone(),
-        prefecture: p.prefecture.code(),
-        agency_code: p.agency_code.to_string(),
-        fields: p.fields.join(","),
-        purpose: p.purpose.to_string(),
-        prev_hash,
-        hash: String::new(),
-    };
-    entry.hash = entry.compute_hash();
-    diesel::insert_into(provisions::table).values(&entry).execute(conn)?;
-    Ok(seq)
+    ChainWriter::begin(conn)?.append(conn, p)
 }
 
 /// The first entry that does not hold, and why.

@@ -13,7 +13,7 @@ use ncf_shared::{ConsentScope, Prefecture, per_backend};
 use serde::Deserialize;
 
 use crate::error::{AppError, ErrorKind};
-use crate::provisions::{self, Provision};
+use crate::provisions::{ChainWriter, Provision};
 use crate::schema::{identity_links, node_cursors, nurse_consents, nurse_notices, pushed_events};
 
 pub const MAX_EVENTS_PER_PUSH: usize = 1000;
@@ -60,6 +60,7 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
         events.sort_by_key(|e| e.seq);
         let mut rejected = Vec::new();
         let now = ncf_shared::time::now_utc();
+        let mut chain = ChainWriter::begin(conn)?;
         for event in events {
             if event.seq <= last {
                 continue; // already applied (a retry after a lost answer)
@@ -67,7 +68,7 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
             if event.seq != last + 1 {
                 break; // a gap: wait for the missing event
             }
-            let (outcome, reason) = match apply_event(conn, node, event)? {
+            let (outcome, reason) = match apply_event(conn, &mut chain, node, event)? {
                 Ok(()) => ("applied", None),
                 Err(Permanent(reason)) => {
                     tracing::warn!(prefecture = %node, seq = event.seq, %reason, "event rejected");
@@ -121,16 +122,17 @@ fn check_own_people(conn: &mut DbConn, node: Prefecture, events: &[PushedEvent])
 
 fn apply_event(
     conn: &mut DbConn,
+    chain: &mut ChainWriter,
     node: Prefecture,
     event: &PushedEvent,
 ) -> QueryResult<Result<(), Permanent>> {
     match event.kind.as_str() {
         "consent_changed" => match serde_json::from_value::<ConsentChanged>(event.payload.clone()) {
-            Ok(c) => apply_consent(conn, node, &c),
+            Ok(c) => apply_consent(conn, chain, node, &c),
             Err(e) => Ok(Err(Permanent(format!("malformed consent_changed payload: {e}")))),
         },
         "notice_filed" => match serde_json::from_value::<NoticeFiled>(event.payload.clone()) {
-            Ok(n) => apply_notice(conn, node, &n),
+            Ok(n) => apply_notice(conn, chain, node, &n),
             Err(e) => Ok(Err(Permanent(format!("malformed notice_filed payload: {e}")))),
         },
         other => Ok(Err(Permanent(format!("event kind {other:?} is not accepted by this national server")))),
@@ -139,6 +141,7 @@ fn apply_event(
 
 fn apply_consent(
     conn: &mut DbConn,
+    chain: &mut ChainWriter,
     node: Prefecture,
     c: &ConsentChanged,
 ) -> QueryResult<Result<(), Permanent>> {
@@ -182,7 +185,7 @@ fn apply_consent(
         tracing::info!(prefecture = %node, deleted, "address_linkage withdrawn: notices deleted");
     }
     let field = format!("consent:{}", scope.as_str());
-    provisions::record(
+    chain.append(
         conn,
         &Provision {
             source: format!("node:{node}"),
@@ -196,7 +199,12 @@ fn apply_consent(
     Ok(Ok(()))
 }
 
-fn apply_notice(conn: &mut DbConn, node: Prefecture, n: &NoticeFiled) -> QueryResult<Result<(), Permanent>> {
+fn apply_notice(
+    conn: &mut DbConn,
+    chain: &mut ChainWriter,
+    node: Prefecture,
+    n: &NoticeFiled,
+) -> QueryResult<Result<(), Permanent>> {
     // Defence in depth: the node's gate already checked, but nothing is held without the consent.
     let linked: Option<bool> = nurse_consents::table
         .find((node.code(), n.agency_code.as_str(), ConsentScope::AddressLinkage.as_str()))
@@ -223,7 +231,7 @@ fn apply_notice(conn: &mut DbConn, node: Prefecture, n: &NoticeFiled) -> QueryRe
         .do_nothing()
         .execute(db))?;
     let field = format!("notice:{}", kind.as_str());
-    provisions::record(
+    chain.append(
         conn,
         &Provision {
             source: format!("node:{node}"),

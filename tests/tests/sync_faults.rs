@@ -27,7 +27,7 @@ fn queue(f: &Federation, n: usize) -> (DbConn, i64) {
         None,
     )
     .unwrap();
-    conn.transaction::<_, prefecture_node::error::NodeError, _>(|c| {
+    ncf_shared::db::write_transaction(&mut conn, |c| -> Result<(), prefecture_node::error::NodeError> {
         for _ in 0..n {
             notices::file(c, &nurse.id, &separation(), Channel::Web, None)?;
         }

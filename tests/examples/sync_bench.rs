@@ -1,0 +1,177 @@
+//! Sync benchmark (issue #3): 100,000 events from one node to the national server, signed and
+//! durably applied, release build, real processes on loopback.
+//!
+//!   cargo run --release -p ncf-tests --example sync_bench                 # SQLite, 100,000 events
+//!   cargo run --release -p ncf-tests --example sync_bench -- 20000 postgres   # needs TEST_DATABASE_URL
+//!
+//! Prints (1) the backlog drain: all events queued first, then the node starts pushing — events/s;
+//! (2) streaming: the node runs while events are written in commits of 1,000 — events/s and the
+//! time from the last write at the node to its application at the national server; (3) the
+//! latency of single events written to an idle node (median and worst of 20).
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use ncf_shared::ConsentScope;
+use ncf_shared::db::DbConn;
+use ncf_shared::federation::NodeSigningKey;
+use ncf_tests::{Backend, Person, REGISTRY_HEADER, TestDb, TestServer, national, run, write_csv};
+use prefecture_node::notices::{self, NoticeBody, SeparationReason};
+use prefecture_node::nurses::{self, NewNurse};
+use prefecture_node::{Channel, consent};
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn applied(conn: &mut DbConn) -> i64 {
+    diesel::sql_query("SELECT COUNT(*) AS n FROM pushed_events").get_result::<Count>(conn).map_or(0, |c| c.n)
+}
+
+fn wait_for(conn: &mut DbConn, target: i64) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while applied(conn) < target {
+        assert!(Instant::now() < deadline, "sync did not finish in 10 minutes");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Instant::now()
+}
+
+fn notice() -> NoticeBody {
+    NoticeBody::Separation {
+        left_on: chrono::NaiveDate::from_ymd_opt(2026, 3, 31).expect("date"),
+        reason: SeparationReason::Childcare,
+        wish_to_return: true,
+        return_when: Some("来年4月ごろ".into()),
+    }
+}
+
+fn write(conn: &mut DbConn, nurse_id: &str, n: usize) {
+    ncf_shared::db::write_transaction(conn, |c| -> Result<(), prefecture_node::error::NodeError> {
+        for _ in 0..n {
+            notices::file(c, nurse_id, &notice(), Channel::Web, None)?;
+        }
+        Ok(())
+    })
+    .expect("queue notices");
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args: Vec<String> = std::env::args().collect();
+    let events: usize = args.get(1).map_or(100_000, |a| a.parse().expect("number of events"));
+    let backend =
+        if args.get(2).is_some_and(|b| b == "postgres") { Backend::Postgres } else { Backend::Sqlite };
+    println!(
+        "# sync benchmark: {events} events, {backend:?}, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    // National server with one licence, the node's key registered.
+    let national_db = TestDb::new(backend);
+    let person = Person::sample(0);
+    write_csv(&national_db.path("registry.csv"), REGISTRY_HEADER, &[person.registry_row()]);
+    let mut cmd = national(&national_db);
+    cmd.arg("import-registry").arg(national_db.path("registry.csv"));
+    assert!(run(cmd).0.status.success());
+    let key = NodeSigningKey::generate();
+    let mut cmd = national(&national_db);
+    cmd.args(["nodes", "add", "--prefecture", "27", "--public-key", &key.public_key().to_base64()]);
+    assert!(run(cmd).0.status.success());
+    let server = TestServer::national(&national_db);
+
+    // The node: one nurse linked through the national server, consents given.
+    let node_db = TestDb::new(backend);
+    let key_file = node_db.path("node.key");
+    std::fs::write(&key_file, key.to_base64()).expect("key file");
+    let mut node_conn = node_db.connect();
+    prefecture_node::migrate(&mut node_conn).expect("migrations");
+    let claims = serde_json::json!({
+        "qualification": person.qualification, "registration_number": person.registration_number,
+        "family_name": person.family_name, "given_name": person.given_name,
+        "family_name_kana": person.family_name_kana, "given_name_kana": person.given_name_kana,
+        "birth_date": person.birth_date,
+    });
+    let body = serde_json::to_vec(&claims).expect("json");
+    let code = ncf_tests::block_on(async {
+        let mut req = ncf_tests::http_client()
+            .post(server.url("/federation/v1/identity-link"))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        for (name, value) in key.sign_now("POST", "/federation/v1/identity-link", &body).pairs() {
+            req = req.header(name, value);
+        }
+        let answer: serde_json::Value = req.send().await.expect("link").json().await.expect("json");
+        answer["agency_code"].as_str().expect("agency code").to_string()
+    });
+    let nurse = nurses::register(
+        &mut node_conn,
+        NewNurse {
+            agency_code: ncf_shared::AgencyCode::parse(&code).expect("code"),
+            qualification: person.qualification.into(),
+            registration_number: person.registration_number.clone(),
+            family_name: person.family_name.clone(),
+            given_name: person.given_name.clone(),
+            family_name_kana: person.family_name_kana.clone(),
+            given_name_kana: person.given_name_kana.clone(),
+            birth_date: chrono::NaiveDate::from_ymd_opt(1985, 4, 1).expect("date"),
+            email: "bench@example.jp".into(),
+            phone: None,
+            max_distance_km: 20,
+        },
+    )
+    .expect("nurse");
+    consent::record(&mut node_conn, &nurse.id, &[(ConsentScope::AddressLinkage, true)], Channel::Web, None)
+        .expect("consent");
+    let mut national_conn = national_db.connect();
+
+    // (1) Backlog drain.
+    write(&mut node_conn, &nurse.id, events);
+    let started = Instant::now();
+    let node = TestServer::node(&node_db, &key_file, &server.base_url, "27");
+    let done = wait_for(&mut national_conn, events as i64 + 1);
+    let drain = done - started;
+    println!(
+        "backlog drain:  {events} events in {:.2} s = {:.0} events/s (includes the node's start-up)",
+        drain.as_secs_f64(),
+        events as f64 / drain.as_secs_f64()
+    );
+
+    // (2) Streaming: written in commits of 1,000 while the node pushes.
+    let base = events as i64 + 1;
+    let started = Instant::now();
+    let mut last_write = started;
+    for _ in 0..events / 1000 {
+        write(&mut node_conn, &nurse.id, 1000);
+        last_write = Instant::now();
+    }
+    let done = wait_for(&mut national_conn, base + (events / 1000 * 1000) as i64);
+    println!(
+        "streaming:      {} events in {:.2} s = {:.0} events/s; last write to its application: {:.0} ms",
+        events / 1000 * 1000,
+        (done - started).as_secs_f64(),
+        (events / 1000 * 1000) as f64 / (done - started).as_secs_f64(),
+        (done - last_write).as_secs_f64() * 1000.0
+    );
+
+    // (3) Single events on an idle node (the node polls every 100 ms when idle).
+    let mut target = applied(&mut national_conn);
+    let mut latencies = Vec::new();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(150));
+        write(&mut node_conn, &nurse.id, 1);
+        let written = Instant::now();
+        target += 1;
+        latencies.push((wait_for(&mut national_conn, target) - written).as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "single events:  write to application median {:.0} ms, worst {:.0} ms (idle poll 100 ms)",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+    drop(node);
+}
