@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use ncf_shared::Prefecture;
 use ncf_shared::db::{self, DatabaseUrl};
 use ncf_shared::federation::NodeSigningKey;
-use prefecture_node::sync::Pusher;
+use prefecture_node::sync::Syncer;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -37,8 +37,8 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Push waiting outbox events to the national server until it holds them all, then exit.
-    Push {
+    /// Push waiting outbox events and pull this node's queue until both are caught up, then exit.
+    Sync {
         /// Base URL of the national server.
         #[arg(long, env = "NODE_NATIONAL_URL")]
         national: String,
@@ -46,7 +46,8 @@ enum Command {
         #[arg(long, env = "NODE_KEY_FILE", default_value = "var/node.key")]
         key_file: PathBuf,
     },
-    /// Serve the node (health check) and push its outbox in the background; migrations run first.
+    /// Serve the node (health check) and sync with the national server in the background;
+    /// migrations run first.
     Serve {
         /// Prefecture code (JIS X 0401) this node serves.
         #[arg(long, env = "NODE_PREFECTURE")]
@@ -60,7 +61,7 @@ enum Command {
         /// The node's private key (from `keygen`).
         #[arg(long, env = "NODE_KEY_FILE", default_value = "var/node.key")]
         key_file: PathBuf,
-        /// Milliseconds between pushes when the outbox is empty.
+        /// Milliseconds between sync rounds when nothing is waiting.
         #[arg(long, env = "NODE_PUSH_IDLE_MS", default_value_t = 1000)]
         push_idle_ms: u64,
     },
@@ -81,16 +82,16 @@ fn main() -> ExitCode {
         Command::Migrate => open(&cli.database_url).map(|(url, applied)| {
             println!("{url}: {applied} migration(s) applied");
         }),
-        Command::Push { national, key_file } => push(&cli.database_url, &national, &key_file),
+        Command::Sync { national, key_file } => sync(&cli.database_url, &national, &key_file),
         Command::Serve { prefecture, national, listen, key_file, push_idle_ms } => open(&cli.database_url)
             .and_then(|(url, _)| {
-                let pusher = pusher(&url, &national, &key_file)?;
+                let syncer = syncer(&url, &national, &key_file)?;
                 serve(
                     prefecture,
                     &national,
                     &listen,
                     url.backend(),
-                    pusher,
+                    syncer,
                     Duration::from_millis(push_idle_ms),
                 )
             }),
@@ -119,26 +120,35 @@ fn read_key(path: &std::path::Path) -> Result<NodeSigningKey, String> {
     NodeSigningKey::from_base64(&text).ok_or_else(|| format!("{} does not hold a node key", path.display()))
 }
 
-fn pusher(url: &DatabaseUrl, national: &str, key_file: &std::path::Path) -> Result<Pusher, String> {
+fn syncer(url: &DatabaseUrl, national: &str, key_file: &std::path::Path) -> Result<Syncer, String> {
     let key = read_key(key_file)?;
     let pool = db::connect(url, 8).map_err(|e| e.to_string())?;
-    Ok(Pusher::new(pool, national, key))
+    Ok(Syncer::new(pool, national, key))
 }
 
-fn push(database_url: &str, national: &str, key_file: &std::path::Path) -> Result<(), String> {
+fn sync(database_url: &str, national: &str, key_file: &std::path::Path) -> Result<(), String> {
     let (url, _) = open(database_url)?;
-    let pusher = pusher(&url, national, key_file)?;
+    let syncer = syncer(&url, national, key_file)?;
     actix_web::rt::System::new().block_on(async move {
-        let (mut acknowledged, mut parked) = (0, 0);
+        let (mut acknowledged, mut parked, mut pulled) = (0, 0, 0);
         loop {
-            let report = pusher.push_once().await.map_err(|e| e.to_string())?;
+            let report = syncer.push_once().await.map_err(|e| e.to_string())?;
             acknowledged += report.acknowledged;
             parked += report.parked;
             if !report.more {
                 break;
             }
         }
-        println!("pushed: {acknowledged} event(s) acknowledged, {parked} parked");
+        loop {
+            let report = syncer.pull_once().await.map_err(|e| e.to_string())?;
+            pulled += report.applied;
+            if !report.more {
+                break;
+            }
+        }
+        println!(
+            "pushed: {acknowledged} event(s) acknowledged, {parked} parked; pulled: {pulled} event(s) applied"
+        );
         Ok(())
     })
 }
@@ -172,14 +182,14 @@ fn serve(
     national: &str,
     listen: &str,
     backend: &'static str,
-    pusher: Pusher,
+    syncer: Syncer,
     idle: Duration,
 ) -> Result<(), String> {
     use actix_web::{App, HttpResponse, HttpServer, web};
     let national = national.to_string();
     actix_web::rt::System::new()
         .block_on(async move {
-            actix_web::rt::spawn(pusher.run(idle));
+            actix_web::rt::spawn(syncer.run(idle));
             let server = HttpServer::new(move || {
                 let national = national.clone();
                 App::new().route(

@@ -74,3 +74,23 @@ diesel::table! {
 diesel::joinable!(notices -> nurses (nurse_id));
 diesel::joinable!(consents -> nurses (nurse_id));
 diesel::allow_tables_to_appear_in_same_query!(nurses, notices, consents, outbox, sequences, sync_state);
+
+diesel::table! {
+    inbox (seq) {
+        seq -> BigInt,
+        event_id -> Text,
+        kind -> Text,
+        payload -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    withdrawal_confirmations (nurse_id, scope, version) {
+        nurse_id -> Text,
+        scope -> Text,
+        version -> Integer,
+        notices_deleted -> BigInt,
+        confirmed_at -> Timestamp,
+    }
+}

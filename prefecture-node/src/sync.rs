@@ -1,24 +1,31 @@
-//! Push (DESIGN flow 3): the outbox goes to the national server in order, signed (rule 6). The
-//! cursor moves only to what the national server answers it holds, so a lost request or answer is
-//! simply sent again and applied there once. Events the national server rejects for good are
-//! parked here with its reason (and logged), never retried. Failures back off, capped.
+//! Sync with the national server (DESIGN flow 3), every request signed (rule 6).
+//!
+//! Push: the outbox goes out in order; the cursor moves only to what the national server answers
+//! it holds, so a lost request or answer is simply sent again and applied there once. Events it
+//! rejects for good are parked here with its reason (and logged), never retried.
+//! Pull: this node's queue at the national server is read after the pull cursor; each event is
+//! stored in the inbox and applied in the same transaction that moves the cursor, so it is applied
+//! once even if the node dies between two pulls. Failures back off, capped.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
 use ncf_shared::db::{DbConn, Pool};
-use ncf_shared::federation::{NodeSigningKey, PushRequest, PushResponse, PushedEvent};
+use ncf_shared::federation::{
+    NodeSigningKey, PullRequest, PullResponse, PushRequest, PushResponse, PushedEvent,
+};
 
 use crate::outbox::{self, OutboxEvent};
-use crate::schema::{outbox as outbox_table, sync_state};
+use crate::schema::{inbox, nurses, outbox as outbox_table, sync_state, withdrawal_confirmations};
 
 pub const PUSH_PATH: &str = "/federation/v1/push";
+pub const PULL_PATH: &str = "/federation/v1/pull";
 const BATCH: i64 = 500;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
-pub enum PushError {
+pub enum SyncError {
     #[error("national server unreachable: {0}")]
     Transport(String),
     #[error("national server refused the push ({status}): {message}")]
@@ -36,8 +43,73 @@ pub struct PushReport {
     pub more: bool,
 }
 
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PullReport {
+    pub applied: usize,
+    pub more: bool,
+}
+
+const PULL_BATCH: u32 = 500;
+
+/// Stores and applies pulled events in order, each once, moving the pull cursor with them.
+fn apply_pulled(conn: &mut DbConn, events: &[PushedEvent]) -> QueryResult<usize> {
+    ncf_shared::db::write_transaction(conn, |conn| {
+        let mut cursor = pull_cursor(conn)?;
+        let mut applied = 0;
+        for event in events {
+            if event.seq != cursor + 1 {
+                continue; // already applied (seq <= cursor) or not contiguous: ask again later
+            }
+            let now = ncf_shared::time::now_utc();
+            diesel::insert_into(inbox::table)
+                .values((
+                    inbox::seq.eq(event.seq),
+                    inbox::event_id.eq(&event.event_id),
+                    inbox::kind.eq(&event.kind),
+                    inbox::payload.eq(event.payload.to_string()),
+                    inbox::received_at.eq(now),
+                ))
+                .execute(conn)?;
+            apply_event(conn, event, now)?;
+            cursor = event.seq;
+            applied += 1;
+        }
+        diesel::update(sync_state::table.find("pull_cursor"))
+            .set(sync_state::value.eq(cursor))
+            .execute(conn)?;
+        Ok(applied)
+    })
+}
+
+fn apply_event(conn: &mut DbConn, event: &PushedEvent, now: chrono::NaiveDateTime) -> QueryResult<()> {
+    let code = event.payload.get("agency_code").and_then(|c| c.as_str()).unwrap_or_default();
+    let nurse_id: Option<String> =
+        nurses::table.filter(nurses::agency_code.eq(code)).select(nurses::id).first(conn).optional()?;
+    match (event.kind.as_str(), nurse_id) {
+        ("withdrawal_applied", Some(nurse_id)) => {
+            let field = |name: &str| event.payload.get(name).cloned().unwrap_or_default();
+            diesel::insert_into(withdrawal_confirmations::table)
+                .values((
+                    withdrawal_confirmations::nurse_id.eq(nurse_id),
+                    withdrawal_confirmations::scope.eq(field("scope").as_str().unwrap_or_default()),
+                    withdrawal_confirmations::version
+                        .eq(field("version").as_i64().unwrap_or_default() as i32),
+                    withdrawal_confirmations::notices_deleted
+                        .eq(field("notices_deleted").as_i64().unwrap_or_default()),
+                    withdrawal_confirmations::confirmed_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        (kind, _) => {
+            // Kept in the inbox; nothing more this node version can do with it.
+            tracing::warn!(seq = event.seq, kind, "pulled event not applicable here; kept in the inbox");
+        }
+    }
+    Ok(())
+}
+
 #[derive(Clone)]
-pub struct Pusher {
+pub struct Syncer {
     pool: Pool,
     client: reqwest::Client,
     national: String,
@@ -48,7 +120,11 @@ pub fn cursor(conn: &mut DbConn) -> QueryResult<i64> {
     sync_state::table.find("push_cursor").select(sync_state::value).first(conn)
 }
 
-impl Pusher {
+pub fn pull_cursor(conn: &mut DbConn) -> QueryResult<i64> {
+    sync_state::table.find("pull_cursor").select(sync_state::value).first(conn)
+}
+
+impl Syncer {
     pub fn new(pool: Pool, national: &str, key: NodeSigningKey) -> Self {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -61,18 +137,56 @@ impl Pusher {
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut DbConn) -> QueryResult<T> + Send + 'static,
-    ) -> Result<T, PushError> {
+    ) -> Result<T, SyncError> {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| PushError::Database(e.to_string()))?;
-            f(&mut conn).map_err(|e| PushError::Database(e.to_string()))
+            let mut conn = pool.get().map_err(|e| SyncError::Database(e.to_string()))?;
+            f(&mut conn).map_err(|e| SyncError::Database(e.to_string()))
         })
         .await
-        .map_err(|e| PushError::Database(e.to_string()))?
+        .map_err(|e| SyncError::Database(e.to_string()))?
+    }
+
+    async fn signed_post<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        request: &Q,
+    ) -> Result<A, SyncError> {
+        let body = serde_json::to_vec(request).expect("federation requests serialise");
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.national))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        for (name, value) in self.key.sign_now("POST", path, &body).pairs() {
+            req = req.header(name, value);
+        }
+        let response = req.send().await.map_err(|e| SyncError::Transport(e.to_string()))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| SyncError::Transport(e.to_string()))?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("message")?.as_str().map(str::to_string))
+                .unwrap_or(text);
+            return Err(SyncError::Refused { status: status.as_u16(), message });
+        }
+        serde_json::from_str(&text)
+            .map_err(|e| SyncError::Transport(format!("unreadable answer from the national server: {e}")))
+    }
+
+    /// Reads this node's queue after the pull cursor and applies what came, once.
+    pub async fn pull_once(&self) -> Result<PullReport, SyncError> {
+        let after = self.blocking(pull_cursor).await?;
+        let answer: PullResponse =
+            self.signed_post(PULL_PATH, &PullRequest { after, limit: PULL_BATCH }).await?;
+        let more = answer.events.len() as u32 == PULL_BATCH;
+        let applied = self.blocking(move |conn| apply_pulled(conn, &answer.events)).await?;
+        Ok(PullReport { applied, more })
     }
 
     /// Sends the next batch after the cursor, if any.
-    pub async fn push_once(&self) -> Result<PushReport, PushError> {
+    pub async fn push_once(&self) -> Result<PushReport, SyncError> {
         let (start, events): (i64, Vec<OutboxEvent>) = self
             .blocking(|conn| {
                 let start = cursor(conn)?;
@@ -95,27 +209,7 @@ impl Pusher {
                 })
                 .collect(),
         };
-        let body = serde_json::to_vec(&request).expect("push requests serialise");
-        let mut req = self
-            .client
-            .post(format!("{}{PUSH_PATH}", self.national))
-            .header("content-type", "application/json")
-            .body(body.clone());
-        for (name, value) in self.key.sign_now("POST", PUSH_PATH, &body).pairs() {
-            req = req.header(name, value);
-        }
-        let response = req.send().await.map_err(|e| PushError::Transport(e.to_string()))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| PushError::Transport(e.to_string()))?;
-        if !status.is_success() {
-            let message = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("message")?.as_str().map(str::to_string))
-                .unwrap_or(text);
-            return Err(PushError::Refused { status: status.as_u16(), message });
-        }
-        let answer: PushResponse = serde_json::from_str(&text)
-            .map_err(|e| PushError::Transport(format!("unreadable answer from the national server: {e}")))?;
+        let answer: PushResponse = self.signed_post(PUSH_PATH, &request).await?;
         let parked = answer.rejected.len();
         for r in &answer.rejected {
             tracing::error!(seq = r.seq, reason = %r.reason, "event rejected by the national server; parked");
@@ -139,23 +233,33 @@ impl Pusher {
         Ok(PushReport { acknowledged: last - start, parked, more })
     }
 
-    /// Pushes until stopped: right away while events wait, every `idle` otherwise, with capped
-    /// exponential backoff after failures.
+    /// Syncs until stopped: push, then pull; right away while events wait, every `idle` otherwise,
+    /// with capped exponential backoff after failures.
     pub async fn run(self, idle: Duration) {
         let mut backoff = Duration::from_millis(500);
         loop {
-            match self.push_once().await {
-                Ok(report) => {
+            let round = async {
+                let pushed = self.push_once().await?;
+                let pulled = self.pull_once().await?;
+                Ok::<_, SyncError>((pushed, pulled))
+            };
+            match round.await {
+                Ok((pushed, pulled)) => {
                     backoff = Duration::from_millis(500);
-                    if report.acknowledged > 0 {
-                        tracing::info!(acknowledged = report.acknowledged, parked = report.parked, "pushed");
+                    if pushed.acknowledged > 0 || pulled.applied > 0 {
+                        tracing::info!(
+                            acknowledged = pushed.acknowledged,
+                            parked = pushed.parked,
+                            pulled = pulled.applied,
+                            "synced"
+                        );
                     }
-                    if !report.more {
+                    if !pushed.more && !pulled.more {
                         tokio::time::sleep(idle).await;
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "push failed");
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "sync failed");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }

@@ -9,6 +9,7 @@ pub mod identity;
 pub mod imports;
 pub mod nodes;
 pub mod provisions;
+pub mod queue;
 pub mod schema;
 pub mod sync;
 pub mod synthetic;

@@ -165,3 +165,14 @@ diesel::table! {
         last_value -> BigInt,
     }
 }
+
+diesel::table! {
+    node_events (prefecture, seq) {
+        prefecture -> Text,
+        seq -> BigInt,
+        event_id -> Text,
+        kind -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+    }
+}

@@ -174,15 +174,39 @@ fn apply_consent(
             nurse_consents::recorded_at.eq(recorded_at),
         ))
         .execute(db))?;
-    if !c.granted && scope == ConsentScope::AddressLinkage {
-        // Withdrawal: what this scope let us hold goes (rule 3).
-        let deleted = diesel::delete(
-            nurse_notices::table
-                .filter(nurse_notices::prefecture.eq(node.code()))
-                .filter(nurse_notices::agency_code.eq(&c.agency_code)),
-        )
-        .execute(conn)?;
-        tracing::info!(prefecture = %node, deleted, "address_linkage withdrawn: notices deleted");
+    if !c.granted {
+        // Withdrawal: what this scope let us hold goes (rule 3), and the node is told so, for the
+        // nurse's page.
+        let notices_deleted = if scope == ConsentScope::AddressLinkage {
+            diesel::delete(
+                nurse_notices::table
+                    .filter(nurse_notices::prefecture.eq(node.code()))
+                    .filter(nurse_notices::agency_code.eq(&c.agency_code)),
+            )
+            .execute(conn)?
+        } else {
+            0
+        };
+        tracing::info!(prefecture = %node, scope = scope.as_str(), notices_deleted, "consent withdrawn: data deleted");
+        let confirmation = serde_json::json!({
+            "agency_code": c.agency_code,
+            "scope": scope.as_str(),
+            "version": c.version,
+            "notices_deleted": notices_deleted,
+            "deleted_at": ncf_shared::time::to_utc(ncf_shared::time::now_utc()),
+        });
+        crate::queue::enqueue(conn, node, "withdrawal_applied", &confirmation)?;
+        chain.append(
+            conn,
+            &Provision {
+                source: "national".into(),
+                recipient: format!("node:{node}"),
+                prefecture: node,
+                agency_code: &c.agency_code,
+                fields: &["withdrawal_confirmation"],
+                purpose: "consent_withdrawal",
+            },
+        )?;
     }
     let field = format!("consent:{}", scope.as_str());
     chain.append(

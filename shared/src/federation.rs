@@ -230,6 +230,23 @@ pub struct RejectedEvent {
     pub reason: String,
 }
 
+/// `POST /federation/v1/pull`: the calling node's queued events after its cursor.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    /// The node's pull cursor: the last queue sequence it has applied.
+    pub after: i64,
+    /// At most this many events (1-1000).
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullResponse {
+    /// Events in sequence order, without gaps, starting at `after + 1`.
+    pub events: Vec<PushedEvent>,
+}
+
 /// Error body of every JSON endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {

@@ -117,7 +117,7 @@ fn the_running_node_pushes_by_itself(backend: Backend) {
     notices::file(&mut conn, &yoko.id, &separation(), Channel::Web, None).unwrap();
     assert!(
         eventually(Duration::from_secs(20), || national_notices(&f).len() == 1),
-        "the node's pusher delivered the notice: {}",
+        "the node's sync delivered the notice: {}",
         node_server.log()
     );
     assert!(eventually(Duration::from_secs(5), || prefecture_node::sync::cursor(&mut conn).unwrap() == 2));
@@ -234,3 +234,52 @@ fn audit_verify_names_the_altered_entry(backend: Backend) {
     assert!(!out.status.success() && stderr.contains("broken at entry 3: entry missing"), "{stderr}");
 }
 both_backends!(audit_verify_names_the_altered_entry);
+
+fn withdrawal_is_confirmed_back_to_the_node_once(backend: Backend) {
+    let f = federation(backend);
+    let (mut conn, hanako) = opt_in(&f, &f.osaka, &f.cast[0]);
+    consent::record(&mut conn, &hanako.id, &[(ConsentScope::AddressLinkage, true)], Channel::Web, None)
+        .unwrap();
+    notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap();
+    notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap();
+    consent::record(&mut conn, &hanako.id, &[(ConsentScope::AddressLinkage, false)], Channel::Web, None)
+        .unwrap();
+
+    let stdout = push(&f, &f.osaka);
+    assert!(stdout.contains("pulled: 1 event(s) applied"), "{stdout}");
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Confirmation {
+        #[diesel(sql_type = Text)]
+        scope: String,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        version: i32,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        notices_deleted: i64,
+    }
+    let confirmations = || -> Vec<Confirmation> {
+        diesel::sql_query("SELECT scope, version, notices_deleted FROM withdrawal_confirmations")
+            .load(&mut f.osaka.db.connect())
+            .unwrap()
+    };
+    assert_eq!(
+        confirmations(),
+        [Confirmation { scope: "address_linkage".into(), version: 2, notices_deleted: 2 }],
+        "the national server reports what it deleted"
+    );
+
+    // Syncing again applies nothing twice; Kyoto's queue holds nothing of Osaka's.
+    let stdout = push(&f, &f.osaka);
+    assert!(stdout.contains("pulled: 0 event(s) applied"), "{stdout}");
+    assert_eq!(confirmations().len(), 1);
+    assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM inbox"), 1);
+    let pull = |key: &NodeSigningKey, body: Value| {
+        block_on(signed_post(&f, key, "/federation/v1/pull", &serde_json::to_vec(&body).unwrap()))
+    };
+    let (status, answer) = pull(&f.kyoto.key, json!({"after": 0, "limit": 100}));
+    assert_eq!((status, answer["events"].as_array().map(Vec::len)), (200, Some(0)));
+    let (status, answer) = pull(&f.osaka.key, json!({"after": 0, "limit": 0}));
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = pull(&f.osaka.key, json!({"after": 0, "limit": 10}));
+    assert_eq!((status, answer["events"][0]["kind"].as_str()), (200, Some("withdrawal_applied")));
+}
+both_backends!(withdrawal_is_confirmed_back_to_the_node_once);

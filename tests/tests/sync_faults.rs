@@ -91,7 +91,7 @@ fn a_cut_link_loses_and_duplicates_nothing(backend: Backend) {
     assert!(applied(&f) <= at_cut + 500, "at most the batch in flight lands after the cut");
     proxy.restore();
     assert!(eventually(Duration::from_secs(90), || applied(&f) == total), "sync resumed: {}", node.log());
-    assert!(node.log().contains("push failed"), "the node saw the cut and retried");
+    assert!(node.log().contains("sync failed"), "the node saw the cut and retried");
     assert_exactly_once(&f, &f.osaka.db, total);
 }
 both_backends!(a_cut_link_loses_and_duplicates_nothing);

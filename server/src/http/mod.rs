@@ -6,8 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use ncf_shared::AgencyCodeKey;
 use ncf_shared::db::Pool;
 use ncf_shared::federation::{
-    ErrorBody, IdentityLinkRequest, IdentityLinkResponse, PushRequest, PushResponse, PushedEvent,
-    RejectedEvent,
+    ErrorBody, IdentityLinkRequest, IdentityLinkResponse, PullRequest, PullResponse, PushRequest,
+    PushResponse, PushedEvent, RejectedEvent,
 };
 use serde::Serialize;
 use utoipa::OpenApi;
@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .default_service(web::to(method_not_allowed)),
         )
         .service(web::resource("/federation/v1/push").post(push).default_service(web::to(method_not_allowed)))
+        .service(web::resource("/federation/v1/pull").post(pull).default_service(web::to(method_not_allowed)))
         .service(
             web::resource("/federation/v1/provisions")
                 .post(provisions_of_nurse)
@@ -132,6 +133,31 @@ async fn push(state: web::Data<AppState>, request: Signed<PushRequest>) -> Resul
     Ok(HttpResponse::Ok().json(response))
 }
 
+/// The calling node's queued events after its cursor.
+#[utoipa::path(
+    post,
+    path = "/federation/v1/pull",
+    request_body = PullRequest,
+    responses(
+        (status = 200, description = "Events after `after`, in order", body = PullResponse),
+        (status = 400, description = "Bad limit", body = ErrorBody),
+        (status = 401, description = "Unknown key, bad signature or stale timestamp", body = ErrorBody),
+    )
+)]
+async fn pull(state: web::Data<AppState>, request: Signed<PullRequest>) -> Result<HttpResponse, AppError> {
+    let limit = request.body.limit;
+    if !(1..=crate::queue::MAX_PULL).contains(&limit) {
+        return Err(AppError::bad_request(format!("limit must be between 1 and {}", crate::queue::MAX_PULL)));
+    }
+    let pool = state.pool.clone();
+    let events = web::block(move || -> Result<_, AppError> {
+        let mut conn = pool.get()?;
+        Ok(crate::queue::after(&mut conn, request.node.prefecture, request.body.after, limit)?)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(PullResponse { events }))
+}
+
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProvisionsQuery {
@@ -185,7 +211,7 @@ async fn provisions_of_nurse(
         title = "Nurse Center Federation — national server",
         description = "Federation endpoints are signed by the calling node (Ed25519 over method, path, timestamp, nonce and the body's SHA-256; see ncf_shared::federation). Every error answers with an ErrorBody."
     ),
-    paths(healthz, identity_link, push, provisions_of_nurse),
+    paths(healthz, identity_link, push, pull, provisions_of_nurse),
     components(schemas(
         Health,
         IdentityLinkRequest,
@@ -194,6 +220,8 @@ async fn provisions_of_nurse(
         PushedEvent,
         PushResponse,
         RejectedEvent,
+        PullRequest,
+        PullResponse,
         ProvisionsQuery,
         ProvisionView,
         ErrorBody

@@ -125,7 +125,7 @@ pub fn separation() -> NoticeBody {
 
 pub fn push(f: &Federation, node: &Node) -> String {
     let mut cmd = node_command(&node.db, &node.key_file, &f.server.base_url);
-    cmd.arg("push");
+    cmd.arg("sync");
     let (out, stdout, stderr) = run(cmd);
     assert!(out.status.success(), "{stderr}\nnational server log:\n{}", f.server.log());
     stdout

@@ -1,0 +1,62 @@
+//! The per-node event queue (DESIGN flow 3, national → node): numbered without gaps per
+//! prefecture; a node pulls after its cursor and applies each event once.
+
+use diesel::prelude::*;
+use ncf_shared::db::DbConn;
+use ncf_shared::federation::PushedEvent;
+use ncf_shared::ids::RecordId;
+use ncf_shared::{Prefecture, per_backend};
+
+use crate::schema::{node_events, sequences};
+
+pub const MAX_PULL: u32 = 1000;
+
+/// Queues an event for `node`; call inside the transaction that decides it.
+pub fn enqueue(
+    conn: &mut DbConn,
+    node: Prefecture,
+    kind: &str,
+    payload: &serde_json::Value,
+) -> QueryResult<i64> {
+    let counter = format!("node_events:{}", node.code());
+    per_backend!(&mut *conn, c => diesel::insert_into(sequences::table)
+        .values((sequences::name.eq(&counter), sequences::last_value.eq(0i64)))
+        .on_conflict(sequences::name)
+        .do_nothing()
+        .execute(c))?;
+    // The UPDATE takes the row lock: writers for one node queue up, and a rollback returns the number.
+    diesel::update(sequences::table.find(&counter))
+        .set(sequences::last_value.eq(sequences::last_value + 1))
+        .execute(conn)?;
+    let seq: i64 = sequences::table.find(&counter).select(sequences::last_value).first(conn)?;
+    diesel::insert_into(node_events::table)
+        .values((
+            node_events::prefecture.eq(node.code()),
+            node_events::seq.eq(seq),
+            node_events::event_id.eq(RecordId::new().0),
+            node_events::kind.eq(kind),
+            node_events::payload.eq(payload.to_string()),
+            node_events::created_at.eq(ncf_shared::time::now_utc()),
+        ))
+        .execute(conn)?;
+    Ok(seq)
+}
+
+/// The node's events after `after`, in order.
+pub fn after(conn: &mut DbConn, node: Prefecture, after: i64, limit: u32) -> QueryResult<Vec<PushedEvent>> {
+    let rows: Vec<(i64, String, String, String)> = node_events::table
+        .filter(node_events::prefecture.eq(node.code()).and(node_events::seq.gt(after)))
+        .order(node_events::seq)
+        .limit(i64::from(limit.min(MAX_PULL)))
+        .select((node_events::seq, node_events::event_id, node_events::kind, node_events::payload))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, event_id, kind, payload)| PushedEvent {
+            seq,
+            event_id,
+            kind,
+            payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+        })
+        .collect())
+}
