@@ -19,6 +19,8 @@ pub enum NodeError {
     Invalid(Vec<FieldError>),
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
 }

@@ -12,6 +12,7 @@ pub mod nurses;
 pub mod outbox;
 pub mod schema;
 pub mod sync;
+pub mod web;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 

@@ -189,23 +189,38 @@ fn serve(
     let national = national.to_string();
     actix_web::rt::System::new()
         .block_on(async move {
-            actix_web::rt::spawn(syncer.run(idle));
+            actix_web::rt::spawn(syncer.clone().run(idle));
+            let pool = syncer.pool().clone();
+            let state = web::Data::new(prefecture_node::web::WebState { pool, syncer, prefecture });
+            let national = national.clone();
             let server = HttpServer::new(move || {
                 let national = national.clone();
-                App::new().route(
-                    "/healthz",
-                    web::get().to(move || {
-                        let national = national.clone();
-                        async move {
-                            HttpResponse::Ok().json(serde_json::json!({
-                                "status": "ok",
-                                "prefecture": prefecture,
-                                "national": national,
-                                "database": backend,
-                            }))
-                        }
-                    }),
-                )
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(|err, _| {
+                        let body =
+                            format!("送信内容を読み取れませんでした（{err}）。ページを開き直してください。");
+                        actix_web::error::InternalError::from_response(
+                            err,
+                            HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body(body),
+                        )
+                        .into()
+                    }))
+                    .route(
+                        "/healthz",
+                        web::get().to(move || {
+                            let national = national.clone();
+                            async move {
+                                HttpResponse::Ok().json(serde_json::json!({
+                                    "status": "ok",
+                                    "prefecture": prefecture,
+                                    "national": national,
+                                    "database": backend,
+                                }))
+                            }
+                        }),
+                    )
+                    .configure(prefecture_node::web::configure)
             })
             .bind(listen)?;
             for addr in server.addrs() {

@@ -13,7 +13,8 @@ use std::time::Duration;
 use diesel::prelude::*;
 use ncf_shared::db::{DbConn, Pool};
 use ncf_shared::federation::{
-    NodeSigningKey, PullRequest, PullResponse, PushRequest, PushResponse, PushedEvent,
+    ErrorBody, IdentityLinkRequest, IdentityLinkResponse, NodeSigningKey, PullRequest, PullResponse,
+    PushRequest, PushResponse, PushedEvent,
 };
 
 use crate::outbox::{self, OutboxEvent};
@@ -21,6 +22,17 @@ use crate::schema::{inbox, nurses, outbox as outbox_table, sync_state, withdrawa
 
 pub const PUSH_PATH: &str = "/federation/v1/push";
 pub const PULL_PATH: &str = "/federation/v1/pull";
+pub const IDENTITY_LINK_PATH: &str = "/federation/v1/identity-link";
+
+/// The national server's answer to an identity link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkOutcome {
+    Linked(ncf_shared::AgencyCode),
+    /// The claims (field names) that do not match the registry.
+    Mismatch(Vec<String>),
+    NotActive,
+    Invalid(String),
+}
 const BATCH: i64 = 500;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -134,6 +146,10 @@ impl Syncer {
         Self { pool, client, national: national.trim_end_matches('/').to_string(), key: Arc::new(key) }
     }
 
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut DbConn) -> QueryResult<T> + Send + 'static,
@@ -147,11 +163,12 @@ impl Syncer {
         .map_err(|e| SyncError::Database(e.to_string()))?
     }
 
-    async fn signed_post<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
+    /// Sends a signed request; returns the status and body of any answer.
+    async fn signed_send<Q: serde::Serialize>(
         &self,
         path: &str,
         request: &Q,
-    ) -> Result<A, SyncError> {
+    ) -> Result<(u16, String), SyncError> {
         let body = serde_json::to_vec(request).expect("federation requests serialise");
         let mut req = self
             .client
@@ -162,17 +179,44 @@ impl Syncer {
             req = req.header(name, value);
         }
         let response = req.send().await.map_err(|e| SyncError::Transport(e.to_string()))?;
-        let status = response.status();
+        let status = response.status().as_u16();
         let text = response.text().await.map_err(|e| SyncError::Transport(e.to_string()))?;
-        if !status.is_success() {
-            let message = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("message")?.as_str().map(str::to_string))
-                .unwrap_or(text);
-            return Err(SyncError::Refused { status: status.as_u16(), message });
+        Ok((status, text))
+    }
+
+    async fn signed_post<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        request: &Q,
+    ) -> Result<A, SyncError> {
+        let (status, text) = self.signed_send(path, request).await?;
+        if !(200..300).contains(&status) {
+            let error: Option<ErrorBody> = serde_json::from_str(&text).ok();
+            return Err(SyncError::Refused { status, message: error.map_or(text, |e| e.message) });
         }
         serde_json::from_str(&text)
             .map_err(|e| SyncError::Transport(format!("unreadable answer from the national server: {e}")))
+    }
+
+    /// Asks the national server for this node's agency code for the person with these licence
+    /// claims (DESIGN flow 1).
+    pub async fn link_identity(&self, claims: &IdentityLinkRequest) -> Result<LinkOutcome, SyncError> {
+        let (status, text) = self.signed_send(IDENTITY_LINK_PATH, claims).await?;
+        let unreadable = |e: serde_json::Error| SyncError::Transport(format!("unreadable answer: {e}"));
+        match status {
+            200 => Ok(LinkOutcome::Linked(
+                serde_json::from_str::<IdentityLinkResponse>(&text).map_err(unreadable)?.agency_code,
+            )),
+            400 | 422 => {
+                let error: ErrorBody = serde_json::from_str(&text).map_err(unreadable)?;
+                Ok(match error.error.as_str() {
+                    "claims_mismatch" => LinkOutcome::Mismatch(error.mismatched),
+                    "licence_not_active" => LinkOutcome::NotActive,
+                    _ => LinkOutcome::Invalid(error.message),
+                })
+            }
+            _ => Err(SyncError::Refused { status, message: text }),
+        }
     }
 
     /// Reads this node's queue after the pull cursor and applies what came, once.

@@ -11,6 +11,13 @@ use crate::{AgencyCodeKey, MyNumberHasher};
 
 pub struct ServerSecret([u8; 32]);
 
+/// A random token of `bytes` bytes from the OS source, as hex (form tokens, session ids).
+pub fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("the OS random source is available");
+    crate::encoding::hex(&buf)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("cannot read the server secret {path}: {source}")]
