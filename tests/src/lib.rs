@@ -113,8 +113,14 @@ pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir =
-            exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf();
+        // target/<profile>/deps/<test>, target/<profile>/examples/<example> or target/<profile>/<bin>:
+        // the profile folder is the ancestor whose parent is the target folder (it holds CACHEDIR.TAG).
+        let profile_dir = exe
+            .ancestors()
+            .skip(1)
+            .find(|dir| dir.parent().is_some_and(|t| t.join("CACHEDIR.TAG").exists()))
+            .expect("the executable lives in a cargo target folder")
+            .to_path_buf();
         let target_dir = profile_dir.parent().expect("target folder").to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);

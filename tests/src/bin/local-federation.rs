@@ -1,0 +1,251 @@
+//! Starts a whole local federation on SQLite files under ./var/federation: the national server and
+//! the nodes of 13 Tokyo, 26 Kyoto and 27 Osaka, keys generated and registered, registry and
+//! residents seeded from `generate-synthetic` (10,000 people), a few nurses opted in through the
+//! nodes' own pages. Prints the addresses; Ctrl-C stops everything.
+//!
+//!   cargo run --release -p ncf-tests --bin local-federation
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const NATIONAL_PORT: u16 = 8080;
+const NODES: [(&str, u16); 3] = [("13", 8113), ("26", 8126), ("27", 8127)];
+const PEOPLE: &str = "10000";
+const OPTED_IN_PER_NODE: usize = 3;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn step(what: &str, mut cmd: Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!("{what} failed: {}{}", stdout, String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(stdout)
+}
+
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let dir = PathBuf::from("var/federation");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let national_bin = ncf_tests::binary("national-server");
+    let node_bin = ncf_tests::binary("prefecture-node");
+    let national = |args: &[&str]| {
+        let mut cmd = Command::new(&national_bin);
+        cmd.args(args)
+            .env("DATABASE_URL", format!("sqlite://{}", dir.join("national.db").display()))
+            .env("NATIONAL_SECRET_FILE", dir.join("national-secret.key"))
+            .env("RUST_LOG", "warn");
+        cmd
+    };
+
+    println!("seeding the national server ({PEOPLE} synthetic people)…");
+    let data = dir.join("synthetic");
+    step("generate-synthetic", national(&["generate-synthetic", "--nurses", PEOPLE, "--out", &path(&data)]))?;
+    step("import-registry", national(&["import-registry", &path(&data.join("registry.csv"))]))?;
+    step("import-residents", national(&["import-residents", &path(&data.join("residents.csv"))]))?;
+
+    for (pref, _) in NODES {
+        let key_file = dir.join(format!("node-{pref}.key"));
+        if !key_file.exists() {
+            let public = step("keygen", {
+                let mut cmd = Command::new(&node_bin);
+                cmd.args(["keygen", "--key-file", &path(&key_file)]).stderr(Stdio::null());
+                cmd
+            })?;
+            step(
+                "nodes add",
+                national(&["nodes", "add", "--prefecture", pref, "--public-key", public.trim()]),
+            )?;
+        }
+    }
+
+    let mut children = Children(Vec::new());
+    let log = |name: &str| std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string());
+    let mut cmd = national(&["serve", "--listen", &format!("127.0.0.1:{NATIONAL_PORT}")]);
+    cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log("national")?);
+    children.0.push(cmd.spawn().map_err(|e| format!("national-server: {e}"))?);
+    let national_url = format!("http://127.0.0.1:{NATIONAL_PORT}");
+    for (pref, port) in NODES {
+        let mut cmd = Command::new(&node_bin);
+        cmd.args([
+            "serve",
+            "--prefecture",
+            pref,
+            "--national",
+            &national_url,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("NODE_DATABASE_URL", format!("sqlite://{}", dir.join(format!("node-{pref}.db")).display()))
+        .env("NODE_KEY_FILE", dir.join(format!("node-{pref}.key")))
+        .stdout(Stdio::null())
+        .stderr(log(&format!("node-{pref}"))?);
+        children.0.push(cmd.spawn().map_err(|e| format!("prefecture-node {pref}: {e}"))?);
+    }
+    for port in std::iter::once(NATIONAL_PORT).chain(NODES.iter().map(|n| n.1)) {
+        wait_for_port(port)?;
+    }
+
+    println!("opting in a few nurses through the nodes' pages…");
+    let people = sample_people(&data.join("registry.csv"), &data.join("residents.csv"))?;
+    let mut opted = Vec::new();
+    for (pref, port) in NODES {
+        for p in people.iter().filter(|p| p.prefecture == pref).take(OPTED_IN_PER_NODE) {
+            if ncf_tests::block_on(opt_in(port, p))? {
+                opted.push((pref, p));
+            }
+        }
+    }
+
+    println!("\nlocal federation running (SQLite files and logs in {}):", dir.display());
+    println!(
+        "  national server   {national_url}  (health: {national_url}/healthz, API: {national_url}/api/v1/openapi.json)"
+    );
+    for (pref, port) in NODES {
+        let name = ncf_shared::Prefecture::from_code(pref).map_or("", |p| p.name_ja());
+        println!("  node {pref} {name:<4}     http://127.0.0.1:{port}/opt-in  (nurse opt-in page)");
+    }
+    println!("  staff login       not available yet: staff pages come with the rest of issue #3");
+    println!("\nalready opted in ({}):", opted.len());
+    for (pref, p) in &opted {
+        println!(
+            "  node {pref}: {} {} ({}, 籍登録番号 {})",
+            p.family_name, p.given_name, p.qualification, p.registration_number
+        );
+    }
+    if let Some(p) = people.iter().find(|p| {
+        p.prefecture == "27" && !opted.iter().any(|(_, o)| o.registration_number == p.registration_number)
+    }) {
+        println!("\ntry opting in at http://127.0.0.1:8127/opt-in with a registered nurse of Osaka:");
+        println!(
+            "  資格 {} / 籍登録番号 {} / {} {} ({} {}) / 生年月日 {}",
+            p.qualification,
+            p.registration_number,
+            p.family_name,
+            p.given_name,
+            p.family_name_kana,
+            p.given_name_kana,
+            p.birth_date
+        );
+    }
+    println!("\nCtrl-C stops everything.");
+    actix_rt_block_on_ctrl_c();
+    println!("stopping…");
+    drop(children);
+    Ok(())
+}
+
+fn actix_rt_block_on_ctrl_c() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let _ = runtime.block_on(tokio::signal::ctrl_c());
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn wait_for_port(port: u16) -> Result<(), String> {
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("nothing listens on 127.0.0.1:{port} after 30 s (port taken? see var/federation/*.log)"))
+}
+
+struct SamplePerson {
+    prefecture: String,
+    qualification: String,
+    registration_number: String,
+    family_name: String,
+    given_name: String,
+    family_name_kana: String,
+    given_name_kana: String,
+    birth_date: String,
+}
+
+/// Active licence holders, with the prefecture of their first address.
+fn sample_people(registry: &Path, residents: &Path) -> Result<Vec<SamplePerson>, String> {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let homes: std::collections::HashMap<String, String> = read(residents)?
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f.get(1) == Some(&"address_changed")).then(|| (f[0].to_string(), f[3][..2].to_string()))
+        })
+        .collect();
+    Ok(read(registry)?
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f.len() == 11 && f[10] == "active").then(|| SamplePerson {
+                prefecture: homes.get(f[3]).cloned().unwrap_or_default(),
+                qualification: f[0].into(),
+                registration_number: f[1].into(),
+                family_name: f[4].into(),
+                given_name: f[5].into(),
+                family_name_kana: f[6].into(),
+                given_name_kana: f[7].into(),
+                birth_date: f[8].into(),
+            })
+        })
+        .collect())
+}
+
+/// Opts the person in through the node's page, as she would. Returns whether it worked.
+async fn opt_in(port: u16, p: &SamplePerson) -> Result<bool, String> {
+    let client = ncf_tests::http_client();
+    let base = format!("http://127.0.0.1:{port}");
+    let res = client.get(format!("{base}/opt-in")).send().await.map_err(|e| e.to_string())?;
+    let token = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("ncf_csrf=")?.split(';').next().map(str::to_string))
+        .unwrap_or_default();
+    let email = format!("nurse{}@example.jp", p.registration_number);
+    let form = [
+        ("csrf", token.as_str()),
+        ("qualification", &p.qualification),
+        ("registration_number", &p.registration_number),
+        ("family_name", &p.family_name),
+        ("given_name", &p.given_name),
+        ("family_name_kana", &p.family_name_kana),
+        ("given_name_kana", &p.given_name_kana),
+        ("birth_date", &p.birth_date),
+        ("email", &email),
+        ("max_distance_km", "20"),
+        ("address_linkage", "on"),
+        ("job_support", "on"),
+        ("training_info", "on"),
+    ];
+    let res = client
+        .post(format!("{base}/opt-in"))
+        .header("cookie", format!("ncf_csrf={token}"))
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(res.status().is_success())
+}
