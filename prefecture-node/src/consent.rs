@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::Channel;
 use crate::error::NodeError;
 use crate::outbox::{self, EventKind};
-use crate::schema::{consents, nurses};
+use crate::schema::consents;
 
 /// Version of the consent texts below; bump it whenever a text changes.
 pub const TEXT_VERSION: &str = "2026-11-v1";
@@ -112,12 +112,7 @@ pub fn record(
     entered_by: Option<&str>,
 ) -> Result<Vec<ConsentRecord>, NodeError> {
     ncf_shared::db::write_transaction(conn, |conn| {
-        let agency_code: String = nurses::table
-            .find(nurse_id)
-            .select(nurses::agency_code)
-            .first(conn)
-            .optional()?
-            .ok_or(NodeError::NotFound("nurse"))?;
+        let agency_code = crate::nurses::agency_code_of(conn, nurse_id)?;
         let before = current(conn, nurse_id)?;
         let now = ncf_shared::time::now_utc();
         let mut written = Vec::new();

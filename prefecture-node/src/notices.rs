@@ -13,7 +13,7 @@ use crate::Channel;
 use crate::consent;
 use crate::error::{FieldError, NodeError};
 use crate::outbox::{self, EventKind};
-use crate::schema::{notices, nurses};
+use crate::schema::notices;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -227,12 +227,7 @@ pub fn file(
     let now = ncf_shared::time::now_utc();
     body.validate(now.date()).map_err(NodeError::Invalid)?;
     ncf_shared::db::write_transaction(conn, |conn| {
-        let agency_code: String = nurses::table
-            .find(nurse_id)
-            .select(nurses::agency_code)
-            .first(conn)
-            .optional()?
-            .ok_or(NodeError::NotFound("nurse"))?;
+        let agency_code = crate::nurses::agency_code_of(conn, nurse_id)?;
         let notice = Notice {
             id: RecordId::new().0,
             nurse_id: nurse_id.to_string(),

@@ -78,3 +78,13 @@ pub fn by_agency_code(conn: &mut DbConn, code: &AgencyCode) -> QueryResult<Optio
 pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<Nurse>> {
     nurses::table.find(id).select(Nurse::as_select()).first(conn).optional()
 }
+
+/// Her agency code, or `NotFound` for an unknown nurse id.
+pub fn agency_code_of(conn: &mut DbConn, nurse_id: &str) -> Result<String, crate::error::NodeError> {
+    nurses::table
+        .find(nurse_id)
+        .select(nurses::agency_code)
+        .first(conn)
+        .optional()?
+        .ok_or(crate::error::NodeError::NotFound("nurse"))
+}

@@ -167,14 +167,7 @@ pub fn link(
         .execute(c))?;
     crate::provisions::record(
         conn,
-        &crate::provisions::Provision {
-            source: "national".into(),
-            recipient: format!("node:{node}"),
-            prefecture: node,
-            agency_code: agency_code.as_str(),
-            fields: &["agency_code"],
-            purpose: "identity_link",
-        },
+        &crate::provisions::Provision::to_node(node, agency_code.as_str(), &["agency_code"], "identity_link"),
     )?;
     tracing::info!(prefecture = %node, "identity linked");
     Ok(IdentityLinkResponse { agency_code })

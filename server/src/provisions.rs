@@ -57,6 +57,37 @@ pub struct Provision<'a> {
     pub purpose: &'a str,
 }
 
+impl<'a> Provision<'a> {
+    /// Data a node provided to the national server.
+    pub fn from_node(
+        node: Prefecture,
+        agency_code: &'a str,
+        fields: &'a [&'a str],
+        purpose: &'a str,
+    ) -> Self {
+        Self {
+            source: format!("node:{node}"),
+            recipient: "national".into(),
+            prefecture: node,
+            agency_code,
+            fields,
+            purpose,
+        }
+    }
+
+    /// Data the national server provided to a node.
+    pub fn to_node(node: Prefecture, agency_code: &'a str, fields: &'a [&'a str], purpose: &'a str) -> Self {
+        Self {
+            source: "national".into(),
+            recipient: format!("node:{node}"),
+            prefecture: node,
+            agency_code,
+            fields,
+            purpose,
+        }
+    }
+}
+
 /// Appends entries within one transaction: takes the chain's lock once (the `sequences` row, so
 /// concurrent writers append one after the other) and keeps the tip's hash in memory.
 pub struct ChainWriter {

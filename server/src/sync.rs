@@ -198,28 +198,11 @@ fn apply_consent(
         crate::queue::enqueue(conn, node, "withdrawal_applied", &confirmation)?;
         chain.append(
             conn,
-            &Provision {
-                source: "national".into(),
-                recipient: format!("node:{node}"),
-                prefecture: node,
-                agency_code: &c.agency_code,
-                fields: &["withdrawal_confirmation"],
-                purpose: "consent_withdrawal",
-            },
+            &Provision::to_node(node, &c.agency_code, &["withdrawal_confirmation"], "consent_withdrawal"),
         )?;
     }
     let field = format!("consent:{}", scope.as_str());
-    chain.append(
-        conn,
-        &Provision {
-            source: format!("node:{node}"),
-            recipient: "national".into(),
-            prefecture: node,
-            agency_code: &c.agency_code,
-            fields: &[&field],
-            purpose: "consent_record",
-        },
-    )?;
+    chain.append(conn, &Provision::from_node(node, &c.agency_code, &[&field], "consent_record"))?;
     Ok(Ok(()))
 }
 
@@ -257,14 +240,7 @@ fn apply_notice(
     let field = format!("notice:{}", kind.as_str());
     chain.append(
         conn,
-        &Provision {
-            source: format!("node:{node}"),
-            recipient: "national".into(),
-            prefecture: node,
-            agency_code: &n.agency_code,
-            fields: &[&field],
-            purpose: "latent_nurse_identification",
-        },
+        &Provision::from_node(node, &n.agency_code, &[&field], "latent_nurse_identification"),
     )?;
     Ok(Ok(()))
 }

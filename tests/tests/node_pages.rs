@@ -108,6 +108,23 @@ fn a_nurse_opts_in_on_the_page(backend: Backend) {
             assert!(page.body.contains(text), "{text}");
         }
 
+        // Not a form at all, or far too large: a 400 that says so, in Japanese.
+        for (content_type, body) in [
+            ("application/json", "{}".to_string()),
+            ("application/x-www-form-urlencoded", "a=".repeat(40_000)),
+        ] {
+            let res = http_client()
+                .post(node.url("/opt-in"))
+                .header("cookie", format!("ncf_csrf={token}"))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status().as_u16(), 400, "{content_type}");
+            assert!(res.text().await.unwrap().contains("送信内容を読み取れませんでした"));
+        }
+
         // No form token: refused, in Japanese.
         let page = post_form(&node, "", &fields(&p, "", p.birth_date)).await;
         assert_eq!(page.status, 403);
