@@ -150,6 +150,30 @@ pub fn record(
             outbox::enqueue_if_covered(conn, &before, EventKind::ConsentChanged, Some(nurse_id), &payload)?;
             written.push(record);
         }
+        // Sharing contact details newly allowed: send the ones she has now.
+        if written.iter().any(|r| r.granted && r.scope == ConsentScope::ShareWithResidencePrefecture.as_str())
+        {
+            let after = current(conn, nurse_id)?;
+            if let Some(nurse) = crate::nurses::get(conn, nurse_id)? {
+                let payload = serde_json::json!({
+                    "agency_code": agency_code,
+                    "notice_id": null,
+                    "changed_at": ncf_shared::time::to_utc(now),
+                    "family_name": nurse.family_name,
+                    "given_name": nurse.given_name,
+                    "address": null,
+                    "email": nurse.email,
+                    "phone": nurse.phone,
+                });
+                outbox::enqueue_if_covered(
+                    conn,
+                    &after,
+                    EventKind::ContactChanged,
+                    Some(nurse_id),
+                    &payload,
+                )?;
+            }
+        }
         Ok(written)
     })
 }

@@ -239,14 +239,39 @@ pub fn file(
         };
         diesel::insert_into(notices::table).values(&notice).execute(conn)?;
         let consents = consent::current(conn, nurse_id)?;
-        let payload = serde_json::json!({
-            "agency_code": agency_code,
-            "notice_id": notice.id,
-            "filed_at": ncf_shared::time::to_utc(now),
-            "notice": body,
-        });
-        let outbox_seq =
-            outbox::enqueue_if_covered(conn, &consents, EventKind::NoticeFiled, Some(nurse_id), &payload)?;
+        let outbox_seq = match body {
+            // A change notice carries contact details: it updates her record here and travels only
+            // as contact details, under their own scope — never inside a notice event.
+            NoticeBody::Change { family_name, given_name, address, email, phone } => {
+                crate::nurses::update_contact(conn, nurse_id, family_name, given_name, email, phone)?;
+                let payload = serde_json::json!({
+                    "agency_code": agency_code,
+                    "notice_id": notice.id,
+                    "changed_at": ncf_shared::time::to_utc(now),
+                    "family_name": family_name,
+                    "given_name": given_name,
+                    "address": address,
+                    "email": email,
+                    "phone": phone,
+                });
+                outbox::enqueue_if_covered(
+                    conn,
+                    &consents,
+                    EventKind::ContactChanged,
+                    Some(nurse_id),
+                    &payload,
+                )?
+            }
+            _ => {
+                let payload = serde_json::json!({
+                    "agency_code": agency_code,
+                    "notice_id": notice.id,
+                    "filed_at": ncf_shared::time::to_utc(now),
+                    "notice": body,
+                });
+                outbox::enqueue_if_covered(conn, &consents, EventKind::NoticeFiled, Some(nurse_id), &payload)?
+            }
+        };
         Ok(Filed { notice, outbox_seq })
     })
 }

@@ -88,3 +88,28 @@ pub fn agency_code_of(conn: &mut DbConn, nurse_id: &str) -> Result<String, crate
         .optional()?
         .ok_or(crate::error::NodeError::NotFound("nurse"))
 }
+
+/// Applies the contact fields a change notice gives (the others stay as they are).
+pub fn update_contact(
+    conn: &mut DbConn,
+    nurse_id: &str,
+    family_name: &Option<String>,
+    given_name: &Option<String>,
+    email: &Option<String>,
+    phone: &Option<String>,
+) -> QueryResult<()> {
+    let target = nurses::table.find(nurse_id);
+    if let Some(v) = family_name {
+        diesel::update(target).set(nurses::family_name.eq(v.trim())).execute(conn)?;
+    }
+    if let Some(v) = given_name {
+        diesel::update(target).set(nurses::given_name.eq(v.trim())).execute(conn)?;
+    }
+    if let Some(v) = email {
+        diesel::update(target).set(nurses::email.eq(v.trim())).execute(conn)?;
+    }
+    if let Some(v) = phone {
+        diesel::update(target).set(nurses::phone.eq(Some(v.trim()))).execute(conn)?;
+    }
+    Ok(())
+}

@@ -176,3 +176,16 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    nurse_contacts (prefecture, agency_code) {
+        prefecture -> Text,
+        agency_code -> Text,
+        family_name -> Nullable<Text>,
+        given_name -> Nullable<Text>,
+        address -> Nullable<Text>,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        changed_at -> Timestamp,
+    }
+}

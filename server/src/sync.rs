@@ -14,7 +14,9 @@ use serde::Deserialize;
 
 use crate::error::{AppError, ErrorKind};
 use crate::provisions::{ChainWriter, Provision};
-use crate::schema::{identity_links, node_cursors, nurse_consents, nurse_notices, pushed_events};
+use crate::schema::{
+    identity_links, node_cursors, nurse_consents, nurse_contacts, nurse_notices, pushed_events,
+};
 
 pub const MAX_EVENTS_PER_PUSH: usize = 1000;
 
@@ -29,6 +31,17 @@ struct ConsentChanged {
     version: i32,
     text_sha256: String,
     recorded_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct ContactChanged {
+    agency_code: String,
+    changed_at: DateTime<Utc>,
+    family_name: Option<String>,
+    given_name: Option<String>,
+    address: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +148,10 @@ fn apply_event(
             Ok(n) => apply_notice(conn, chain, node, &n),
             Err(e) => Ok(Err(Permanent(format!("malformed notice_filed payload: {e}")))),
         },
+        "contact_changed" => match serde_json::from_value::<ContactChanged>(event.payload.clone()) {
+            Ok(c) => apply_contact(conn, chain, node, &c),
+            Err(e) => Ok(Err(Permanent(format!("malformed contact_changed payload: {e}")))),
+        },
         other => Ok(Err(Permanent(format!("event kind {other:?} is not accepted by this national server")))),
     }
 }
@@ -187,6 +204,10 @@ fn apply_consent(
         } else {
             0
         };
+        if scope == ConsentScope::ShareWithResidencePrefecture {
+            diesel::delete(nurse_contacts::table.find((node.code(), c.agency_code.as_str())))
+                .execute(conn)?;
+        }
         tracing::info!(prefecture = %node, scope = scope.as_str(), notices_deleted, "consent withdrawn: data deleted");
         let confirmation = serde_json::json!({
             "agency_code": c.agency_code,
@@ -206,6 +227,78 @@ fn apply_consent(
     Ok(Ok(()))
 }
 
+/// Granted scope `scope` for this person at this node, as last told.
+fn granted(conn: &mut DbConn, node: Prefecture, agency_code: &str, scope: ConsentScope) -> QueryResult<bool> {
+    let granted: Option<bool> = nurse_consents::table
+        .find((node.code(), agency_code, scope.as_str()))
+        .select(nurse_consents::granted)
+        .first(conn)
+        .optional()?;
+    Ok(granted == Some(true))
+}
+
+fn apply_contact(
+    conn: &mut DbConn,
+    chain: &mut ChainWriter,
+    node: Prefecture,
+    c: &ContactChanged,
+) -> QueryResult<Result<(), Permanent>> {
+    if !granted(conn, node, &c.agency_code, ConsentScope::ShareWithResidencePrefecture)? {
+        return Ok(Err(Permanent(
+            "contact details not covered by a share_with_residence_prefecture consent".into(),
+        )));
+    }
+    let provided: Vec<&str> = [
+        ("family_name", &c.family_name),
+        ("given_name", &c.given_name),
+        ("address", &c.address),
+        ("email", &c.email),
+        ("phone", &c.phone),
+    ]
+    .iter()
+    .filter(|(_, v)| v.is_some())
+    .map(|(name, _)| *name)
+    .collect();
+    let existing = nurse_contacts::table
+        .find((node.code(), c.agency_code.as_str()))
+        .select((
+            nurse_contacts::family_name,
+            nurse_contacts::given_name,
+            nurse_contacts::address,
+            nurse_contacts::email,
+            nurse_contacts::phone,
+        ))
+        .first::<(Option<String>, Option<String>, Option<String>, Option<String>, Option<String>)>(conn)
+        .optional()?
+        .unwrap_or_default();
+    // A change notice names only what changed: keep the rest.
+    let merged = (
+        c.family_name.clone().or(existing.0),
+        c.given_name.clone().or(existing.1),
+        c.address.clone().or(existing.2),
+        c.email.clone().or(existing.3),
+        c.phone.clone().or(existing.4),
+    );
+    diesel::delete(nurse_contacts::table.find((node.code(), c.agency_code.as_str()))).execute(conn)?;
+    diesel::insert_into(nurse_contacts::table)
+        .values((
+            nurse_contacts::prefecture.eq(node.code()),
+            nurse_contacts::agency_code.eq(&c.agency_code),
+            nurse_contacts::family_name.eq(merged.0),
+            nurse_contacts::given_name.eq(merged.1),
+            nurse_contacts::address.eq(merged.2),
+            nurse_contacts::email.eq(merged.3),
+            nurse_contacts::phone.eq(merged.4),
+            nurse_contacts::changed_at.eq(c.changed_at.naive_utc()),
+        ))
+        .execute(conn)?;
+    let fields: Vec<String> = provided.iter().map(|f| format!("contact:{f}")).collect();
+    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+    chain
+        .append(conn, &Provision::from_node(node, &c.agency_code, &fields, "residence_prefecture_support"))?;
+    Ok(Ok(()))
+}
+
 fn apply_notice(
     conn: &mut DbConn,
     chain: &mut ChainWriter,
@@ -213,12 +306,7 @@ fn apply_notice(
     n: &NoticeFiled,
 ) -> QueryResult<Result<(), Permanent>> {
     // Defence in depth: the node's gate already checked, but nothing is held without the consent.
-    let linked: Option<bool> = nurse_consents::table
-        .find((node.code(), n.agency_code.as_str(), ConsentScope::AddressLinkage.as_str()))
-        .select(nurse_consents::granted)
-        .first(conn)
-        .optional()?;
-    if linked != Some(true) {
+    if !granted(conn, node, &n.agency_code, ConsentScope::AddressLinkage)? {
         return Ok(Err(Permanent("notice not covered by an address_linkage consent".into())));
     }
     let Some(kind) = n.notice.get("kind").and_then(|k| k.as_str()).and_then(ncf_shared::NoticeKind::parse)

@@ -1,0 +1,1 @@
+DROP TABLE nurse_contacts;
