@@ -1,17 +1,17 @@
-//! A prefecture nurse-center node. So far: the node's signing key (to register at the national
-//! server with `national-server nodes add`), its database (nurses, notices, consents, outbox; see
-//! the library) and a health check. Pages, staff sign-in and sync follow.
+//! A prefecture nurse-center node: its signing key (registered at the national server with
+//! `national-server nodes add`), its database (nurses, notices, consents, outbox, inbox; see the
+//! library), the nurse's opt-in page, and sync with the national server. Staff pages follow.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use ncf_shared::Prefecture;
 use ncf_shared::db::{self, DatabaseUrl};
 use ncf_shared::federation::NodeSigningKey;
 use prefecture_node::sync::Syncer;
-use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,8 +46,8 @@ enum Command {
         #[arg(long, env = "NODE_KEY_FILE", default_value = "var/node.key")]
         key_file: PathBuf,
     },
-    /// Serve the node (health check) and sync with the national server in the background;
-    /// migrations run first.
+    /// Serve the node (the nurse's pages, health check) and sync with the national server in the
+    /// background; migrations run first.
     Serve {
         /// Prefecture code (JIS X 0401) this node serves.
         #[arg(long, env = "NODE_PREFECTURE")]
