@@ -11,6 +11,7 @@ pub mod notices;
 pub mod nurses;
 pub mod outbox;
 pub mod schema;
+pub mod staff;
 pub mod sync;
 pub mod web;
 

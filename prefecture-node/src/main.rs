@@ -37,6 +37,11 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Manage nurse-center staff accounts.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
     /// Push waiting outbox events and pull this node's queue until both are caught up, then exit.
     Sync {
         /// Base URL of the national server.
@@ -67,6 +72,22 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum StaffCommand {
+    /// Create a staff account (argon2id). The password comes from NODE_STAFF_PASSWORD or
+    /// --password-file; without either, a strong one is generated and printed once.
+    Add {
+        #[arg(long, env = "NODE_STAFF_USERNAME")]
+        username: String,
+        #[arg(long, env = "NODE_STAFF_DISPLAY_NAME")]
+        display_name: String,
+        #[arg(long, env = "NODE_STAFF_PASSWORD_FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// List staff accounts.
+    List,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // One TLS provider for the process (reqwest is built without one).
@@ -82,6 +103,7 @@ fn main() -> ExitCode {
         Command::Migrate => open(&cli.database_url).map(|(url, applied)| {
             println!("{url}: {applied} migration(s) applied");
         }),
+        Command::Staff { command } => staff(&cli.database_url, command),
         Command::Sync { national, key_file } => sync(&cli.database_url, &national, &key_file),
         Command::Serve { prefecture, national, listen, key_file, push_idle_ms } => open(&cli.database_url)
             .and_then(|(url, _)| {
@@ -111,6 +133,41 @@ fn open(database_url: &str) -> Result<(DatabaseUrl, usize), String> {
     let mut conn = db::connect_one(&url).map_err(|e| e.to_string())?;
     let applied = prefecture_node::migrate(&mut conn).map_err(|e| e.to_string())?;
     Ok((url, applied.len()))
+}
+
+fn staff(database_url: &str, command: StaffCommand) -> Result<(), String> {
+    let url = DatabaseUrl::parse(database_url).map_err(|e| e.to_string())?;
+    let mut conn = db::connect_one(&url).map_err(|e| e.to_string())?;
+    prefecture_node::migrate(&mut conn).map_err(|e| e.to_string())?;
+    match command {
+        StaffCommand::Add { username, display_name, password_file } => {
+            let given = match password_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string(),
+                ),
+                None => std::env::var("NODE_STAFF_PASSWORD").ok(),
+            };
+            let generated = given.is_none();
+            let password = given.unwrap_or_else(|| ncf_shared::secret::random_token(12));
+            let member = prefecture_node::staff::add(&mut conn, &username, &display_name, &password)
+                .map_err(|e| e.to_string())?;
+            println!("staff account {} ({}) created", member.username, member.display_name);
+            if generated {
+                println!("password (shown once): {password}");
+            }
+            Ok(())
+        }
+        StaffCommand::List => {
+            for m in prefecture_node::staff::list(&mut conn).map_err(|e| e.to_string())? {
+                let state = if m.disabled_at.is_some() { "disabled" } else { "active" };
+                println!("{:<20} {:<20} {state}", m.username, m.display_name);
+            }
+            Ok(())
+        }
+    }
 }
 
 fn read_key(path: &std::path::Path) -> Result<NodeSigningKey, String> {

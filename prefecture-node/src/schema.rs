@@ -94,3 +94,14 @@ diesel::table! {
         confirmed_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    staff (id) {
+        id -> Text,
+        username -> Text,
+        display_name -> Text,
+        password_hash -> Text,
+        created_at -> Timestamp,
+        disabled_at -> Nullable<Timestamp>,
+    }
+}

@@ -1,0 +1,99 @@
+//! Nurse-center staff accounts: argon2id password hashes, checked in constant work whether or not
+//! the account exists (so sign-in timing does not tell which usernames exist).
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use diesel::prelude::*;
+use ncf_shared::db::DbConn;
+use ncf_shared::ids::RecordId;
+
+use crate::error::{FieldError, NodeError};
+use crate::schema::staff;
+
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = staff)]
+pub struct StaffMember {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub disabled_at: Option<chrono::NaiveDateTime>,
+}
+
+fn hash(password: &str) -> String {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .expect("argon2id hashing with default parameters")
+        .to_string()
+}
+
+pub fn add(
+    conn: &mut DbConn,
+    username: &str,
+    display_name: &str,
+    password: &str,
+) -> Result<StaffMember, NodeError> {
+    let username = username.trim().to_ascii_lowercase();
+    let mut errors = Vec::new();
+    let username_ok = (3..=32).contains(&username.len())
+        && username.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if !username_ok {
+        errors.push(FieldError::new(
+            "username",
+            "ユーザー名は半角英小文字・数字・「._-」の3〜32文字で入力してください。",
+        ));
+    }
+    if display_name.trim().is_empty() || display_name.chars().count() > 50 {
+        errors.push(FieldError::new("display_name", "表示名を1〜50文字で入力してください。"));
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        errors.push(FieldError::new(
+            "password",
+            format!("パスワードは{MIN_PASSWORD_CHARS}文字以上にしてください。"),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(NodeError::Invalid(errors));
+    }
+    let member = StaffMember {
+        id: RecordId::new().0,
+        username,
+        display_name: display_name.trim().to_string(),
+        password_hash: hash(password),
+        created_at: ncf_shared::time::now_utc(),
+        disabled_at: None,
+    };
+    match diesel::insert_into(staff::table).values(&member).execute(conn) {
+        Ok(_) => Ok(member),
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+            Err(NodeError::Invalid(vec![FieldError::new(
+                "username",
+                "このユーザー名はすでに使われています。",
+            )]))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn list(conn: &mut DbConn) -> QueryResult<Vec<StaffMember>> {
+    staff::table.order(staff::username).select(StaffMember::as_select()).load(conn)
+}
+
+/// The active account with this username and password, if any.
+pub fn verify(conn: &mut DbConn, username: &str, password: &str) -> QueryResult<Option<StaffMember>> {
+    // A hash of a random password, verified when the account does not exist, so that both paths
+    // cost one argon2 computation.
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let member = staff::table
+        .filter(staff::username.eq(username.trim().to_ascii_lowercase()))
+        .filter(staff::disabled_at.is_null())
+        .select(StaffMember::as_select())
+        .first(conn)
+        .optional()?;
+    let decoy = DECOY.get_or_init(|| hash(&ncf_shared::secret::random_token(16)));
+    let stored = member.as_ref().map_or(decoy.as_str(), |m| m.password_hash.as_str());
+    let matches = Argon2::default().verify_password(password.as_bytes(), stored).is_ok();
+    Ok(member.filter(|_| matches))
+}
