@@ -243,7 +243,16 @@ pub fn file(
             // A change notice carries contact details: it updates her record here and travels only
             // as contact details, under their own scope — never inside a notice event.
             NoticeBody::Change { family_name, given_name, address, email, phone } => {
-                crate::nurses::update_contact(conn, nurse_id, family_name, given_name, email, phone)?;
+                fn trimmed(v: &Option<String>) -> Option<&str> {
+                    v.as_deref().map(str::trim)
+                }
+                let change = crate::nurses::ContactChange {
+                    family_name: trimmed(family_name),
+                    given_name: trimmed(given_name),
+                    email: trimmed(email),
+                    phone: trimmed(phone),
+                };
+                crate::nurses::update_contact(conn, nurse_id, &change)?;
                 let payload = serde_json::json!({
                     "agency_code": agency_code,
                     "notice_id": notice.id,

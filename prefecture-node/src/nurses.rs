@@ -89,27 +89,22 @@ pub fn agency_code_of(conn: &mut DbConn, nurse_id: &str) -> Result<String, crate
         .ok_or(crate::error::NodeError::NotFound("nurse"))
 }
 
-/// Applies the contact fields a change notice gives (the others stay as they are).
-pub fn update_contact(
-    conn: &mut DbConn,
-    nurse_id: &str,
-    family_name: &Option<String>,
-    given_name: &Option<String>,
-    email: &Option<String>,
-    phone: &Option<String>,
-) -> QueryResult<()> {
-    let target = nurses::table.find(nurse_id);
-    if let Some(v) = family_name {
-        diesel::update(target).set(nurses::family_name.eq(v.trim())).execute(conn)?;
+/// The contact fields a change notice gives; `None` leaves a field as it is.
+#[derive(AsChangeset)]
+#[diesel(table_name = nurses)]
+pub struct ContactChange<'a> {
+    pub family_name: Option<&'a str>,
+    pub given_name: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub phone: Option<&'a str>,
+}
+
+/// Applies a contact change in one statement (nothing to do when it names no stored field, e.g.
+/// only an address, which stays in the notice).
+pub fn update_contact(conn: &mut DbConn, nurse_id: &str, change: &ContactChange<'_>) -> QueryResult<()> {
+    let ContactChange { family_name, given_name, email, phone } = change;
+    if [family_name, given_name, email, phone].iter().all(|f| f.is_none()) {
+        return Ok(());
     }
-    if let Some(v) = given_name {
-        diesel::update(target).set(nurses::given_name.eq(v.trim())).execute(conn)?;
-    }
-    if let Some(v) = email {
-        diesel::update(target).set(nurses::email.eq(v.trim())).execute(conn)?;
-    }
-    if let Some(v) = phone {
-        diesel::update(target).set(nurses::phone.eq(Some(v.trim()))).execute(conn)?;
-    }
-    Ok(())
+    diesel::update(nurses::table.find(nurse_id)).set(change).execute(conn).map(drop)
 }
