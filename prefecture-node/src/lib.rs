@@ -5,8 +5,11 @@
 //! is written to the outbox, in the same transaction as the change that caused it.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod auth;
+pub mod bulk;
 pub mod consent;
 pub mod error;
+pub mod mail;
 pub mod notices;
 pub mod nurses;
 pub mod outbox;

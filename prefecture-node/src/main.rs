@@ -51,25 +51,40 @@ enum Command {
         #[arg(long, env = "NODE_KEY_FILE", default_value = "var/node.key")]
         key_file: PathBuf,
     },
-    /// Serve the node (the nurse's pages, health check) and sync with the national server in the
-    /// background; migrations run first.
-    Serve {
-        /// Prefecture code (JIS X 0401) this node serves.
-        #[arg(long, env = "NODE_PREFECTURE")]
-        prefecture: Prefecture,
-        /// Base URL of the national server.
-        #[arg(long, env = "NODE_NATIONAL_URL")]
-        national: String,
-        /// Address to listen on (port 0 picks a free port; the chosen address is printed).
-        #[arg(long, env = "NODE_LISTEN", default_value = "127.0.0.1:8081")]
-        listen: String,
-        /// The node's private key (from `keygen`).
-        #[arg(long, env = "NODE_KEY_FILE", default_value = "var/node.key")]
-        key_file: PathBuf,
-        /// Milliseconds between sync rounds when nothing is waiting.
-        #[arg(long, env = "NODE_PUSH_IDLE_MS", default_value_t = 1000)]
-        push_idle_ms: u64,
-    },
+    /// Serve the node (the nurse's pages, the staff pages and API, health check) and sync with the
+    /// national server in the background; migrations run first.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Prefecture code (JIS X 0401) this node serves.
+    #[arg(long, env = "NODE_PREFECTURE")]
+    prefecture: Prefecture,
+    /// Base URL of the national server.
+    #[arg(long, env = "NODE_NATIONAL_URL")]
+    national: String,
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "NODE_LISTEN", default_value = "127.0.0.1:8081")]
+    listen: String,
+    /// The address nurses reach this node at, used in e-mailed links (default: the listening
+    /// address). An https:// address marks cookies Secure.
+    #[arg(long, env = "NODE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// SMTP server for e-mail: smtp://HOST:PORT (plain, e.g. a relay on loopback),
+    /// smtp://HOST:PORT?tls=required (STARTTLS) or smtps://USER:PASSWORD@HOST:PORT. Without it,
+    /// e-mails are written to the log (local demo) and the pages say so.
+    #[arg(long, env = "NODE_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// Sender of the node's e-mails.
+    #[arg(long, env = "NODE_MAIL_FROM", default_value = "ナースセンター <no-reply@nurse-center.example.jp>")]
+    mail_from: String,
+    /// The node's private key (from `keygen`).
+    #[arg(long, env = "NODE_KEY_FILE", default_value = "var/node.key")]
+    key_file: PathBuf,
+    /// Milliseconds between sync rounds when nothing is waiting.
+    #[arg(long, env = "NODE_PUSH_IDLE_MS", default_value_t = 1000)]
+    push_idle_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +101,22 @@ enum StaffCommand {
     },
     /// List staff accounts.
     List,
+    /// Create an API token for a staff member's scripts (printed once; send it as
+    /// `Authorization: Bearer <token>`).
+    Token {
+        #[arg(long, env = "NODE_STAFF_USERNAME")]
+        username: String,
+        /// What the token is for (e.g. 「事業所CSV取込スクリプト」).
+        #[arg(long)]
+        label: String,
+    },
+    /// Revoke a staff member's API tokens with this label.
+    RevokeToken {
+        #[arg(long, env = "NODE_STAFF_USERNAME")]
+        username: String,
+        #[arg(long)]
+        label: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -105,18 +136,10 @@ fn main() -> ExitCode {
         }),
         Command::Staff { command } => staff(&cli.database_url, command),
         Command::Sync { national, key_file } => sync(&cli.database_url, &national, &key_file),
-        Command::Serve { prefecture, national, listen, key_file, push_idle_ms } => open(&cli.database_url)
-            .and_then(|(url, _)| {
-                let syncer = syncer(&url, &national, &key_file)?;
-                serve(
-                    prefecture,
-                    &national,
-                    &listen,
-                    url.backend(),
-                    syncer,
-                    Duration::from_millis(push_idle_ms),
-                )
-            }),
+        Command::Serve(args) => open(&cli.database_url).and_then(|(url, _)| {
+            let syncer = syncer(&url, &args.national, &args.key_file)?;
+            serve(args, url.backend(), syncer)
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -158,6 +181,19 @@ fn staff(database_url: &str, command: StaffCommand) -> Result<(), String> {
             if generated {
                 println!("password (shown once): {password}");
             }
+            Ok(())
+        }
+        StaffCommand::Token { username, label } => {
+            let token = prefecture_node::auth::issue_api_token(&mut conn, &username, &label)
+                .map_err(|e| e.to_string())?;
+            println!("{token}");
+            eprintln!("API token for {username} ({label}) created; it is shown only now.");
+            Ok(())
+        }
+        StaffCommand::RevokeToken { username, label } => {
+            let n = prefecture_node::auth::revoke_api_tokens(&mut conn, &username, &label)
+                .map_err(|e| e.to_string())?;
+            println!("{n} token(s) revoked");
             Ok(())
         }
         StaffCommand::List => {
@@ -234,57 +270,73 @@ fn keygen(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(
-    prefecture: Prefecture,
-    national: &str,
-    listen: &str,
-    backend: &'static str,
-    syncer: Syncer,
-    idle: Duration,
-) -> Result<(), String> {
+fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), String> {
     use actix_web::{App, HttpResponse, HttpServer, web};
-    let national = national.to_string();
+    let ServeArgs { prefecture, national, listen, public_url, smtp_url, mail_from, push_idle_ms, .. } = args;
+    let mailer = prefecture_node::mail::Mailer::new(smtp_url.as_deref(), &mail_from)?;
+    if !mailer.delivers() {
+        tracing::warn!("no SMTP server configured (--smtp-url): e-mails, sign-in links included, go to this log");
+    }
+    let idle = Duration::from_millis(push_idle_ms);
+    let listen_for_error = listen.clone();
     actix_web::rt::System::new()
         .block_on(async move {
             actix_web::rt::spawn(syncer.clone().run(idle));
             let pool = syncer.pool().clone();
-            let state = web::Data::new(prefecture_node::web::WebState { pool, syncer, prefecture });
-            let national = national.clone();
-            let server = HttpServer::new(move || {
-                let national = national.clone();
-                App::new()
-                    .app_data(state.clone())
-                    .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(|err, _| {
-                        let body =
-                            format!("送信内容を読み取れませんでした（{err}）。ページを開き直してください。");
-                        actix_web::error::InternalError::from_response(
-                            err,
-                            HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body(body),
+            let national_for_health = national.clone();
+            let server_factory = move |state: web::Data<prefecture_node::web::WebState>| {
+                let national = national_for_health.clone();
+                move || {
+                    let national = national.clone();
+                    App::new()
+                        .app_data(state.clone())
+                        .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(|err, _| {
+                            let body = format!(
+                                "送信内容を読み取れませんでした（{err}）。ページを開き直してください。"
+                            );
+                            actix_web::error::InternalError::from_response(
+                                err,
+                                HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body(body),
+                            )
+                            .into()
+                        }))
+                        .route(
+                            "/healthz",
+                            web::get().to(move || {
+                                let national = national.clone();
+                                async move {
+                                    HttpResponse::Ok().json(serde_json::json!({
+                                        "status": "ok",
+                                        "prefecture": prefecture,
+                                        "national": national,
+                                        "database": backend,
+                                    }))
+                                }
+                            }),
                         )
-                        .into()
-                    }))
-                    .route(
-                        "/healthz",
-                        web::get().to(move || {
-                            let national = national.clone();
-                            async move {
-                                HttpResponse::Ok().json(serde_json::json!({
-                                    "status": "ok",
-                                    "prefecture": prefecture,
-                                    "national": national,
-                                    "database": backend,
-                                }))
-                            }
-                        }),
-                    )
-                    .configure(prefecture_node::web::configure)
-            })
-            .bind(listen)?;
+                        .configure(prefecture_node::web::configure)
+                }
+            };
+            // Bind first: the public address defaults to the one actually bound (port 0).
+            let listener = std::net::TcpListener::bind(&listen)?;
+            let bound = listener.local_addr()?;
+            let public_url = public_url
+                .unwrap_or_else(|| format!("http://{bound}"))
+                .trim_end_matches('/')
+                .to_string();
+            let state = web::Data::new(prefecture_node::web::WebState {
+                pool,
+                syncer,
+                prefecture,
+                mailer,
+                public_url,
+            });
+            let server = HttpServer::new(server_factory(state)).listen(listener)?;
             for addr in server.addrs() {
                 println!("prefecture-node {prefecture} listening on http://{addr}");
             }
             let _ = std::io::stdout().flush();
             server.run().await
         })
-        .map_err(|e| format!("cannot serve on {listen}: {e}"))
+        .map_err(|e| format!("cannot serve on {listen_for_error}: {e}"))
 }

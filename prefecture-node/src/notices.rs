@@ -29,6 +29,17 @@ pub enum SeparationReason {
 }
 
 impl SeparationReason {
+    pub const ALL: [Self; 8] = [
+        Self::Childcare,
+        Self::FamilyCare,
+        Self::OwnHealth,
+        Self::Marriage,
+        Self::Relocation,
+        Self::CareerChange,
+        Self::Retirement,
+        Self::Other,
+    ];
+
     pub fn label_ja(self) -> &'static str {
         match self {
             Self::Childcare => "出産・育児",
@@ -54,6 +65,45 @@ pub enum WorkplaceType {
     School,
     Company,
     Other,
+}
+
+impl WorkplaceType {
+    pub const ALL: [Self; 8] = [
+        Self::Hospital,
+        Self::Clinic,
+        Self::VisitingNursing,
+        Self::CareFacility,
+        Self::PublicHealth,
+        Self::School,
+        Self::Company,
+        Self::Other,
+    ];
+
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            Self::Hospital => "病院",
+            Self::Clinic => "診療所",
+            Self::VisitingNursing => "訪問看護ステーション",
+            Self::CareFacility => "介護施設",
+            Self::PublicHealth => "保健所・市区町村",
+            Self::School => "学校・養成所",
+            Self::Company => "企業",
+            Self::Other => "その他",
+        }
+    }
+}
+
+/// The snake_case code of a unit enum (as stored in notice bodies and used in forms and CSV).
+pub fn code_of<T: Serialize>(value: T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// The unit enum value with this code, if any.
+pub fn from_code<T: serde::de::DeserializeOwned>(code: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(code.trim().to_string())).ok()
 }
 
 /// What a notice says, by kind.
@@ -158,6 +208,43 @@ impl NoticeBody {
             }
         }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
+    /// One line in Japanese for lists (staff pages, her own page).
+    pub fn summary_ja(&self) -> String {
+        match self {
+            Self::Separation { left_on, reason, wish_to_return, return_when } => {
+                let wish = match (wish_to_return, return_when) {
+                    (true, Some(when)) => format!("復職希望あり（{when}）"),
+                    (true, None) => "復職希望あり".to_string(),
+                    (false, _) => "復職希望なし".to_string(),
+                };
+                format!("{left_on} 離職（{}）、{wish}", reason.label_ja())
+            }
+            Self::EmploymentStatus { employed: false, .. } => "就業していない".to_string(),
+            Self::EmploymentStatus { employed: true, workplace_type, workplace_lgcode, weekly_hours } => {
+                let mut parts = vec!["就業中".to_string()];
+                parts.extend(workplace_type.map(|t| t.label_ja().to_string()));
+                parts.extend(
+                    workplace_lgcode.as_deref().and_then(Municipality::by_lgcode).map(|m| m.name_ja.clone()),
+                );
+                parts.extend(weekly_hours.map(|h| format!("週{h}時間")));
+                parts.join("、")
+            }
+            Self::Change { family_name, given_name, address, email, phone } => {
+                let changed: Vec<&str> = [
+                    (family_name.is_some(), "姓"),
+                    (given_name.is_some(), "名"),
+                    (address.is_some(), "住所"),
+                    (email.is_some(), "メールアドレス"),
+                    (phone.is_some(), "電話番号"),
+                ]
+                .into_iter()
+                .filter_map(|(changed, label)| changed.then_some(label))
+                .collect();
+                format!("変更: {}", changed.join("、"))
+            }
+        }
     }
 
     /// Whether this notice says she is at work (`None`: a change notice says nothing about it).

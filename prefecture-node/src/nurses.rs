@@ -108,3 +108,59 @@ pub fn update_contact(conn: &mut DbConn, nurse_id: &str, change: &ContactChange<
     }
     diesel::update(nurses::table.find(nurse_id)).set(change).execute(conn).map(drop)
 }
+
+/// Nurses with this e-mail address (as registered, or in lower case).
+pub fn by_email(conn: &mut DbConn, email: &str) -> QueryResult<Vec<Nurse>> {
+    let email = email.trim();
+    nurses::table
+        .filter(nurses::email.eq_any([email.to_string(), email.to_lowercase()]))
+        .select(Nurse::as_select())
+        .load(conn)
+}
+
+/// Staff search: by kana (hiragana or katakana), name, registration number or e-mail; an empty
+/// query lists everyone. Ordered by kana; returns one page and the total.
+pub fn search(conn: &mut DbConn, query: &str, limit: i64, offset: i64) -> QueryResult<(Vec<Nurse>, i64)> {
+    let query = query.trim();
+    let filtered = || {
+        let mut q = nurses::table.into_boxed();
+        if !query.is_empty() {
+            let escaped = query.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let like = format!("%{escaped}%");
+            let kana = format!("%{}%", to_katakana(&escaped));
+            let digits: String = query.chars().filter(char::is_ascii_digit).collect();
+            let mut condition = Box::new(
+                nurses::family_name
+                    .like(like.clone())
+                    .escape('\\')
+                    .or(nurses::given_name.like(like.clone()).escape('\\'))
+                    .or(nurses::family_name_kana.like(kana.clone()).escape('\\'))
+                    .or(nurses::given_name_kana.like(kana).escape('\\'))
+                    .or(nurses::email.like(like).escape('\\')),
+            )
+                as Box<dyn BoxableExpression<nurses::table, _, SqlType = diesel::sql_types::Bool>>;
+            if let Ok(number) = digits.parse::<u32>().map_err(drop).and_then(|n| {
+                if digits.len() <= 8 { Ok(n) } else { Err(()) }
+            }) {
+                condition = Box::new(condition.or(nurses::registration_number.eq(format!("{number:07}"))));
+            }
+            q = q.filter(condition);
+        }
+        q
+    };
+    let total = filtered().count().get_result(conn)?;
+    let page = filtered()
+        .order((nurses::family_name_kana, nurses::given_name_kana, nurses::id))
+        .limit(limit)
+        .offset(offset)
+        .select(Nurse::as_select())
+        .load(conn)?;
+    Ok((page, total))
+}
+
+/// Hiragana → katakana, so staff can search kana either way.
+pub fn to_katakana(text: &str) -> String {
+    text.chars()
+        .map(|c| if ('\u{3041}'..='\u{3096}').contains(&c) { char::from_u32(c as u32 + 0x60).unwrap_or(c) } else { c })
+        .collect()
+}

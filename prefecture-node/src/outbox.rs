@@ -82,3 +82,12 @@ pub fn after(conn: &mut DbConn, after_seq: i64, limit: i64) -> QueryResult<Vec<O
         .select(OutboxEvent::as_select())
         .load(conn)
 }
+
+/// A nurse's events, in order.
+pub fn for_nurse(conn: &mut DbConn, nurse_id: &str) -> QueryResult<Vec<OutboxEvent>> {
+    outbox::table
+        .filter(outbox::nurse_id.eq(nurse_id))
+        .order(outbox::seq)
+        .select(OutboxEvent::as_select())
+        .load(conn)
+}

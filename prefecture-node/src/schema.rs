@@ -105,3 +105,47 @@ diesel::table! {
         disabled_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    sessions (token_sha256) {
+        token_sha256 -> Text,
+        kind -> Text,
+        subject_id -> Text,
+        csrf -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    login_links (token_sha256) {
+        token_sha256 -> Text,
+        nurse_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    api_tokens (token_sha256) {
+        token_sha256 -> Text,
+        staff_id -> Text,
+        label -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sign_in_attempts (id) {
+        id -> Text,
+        username -> Text,
+        client -> Text,
+        succeeded -> Bool,
+        attempted_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(api_tokens, staff);

@@ -97,3 +97,13 @@ pub fn verify(conn: &mut DbConn, username: &str, password: &str) -> QueryResult<
     let matches = Argon2::default().verify_password(password.as_bytes(), stored).is_ok();
     Ok(member.filter(|_| matches))
 }
+
+/// The account with this id, unless it is disabled.
+pub fn get_active(conn: &mut DbConn, id: &str) -> QueryResult<Option<StaffMember>> {
+    staff::table
+        .find(id)
+        .filter(staff::disabled_at.is_null())
+        .select(StaffMember::as_select())
+        .first(conn)
+        .optional()
+}

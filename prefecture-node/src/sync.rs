@@ -23,6 +23,18 @@ use crate::schema::{inbox, nurses, outbox as outbox_table, sync_state, withdrawa
 pub const PUSH_PATH: &str = "/federation/v1/push";
 pub const PULL_PATH: &str = "/federation/v1/pull";
 pub const IDENTITY_LINK_PATH: &str = "/federation/v1/identity-link";
+pub const PROVISIONS_PATH: &str = "/federation/v1/provisions";
+
+/// One entry of the national data-provision record, as the national server lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct ProvisionEntry {
+    pub seq: i64,
+    pub recorded_at: chrono::NaiveDateTime,
+    pub source: String,
+    pub recipient: String,
+    pub fields: Vec<String>,
+    pub purpose: String,
+}
 
 /// The national server's answer to an identity link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +229,11 @@ impl Syncer {
             }
             _ => Err(SyncError::Refused { status, message: text }),
         }
+    }
+
+    /// A nurse's data-provision entries at the national server (DESIGN rule 5), oldest first.
+    pub async fn provisions(&self, agency_code: &str) -> Result<Vec<ProvisionEntry>, SyncError> {
+        self.signed_post(PROVISIONS_PATH, &serde_json::json!({ "agency_code": agency_code })).await
     }
 
     /// Reads this node's queue after the pull cursor and applies what came, once.

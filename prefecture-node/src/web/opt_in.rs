@@ -4,43 +4,28 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use ncf_shared::db::Pool;
 use ncf_shared::federation::IdentityLinkRequest;
 use ncf_shared::licence::PersonName;
-use ncf_shared::{ConsentScope, Prefecture, Qualification, RegistrationNumber};
+use ncf_shared::{ConsentScope, Qualification, RegistrationNumber};
 use serde::Deserialize;
 
 use crate::Channel;
 use crate::notices::{looks_like_email, looks_like_phone};
 use crate::nurses::{self, NewNurse};
-use crate::sync::{LinkOutcome, Syncer};
+use crate::sync::LinkOutcome;
 
-const CSRF_COOKIE: &str = "ncf_csrf";
+use super::{
+    WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst, message, with_csrf_cookie,
+};
+
 pub const DISTANCES: [u32; 5] = [5, 10, 20, 30, 50];
-
-pub struct WebState {
-    pub pool: Pool,
-    pub syncer: Syncer,
-    pub prefecture: Prefecture,
-}
-
-impl WebState {
-    fn center(&self) -> String {
-        format!("{}ナースセンター", self.prefecture.name_ja())
-    }
-}
+const BACK: (&str, &str) = ("/opt-in", "登録ページへ戻る");
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/")
-            .get(|| async { HttpResponse::SeeOther().insert_header(("location", "/opt-in")).finish() }),
-    )
-    .service(web::resource("/opt-in").get(opt_in_form).post(opt_in_submit))
-    .default_service(web::to(not_found));
+    cfg.service(web::resource("/opt-in").get(opt_in_form).post(opt_in_submit));
 }
 
 /// What the form sends; every field kept as typed so the page can show it again.
@@ -115,35 +100,6 @@ struct OptedInPage {
     given: Vec<&'static str>,
 }
 
-#[derive(Template)]
-#[template(path = "message.html")]
-struct MessagePage {
-    center: String,
-    heading: &'static str,
-    text: String,
-}
-
-fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
-    match page.render() {
-        Ok(body) => HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body),
-        Err(e) => {
-            tracing::error!(error = %e, "page rendering failed");
-            HttpResponse::InternalServerError()
-                .content_type("text/plain; charset=utf-8")
-                .body("表示できませんでした。")
-        }
-    }
-}
-
-fn message(
-    state: &WebState,
-    status: StatusCode,
-    heading: &'static str,
-    text: impl Into<String>,
-) -> HttpResponse {
-    html(status, &MessagePage { center: state.center(), heading, text: text.into() })
-}
-
 fn page(
     state: &WebState,
     csrf: String,
@@ -175,44 +131,15 @@ fn page(
     }
 }
 
-fn new_token() -> String {
-    ncf_shared::secret::random_token(24)
-}
-
 async fn opt_in_form(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse {
-    let csrf = req.cookie(CSRF_COOKIE).map_or_else(new_token, |c| c.value().to_string());
+    let (csrf, new) = csrf_cookie_token(&req);
     let form = OptInForm { max_distance_km: "20".into(), ..OptInForm::default() };
-    let mut response =
-        html(StatusCode::OK, &page(&state, csrf.clone(), form, BTreeMap::new(), String::new()));
-    let cookie =
-        Cookie::build(CSRF_COOKIE, csrf).path("/").http_only(true).same_site(SameSite::Strict).finish();
-    let _ = response.add_cookie(&cookie);
-    response
-}
-
-/// Normalises what people type on phones: full-width digits and hyphens, hiragana for kana.
-fn half_width_digits(text: &str) -> String {
-    text.trim()
-        .chars()
-        .map(|c| match c {
-            '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
-            'ー' | '－' | '‐' => '-',
-            _ => c,
-        })
-        .collect()
+    let response = html(StatusCode::OK, &page(&state, csrf.clone(), form, BTreeMap::new(), String::new()));
+    with_csrf_cookie(&state, response, csrf, new)
 }
 
 fn to_katakana(text: &str) -> String {
-    PersonName::normalize(text)
-        .chars()
-        .map(|c| {
-            if ('\u{3041}'..='\u{3096}').contains(&c) {
-                char::from_u32(c as u32 + 0x60).unwrap_or(c)
-            } else {
-                c
-            }
-        })
-        .collect()
+    nurses::to_katakana(&PersonName::normalize(text))
 }
 
 struct Checked {
@@ -232,7 +159,7 @@ fn check(form: &OptInForm) -> Result<Checked, BTreeMap<&'static str, String>> {
     if qualification.is_none() {
         errors.insert("qualification", "資格を選んでください。".to_string());
     }
-    let registration_number = RegistrationNumber::parse(&half_width_digits(&form.registration_number)).ok();
+    let registration_number = RegistrationNumber::parse(&super::forms::half_width(&form.registration_number)).ok();
     if registration_number.is_none() {
         errors.insert(
             "registration_number",
@@ -255,7 +182,7 @@ fn check(form: &OptInForm) -> Result<Checked, BTreeMap<&'static str, String>> {
             errors.insert(field, format!("{label}をカタカナで入力してください。"));
         }
     }
-    let birth_date = ncf_shared::time::parse_date(&half_width_digits(&form.birth_date)).ok();
+    let birth_date = ncf_shared::time::parse_date(&super::forms::half_width(&form.birth_date)).ok();
     if birth_date.is_none() {
         errors.insert("birth_date", "生年月日を正しく入力してください（例: 1985-04-01）。".to_string());
     }
@@ -263,7 +190,7 @@ fn check(form: &OptInForm) -> Result<Checked, BTreeMap<&'static str, String>> {
     if !looks_like_email(&email) {
         errors.insert("email", "メールアドレスの形式が正しくありません。".to_string());
     }
-    let phone = Some(half_width_digits(&form.phone)).filter(|p| !p.is_empty());
+    let phone = Some(super::forms::half_width(&form.phone)).filter(|p| !p.is_empty());
     if phone.as_ref().is_some_and(|p| !looks_like_phone(p)) {
         errors
             .insert("phone", "電話番号は数字とハイフンで入力してください（例: 090-1234-5678）。".to_string());
@@ -322,14 +249,8 @@ async fn opt_in_submit(
     form: web::Form<OptInForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    let cookie = req.cookie(CSRF_COOKIE).map(|c| c.value().to_string());
-    if cookie.as_deref().is_none_or(|c| c.is_empty() || c != form.csrf) {
-        return message(
-            &state,
-            StatusCode::FORBIDDEN,
-            "もう一度お試しください",
-            "ページの有効期限が切れたか、別の画面から送信されました。登録ページを開き直して、もう一度入力してください。",
-        );
+    if !csrf_cookie_matches(&req, &form.csrf) {
+        return expired_form(&state, BACK);
     }
     let csrf = form.csrf.clone();
     let checked = match check(&form) {
@@ -377,6 +298,7 @@ async fn opt_in_submit(
                     "この免許は現在有効なものとして登録されていません。{}にお問い合わせください。",
                     state.center()
                 ),
+                BACK,
             );
         }
         Ok(LinkOutcome::Invalid(reason)) => {
@@ -391,10 +313,10 @@ async fn opt_in_submit(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ただいま登録できません",
                 "国の共通サーバーに接続できませんでした。入力内容は保存されていません。しばらくしてからもう一度お試しください。",
+                BACK,
             );
         }
     };
-    let pool = state.pool.clone();
     let new = NewNurse {
         agency_code: code,
         qualification: checked.qualification.code().to_string(),
@@ -409,15 +331,20 @@ async fn opt_in_submit(
         max_distance_km: checked.distance as i32,
     };
     let decisions: Vec<(ConsentScope, bool)> = checked.scopes.iter().map(|s| (*s, true)).collect();
-    let saved = web::block(move || -> Result<chrono::NaiveDateTime, crate::error::NodeError> {
-        let mut conn = pool.get().map_err(|e| crate::error::NodeError::Unavailable(e.to_string()))?;
-        ncf_shared::db::write_transaction(&mut conn, |conn| {
-            let nurse = nurses::register(conn, new.clone())?;
-            crate::consent::record(conn, &nurse.id, &decisions, Channel::Web, None)?;
-            Ok(nurse.created_at)
+    let saved = state
+        .db(move |conn| {
+            ncf_shared::db::write_transaction(conn, |conn| {
+                if let Some(existing) = nurses::by_agency_code(conn, &new.agency_code)? {
+                    // Already registered: licence details alone must not change her e-mail or her
+                    // consents (anyone holding her licence card could type them); she signs in.
+                    return Ok(Err(existing.email));
+                }
+                let nurse = nurses::register(conn, new.clone())?;
+                crate::consent::record(conn, &nurse.id, &decisions, Channel::Web, None)?;
+                Ok(Ok(nurse.created_at))
+            })
         })
-    })
-    .await;
+        .await;
     match saved {
         Ok(Ok(at)) => html(
             StatusCode::OK,
@@ -425,34 +352,21 @@ async fn opt_in_submit(
                 center: state.center(),
                 name: format!("{} {}", checked.claims.family_name, checked.claims.given_name),
                 email: checked.email,
-                at: ncf_shared::time::to_utc(at)
-                    .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("JST offset"))
-                    .format("%Y年%m月%d日 %H:%M")
-                    .to_string(),
+                at: jst(at),
                 given: checked.scopes.iter().map(|s| s.title_ja()).collect(),
             },
         ),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "opt-in could not be saved");
-            message(
-                &state,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ただいま登録できません",
-                "しばらくしてからもう一度お試しください。",
-            )
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "opt-in task failed");
-            message(
-                &state,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ただいま登録できません",
-                "しばらくしてからもう一度お試しください。",
-            )
-        }
+        Ok(Err(registered_email)) => message(
+            &state,
+            StatusCode::CONFLICT,
+            "すでに登録されています",
+            format!(
+                "この免許の方はすでに{}に登録されています（登録メールアドレス: {}）。登録内容や同意の変更は、ログインしてから行ってください。",
+                state.center(),
+                crate::mail::mask_email(&registered_email)
+            ),
+            ("/sign-in", "ログインページへ"),
+        ),
+        Err(e) => super::unavailable(&state, &e, BACK),
     }
-}
-
-async fn not_found(state: web::Data<WebState>) -> HttpResponse {
-    message(&state, StatusCode::NOT_FOUND, "ページが見つかりません", "お探しのページは見つかりませんでした。")
 }

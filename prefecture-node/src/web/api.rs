@@ -1,0 +1,225 @@
+//! The staff API for scripts: `Authorization: Bearer ncf_…` (from `prefecture-node staff token`),
+//! JSON answers, and a JSON error with a message for every refusal.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::WebState;
+use crate::Channel;
+use crate::error::{FieldError, NodeError};
+use crate::notices::NoticeBody;
+use crate::nurses::Nurse;
+use crate::staff::StaffMember;
+
+const MAX_JSON_BYTES: usize = 64 * 1024;
+const MAX_CSV_BYTES: usize = 4 * 1024 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let json_errors = web::JsonConfig::default().limit(MAX_JSON_BYTES).error_handler(|err, _| {
+        let response = error(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not a notice: {err}"));
+        actix_web::error::InternalError::from_response(err, response).into()
+    });
+    cfg.service(web::resource("/api/v1/nurses").get(list))
+        .service(web::resource("/api/v1/nurses/{id}").get(detail))
+        .service(web::resource("/api/v1/nurses/{id}/notices").app_data(json_errors).post(file_notice))
+        .service(
+            web::resource("/api/v1/separations")
+                .app_data(web::PayloadConfig::default().limit(MAX_CSV_BYTES))
+                .post(separations),
+        );
+}
+
+#[derive(Serialize)]
+struct ApiError<'a> {
+    error: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fields: Vec<FieldError>,
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(ApiError { error: code, message: message.into(), fields: Vec::new() })
+}
+
+fn node_error(e: NodeError) -> HttpResponse {
+    match e {
+        NodeError::Invalid(fields) => HttpResponse::UnprocessableEntity().json(ApiError {
+            error: "invalid",
+            message: fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; "),
+            fields,
+        }),
+        NodeError::NotFound(what) => error(StatusCode::NOT_FOUND, "not_found", format!("no such {what}")),
+        other => {
+            tracing::error!(error = %other, "API request failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the node's database is unavailable; nothing was saved")
+        }
+    }
+}
+
+/// The staff member behind the bearer token, or a 401.
+async fn caller(state: &WebState, req: &HttpRequest) -> Result<StaffMember, HttpResponse> {
+    let token = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    let Some(token) = token else {
+        return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <API token>"));
+    };
+    match state.db(move |conn| Ok(crate::auth::staff_for_api_token(conn, &token)?)).await {
+        Ok(Some(member)) => Ok(member),
+        Ok(None) => {
+            tracing::warn!(client = %super::client_address(req), "API call with an unknown or revoked token");
+            Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "unknown or revoked API token"))
+        }
+        Err(e) => Err(node_error(e)),
+    }
+}
+
+#[derive(Serialize)]
+struct NurseJson {
+    id: String,
+    family_name: String,
+    given_name: String,
+    family_name_kana: String,
+    given_name_kana: String,
+    qualification: String,
+    registration_number: String,
+    email: String,
+    phone: Option<String>,
+    max_distance_km: i32,
+    registered_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Nurse> for NurseJson {
+    fn from(n: Nurse) -> Self {
+        Self {
+            id: n.id,
+            family_name: n.family_name,
+            given_name: n.given_name,
+            family_name_kana: n.family_name_kana,
+            given_name_kana: n.given_name_kana,
+            qualification: n.qualification,
+            registration_number: n.registration_number,
+            email: n.email,
+            phone: n.phone,
+            max_distance_km: n.max_distance_km,
+            registered_at: ncf_shared::time::to_utc(n.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ListQuery {
+    q: String,
+    page: Option<i64>,
+}
+
+const PAGE_SIZE: i64 = 100;
+
+async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<ListQuery>) -> HttpResponse {
+    if let Err(response) = caller(&state, &req).await {
+        return response;
+    }
+    let ListQuery { q, page } = query.into_inner();
+    let page = page.unwrap_or(1).max(1);
+    match state.db(move |conn| Ok(crate::nurses::search(conn, &q, PAGE_SIZE, (page - 1) * PAGE_SIZE)?)).await {
+        Ok((nurses, total)) => HttpResponse::Ok().json(serde_json::json!({
+            "total": total,
+            "page": page,
+            "nurses": nurses.into_iter().map(NurseJson::from).collect::<Vec<_>>(),
+        })),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn detail(state: web::Data<WebState>, req: HttpRequest, id: web::Path<String>) -> HttpResponse {
+    if let Err(response) = caller(&state, &req).await {
+        return response;
+    }
+    let id = id.into_inner();
+    let loaded = state
+        .db(move |conn| {
+            let nurse = crate::nurses::get(conn, &id)?.ok_or(NodeError::NotFound("nurse"))?;
+            let consents = crate::consent::history(conn, &id)?;
+            let notices = crate::notices::for_nurse(conn, &id)?;
+            Ok((nurse, consents, notices))
+        })
+        .await;
+    match loaded {
+        Ok((nurse, consents, notices)) => HttpResponse::Ok().json(serde_json::json!({
+            "nurse": NurseJson::from(nurse),
+            "consents": consents.iter().map(|c| serde_json::json!({
+                "scope": c.scope,
+                "granted": c.granted,
+                "version": c.version,
+                "channel": c.channel,
+                "recorded_at": ncf_shared::time::to_utc(c.recorded_at),
+            })).collect::<Vec<_>>(),
+            "notices": notices.iter().map(|n| serde_json::json!({
+                "id": n.id,
+                "notice": n.body(),
+                "channel": n.channel,
+                "filed_at": ncf_shared::time::to_utc(n.filed_at),
+            })).collect::<Vec<_>>(),
+        })),
+        Err(e) => node_error(e),
+    }
+}
+
+/// A paper notice entered by a script on the nurse's behalf.
+async fn file_notice(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Json<NoticeBody>,
+) -> HttpResponse {
+    let member = match caller(&state, &req).await {
+        Ok(member) => member,
+        Err(response) => return response,
+    };
+    let (id, body) = (id.into_inner(), body.into_inner());
+    let filed = state
+        .db(move |conn| crate::notices::file(conn, &id, &body, Channel::Paper, Some(&member.id)))
+        .await;
+    match filed {
+        Ok(filed) => HttpResponse::Created().json(serde_json::json!({
+            "notice_id": filed.notice.id,
+            "leaves_node": filed.outbox_seq.is_some(),
+        })),
+        Err(e) => node_error(e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SeparationsQuery {
+    accept_valid: bool,
+}
+
+/// The employer bulk upload as a script sends it: the CSV as the body.
+async fn separations(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    query: web::Query<SeparationsQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let member = match caller(&state, &req).await {
+        Ok(member) => member,
+        Err(response) => return response,
+    };
+    let accept_valid = query.accept_valid;
+    let outcome = state
+        .db(move |conn| crate::bulk::upload_separations(conn, &body, accept_valid, &member.id))
+        .await;
+    match outcome {
+        Ok(report) if report.saved == 0 && report.rejected() > 0 => {
+            HttpResponse::UnprocessableEntity().json(report)
+        }
+        Ok(report) => HttpResponse::Ok().json(report),
+        Err(e) => node_error(e),
+    }
+}

@@ -1,0 +1,216 @@
+//! The node's web side: the nurse's pages (Japanese, server-rendered, no JavaScript needed,
+//! phone-sized), the staff pages (Japanese), and the staff API for scripts (JSON, bearer tokens).
+//!
+//! Every form carries a CSRF token: before sign-in it is bound to the `ncf_csrf` cookie
+//! (double submit); after sign-in it is the session's own token.
+
+pub mod api;
+pub mod forms;
+pub mod nurse;
+pub mod opt_in;
+pub mod staff;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use ncf_shared::Prefecture;
+use ncf_shared::db::{DbConn, Pool};
+
+use crate::auth::{self, Session, SessionKind};
+use crate::error::NodeError;
+use crate::mail::Mailer;
+use crate::sync::Syncer;
+
+const CSRF_COOKIE: &str = "ncf_csrf";
+pub const STAFF_COOKIE: &str = "ncf_staff";
+pub const NURSE_COOKIE: &str = "ncf_nurse";
+
+pub struct WebState {
+    pub pool: Pool,
+    pub syncer: Syncer,
+    pub prefecture: Prefecture,
+    pub mailer: Mailer,
+    /// The address nurses reach this node at (for links in e-mails), without a trailing slash.
+    pub public_url: String,
+}
+
+impl WebState {
+    pub fn center(&self) -> String {
+        format!("{}ナースセンター", self.prefecture.name_ja())
+    }
+
+    /// Cookies are marked Secure when the node is reached over TLS.
+    fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    /// Runs database work off the async threads.
+    pub async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> Result<T, NodeError> + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get().map_err(|e| NodeError::Unavailable(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| NodeError::Unavailable(e.to_string()))?
+    }
+
+    /// The live session of this kind behind the request's cookie, if any.
+    async fn session(&self, req: &HttpRequest, kind: SessionKind) -> Result<Option<Session>, NodeError> {
+        let name = match kind {
+            SessionKind::Staff => STAFF_COOKIE,
+            SessionKind::Nurse => NURSE_COOKIE,
+        };
+        let Some(token) = req.cookie(name).map(|c| c.value().to_string()) else {
+            return Ok(None);
+        };
+        self.db(move |conn| Ok(auth::session(conn, kind, &token)?)).await
+    }
+
+    fn cookie(&self, name: &'static str, value: String, path: &'static str, same_site: SameSite) -> Cookie<'static> {
+        Cookie::build(name, value)
+            .path(path)
+            .http_only(true)
+            .secure(self.secure_cookies())
+            .same_site(same_site)
+            .finish()
+    }
+
+    fn session_cookie(&self, kind: SessionKind, token: String) -> Cookie<'static> {
+        match kind {
+            // Staff pages are only ever reached from themselves.
+            SessionKind::Staff => self.cookie(STAFF_COOKIE, token, "/staff", SameSite::Strict),
+            // A nurse follows links from e-mails to her page; forms are guarded by CSRF tokens.
+            SessionKind::Nurse => self.cookie(NURSE_COOKIE, token, "/", SameSite::Lax),
+        }
+    }
+
+    fn expired_cookie(&self, kind: SessionKind) -> Cookie<'static> {
+        let mut cookie = self.session_cookie(kind, String::new());
+        cookie.make_removal();
+        cookie
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/")
+            .get(|| async { HttpResponse::SeeOther().insert_header(("location", "/opt-in")).finish() }),
+    )
+    .configure(opt_in::configure)
+    .configure(nurse::configure)
+    .configure(staff::configure)
+    .configure(api::configure)
+    .default_service(web::to(not_found));
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    center: String,
+    heading: &'a str,
+    text: String,
+    back: (&'a str, &'a str),
+}
+
+pub(crate) fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
+    match page.render() {
+        Ok(body) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header(("cache-control", "no-store"))
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "page rendering failed");
+            HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body("表示できませんでした。")
+        }
+    }
+}
+
+/// A page with a heading, a sentence and a link back.
+pub(crate) fn message(
+    state: &WebState,
+    status: StatusCode,
+    heading: &str,
+    text: impl Into<String>,
+    back: (&str, &str),
+) -> HttpResponse {
+    html(status, &MessagePage { center: state.center(), heading, text: text.into(), back })
+}
+
+/// The answer when the database or the national server cannot be reached: nothing was saved.
+pub(crate) fn unavailable(state: &WebState, error: &NodeError, back: (&str, &str)) -> HttpResponse {
+    tracing::error!(error = %error, "request failed");
+    message(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ただいま処理できません",
+        "入力内容は保存されていません。しばらくしてからもう一度お試しください。",
+        back,
+    )
+}
+
+pub(crate) fn expired_form(state: &WebState, back: (&str, &str)) -> HttpResponse {
+    message(
+        state,
+        StatusCode::FORBIDDEN,
+        "もう一度お試しください",
+        "ページの有効期限が切れたか、別の画面から送信されました。ページを開き直して、もう一度操作してください。",
+        back,
+    )
+}
+
+/// The pre-sign-in form token: the one in the cookie, or a new one to set.
+pub(crate) fn csrf_cookie_token(req: &HttpRequest) -> (String, bool) {
+    match req.cookie(CSRF_COOKIE) {
+        Some(c) if !c.value().is_empty() => (c.value().to_string(), false),
+        _ => (ncf_shared::secret::random_token(24), true),
+    }
+}
+
+pub(crate) fn with_csrf_cookie(state: &WebState, mut response: HttpResponse, token: String, new: bool) -> HttpResponse {
+    if new {
+        let _ = response.add_cookie(&state.cookie(CSRF_COOKIE, token, "/", SameSite::Strict));
+    }
+    response
+}
+
+/// Whether a pre-sign-in form's token matches its cookie.
+pub(crate) fn csrf_cookie_matches(req: &HttpRequest, submitted: &str) -> bool {
+    req.cookie(CSRF_COOKIE).is_some_and(|c| !c.value().is_empty() && tokens_equal(c.value(), submitted))
+}
+
+/// Compares tokens without stopping at the first difference.
+pub(crate) fn tokens_equal(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Who is calling, for the sign-in rate limit and the sign-in record.
+pub(crate) fn client_address(req: &HttpRequest) -> String {
+    req.peer_addr().map_or_else(|| "unknown".to_string(), |a| a.ip().to_string())
+}
+
+pub(crate) fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header(("location", location)).finish()
+}
+
+/// Japan time for people (times are stored in UTC).
+pub(crate) fn jst(t: chrono::NaiveDateTime) -> String {
+    let offset = chrono::FixedOffset::east_opt(9 * 3600).expect("JST offset");
+    ncf_shared::time::to_utc(t).with_timezone(&offset).format("%Y年%m月%d日 %H:%M").to_string()
+}
+
+async fn not_found(state: web::Data<WebState>) -> HttpResponse {
+    message(
+        &state,
+        StatusCode::NOT_FOUND,
+        "ページが見つかりません",
+        "お探しのページは見つかりませんでした。",
+        ("/opt-in", "登録ページへ"),
+    )
+}

@@ -1,0 +1,582 @@
+//! The nurse's pages after opt-in: sign-in with a one-time e-mail link, her page (details,
+//! consents with withdrawal, notices, data-provision record), and filing a notice.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use ncf_shared::{ConsentScope, NoticeKind};
+use serde::Deserialize;
+
+use super::forms::{NoticeForm, NoticePage};
+use super::{
+    WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst, message, see_other,
+    tokens_equal, unavailable, with_csrf_cookie,
+};
+use crate::Channel;
+use crate::auth::{self, Session, SessionKind};
+use crate::error::NodeError;
+use crate::nurses::Nurse;
+
+const HOME: (&str, &str) = ("/me", "マイページへ戻る");
+const SIGN_IN: (&str, &str) = ("/sign-in", "ログインページへ");
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/sign-in").get(sign_in_form).post(sign_in_submit))
+        .service(web::resource("/sign-in/link").get(link_page).post(link_submit))
+        .service(web::resource("/sign-out").post(sign_out))
+        .service(web::resource("/me").get(home))
+        .service(web::resource("/me/consents").post(change_consent))
+        .service(web::resource("/me/notices/{kind}").get(notice_form).post(notice_submit));
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage {
+    center: String,
+    csrf: String,
+    email: String,
+    error: String,
+    sent: bool,
+    logged_instead: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct EmailForm {
+    csrf: String,
+    email: String,
+}
+
+async fn sign_in_form(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse {
+    let (csrf, new) = csrf_cookie_token(&req);
+    let page = SignInPage {
+        center: state.center(),
+        csrf: csrf.clone(),
+        email: String::new(),
+        error: String::new(),
+        sent: false,
+        logged_instead: false,
+    };
+    with_csrf_cookie(&state, html(StatusCode::OK, &page), csrf, new)
+}
+
+/// Sends a link to every nurse registered with this address. The answer is the same whether or
+/// not the address is registered, so the form does not reveal who is.
+async fn sign_in_submit(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    form: web::Form<EmailForm>,
+) -> HttpResponse {
+    if !csrf_cookie_matches(&req, &form.csrf) {
+        return expired_form(&state, SIGN_IN);
+    }
+    let email = form.email.trim().to_string();
+    let mut page = SignInPage {
+        center: state.center(),
+        csrf: form.csrf.clone(),
+        email: email.clone(),
+        error: String::new(),
+        sent: false,
+        logged_instead: !state.mailer.delivers(),
+    };
+    if !crate::notices::looks_like_email(&email) {
+        page.error = "メールアドレスの形式が正しくありません。".into();
+        return html(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    }
+    let lookup = email.clone();
+    let links = state
+        .db(move |conn| {
+            let mut links = Vec::new();
+            for nurse in crate::nurses::by_email(conn, &lookup)? {
+                if let Some(token) = auth::issue_login_link(conn, &nurse.id)? {
+                    links.push((nurse, token));
+                } else {
+                    tracing::warn!(nurse = %nurse.id, "sign-in link not sent: too many unused links");
+                }
+            }
+            Ok(links)
+        })
+        .await;
+    let links = match links {
+        Ok(links) => links,
+        Err(e) => return unavailable(&state, &e, SIGN_IN),
+    };
+    for (nurse, token) in links {
+        let url = format!("{}/sign-in/link?token={token}", state.public_url);
+        let body = format!(
+            "{} {} 様\n\n{}のマイページへのログイン用リンクです。\n{}分以内に、一度だけ使えます。\n\n{url}\n\n\
+             このメールにお心当たりがない場合は、破棄してください。リンクを開かなければ何も起こりません。\n\n{}\n",
+            nurse.family_name,
+            nurse.given_name,
+            state.center(),
+            auth::LOGIN_LINK_MINUTES,
+            state.center(),
+        );
+        let subject = format!("【{}】ログイン用リンク", state.center());
+        if let Err(e) = state.mailer.send(&nurse.email, &subject, body).await {
+            tracing::error!(error = %e, nurse = %nurse.id, "sign-in e-mail not delivered");
+            page.error = "メールを送信できませんでした。しばらくしてからもう一度お試しください。".into();
+            return html(StatusCode::SERVICE_UNAVAILABLE, &page);
+        }
+        tracing::info!(nurse = %nurse.id, "sign-in link issued");
+    }
+    page.sent = true;
+    html(StatusCode::OK, &page)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LinkForm {
+    token: String,
+}
+
+#[derive(Template)]
+#[template(path = "sign_in_link.html")]
+struct LinkPage {
+    center: String,
+    token: String,
+}
+
+/// Opening the link only shows a button: mail scanners that fetch links must not use it up.
+async fn link_page(state: web::Data<WebState>, query: web::Query<LinkForm>) -> HttpResponse {
+    html(StatusCode::OK, &LinkPage { center: state.center(), token: query.into_inner().token })
+}
+
+async fn link_submit(state: web::Data<WebState>, form: web::Form<LinkForm>) -> HttpResponse {
+    let token = form.into_inner().token;
+    let started = state
+        .db(move |conn| {
+            Ok(match auth::redeem_login_link(conn, &token)? {
+                Some(nurse_id) => Some(auth::start_session(conn, SessionKind::Nurse, &nurse_id)?.0),
+                None => None,
+            })
+        })
+        .await;
+    match started {
+        Ok(Some(session_token)) => {
+            let mut response = see_other("/me");
+            let _ = response.add_cookie(&state.session_cookie(SessionKind::Nurse, session_token));
+            response
+        }
+        Ok(None) => message(
+            &state,
+            StatusCode::GONE,
+            "このリンクは使えません",
+            format!(
+                "ログイン用リンクは一度だけ、{}分以内に使えます。このリンクは使用済みか、有効期限が切れています。もう一度ログイン用リンクを請求してください。",
+                auth::LOGIN_LINK_MINUTES
+            ),
+            SIGN_IN,
+        ),
+        Err(e) => unavailable(&state, &e, SIGN_IN),
+    }
+}
+
+/// Her session and record, or the answer to give instead (sign in again).
+async fn signed_in(state: &WebState, req: &HttpRequest) -> Result<(Session, Nurse), HttpResponse> {
+    let session = match state.session(req, SessionKind::Nurse).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return Err(see_other("/sign-in")),
+        Err(e) => return Err(unavailable(state, &e, SIGN_IN)),
+    };
+    let id = session.subject_id.clone();
+    match state.db(move |conn| Ok(crate::nurses::get(conn, &id)?)).await {
+        Ok(Some(nurse)) => Ok((session, nurse)),
+        Ok(None) => Err(see_other("/sign-in")),
+        Err(e) => Err(unavailable(state, &e, SIGN_IN)),
+    }
+}
+
+/// A signed-in form: her session and record, once its token matches the session's.
+async fn signed_in_form(
+    state: &WebState,
+    req: &HttpRequest,
+    csrf: &str,
+) -> Result<(Session, Nurse), HttpResponse> {
+    let (session, nurse) = signed_in(state, req).await?;
+    if !tokens_equal(&session.csrf, csrf) {
+        return Err(expired_form(state, HOME));
+    }
+    Ok((session, nurse))
+}
+
+async fn sign_out(state: web::Data<WebState>, req: HttpRequest, form: web::Form<LinkForm>) -> HttpResponse {
+    if let Ok((_, _)) = signed_in_form(&state, &req, &form.token).await
+        && let Some(cookie) = req.cookie(super::NURSE_COOKIE)
+    {
+        let token = cookie.value().to_string();
+        if let Err(e) = state.db(move |conn| Ok(auth::end_session(conn, &token)?)).await {
+            return unavailable(&state, &e, HOME);
+        }
+    }
+    let mut response = see_other("/sign-in");
+    let _ = response.add_cookie(&state.expired_cookie(SessionKind::Nurse));
+    response
+}
+
+pub(crate) struct ConsentView {
+    pub field: &'static str,
+    pub title: &'static str,
+    pub text: &'static str,
+    pub granted: bool,
+    /// When and how the current decision was recorded ("" when never decided).
+    pub since: String,
+}
+
+pub(crate) struct NoticeView {
+    pub kind: &'static str,
+    pub summary: String,
+    pub filed_at: String,
+    pub channel: &'static str,
+    /// Where it went: shared with the national server or kept at this node.
+    pub shared: &'static str,
+}
+
+pub(crate) struct ProvisionView {
+    pub at: String,
+    pub direction: String,
+    pub what: String,
+    pub purpose: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "me.html")]
+struct HomePage {
+    center: String,
+    csrf: String,
+    nurse: Nurse,
+    consents: Vec<ConsentView>,
+    notices: Vec<NoticeView>,
+    provisions: Option<Vec<ProvisionView>>,
+    kinds: Vec<(&'static str, &'static str)>,
+    flash: String,
+}
+
+pub(crate) fn channel_ja(channel: &str) -> &'static str {
+    match channel {
+        "paper" => "書面（センター職員が入力）",
+        _ => "ウェブ",
+    }
+}
+
+/// Her consents as both her page and the staff page show them.
+pub(crate) fn consent_views(records: &[crate::consent::ConsentRecord]) -> Vec<ConsentView> {
+    ConsentScope::ALL
+        .into_iter()
+        .map(|scope| {
+            let latest = records.iter().filter(|r| r.scope == scope.as_str()).max_by_key(|r| r.version);
+            ConsentView {
+                field: scope.as_str(),
+                title: scope.title_ja(),
+                text: crate::consent::text_ja(scope),
+                granted: latest.is_some_and(|r| r.granted),
+                since: latest.map_or_else(String::new, |r| {
+                    format!(
+                        "{} {}（{}、第{}版）",
+                        jst(r.recorded_at),
+                        if r.granted { "同意" } else { "取消" },
+                        channel_ja(&r.channel),
+                        r.version
+                    )
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Her notices, newest first, each with whether it left the node (its outbox event, if any).
+pub(crate) fn notice_views(
+    notices: &[crate::notices::Notice],
+    shared_notice_ids: &std::collections::HashSet<String>,
+) -> Vec<NoticeView> {
+    notices
+        .iter()
+        .map(|n| {
+            let body = n.body();
+            NoticeView {
+                kind: NoticeKind::parse(&n.kind).map_or("届出", NoticeKind::title_ja),
+                summary: body.map_or_else(String::new, |b| b.summary_ja()),
+                filed_at: jst(n.filed_at),
+                channel: channel_ja(&n.channel),
+                shared: if shared_notice_ids.contains(&n.id) {
+                    "国の共通サーバーへ送信"
+                } else {
+                    "このセンターのみで保管"
+                },
+            }
+        })
+        .collect()
+}
+
+/// Ids of notices that have an outbox event (left, or will leave, the node).
+pub(crate) fn shared_notice_ids(
+    conn: &mut ncf_shared::db::DbConn,
+    nurse_id: &str,
+) -> Result<std::collections::HashSet<String>, NodeError> {
+    Ok(crate::outbox::for_nurse(conn, nurse_id)?
+        .into_iter()
+        .filter_map(|e| {
+            serde_json::from_str::<serde_json::Value>(&e.payload).ok()?["notice_id"].as_str().map(str::to_string)
+        })
+        .collect())
+}
+
+pub(crate) fn provision_views(entries: Vec<crate::sync::ProvisionEntry>) -> Vec<ProvisionView> {
+    let party = |p: &str| -> String {
+        match p.strip_prefix("node:").and_then(ncf_shared::Prefecture::from_code) {
+            Some(pref) => format!("{}ナースセンター", pref.name_ja()),
+            None if p == "national" => "国の共通サーバー".to_string(),
+            None => p.to_string(),
+        }
+    };
+    entries
+        .into_iter()
+        .rev()
+        .map(|e| ProvisionView {
+            at: jst(e.recorded_at),
+            direction: format!("{} → {}", party(&e.source), party(&e.recipient)),
+            what: e.fields.iter().map(|f| field_ja(f)).collect::<Vec<_>>().join("、"),
+            purpose: match e.purpose.as_str() {
+                "identity_link" => "資格の照合（本人確認）",
+                "consent_record" => "同意の記録",
+                "latent_nurse_identification" => "届出による就業状況の把握",
+                "residence_prefecture_support" => "お住まいの都道府県での就業支援",
+                "consent_withdrawal" => "同意の取消による削除の確認",
+                _ => "その他",
+            },
+        })
+        .collect()
+}
+
+fn field_ja(field: &str) -> String {
+    let label = match field {
+        "agency_code" => "センター別の識別番号",
+        "withdrawal_confirmation" => "削除の確認",
+        "family_name" => "姓",
+        "given_name" => "名",
+        "address" => "住所",
+        "email" => "メールアドレス",
+        "phone" => "電話番号",
+        other => {
+            if let Some(scope) = other.strip_prefix("consent:").and_then(ConsentScope::parse) {
+                return format!("同意（{}）", scope.title_ja());
+            }
+            if let Some(contact) = other.strip_prefix("contact:") {
+                return field_ja(contact);
+            }
+            if let Some(kind) = other.strip_prefix("notice:").and_then(NoticeKind::parse) {
+                return kind.title_ja().to_string();
+            }
+            other
+        }
+    };
+    label.to_string()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct HomeQuery {
+    done: String,
+}
+
+async fn home(state: web::Data<WebState>, req: HttpRequest, query: web::Query<HomeQuery>) -> HttpResponse {
+    let (session, nurse) = match signed_in(&state, &req).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let id = nurse.id.clone();
+    let loaded = state
+        .db(move |conn| {
+            let consents = crate::consent::history(conn, &id)?;
+            let notices = crate::notices::for_nurse(conn, &id)?;
+            let shared = shared_notice_ids(conn, &id)?;
+            Ok((consents, notices, shared))
+        })
+        .await;
+    let (consents, notices, shared) = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => return unavailable(&state, &e, SIGN_IN),
+    };
+    let provisions = match state.syncer.provisions(&nurse.agency_code).await {
+        Ok(entries) => Some(provision_views(entries)),
+        Err(e) => {
+            tracing::warn!(error = %e, "provision record not available");
+            None
+        }
+    };
+    let flash = match query.done.as_str() {
+        "consent" => "同意の内容を更新しました。",
+        "notice" => "届出を受け付けました。",
+        _ => "",
+    };
+    html(
+        StatusCode::OK,
+        &HomePage {
+            center: state.center(),
+            csrf: session.csrf,
+            nurse,
+            consents: consent_views(&consents),
+            notices: notice_views(&notices, &shared),
+            provisions,
+            kinds: NoticeKind::ALL.into_iter().map(|k| (k.as_str(), k.title_ja())).collect(),
+            flash: flash.to_string(),
+        },
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct ConsentForm {
+    pub csrf: String,
+    pub scope: String,
+    pub granted: String,
+}
+
+impl ConsentForm {
+    /// The decision this form asks for, or `None` when it names no scope or decision.
+    pub fn decision(&self) -> Option<(ConsentScope, bool)> {
+        let scope = ConsentScope::parse(&self.scope)?;
+        let granted = super::forms::parse_yes_no(&self.granted)?;
+        Some((scope, granted))
+    }
+}
+
+async fn change_consent(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    form: web::Form<ConsentForm>,
+) -> HttpResponse {
+    let (_, nurse) = match signed_in_form(&state, &req, &form.csrf).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let Some(decision) = form.decision() else {
+        return message(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "変更できませんでした",
+            "同意の項目と、同意するか取り消すかを選んでください。",
+            HOME,
+        );
+    };
+    let saved = state
+        .db(move |conn| crate::consent::record(conn, &nurse.id, &[decision], Channel::Web, None).map(drop))
+        .await;
+    match saved {
+        Ok(()) => see_other("/me?done=consent"),
+        Err(e) => unavailable(&state, &e, HOME),
+    }
+}
+
+fn kind_of(path: &str) -> Option<NoticeKind> {
+    NoticeKind::parse(path)
+}
+
+/// Where a notice of this kind goes, under her current consents (the gate, in words).
+pub(crate) fn notice_note(kind: NoticeKind, consents: &crate::consent::CurrentConsents) -> String {
+    let (scope, outcome) = match kind {
+        NoticeKind::Change => (
+            ConsentScope::ShareWithResidencePrefecture,
+            "新しい連絡先は国の共通サーバーにも送られ、転居先のナースセンターが利用できます。",
+        ),
+        _ => (ConsentScope::AddressLinkage, "この届出は国の共通サーバーにも送られます。"),
+    };
+    if consents.granted(scope) {
+        outcome.to_string()
+    } else {
+        format!("「{}」に同意していないため、この届出はこのセンターの外には送られません。", scope.title_ja())
+    }
+}
+
+async fn notice_form(state: web::Data<WebState>, req: HttpRequest, kind: web::Path<String>) -> HttpResponse {
+    let (session, nurse) = match signed_in(&state, &req).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let Some(kind) = kind_of(&kind) else {
+        return message(&state, StatusCode::NOT_FOUND, "ページが見つかりません", "届出の種類が正しくありません。", HOME);
+    };
+    let id = nurse.id.clone();
+    let consents = match state.db(move |conn| Ok(crate::consent::current(conn, &id)?)).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(&state, &e, HOME),
+    };
+    let form = NoticeForm { csrf: session.csrf, ..NoticeForm::default() };
+    html(StatusCode::OK, &notice_page(&state, kind, form, Default::default(), notice_note(kind, &consents)))
+}
+
+fn notice_page(
+    state: &WebState,
+    kind: NoticeKind,
+    form: NoticeForm,
+    errors: super::forms::Errors,
+    note: String,
+) -> NoticePage {
+    NoticePage::new(
+        state.center(),
+        state.prefecture,
+        kind,
+        String::new(),
+        format!("/me/notices/{}", kind.as_str()),
+        "/me".to_string(),
+        form,
+        errors,
+        note,
+    )
+}
+
+async fn notice_submit(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    kind: web::Path<String>,
+    form: web::Form<NoticeForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let (_, nurse) = match signed_in_form(&state, &req, &form.csrf).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let Some(kind) = kind_of(&kind) else {
+        return message(&state, StatusCode::NOT_FOUND, "ページが見つかりません", "届出の種類が正しくありません。", HOME);
+    };
+    match file_notice(&state, &nurse.id, kind, &form, Channel::Web, None).await {
+        Ok(Ok(())) => see_other("/me?done=notice"),
+        Ok(Err((errors, note))) => {
+            html(StatusCode::UNPROCESSABLE_ENTITY, &notice_page(&state, kind, form, errors, note))
+        }
+        Err(e) => unavailable(&state, &e, HOME),
+    }
+}
+
+/// Files a notice from the form, for her or entered by staff. A wrong form comes back with its
+/// errors and the gate note for the page; nothing is saved then.
+pub(crate) async fn file_notice(
+    state: &WebState,
+    nurse_id: &str,
+    kind: NoticeKind,
+    form: &NoticeForm,
+    channel: Channel,
+    entered_by: Option<String>,
+) -> Result<Result<(), (super::forms::Errors, String)>, NodeError> {
+    let body = form.to_body(kind, ncf_shared::time::now_utc().date());
+    let nurse_id = nurse_id.to_string();
+    state
+        .db(move |conn| {
+            let body = match body {
+                Ok(body) => body,
+                Err(errors) => {
+                    let consents = crate::consent::current(conn, &nurse_id)?;
+                    return Ok(Err((errors, notice_note(kind, &consents))));
+                }
+            };
+            match crate::notices::file(conn, &nurse_id, &body, channel, entered_by.as_deref()) {
+                Ok(_) => Ok(Ok(())),
+                Err(NodeError::Invalid(fields)) => {
+                    let consents = crate::consent::current(conn, &nurse_id)?;
+                    Ok(Err((super::forms::errors_of(fields), notice_note(kind, &consents))))
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
+}

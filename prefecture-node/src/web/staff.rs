@@ -1,0 +1,596 @@
+//! Staff pages (Japanese): sign-in (rate limited), the nurses of this prefecture with search, one
+//! nurse (notices, consents, sync state), paper notices and consents entered on her behalf, and
+//! the employer bulk upload.
+
+use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use futures_util::StreamExt;
+use ncf_shared::NoticeKind;
+use serde::Deserialize;
+
+use super::forms::{NoticeForm, NoticePage};
+use super::nurse::{ConsentForm, ConsentView, NoticeView, consent_views, notice_note, notice_views};
+use super::{
+    WebState, client_address, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst, message,
+    see_other, tokens_equal, unavailable, with_csrf_cookie,
+};
+use crate::Channel;
+use crate::auth::{self, Session, SessionKind, SignIn};
+use crate::bulk::BulkReport;
+use crate::nurses::Nurse;
+use crate::staff::StaffMember;
+
+const LIST: (&str, &str) = ("/staff/nurses", "看護職の一覧へ戻る");
+const SIGN_IN: (&str, &str) = ("/staff/sign-in", "職員ログインへ");
+const PAGE_SIZE: i64 = 50;
+/// Largest bulk upload accepted (10,000 rows fit comfortably).
+const MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/staff").get(|| async { see_other("/staff/nurses") }))
+        .service(web::resource("/staff/sign-in").get(sign_in_form).post(sign_in_submit))
+        .service(web::resource("/staff/sign-out").post(sign_out))
+        .service(web::resource("/staff/nurses").get(list))
+        .service(web::resource("/staff/nurses/{id}").get(detail))
+        .service(web::resource("/staff/nurses/{id}/consents").post(paper_consent))
+        .service(web::resource("/staff/nurses/{id}/notices/{kind}").get(notice_form).post(notice_submit))
+        .service(web::resource("/staff/bulk").get(bulk_form).post(bulk_submit));
+}
+
+#[derive(Template)]
+#[template(path = "staff_sign_in.html")]
+struct SignInPage {
+    center: String,
+    csrf: String,
+    username: String,
+    error: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SignInForm {
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+async fn sign_in_form(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse {
+    let (csrf, new) = csrf_cookie_token(&req);
+    let page =
+        SignInPage { center: state.center(), csrf: csrf.clone(), username: String::new(), error: String::new() };
+    with_csrf_cookie(&state, html(StatusCode::OK, &page), csrf, new)
+}
+
+async fn sign_in_submit(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    form: web::Form<SignInForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    if !csrf_cookie_matches(&req, &form.csrf) {
+        return expired_form(&state, SIGN_IN);
+    }
+    let client = client_address(&req);
+    let (username, password) = (form.username.clone(), form.password);
+    let outcome = state
+        .db(move |conn| {
+            let outcome = auth::sign_in(conn, &username, &password, &client)?;
+            Ok(match outcome {
+                SignIn::Accepted(member) => {
+                    Ok(auth::start_session(conn, SessionKind::Staff, &member.id)?.0)
+                }
+                other => Err(other),
+            })
+        })
+        .await;
+    let mut page = SignInPage { center: state.center(), csrf: form.csrf, username: form.username, error: String::new() };
+    match outcome {
+        Ok(Ok(token)) => {
+            let mut response = see_other("/staff/nurses");
+            let _ = response.add_cookie(&state.session_cookie(SessionKind::Staff, token));
+            response
+        }
+        Ok(Err(SignIn::Throttled { retry_after_minutes })) => {
+            page.error = format!(
+                "ログインの失敗が続いたため、一時的にログインを停止しています。{retry_after_minutes}分ほど後にもう一度お試しください。"
+            );
+            let mut response = html(StatusCode::TOO_MANY_REQUESTS, &page);
+            if let Ok(value) = (retry_after_minutes * 60).to_string().parse() {
+                response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, value);
+            }
+            response
+        }
+        Ok(Err(_)) => {
+            page.error = "ユーザー名またはパスワードが正しくありません。".into();
+            html(StatusCode::UNAUTHORIZED, &page)
+        }
+        Err(e) => unavailable(&state, &e, SIGN_IN),
+    }
+}
+
+/// The signed-in staff member, or the answer to give instead (sign in first).
+async fn signed_in(state: &WebState, req: &HttpRequest) -> Result<(Session, StaffMember), HttpResponse> {
+    let session = match state.session(req, SessionKind::Staff).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return Err(see_other("/staff/sign-in")),
+        Err(e) => return Err(unavailable(state, &e, SIGN_IN)),
+    };
+    let id = session.subject_id.clone();
+    match state.db(move |conn| Ok(crate::staff::get_active(conn, &id)?)).await {
+        Ok(Some(member)) => Ok((session, member)),
+        Ok(None) => Err(see_other("/staff/sign-in")),
+        Err(e) => Err(unavailable(state, &e, SIGN_IN)),
+    }
+}
+
+/// A signed-in form: the staff member, once the form's token matches the session's.
+async fn signed_in_form(state: &WebState, req: &HttpRequest, csrf: &str) -> Result<(Session, StaffMember), HttpResponse> {
+    let (session, member) = signed_in(state, req).await?;
+    if !tokens_equal(&session.csrf, csrf) {
+        return Err(expired_form(state, LIST));
+    }
+    Ok((session, member))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CsrfOnly {
+    csrf: String,
+}
+
+async fn sign_out(state: web::Data<WebState>, req: HttpRequest, form: web::Form<CsrfOnly>) -> HttpResponse {
+    if signed_in_form(&state, &req, &form.csrf).await.is_ok()
+        && let Some(cookie) = req.cookie(super::STAFF_COOKIE)
+    {
+        let token = cookie.value().to_string();
+        if let Err(e) = state.db(move |conn| Ok(auth::end_session(conn, &token)?)).await {
+            return unavailable(&state, &e, LIST);
+        }
+    }
+    let mut response = see_other("/staff/sign-in");
+    let _ = response.add_cookie(&state.expired_cookie(SessionKind::Staff));
+    response
+}
+
+struct NurseRow {
+    id: String,
+    name: String,
+    kana: String,
+    qualification: &'static str,
+    registration_number: String,
+    registered: String,
+}
+
+fn row(n: &Nurse) -> NurseRow {
+    NurseRow {
+        id: n.id.clone(),
+        name: format!("{} {}", n.family_name, n.given_name),
+        kana: format!("{} {}", n.family_name_kana, n.given_name_kana),
+        qualification: ncf_shared::Qualification::from_code(&n.qualification).map_or("", |q| q.name_ja()),
+        registration_number: n.registration_number.clone(),
+        registered: jst(n.created_at),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "staff_nurses.html")]
+struct ListPage {
+    center: String,
+    staff_name: String,
+    csrf: String,
+    q: String,
+    rows: Vec<NurseRow>,
+    total: i64,
+    page: i64,
+    pages: i64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ListQuery {
+    q: String,
+    page: Option<i64>,
+}
+
+async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<ListQuery>) -> HttpResponse {
+    let (session, member) = match signed_in(&state, &req).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let ListQuery { q, page } = query.into_inner();
+    let page = page.unwrap_or(1).max(1);
+    let term = q.clone();
+    let found = state
+        .db(move |conn| Ok(crate::nurses::search(conn, &term, PAGE_SIZE, (page - 1) * PAGE_SIZE)?))
+        .await;
+    match found {
+        Ok((nurses, total)) => html(
+            StatusCode::OK,
+            &ListPage {
+                center: state.center(),
+                staff_name: member.display_name,
+                csrf: session.csrf,
+                q,
+                rows: nurses.iter().map(row).collect(),
+                total,
+                page,
+                pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+            },
+        ),
+        Err(e) => unavailable(&state, &e, LIST),
+    }
+}
+
+struct EventView {
+    seq: i64,
+    kind: &'static str,
+    created_at: String,
+    status: String,
+}
+
+#[derive(Template)]
+#[template(path = "staff_nurse.html")]
+struct DetailPage {
+    center: String,
+    staff_name: String,
+    csrf: String,
+    nurse: NurseRow,
+    email: String,
+    phone: String,
+    distance: i32,
+    employed: &'static str,
+    consents: Vec<ConsentView>,
+    notices: Vec<NoticeView>,
+    events: Vec<EventView>,
+    kinds: Vec<(&'static str, &'static str)>,
+    flash: &'static str,
+    error: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DetailQuery {
+    done: String,
+}
+
+async fn detail(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    query: web::Query<DetailQuery>,
+) -> HttpResponse {
+    let (session, member) = match signed_in(&state, &req).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let flash = match query.done.as_str() {
+        "consent" => "書面による同意の変更を記録しました。",
+        "notice" => "書面の届出を登録しました。",
+        _ => "",
+    };
+    detail_page(&state, session, member, id.into_inner(), flash, String::new()).await
+}
+
+async fn detail_page(
+    state: &WebState,
+    session: Session,
+    member: StaffMember,
+    id: String,
+    flash: &'static str,
+    error: String,
+) -> HttpResponse {
+    let loaded = state
+        .db(move |conn| {
+            let Some(nurse) = crate::nurses::get(conn, &id)? else {
+                return Ok(None);
+            };
+            let consents = crate::consent::history(conn, &id)?;
+            let notices = crate::notices::for_nurse(conn, &id)?;
+            let shared = super::nurse::shared_notice_ids(conn, &id)?;
+            let events = crate::outbox::for_nurse(conn, &id)?;
+            let cursor = crate::sync::cursor(conn)?;
+            Ok(Some((nurse, consents, notices, shared, events, cursor)))
+        })
+        .await;
+    let (nurse, consents, notices, shared, events, cursor) = match loaded {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return message(state, StatusCode::NOT_FOUND, "見つかりません", "この看護職は登録されていません。", LIST);
+        }
+        Err(e) => return unavailable(state, &e, LIST),
+    };
+    let events = events
+        .into_iter()
+        .map(|e| EventView {
+            seq: e.seq,
+            kind: match e.kind.as_str() {
+                "consent_changed" => "同意の変更",
+                "notice_filed" => "届出",
+                "contact_changed" => "連絡先",
+                _ => "その他",
+            },
+            created_at: jst(e.created_at),
+            status: match (&e.parked_reason, e.seq <= cursor) {
+                (Some(reason), _) => format!("保留（国の共通サーバーが受け付けませんでした: {reason}）"),
+                (None, true) => "送信済み".to_string(),
+                (None, false) => "送信待ち".to_string(),
+            },
+        })
+        .collect();
+    html(
+        if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY },
+        &DetailPage {
+            center: state.center(),
+            staff_name: member.display_name,
+            csrf: session.csrf,
+            employed: match crate::notices::employed(&notices) {
+                Some(true) => "就業中",
+                Some(false) => "就業していない",
+                None => "届出なし",
+            },
+            nurse: row(&nurse),
+            email: nurse.email,
+            phone: nurse.phone.unwrap_or_default(),
+            distance: nurse.max_distance_km,
+            consents: consent_views(&consents),
+            notices: notice_views(&notices, &shared),
+            events,
+            kinds: NoticeKind::ALL.into_iter().map(|k| (k.as_str(), k.title_ja())).collect(),
+            flash,
+            error,
+        },
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PaperConsentForm {
+    #[serde(flatten)]
+    consent: ConsentForm,
+    /// The staff member confirms the signed paper form is in hand.
+    paper_received: Option<String>,
+}
+
+async fn paper_consent(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    form: web::Form<PaperConsentForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let (session, member) = match signed_in_form(&state, &req, &form.consent.csrf).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let id = id.into_inner();
+    let decision = form.consent.decision();
+    let (Some(decision), Some(_)) = (decision, form.paper_received) else {
+        let error = "同意書（書面）を受け取ったことを確認するチェックを入れてから記録してください。".to_string();
+        return detail_page(&state, session, member, id, "", error).await;
+    };
+    let (nurse_id, staff_id) = (id.clone(), member.id.clone());
+    let saved = state
+        .db(move |conn| {
+            crate::consent::record(conn, &nurse_id, &[decision], Channel::Paper, Some(&staff_id)).map(drop)
+        })
+        .await;
+    match saved {
+        Ok(()) => see_other(&format!("/staff/nurses/{id}?done=consent")),
+        Err(crate::error::NodeError::NotFound(_)) => {
+            message(&state, StatusCode::NOT_FOUND, "見つかりません", "この看護職は登録されていません。", LIST)
+        }
+        Err(e) => unavailable(&state, &e, LIST),
+    }
+}
+
+fn staff_notice_page(
+    state: &WebState,
+    nurse: &Nurse,
+    kind: NoticeKind,
+    form: NoticeForm,
+    errors: super::forms::Errors,
+    note: String,
+) -> NoticePage {
+    NoticePage::new(
+        state.center(),
+        state.prefecture,
+        kind,
+        format!("{} {} さんの書面の届出を入力します。", nurse.family_name, nurse.given_name),
+        format!("/staff/nurses/{}/notices/{}", nurse.id, kind.as_str()),
+        format!("/staff/nurses/{}", nurse.id),
+        form,
+        errors,
+        note,
+    )
+}
+
+/// The nurse and the notice kind a paper-entry URL names, or a 404 page.
+async fn nurse_and_kind(state: &WebState, id: String, kind: &str) -> Result<(Nurse, NoticeKind), HttpResponse> {
+    let not_found = |text: &str| message(state, StatusCode::NOT_FOUND, "見つかりません", text.to_string(), LIST);
+    let Some(kind) = NoticeKind::parse(kind) else {
+        return Err(not_found("届出の種類が正しくありません。"));
+    };
+    match state.db(move |conn| Ok(crate::nurses::get(conn, &id)?)).await {
+        Ok(Some(nurse)) => Ok((nurse, kind)),
+        Ok(None) => Err(not_found("この看護職は登録されていません。")),
+        Err(e) => Err(unavailable(state, &e, LIST)),
+    }
+}
+
+async fn notice_form(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let (session, _) = match signed_in(&state, &req).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let (id, kind) = path.into_inner();
+    let (nurse, kind) = match nurse_and_kind(&state, id, &kind).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let nurse_id = nurse.id.clone();
+    let consents = match state.db(move |conn| Ok(crate::consent::current(conn, &nurse_id)?)).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(&state, &e, LIST),
+    };
+    let form = NoticeForm { csrf: session.csrf, ..NoticeForm::default() };
+    let note = notice_note(kind, &consents);
+    html(StatusCode::OK, &staff_notice_page(&state, &nurse, kind, form, Default::default(), note))
+}
+
+async fn notice_submit(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    form: web::Form<NoticeForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let (_, member) = match signed_in_form(&state, &req, &form.csrf).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let (id, kind) = path.into_inner();
+    let (nurse, kind) = match nurse_and_kind(&state, id, &kind).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    match super::nurse::file_notice(&state, &nurse.id, kind, &form, Channel::Paper, Some(member.id)).await {
+        Ok(Ok(())) => see_other(&format!("/staff/nurses/{}?done=notice", nurse.id)),
+        Ok(Err((errors, note))) => {
+            html(StatusCode::UNPROCESSABLE_ENTITY, &staff_notice_page(&state, &nurse, kind, form, errors, note))
+        }
+        Err(e) => unavailable(&state, &e, LIST),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "staff_bulk.html")]
+struct BulkPage {
+    center: String,
+    staff_name: String,
+    csrf: String,
+    columns: String,
+    error: String,
+    accept_valid: bool,
+    report: Option<BulkReport>,
+}
+
+async fn bulk_form(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse {
+    let (session, member) = match signed_in(&state, &req).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    html(StatusCode::OK, &bulk_page(&state, session, member, String::new(), false, None))
+}
+
+fn bulk_page(
+    state: &WebState,
+    session: Session,
+    member: StaffMember,
+    error: String,
+    accept_valid: bool,
+    report: Option<BulkReport>,
+) -> BulkPage {
+    BulkPage {
+        center: state.center(),
+        staff_name: member.display_name,
+        csrf: session.csrf,
+        columns: crate::bulk::COLUMNS.join(","),
+        error,
+        accept_valid,
+        report,
+    }
+}
+
+/// The parts of the upload form.
+#[derive(Default)]
+struct Upload {
+    csrf: String,
+    accept_valid: bool,
+    file: Vec<u8>,
+    too_large: bool,
+}
+
+async fn read_upload(mut payload: Multipart) -> Result<Upload, String> {
+    let mut upload = Upload::default();
+    while let Some(field) = payload.next().await {
+        let mut field = field.map_err(|e| e.to_string())?;
+        let name = field.name().unwrap_or_default().to_string();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            if bytes.len() + chunk.len() > MAX_UPLOAD_BYTES {
+                upload.too_large = true;
+                return Ok(upload);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        match name.as_str() {
+            "csrf" => upload.csrf = String::from_utf8_lossy(&bytes).into_owned(),
+            "accept_valid" => upload.accept_valid = true,
+            "file" => upload.file = bytes,
+            _ => {}
+        }
+    }
+    Ok(upload)
+}
+
+async fn bulk_submit(state: web::Data<WebState>, req: HttpRequest, payload: Multipart) -> HttpResponse {
+    let upload = match read_upload(payload).await {
+        Ok(upload) => upload,
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable bulk upload");
+            return message(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "アップロードを読み取れませんでした",
+                "ファイルを選び直して、もう一度送信してください。",
+                ("/staff/bulk", "一括登録へ戻る"),
+            );
+        }
+    };
+    let (session, member) = match signed_in_form(&state, &req, &upload.csrf).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let accept_valid = upload.accept_valid;
+    let fail = |session, member, text: String| {
+        html(StatusCode::UNPROCESSABLE_ENTITY, &bulk_page(&state, session, member, text, accept_valid, None))
+    };
+    if upload.too_large {
+        return fail(session, member, format!("ファイルが大きすぎます（{} MB まで）。ファイルを分けてください。", MAX_UPLOAD_BYTES / 1024 / 1024));
+    }
+    if upload.file.is_empty() {
+        return fail(session, member, "CSVファイルを選んでください。".into());
+    }
+    let (file, staff_id) = (upload.file, member.id.clone());
+    let outcome = state
+        .db(move |conn| Ok(crate::bulk::upload_separations(conn, &file, accept_valid, &staff_id)))
+        .await;
+    match outcome {
+        Ok(Ok(report)) => {
+            tracing::info!(
+                staff = %member.username,
+                rows = report.rows.len(),
+                saved = report.saved,
+                rejected = report.rejected(),
+                "bulk separation upload"
+            );
+            let status = if report.saved == 0 && report.rejected() > 0 {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::OK
+            };
+            html(status, &bulk_page(&state, session, member, String::new(), accept_valid, Some(report)))
+        }
+        Ok(Err(crate::error::NodeError::Invalid(fields))) => {
+            fail(session, member, fields.into_iter().map(|f| f.message).collect::<Vec<_>>().join(" "))
+        }
+        Ok(Err(e)) | Err(e) => unavailable(&state, &e, ("/staff/bulk", "一括登録へ戻る")),
+    }
+}
