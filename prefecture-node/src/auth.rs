@@ -219,7 +219,9 @@ pub enum SignIn {
     Accepted(StaffMember),
     WrongCredentials,
     /// Too many failures lately for this username or client; try again after this many minutes.
-    Throttled { retry_after_minutes: i64 },
+    Throttled {
+        retry_after_minutes: i64,
+    },
 }
 
 /// Checks a staff sign-in against the rate limit and the password, and records the attempt.

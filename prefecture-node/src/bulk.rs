@@ -15,8 +15,15 @@ use crate::schema::nurses;
 use crate::web::forms::{half_width, parse_date, parse_reason, parse_yes_no};
 
 /// The columns, in any order; `return_when` may be left out.
-pub const COLUMNS: [&str; 7] =
-    ["qualification", "registration_number", "birth_date", "left_on", "reason", "wish_to_return", "return_when"];
+pub const COLUMNS: [&str; 7] = [
+    "qualification",
+    "registration_number",
+    "birth_date",
+    "left_on",
+    "reason",
+    "wish_to_return",
+    "return_when",
+];
 const REQUIRED: usize = 6;
 pub const MAX_ROWS: usize = 10_000;
 
@@ -60,11 +67,15 @@ pub fn upload_separations(
     staff_id: &str,
 ) -> Result<BulkReport, NodeError> {
     let text = std::str::from_utf8(csv_bytes).map_err(|_| {
-        file_error("ファイルを読み取れません。UTF-8 で保存してください（Excel では「CSV UTF-8（コンマ区切り）」）。")
+        file_error(
+            "ファイルを読み取れません。UTF-8 で保存してください（Excel では「CSV UTF-8（コンマ区切り）」）。",
+        )
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(text.as_bytes());
-    let header = reader.headers().map_err(|e| file_error(format!("見出し行を読み取れません（{e}）。")))?.clone();
+    let mut reader =
+        csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(text.as_bytes());
+    let header =
+        reader.headers().map_err(|e| file_error(format!("見出し行を読み取れません（{e}）。")))?.clone();
     let index: HashMap<&str, usize> = header.iter().enumerate().map(|(i, h)| (h, i)).collect();
     let missing: Vec<&str> = COLUMNS[..REQUIRED].iter().copied().filter(|c| !index.contains_key(c)).collect();
     if !missing.is_empty() {
@@ -80,11 +91,15 @@ pub fn upload_separations(
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line());
-            file_error(format!("{line}行目を読み取れません（列の数が見出しと違うか、引用符が閉じていません）。"))
+            file_error(format!(
+                "{line}行目を読み取れません（列の数が見出しと違うか、引用符が閉じていません）。"
+            ))
         })?;
         let line = record.position().map_or(0, csv::Position::line);
         if parsed.len() >= MAX_ROWS {
-            return Err(file_error(format!("1回に登録できるのは{MAX_ROWS}行までです。ファイルを分けてください。")));
+            return Err(file_error(format!(
+                "1回に登録できるのは{MAX_ROWS}行までです。ファイルを分けてください。"
+            )));
         }
         let row = Row { record: &record, index: &index };
         let registration_number = half_width(row.get("registration_number"));
@@ -195,6 +210,9 @@ fn check_row(
         .optional()?;
     Ok(match nurse_id {
         Some(id) => Ok((id, body)),
-        None => Err("このセンターに登録された看護職に、資格・籍登録番号・生年月日が一致する方がいません".to_string()),
+        None => {
+            Err("このセンターに登録された看護職に、資格・籍登録番号・生年月日が一致する方がいません"
+                .to_string())
+        }
     })
 }

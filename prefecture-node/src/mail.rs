@@ -6,7 +6,10 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 #[derive(Clone)]
 pub enum Mailer {
-    Smtp { transport: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox },
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+    },
     /// No SMTP server: messages go to the log.
     Log,
 }
@@ -74,8 +77,9 @@ pub fn mask_email(address: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn urls_and_masking() {
+    // Inside a runtime, as in the server: the SMTP pool starts a task.
+    #[tokio::test]
+    async fn urls_and_masking() {
         assert!(!Mailer::new(None, "x@example.jp").unwrap().delivers());
         assert!(Mailer::new(Some("smtp://127.0.0.1:2525"), "センター <nc@example.jp>").unwrap().delivers());
         assert!(Mailer::new(Some("ftp://127.0.0.1"), "nc@example.jp").is_err());

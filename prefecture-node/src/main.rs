@@ -273,14 +273,18 @@ fn keygen(path: &std::path::Path) -> Result<(), String> {
 fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), String> {
     use actix_web::{App, HttpResponse, HttpServer, web};
     let ServeArgs { prefecture, national, listen, public_url, smtp_url, mail_from, push_idle_ms, .. } = args;
-    let mailer = prefecture_node::mail::Mailer::new(smtp_url.as_deref(), &mail_from)?;
-    if !mailer.delivers() {
-        tracing::warn!("no SMTP server configured (--smtp-url): e-mails, sign-in links included, go to this log");
-    }
     let idle = Duration::from_millis(push_idle_ms);
     let listen_for_error = listen.clone();
     actix_web::rt::System::new()
         .block_on(async move {
+            // Built inside the runtime: lettre's connection pool starts a task.
+            let mailer = prefecture_node::mail::Mailer::new(smtp_url.as_deref(), &mail_from)
+                .map_err(std::io::Error::other)?;
+            if !mailer.delivers() {
+                tracing::warn!(
+                    "no SMTP server configured (--smtp-url): e-mails, sign-in links included, go to this log"
+                );
+            }
             actix_web::rt::spawn(syncer.clone().run(idle));
             let pool = syncer.pool().clone();
             let national_for_health = national.clone();
@@ -296,7 +300,9 @@ fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), S
                             );
                             actix_web::error::InternalError::from_response(
                                 err,
-                                HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body(body),
+                                HttpResponse::BadRequest()
+                                    .content_type("text/plain; charset=utf-8")
+                                    .body(body),
                             )
                             .into()
                         }))
@@ -320,10 +326,8 @@ fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), S
             // Bind first: the public address defaults to the one actually bound (port 0).
             let listener = std::net::TcpListener::bind(&listen)?;
             let bound = listener.local_addr()?;
-            let public_url = public_url
-                .unwrap_or_else(|| format!("http://{bound}"))
-                .trim_end_matches('/')
-                .to_string();
+            let public_url =
+                public_url.unwrap_or_else(|| format!("http://{bound}")).trim_end_matches('/').to_string();
             let state = web::Data::new(prefecture_node::web::WebState {
                 pool,
                 syncer,

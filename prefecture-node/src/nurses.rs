@@ -139,9 +139,11 @@ pub fn search(conn: &mut DbConn, query: &str, limit: i64, offset: i64) -> QueryR
                     .or(nurses::email.like(like).escape('\\')),
             )
                 as Box<dyn BoxableExpression<nurses::table, _, SqlType = diesel::sql_types::Bool>>;
-            if let Ok(number) = digits.parse::<u32>().map_err(drop).and_then(|n| {
-                if digits.len() <= 8 { Ok(n) } else { Err(()) }
-            }) {
+            if let Ok(number) = digits
+                .parse::<u32>()
+                .map_err(drop)
+                .and_then(|n| if digits.len() <= 8 { Ok(n) } else { Err(()) })
+            {
                 condition = Box::new(condition.or(nurses::registration_number.eq(format!("{number:07}"))));
             }
             q = q.filter(condition);
@@ -161,6 +163,12 @@ pub fn search(conn: &mut DbConn, query: &str, limit: i64, offset: i64) -> QueryR
 /// Hiragana → katakana, so staff can search kana either way.
 pub fn to_katakana(text: &str) -> String {
     text.chars()
-        .map(|c| if ('\u{3041}'..='\u{3096}').contains(&c) { char::from_u32(c as u32 + 0x60).unwrap_or(c) } else { c })
+        .map(|c| {
+            if ('\u{3041}'..='\u{3096}').contains(&c) {
+                char::from_u32(c as u32 + 0x60).unwrap_or(c)
+            } else {
+                c
+            }
+        })
         .collect()
 }

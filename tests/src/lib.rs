@@ -245,6 +245,229 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client")
 }
 
+/// A browser stand-in for page tests: keeps cookies, does not follow redirects (tests check them).
+pub struct Browser {
+    client: reqwest::Client,
+    base_url: String,
+}
+
+/// One answer: status, where a redirect points, the Set-Cookie lines, and the body.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub set_cookies: Vec<String>,
+    pub body: String,
+}
+
+impl Page {
+    /// The value of the first hidden `name` field on the page.
+    pub fn hidden(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self.body.find(&marker).unwrap_or_else(|| panic!("no {name} field in:\n{}", self.body));
+        let rest = &self.body[start + marker.len()..];
+        rest[..rest.find('"').expect("closing quote")].to_string()
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.set_cookies.iter().map(String::as_str).find(|c| c.starts_with(&format!("{name}=")))
+    }
+}
+
+impl Browser {
+    pub fn new(server: &TestServer) -> Self {
+        let _ = http_client(); // installs the TLS provider
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        Self { client, base_url: server.base_url.clone() }
+    }
+
+    async fn page(response: reqwest::Response) -> Page {
+        let status = response.status().as_u16();
+        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let set_cookies = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        Page { status, location, set_cookies, body: response.text().await.expect("body") }
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        Self::page(self.client.get(format!("{}{path}", self.base_url)).send().await.expect("GET")).await
+    }
+
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let request = self.client.post(format!("{}{path}", self.base_url)).form(fields);
+        Self::page(request.send().await.expect("POST")).await
+    }
+
+    pub async fn post_multipart(&self, path: &str, form: reqwest::multipart::Form) -> Page {
+        let request = self.client.post(format!("{}{path}", self.base_url)).multipart(form);
+        Self::page(request.send().await.expect("POST")).await
+    }
+}
+
+/// A real SMTP receiver on loopback (the protocol subset lettre speaks without extensions):
+/// every message it accepts is kept for the test to read.
+pub struct SmtpReceiver {
+    pub url: String,
+    mails: std::sync::Arc<std::sync::Mutex<Vec<Mail>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub from: String,
+    pub to: Vec<String>,
+    /// The message as sent (headers and encoded body).
+    pub data: String,
+}
+
+impl Mail {
+    pub fn header(&self, name: &str) -> Option<String> {
+        let (headers, _) = self.data.split_once("\r\n\r\n")?;
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        headers
+            .split("\r\n")
+            .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
+            .map(|l| l[prefix.len()..].trim().to_string())
+    }
+
+    /// The body, decoded from quoted-printable or base64 (non-ASCII text arrives so encoded).
+    pub fn text(&self) -> String {
+        let body = self.data.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let encoding = self.header("content-transfer-encoding").unwrap_or_default().to_ascii_lowercase();
+        let bytes = match encoding.as_str() {
+            "quoted-printable" => decode_quoted_printable(body),
+            "base64" => {
+                use base64::Engine;
+                let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+                base64::engine::general_purpose::STANDARD.decode(compact).expect("base64 body")
+            }
+            _ => body.as_bytes().to_vec(),
+        };
+        String::from_utf8(bytes).expect("UTF-8 body").replace("\r\n", "\n")
+    }
+}
+
+fn decode_quoted_printable(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'=' if bytes[i + 1..].starts_with(b"\r\n") => i += 3,
+            b'=' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("hex");
+                out.push(u8::from_str_radix(hex, 16).expect("quoted-printable escape"));
+                i += 3;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+impl SmtpReceiver {
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind SMTP receiver");
+        let url = format!("smtp://{}", listener.local_addr().expect("address"));
+        let mails = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = mails.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let _ = Self::session(stream, &store);
+                });
+            }
+        });
+        Self { url, mails }
+    }
+
+    fn session(stream: std::net::TcpStream, store: &std::sync::Mutex<Vec<Mail>>) -> std::io::Result<()> {
+        use std::io::Write;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut out = stream;
+        out.write_all(b"220 receiver.test ESMTP\r\n")?;
+        let (mut from, mut to) = (String::new(), Vec::new());
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let upper = line.to_ascii_uppercase();
+            let address = || {
+                line.split_once(':')
+                    .map_or("", |(_, a)| a)
+                    .trim()
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            if upper.starts_with("EHLO") {
+                out.write_all(b"250-receiver.test\r\n250 8BITMIME\r\n")?;
+            } else if upper.starts_with("HELO") || upper.starts_with("NOOP") {
+                out.write_all(b"250 OK\r\n")?;
+            } else if upper.starts_with("RSET") {
+                (from, to) = (String::new(), Vec::new());
+                out.write_all(b"250 OK\r\n")?;
+            } else if upper.starts_with("MAIL FROM:") {
+                from = address();
+                out.write_all(b"250 OK\r\n")?;
+            } else if upper.starts_with("RCPT TO:") {
+                to.push(address());
+                out.write_all(b"250 OK\r\n")?;
+            } else if upper.starts_with("DATA") {
+                out.write_all(b"354 go ahead\r\n")?;
+                let mut data = String::new();
+                loop {
+                    let mut l = String::new();
+                    if reader.read_line(&mut l)? == 0 {
+                        return Ok(());
+                    }
+                    if l == ".\r\n" {
+                        break;
+                    }
+                    data.push_str(l.strip_prefix('.').filter(|_| l.starts_with("..")).unwrap_or(&l));
+                }
+                store.lock().expect("mail store").push(Mail {
+                    from: std::mem::take(&mut from),
+                    to: std::mem::take(&mut to),
+                    data,
+                });
+                out.write_all(b"250 OK queued\r\n")?;
+            } else if upper.starts_with("QUIT") {
+                out.write_all(b"221 bye\r\n")?;
+                return Ok(());
+            } else {
+                out.write_all(b"502 not implemented\r\n")?;
+            }
+        }
+    }
+
+    pub fn mails(&self) -> Vec<Mail> {
+        self.mails.lock().expect("mail store").clone()
+    }
+
+    /// Waits (up to 10 s) until `n` mails arrived; returns them.
+    pub fn wait_for(&self, n: usize) -> Vec<Mail> {
+        eventually(Duration::from_secs(10), || self.mails().len() >= n);
+        self.mails()
+    }
+}
+
 /// A current-thread tokio runtime for async parts of a (sync) test.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
@@ -353,12 +576,41 @@ pub fn node_command(node_db: &TestDb, key_file: &Path, national_url: &str) -> Co
 impl TestServer {
     /// Starts `prefecture-node serve` (which also pushes its outbox) on a free loopback port.
     pub fn node(node_db: &TestDb, key_file: &Path, national_url: &str, prefecture: &str) -> Self {
+        Self::node_with(node_db, key_file, national_url, prefecture, &[])
+    }
+
+    /// The same, with more `serve` flags (e.g. `--smtp-url`).
+    pub fn node_with(
+        node_db: &TestDb,
+        key_file: &Path,
+        national_url: &str,
+        prefecture: &str,
+        extra: &[&str],
+    ) -> Self {
         let stderr_log = node_db.path("prefecture-node.log");
         let mut cmd = node_command(node_db, key_file, national_url);
         cmd.args(["serve", "--prefecture", prefecture, "--listen", "127.0.0.1:0", "--push-idle-ms", "100"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_log).expect("log file"));
         Self::spawn(cmd, &format!("prefecture-node {prefecture} listening on "), stderr_log)
+    }
+}
+
+/// `eventually` for checks that are themselves async (e.g. loading a page in an async test).
+pub async fn eventually_async<F: std::future::Future<Output = bool>>(
+    limit: Duration,
+    mut check: impl FnMut() -> F,
+) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

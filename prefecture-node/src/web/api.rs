@@ -17,7 +17,8 @@ const MAX_CSV_BYTES: usize = 4 * 1024 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let json_errors = web::JsonConfig::default().limit(MAX_JSON_BYTES).error_handler(|err, _| {
-        let response = error(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not a notice: {err}"));
+        let response =
+            error(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not a notice: {err}"));
         actix_web::error::InternalError::from_response(err, response).into()
     });
     cfg.service(web::resource("/api/v1/nurses").get(list))
@@ -46,13 +47,21 @@ fn node_error(e: NodeError) -> HttpResponse {
     match e {
         NodeError::Invalid(fields) => HttpResponse::UnprocessableEntity().json(ApiError {
             error: "invalid",
-            message: fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; "),
+            message: fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; "),
             fields,
         }),
         NodeError::NotFound(what) => error(StatusCode::NOT_FOUND, "not_found", format!("no such {what}")),
         other => {
             tracing::error!(error = %other, "API request failed");
-            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the node's database is unavailable; nothing was saved")
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the node's database is unavailable; nothing was saved",
+            )
         }
     }
 }
@@ -66,7 +75,11 @@ async fn caller(state: &WebState, req: &HttpRequest) -> Result<StaffMember, Http
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_string());
     let Some(token) = token else {
-        return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <API token>"));
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <API token>",
+        ));
     };
     match state.db(move |conn| Ok(crate::auth::staff_for_api_token(conn, &token)?)).await {
         Ok(Some(member)) => Ok(member),
@@ -126,7 +139,8 @@ async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Li
     }
     let ListQuery { q, page } = query.into_inner();
     let page = page.unwrap_or(1).max(1);
-    match state.db(move |conn| Ok(crate::nurses::search(conn, &q, PAGE_SIZE, (page - 1) * PAGE_SIZE)?)).await {
+    match state.db(move |conn| Ok(crate::nurses::search(conn, &q, PAGE_SIZE, (page - 1) * PAGE_SIZE)?)).await
+    {
         Ok((nurses, total)) => HttpResponse::Ok().json(serde_json::json!({
             "total": total,
             "page": page,
@@ -182,9 +196,8 @@ async fn file_notice(
         Err(response) => return response,
     };
     let (id, body) = (id.into_inner(), body.into_inner());
-    let filed = state
-        .db(move |conn| crate::notices::file(conn, &id, &body, Channel::Paper, Some(&member.id)))
-        .await;
+    let filed =
+        state.db(move |conn| crate::notices::file(conn, &id, &body, Channel::Paper, Some(&member.id))).await;
     match filed {
         Ok(filed) => HttpResponse::Created().json(serde_json::json!({
             "notice_id": filed.notice.id,
@@ -212,9 +225,8 @@ async fn separations(
         Err(response) => return response,
     };
     let accept_valid = query.accept_valid;
-    let outcome = state
-        .db(move |conn| crate::bulk::upload_separations(conn, &body, accept_valid, &member.id))
-        .await;
+    let outcome =
+        state.db(move |conn| crate::bulk::upload_separations(conn, &body, accept_valid, &member.id)).await;
     match outcome {
         Ok(report) if report.saved == 0 && report.rejected() > 0 => {
             HttpResponse::UnprocessableEntity().json(report)

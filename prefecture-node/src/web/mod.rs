@@ -71,7 +71,13 @@ impl WebState {
         self.db(move |conn| Ok(auth::session(conn, kind, &token)?)).await
     }
 
-    fn cookie(&self, name: &'static str, value: String, path: &'static str, same_site: SameSite) -> Cookie<'static> {
+    fn cookie(
+        &self,
+        name: &'static str,
+        value: String,
+        path: &'static str,
+        same_site: SameSite,
+    ) -> Cookie<'static> {
         Cookie::build(name, value)
             .path(path)
             .http_only(true)
@@ -173,7 +179,12 @@ pub(crate) fn csrf_cookie_token(req: &HttpRequest) -> (String, bool) {
     }
 }
 
-pub(crate) fn with_csrf_cookie(state: &WebState, mut response: HttpResponse, token: String, new: bool) -> HttpResponse {
+pub(crate) fn with_csrf_cookie(
+    state: &WebState,
+    mut response: HttpResponse,
+    token: String,
+    new: bool,
+) -> HttpResponse {
     if new {
         let _ = response.add_cookie(&state.cookie(CSRF_COOKIE, token, "/", SameSite::Strict));
     }

@@ -200,10 +200,18 @@ async fn signed_in_form(
     Ok((session, nurse))
 }
 
-async fn sign_out(state: web::Data<WebState>, req: HttpRequest, form: web::Form<LinkForm>) -> HttpResponse {
-    if let Ok((_, _)) = signed_in_form(&state, &req, &form.token).await
-        && let Some(cookie) = req.cookie(super::NURSE_COOKIE)
-    {
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CsrfOnly {
+    csrf: String,
+}
+
+async fn sign_out(state: web::Data<WebState>, req: HttpRequest, form: web::Form<CsrfOnly>) -> HttpResponse {
+    // Signing out is a form like any other: a forged one changes nothing.
+    if let Err(response) = signed_in_form(&state, &req, &form.csrf).await {
+        return response;
+    }
+    if let Some(cookie) = req.cookie(super::NURSE_COOKIE) {
         let token = cookie.value().to_string();
         if let Err(e) = state.db(move |conn| Ok(auth::end_session(conn, &token)?)).await {
             return unavailable(&state, &e, HOME);
@@ -316,7 +324,9 @@ pub(crate) fn shared_notice_ids(
     Ok(crate::outbox::for_nurse(conn, nurse_id)?
         .into_iter()
         .filter_map(|e| {
-            serde_json::from_str::<serde_json::Value>(&e.payload).ok()?["notice_id"].as_str().map(str::to_string)
+            serde_json::from_str::<serde_json::Value>(&e.payload).ok()?["notice_id"]
+                .as_str()
+                .map(str::to_string)
         })
         .collect())
 }
@@ -494,7 +504,13 @@ async fn notice_form(state: web::Data<WebState>, req: HttpRequest, kind: web::Pa
         Err(response) => return response,
     };
     let Some(kind) = kind_of(&kind) else {
-        return message(&state, StatusCode::NOT_FOUND, "ページが見つかりません", "届出の種類が正しくありません。", HOME);
+        return message(
+            &state,
+            StatusCode::NOT_FOUND,
+            "ページが見つかりません",
+            "届出の種類が正しくありません。",
+            HOME,
+        );
     };
     let id = nurse.id.clone();
     let consents = match state.db(move |conn| Ok(crate::consent::current(conn, &id)?)).await {
@@ -537,7 +553,13 @@ async fn notice_submit(
         Err(response) => return response,
     };
     let Some(kind) = kind_of(&kind) else {
-        return message(&state, StatusCode::NOT_FOUND, "ページが見つかりません", "届出の種類が正しくありません。", HOME);
+        return message(
+            &state,
+            StatusCode::NOT_FOUND,
+            "ページが見つかりません",
+            "届出の種類が正しくありません。",
+            HOME,
+        );
     };
     match file_notice(&state, &nurse.id, kind, &form, Channel::Web, None).await {
         Ok(Ok(())) => see_other("/me?done=notice"),

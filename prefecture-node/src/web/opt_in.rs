@@ -159,7 +159,8 @@ fn check(form: &OptInForm) -> Result<Checked, BTreeMap<&'static str, String>> {
     if qualification.is_none() {
         errors.insert("qualification", "資格を選んでください。".to_string());
     }
-    let registration_number = RegistrationNumber::parse(&super::forms::half_width(&form.registration_number)).ok();
+    let registration_number =
+        RegistrationNumber::parse(&super::forms::half_width(&form.registration_number)).ok();
     if registration_number.is_none() {
         errors.insert(
             "registration_number",

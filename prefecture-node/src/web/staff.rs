@@ -58,8 +58,12 @@ struct SignInForm {
 
 async fn sign_in_form(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse {
     let (csrf, new) = csrf_cookie_token(&req);
-    let page =
-        SignInPage { center: state.center(), csrf: csrf.clone(), username: String::new(), error: String::new() };
+    let page = SignInPage {
+        center: state.center(),
+        csrf: csrf.clone(),
+        username: String::new(),
+        error: String::new(),
+    };
     with_csrf_cookie(&state, html(StatusCode::OK, &page), csrf, new)
 }
 
@@ -78,14 +82,13 @@ async fn sign_in_submit(
         .db(move |conn| {
             let outcome = auth::sign_in(conn, &username, &password, &client)?;
             Ok(match outcome {
-                SignIn::Accepted(member) => {
-                    Ok(auth::start_session(conn, SessionKind::Staff, &member.id)?.0)
-                }
+                SignIn::Accepted(member) => Ok(auth::start_session(conn, SessionKind::Staff, &member.id)?.0),
                 other => Err(other),
             })
         })
         .await;
-    let mut page = SignInPage { center: state.center(), csrf: form.csrf, username: form.username, error: String::new() };
+    let mut page =
+        SignInPage { center: state.center(), csrf: form.csrf, username: form.username, error: String::new() };
     match outcome {
         Ok(Ok(token)) => {
             let mut response = see_other("/staff/nurses");
@@ -126,7 +129,11 @@ async fn signed_in(state: &WebState, req: &HttpRequest) -> Result<(Session, Staf
 }
 
 /// A signed-in form: the staff member, once the form's token matches the session's.
-async fn signed_in_form(state: &WebState, req: &HttpRequest, csrf: &str) -> Result<(Session, StaffMember), HttpResponse> {
+async fn signed_in_form(
+    state: &WebState,
+    req: &HttpRequest,
+    csrf: &str,
+) -> Result<(Session, StaffMember), HttpResponse> {
     let (session, member) = signed_in(state, req).await?;
     if !tokens_equal(&session.csrf, csrf) {
         return Err(expired_form(state, LIST));
@@ -141,9 +148,11 @@ struct CsrfOnly {
 }
 
 async fn sign_out(state: web::Data<WebState>, req: HttpRequest, form: web::Form<CsrfOnly>) -> HttpResponse {
-    if signed_in_form(&state, &req, &form.csrf).await.is_ok()
-        && let Some(cookie) = req.cookie(super::STAFF_COOKIE)
-    {
+    // Signing out is a form like any other: a forged one changes nothing.
+    if let Err(response) = signed_in_form(&state, &req, &form.csrf).await {
+        return response;
+    }
+    if let Some(cookie) = req.cookie(super::STAFF_COOKIE) {
         let token = cookie.value().to_string();
         if let Err(e) = state.db(move |conn| Ok(auth::end_session(conn, &token)?)).await {
             return unavailable(&state, &e, LIST);
@@ -297,7 +306,13 @@ async fn detail_page(
     let (nurse, consents, notices, shared, events, cursor) = match loaded {
         Ok(Some(found)) => found,
         Ok(None) => {
-            return message(state, StatusCode::NOT_FOUND, "見つかりません", "この看護職は登録されていません。", LIST);
+            return message(
+                state,
+                StatusCode::NOT_FOUND,
+                "見つかりません",
+                "この看護職は登録されていません。",
+                LIST,
+            );
         }
         Err(e) => return unavailable(state, &e, LIST),
     };
@@ -367,7 +382,8 @@ async fn paper_consent(
     let id = id.into_inner();
     let decision = form.consent.decision();
     let (Some(decision), Some(_)) = (decision, form.paper_received) else {
-        let error = "同意書（書面）を受け取ったことを確認するチェックを入れてから記録してください。".to_string();
+        let error =
+            "同意書（書面）を受け取ったことを確認するチェックを入れてから記録してください。".to_string();
         return detail_page(&state, session, member, id, "", error).await;
     };
     let (nurse_id, staff_id) = (id.clone(), member.id.clone());
@@ -407,8 +423,13 @@ fn staff_notice_page(
 }
 
 /// The nurse and the notice kind a paper-entry URL names, or a 404 page.
-async fn nurse_and_kind(state: &WebState, id: String, kind: &str) -> Result<(Nurse, NoticeKind), HttpResponse> {
-    let not_found = |text: &str| message(state, StatusCode::NOT_FOUND, "見つかりません", text.to_string(), LIST);
+async fn nurse_and_kind(
+    state: &WebState,
+    id: String,
+    kind: &str,
+) -> Result<(Nurse, NoticeKind), HttpResponse> {
+    let not_found =
+        |text: &str| message(state, StatusCode::NOT_FOUND, "見つかりません", text.to_string(), LIST);
     let Some(kind) = NoticeKind::parse(kind) else {
         return Err(not_found("届出の種類が正しくありません。"));
     };
@@ -461,9 +482,10 @@ async fn notice_submit(
     };
     match super::nurse::file_notice(&state, &nurse.id, kind, &form, Channel::Paper, Some(member.id)).await {
         Ok(Ok(())) => see_other(&format!("/staff/nurses/{}?done=notice", nurse.id)),
-        Ok(Err((errors, note))) => {
-            html(StatusCode::UNPROCESSABLE_ENTITY, &staff_notice_page(&state, &nurse, kind, form, errors, note))
-        }
+        Ok(Err((errors, note))) => html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &staff_notice_page(&state, &nurse, kind, form, errors, note),
+        ),
         Err(e) => unavailable(&state, &e, LIST),
     }
 }
@@ -563,15 +585,21 @@ async fn bulk_submit(state: web::Data<WebState>, req: HttpRequest, payload: Mult
         html(StatusCode::UNPROCESSABLE_ENTITY, &bulk_page(&state, session, member, text, accept_valid, None))
     };
     if upload.too_large {
-        return fail(session, member, format!("ファイルが大きすぎます（{} MB まで）。ファイルを分けてください。", MAX_UPLOAD_BYTES / 1024 / 1024));
+        return fail(
+            session,
+            member,
+            format!(
+                "ファイルが大きすぎます（{} MB まで）。ファイルを分けてください。",
+                MAX_UPLOAD_BYTES / 1024 / 1024
+            ),
+        );
     }
     if upload.file.is_empty() {
         return fail(session, member, "CSVファイルを選んでください。".into());
     }
     let (file, staff_id) = (upload.file, member.id.clone());
-    let outcome = state
-        .db(move |conn| Ok(crate::bulk::upload_separations(conn, &file, accept_valid, &staff_id)))
-        .await;
+    let outcome =
+        state.db(move |conn| Ok(crate::bulk::upload_separations(conn, &file, accept_valid, &staff_id))).await;
     match outcome {
         Ok(Ok(report)) => {
             tracing::info!(

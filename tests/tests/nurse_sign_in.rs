@@ -1,0 +1,207 @@
+//! The nurse's pages after opt-in, over real HTTP with a real SMTP receiver on loopback: a
+//! one-time e-mail link (single use, 15 minutes), her page with consents, notices and her
+//! data-provision record, filing a notice and withdrawing a consent.
+
+mod support;
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use ncf_shared::ConsentScope;
+use ncf_tests::{
+    Backend, Browser, SmtpReceiver, TestServer, block_on, both_backends, eventually, eventually_async,
+};
+use prefecture_node::Channel;
+use support::*;
+
+/// The sign-in link in a mail body.
+fn link_in(text: &str) -> String {
+    let start = text.find("http://").expect("a link in the mail");
+    text[start..].split_whitespace().next().unwrap().to_string()
+}
+
+async fn request_link(browser: &Browser, email: &str) -> ncf_tests::Page {
+    let form = browser.get("/sign-in").await;
+    assert_eq!(form.status, 200);
+    let csrf = form.hidden("csrf");
+    browser.post("/sign-in", &[("csrf", &csrf), ("email", email)]).await
+}
+
+/// Opens the link (a page with a button) and presses the button.
+async fn follow_link(browser: &Browser, link: &str, base: &str) -> ncf_tests::Page {
+    let path = link.strip_prefix(base).expect("link to this node");
+    let page = browser.get(path).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("ログインする"));
+    let token = page.hidden("token");
+    browser.post("/sign-in/link", &[("token", &token)]).await
+}
+
+fn nurse_signs_in_by_email_and_manages_her_record(backend: Backend) {
+    let f = federation(backend);
+    let smtp = SmtpReceiver::start();
+    let (mut conn, hanako) = opt_in(&f, &f.osaka, &f.cast[0]);
+    prefecture_node::consent::record(
+        &mut conn,
+        &hanako.id,
+        &[(ConsentScope::AddressLinkage, true), (ConsentScope::JobSupport, true)],
+        Channel::Web,
+        None,
+    )
+    .unwrap();
+    let node = TestServer::node_with(
+        &f.osaka.db,
+        &f.osaka.key_file,
+        &f.server.base_url,
+        "27",
+        &["--smtp-url", &smtp.url, "--mail-from", "大阪府ナースセンター <nc27@example.jp>"],
+    );
+    block_on(async {
+        let browser = Browser::new(&node);
+        assert_eq!(browser.get("/me").await.location.as_deref(), Some("/sign-in"), "her page needs sign-in");
+
+        // An unknown address gets the same answer and no mail.
+        let page = request_link(&browser, "someone@example.jp").await;
+        assert!(page.body.contains("ご登録のメールアドレスであれば"), "{}", page.body);
+        let page = request_link(&browser, "not-an-address").await;
+        assert_eq!(page.status, 422);
+        assert!(page.body.contains("メールアドレスの形式が正しくありません"));
+        assert!(smtp.mails().is_empty());
+
+        let page = request_link(&browser, "nurse@example.jp").await;
+        assert_eq!(page.status, 200);
+        assert!(!page.body.contains("ログに出力"), "mail is really sent");
+        let mails = smtp.wait_for(1);
+        assert_eq!(mails.len(), 1);
+        assert_eq!(mails[0].to, ["nurse@example.jp"]);
+        assert_eq!(mails[0].from, "nc27@example.jp");
+        let text = mails[0].text();
+        assert!(text.contains("山田 花子 様") && text.contains("15分以内に、一度だけ使えます"), "{text}");
+        let link = link_in(&text);
+        assert!(link.starts_with(&format!("{}/sign-in/link?token=", node.base_url)), "{link}");
+
+        let page = follow_link(&browser, &link, &node.base_url).await;
+        assert_eq!((page.status, page.location.as_deref()), (303, Some("/me")));
+        let cookie = page.cookie("ncf_nurse").unwrap();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+
+        // The link works once.
+        let again = Browser::new(&node);
+        let page = follow_link(&again, &link, &node.base_url).await;
+        assert_eq!(page.status, 410);
+        assert!(page.body.contains("使用済みか、有効期限が切れています"));
+
+        let me = browser.get("/me").await;
+        assert_eq!(me.status, 200);
+        for text in [
+            "山田 花子 様",
+            "nurse@example.jp",
+            "住所情報の連携",
+            "同意しています",
+            "あなたの情報の提供記録",
+            "資格の照合（本人確認）",
+        ] {
+            assert!(me.body.contains(text), "{text}: {}", me.body);
+        }
+        let csrf = me.hidden("csrf");
+
+        // File a separation notice: a mistake is explained, then it is accepted and shared.
+        let bad = browser.post("/me/notices/separation", &[("csrf", &csrf), ("reason", "childcare")]).await;
+        assert_eq!(bad.status, 422);
+        assert!(
+            bad.body.contains("離職日を入力してください") && bad.body.contains("復職の希望を選んでください")
+        );
+        let ok = browser
+            .post(
+                "/me/notices/separation",
+                &[
+                    ("csrf", &csrf),
+                    ("left_on", "２０２６／３／３１"),
+                    ("reason", "family_care"),
+                    ("wish_to_return", "yes"),
+                ],
+            )
+            .await;
+        assert_eq!((ok.status, ok.location.as_deref()), (303, Some("/me?done=notice")), "{}", ok.body);
+        let me = browser.get("/me?done=notice").await;
+        assert!(
+            me.body.contains("届出を受け付けました") && me.body.contains("2026-03-31 離職（家族の介護）")
+        );
+        assert!(me.body.contains("国の共通サーバーへ送信"));
+        assert!(eventually(Duration::from_secs(20), || national_notices(&f).len() == 1));
+
+        // Her provision record now lists the notice.
+        assert!(
+            eventually_async(Duration::from_secs(10), || async {
+                browser.get("/me").await.body.contains("届出による就業状況の把握")
+            })
+            .await
+        );
+
+        // A forged form changes nothing; her real withdrawal is applied at national.
+        let forged = browser
+            .post("/me/consents", &[("csrf", "x"), ("scope", "address_linkage"), ("granted", "no")])
+            .await;
+        assert_eq!(forged.status, 403);
+        let done = browser
+            .post("/me/consents", &[("csrf", &csrf), ("scope", "address_linkage"), ("granted", "no")])
+            .await;
+        assert_eq!(done.location.as_deref(), Some("/me?done=consent"));
+        let me = browser.get("/me").await;
+        assert!(
+            me.body.contains("住所情報の連携：<span class=\"withdrawn\">同意していません"),
+            "{}",
+            me.body
+        );
+        assert!(
+            eventually(Duration::from_secs(20), || national_notices(&f).is_empty()),
+            "deleted at national"
+        );
+        assert!(
+            eventually_async(Duration::from_secs(10), || async {
+                browser.get("/me").await.body.contains("同意の取消による削除の確認")
+            })
+            .await
+        );
+
+        let out = browser.post("/sign-out", &[("csrf", &csrf)]).await;
+        assert_eq!(out.status, 303);
+        assert_eq!(browser.get("/me").await.status, 303, "signed out");
+    });
+
+    // An expired link is refused.
+    let token = prefecture_node::auth::issue_login_link(&mut conn, &hanako.id).unwrap().unwrap();
+    diesel::sql_query("UPDATE login_links SET expires_at = created_at WHERE used_at IS NULL")
+        .execute(&mut conn)
+        .unwrap();
+    block_on(async {
+        let page = Browser::new(&node).post("/sign-in/link", &[("token", &token)]).await;
+        assert_eq!(page.status, 410);
+    });
+    assert!(!node.log().contains(&token), "tokens are not logged when mail is sent");
+}
+both_backends!(nurse_signs_in_by_email_and_manages_her_record);
+
+/// Without an SMTP server (the local demo) the link goes to the log and the page says so.
+#[test]
+fn without_smtp_the_link_is_logged() {
+    let f = federation(Backend::Sqlite);
+    let (_, _hanako) = opt_in(&f, &f.osaka, &f.cast[0]);
+    let node = TestServer::node(&f.osaka.db, &f.osaka.key_file, &f.server.base_url, "27");
+    block_on(async {
+        let browser = Browser::new(&node);
+        let page = request_link(&browser, "nurse@example.jp").await;
+        assert!(page.body.contains("リンクはサーバーのログに出力されています"), "{}", page.body);
+        assert!(eventually(Duration::from_secs(5), || node.log().contains("/sign-in/link?token=")));
+        let log = node.log();
+        assert!(
+            log.contains("n***@example.jp") && !log.contains("nurse@example.jp"),
+            "address masked in the log"
+        );
+        let line = log.lines().find(|l| l.contains("/sign-in/link?token=")).unwrap();
+        let link = link_in(line);
+        let page = follow_link(&browser, &link, &node.base_url).await;
+        assert_eq!(page.status, 303);
+        assert!(browser.get("/me").await.body.contains("山田 花子 様"));
+    });
+}

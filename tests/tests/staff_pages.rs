@@ -1,0 +1,447 @@
+//! Staff pages and API at a running node, over real HTTP: sign-in with a session cookie and its
+//! rate limit, CSRF on forms, search, one nurse's record, paper notices and consents that then
+//! travel (or not) like any other, the employer bulk upload, and API tokens.
+
+mod support;
+
+use std::time::Duration;
+
+use ncf_shared::ConsentScope;
+use ncf_tests::{
+    Backend, Browser, Page, TestServer, block_on, both_backends, eventually, eventually_async, http_client,
+    run,
+};
+use prefecture_node::Channel;
+use support::*;
+
+const PASSWORD: &str = "correct horse battery";
+
+fn add_staff(node: &Node, username: &str) -> String {
+    prefecture_node::staff::add(&mut node.db.connect(), username, "田中 美穂", PASSWORD).unwrap().id
+}
+
+async fn sign_in(browser: &Browser, username: &str, password: &str) -> Page {
+    let form = browser.get("/staff/sign-in").await;
+    assert_eq!(form.status, 200);
+    let csrf = form.hidden("csrf");
+    browser.post("/staff/sign-in", &[("csrf", &csrf), ("username", username), ("password", password)]).await
+}
+
+/// The session's form token, read from a signed-in page.
+async fn session_csrf(browser: &Browser) -> String {
+    let page = browser.get("/staff/nurses").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.hidden("csrf")
+}
+
+fn staff_sign_in_session_and_rate_limit(backend: Backend) {
+    let f = federation(backend);
+    add_staff(&f.osaka, "tanaka");
+    add_staff(&f.osaka, "sato");
+    let node = TestServer::node(&f.osaka.db, &f.osaka.key_file, &f.server.base_url, "27");
+    block_on(async {
+        let browser = Browser::new(&node);
+        // Staff pages need a session.
+        let page = browser.get("/staff/nurses").await;
+        assert_eq!((page.status, page.location.as_deref()), (303, Some("/staff/sign-in")));
+
+        let page = sign_in(&browser, "tanaka", "wrong password!").await;
+        assert_eq!(page.status, 401);
+        assert!(page.body.contains("ユーザー名またはパスワードが正しくありません"), "{}", page.body);
+        assert!(page.body.contains("value=\"tanaka\""), "the username is kept");
+
+        let page = sign_in(&browser, "tanaka", PASSWORD).await;
+        assert_eq!((page.status, page.location.as_deref()), (303, Some("/staff/nurses")));
+        let cookie = page.cookie("ncf_staff").expect("session cookie").to_string();
+        for flag in ["HttpOnly", "SameSite=Strict", "Path=/staff"] {
+            assert!(cookie.contains(flag), "{cookie}");
+        }
+        assert!(!cookie.contains("Secure"), "plain http: no Secure flag ({cookie})");
+        let list = browser.get("/staff/nurses").await;
+        assert!(list.body.contains("看護職の一覧") && list.body.contains("田中 美穂"), "{}", list.body);
+
+        // A form without the session's token changes nothing.
+        let page = browser.post("/staff/sign-out", &[("csrf", "forged")]).await;
+        assert_eq!(page.status, 403);
+        assert!(page.body.contains("もう一度お試しください"));
+        assert_eq!(browser.get("/staff/nurses").await.status, 200, "still signed in");
+        let csrf = session_csrf(&browser).await;
+        let page = browser.post("/staff/sign-out", &[("csrf", &csrf)]).await;
+        assert_eq!(page.status, 303);
+        assert_eq!(browser.get("/staff/nurses").await.status, 303, "signed out");
+
+        // Five failures for one username lock it for a while, even with the right password;
+        // another account is not affected.
+        // (One failure is already recorded above.)
+        for _ in 1..prefecture_node::auth::FAILURES_PER_USERNAME {
+            assert_eq!(sign_in(&browser, "tanaka", "guess guess guess").await.status, 401);
+        }
+        let page = sign_in(&browser, "tanaka", PASSWORD).await;
+        assert_eq!(page.status, 429);
+        assert!(page.body.contains("一時的にログインを停止しています"), "{}", page.body);
+        assert!(page.cookie("ncf_staff").is_none());
+        assert_eq!(sign_in(&browser, "sato", PASSWORD).await.status, 303);
+    });
+    let attempts = count(&f.osaka.db, "SELECT COUNT(*) AS n FROM sign_in_attempts WHERE NOT succeeded");
+    assert_eq!(attempts, prefecture_node::auth::FAILURES_PER_USERNAME, "throttled tries are not counted");
+    assert!(node.log().contains("staff sign-in throttled"));
+}
+both_backends!(staff_sign_in_session_and_rate_limit);
+
+#[test]
+fn cookies_are_secure_behind_tls() {
+    let f = federation(Backend::Sqlite);
+    add_staff(&f.osaka, "tanaka");
+    let node = TestServer::node_with(
+        &f.osaka.db,
+        &f.osaka.key_file,
+        &f.server.base_url,
+        "27",
+        &["--public-url", "https://nc27.example.jp"],
+    );
+    block_on(async {
+        let browser = Browser::new(&node);
+        let form = browser.get("/staff/sign-in").await;
+        assert!(form.cookie("ncf_csrf").unwrap().contains("Secure"));
+        // The test talks plain http, so the browser would not send the Secure cookie back: post by hand.
+        let csrf = form.hidden("csrf");
+        let no_redirects =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let res = no_redirects
+            .post(node.url("/staff/sign-in"))
+            .header("cookie", format!("ncf_csrf={csrf}"))
+            .form(&[("csrf", csrf.as_str()), ("username", "tanaka"), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 303);
+        let cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
+        assert!(cookie.starts_with("ncf_staff=") && cookie.contains("Secure"), "{cookie}");
+    });
+}
+
+fn staff_find_a_nurse_and_enter_paper_forms(backend: Backend) {
+    let f = federation(backend);
+    let staff_id = add_staff(&f.osaka, "tanaka");
+    let (mut conn, hanako) = opt_in(&f, &f.osaka, &f.cast[0]);
+    let (_, misaki) = opt_in(&f, &f.osaka, &f.cast[1]);
+    prefecture_node::consent::record(
+        &mut conn,
+        &hanako.id,
+        &[(ConsentScope::AddressLinkage, true)],
+        Channel::Web,
+        None,
+    )
+    .unwrap();
+    let node = TestServer::node(&f.osaka.db, &f.osaka.key_file, &f.server.base_url, "27");
+    block_on(async {
+        let browser = Browser::new(&node);
+        assert_eq!(sign_in(&browser, "tanaka", PASSWORD).await.status, 303);
+        let all = browser.get("/staff/nurses").await;
+        assert!(all.body.contains("2件") && all.body.contains("山田 花子") && all.body.contains("佐藤 美咲"));
+        // Kana in hiragana finds her; so does her registration number without leading zeros.
+        for q in ["やまだ", "1000000", "山田"] {
+            let found = browser.get(&format!("/staff/nurses?q={}", urlencode(q))).await;
+            assert!(found.body.contains("1件") && found.body.contains("山田 花子"), "{q}: {}", found.body);
+            assert!(!found.body.contains("佐藤 美咲"), "{q}");
+        }
+        let none = browser.get("/staff/nurses?q=%25").await;
+        assert!(none.body.contains("0件"), "a % is searched for literally");
+
+        let detail = browser.get(&format!("/staff/nurses/{}", hanako.id)).await;
+        assert_eq!(detail.status, 200);
+        for text in ["山田 花子", "ヤマダ ハナコ", "住所情報の連携", "国の共通サーバーとの同期", "同意の変更"]
+        {
+            assert!(detail.body.contains(text), "{text}: {}", detail.body);
+        }
+        assert!(
+            eventually_async(Duration::from_secs(20), || async {
+                browser.get(&format!("/staff/nurses/{}", hanako.id)).await.body.contains("送信済み")
+            })
+            .await,
+            "the consent event shows as sent once the worker pushed it"
+        );
+        let csrf = detail.hidden("csrf");
+
+        // A paper separation notice with a mistake: explained, input kept, nothing saved.
+        let path = format!("/staff/nurses/{}/notices/separation", hanako.id);
+        let form = browser.get(&path).await;
+        assert!(
+            form.body.contains("山田 花子 さんの書面の届出")
+                && form.body.contains("国の共通サーバーにも送られます")
+        );
+        let bad = browser
+            .post(
+                &path,
+                &[
+                    ("csrf", &csrf),
+                    ("left_on", "2099-01-01"),
+                    ("reason", "childcare"),
+                    ("wish_to_return", "yes"),
+                    ("return_when", "来春"),
+                ],
+            )
+            .await;
+        assert_eq!(bad.status, 422);
+        assert!(bad.body.contains("離職日に未来の日付は指定できません"), "{}", bad.body);
+        assert!(bad.body.contains("value=\"来春\""), "input kept");
+        assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM notices"), 0);
+
+        let good = browser
+            .post(
+                &path,
+                &[
+                    ("csrf", &csrf),
+                    ("left_on", "2026-03-31"),
+                    ("reason", "childcare"),
+                    ("wish_to_return", "yes"),
+                    ("return_when", "来春"),
+                ],
+            )
+            .await;
+        assert_eq!(good.status, 303, "{}", good.body);
+        let detail = browser.get(good.location.as_deref().unwrap()).await;
+        assert!(
+            detail.body.contains("書面の届出を登録しました")
+                && detail.body.contains("2026-03-31 離職（出産・育児）")
+        );
+        assert!(detail.body.contains("書面（センター職員が入力）"));
+        assert!(
+            eventually(Duration::from_secs(20), || national_notices(&f).len() == 1),
+            "the paper notice reaches national"
+        );
+        assert!(national_notices(&f)[0].body.contains("来春"));
+
+        // Misaki gave no address_linkage: her paper notice stays here, and the page says so.
+        let path = format!("/staff/nurses/{}/notices/employment_status", misaki.id);
+        let form = browser.get(&path).await;
+        assert!(form.body.contains("このセンターの外には送られません"), "{}", form.body);
+        let ok = browser.post(&path, &[("csrf", &csrf), ("employed", "no")]).await;
+        assert_eq!(ok.status, 303, "{}", ok.body);
+
+        // A paper withdrawal needs the signed form in hand; then it is recorded and applied.
+        let consents = format!("/staff/nurses/{}/consents", hanako.id);
+        let refused = browser
+            .post(&consents, &[("csrf", &csrf), ("scope", "address_linkage"), ("granted", "no")])
+            .await;
+        assert_eq!(refused.status, 422);
+        assert!(refused.body.contains("書面）を受け取ったことを確認"), "{}", refused.body);
+        let done = browser
+            .post(
+                &consents,
+                &[("csrf", &csrf), ("scope", "address_linkage"), ("granted", "no"), ("paper_received", "on")],
+            )
+            .await;
+        assert_eq!(done.status, 303, "{}", done.body);
+        assert!(
+            eventually(Duration::from_secs(20), || national_notices(&f).is_empty()),
+            "withdrawal applied at national"
+        );
+        let unknown = browser.get("/staff/nurses/no-such-nurse").await;
+        assert_eq!(unknown.status, 404);
+    });
+    let mut conn = f.osaka.db.connect();
+    let history = prefecture_node::consent::history(&mut conn, &hanako.id).unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(
+        (last.scope.as_str(), last.granted, last.channel.as_str()),
+        ("address_linkage", false, "paper")
+    );
+    assert_eq!(last.entered_by.as_deref(), Some(staff_id.as_str()));
+    let notices = prefecture_node::notices::for_nurse(&mut conn, &misaki.id).unwrap();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].entered_by.as_deref(), Some(staff_id.as_str()));
+    assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM nurse_notices"), 0);
+}
+both_backends!(staff_find_a_nurse_and_enter_paper_forms);
+
+fn urlencode(text: &str) -> String {
+    text.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+fn upload(csv: &str, accept_valid: bool, csrf: &str) -> reqwest::multipart::Form {
+    let mut form = reqwest::multipart::Form::new().text("csrf", csrf.to_string()).part(
+        "file",
+        reqwest::multipart::Part::bytes(csv.as_bytes().to_vec())
+            .file_name("separations.csv")
+            .mime_str("text/csv")
+            .unwrap(),
+    );
+    if accept_valid {
+        form = form.text("accept_valid", "on");
+    }
+    form
+}
+
+const CSV_HEADER: &str =
+    "qualification,registration_number,birth_date,left_on,reason,wish_to_return,return_when";
+
+fn employer_bulk_upload_is_all_or_nothing(backend: Backend) {
+    let f = federation(backend);
+    add_staff(&f.osaka, "tanaka");
+    let (_, hanako) = opt_in(&f, &f.osaka, &f.cast[0]);
+    let (_, misaki) = opt_in(&f, &f.osaka, &f.cast[1]);
+    let node = TestServer::node(&f.osaka.db, &f.osaka.key_file, &f.server.base_url, "27");
+    let csv = format!(
+        "\u{feff}{CSV_HEADER}\n\
+         03,{},1985-04-01,2026-03-31,出産・育児,はい,来年4月\n\
+         03,9999999,1985-04-01,2026-03-31,childcare,yes,\n\
+         看護師,{},1985/4/1,2026-13-01,転職,多分,\n\
+         03,{},1985-04-01,2026-05-31,family_care,no,\n",
+        f.cast[0].registration_number,
+        f.cast[1].registration_number,
+        f.cast[1].registration_number.trim_start_matches('0'),
+    );
+    block_on(async {
+        let browser = Browser::new(&node);
+        assert_eq!(sign_in(&browser, "tanaka", PASSWORD).await.status, 303);
+        let csrf = browser.get("/staff/bulk").await.hidden("csrf");
+
+        let page = browser.post_multipart("/staff/bulk", upload(&csv, false, &csrf)).await;
+        assert_eq!(page.status, 422, "{}", page.body);
+        assert!(page.body.contains("4行のうち、受付 2行、却下 2行"), "{}", page.body);
+        assert!(page.body.contains("何も登録していません"));
+        assert!(
+            page.body.contains("<td>3</td><td>9999999</td>") && page.body.contains("一致する方がいません")
+        );
+        assert!(
+            page.body.contains("離職日は 2026-03-31 の形")
+                && page.body.contains("離職理由が一覧にありません")
+        );
+        assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM notices"), 0, "nothing saved");
+
+        let page = browser.post_multipart("/staff/bulk", upload(&csv, true, &csrf)).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("2件の離職届を登録しました"), "{}", page.body);
+
+        // Whole-file problems name the problem; nothing changes.
+        let page = browser.post_multipart("/staff/bulk", upload("name,date\nx,y\n", true, &csrf)).await;
+        assert_eq!(page.status, 422);
+        assert!(page.body.contains("見出し行に必要な列がありません"), "{}", page.body);
+        let page =
+            browser.post_multipart("/staff/bulk", upload(&format!("{CSV_HEADER}\n"), true, &csrf)).await;
+        assert!(page.body.contains("データの行がありません"));
+        let sjis = [b"qualification\n\x8a\xc5".as_slice()].concat();
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", csrf.clone())
+            .part("file", reqwest::multipart::Part::bytes(sjis).file_name("x.csv"));
+        let page = browser.post_multipart("/staff/bulk", form).await;
+        assert!(page.body.contains("UTF-8 で保存してください"), "{}", page.body);
+        let page = browser.post_multipart("/staff/bulk", upload(&csv, true, "forged")).await;
+        assert_eq!(page.status, 403);
+    });
+    let mut conn = f.osaka.db.connect();
+    let hanako_notices = prefecture_node::notices::for_nurse(&mut conn, &hanako.id).unwrap();
+    assert_eq!(hanako_notices.len(), 1);
+    assert!(hanako_notices[0].body.contains("来年4月") && hanako_notices[0].channel == "paper");
+    let misaki_notices = prefecture_node::notices::for_nurse(&mut conn, &misaki.id).unwrap();
+    assert_eq!(misaki_notices.len(), 1, "the valid row for her (line 5) was saved once");
+    assert!(misaki_notices[0].body.contains("family_care"));
+    assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM notices"), 2);
+}
+both_backends!(employer_bulk_upload_is_all_or_nothing);
+
+fn api_tokens_for_scripts(backend: Backend) {
+    let f = federation(backend);
+    add_staff(&f.osaka, "tanaka");
+    let (_, hanako) = opt_in(&f, &f.osaka, &f.cast[0]);
+    let token_command = |args: &[&str]| {
+        let mut cmd = ncf_tests::node_command(&f.osaka.db, &f.osaka.key_file, &f.server.base_url);
+        cmd.args(["staff"]).args(args);
+        run(cmd)
+    };
+    let (out, token, stderr) = token_command(&["token", "--username", "tanaka", "--label", "取込スクリプト"]);
+    assert!(out.status.success(), "{stderr}");
+    let token = token.trim().to_string();
+    assert!(token.starts_with("ncf_"));
+    let (out, _, stderr) = token_command(&["token", "--username", "nobody", "--label", "x"]);
+    assert!(!out.status.success() && stderr.contains("staff account not found"), "{stderr}");
+    let node = TestServer::node(&f.osaka.db, &f.osaka.key_file, &f.server.base_url, "27");
+    block_on(async {
+        let client = http_client();
+        let get = |path: &str, bearer: Option<&str>| {
+            let mut req = client.get(node.url(path));
+            if let Some(t) = bearer {
+                req = req.bearer_auth(t);
+            }
+            req.send()
+        };
+        let res = get("/api/v1/nurses", None).await.unwrap();
+        assert_eq!(res.status().as_u16(), 401);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert!(body["message"].as_str().unwrap().contains("Bearer"));
+        assert_eq!(get("/api/v1/nurses", Some("ncf_0000")).await.unwrap().status().as_u16(), 401);
+
+        let res = get("/api/v1/nurses?q=ヤマダ", Some(&token)).await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["total"], 1);
+        assert_eq!(body["nurses"][0]["id"], hanako.id.as_str());
+        assert_eq!(body["nurses"][0]["family_name"], "山田");
+
+        let notices = node.url(&format!("/api/v1/nurses/{}/notices", hanako.id));
+        let res = client
+            .post(&notices)
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"kind": "employment_status", "employed": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 422);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["fields"][0]["field"], "workplace_type");
+        let res = client
+            .post(&notices)
+            .bearer_auth(&token)
+            .body("{\"kind\":\"party\"}")
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 400);
+        let res = client
+            .post(&notices)
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"kind": "employment_status", "employed": true, "workplace_type": "hospital", "workplace_lgcode": "271021", "weekly_hours": 32}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 201);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["leaves_node"], false, "no address_linkage given");
+
+        let csv = format!(
+            "{CSV_HEADER}\n03,{},1985-04-01,2026-03-31,other,no,\n03,12,1985-04-01,2026-03-31,other,no,\n",
+            f.cast[0].registration_number
+        );
+        let separations = node.url("/api/v1/separations");
+        let res = client.post(&separations).bearer_auth(&token).body(csv.clone()).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 422);
+        let report: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(report["saved"], 0);
+        assert_eq!(report["rows"][1]["line"], 3);
+        assert!(report["rows"][1]["rejected"].as_str().unwrap().contains("一致する方がいません"));
+        let res = client
+            .post(format!("{separations}?accept_valid=true"))
+            .bearer_auth(&token)
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        assert_eq!(res.json::<serde_json::Value>().await.unwrap()["saved"], 1);
+
+        let detail: serde_json::Value =
+            get(&format!("/api/v1/nurses/{}", hanako.id), Some(&token)).await.unwrap().json().await.unwrap();
+        assert_eq!(detail["notices"].as_array().unwrap().len(), 2);
+        assert_eq!(detail["notices"][0]["channel"], "paper");
+    });
+    let (out, stdout, _) =
+        token_command(&["revoke-token", "--username", "tanaka", "--label", "取込スクリプト"]);
+    assert!(out.status.success() && stdout.contains("1 token(s) revoked"));
+    block_on(async {
+        let res = http_client().get(node.url("/api/v1/nurses")).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 401, "a revoked token no longer works");
+    });
+}
+both_backends!(api_tokens_for_scripts);
