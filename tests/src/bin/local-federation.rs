@@ -76,6 +76,27 @@ fn run() -> Result<(), String> {
         }
     }
 
+    // One staff account per node; its password is kept beside the node's files so a second run
+    // prints the same login.
+    let mut logins = Vec::new();
+    for (pref, _) in NODES {
+        let password_file = dir.join(format!("node-{pref}.staff-password"));
+        if !password_file.exists() {
+            let password = ncf_shared::secret::random_token(8);
+            let mut cmd = Command::new(&node_bin);
+            cmd.args(["staff", "add", "--username", "staff", "--display-name", "センター職員"])
+                .env(
+                    "NODE_DATABASE_URL",
+                    format!("sqlite://{}", dir.join(format!("node-{pref}.db")).display()),
+                )
+                .env("NODE_STAFF_PASSWORD", &password);
+            step("staff add", cmd)?;
+            write_private(&password_file, &password)?;
+        }
+        let password = std::fs::read_to_string(&password_file).map_err(|e| e.to_string())?;
+        logins.push((pref, password.trim().to_string()));
+    }
+
     let mut children = Children(Vec::new());
     let log = |name: &str| std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string());
     let mut cmd = national(&["serve", "--listen", &format!("127.0.0.1:{NATIONAL_PORT}")]);
@@ -120,14 +141,21 @@ fn run() -> Result<(), String> {
     );
     for (pref, port) in NODES {
         let name = ncf_shared::Prefecture::from_code(pref).map_or("", |p| p.name_ja());
+        let password = logins.iter().find(|l| l.0 == pref).map_or("", |l| l.1.as_str());
         println!("  node {pref} {name:<4}     http://127.0.0.1:{port}/opt-in  (nurse opt-in page)");
+        println!(
+            "                    http://127.0.0.1:{port}/sign-in  (nurse sign-in: the e-mailed link is written to {})",
+            dir.join(format!("node-{pref}.log")).display()
+        );
+        println!(
+            "                    http://127.0.0.1:{port}/staff    (staff: user \"staff\", password \"{password}\")"
+        );
     }
-    println!("  staff login       not available yet: staff pages come with the rest of issue #3");
     println!("\nalready opted in ({}):", opted.len());
     for (pref, p) in &opted {
         println!(
-            "  node {pref}: {} {} ({}, 籍登録番号 {})",
-            p.family_name, p.given_name, p.qualification, p.registration_number
+            "  node {pref}: {} {} ({}, 籍登録番号 {}, nurse{}@example.jp)",
+            p.family_name, p.given_name, p.qualification, p.registration_number, p.registration_number
         );
     }
     if let Some(p) = people.iter().find(|p| {
@@ -155,6 +183,16 @@ fn run() -> Result<(), String> {
 fn actix_rt_block_on_ctrl_c() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let _ = runtime.block_on(tokio::signal::ctrl_c());
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    writeln!(file, "{text}").map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn path(p: &Path) -> String {
