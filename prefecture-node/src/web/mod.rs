@@ -102,6 +102,78 @@ impl WebState {
     }
 }
 
+/// What differs between the nurse's and the staff's signing in: the session kind, the sign-in
+/// page, and how the signed-in person is loaded (`None` once the account is gone or disabled).
+pub(crate) struct Door<T> {
+    pub kind: SessionKind,
+    pub sign_in: &'static str,
+    pub back: (&'static str, &'static str),
+    pub load: fn(&mut DbConn, &str) -> diesel::QueryResult<Option<T>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct CsrfOnly {
+    pub csrf: String,
+}
+
+impl WebState {
+    /// The session and its person, or the answer to give instead (go and sign in).
+    pub(crate) async fn signed_in<T: Send + 'static>(
+        &self,
+        req: &HttpRequest,
+        door: &Door<T>,
+    ) -> Result<(Session, T), HttpResponse> {
+        let session = match self.session(req, door.kind).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return Err(see_other(door.sign_in)),
+            Err(e) => return Err(unavailable(self, &e, door.back)),
+        };
+        let (id, load) = (session.subject_id.clone(), door.load);
+        match self.db(move |conn| Ok(load(conn, &id)?)).await {
+            Ok(Some(person)) => Ok((session, person)),
+            Ok(None) => Err(see_other(door.sign_in)),
+            Err(e) => Err(unavailable(self, &e, door.back)),
+        }
+    }
+
+    /// A signed-in form: the session and its person, once the form's token matches the session's.
+    pub(crate) async fn signed_in_form<T: Send + 'static>(
+        &self,
+        req: &HttpRequest,
+        door: &Door<T>,
+        csrf: &str,
+    ) -> Result<(Session, T), HttpResponse> {
+        let (session, person) = self.signed_in(req, door).await?;
+        if !tokens_equal(&session.csrf, csrf) {
+            return Err(expired_form(self, door.back));
+        }
+        Ok((session, person))
+    }
+
+    /// Ends the session. Signing out is a form like any other: a forged one changes nothing.
+    pub(crate) async fn sign_out<T: Send + 'static>(
+        &self,
+        req: &HttpRequest,
+        door: &Door<T>,
+        csrf: &str,
+    ) -> HttpResponse {
+        if let Err(response) = self.signed_in_form(req, door, csrf).await {
+            return response;
+        }
+        let cookie_name = self.session_cookie(door.kind, String::new()).name().to_string();
+        if let Some(cookie) = req.cookie(&cookie_name) {
+            let token = cookie.value().to_string();
+            if let Err(e) = self.db(move |conn| Ok(auth::end_session(conn, &token)?)).await {
+                return unavailable(self, &e, door.back);
+            }
+        }
+        let mut response = see_other(door.sign_in);
+        let _ = response.add_cookie(&self.expired_cookie(door.kind));
+        response
+    }
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/")

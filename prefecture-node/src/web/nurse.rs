@@ -9,11 +9,11 @@ use serde::Deserialize;
 
 use super::forms::{NoticeForm, NoticePage};
 use super::{
-    WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst, message, see_other,
-    tokens_equal, unavailable, with_csrf_cookie,
+    CsrfOnly, Door, WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst, message,
+    see_other, unavailable, with_csrf_cookie,
 };
 use crate::Channel;
-use crate::auth::{self, Session, SessionKind};
+use crate::auth::{self, SessionKind};
 use crate::error::NodeError;
 use crate::nurses::Nurse;
 
@@ -172,54 +172,15 @@ async fn link_submit(state: web::Data<WebState>, form: web::Form<LinkForm>) -> H
     }
 }
 
-/// Her session and record, or the answer to give instead (sign in again).
-async fn signed_in(state: &WebState, req: &HttpRequest) -> Result<(Session, Nurse), HttpResponse> {
-    let session = match state.session(req, SessionKind::Nurse).await {
-        Ok(Some(session)) => session,
-        Ok(None) => return Err(see_other("/sign-in")),
-        Err(e) => return Err(unavailable(state, &e, SIGN_IN)),
-    };
-    let id = session.subject_id.clone();
-    match state.db(move |conn| Ok(crate::nurses::get(conn, &id)?)).await {
-        Ok(Some(nurse)) => Ok((session, nurse)),
-        Ok(None) => Err(see_other("/sign-in")),
-        Err(e) => Err(unavailable(state, &e, SIGN_IN)),
-    }
-}
-
-/// A signed-in form: her session and record, once its token matches the session's.
-async fn signed_in_form(
-    state: &WebState,
-    req: &HttpRequest,
-    csrf: &str,
-) -> Result<(Session, Nurse), HttpResponse> {
-    let (session, nurse) = signed_in(state, req).await?;
-    if !tokens_equal(&session.csrf, csrf) {
-        return Err(expired_form(state, HOME));
-    }
-    Ok((session, nurse))
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct CsrfOnly {
-    csrf: String,
-}
+const DOOR: Door<Nurse> = Door {
+    kind: SessionKind::Nurse,
+    sign_in: "/sign-in",
+    back: HOME,
+    load: |conn, id| crate::nurses::get(conn, id),
+};
 
 async fn sign_out(state: web::Data<WebState>, req: HttpRequest, form: web::Form<CsrfOnly>) -> HttpResponse {
-    // Signing out is a form like any other: a forged one changes nothing.
-    if let Err(response) = signed_in_form(&state, &req, &form.csrf).await {
-        return response;
-    }
-    if let Some(cookie) = req.cookie(super::NURSE_COOKIE) {
-        let token = cookie.value().to_string();
-        if let Err(e) = state.db(move |conn| Ok(auth::end_session(conn, &token)?)).await {
-            return unavailable(&state, &e, HOME);
-        }
-    }
-    let mut response = see_other("/sign-in");
-    let _ = response.add_cookie(&state.expired_cookie(SessionKind::Nurse));
-    response
+    state.sign_out(&req, &DOOR, &form.csrf).await
 }
 
 pub(crate) struct ConsentView {
@@ -390,7 +351,7 @@ struct HomeQuery {
 }
 
 async fn home(state: web::Data<WebState>, req: HttpRequest, query: web::Query<HomeQuery>) -> HttpResponse {
-    let (session, nurse) = match signed_in(&state, &req).await {
+    let (session, nurse) = match state.signed_in(&req, &DOOR).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -456,7 +417,7 @@ async fn change_consent(
     req: HttpRequest,
     form: web::Form<ConsentForm>,
 ) -> HttpResponse {
-    let (_, nurse) = match signed_in_form(&state, &req, &form.csrf).await {
+    let (_, nurse) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -482,6 +443,10 @@ fn kind_of(path: &str) -> Option<NoticeKind> {
     NoticeKind::parse(path)
 }
 
+fn unknown_kind(state: &WebState) -> HttpResponse {
+    message(state, StatusCode::NOT_FOUND, "ページが見つかりません", "届出の種類が正しくありません。", HOME)
+}
+
 /// Where a notice of this kind goes, under her current consents (the gate, in words).
 pub(crate) fn notice_note(kind: NoticeKind, consents: &crate::consent::CurrentConsents) -> String {
     let (scope, outcome) = match kind {
@@ -499,18 +464,12 @@ pub(crate) fn notice_note(kind: NoticeKind, consents: &crate::consent::CurrentCo
 }
 
 async fn notice_form(state: web::Data<WebState>, req: HttpRequest, kind: web::Path<String>) -> HttpResponse {
-    let (session, nurse) = match signed_in(&state, &req).await {
+    let (session, nurse) = match state.signed_in(&req, &DOOR).await {
         Ok(found) => found,
         Err(response) => return response,
     };
     let Some(kind) = kind_of(&kind) else {
-        return message(
-            &state,
-            StatusCode::NOT_FOUND,
-            "ページが見つかりません",
-            "届出の種類が正しくありません。",
-            HOME,
-        );
+        return unknown_kind(&state);
     };
     let id = nurse.id.clone();
     let consents = match state.db(move |conn| Ok(crate::consent::current(conn, &id)?)).await {
@@ -548,18 +507,12 @@ async fn notice_submit(
     form: web::Form<NoticeForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    let (_, nurse) = match signed_in_form(&state, &req, &form.csrf).await {
+    let (_, nurse) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
         Ok(found) => found,
         Err(response) => return response,
     };
     let Some(kind) = kind_of(&kind) else {
-        return message(
-            &state,
-            StatusCode::NOT_FOUND,
-            "ページが見つかりません",
-            "届出の種類が正しくありません。",
-            HOME,
-        );
+        return unknown_kind(&state);
     };
     match file_notice(&state, &nurse.id, kind, &form, Channel::Web, None).await {
         Ok(Ok(())) => see_other("/me?done=notice"),

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use super::forms::{NoticeForm, NoticePage};
 use super::nurse::{ConsentForm, ConsentView, NoticeView, consent_views, notice_note, notice_views};
 use super::{
-    WebState, client_address, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst, message,
-    see_other, tokens_equal, unavailable, with_csrf_cookie,
+    CsrfOnly, Door, WebState, client_address, csrf_cookie_matches, csrf_cookie_token, expired_form, html,
+    jst, message, see_other, unavailable, with_csrf_cookie,
 };
 use crate::Channel;
 use crate::auth::{self, Session, SessionKind, SignIn};
@@ -113,54 +113,15 @@ async fn sign_in_submit(
     }
 }
 
-/// The signed-in staff member, or the answer to give instead (sign in first).
-async fn signed_in(state: &WebState, req: &HttpRequest) -> Result<(Session, StaffMember), HttpResponse> {
-    let session = match state.session(req, SessionKind::Staff).await {
-        Ok(Some(session)) => session,
-        Ok(None) => return Err(see_other("/staff/sign-in")),
-        Err(e) => return Err(unavailable(state, &e, SIGN_IN)),
-    };
-    let id = session.subject_id.clone();
-    match state.db(move |conn| Ok(crate::staff::get_active(conn, &id)?)).await {
-        Ok(Some(member)) => Ok((session, member)),
-        Ok(None) => Err(see_other("/staff/sign-in")),
-        Err(e) => Err(unavailable(state, &e, SIGN_IN)),
-    }
-}
-
-/// A signed-in form: the staff member, once the form's token matches the session's.
-async fn signed_in_form(
-    state: &WebState,
-    req: &HttpRequest,
-    csrf: &str,
-) -> Result<(Session, StaffMember), HttpResponse> {
-    let (session, member) = signed_in(state, req).await?;
-    if !tokens_equal(&session.csrf, csrf) {
-        return Err(expired_form(state, LIST));
-    }
-    Ok((session, member))
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct CsrfOnly {
-    csrf: String,
-}
+const DOOR: Door<StaffMember> = Door {
+    kind: SessionKind::Staff,
+    sign_in: "/staff/sign-in",
+    back: LIST,
+    load: |conn, id| crate::staff::get_active(conn, id),
+};
 
 async fn sign_out(state: web::Data<WebState>, req: HttpRequest, form: web::Form<CsrfOnly>) -> HttpResponse {
-    // Signing out is a form like any other: a forged one changes nothing.
-    if let Err(response) = signed_in_form(&state, &req, &form.csrf).await {
-        return response;
-    }
-    if let Some(cookie) = req.cookie(super::STAFF_COOKIE) {
-        let token = cookie.value().to_string();
-        if let Err(e) = state.db(move |conn| Ok(auth::end_session(conn, &token)?)).await {
-            return unavailable(&state, &e, LIST);
-        }
-    }
-    let mut response = see_other("/staff/sign-in");
-    let _ = response.add_cookie(&state.expired_cookie(SessionKind::Staff));
-    response
+    state.sign_out(&req, &DOOR, &form.csrf).await
 }
 
 struct NurseRow {
@@ -204,7 +165,7 @@ struct ListQuery {
 }
 
 async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<ListQuery>) -> HttpResponse {
-    let (session, member) = match signed_in(&state, &req).await {
+    let (session, member) = match state.signed_in(&req, &DOOR).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -270,7 +231,7 @@ async fn detail(
     id: web::Path<String>,
     query: web::Query<DetailQuery>,
 ) -> HttpResponse {
-    let (session, member) = match signed_in(&state, &req).await {
+    let (session, member) = match state.signed_in(&req, &DOOR).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -375,7 +336,7 @@ async fn paper_consent(
     form: web::Form<PaperConsentForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    let (session, member) = match signed_in_form(&state, &req, &form.consent.csrf).await {
+    let (session, member) = match state.signed_in_form(&req, &DOOR, &form.consent.csrf).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -445,7 +406,7 @@ async fn notice_form(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> HttpResponse {
-    let (session, _) = match signed_in(&state, &req).await {
+    let (session, _) = match state.signed_in(&req, &DOOR).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -471,7 +432,7 @@ async fn notice_submit(
     form: web::Form<NoticeForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    let (_, member) = match signed_in_form(&state, &req, &form.csrf).await {
+    let (_, member) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -503,7 +464,7 @@ struct BulkPage {
 }
 
 async fn bulk_form(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse {
-    let (session, member) = match signed_in(&state, &req).await {
+    let (session, member) = match state.signed_in(&req, &DOOR).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -576,7 +537,7 @@ async fn bulk_submit(state: web::Data<WebState>, req: HttpRequest, payload: Mult
             );
         }
     };
-    let (session, member) = match signed_in_form(&state, &req, &upload.csrf).await {
+    let (session, member) = match state.signed_in_form(&req, &DOOR, &upload.csrf).await {
         Ok(found) => found,
         Err(response) => return response,
     };
