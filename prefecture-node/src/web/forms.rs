@@ -134,11 +134,16 @@ impl NoticeForm {
                 phone: optional(&half_width(&self.phone)),
             }),
         };
+        // The notice's own rules run on whatever could be read, so every mistake shows at once.
+        if let Some(body) = &body
+            && let Err(fields) = body.validate(today)
+        {
+            for e in fields {
+                errors.entry(e.field).or_insert(e.message);
+            }
+        }
         match body {
-            Some(body) if errors.is_empty() => match body.validate(today) {
-                Ok(()) => Ok(body),
-                Err(fields) => Err(errors_of(fields)),
-            },
+            Some(body) if errors.is_empty() => Ok(body),
             _ => Err(errors),
         }
     }
@@ -241,6 +246,12 @@ mod tests {
         }
         .to_body(NoticeKind::EmploymentStatus, today())
         .unwrap_err();
+        assert_eq!(errors.keys().copied().collect::<Vec<_>>(), ["weekly_hours", "workplace_type"]);
+        // A number that cannot be read and a missing workplace type are both named at once.
+        let errors =
+            NoticeForm { employed: "yes".into(), weekly_hours: "abc".into(), ..NoticeForm::default() }
+                .to_body(NoticeKind::EmploymentStatus, today())
+                .unwrap_err();
         assert_eq!(errors.keys().copied().collect::<Vec<_>>(), ["weekly_hours", "workplace_type"]);
         // Content rules come from the notice itself (one place).
         let errors = NoticeForm { employed: "yes".into(), ..NoticeForm::default() }

@@ -285,5 +285,6 @@ async fn opt_in(port: u16, p: &SamplePerson) -> Result<bool, String> {
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    Ok(res.status().is_success())
+    // 409: registered by an earlier run of this command.
+    Ok(res.status().is_success() || res.status().as_u16() == 409)
 }
