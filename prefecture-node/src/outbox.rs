@@ -91,3 +91,15 @@ pub fn for_nurse(conn: &mut DbConn, nurse_id: &str) -> QueryResult<Vec<OutboxEve
         .select(OutboxEvent::as_select())
         .load(conn)
 }
+
+/// For staff: events not yet held by the national server, and events it refused for good.
+pub fn backlog(conn: &mut DbConn) -> QueryResult<(i64, i64)> {
+    let cursor = crate::sync::cursor(conn)?;
+    let waiting = outbox::table
+        .filter(outbox::seq.gt(cursor))
+        .filter(outbox::parked_reason.is_null())
+        .count()
+        .get_result(conn)?;
+    let parked = outbox::table.filter(outbox::parked_reason.is_not_null()).count().get_result(conn)?;
+    Ok((waiting, parked))
+}

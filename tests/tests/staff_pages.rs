@@ -138,6 +138,7 @@ fn staff_find_a_nurse_and_enter_paper_forms(backend: Backend) {
         let browser = Browser::new(&node);
         assert_eq!(sign_in(&browser, "tanaka", PASSWORD).await.status, 303);
         let all = browser.get("/staff/nurses").await;
+        assert!(all.body.contains("保留 0件"), "{}", all.body);
         assert!(all.body.contains("2件") && all.body.contains("山田 花子") && all.body.contains("佐藤 美咲"));
         // Kana in hiragana finds her; so does her registration number without leading zeros.
         for q in ["やまだ", "1000000", "山田"] {

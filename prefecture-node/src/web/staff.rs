@@ -155,6 +155,9 @@ struct ListPage {
     total: i64,
     page: i64,
     pages: i64,
+    /// Outbox events waiting for the national server, and events it refused for good.
+    waiting: i64,
+    parked: i64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -173,10 +176,13 @@ async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Li
     let page = page.unwrap_or(1).max(1);
     let term = q.clone();
     let found = state
-        .db(move |conn| Ok(crate::nurses::search(conn, &term, PAGE_SIZE, (page - 1) * PAGE_SIZE)?))
+        .db(move |conn| {
+            let found = crate::nurses::search(conn, &term, PAGE_SIZE, (page - 1) * PAGE_SIZE)?;
+            Ok((found, crate::outbox::backlog(conn)?))
+        })
         .await;
     match found {
-        Ok((nurses, total)) => html(
+        Ok(((nurses, total), (waiting, parked))) => html(
             StatusCode::OK,
             &ListPage {
                 center: state.center(),
@@ -187,6 +193,8 @@ async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Li
                 total,
                 page,
                 pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+                waiting,
+                parked,
             },
         ),
         Err(e) => unavailable(&state, &e, LIST),
