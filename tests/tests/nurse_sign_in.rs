@@ -33,8 +33,8 @@ async fn follow_link(browser: &Browser, link: &str, base: &str) -> ncf_tests::Pa
     let page = browser.get(path).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("ログインする"));
-    let token = page.hidden("token");
-    browser.post("/sign-in/link", &[("token", &token)]).await
+    let (csrf, token) = (page.hidden("csrf"), page.hidden("token"));
+    browser.post("/sign-in/link", &[("csrf", &csrf), ("token", &token)]).await
 }
 
 fn nurse_signs_in_by_email_and_manages_her_record(backend: Backend) {
@@ -175,8 +175,13 @@ fn nurse_signs_in_by_email_and_manages_her_record(backend: Backend) {
         .execute(&mut conn)
         .unwrap();
     block_on(async {
-        let page = Browser::new(&node).post("/sign-in/link", &[("token", &token)]).await;
+        let link = format!("{}/sign-in/link?token={token}", node.base_url);
+        let browser = Browser::new(&node);
+        let page = follow_link(&browser, &link, &node.base_url).await;
         assert_eq!(page.status, 410);
+        // Posted from elsewhere (no form token): refused before the link is even looked at.
+        let page = Browser::new(&node).post("/sign-in/link", &[("token", &token)]).await;
+        assert_eq!(page.status, 403);
     });
     assert!(!node.log().contains(&token), "tokens are not logged when mail is sent");
 }

@@ -127,6 +127,7 @@ async fn sign_in_submit(
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct LinkForm {
+    csrf: String,
     token: String,
 }
 
@@ -134,15 +135,30 @@ struct LinkForm {
 #[template(path = "sign_in_link.html")]
 struct LinkPage {
     center: String,
+    csrf: String,
     token: String,
 }
 
 /// Opening the link only shows a button: mail scanners that fetch links must not use it up.
-async fn link_page(state: web::Data<WebState>, query: web::Query<LinkForm>) -> HttpResponse {
-    html(StatusCode::OK, &LinkPage { center: state.center(), token: query.into_inner().token })
+async fn link_page(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    query: web::Query<LinkForm>,
+) -> HttpResponse {
+    let (csrf, new) = csrf_cookie_token(&req);
+    let page = LinkPage { center: state.center(), csrf: csrf.clone(), token: query.into_inner().token };
+    with_csrf_cookie(&state, html(StatusCode::OK, &page), csrf, new)
 }
 
-async fn link_submit(state: web::Data<WebState>, form: web::Form<LinkForm>) -> HttpResponse {
+async fn link_submit(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    form: web::Form<LinkForm>,
+) -> HttpResponse {
+    // The form token keeps another site from signing her in to someone else's page.
+    if !csrf_cookie_matches(&req, &form.csrf) {
+        return expired_form(&state, SIGN_IN);
+    }
     let token = form.into_inner().token;
     let started = state
         .db(move |conn| {
