@@ -145,6 +145,14 @@ fn a_nurse_opts_in_on_the_page(backend: Backend) {
         assert_eq!(page.status, 200, "{}", page.body);
         assert!(page.body.contains("登録が完了しました"));
         assert!(page.body.contains("住所情報の連携") && page.body.contains("求人情報のお知らせ"));
+
+        // Licence details alone cannot change a registered nurse's e-mail or consents.
+        let mut again = fields(&p, &token, p.birth_date);
+        again[8] = ("email", "someone.else@example.jp");
+        again.push(("share_with_residence_prefecture", "on"));
+        let page = post_form(&node, &token, &again).await;
+        assert_eq!(page.status, 409, "{}", page.body);
+        assert!(page.body.contains("すでに登録されています") && page.body.contains("h***@example.jp"));
     });
     let mut conn = f.osaka.db.connect();
     let given: Vec<Given> =
@@ -157,6 +165,7 @@ fn a_nurse_opts_in_on_the_page(backend: Backend) {
         ]
     );
     assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM nurses"), 1);
+    assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM nurses WHERE email = 'hanako@example.jp'"), 1);
     // Her consents reach the national server through the running node.
     assert!(ncf_tests::eventually(std::time::Duration::from_secs(20), || {
         count(&f.national_db, "SELECT COUNT(*) AS n FROM nurse_consents WHERE prefecture = '27'") == 2
