@@ -306,6 +306,16 @@ fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), S
                             )
                             .into()
                         }))
+                        .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                            let body = format!("URLの指定が正しくありません（{err}）。");
+                            actix_web::error::InternalError::from_response(
+                                err,
+                                HttpResponse::BadRequest()
+                                    .content_type("text/plain; charset=utf-8")
+                                    .body(body),
+                            )
+                            .into()
+                        }))
                         .route(
                             "/healthz",
                             web::get().to(move || {

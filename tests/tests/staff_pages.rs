@@ -146,6 +146,9 @@ fn staff_find_a_nurse_and_enter_paper_forms(backend: Backend) {
             assert!(found.body.contains("1件") && found.body.contains("山田 花子"), "{q}: {}", found.body);
             assert!(!found.body.contains("佐藤 美咲"), "{q}");
         }
+        let bad = browser.get("/staff/nurses?page=abc").await;
+        assert_eq!(bad.status, 400);
+        assert!(bad.body.contains("URLの指定が正しくありません"), "{}", bad.body);
         let none = browser.get("/staff/nurses?q=%25").await;
         assert!(none.body.contains("0件"), "a % is searched for literally");
 
@@ -372,6 +375,9 @@ fn api_tokens_for_scripts(backend: Backend) {
         let body: serde_json::Value = res.json().await.unwrap();
         assert!(body["message"].as_str().unwrap().contains("Bearer"));
         assert_eq!(get("/api/v1/nurses", Some("ncf_0000")).await.unwrap().status().as_u16(), 401);
+        let res = get("/api/v1/nurses?page=abc", Some(&token)).await.unwrap();
+        assert_eq!(res.status().as_u16(), 400);
+        assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "invalid_query");
 
         let res = get("/api/v1/nurses?q=ヤマダ", Some(&token)).await.unwrap();
         assert_eq!(res.status().as_u16(), 200);

@@ -21,11 +21,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             error(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not a notice: {err}"));
         actix_web::error::InternalError::from_response(err, response).into()
     });
-    cfg.service(web::resource("/api/v1/nurses").get(list))
+    let query_errors = web::QueryConfig::default().error_handler(|err, _| {
+        let response = error(StatusCode::BAD_REQUEST, "invalid_query", format!("bad query parameter: {err}"));
+        actix_web::error::InternalError::from_response(err, response).into()
+    });
+    cfg.service(web::resource("/api/v1/nurses").app_data(query_errors.clone()).get(list))
         .service(web::resource("/api/v1/nurses/{id}").get(detail))
         .service(web::resource("/api/v1/nurses/{id}/notices").app_data(json_errors).post(file_notice))
         .service(
             web::resource("/api/v1/separations")
+                .app_data(query_errors)
                 .app_data(web::PayloadConfig::default().limit(MAX_CSV_BYTES))
                 .post(separations),
         );
