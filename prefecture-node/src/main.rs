@@ -270,6 +270,12 @@ fn keygen(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
+/// A 400 in plain Japanese text for requests the extractors cannot read.
+fn bad_request(err: impl std::fmt::Debug + std::fmt::Display + 'static, text: String) -> actix_web::Error {
+    let response = actix_web::HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body(text);
+    actix_web::error::InternalError::from_response(err, response).into()
+}
+
 fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), String> {
     use actix_web::{App, HttpResponse, HttpServer, web};
     let ServeArgs { prefecture, national, listen, public_url, smtp_url, mail_from, push_idle_ms, .. } = args;
@@ -295,26 +301,14 @@ fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), S
                     App::new()
                         .app_data(state.clone())
                         .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(|err, _| {
-                            let body = format!(
+                            let text = format!(
                                 "送信内容を読み取れませんでした（{err}）。ページを開き直してください。"
                             );
-                            actix_web::error::InternalError::from_response(
-                                err,
-                                HttpResponse::BadRequest()
-                                    .content_type("text/plain; charset=utf-8")
-                                    .body(body),
-                            )
-                            .into()
+                            bad_request(err, text)
                         }))
                         .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                            let body = format!("URLの指定が正しくありません（{err}）。");
-                            actix_web::error::InternalError::from_response(
-                                err,
-                                HttpResponse::BadRequest()
-                                    .content_type("text/plain; charset=utf-8")
-                                    .body(body),
-                            )
-                            .into()
+                            let text = format!("URLの指定が正しくありません（{err}）。");
+                            bad_request(err, text)
                         }))
                         .route(
                             "/healthz",

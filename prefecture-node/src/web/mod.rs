@@ -59,18 +59,6 @@ impl WebState {
         .map_err(|e| NodeError::Unavailable(e.to_string()))?
     }
 
-    /// The live session of this kind behind the request's cookie, if any.
-    async fn session(&self, req: &HttpRequest, kind: SessionKind) -> Result<Option<Session>, NodeError> {
-        let name = match kind {
-            SessionKind::Staff => STAFF_COOKIE,
-            SessionKind::Nurse => NURSE_COOKIE,
-        };
-        let Some(token) = req.cookie(name).map(|c| c.value().to_string()) else {
-            return Ok(None);
-        };
-        self.db(move |conn| Ok(auth::session(conn, kind, &token)?)).await
-    }
-
     fn cookie(
         &self,
         name: &'static str,
@@ -89,9 +77,9 @@ impl WebState {
     fn session_cookie(&self, kind: SessionKind, token: String) -> Cookie<'static> {
         match kind {
             // Staff pages are only ever reached from themselves.
-            SessionKind::Staff => self.cookie(STAFF_COOKIE, token, "/staff", SameSite::Strict),
+            SessionKind::Staff => self.cookie(cookie_name(kind), token, "/staff", SameSite::Strict),
             // A nurse follows links from e-mails to her page; forms are guarded by CSRF tokens.
-            SessionKind::Nurse => self.cookie(NURSE_COOKIE, token, "/", SameSite::Lax),
+            SessionKind::Nurse => self.cookie(cookie_name(kind), token, "/", SameSite::Lax),
         }
     }
 
@@ -99,6 +87,13 @@ impl WebState {
         let mut cookie = self.session_cookie(kind, String::new());
         cookie.make_removal();
         cookie
+    }
+}
+
+fn cookie_name(kind: SessionKind) -> &'static str {
+    match kind {
+        SessionKind::Staff => STAFF_COOKIE,
+        SessionKind::Nurse => NURSE_COOKIE,
     }
 }
 
@@ -124,14 +119,21 @@ impl WebState {
         req: &HttpRequest,
         door: &Door<T>,
     ) -> Result<(Session, T), HttpResponse> {
-        let session = match self.session(req, door.kind).await {
-            Ok(Some(session)) => session,
-            Ok(None) => return Err(see_other(door.sign_in)),
-            Err(e) => return Err(unavailable(self, &e, door.back)),
+        let Some(token) = req.cookie(cookie_name(door.kind)).map(|c| c.value().to_string()) else {
+            return Err(see_other(door.sign_in));
         };
-        let (id, load) = (session.subject_id.clone(), door.load);
-        match self.db(move |conn| Ok(load(conn, &id)?)).await {
-            Ok(Some(person)) => Ok((session, person)),
+        let (kind, load) = (door.kind, door.load);
+        // The session and its person in one trip to the database.
+        let found = self
+            .db(move |conn| {
+                let Some(session) = auth::session(conn, kind, &token)? else {
+                    return Ok(None);
+                };
+                Ok(load(conn, &session.subject_id)?.map(|person| (session, person)))
+            })
+            .await;
+        match found {
+            Ok(Some(found)) => Ok(found),
             Ok(None) => Err(see_other(door.sign_in)),
             Err(e) => Err(unavailable(self, &e, door.back)),
         }
@@ -161,8 +163,7 @@ impl WebState {
         if let Err(response) = self.signed_in_form(req, door, csrf).await {
             return response;
         }
-        let cookie_name = self.session_cookie(door.kind, String::new()).name().to_string();
-        if let Some(cookie) = req.cookie(&cookie_name) {
+        if let Some(cookie) = req.cookie(cookie_name(door.kind)) {
             let token = cookie.value().to_string();
             if let Err(e) = self.db(move |conn| Ok(auth::end_session(conn, &token)?)).await {
                 return unavailable(self, &e, door.back);
