@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 
 use crate::Channel;
 use crate::error::NodeError;
-use crate::outbox::{self, EventKind};
+use crate::outbox;
+use ncf_shared::contract::{ConsentChanged, ContactChanged, NodeToNational};
 use crate::schema::consents;
 
 /// Version of the consent texts below; bump it whenever a text changes.
@@ -70,15 +71,12 @@ impl CurrentConsents {
     }
 }
 
-/// The consent gate: whether an event of this kind may leave the node under these consents.
-/// Consent changes always travel (the national server must learn of a withdrawal to delete what it
-/// holds); notices need `address_linkage`; contact details need `share_with_residence_prefecture`.
-pub fn covers(current: &CurrentConsents, kind: EventKind) -> bool {
-    match kind {
-        EventKind::ConsentChanged => true,
-        EventKind::NoticeFiled => current.granted(ConsentScope::AddressLinkage),
-        EventKind::ContactChanged => current.granted(ConsentScope::ShareWithResidencePrefecture),
-    }
+/// The consent gate: whether this event may leave the node under these consents. What each kind
+/// needs is defined once, in the contract (`NodeToNational::required_consent`): consent changes
+/// always travel (the national server must learn of a withdrawal to delete what it holds);
+/// notices need `address_linkage`; contact details need `share_with_residence_prefecture`.
+pub fn covers(current: &CurrentConsents, event: &NodeToNational) -> bool {
+    event.required_consent().is_none_or(|scope| current.granted(scope))
 }
 
 pub fn current(conn: &mut DbConn, nurse_id: &str) -> QueryResult<CurrentConsents> {
@@ -138,16 +136,16 @@ pub fn record(
                 recorded_at: now,
             };
             diesel::insert_into(consents::table).values(&record).execute(conn)?;
-            let payload = serde_json::json!({
-                "agency_code": agency_code,
-                "scope": record.scope,
-                "granted": record.granted,
-                "version": record.version,
-                "text_version": record.text_version,
-                "text_sha256": record.text_sha256,
-                "recorded_at": ncf_shared::time::to_utc(now),
+            let event = NodeToNational::ConsentChanged(ConsentChanged {
+                agency_code: agency_code.clone(),
+                scope,
+                granted: record.granted,
+                version: record.version,
+                text_version: record.text_version.clone(),
+                text_sha256: record.text_sha256.clone(),
+                recorded_at: now.and_utc(),
             });
-            outbox::enqueue_if_covered(conn, &before, EventKind::ConsentChanged, Some(nurse_id), &payload)?;
+            outbox::enqueue_if_covered(conn, &before, &event, Some(nurse_id))?;
             written.push(record);
         }
         // Sharing contact details newly allowed: send the ones she has now.
@@ -155,23 +153,17 @@ pub fn record(
         {
             let after = current(conn, nurse_id)?;
             if let Some(nurse) = crate::nurses::get(conn, nurse_id)? {
-                let payload = serde_json::json!({
-                    "agency_code": agency_code,
-                    "notice_id": null,
-                    "changed_at": ncf_shared::time::to_utc(now),
-                    "family_name": nurse.family_name,
-                    "given_name": nurse.given_name,
-                    "address": null,
-                    "email": nurse.email,
-                    "phone": nurse.phone,
+                // Exactly what the scope's text names: name, e-mail and phone.
+                let event = NodeToNational::ContactChanged(ContactChanged {
+                    agency_code: agency_code.clone(),
+                    notice_id: None,
+                    changed_at: now.and_utc(),
+                    family_name: Some(nurse.family_name),
+                    given_name: Some(nurse.given_name),
+                    email: Some(nurse.email),
+                    phone: nurse.phone,
                 });
-                outbox::enqueue_if_covered(
-                    conn,
-                    &after,
-                    EventKind::ContactChanged,
-                    Some(nurse_id),
-                    &payload,
-                )?;
+                outbox::enqueue_if_covered(conn, &after, &event, Some(nurse_id))?;
             }
         }
         Ok(written)
@@ -182,28 +174,75 @@ pub fn record(
 mod tests {
     use super::*;
 
+    /// The texts nurses agreed to are pinned: changing a text without bumping `TEXT_VERSION`
+    /// would record consents to words she never saw. Update both together.
     #[test]
-    fn every_scope_has_a_text_and_a_stable_hash() {
-        for scope in ConsentScope::ALL {
+    fn consent_texts_are_pinned_to_their_version() {
+        assert_eq!(TEXT_VERSION, "2026-11-v1");
+        let pinned = [
+            (ConsentScope::AddressLinkage, "PIN_ADDRESS"),
+            (ConsentScope::JobSupport, "PIN_JOB"),
+            (ConsentScope::TrainingInfo, "PIN_TRAINING"),
+            (ConsentScope::ShareWithResidencePrefecture, "PIN_SHARE"),
+        ];
+        for (scope, hash) in pinned {
             assert!(text_ja(scope).chars().count() > 40, "{scope:?}");
-            assert_eq!(text_sha256(scope), text_sha256(scope));
-            assert_eq!(text_sha256(scope).len(), 64);
+            assert_eq!(text_sha256(scope), hash, "{scope:?}");
+        }
+    }
+
+    fn event(scope: ConsentScope) -> NodeToNational {
+        let code = ncf_shared::AgencyCode::parse(&"A".repeat(52)).unwrap();
+        match scope {
+            ConsentScope::AddressLinkage => NodeToNational::NoticeFiled(ncf_shared::contract::NoticeFiled {
+                agency_code: code,
+                notice_id: "n".into(),
+                filed_at: chrono::Utc::now(),
+                notice: crate::notices::NoticeBody::EmploymentStatus {
+                    employed: false,
+                    workplace_type: None,
+                    workplace_lgcode: None,
+                    weekly_hours: None,
+                },
+            }),
+            ConsentScope::ShareWithResidencePrefecture => NodeToNational::ContactChanged(ContactChanged {
+                agency_code: code,
+                notice_id: None,
+                changed_at: chrono::Utc::now(),
+                family_name: None,
+                given_name: None,
+                email: Some("a@b.jp".into()),
+                phone: None,
+            }),
+            _ => NodeToNational::ConsentChanged(ConsentChanged {
+                agency_code: code,
+                scope,
+                granted: false,
+                version: 2,
+                text_version: TEXT_VERSION.into(),
+                text_sha256: text_sha256(scope),
+                recorded_at: chrono::Utc::now(),
+            }),
         }
     }
 
     #[test]
     fn the_gate_follows_the_scopes() {
+        let consent = event(ConsentScope::JobSupport);
+        let notice = event(ConsentScope::AddressLinkage);
+        let contact = event(ConsentScope::ShareWithResidencePrefecture);
         let none = CurrentConsents::default();
-        assert!(covers(&none, EventKind::ConsentChanged));
-        assert!(!covers(&none, EventKind::NoticeFiled));
-        assert!(!covers(&none, EventKind::ContactChanged));
+        assert!(covers(&none, &consent));
+        assert!(!covers(&none, &notice));
+        assert!(!covers(&none, &contact));
         let linked = CurrentConsents([(ConsentScope::AddressLinkage, true)].into_iter().collect());
-        assert!(covers(&linked, EventKind::NoticeFiled));
-        assert!(!covers(&linked, EventKind::ContactChanged));
+        assert!(covers(&linked, &notice));
+        assert!(!covers(&linked, &contact));
         let withdrawn = CurrentConsents([(ConsentScope::AddressLinkage, false)].into_iter().collect());
-        assert!(!covers(&withdrawn, EventKind::NoticeFiled));
+        assert!(!covers(&withdrawn, &notice));
         let share =
             CurrentConsents([(ConsentScope::ShareWithResidencePrefecture, true)].into_iter().collect());
-        assert!(covers(&share, EventKind::ContactChanged));
+        assert!(covers(&share, &contact));
+        assert!(!covers(&share, &notice));
     }
 }

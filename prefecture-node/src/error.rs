@@ -1,17 +1,6 @@
 //! Errors of the node's services. Field errors carry a Japanese message for the pages.
 
-/// One wrong field, with what to tell the person in Japanese.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FieldError {
-    pub field: &'static str,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self { field, message: message.into() }
-    }
-}
+pub use ncf_shared::validation::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {

@@ -43,17 +43,25 @@ enum Command {
         command: StaffCommand,
     },
     /// Push waiting outbox events and pull this node's queue until both are caught up, then exit.
-    Sync {
-        /// Base URL of the national server.
-        #[arg(long, env = "NODE_NATIONAL_URL")]
-        national: String,
-        /// The node's private key (from `keygen`).
-        #[arg(long, env = "NODE_KEY_FILE", default_value = "var/node.key")]
-        key_file: PathBuf,
-    },
+    Sync(NationalArgs),
     /// Serve the node (the nurse's pages, the staff pages and API, health check) and sync with the
     /// national server in the background; migrations run first.
     Serve(ServeArgs),
+}
+
+/// How this node reaches the national server.
+#[derive(Debug, clap::Args)]
+struct NationalArgs {
+    /// Base URL of the national server: https://…, or http://… on a loopback address only.
+    #[arg(long, env = "NODE_NATIONAL_URL")]
+    national: String,
+    /// CA certificate(s) (PEM) that the national server's certificate must chain to; without it,
+    /// the system's trusted roots.
+    #[arg(long, env = "NODE_NATIONAL_CA")]
+    national_ca: Option<PathBuf>,
+    /// The node's private key (from `keygen`).
+    #[arg(long, env = "NODE_KEY_FILE", default_value = "var/node.key")]
+    key_file: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,9 +69,15 @@ struct ServeArgs {
     /// Prefecture code (JIS X 0401) this node serves.
     #[arg(long, env = "NODE_PREFECTURE")]
     prefecture: Prefecture,
-    /// Base URL of the national server.
-    #[arg(long, env = "NODE_NATIONAL_URL")]
-    national: String,
+    #[command(flatten)]
+    national: NationalArgs,
+    /// TLS certificate chain (PEM) for the node's own pages. With --tls-key the node speaks HTTPS
+    /// only; SIGHUP reloads both files. Without them it serves plain HTTP, on loopback only.
+    #[arg(long, env = "NODE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for --tls-cert.
+    #[arg(long, env = "NODE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "NODE_LISTEN", default_value = "127.0.0.1:8081")]
     listen: String,
@@ -79,9 +93,6 @@ struct ServeArgs {
     /// Sender of the node's e-mails.
     #[arg(long, env = "NODE_MAIL_FROM", default_value = "ナースセンター <no-reply@nurse-center.example.jp>")]
     mail_from: String,
-    /// The node's private key (from `keygen`).
-    #[arg(long, env = "NODE_KEY_FILE", default_value = "var/node.key")]
-    key_file: PathBuf,
     /// Milliseconds between sync rounds when nothing is waiting.
     #[arg(long, env = "NODE_PUSH_IDLE_MS", default_value_t = 1000)]
     push_idle_ms: u64,
@@ -122,7 +133,7 @@ enum StaffCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // One TLS provider for the process (reqwest is built without one).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    ncf_shared::tls::install_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -135,11 +146,15 @@ fn main() -> ExitCode {
             println!("{url}: {applied} migration(s) applied");
         }),
         Command::Staff { command } => staff(&cli.database_url, command),
-        Command::Sync { national, key_file } => sync(&cli.database_url, &national, &key_file),
-        Command::Serve(args) => open(&cli.database_url).and_then(|(url, _)| {
-            let syncer = syncer(&url, &args.national, &args.key_file)?;
-            serve(args, url.backend(), syncer)
-        }),
+        Command::Sync(national) => sync(&cli.database_url, &national),
+        // The national URL is checked before anything else: a node never starts towards a
+        // national server it would reach in clear.
+        Command::Serve(args) => ncf_shared::tls::check_national_url(&args.national.national)
+            .and_then(|_| open(&cli.database_url))
+            .and_then(|(url, _)| {
+                let syncer = syncer(&url, &args.national)?;
+                serve(args, url.backend(), syncer)
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -213,15 +228,17 @@ fn read_key(path: &std::path::Path) -> Result<NodeSigningKey, String> {
     NodeSigningKey::from_base64(&text).ok_or_else(|| format!("{} does not hold a node key", path.display()))
 }
 
-fn syncer(url: &DatabaseUrl, national: &str, key_file: &std::path::Path) -> Result<Syncer, String> {
-    let key = read_key(key_file)?;
+fn syncer(url: &DatabaseUrl, national: &NationalArgs) -> Result<Syncer, String> {
+    let key = read_key(&national.key_file)?;
+    let client = prefecture_node::sync::NationalClient::new(&national.national, national.national_ca.as_deref())?;
     let pool = db::connect(url, 8).map_err(|e| e.to_string())?;
-    Ok(Syncer::new(pool, national, key))
+    Ok(Syncer::new(pool, client, key))
 }
 
-fn sync(database_url: &str, national: &str, key_file: &std::path::Path) -> Result<(), String> {
+fn sync(database_url: &str, national: &NationalArgs) -> Result<(), String> {
+    ncf_shared::tls::check_national_url(&national.national)?;
     let (url, _) = open(database_url)?;
-    let syncer = syncer(&url, national, key_file)?;
+    let syncer = syncer(&url, national)?;
     actix_web::rt::System::new().block_on(async move {
         let (mut acknowledged, mut parked, mut pulled) = (0, 0, 0);
         loop {
@@ -278,7 +295,17 @@ fn bad_request(err: impl std::fmt::Debug + std::fmt::Display + 'static, text: St
 
 fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), String> {
     use actix_web::{App, HttpResponse, HttpServer, web};
-    let ServeArgs { prefecture, national, listen, public_url, smtp_url, mail_from, push_idle_ms, .. } = args;
+    let ServeArgs {
+        prefecture, national, listen, public_url, smtp_url, mail_from, push_idle_ms, tls_cert, tls_key, ..
+    } = args;
+    let national = national.national;
+    let tls = match (&tls_cert, &tls_key) {
+        (Some(cert), Some(key)) => Some(ncf_shared::tls::ReloadableCert::load(cert, key).map_err(|e| e.to_string())?),
+        _ => {
+            ncf_shared::tls::check_plain_listen(&listen)?;
+            None
+        }
+    };
     let idle = Duration::from_millis(push_idle_ms);
     let listen_for_error = listen.clone();
     actix_web::rt::System::new()
@@ -330,8 +357,10 @@ fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), S
             // Bind first: the public address defaults to the one actually bound (port 0).
             let listener = std::net::TcpListener::bind(&listen)?;
             let bound = listener.local_addr()?;
-            let public_url =
-                public_url.unwrap_or_else(|| format!("http://{bound}")).trim_end_matches('/').to_string();
+            let public_url = public_url
+                .unwrap_or_else(|| ncf_shared::tls::base_url(tls.is_some(), bound))
+                .trim_end_matches('/')
+                .to_string();
             let state = web::Data::new(prefecture_node::web::WebState {
                 pool,
                 syncer,
@@ -339,9 +368,19 @@ fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), S
                 mailer,
                 public_url,
             });
-            let server = HttpServer::new(server_factory(state)).listen(listener)?;
+            let server = HttpServer::new(server_factory(state));
+            let server = match &tls {
+                Some(cert) => {
+                    actix_web::rt::spawn(cert.clone().reload_on_sighup());
+                    server.listen_rustls_0_23(listener, cert.server_config())?
+                }
+                None => server.listen(listener)?,
+            };
             for addr in server.addrs() {
-                println!("prefecture-node {prefecture} listening on http://{addr}");
+                println!(
+                    "prefecture-node {prefecture} listening on {}",
+                    ncf_shared::tls::base_url(tls.is_some(), addr)
+                );
             }
             let _ = std::io::stdout().flush();
             server.run().await

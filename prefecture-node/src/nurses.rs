@@ -80,13 +80,22 @@ pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<Nurse>> {
 }
 
 /// Her agency code, or `NotFound` for an unknown nurse id.
-pub fn agency_code_of(conn: &mut DbConn, nurse_id: &str) -> Result<String, crate::error::NodeError> {
-    nurses::table
+pub fn agency_code_of(
+    conn: &mut DbConn,
+    nurse_id: &str,
+) -> Result<ncf_shared::AgencyCode, crate::error::NodeError> {
+    let code: String = nurses::table
         .find(nurse_id)
         .select(nurses::agency_code)
         .first(conn)
         .optional()?
-        .ok_or(crate::error::NodeError::NotFound("nurse"))
+        .ok_or(crate::error::NodeError::NotFound("nurse"))?;
+    // Stored only after the national server gave it, so a bad one means a damaged row.
+    ncf_shared::AgencyCode::parse(&code).ok_or_else(|| {
+        crate::error::NodeError::Database(diesel::result::Error::DeserializationError(
+            format!("nurse {nurse_id} has a malformed agency code").into(),
+        ))
+    })
 }
 
 /// The contact fields a change notice gives; `None` leaves a field as it is.

@@ -3,28 +3,12 @@
 //! consent gate (`consent::covers`).
 
 use diesel::prelude::*;
+use ncf_shared::contract::{Envelope, Message, NodeToNational};
 use ncf_shared::db::DbConn;
 use ncf_shared::ids::RecordId;
 
 use crate::consent::{self, CurrentConsents};
 use crate::schema::{outbox, sequences};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    ConsentChanged,
-    NoticeFiled,
-    ContactChanged,
-}
-
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ConsentChanged => "consent_changed",
-            Self::NoticeFiled => "notice_filed",
-            Self::ContactChanged => "contact_changed",
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = outbox)]
@@ -36,6 +20,23 @@ pub struct OutboxEvent {
     pub payload: String,
     pub created_at: chrono::NaiveDateTime,
     pub parked_reason: Option<String>,
+    /// The contract version of this kind's payload.
+    pub version: i32,
+    /// The national server's reject code (`ncf_shared::contract::RejectCode`) when parked.
+    pub parked_code: Option<String>,
+}
+
+impl OutboxEvent {
+    /// The event as it travels (the stored payload is sent as is, not parsed again).
+    pub fn envelope(&self) -> Result<Envelope, serde_json::Error> {
+        let version = u16::try_from(self.version).unwrap_or(u16::MAX);
+        Envelope::from_stored(self.seq, self.event_id.clone(), self.kind.clone(), version, self.payload.clone())
+    }
+
+    /// The typed event, for pages that show what it carries.
+    pub fn message(&self) -> Option<NodeToNational> {
+        self.envelope().ok()?.open().ok()
+    }
 }
 
 /// Writes the event when the consents cover it; returns its sequence number, or `None` when the
@@ -43,22 +44,23 @@ pub struct OutboxEvent {
 pub fn enqueue_if_covered(
     conn: &mut DbConn,
     consents: &CurrentConsents,
-    kind: EventKind,
+    event: &NodeToNational,
     nurse_id: Option<&str>,
-    payload: &serde_json::Value,
 ) -> QueryResult<Option<i64>> {
-    if !consent::covers(consents, kind) {
+    if !consent::covers(consents, event) {
         return Ok(None);
     }
     let seq = next_seq(conn)?;
     let event = OutboxEvent {
         seq,
         event_id: RecordId::new().0,
-        kind: kind.as_str().to_string(),
+        kind: event.kind().to_string(),
         nurse_id: nurse_id.map(str::to_string),
-        payload: payload.to_string(),
+        payload: event.payload_json(),
         created_at: ncf_shared::time::now_utc(),
         parked_reason: None,
+        version: i32::from(event.version()),
+        parked_code: None,
     };
     diesel::insert_into(outbox::table).values(&event).execute(conn)?;
     Ok(Some(seq))

@@ -54,6 +54,8 @@ diesel::table! {
         payload -> Text,
         created_at -> Timestamp,
         parked_reason -> Nullable<Text>,
+        version -> Integer,
+        parked_code -> Nullable<Text>,
     }
 }
 
@@ -82,6 +84,10 @@ diesel::table! {
         kind -> Text,
         payload -> Text,
         received_at -> Timestamp,
+        version -> Integer,
+        state -> Text,
+        reason -> Nullable<Text>,
+        nurse_id -> Nullable<Text>,
     }
 }
 

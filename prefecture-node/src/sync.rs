@@ -1,20 +1,25 @@
-//! Sync with the national server (DESIGN flow 3), every request signed (rule 6).
+//! Sync with the national server (DESIGN flow 3), every request signed (rule 6), over TLS
+//! unless the national server is on loopback.
 //!
-//! Push: the outbox goes out in order; the cursor moves only to what the national server answers
-//! it holds, so a lost request or answer is simply sent again and applied there once. Events it
-//! rejects for good are parked here with its reason (and logged), never retried.
-//! Pull: this node's queue at the national server is read after the pull cursor; each event is
-//! stored in the inbox and applied in the same transaction that moves the cursor, so it is applied
-//! once even if the node dies between two pulls. Failures back off, capped.
+//! Push: the outbox goes out in order. The cursor moves only to what the national server answers
+//! it holds, and only if that is a sequence number this node sent: a wrong answer can never make
+//! the node skip events. Events it rejects for good are parked here with its reason (and logged),
+//! never retried, and never hold up the ones after them.
+//! Pull: every event of this node's queue at the national server is stored in the inbox in the
+//! transaction that moves the pull cursor, and marked applied, waiting for an upgrade (a kind or
+//! version this code does not read yet, applied when the node starts with code that does), or
+//! failed with the reason (shown to staff; it does not block the events after it).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
+use ncf_shared::contract::{Envelope, ErrorCode, NationalToNode, Unreadable, WithdrawalApplied};
 use ncf_shared::db::{DbConn, Pool};
 use ncf_shared::federation::{
-    ErrorBody, IdentityLinkRequest, IdentityLinkResponse, NodeSigningKey, PullRequest, PullResponse,
-    PushRequest, PushResponse, PushedEvent,
+    ErrorBody, IdentityLinkRequest, IdentityLinkResponse, NodeSigningKey, ProvisionListing, ProvisionsQuery,
+    PullRequest, PullResponse, PushRequest, PushResponse,
 };
 
 use crate::outbox::{self, OutboxEvent};
@@ -24,17 +29,6 @@ pub const PUSH_PATH: &str = "/federation/v1/push";
 pub const PULL_PATH: &str = "/federation/v1/pull";
 pub const IDENTITY_LINK_PATH: &str = "/federation/v1/identity-link";
 pub const PROVISIONS_PATH: &str = "/federation/v1/provisions";
-
-/// One entry of the national data-provision record, as the national server lists it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-pub struct ProvisionEntry {
-    pub seq: i64,
-    pub recorded_at: chrono::NaiveDateTime,
-    pub source: String,
-    pub recipient: String,
-    pub fields: Vec<String>,
-    pub purpose: String,
-}
 
 /// The national server's answer to an identity link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +46,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub enum SyncError {
     #[error("national server unreachable: {0}")]
     Transport(String),
-    #[error("national server refused the push ({status}): {message}")]
+    #[error("national server refused the request ({status}): {message}")]
     Refused { status: u16, message: String },
+    #[error("national server answered what this node never sent: {0}")]
+    BadAnswer(String),
     #[error("database: {0}")]
     Database(String),
 }
@@ -69,74 +65,247 @@ pub struct PushReport {
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PullReport {
+    /// Events stored (applied, waiting for an upgrade or failed).
+    pub stored: usize,
     pub applied: usize,
     pub more: bool,
 }
 
 const PULL_BATCH: u32 = 500;
 
-/// Stores and applies pulled events in order, each once, moving the pull cursor with them.
-fn apply_pulled(conn: &mut DbConn, events: &[PushedEvent]) -> QueryResult<usize> {
+/// What became of one pulled event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboxState {
+    Applied,
+    AwaitingUpgrade(String),
+    Failed(String),
+}
+
+impl InboxState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::AwaitingUpgrade(_) => "awaiting_upgrade",
+            Self::Failed(_) => "failed",
+        }
+    }
+
+    fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Applied => None,
+            Self::AwaitingUpgrade(r) | Self::Failed(r) => Some(r),
+        }
+    }
+}
+
+/// Stores pulled events in order, each once, applies what this code reads, and moves the pull
+/// cursor over exactly the events stored — all in one transaction.
+fn store_pulled(conn: &mut DbConn, events: &[Envelope]) -> QueryResult<(usize, usize)> {
     ncf_shared::db::write_transaction(conn, |conn| {
         let mut cursor = pull_cursor(conn)?;
-        let mut applied = 0;
+        let (mut stored, mut applied) = (0, 0);
+        let now = ncf_shared::time::now_utc();
         for event in events {
             if event.seq != cursor + 1 {
-                continue; // already applied (seq <= cursor) or not contiguous: ask again later
+                continue; // already stored (seq <= cursor) or not contiguous: ask again later
             }
-            let now = ncf_shared::time::now_utc();
+            let (state, nurse_id) = apply_one(conn, event, now)?;
+            if state == InboxState::Applied {
+                applied += 1;
+            }
             diesel::insert_into(inbox::table)
                 .values((
                     inbox::seq.eq(event.seq),
                     inbox::event_id.eq(&event.event_id),
                     inbox::kind.eq(&event.kind),
-                    inbox::payload.eq(event.payload.to_string()),
+                    inbox::version.eq(i32::from(event.version)),
+                    inbox::payload.eq(event.payload.get()),
                     inbox::received_at.eq(now),
+                    inbox::state.eq(state.as_str()),
+                    inbox::reason.eq(state.reason()),
+                    inbox::nurse_id.eq(nurse_id),
                 ))
                 .execute(conn)?;
-            apply_event(conn, event, now)?;
             cursor = event.seq;
-            applied += 1;
+            stored += 1;
         }
         diesel::update(sync_state::table.find("pull_cursor"))
             .set(sync_state::value.eq(cursor))
             .execute(conn)?;
-        Ok(applied)
+        Ok((stored, applied))
     })
 }
 
-fn apply_event(conn: &mut DbConn, event: &PushedEvent, now: chrono::NaiveDateTime) -> QueryResult<()> {
-    let code = event.payload.get("agency_code").and_then(|c| c.as_str()).unwrap_or_default();
-    let nurse_id: Option<String> =
-        nurses::table.filter(nurses::agency_code.eq(code)).select(nurses::id).first(conn).optional()?;
-    match (event.kind.as_str(), nurse_id) {
-        ("withdrawal_applied", Some(nurse_id)) => {
-            let field = |name: &str| event.payload.get(name).cloned().unwrap_or_default();
-            diesel::insert_into(withdrawal_confirmations::table)
-                .values((
-                    withdrawal_confirmations::nurse_id.eq(nurse_id),
-                    withdrawal_confirmations::scope.eq(field("scope").as_str().unwrap_or_default()),
-                    withdrawal_confirmations::version
-                        .eq(field("version").as_i64().unwrap_or_default() as i32),
-                    withdrawal_confirmations::notices_deleted
-                        .eq(field("notices_deleted").as_i64().unwrap_or_default()),
-                    withdrawal_confirmations::confirmed_at.eq(now),
-                ))
-                .execute(conn)?;
+/// Opens and applies one event inside a savepoint, so that an event that fails rolls back only
+/// its own changes and is recorded as failed. Returns its state and the nurse it is about.
+fn apply_one(
+    conn: &mut DbConn,
+    event: &Envelope,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<(InboxState, Option<String>)> {
+    let message = match event.open::<NationalToNode>() {
+        Ok(message) => message,
+        Err(unreadable) => {
+            let state = unreadable_state(&unreadable);
+            tracing::warn!(seq = event.seq, kind = %event.kind, reason = %unreadable, state = state.as_str(), "pulled event not applied");
+            return Ok((state, None));
         }
-        (kind, _) => {
-            // Kept in the inbox; nothing more this node version can do with it.
-            tracing::warn!(seq = event.seq, kind, "pulled event not applicable here; kept in the inbox");
+    };
+    let nurse_id: Option<String> = nurses::table
+        .filter(nurses::agency_code.eq(message.agency_code().as_str()))
+        .select(nurses::id)
+        .first(conn)
+        .optional()?;
+    let Some(nurse_id) = nurse_id else {
+        let reason = "この看護職はこのセンターに登録されていません（機関別符号が一致しません）".to_string();
+        tracing::warn!(seq = event.seq, kind = %event.kind, "pulled event names no nurse of this node");
+        return Ok((InboxState::Failed(reason), None));
+    };
+    let outcome = conn.transaction(|conn| match &message {
+        NationalToNode::WithdrawalApplied(w) => record_withdrawal(conn, &nurse_id, w, now),
+    });
+    Ok(match outcome {
+        Ok(()) => (InboxState::Applied, Some(nurse_id)),
+        Err(e) if ncf_shared::db::MaybeBusy::is_busy(&e) => return Err(e), // retry the whole batch
+        Err(e) => {
+            tracing::error!(seq = event.seq, kind = %event.kind, error = %e, "pulled event failed to apply");
+            (InboxState::Failed(format!("適用に失敗しました: {e}")), Some(nurse_id))
         }
+    })
+}
+
+fn unreadable_state(unreadable: &Unreadable) -> InboxState {
+    if unreadable.awaits_upgrade() {
+        InboxState::AwaitingUpgrade(unreadable.to_string())
+    } else {
+        InboxState::Failed(unreadable.to_string())
     }
-    Ok(())
+}
+
+fn record_withdrawal(
+    conn: &mut DbConn,
+    nurse_id: &str,
+    w: &WithdrawalApplied,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(withdrawal_confirmations::table)
+        .values((
+            withdrawal_confirmations::nurse_id.eq(nurse_id),
+            withdrawal_confirmations::scope.eq(w.scope.as_str()),
+            withdrawal_confirmations::version.eq(w.version),
+            withdrawal_confirmations::notices_deleted.eq(w.notices_deleted),
+            withdrawal_confirmations::confirmed_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Applies, in order, the stored events that waited for an upgrade and that this code reads now;
+/// called when the node starts. Returns how many changed state.
+pub fn apply_waiting(conn: &mut DbConn) -> QueryResult<usize> {
+    ncf_shared::db::write_transaction(conn, |conn| {
+        let waiting: Vec<(i64, String, String, i32, String)> = inbox::table
+            .filter(inbox::state.eq("awaiting_upgrade"))
+            .order(inbox::seq)
+            .select((inbox::seq, inbox::event_id, inbox::kind, inbox::version, inbox::payload))
+            .load(conn)?;
+        let now = ncf_shared::time::now_utc();
+        let mut changed = 0;
+        for (seq, event_id, kind, version, payload) in waiting {
+            let version = u16::try_from(version).unwrap_or(u16::MAX);
+            let envelope = match Envelope::from_stored(seq, event_id, kind, version, payload) {
+                Ok(envelope) => envelope,
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "stored inbox event is not JSON");
+                    continue;
+                }
+            };
+            let (state, nurse_id) = apply_one(conn, &envelope, now)?;
+            if matches!(state, InboxState::AwaitingUpgrade(_)) {
+                continue; // still newer than this code
+            }
+            tracing::info!(seq, kind = %envelope.kind, state = state.as_str(), "event that waited for an upgrade processed");
+            diesel::update(inbox::table.find(seq))
+                .set((inbox::state.eq(state.as_str()), inbox::reason.eq(state.reason()), inbox::nurse_id.eq(nurse_id)))
+                .execute(conn)?;
+            changed += 1;
+        }
+        Ok(changed)
+    })
+}
+
+/// One pulled event as staff see it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct InboxEvent {
+    pub seq: i64,
+    pub kind: String,
+    pub received_at: chrono::NaiveDateTime,
+    pub state: String,
+    pub reason: Option<String>,
+}
+
+/// Pulled events not applied (failed, or waiting for an upgrade), oldest first; for one nurse or,
+/// with `None`, all of them.
+pub fn unapplied(conn: &mut DbConn, nurse_id: Option<&str>) -> QueryResult<Vec<InboxEvent>> {
+    let mut query = inbox::table
+        .filter(inbox::state.ne("applied"))
+        .order(inbox::seq)
+        .select((inbox::seq, inbox::kind, inbox::received_at, inbox::state, inbox::reason))
+        .into_boxed();
+    if let Some(id) = nurse_id {
+        query = query.filter(inbox::nurse_id.eq(id.to_string()));
+    }
+    query.load(conn)
+}
+
+/// For staff: pulled events that failed, and pulled events that wait for an upgrade.
+pub fn unapplied_counts(conn: &mut DbConn) -> QueryResult<(i64, i64)> {
+    let count = |conn: &mut DbConn, state: &str| {
+        inbox::table.filter(inbox::state.eq(state.to_string())).count().get_result::<i64>(conn)
+    };
+    Ok((count(conn, "failed")?, count(conn, "awaiting_upgrade")?))
+}
+
+/// How the node reaches the national server: its base URL (https, or http on loopback only) and
+/// an HTTPS client that trusts the given CA file or the system roots.
+#[derive(Clone)]
+pub struct NationalClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl NationalClient {
+    pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, String> {
+        let base = ncf_shared::tls::check_national_url(url)?;
+        ncf_shared::tls::install_provider();
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+            .https_only(!base.starts_with("http://"));
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read the national CA file {}: {e}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("{} holds no usable PEM certificate: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!("{} holds no PEM certificate", path.display()));
+            }
+            // Only this CA: a certificate from any other issuer is refused.
+            builder = builder.tls_certs_only(certs);
+        }
+        let http = builder.build().map_err(|e| format!("cannot build the HTTPS client: {e}"))?;
+        Ok(Self { http, base })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
 }
 
 #[derive(Clone)]
 pub struct Syncer {
     pool: Pool,
-    client: reqwest::Client,
-    national: String,
+    national: NationalClient,
     key: Arc<NodeSigningKey>,
 }
 
@@ -148,14 +317,24 @@ pub fn pull_cursor(conn: &mut DbConn) -> QueryResult<i64> {
     sync_state::table.find("pull_cursor").select(sync_state::value).first(conn)
 }
 
+/// Checks the national server's push answer against the request: the new cursor must be a
+/// sequence number this node sent (or one it sent before: a national server restored from a
+/// backup may be behind, and then the events after it are sent again), and every rejected event
+/// must be one of this request's, at or below the new cursor.
+fn check_push_answer(sent: &[i64], answer: &PushResponse) -> Result<(), String> {
+    let highest = sent.iter().copied().max().unwrap_or(0);
+    if answer.last_seq < 0 || answer.last_seq > highest {
+        return Err(format!("last_seq {} but the highest sequence sent was {highest}", answer.last_seq));
+    }
+    if let Some(r) = answer.rejected.iter().find(|r| r.seq > answer.last_seq || !sent.contains(&r.seq)) {
+        return Err(format!("rejected seq {} was not sent in this request or is past last_seq", r.seq));
+    }
+    Ok(())
+}
+
 impl Syncer {
-    pub fn new(pool: Pool, national: &str, key: NodeSigningKey) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .expect("an HTTP client with default TLS settings");
-        Self { pool, client, national: national.trim_end_matches('/').to_string(), key: Arc::new(key) }
+    pub fn new(pool: Pool, national: NationalClient, key: NodeSigningKey) -> Self {
+        Self { pool, national, key: Arc::new(key) }
     }
 
     pub fn pool(&self) -> &Pool {
@@ -183,16 +362,17 @@ impl Syncer {
     ) -> Result<(u16, String), SyncError> {
         let body = serde_json::to_vec(request).expect("federation requests serialise");
         let mut req = self
-            .client
-            .post(format!("{}{path}", self.national))
-            .header("content-type", "application/json")
-            .body(body.clone());
+            .national
+            .http
+            .post(format!("{}{path}", self.national.base))
+            .header("content-type", "application/json");
         for (name, value) in self.key.sign_now("POST", path, &body).pairs() {
             req = req.header(name, value);
         }
-        let response = req.send().await.map_err(|e| SyncError::Transport(e.to_string()))?;
+        let response =
+            req.body(body).send().await.map_err(|e| SyncError::Transport(error_chain(&e)))?;
         let status = response.status().as_u16();
-        let text = response.text().await.map_err(|e| SyncError::Transport(e.to_string()))?;
+        let text = response.text().await.map_err(|e| SyncError::Transport(error_chain(&e)))?;
         Ok((status, text))
     }
 
@@ -221,9 +401,9 @@ impl Syncer {
             )),
             400 | 422 => {
                 let error: ErrorBody = serde_json::from_str(&text).map_err(unreadable)?;
-                Ok(match error.error.as_str() {
-                    "claims_mismatch" => LinkOutcome::Mismatch(error.mismatched),
-                    "licence_not_active" => LinkOutcome::NotActive,
+                Ok(match error.error {
+                    ErrorCode::ClaimsMismatch => LinkOutcome::Mismatch(error.mismatched),
+                    ErrorCode::LicenceNotActive => LinkOutcome::NotActive,
                     _ => LinkOutcome::Invalid(error.message),
                 })
             }
@@ -232,18 +412,21 @@ impl Syncer {
     }
 
     /// A nurse's data-provision entries at the national server (DESIGN rule 5), oldest first.
-    pub async fn provisions(&self, agency_code: &str) -> Result<Vec<ProvisionEntry>, SyncError> {
-        self.signed_post(PROVISIONS_PATH, &serde_json::json!({ "agency_code": agency_code })).await
+    pub async fn provisions(
+        &self,
+        agency_code: &ncf_shared::AgencyCode,
+    ) -> Result<Vec<ProvisionListing>, SyncError> {
+        self.signed_post(PROVISIONS_PATH, &ProvisionsQuery { agency_code: agency_code.clone() }).await
     }
 
-    /// Reads this node's queue after the pull cursor and applies what came, once.
+    /// Reads this node's queue after the pull cursor and stores what came, applying it once.
     pub async fn pull_once(&self) -> Result<PullReport, SyncError> {
         let after = self.blocking(pull_cursor).await?;
         let answer: PullResponse =
             self.signed_post(PULL_PATH, &PullRequest { after, limit: PULL_BATCH }).await?;
         let more = answer.events.len() as u32 == PULL_BATCH;
-        let applied = self.blocking(move |conn| apply_pulled(conn, &answer.events)).await?;
-        Ok(PullReport { applied, more })
+        let (stored, applied) = self.blocking(move |conn| store_pulled(conn, &answer.events)).await?;
+        Ok(PullReport { stored, applied, more })
     }
 
     /// Sends the next batch after the cursor, if any.
@@ -258,33 +441,31 @@ impl Syncer {
             return Ok(PushReport::default());
         }
         let more = events.len() as i64 > BATCH;
-        let request = PushRequest {
-            events: events
-                .iter()
-                .take(BATCH as usize)
-                .map(|e| PushedEvent {
-                    seq: e.seq,
-                    event_id: e.event_id.clone(),
-                    kind: e.kind.clone(),
-                    payload: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
-                })
-                .collect(),
-        };
-        let answer: PushResponse = self.signed_post(PUSH_PATH, &request).await?;
+        let envelopes = events
+            .iter()
+            .take(BATCH as usize)
+            .map(OutboxEvent::envelope)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SyncError::Database(format!("an outbox payload is not JSON: {e}")))?;
+        let sent: Vec<i64> = envelopes.iter().map(|e| e.seq).collect();
+        let answer: PushResponse = self.signed_post(PUSH_PATH, &PushRequest { events: envelopes }).await?;
+        if let Err(problem) = check_push_answer(&sent, &answer) {
+            tracing::error!(%problem, cursor = start, "push answer refused; the cursor stays where it was");
+            return Err(SyncError::BadAnswer(problem));
+        }
         let parked = answer.rejected.len();
         for r in &answer.rejected {
-            tracing::error!(seq = r.seq, reason = %r.reason, "event rejected by the national server; parked");
+            tracing::error!(seq = r.seq, code = ?r.code, reason = %r.reason, "event rejected by the national server; parked");
         }
         let last = answer.last_seq;
         self.blocking(move |conn| {
             conn.transaction(|conn| {
                 for r in &answer.rejected {
+                    let code = serde_json::to_value(r.code).ok().and_then(|v| v.as_str().map(str::to_string));
                     diesel::update(outbox_table::table.find(r.seq))
-                        .set(outbox_table::parked_reason.eq(&r.reason))
+                        .set((outbox_table::parked_reason.eq(&r.reason), outbox_table::parked_code.eq(code)))
                         .execute(conn)?;
                 }
-                // The national server's answer is the truth: it may even be behind (restored from a
-                // backup), and then the events after it are sent again.
                 diesel::update(sync_state::table.find("push_cursor"))
                     .set(sync_state::value.eq(last))
                     .execute(conn)
@@ -294,9 +475,15 @@ impl Syncer {
         Ok(PushReport { acknowledged: last - start, parked, more })
     }
 
-    /// Syncs until stopped: push, then pull; right away while events wait, every `idle` otherwise,
-    /// with capped exponential backoff after failures.
+    /// Applies events that waited for an upgrade (once, when the node starts), then syncs until
+    /// stopped: push, then pull; right away while events wait, every `idle` otherwise, with capped
+    /// exponential backoff after failures.
     pub async fn run(self, idle: Duration) {
+        match self.blocking(apply_waiting).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "applied events that waited for this version"),
+            Err(e) => tracing::error!(error = %e, "cannot apply the events that wait for an upgrade"),
+        }
         let mut backoff = Duration::from_millis(500);
         loop {
             let round = async {
@@ -307,11 +494,12 @@ impl Syncer {
             match round.await {
                 Ok((pushed, pulled)) => {
                     backoff = Duration::from_millis(500);
-                    if pushed.acknowledged > 0 || pulled.applied > 0 {
+                    if pushed.acknowledged > 0 || pulled.stored > 0 {
                         tracing::info!(
                             acknowledged = pushed.acknowledged,
                             parked = pushed.parked,
-                            pulled = pulled.applied,
+                            pulled = pulled.stored,
+                            applied = pulled.applied,
                             "synced"
                         );
                     }
@@ -326,5 +514,48 @@ impl Syncer {
                 }
             }
         }
+    }
+}
+
+/// An error with its causes: reqwest's own message hides why TLS failed (e.g. an unknown issuer).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ncf_shared::contract::RejectCode;
+    use ncf_shared::federation::RejectedEvent;
+
+    fn answer(last_seq: i64, rejected: &[i64]) -> PushResponse {
+        PushResponse {
+            last_seq,
+            rejected: rejected
+                .iter()
+                .map(|&seq| RejectedEvent { seq, code: RejectCode::Malformed, reason: "x".into() })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_push_answer_must_name_what_was_sent() {
+        let sent = [11, 12, 13];
+        assert!(check_push_answer(&sent, &answer(13, &[])).is_ok());
+        assert!(check_push_answer(&sent, &answer(12, &[12])).is_ok());
+        // Behind: a restored national server; the events after it are sent again.
+        assert!(check_push_answer(&sent, &answer(4, &[])).is_ok());
+        assert!(check_push_answer(&sent, &answer(14, &[])).is_err());
+        assert!(check_push_answer(&sent, &answer(1_000_000, &[])).is_err());
+        assert!(check_push_answer(&sent, &answer(-1, &[])).is_err());
+        assert!(check_push_answer(&sent, &answer(13, &[9])).is_err());
+        assert!(check_push_answer(&sent, &answer(12, &[13])).is_err());
     }
 }

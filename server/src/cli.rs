@@ -56,6 +56,13 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "NATIONAL_WORKERS")]
     pub workers: Option<usize>,
+    /// TLS certificate chain (PEM). With --tls-key the server speaks HTTPS only; SIGHUP reloads both
+    /// files. Without them it serves plain HTTP, on a loopback address only.
+    #[arg(long, env = "NATIONAL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for --tls-cert.
+    #[arg(long, env = "NATIONAL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -202,11 +209,22 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             let url = DatabaseUrl::parse(&cli.database_url)?;
             let workers =
                 args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let tls = match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => Some(ncf_shared::tls::ReloadableCert::load(cert, key)?),
+                _ => {
+                    ncf_shared::tls::check_plain_listen(&args.listen).map_err(Failure)?;
+                    None
+                }
+            };
             let pool = db::connect(&url, workers as u32 + 4)?;
             crate::migrate(&mut *pool.get()?)?;
+            let held = crate::sync::apply_held(&mut *pool.get()?).map_err(|e| Failure(e.to_string()))?;
+            if held > 0 {
+                tracing::info!(events = held, "applied events held for an upgrade");
+            }
             let state =
                 crate::http::AppState { pool, agency_key: secret.agency_code_key(), backend: url.backend() };
-            actix_web::rt::System::new().block_on(serve(state, &args.listen, workers, &url))?;
+            actix_web::rt::System::new().block_on(serve(state, &args.listen, workers, &url, tls))?;
             Ok(())
         }
     }
@@ -288,6 +306,7 @@ async fn serve(
     listen: &str,
     workers: usize,
     url: &DatabaseUrl,
+    tls: Option<std::sync::Arc<ncf_shared::tls::ReloadableCert>>,
 ) -> std::io::Result<()> {
     let state = actix_web::web::Data::new(state);
     let server = actix_web::HttpServer::new(move || {
@@ -297,11 +316,20 @@ async fn serve(
             .wrap(actix_web::middleware::Logger::new("%r %s %Dms").exclude("/healthz"))
             .configure(crate::http::configure)
     })
-    .workers(workers)
-    .bind(listen)?;
+    .workers(workers);
+    let server = match &tls {
+        Some(cert) => {
+            actix_web::rt::spawn(cert.clone().reload_on_sighup());
+            server.bind_rustls_0_23(listen, cert.server_config())?
+        }
+        None => server.bind(listen)?,
+    };
     for addr in server.addrs() {
         // On stdout, so scripts and tests can learn a port chosen with :0.
-        println!("national-server listening on http://{addr} (database {url})");
+        println!(
+            "national-server listening on {} (database {url})",
+            ncf_shared::tls::base_url(tls.is_some(), addr)
+        );
     }
     let _ = std::io::stdout().flush();
     server.run().await

@@ -5,6 +5,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use ncf_shared::Prefecture;
+use ncf_shared::contract::ProvisionPurpose;
 use ncf_shared::db::DbConn;
 use sha2::{Digest, Sha256};
 
@@ -54,7 +55,7 @@ pub struct Provision<'a> {
     pub prefecture: Prefecture,
     pub agency_code: &'a str,
     pub fields: &'a [&'a str],
-    pub purpose: &'a str,
+    pub purpose: ProvisionPurpose,
 }
 
 impl<'a> Provision<'a> {
@@ -63,7 +64,7 @@ impl<'a> Provision<'a> {
         node: Prefecture,
         agency_code: &'a str,
         fields: &'a [&'a str],
-        purpose: &'a str,
+        purpose: ProvisionPurpose,
     ) -> Self {
         Self {
             source: format!("node:{node}"),
@@ -76,7 +77,12 @@ impl<'a> Provision<'a> {
     }
 
     /// Data the national server provided to a node.
-    pub fn to_node(node: Prefecture, agency_code: &'a str, fields: &'a [&'a str], purpose: &'a str) -> Self {
+    pub fn to_node(
+        node: Prefecture,
+        agency_code: &'a str,
+        fields: &'a [&'a str],
+        purpose: ProvisionPurpose,
+    ) -> Self {
         Self {
             source: "national".into(),
             recipient: format!("node:{node}"),
@@ -118,7 +124,7 @@ impl ChainWriter {
             prefecture: p.prefecture.code(),
             agency_code: p.agency_code.to_string(),
             fields: p.fields.join(","),
-            purpose: p.purpose.to_string(),
+            purpose: p.purpose.as_str().to_string(),
             prev_hash: std::mem::take(&mut self.prev_hash),
             hash: String::new(),
         };

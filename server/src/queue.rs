@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 use ncf_shared::db::DbConn;
-use ncf_shared::federation::PushedEvent;
+use ncf_shared::contract::{Envelope, Message, NationalToNode};
 use ncf_shared::ids::RecordId;
 use ncf_shared::{Prefecture, per_backend};
 
@@ -15,8 +15,7 @@ pub const MAX_PULL: u32 = 1000;
 pub fn enqueue(
     conn: &mut DbConn,
     node: Prefecture,
-    kind: &str,
-    payload: &serde_json::Value,
+    event: &NationalToNode,
 ) -> QueryResult<i64> {
     let counter = format!("node_events:{}", node.code());
     per_backend!(&mut *conn, c => diesel::insert_into(sequences::table)
@@ -34,29 +33,34 @@ pub fn enqueue(
             node_events::prefecture.eq(node.code()),
             node_events::seq.eq(seq),
             node_events::event_id.eq(RecordId::new().0),
-            node_events::kind.eq(kind),
-            node_events::payload.eq(payload.to_string()),
+            node_events::kind.eq(event.kind()),
+            node_events::version.eq(i32::from(event.version())),
+            node_events::payload.eq(event.payload_json()),
             node_events::created_at.eq(ncf_shared::time::now_utc()),
         ))
         .execute(conn)?;
     Ok(seq)
 }
 
-/// The node's events after `after`, in order.
-pub fn after(conn: &mut DbConn, node: Prefecture, after: i64, limit: u32) -> QueryResult<Vec<PushedEvent>> {
-    let rows: Vec<(i64, String, String, String)> = node_events::table
+/// The node's events after `after`, in order, as stored (the payload is not parsed again).
+pub fn after(conn: &mut DbConn, node: Prefecture, after: i64, limit: u32) -> QueryResult<Vec<Envelope>> {
+    let rows: Vec<(i64, String, String, i32, String)> = node_events::table
         .filter(node_events::prefecture.eq(node.code()).and(node_events::seq.gt(after)))
         .order(node_events::seq)
         .limit(i64::from(limit.min(MAX_PULL)))
-        .select((node_events::seq, node_events::event_id, node_events::kind, node_events::payload))
+        .select((
+            node_events::seq,
+            node_events::event_id,
+            node_events::kind,
+            node_events::version,
+            node_events::payload,
+        ))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, event_id, kind, payload)| PushedEvent {
-            seq,
-            event_id,
-            kind,
-            payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+    rows.into_iter()
+        .map(|(seq, event_id, kind, version, payload)| {
+            let version = u16::try_from(version).unwrap_or(u16::MAX);
+            Envelope::from_stored(seq, event_id, kind, version, payload)
+                .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
         })
-        .collect())
+        .collect()
 }

@@ -115,8 +115,11 @@ diesel::table! {
         seq -> BigInt,
         event_id -> Text,
         kind -> Text,
+        version -> Integer,
         outcome -> Text,
+        reject_code -> Nullable<Text>,
         reason -> Nullable<Text>,
+        payload -> Nullable<Text>,
         received_at -> Timestamp,
     }
 }
@@ -174,6 +177,7 @@ diesel::table! {
         kind -> Text,
         payload -> Text,
         created_at -> Timestamp,
+        version -> Integer,
     }
 }
 
@@ -183,7 +187,6 @@ diesel::table! {
         agency_code -> Text,
         family_name -> Nullable<Text>,
         given_name -> Nullable<Text>,
-        address -> Nullable<Text>,
         email -> Nullable<Text>,
         phone -> Nullable<Text>,
         changed_at -> Timestamp,

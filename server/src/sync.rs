@@ -1,18 +1,26 @@
 //! Applying pushes from nodes (DESIGN flow 3): each `(node, seq)` is applied once, in order; the
-//! answer is the last sequence held without a gap, which the node takes as its cursor. An event
-//! that can never be applied is consumed as rejected (the node parks it); a push that names a
-//! person this node does not know is refused whole (rule 6: a node touches only its own people).
+//! answer is the last sequence held without a gap, which the node takes as its cursor.
+//!
+//! Every event is judged on its own, so one bad event never holds up the ones after it:
+//! - a kind or version this server does not read yet (from a newer node) is *held* with its
+//!   payload and applied when the server starts with code that reads it ([`apply_held`]);
+//! - an event that can never be applied — a malformed payload, a person this node never linked
+//!   (rule 6: a node touches only its own people), content its consents do not cover — is
+//!   consumed as *rejected* with the contract's [`RejectCode`]; the node parks it.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use ncf_shared::contract::{
+    ConsentChanged, ContactChanged, Envelope, Message, NationalToNode, NodeToNational, NoticeFiled,
+    ProvisionPurpose, RejectCode, WithdrawalApplied,
+};
 use ncf_shared::db::DbConn;
-use ncf_shared::federation::{PushRequest, PushResponse, PushedEvent, RejectedEvent};
-use ncf_shared::{ConsentScope, Prefecture, per_backend};
-use serde::Deserialize;
+use ncf_shared::federation::{PushRequest, PushResponse, RejectedEvent};
+use ncf_shared::notice::NoticeBody;
+use ncf_shared::{AgencyCode, ConsentScope, Prefecture, per_backend};
 
-use crate::error::{AppError, ErrorKind};
+use crate::error::AppError;
 use crate::provisions::{ChainWriter, Provision};
 use crate::schema::{
     identity_links, node_cursors, nurse_consents, nurse_contacts, nurse_notices, pushed_events,
@@ -21,35 +29,19 @@ use crate::schema::{
 pub const MAX_EVENTS_PER_PUSH: usize = 1000;
 
 /// Why one event cannot be applied, ever.
-struct Permanent(String);
+struct Permanent(RejectCode, String);
 
-#[derive(Deserialize)]
-struct ConsentChanged {
-    agency_code: String,
-    scope: String,
-    granted: bool,
-    version: i32,
-    text_sha256: String,
-    recorded_at: DateTime<Utc>,
+impl Permanent {
+    fn new(code: RejectCode, reason: impl Into<String>) -> Self {
+        Self(code, reason.into())
+    }
 }
 
-#[derive(Deserialize)]
-struct ContactChanged {
-    agency_code: String,
-    changed_at: DateTime<Utc>,
-    family_name: Option<String>,
-    given_name: Option<String>,
-    address: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct NoticeFiled {
-    agency_code: String,
-    notice_id: String,
-    filed_at: DateTime<Utc>,
-    notice: serde_json::Value,
+/// What became of one pushed event.
+enum Outcome {
+    Applied,
+    Held(String),
+    Rejected(Permanent),
 }
 
 pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Result<PushResponse, AppError> {
@@ -57,7 +49,6 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
         return Err(AppError::bad_request(format!("at most {MAX_EVENTS_PER_PUSH} events per push")));
     }
     ncf_shared::db::write_transaction(conn, |conn| {
-        check_own_people(conn, node, &req.events)?;
         // Lock this node's cursor row: two pushes from the same node apply one after the other.
         per_backend!(&mut *conn, c => diesel::insert_into(node_cursors::table)
             .values((node_cursors::prefecture.eq(node.code()), node_cursors::last_seq.eq(0i64)))
@@ -69,38 +60,60 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
             .execute(conn)?;
         let mut last: i64 =
             node_cursors::table.find(node.code()).select(node_cursors::last_seq).first(conn)?;
-        let mut events: Vec<&PushedEvent> = req.events.iter().collect();
+        let mut events: Vec<&Envelope> = req.events.iter().filter(|e| e.seq > last).collect();
         events.sort_by_key(|e| e.seq);
+        let opened: Vec<(&Envelope, Result<NodeToNational, ncf_shared::contract::Unreadable>)> =
+            events.into_iter().map(|e| (e, e.open::<NodeToNational>())).collect();
+        let linked = linked_codes(conn, node, opened.iter().filter_map(|(_, m)| m.as_ref().ok()))?;
         let mut rejected = Vec::new();
         let now = ncf_shared::time::now_utc();
         let mut chain = ChainWriter::begin(conn)?;
-        for event in events {
-            if event.seq <= last {
-                continue; // already applied (a retry after a lost answer)
+        for (envelope, message) in opened {
+            if envelope.seq != last + 1 {
+                break; // a gap (or a repeated seq): wait for the missing event
             }
-            if event.seq != last + 1 {
-                break; // a gap: wait for the missing event
-            }
-            let (outcome, reason) = match apply_event(conn, &mut chain, node, event)? {
-                Ok(()) => ("applied", None),
-                Err(Permanent(reason)) => {
-                    tracing::warn!(prefecture = %node, seq = event.seq, %reason, "event rejected");
-                    rejected.push(RejectedEvent { seq: event.seq, reason: reason.clone() });
-                    ("rejected", Some(reason))
+            let outcome = match message {
+                Err(unreadable) if unreadable.awaits_upgrade() => Outcome::Held(unreadable.to_string()),
+                Err(unreadable) => Outcome::Rejected(Permanent::new(RejectCode::Malformed, unreadable.to_string())),
+                Ok(message) if !linked.contains(message.agency_code()) => {
+                    tracing::warn!(prefecture = %node, seq = envelope.seq, "push names a person this node never linked");
+                    Outcome::Rejected(Permanent::new(
+                        RejectCode::UnknownAgencyCode,
+                        "the event names an agency code this national server has no link for from this node",
+                    ))
+                }
+                Ok(message) => match apply_event(conn, &mut chain, node, &message)? {
+                    Ok(()) => Outcome::Applied,
+                    Err(permanent) => Outcome::Rejected(permanent),
+                },
+            };
+            let (outcome, code, reason, payload) = match outcome {
+                Outcome::Applied => ("applied", None, None, None),
+                Outcome::Held(reason) => {
+                    tracing::warn!(prefecture = %node, seq = envelope.seq, %reason, "event held until this server is upgraded");
+                    ("held", None, Some(reason), Some(envelope.payload.get()))
+                }
+                Outcome::Rejected(Permanent(code, reason)) => {
+                    tracing::warn!(prefecture = %node, seq = envelope.seq, ?code, %reason, "event rejected");
+                    rejected.push(RejectedEvent { seq: envelope.seq, code, reason: reason.clone() });
+                    ("rejected", Some(code), Some(reason), None)
                 }
             };
             diesel::insert_into(pushed_events::table)
                 .values((
                     pushed_events::prefecture.eq(node.code()),
-                    pushed_events::seq.eq(event.seq),
-                    pushed_events::event_id.eq(&event.event_id),
-                    pushed_events::kind.eq(&event.kind),
+                    pushed_events::seq.eq(envelope.seq),
+                    pushed_events::event_id.eq(&envelope.event_id),
+                    pushed_events::kind.eq(&envelope.kind),
+                    pushed_events::version.eq(i32::from(envelope.version)),
                     pushed_events::outcome.eq(outcome),
+                    pushed_events::reject_code.eq(code.map(|c| reject_code_str(c))),
                     pushed_events::reason.eq(reason),
+                    pushed_events::payload.eq(payload),
                     pushed_events::received_at.eq(now),
                 ))
                 .execute(conn)?;
-            last = event.seq;
+            last = envelope.seq;
         }
         diesel::update(node_cursors::table.find(node.code()))
             .set(node_cursors::last_seq.eq(last))
@@ -109,50 +122,106 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
     })
 }
 
-/// Every agency code in the push must have been linked by this node.
-fn check_own_people(conn: &mut DbConn, node: Prefecture, events: &[PushedEvent]) -> Result<(), AppError> {
-    let codes: BTreeSet<&str> =
-        events.iter().filter_map(|e| e.payload.get("agency_code")?.as_str()).collect();
+fn reject_code_str(code: RejectCode) -> String {
+    serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// The agency codes among these events that this node linked (one query per push).
+fn linked_codes<'a>(
+    conn: &mut DbConn,
+    node: Prefecture,
+    messages: impl Iterator<Item = &'a NodeToNational>,
+) -> QueryResult<HashSet<AgencyCode>> {
+    let codes: HashSet<&str> = messages.map(|m| m.agency_code().as_str()).collect();
     if codes.is_empty() {
-        return Ok(());
+        return Ok(HashSet::new());
     }
-    let known: BTreeSet<String> = identity_links::table
+    Ok(identity_links::table
         .filter(identity_links::prefecture.eq(node.code()))
-        .filter(identity_links::agency_code.eq_any(codes.iter().copied()))
+        .filter(identity_links::agency_code.eq_any(codes.into_iter()))
         .select(identity_links::agency_code)
         .load::<String>(conn)?
         .into_iter()
-        .collect();
-    if let Some(stranger) = codes.iter().find(|c| !known.contains(**c)) {
-        tracing::warn!(prefecture = %node, agency_code = %stranger, "push names a person this node never linked");
-        return Err(AppError::new(
-            ErrorKind::Forbidden,
-            "the push names an agency code that was not linked by this node; nothing was applied",
-        ));
-    }
-    Ok(())
+        .filter_map(|c| AgencyCode::parse(&c))
+        .collect())
+}
+
+/// Applies the events held for an upgrade that this code now reads, in each node's order; called
+/// at start. Returns how many were applied or rejected now.
+pub fn apply_held(conn: &mut DbConn) -> Result<usize, AppError> {
+    ncf_shared::db::write_transaction(conn, |conn| {
+        let held: Vec<(String, i64, String, String, i32, Option<String>)> = pushed_events::table
+            .filter(pushed_events::outcome.eq("held"))
+            .order((pushed_events::prefecture, pushed_events::seq))
+            .select((
+                pushed_events::prefecture,
+                pushed_events::seq,
+                pushed_events::event_id,
+                pushed_events::kind,
+                pushed_events::version,
+                pushed_events::payload,
+            ))
+            .load(conn)?;
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let mut chain = ChainWriter::begin(conn)?;
+        let mut done = 0;
+        for (prefecture, seq, event_id, kind, version, payload) in held {
+            let Some(node) = Prefecture::from_code(&prefecture) else { continue };
+            let version = u16::try_from(version).unwrap_or(u16::MAX);
+            let payload = payload.unwrap_or_else(|| "null".into());
+            let message = match NodeToNational::decode(&kind, version, &payload) {
+                Err(unreadable) if unreadable.awaits_upgrade() => continue, // still not readable
+                Err(unreadable) => Err(Permanent::new(RejectCode::Malformed, unreadable.to_string())),
+                Ok(message) => {
+                    let linked = linked_codes(conn, node, std::iter::once(&message))?;
+                    if linked.contains(message.agency_code()) {
+                        apply_event(conn, &mut chain, node, &message)?
+                    } else {
+                        Err(Permanent::new(RejectCode::UnknownAgencyCode, "no link for this agency code"))
+                    }
+                }
+            };
+            let (outcome, code, reason) = match message {
+                Ok(()) => ("applied", None, None),
+                Err(Permanent(code, reason)) => ("rejected", Some(reject_code_str(code)), Some(reason)),
+            };
+            tracing::info!(%prefecture, seq, %event_id, outcome, "held event processed after upgrade");
+            diesel::update(pushed_events::table.find((&prefecture, seq)))
+                .set((
+                    pushed_events::outcome.eq(outcome),
+                    pushed_events::reject_code.eq(code),
+                    pushed_events::reason.eq(reason),
+                    pushed_events::payload.eq(None::<String>),
+                ))
+                .execute(conn)?;
+            done += 1;
+        }
+        Ok(done)
+    })
 }
 
 fn apply_event(
     conn: &mut DbConn,
     chain: &mut ChainWriter,
     node: Prefecture,
-    event: &PushedEvent,
+    message: &NodeToNational,
 ) -> QueryResult<Result<(), Permanent>> {
-    match event.kind.as_str() {
-        "consent_changed" => match serde_json::from_value::<ConsentChanged>(event.payload.clone()) {
-            Ok(c) => apply_consent(conn, chain, node, &c),
-            Err(e) => Ok(Err(Permanent(format!("malformed consent_changed payload: {e}")))),
-        },
-        "notice_filed" => match serde_json::from_value::<NoticeFiled>(event.payload.clone()) {
-            Ok(n) => apply_notice(conn, chain, node, &n),
-            Err(e) => Ok(Err(Permanent(format!("malformed notice_filed payload: {e}")))),
-        },
-        "contact_changed" => match serde_json::from_value::<ContactChanged>(event.payload.clone()) {
-            Ok(c) => apply_contact(conn, chain, node, &c),
-            Err(e) => Ok(Err(Permanent(format!("malformed contact_changed payload: {e}")))),
-        },
-        other => Ok(Err(Permanent(format!("event kind {other:?} is not accepted by this national server")))),
+    // Defence in depth: the node's gate already checked, but nothing is held without the consent
+    // the contract names for this kind.
+    if let Some(scope) = message.required_consent()
+        && !granted(conn, node, message.agency_code(), scope)?
+    {
+        return Ok(Err(Permanent::new(
+            RejectCode::NotCovered,
+            format!("{} is not covered by a {} consent", message.kind(), scope.as_str()),
+        )));
+    }
+    match message {
+        NodeToNational::ConsentChanged(c) => apply_consent(conn, chain, node, c),
+        NodeToNational::NoticeFiled(n) => apply_notice(conn, chain, node, n),
+        NodeToNational::ContactChanged(c) => apply_contact(conn, chain, node, c),
     }
 }
 
@@ -162,9 +231,7 @@ fn apply_consent(
     node: Prefecture,
     c: &ConsentChanged,
 ) -> QueryResult<Result<(), Permanent>> {
-    let Some(scope) = ConsentScope::parse(&c.scope) else {
-        return Ok(Err(Permanent(format!("unknown consent scope {:?}", c.scope))));
-    };
+    let scope = c.scope;
     let key = (node.code(), c.agency_code.as_str(), scope.as_str());
     let stored: Option<i32> =
         nurse_consents::table.find(key).select(nurse_consents::version).first(conn).optional()?;
@@ -175,7 +242,7 @@ fn apply_consent(
     per_backend!(&mut *conn, db => diesel::insert_into(nurse_consents::table)
         .values((
             nurse_consents::prefecture.eq(node.code()),
-            nurse_consents::agency_code.eq(&c.agency_code),
+            nurse_consents::agency_code.eq(c.agency_code.as_str()),
             nurse_consents::scope.eq(scope.as_str()),
             nurse_consents::granted.eq(c.granted),
             nurse_consents::version.eq(c.version),
@@ -198,7 +265,7 @@ fn apply_consent(
             diesel::delete(
                 nurse_notices::table
                     .filter(nurse_notices::prefecture.eq(node.code()))
-                    .filter(nurse_notices::agency_code.eq(&c.agency_code)),
+                    .filter(nurse_notices::agency_code.eq(c.agency_code.as_str())),
             )
             .execute(conn)?
         } else {
@@ -209,28 +276,41 @@ fn apply_consent(
                 .execute(conn)?;
         }
         tracing::info!(prefecture = %node, scope = scope.as_str(), notices_deleted, "consent withdrawn: data deleted");
-        let confirmation = serde_json::json!({
-            "agency_code": c.agency_code,
-            "scope": scope.as_str(),
-            "version": c.version,
-            "notices_deleted": notices_deleted,
-            "deleted_at": ncf_shared::time::to_utc(ncf_shared::time::now_utc()),
+        let confirmation = NationalToNode::WithdrawalApplied(WithdrawalApplied {
+            agency_code: c.agency_code.clone(),
+            scope,
+            version: c.version,
+            notices_deleted: notices_deleted as i64,
+            deleted_at: chrono::Utc::now(),
         });
-        crate::queue::enqueue(conn, node, "withdrawal_applied", &confirmation)?;
+        crate::queue::enqueue(conn, node, &confirmation)?;
         chain.append(
             conn,
-            &Provision::to_node(node, &c.agency_code, &["withdrawal_confirmation"], "consent_withdrawal"),
+            &Provision::to_node(
+                node,
+                c.agency_code.as_str(),
+                &["withdrawal_confirmation"],
+                ProvisionPurpose::ConsentWithdrawal,
+            ),
         )?;
     }
     let field = format!("consent:{}", scope.as_str());
-    chain.append(conn, &Provision::from_node(node, &c.agency_code, &[&field], "consent_record"))?;
+    chain.append(
+        conn,
+        &Provision::from_node(node, c.agency_code.as_str(), &[&field], ProvisionPurpose::ConsentRecord),
+    )?;
     Ok(Ok(()))
 }
 
 /// Granted scope `scope` for this person at this node, as last told.
-fn granted(conn: &mut DbConn, node: Prefecture, agency_code: &str, scope: ConsentScope) -> QueryResult<bool> {
+fn granted(
+    conn: &mut DbConn,
+    node: Prefecture,
+    agency_code: &AgencyCode,
+    scope: ConsentScope,
+) -> QueryResult<bool> {
     let granted: Option<bool> = nurse_consents::table
-        .find((node.code(), agency_code, scope.as_str()))
+        .find((node.code(), agency_code.as_str(), scope.as_str()))
         .select(nurse_consents::granted)
         .first(conn)
         .optional()?;
@@ -243,59 +323,47 @@ fn apply_contact(
     node: Prefecture,
     c: &ContactChanged,
 ) -> QueryResult<Result<(), Permanent>> {
-    if !granted(conn, node, &c.agency_code, ConsentScope::ShareWithResidencePrefecture)? {
-        return Ok(Err(Permanent(
-            "contact details not covered by a share_with_residence_prefecture consent".into(),
-        )));
+    let provided = c.provided_fields();
+    if provided.is_empty() {
+        return Ok(Err(Permanent::new(RejectCode::Invalid, "contact_changed names no field")));
     }
-    let provided: Vec<&str> = [
-        ("family_name", &c.family_name),
-        ("given_name", &c.given_name),
-        ("address", &c.address),
-        ("email", &c.email),
-        ("phone", &c.phone),
-    ]
-    .iter()
-    .filter(|(_, v)| v.is_some())
-    .map(|(name, _)| *name)
-    .collect();
+    let code = c.agency_code.as_str();
     let existing = nurse_contacts::table
-        .find((node.code(), c.agency_code.as_str()))
+        .find((node.code(), code))
         .select((
             nurse_contacts::family_name,
             nurse_contacts::given_name,
-            nurse_contacts::address,
             nurse_contacts::email,
             nurse_contacts::phone,
         ))
-        .first::<(Option<String>, Option<String>, Option<String>, Option<String>, Option<String>)>(conn)
+        .first::<(Option<String>, Option<String>, Option<String>, Option<String>)>(conn)
         .optional()?
         .unwrap_or_default();
     // A change notice names only what changed: keep the rest.
     let merged = (
         c.family_name.clone().or(existing.0),
         c.given_name.clone().or(existing.1),
-        c.address.clone().or(existing.2),
-        c.email.clone().or(existing.3),
-        c.phone.clone().or(existing.4),
+        c.email.clone().or(existing.2),
+        c.phone.clone().or(existing.3),
     );
-    diesel::delete(nurse_contacts::table.find((node.code(), c.agency_code.as_str()))).execute(conn)?;
+    diesel::delete(nurse_contacts::table.find((node.code(), code))).execute(conn)?;
     diesel::insert_into(nurse_contacts::table)
         .values((
             nurse_contacts::prefecture.eq(node.code()),
-            nurse_contacts::agency_code.eq(&c.agency_code),
+            nurse_contacts::agency_code.eq(code),
             nurse_contacts::family_name.eq(merged.0),
             nurse_contacts::given_name.eq(merged.1),
-            nurse_contacts::address.eq(merged.2),
-            nurse_contacts::email.eq(merged.3),
-            nurse_contacts::phone.eq(merged.4),
+            nurse_contacts::email.eq(merged.2),
+            nurse_contacts::phone.eq(merged.3),
             nurse_contacts::changed_at.eq(c.changed_at.naive_utc()),
         ))
         .execute(conn)?;
     let fields: Vec<String> = provided.iter().map(|f| format!("contact:{f}")).collect();
     let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-    chain
-        .append(conn, &Provision::from_node(node, &c.agency_code, &fields, "residence_prefecture_support"))?;
+    chain.append(
+        conn,
+        &Provision::from_node(node, code, &fields, ProvisionPurpose::ResidencePrefectureSupport),
+    )?;
     Ok(Ok(()))
 }
 
@@ -305,21 +373,27 @@ fn apply_notice(
     node: Prefecture,
     n: &NoticeFiled,
 ) -> QueryResult<Result<(), Permanent>> {
-    // Defence in depth: the node's gate already checked, but nothing is held without the consent.
-    if !granted(conn, node, &n.agency_code, ConsentScope::AddressLinkage)? {
-        return Ok(Err(Permanent("notice not covered by an address_linkage consent".into())));
+    if matches!(n.notice, NoticeBody::Change { .. }) {
+        return Ok(Err(Permanent::new(
+            RejectCode::Invalid,
+            "a change notice travels as contact_changed, never as notice_filed",
+        )));
     }
-    let Some(kind) = n.notice.get("kind").and_then(|k| k.as_str()).and_then(ncf_shared::NoticeKind::parse)
-    else {
-        return Ok(Err(Permanent("notice without a known kind".into())));
-    };
+    // The same checks the node made when she filed it; a day's grace for the node's time zone.
+    let filed_on = n.filed_at.date_naive() + chrono::Days::new(1);
+    if let Err(errors) = n.notice.validate(filed_on) {
+        let reasons: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+        return Ok(Err(Permanent::new(RejectCode::Invalid, reasons.join("; "))));
+    }
+    let kind = n.notice.kind();
+    let body = serde_json::to_string(&n.notice).expect("notice bodies serialise");
     per_backend!(&mut *conn, db => diesel::insert_into(nurse_notices::table)
         .values((
             nurse_notices::notice_id.eq(&n.notice_id),
             nurse_notices::prefecture.eq(node.code()),
-            nurse_notices::agency_code.eq(&n.agency_code),
+            nurse_notices::agency_code.eq(n.agency_code.as_str()),
             nurse_notices::kind.eq(kind.as_str()),
-            nurse_notices::body.eq(n.notice.to_string()),
+            nurse_notices::body.eq(&body),
             nurse_notices::filed_at.eq(n.filed_at.naive_utc()),
         ))
         .on_conflict(nurse_notices::notice_id)
@@ -328,7 +402,7 @@ fn apply_notice(
     let field = format!("notice:{}", kind.as_str());
     chain.append(
         conn,
-        &Provision::from_node(node, &n.agency_code, &[&field], "latent_nurse_identification"),
+        &Provision::from_node(node, n.agency_code.as_str(), &[&field], ProvisionPurpose::LatentNurseIdentification),
     )?;
     Ok(Ok(()))
 }

@@ -9,8 +9,22 @@ use sha2::Sha256;
 use crate::{PersonKey, Prefecture};
 
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(transparent)]
+#[serde(into = "String", try_from = "String")]
 pub struct AgencyCode(String);
+
+/// A code read from JSON is checked like any other input from elsewhere.
+impl TryFrom<String> for AgencyCode {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text).ok_or_else(|| format!("not an agency code: {} base32 characters expected", Self::LEN))
+    }
+}
+
+impl From<AgencyCode> for String {
+    fn from(code: AgencyCode) -> String {
+        code.0
+    }
+}
 
 impl AgencyCode {
     /// Length of a code: 256 bits in base32 without padding.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::AgencyCode;
+use crate::contract::{Envelope, ErrorCode, ProvisionPurpose, RejectCode};
 
 pub const HEADER_KEY: &str = "x-ncf-key";
 pub const HEADER_TIMESTAMP: &str = "x-ncf-timestamp";
@@ -198,25 +199,15 @@ pub struct IdentityLinkResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushRequest {
-    pub events: Vec<PushedEvent>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PushedEvent {
-    /// The node's gap-free outbox sequence number.
-    pub seq: i64,
-    pub event_id: String,
-    /// `consent_changed`, `notice_filed` or `contact_changed`.
-    pub kind: String,
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    /// Each opens as a [`crate::contract::NodeToNational`].
+    pub events: Vec<Envelope>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushResponse {
     /// The last sequence number the national server holds without a gap: the node's new cursor.
+    /// A node accepts it only if it is a sequence number it sent.
     pub last_seq: i64,
     /// Events that can never be applied (consumed, not applied): the node parks and reports them.
     #[serde(default)]
@@ -227,6 +218,8 @@ pub struct PushResponse {
 #[serde(deny_unknown_fields)]
 pub struct RejectedEvent {
     pub seq: i64,
+    pub code: RejectCode,
+    /// What was wrong, for staff and logs.
     pub reason: String,
 }
 
@@ -234,7 +227,7 @@ pub struct RejectedEvent {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PullRequest {
-    /// The node's pull cursor: the last queue sequence it has applied.
+    /// The node's pull cursor: the last queue sequence it has stored.
     pub after: i64,
     /// At most this many events (1-1000).
     pub limit: u32,
@@ -243,15 +236,38 @@ pub struct PullRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PullResponse {
-    /// Events in sequence order, without gaps, starting at `after + 1`.
-    pub events: Vec<PushedEvent>,
+    /// Events in sequence order, without gaps, starting at `after + 1`; each opens as a
+    /// [`crate::contract::NationalToNode`].
+    pub events: Vec<Envelope>,
+}
+
+/// `POST /federation/v1/provisions`: a nurse's entries in the data-provision record.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionsQuery {
+    #[schema(value_type = String)]
+    pub agency_code: AgencyCode,
+}
+
+/// One entry of the data-provision record, as her node shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionListing {
+    pub seq: i64,
+    pub recorded_at: chrono::NaiveDateTime,
+    /// `national` or `node:NN`.
+    pub source: String,
+    pub recipient: String,
+    /// What was provided, e.g. `consent:job_support`, `notice:separation`, `contact:email`.
+    pub fields: Vec<String>,
+    pub purpose: ProvisionPurpose,
 }
 
 /// Error body of every JSON endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// Machine-readable kind, e.g. `claims_mismatch`, `bad_request`, `unauthorized`.
-    pub error: String,
+    /// Machine-readable kind.
+    pub error: ErrorCode,
     /// What was wrong, for a person.
     pub message: String,
     /// For `claims_mismatch`: the claims that did not match the registry.

@@ -8,6 +8,7 @@
 
 pub mod agency;
 pub mod consent;
+pub mod contract;
 pub mod db;
 pub mod encoding;
 pub mod federation;
@@ -19,6 +20,8 @@ pub mod qualification;
 pub mod region;
 pub mod secret;
 pub mod time;
+pub mod tls;
+pub mod validation;
 
 pub use agency::{AgencyCode, AgencyCodeKey};
 pub use consent::ConsentScope;

@@ -9,7 +9,8 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use ncf_shared::ConsentScope;
-use ncf_shared::federation::{NodeSigningKey, PushRequest, PushedEvent};
+use ncf_shared::contract::Envelope;
+use ncf_shared::federation::{NodeSigningKey, PushRequest};
 use ncf_tests::{Backend, TestServer, block_on, both_backends, eventually, http_client, national, run};
 use prefecture_node::Channel;
 use prefecture_node::{consent, notices, outbox};
@@ -130,23 +131,19 @@ fn forged_replayed_duplicate_and_foreign_pushes_change_nothing(backend: Backend)
     consent::record(&mut conn, &hanako.id, &[(ConsentScope::AddressLinkage, true)], Channel::Web, None)
         .unwrap();
     let filed = notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap();
-    let events: Vec<PushedEvent> = outbox::after(&mut conn, 0, 10)
-        .unwrap()
-        .into_iter()
-        .map(|e| PushedEvent {
-            seq: e.seq,
-            event_id: e.event_id,
-            kind: e.kind,
-            payload: serde_json::from_str(&e.payload).unwrap(),
-        })
-        .collect();
+    let events: Vec<Envelope> =
+        outbox::after(&mut conn, 0, 10).unwrap().iter().map(|e| e.envelope().unwrap()).collect();
     assert_eq!(filed.outbox_seq, Some(2));
     let body = serde_json::to_vec(&PushRequest { events: events.clone() }).unwrap();
     let path = "/federation/v1/push";
     block_on(async {
-        // Kyoto pushing Osaka's nurse: refused whole.
+        // Kyoto pushing Osaka's nurse: every event refused on its own, nothing applied.
         let (status, answer) = signed_post(&f, &f.kyoto.key, path, &body).await;
-        assert_eq!(status, 403, "{answer}");
+        assert_eq!(status, 200, "{answer}");
+        let codes: Vec<&str> =
+            answer["rejected"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();
+        assert_eq!(codes, ["unknown_agency_code", "unknown_agency_code"], "{answer}");
+        assert!(national_notices(&f).is_empty());
         // An unknown key: refused.
         let (status, _) = signed_post(&f, &NodeSigningKey::generate(), path, &body).await;
         assert_eq!(status, 401);
@@ -154,7 +151,7 @@ fn forged_replayed_duplicate_and_foreign_pushes_change_nothing(backend: Backend)
         let gap = serde_json::to_vec(&PushRequest { events: vec![events[1].clone()] }).unwrap();
         let (status, answer) = signed_post(&f, &f.osaka.key, path, &gap).await;
         assert_eq!((status, answer["last_seq"].as_i64()), (200, Some(0)));
-        assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events"), 0);
+        assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE prefecture = '27'"), 0);
 
         // The real push, then the same events again (a retry after a lost answer): applied once.
         let (status, answer) = signed_post(&f, &f.osaka.key, path, &body).await;
@@ -175,7 +172,7 @@ fn forged_replayed_duplicate_and_foreign_pushes_change_nothing(backend: Backend)
         assert_eq!(send().await.unwrap().status().as_u16(), 409);
     });
     assert_eq!(national_notices(&f).len(), 1);
-    assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events"), 2);
+    assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE prefecture = '27'"), 2);
     assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM nurse_consents"), 1);
 }
 both_backends!(forged_replayed_duplicate_and_foreign_pushes_change_nothing);
@@ -202,7 +199,8 @@ fn a_permanently_bad_event_is_parked_and_the_rest_flow(backend: Backend) {
     let stdout = push(&f, &f.osaka);
     assert!(stdout.contains("3 event(s) acknowledged, 1 parked"), "{stdout}");
     let parked = outbox::after(&mut conn, 0, 10).unwrap();
-    assert!(parked[0].parked_reason.as_deref().unwrap().contains("unknown consent scope"));
+    assert_eq!(parked[0].parked_code.as_deref(), Some("malformed"));
+    assert!(parked[0].parked_reason.as_deref().unwrap().contains("everything"), "{:?}", parked[0]);
     assert!(parked[1..].iter().all(|e| e.parked_reason.is_none()));
     assert_eq!(national_notices(&f).len(), 1, "later events were applied");
 }

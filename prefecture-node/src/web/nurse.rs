@@ -1,6 +1,7 @@
 //! The nurse's pages after opt-in: sign-in with a one-time e-mail link, her page (details,
 //! consents with withdrawal, notices, data-provision record), and filing a notice.
 
+use ncf_shared::contract::NodeToNational;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -300,15 +301,15 @@ pub(crate) fn shared_notice_ids(
 ) -> Result<std::collections::HashSet<String>, NodeError> {
     Ok(crate::outbox::for_nurse(conn, nurse_id)?
         .into_iter()
-        .filter_map(|e| {
-            serde_json::from_str::<serde_json::Value>(&e.payload).ok()?["notice_id"]
-                .as_str()
-                .map(str::to_string)
+        .filter_map(|e| match e.message()? {
+            NodeToNational::NoticeFiled(n) => Some(n.notice_id),
+            NodeToNational::ContactChanged(c) => c.notice_id,
+            NodeToNational::ConsentChanged(_) => None,
         })
         .collect())
 }
 
-pub(crate) fn provision_views(entries: Vec<crate::sync::ProvisionEntry>) -> Vec<ProvisionView> {
+pub(crate) fn provision_views(entries: Vec<ncf_shared::federation::ProvisionListing>) -> Vec<ProvisionView> {
     let party = |p: &str| -> String {
         match p.strip_prefix("node:").and_then(ncf_shared::Prefecture::from_code) {
             Some(pref) => format!("{}ナースセンター", pref.name_ja()),
@@ -323,14 +324,7 @@ pub(crate) fn provision_views(entries: Vec<crate::sync::ProvisionEntry>) -> Vec<
             at: jst(e.recorded_at),
             direction: format!("{} → {}", party(&e.source), party(&e.recipient)),
             what: e.fields.iter().map(|f| field_ja(f)).collect::<Vec<_>>().join("、"),
-            purpose: match e.purpose.as_str() {
-                "identity_link" => "資格の照合（本人確認）",
-                "consent_record" => "同意の記録",
-                "latent_nurse_identification" => "届出による就業状況の把握",
-                "residence_prefecture_support" => "お住まいの都道府県での就業支援",
-                "consent_withdrawal" => "同意の取消による削除の確認",
-                _ => "その他",
-            },
+            purpose: e.purpose.title_ja(),
         })
         .collect()
 }
@@ -384,12 +378,15 @@ async fn home(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Ho
         Ok(loaded) => loaded,
         Err(e) => return unavailable(&state, &e, SIGN_IN),
     };
-    let provisions = match state.syncer.provisions(&nurse.agency_code).await {
-        Ok(entries) => Some(provision_views(entries)),
-        Err(e) => {
-            tracing::warn!(error = %e, "provision record not available");
-            None
-        }
+    let provisions = match ncf_shared::AgencyCode::parse(&nurse.agency_code) {
+        None => None,
+        Some(code) => match state.syncer.provisions(&code).await {
+            Ok(entries) => Some(provision_views(entries)),
+            Err(e) => {
+                tracing::warn!(error = %e, "provision record not available");
+                None
+            }
+        },
     };
     let flash = match query.done.as_str() {
         "consent" => "同意の内容を更新しました。",
@@ -465,12 +462,12 @@ fn unknown_kind(state: &WebState) -> HttpResponse {
 
 /// Where a notice of this kind goes, under her current consents (the gate, in words).
 pub(crate) fn notice_note(kind: NoticeKind, consents: &crate::consent::CurrentConsents) -> String {
-    let (scope, outcome) = match kind {
-        NoticeKind::Change => (
-            ConsentScope::ShareWithResidencePrefecture,
-            "新しい連絡先は国の共通サーバーにも送られ、転居先のナースセンターが利用できます。",
-        ),
-        _ => (ConsentScope::AddressLinkage, "この届出は国の共通サーバーにも送られます。"),
+    let scope = ncf_shared::contract::consent_for_notice(kind);
+    let outcome = match kind {
+        NoticeKind::Change => {
+            "新しい氏名・メールアドレス・電話番号は国の共通サーバーにも送られ、転居先のナースセンターが利用できます（住所は送られません）。"
+        }
+        _ => "この届出は国の共通サーバーにも送られます。",
     };
     if consents.granted(scope) {
         outcome.to_string()

@@ -158,6 +158,10 @@ struct ListPage {
     /// Outbox events waiting for the national server, and events it refused for good.
     waiting: i64,
     parked: i64,
+    /// Events pulled from the national server that could not be applied, and that wait for a
+    /// newer version of this software.
+    received_failed: i64,
+    received_waiting: i64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,11 +182,11 @@ async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Li
     let found = state
         .db(move |conn| {
             let found = crate::nurses::search(conn, &term, PAGE_SIZE, (page - 1) * PAGE_SIZE)?;
-            Ok((found, crate::outbox::backlog(conn)?))
+            Ok((found, crate::outbox::backlog(conn)?, crate::sync::unapplied_counts(conn)?))
         })
         .await;
     match found {
-        Ok(((nurses, total), (waiting, parked))) => html(
+        Ok(((nurses, total), (waiting, parked), (received_failed, received_waiting))) => html(
             StatusCode::OK,
             &ListPage {
                 center: state.center(),
@@ -195,6 +199,8 @@ async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Li
                 pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
                 waiting,
                 parked,
+                received_failed,
+                received_waiting,
             },
         ),
         Err(e) => unavailable(&state, &e, LIST),
@@ -222,6 +228,8 @@ struct DetailPage {
     consents: Vec<ConsentView>,
     notices: Vec<NoticeView>,
     events: Vec<EventView>,
+    /// Events from the national server about her that were not applied.
+    received: Vec<EventView>,
     kinds: Vec<(&'static str, &'static str)>,
     flash: &'static str,
     error: String,
@@ -269,10 +277,11 @@ async fn detail_page(
             let shared = super::nurse::shared_notice_ids(conn, &id)?;
             let events = crate::outbox::for_nurse(conn, &id)?;
             let cursor = crate::sync::cursor(conn)?;
-            Ok(Some((nurse, consents, notices, shared, events, cursor)))
+            let received = crate::sync::unapplied(conn, Some(&id))?;
+            Ok(Some((nurse, consents, notices, shared, events, cursor, received)))
         })
         .await;
-    let (nurse, consents, notices, shared, events, cursor) = match loaded {
+    let (nurse, consents, notices, shared, events, cursor, received) = match loaded {
         Ok(Some(found)) => found,
         Ok(None) => {
             return message(
@@ -303,6 +312,21 @@ async fn detail_page(
             },
         })
         .collect();
+    let received = received
+        .into_iter()
+        .map(|e| EventView {
+            seq: e.seq,
+            kind: match e.kind.as_str() {
+                "withdrawal_applied" => "同意取消による削除の確認",
+                _ => "このバージョンでは扱えない通知",
+            },
+            created_at: jst(e.received_at),
+            status: match e.state.as_str() {
+                "awaiting_upgrade" => "未適用（新しいバージョンへの更新後に適用されます）".to_string(),
+                _ => format!("適用できませんでした: {}", e.reason.unwrap_or_default()),
+            },
+        })
+        .collect();
     html(
         if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY },
         &DetailPage {
@@ -321,6 +345,7 @@ async fn detail_page(
             consents: consent_views(&consents),
             notices: notice_views(&notices, &shared),
             events,
+            received,
             kinds: NoticeKind::ALL.into_iter().map(|k| (k.as_str(), k.title_ja())).collect(),
             flash,
             error,

@@ -7,8 +7,9 @@ use ncf_shared::AgencyCodeKey;
 use ncf_shared::db::Pool;
 use ncf_shared::federation::{
     ErrorBody, IdentityLinkRequest, IdentityLinkResponse, PullRequest, PullResponse, PushRequest,
-    PushResponse, PushedEvent, RejectedEvent,
+    ProvisionListing, ProvisionsQuery, PushResponse, RejectedEvent,
 };
+use ncf_shared::contract::{Envelope, ErrorCode, ProvisionPurpose, RejectCode};
 use serde::Serialize;
 use utoipa::OpenApi;
 
@@ -119,8 +120,7 @@ async fn identity_link(
         (status = 200, description = "Applied; `last_seq` is the node's new cursor", body = PushResponse),
         (status = 400, description = "Malformed batch", body = ErrorBody),
         (status = 401, description = "Unknown key, bad signature or stale timestamp", body = ErrorBody),
-        (status = 403, description = "Names a person this node never linked; nothing applied", body = ErrorBody),
-        (status = 409, description = "Replayed nonce", body = ErrorBody),
+                (status = 409, description = "Replayed nonce", body = ErrorBody),
     )
 )]
 async fn push(state: web::Data<AppState>, request: Signed<PushRequest>) -> Result<HttpResponse, AppError> {
@@ -158,28 +158,12 @@ async fn pull(state: web::Data<AppState>, request: Signed<PullRequest>) -> Resul
     Ok(HttpResponse::Ok().json(PullResponse { events }))
 }
 
-#[derive(serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct ProvisionsQuery {
-    agency_code: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct ProvisionView {
-    seq: i64,
-    recorded_at: chrono::NaiveDateTime,
-    source: String,
-    recipient: String,
-    fields: Vec<String>,
-    purpose: String,
-}
-
 /// A nurse's data-provision entries (for her page at the node that knows her by this code).
 #[utoipa::path(
     post,
     path = "/federation/v1/provisions",
     request_body = ProvisionsQuery,
-    responses((status = 200, description = "Entries, oldest first", body = [ProvisionView]))
+    responses((status = 200, description = "Entries, oldest first", body = [ProvisionListing]))
 )]
 async fn provisions_of_nurse(
     state: web::Data<AppState>,
@@ -188,18 +172,24 @@ async fn provisions_of_nurse(
     let pool = state.pool.clone();
     let entries = web::block(move || -> Result<_, AppError> {
         let mut conn = pool.get()?;
-        Ok(crate::provisions::for_nurse(&mut conn, request.node.prefecture, &request.body.agency_code)?)
+        Ok(crate::provisions::for_nurse(&mut conn, request.node.prefecture, request.body.agency_code.as_str())?)
     })
     .await??;
-    let view: Vec<ProvisionView> = entries
+    let view: Vec<ProvisionListing> = entries
         .into_iter()
-        .map(|e| ProvisionView {
-            seq: e.seq,
-            recorded_at: e.recorded_at,
-            source: e.source,
-            recipient: e.recipient,
-            fields: e.fields.split(',').map(str::to_string).collect(),
-            purpose: e.purpose,
+        .filter_map(|e| {
+            let purpose = ProvisionPurpose::parse(&e.purpose);
+            if purpose.is_none() {
+                tracing::error!(seq = e.seq, purpose = %e.purpose, "provision entry with an unknown purpose");
+            }
+            Some(ProvisionListing {
+                seq: e.seq,
+                recorded_at: e.recorded_at,
+                source: e.source,
+                recipient: e.recipient,
+                fields: e.fields.split(',').map(str::to_string).collect(),
+                purpose: purpose?,
+            })
         })
         .collect();
     Ok(HttpResponse::Ok().json(view))
@@ -217,13 +207,16 @@ async fn provisions_of_nurse(
         IdentityLinkRequest,
         IdentityLinkResponse,
         PushRequest,
-        PushedEvent,
+        Envelope,
         PushResponse,
         RejectedEvent,
         PullRequest,
         PullResponse,
         ProvisionsQuery,
-        ProvisionView,
+        ProvisionListing,
+        ProvisionPurpose,
+        RejectCode,
+        ErrorCode,
         ErrorBody
     ))
 )]

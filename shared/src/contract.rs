@@ -1,0 +1,610 @@
+//! The federation contract: every event that travels between a node and the national server, one
+//! enum per direction, and the enums both sides read back (provision purposes, error kinds, why an
+//! event was refused). Both binaries build and read events only through these types, so a renamed
+//! kind or field fails to compile on both sides instead of failing at run time (DESIGN flow 3,
+//! `docs/architecture.md` "The federation contract").
+//!
+//! ## On the wire
+//! An event travels in an [`Envelope`]: the sender's gap-free sequence number, a unique event id,
+//! the kind's name, the version of that kind's payload, and the payload itself, kept as raw JSON
+//! until the receiver opens it. The same envelope is stored in the node's outbox and inbox and in
+//! the national server's per-node queue, so an event is serialised once when it is decided.
+//!
+//! ## Versions and unknown input, on purpose
+//! Each kind has a version. Adding an optional field or changing a field's meaning bumps it; a
+//! receiver still reads every older version of a kind it knows. What a receiver does with input it
+//! does not understand ([`Unreadable`]):
+//! - a kind it does not know, or a newer version of a kind it knows, comes from a newer peer: the
+//!   event is kept, reported, and applied once this side runs code that knows it
+//!   ([`Unreadable::awaits_upgrade`]);
+//! - a payload that does not fit its own kind and version (a missing field, an unknown field, a
+//!   wrong type) can never be applied: it is refused on its own and the events after it go on.
+//!
+//! ## Consent
+//! What each personal kind needs before it may leave a node is defined once, beside the kind
+//! ([`NodeToNational::required_consent`]): the node's consent gate, the national server's check on
+//! arrival and the pages that tell a nurse where a notice will go all read it from here.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::notice::NoticeBody;
+use crate::{AgencyCode, ConsentScope, NoticeKind};
+
+/// What a receiver cannot read in an envelope, and whether that can ever change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreadable {
+    #[error("event kind {kind:?} is not known to this version of the software")]
+    UnknownKind { kind: String },
+    #[error("{kind} version {version} is newer than this software reads (up to {known})")]
+    NewerVersion { kind: String, version: u16, known: u16 },
+    #[error("malformed {kind} payload: {reason}")]
+    Malformed { kind: String, reason: String },
+}
+
+impl Unreadable {
+    /// True when the event comes from a newer peer and will be readable after an upgrade; false
+    /// when it is wrong for good.
+    pub fn awaits_upgrade(&self) -> bool {
+        matches!(self, Self::UnknownKind { .. } | Self::NewerVersion { .. })
+    }
+}
+
+/// A message of one direction of the contract: an enum with one variant per kind.
+pub trait Message: Sized {
+    /// Every kind of this direction with the newest version this software reads.
+    const KINDS: &'static [(&'static str, u16)];
+    fn kind(&self) -> &'static str;
+    fn version(&self) -> u16;
+    /// The payload alone, as JSON.
+    fn payload_json(&self) -> String;
+    /// Reads a payload of `kind` written at `version`.
+    fn decode(kind: &str, version: u16, payload: &str) -> Result<Self, Unreadable>;
+}
+
+/// Defines one direction's enum: each variant wraps a payload struct and names its wire kind and
+/// current version. The serde representation (`{"kind": …, "payload": …}`) and [`Message`] come
+/// from the same list, so they cannot disagree.
+macro_rules! direction {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident($payload:ty) = ($kind:literal, $version:literal), )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind", content = "payload")]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $kind)] $variant($payload), )+
+        }
+
+        impl Message for $name {
+            const KINDS: &'static [(&'static str, u16)] = &[$(($kind, $version)),+];
+
+            fn kind(&self) -> &'static str {
+                match self { $( Self::$variant(_) => $kind, )+ }
+            }
+
+            fn version(&self) -> u16 {
+                match self { $( Self::$variant(_) => $version, )+ }
+            }
+
+            fn payload_json(&self) -> String {
+                let json = match self { $( Self::$variant(p) => serde_json::to_string(p), )+ };
+                json.expect("contract payloads are plain data and always serialise")
+            }
+
+            fn decode(kind: &str, version: u16, payload: &str) -> Result<Self, Unreadable> {
+                match kind {
+                    $( $kind => {
+                        if version > $version {
+                            return Err(Unreadable::NewerVersion { kind: kind.into(), version, known: $version });
+                        }
+                        serde_json::from_str::<$payload>(payload)
+                            .map(Self::$variant)
+                            .map_err(|e| Unreadable::Malformed { kind: kind.into(), reason: e.to_string() })
+                    } )+
+                    other => Err(Unreadable::UnknownKind { kind: other.into() }),
+                }
+            }
+        }
+    };
+}
+
+direction! {
+    /// Events a node pushes to the national server.
+    pub enum NodeToNational {
+        /// A consent given or withdrawn (always travels: the national server must learn of a
+        /// withdrawal to delete what the scope let it hold).
+        ConsentChanged(ConsentChanged) = ("consent_changed", 1),
+        /// A separation or employment-status notice (under `address_linkage`).
+        NoticeFiled(NoticeFiled) = ("notice_filed", 1),
+        /// Her contact details as the consent text names them (under
+        /// `share_with_residence_prefecture`).
+        ContactChanged(ContactChanged) = ("contact_changed", 1),
+    }
+}
+
+direction! {
+    /// Events the national server queues for a node, which the node pulls.
+    pub enum NationalToNode {
+        /// What the national server deleted after a withdrawal, for her page.
+        WithdrawalApplied(WithdrawalApplied) = ("withdrawal_applied", 1),
+    }
+}
+
+impl NodeToNational {
+    /// The consent that must be given before this event may leave the node (and that the national
+    /// server checks again on arrival); `None` for events that always travel.
+    pub fn required_consent(&self) -> Option<ConsentScope> {
+        match self {
+            Self::ConsentChanged(_) => None,
+            Self::NoticeFiled(_) => Some(NoticeFiled::REQUIRES),
+            Self::ContactChanged(_) => Some(ContactChanged::REQUIRES),
+        }
+    }
+
+    /// The person the event is about, by the sending node's code for her.
+    pub fn agency_code(&self) -> &AgencyCode {
+        match self {
+            Self::ConsentChanged(e) => &e.agency_code,
+            Self::NoticeFiled(e) => &e.agency_code,
+            Self::ContactChanged(e) => &e.agency_code,
+        }
+    }
+}
+
+/// The consent under which a notice of this kind leaves the node, for pages that say beforehand
+/// where it will go: a change notice travels as [`ContactChanged`], the others as [`NoticeFiled`].
+pub fn consent_for_notice(kind: NoticeKind) -> ConsentScope {
+    match kind {
+        NoticeKind::Change => ContactChanged::REQUIRES,
+        NoticeKind::Separation | NoticeKind::EmploymentStatus => NoticeFiled::REQUIRES,
+    }
+}
+
+impl NationalToNode {
+    pub fn agency_code(&self) -> &AgencyCode {
+        match self {
+            Self::WithdrawalApplied(e) => &e.agency_code,
+        }
+    }
+}
+
+/// `consent_changed` v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentChanged {
+    pub agency_code: AgencyCode,
+    pub scope: ConsentScope,
+    pub granted: bool,
+    /// The scope's version at the node: 1 for her first decision, one more for each change.
+    pub version: i32,
+    /// The version and SHA-256 of the consent text she was shown.
+    pub text_version: String,
+    pub text_sha256: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// `notice_filed` v1: a separation or employment-status notice. Change notices never travel as
+/// notices: what they change travels as [`ContactChanged`], under its own scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeFiled {
+    pub agency_code: AgencyCode,
+    pub notice_id: String,
+    pub filed_at: DateTime<Utc>,
+    pub notice: NoticeBody,
+}
+
+impl NoticeFiled {
+    pub const REQUIRES: ConsentScope = ConsentScope::AddressLinkage;
+}
+
+/// `contact_changed` v1: exactly what the `share_with_residence_prefecture` text names — name,
+/// e-mail and phone — and only what changed (`None`: unchanged). Her address never travels: the
+/// national server has it from the resident data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactChanged {
+    pub agency_code: AgencyCode,
+    /// The change notice that caused it; `None` when granting the scope sent her current details.
+    pub notice_id: Option<String>,
+    pub changed_at: DateTime<Utc>,
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+impl ContactChanged {
+    pub const REQUIRES: ConsentScope = ConsentScope::ShareWithResidencePrefecture;
+
+    /// The names of the fields this event provides, as the data-provision record lists them.
+    pub fn provided_fields(&self) -> Vec<&'static str> {
+        [
+            ("family_name", self.family_name.is_some()),
+            ("given_name", self.given_name.is_some()),
+            ("email", self.email.is_some()),
+            ("phone", self.phone.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
+}
+
+/// `withdrawal_applied` v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalApplied {
+    pub agency_code: AgencyCode,
+    pub scope: ConsentScope,
+    /// The scope version whose withdrawal was applied.
+    pub version: i32,
+    pub notices_deleted: i64,
+    pub deleted_at: DateTime<Utc>,
+}
+
+/// One event on the wire and at rest, in either direction.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// The sender's gap-free sequence number (the node's outbox, or the national per-node queue).
+    pub seq: i64,
+    pub event_id: String,
+    /// The kind's wire name, e.g. `consent_changed`.
+    pub kind: String,
+    /// The version of this kind's payload.
+    pub version: u16,
+    /// The payload, read only when the receiver opens the envelope.
+    #[schema(value_type = Object)]
+    pub payload: Box<RawValue>,
+}
+
+impl PartialEq for Envelope {
+    fn eq(&self, other: &Self) -> bool {
+        (self.seq, &self.event_id, &self.kind, self.version, self.payload.get())
+            == (other.seq, &other.event_id, &other.kind, other.version, other.payload.get())
+    }
+}
+
+impl Envelope {
+    /// Wraps a typed message.
+    pub fn seal<M: Message>(seq: i64, event_id: impl Into<String>, message: &M) -> Self {
+        Self::from_stored(seq, event_id.into(), message.kind().into(), message.version(), message.payload_json())
+            .expect("a serialised payload is valid JSON")
+    }
+
+    /// Rebuilds an envelope from its stored columns without reading the payload.
+    pub fn from_stored(
+        seq: i64,
+        event_id: String,
+        kind: String,
+        version: u16,
+        payload: String,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Self { seq, event_id, kind, version, payload: RawValue::from_string(payload)? })
+    }
+
+    /// Reads the typed message.
+    pub fn open<M: Message>(&self) -> Result<M, Unreadable> {
+        M::decode(&self.kind, self.version, self.payload.get())
+    }
+}
+
+/// Why a provision of personal data happened (DESIGN rule 5), as her page explains it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvisionPurpose {
+    /// Her licence claims checked and this node's code for her given.
+    IdentityLink,
+    /// A consent decision recorded.
+    ConsentRecord,
+    /// A notice used to learn whether she works.
+    LatentNurseIdentification,
+    /// Contact details held for the nurse center where she lives.
+    ResidencePrefectureSupport,
+    /// The confirmation that what a withdrawn consent covered was deleted.
+    ConsentWithdrawal,
+}
+
+impl ProvisionPurpose {
+    pub const ALL: [Self; 5] = [
+        Self::IdentityLink,
+        Self::ConsentRecord,
+        Self::LatentNurseIdentification,
+        Self::ResidencePrefectureSupport,
+        Self::ConsentWithdrawal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IdentityLink => "identity_link",
+            Self::ConsentRecord => "consent_record",
+            Self::LatentNurseIdentification => "latent_nurse_identification",
+            Self::ResidencePrefectureSupport => "residence_prefecture_support",
+            Self::ConsentWithdrawal => "consent_withdrawal",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == text)
+    }
+
+    pub fn title_ja(self) -> &'static str {
+        match self {
+            Self::IdentityLink => "資格の照合（本人確認）",
+            Self::ConsentRecord => "同意の記録",
+            Self::LatentNurseIdentification => "届出による就業状況の把握",
+            Self::ResidencePrefectureSupport => "お住まいの都道府県での就業支援",
+            Self::ConsentWithdrawal => "同意の取消による削除の確認",
+        }
+    }
+}
+
+/// The machine-readable kind of every error answer of the national server (`ErrorBody.error`).
+/// A kind added by a newer server reads as [`ErrorCode::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    /// A replayed nonce, or a write that conflicts with the current state.
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    /// Identity link: the claims do not match the registry (`mismatched` names them).
+    ClaimsMismatch,
+    /// Identity link: the licence is not active.
+    LicenceNotActive,
+    TooManyRequests,
+    Unavailable,
+    Internal,
+    #[serde(other)]
+    Other,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::ClaimsMismatch => "claims_mismatch",
+            Self::LicenceNotActive => "licence_not_active",
+            Self::TooManyRequests => "too_many_requests",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// Why the national server consumed a pushed event without applying it. Every one is permanent:
+/// sending the same event again cannot succeed, so the node parks it and goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCode {
+    /// The event names an agency code this node never linked (or that the national server no
+    /// longer knows, e.g. after a restore).
+    UnknownAgencyCode,
+    /// Her consents, as the national server holds them, do not cover the event.
+    NotCovered,
+    /// The payload does not fit its kind and version.
+    Malformed,
+    /// The kind is known but this content can never be applied (e.g. a change notice sent as a
+    /// notice).
+    Invalid,
+    /// A code from a newer server.
+    #[serde(other)]
+    Other,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notice::{SeparationReason, WorkplaceType};
+    use chrono::{NaiveDate, TimeZone};
+    use proptest::prelude::*;
+
+    fn code() -> impl Strategy<Value = AgencyCode> {
+        "[A-Z2-7]{52}".prop_map(|s| AgencyCode::parse(&s).expect("base32 of 32 bytes"))
+    }
+
+    fn time() -> impl Strategy<Value = DateTime<Utc>> {
+        (0i64..4_000_000_000, 0u32..1_000_000)
+            .prop_map(|(s, us)| Utc.timestamp_opt(s, us * 1000).single().expect("in range"))
+    }
+
+    fn scope() -> impl Strategy<Value = ConsentScope> {
+        prop::sample::select(ConsentScope::ALL.to_vec())
+    }
+
+    fn text() -> impl Strategy<Value = Option<String>> {
+        prop::option::of("\\PC{0,20}")
+    }
+
+    fn date() -> impl Strategy<Value = NaiveDate> {
+        (1950i32..2030, 1u32..=12, 1u32..=28)
+            .prop_map(|(y, m, d)| NaiveDate::from_ymd_opt(y, m, d).expect("valid day"))
+    }
+
+    fn notice() -> impl Strategy<Value = NoticeBody> {
+        prop_oneof![
+            (date(), prop::sample::select(SeparationReason::ALL.to_vec()), any::<bool>(), text()).prop_map(
+                |(left_on, reason, wish_to_return, return_when)| NoticeBody::Separation {
+                    left_on,
+                    reason,
+                    wish_to_return,
+                    return_when
+                }
+            ),
+            (
+                any::<bool>(),
+                prop::option::of(prop::sample::select(WorkplaceType::ALL.to_vec())),
+                prop::option::of("[0-9]{6}"),
+                prop::option::of(0u8..=80)
+            )
+                .prop_map(|(employed, workplace_type, workplace_lgcode, weekly_hours)| {
+                    NoticeBody::EmploymentStatus { employed, workplace_type, workplace_lgcode, weekly_hours }
+                }),
+        ]
+    }
+
+    fn node_to_national() -> impl Strategy<Value = NodeToNational> {
+        prop_oneof![
+            (code(), scope(), any::<bool>(), 1i32..1000, "\\PC{0,12}", "[0-9a-f]{64}", time()).prop_map(
+                |(agency_code, scope, granted, version, text_version, text_sha256, recorded_at)| {
+                    NodeToNational::ConsentChanged(ConsentChanged {
+                        agency_code,
+                        scope,
+                        granted,
+                        version,
+                        text_version,
+                        text_sha256,
+                        recorded_at,
+                    })
+                }
+            ),
+            (code(), "[0-9a-f-]{36}", time(), notice()).prop_map(|(agency_code, notice_id, filed_at, notice)| {
+                NodeToNational::NoticeFiled(NoticeFiled { agency_code, notice_id, filed_at, notice })
+            }),
+            (code(), prop::option::of("[0-9a-f-]{36}"), time(), text(), text(), text(), text()).prop_map(
+                |(agency_code, notice_id, changed_at, family_name, given_name, email, phone)| {
+                    NodeToNational::ContactChanged(ContactChanged {
+                        agency_code,
+                        notice_id,
+                        changed_at,
+                        family_name,
+                        given_name,
+                        email,
+                        phone,
+                    })
+                }
+            ),
+        ]
+    }
+
+    fn national_to_node() -> impl Strategy<Value = NationalToNode> {
+        (code(), scope(), 1i32..1000, 0i64..1000, time()).prop_map(
+            |(agency_code, scope, version, notices_deleted, deleted_at)| {
+                NationalToNode::WithdrawalApplied(WithdrawalApplied {
+                    agency_code,
+                    scope,
+                    version,
+                    notices_deleted,
+                    deleted_at,
+                })
+            },
+        )
+    }
+
+    /// Both representations give back the same value: serde's tagged form, and the envelope as it
+    /// travels and is stored (including through the wire JSON of the envelope itself).
+    fn round_trips<M: Message + Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+        message: &M,
+    ) {
+        let json = serde_json::to_value(message).unwrap();
+        assert_eq!(json["kind"], message.kind());
+        assert_eq!(&serde_json::from_value::<M>(json).unwrap(), message);
+        let envelope = Envelope::seal(7, "e-7", message);
+        assert_eq!(&envelope.open::<M>().unwrap(), message);
+        let wire = serde_json::to_string(&envelope).unwrap();
+        let back: Envelope = serde_json::from_str(&wire).unwrap();
+        assert_eq!(back, envelope);
+        assert_eq!(&back.open::<M>().unwrap(), message);
+        assert!(M::KINDS.contains(&(message.kind(), message.version())));
+    }
+
+    proptest! {
+        #[test]
+        fn every_node_event_round_trips(message in node_to_national()) {
+            round_trips(&message);
+        }
+
+        #[test]
+        fn every_national_event_round_trips(message in national_to_node()) {
+            round_trips(&message);
+        }
+    }
+
+    #[test]
+    fn unknown_kinds_and_newer_versions_wait_for_an_upgrade_and_bad_payloads_do_not() {
+        let unknown = Envelope::from_stored(1, "a".into(), "moved_out".into(), 1, "{}".into()).unwrap();
+        let error = unknown.open::<NationalToNode>().unwrap_err();
+        assert_eq!(error, Unreadable::UnknownKind { kind: "moved_out".into() });
+        assert!(error.awaits_upgrade());
+
+        let newer = Envelope::from_stored(2, "b".into(), "withdrawal_applied".into(), 9, "{}".into()).unwrap();
+        let error = newer.open::<NationalToNode>().unwrap_err();
+        assert_eq!(error, Unreadable::NewerVersion { kind: "withdrawal_applied".into(), version: 9, known: 1 });
+        assert!(error.awaits_upgrade());
+
+        // Same version, an extra field: wrong for good (a newer writer would have bumped the version).
+        let extra =
+            Envelope::from_stored(3, "c".into(), "withdrawal_applied".into(), 1, r#"{"x":1}"#.into()).unwrap();
+        let error = extra.open::<NationalToNode>().unwrap_err();
+        assert!(matches!(error, Unreadable::Malformed { .. }), "{error:?}");
+        assert!(!error.awaits_upgrade());
+    }
+
+    #[test]
+    fn contact_changes_carry_no_address() {
+        let with_address = serde_json::json!({
+            "agency_code": "A".repeat(52), "notice_id": null, "changed_at": "2026-11-27T00:00:00Z",
+            "family_name": null, "given_name": null, "email": "a@b.jp", "phone": null, "address": "東京都"
+        });
+        let error = NodeToNational::decode("contact_changed", 1, &with_address.to_string()).unwrap_err();
+        assert!(matches!(error, Unreadable::Malformed { .. }));
+    }
+
+    #[test]
+    fn consent_requirements_are_defined_once() {
+        let at = Utc.timestamp_opt(0, 0).unwrap();
+        let code = AgencyCode::parse(&"A".repeat(52)).unwrap();
+        let consent = NodeToNational::ConsentChanged(ConsentChanged {
+            agency_code: code.clone(),
+            scope: ConsentScope::JobSupport,
+            granted: false,
+            version: 2,
+            text_version: "v".into(),
+            text_sha256: "0".repeat(64),
+            recorded_at: at,
+        });
+        assert_eq!(consent.required_consent(), None);
+        let contact = NodeToNational::ContactChanged(ContactChanged {
+            agency_code: code,
+            notice_id: None,
+            changed_at: at,
+            family_name: None,
+            given_name: None,
+            email: Some("a@b.jp".into()),
+            phone: None,
+        });
+        assert_eq!(contact.required_consent(), Some(ConsentScope::ShareWithResidencePrefecture));
+        assert_eq!(consent_for_notice(NoticeKind::Separation), ConsentScope::AddressLinkage);
+        assert_eq!(consent_for_notice(NoticeKind::Change), ConsentScope::ShareWithResidencePrefecture);
+    }
+
+    #[test]
+    fn purposes_and_codes_have_stable_names() {
+        for p in ProvisionPurpose::ALL {
+            assert_eq!(ProvisionPurpose::parse(p.as_str()), Some(p));
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+        }
+        assert_eq!(serde_json::from_str::<ErrorCode>("\"claims_mismatch\"").unwrap(), ErrorCode::ClaimsMismatch);
+        assert_eq!(serde_json::from_str::<ErrorCode>("\"brand_new\"").unwrap(), ErrorCode::Other);
+        assert_eq!(serde_json::from_str::<RejectCode>("\"brand_new\"").unwrap(), RejectCode::Other);
+    }
+}
