@@ -2,7 +2,10 @@
 //! durably applied, release build, real processes on loopback.
 //!
 //!   cargo run --release -p ncf-tests --example sync_bench                 # SQLite, 100,000 events
-//!   cargo run --release -p ncf-tests --example sync_bench -- 20000 postgres   # needs TEST_DATABASE_URL
+//!   cargo run --release -p ncf-tests --example sync_bench -- 20000 postgres   # with TEST_DATABASE_URL
+//!
+//! (Without `TEST_DATABASE_URL` PostgreSQL runs on the tests' throwaway cluster, which has fsync off:
+//! not comparable to figures measured on a real server.)
 //!
 //! Prints (1) the backlog drain: all events queued first, then the node starts pushing — events/s;
 //! (2) streaming: the node runs while events are written in commits of 1,000 — events/s and the

@@ -1,8 +1,10 @@
 //! Test harness: real `national-server` (and later `prefecture-node`) processes on loopback, each
 //! with its own temporary database on SQLite or PostgreSQL (in the spirit of crates.io's TestApp).
 //!
-//! PostgreSQL tests create a fresh database on the server named by `TEST_DATABASE_URL` and drop it
-//! afterwards; they fail with a clear message when that variable is not set.
+//! PostgreSQL tests create a fresh database and drop it afterwards: on the server named by
+//! `TEST_DATABASE_URL` when it is set, else on a throwaway cluster the harness starts from the
+//! installed PostgreSQL server programs and shares between the test processes of a run (see
+//! [`postgres`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
+
+pub mod postgres;
 
 /// Runs a test body `fn name(backend: Backend)` on each backend: `both_backends!(name)` makes the
 /// tests `name::sqlite` and `name::postgres`.
@@ -54,13 +58,13 @@ impl TestDb {
                 Self { url, backend, dir, pg_admin: None }
             }
             Backend::Postgres => {
-                let admin = std::env::var("TEST_DATABASE_URL").expect(
-                    "TEST_DATABASE_URL must name a PostgreSQL database (e.g. postgres://postgres@127.0.0.1:5432/test) \
-                     for the PostgreSQL half of the tests; see README",
-                );
+                let (admin, source) = match std::env::var("TEST_DATABASE_URL") {
+                    Ok(url) if !url.is_empty() => (url, "TEST_DATABASE_URL"),
+                    _ => (postgres::admin_url(), "the throwaway PostgreSQL cluster"),
+                };
                 let name = format!("ncf_test_{}", uuid::Uuid::now_v7().simple());
                 let mut conn = PgConnection::establish(&admin)
-                    .unwrap_or_else(|e| panic!("cannot connect to TEST_DATABASE_URL: {e}"));
+                    .unwrap_or_else(|e| panic!("cannot connect to {source}: {e}"));
                 conn.batch_execute(&format!("CREATE DATABASE {name}")).expect("create test database");
                 let url = replace_database(&admin, &name);
                 Self { url, backend, dir, pg_admin: Some((admin, name)) }
@@ -110,40 +114,56 @@ fn replace_database(url: &str, name: &str) -> String {
 /// The workspace's binaries, built once per test process with the same profile and target folder
 /// as the test itself (cargo does not build other packages' binaries for an integration test).
 pub fn binary(name: &str) -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| cargo_build(&["--bins", "-p", "national-server", "-p", "prefecture-node"]));
+    profile_dir().join(name)
+}
+
+/// A binary of this package (e.g. `ncf-test-postgres`): cargo builds those for the integration
+/// tests and nextest names them in `CARGO_BIN_EXE_<name>`; built here only when missing (examples).
+/// Never built together with [`binary`]'s: another package set means other features, and each
+/// build would then redo the other's work.
+pub fn own_binary(name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(format!("CARGO_BIN_EXE_{name}")) {
+        return path.into();
+    }
+    let path = profile_dir().join(name);
+    if !path.exists() {
+        cargo_build(&["--bin", name, "-p", "ncf-tests"]);
+    }
+    path
+}
+
+/// `target/<profile>` of the running executable.
+fn profile_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
         let exe = std::env::current_exe().expect("test executable path");
         // target/<profile>/deps/<test>, target/<profile>/examples/<example> or target/<profile>/<bin>:
         // the profile folder is the ancestor whose parent is the target folder (it holds CACHEDIR.TAG).
-        let profile_dir = exe
-            .ancestors()
+        exe.ancestors()
             .skip(1)
             .find(|dir| dir.parent().is_some_and(|t| t.join("CACHEDIR.TAG").exists()))
             .expect("the executable lives in a cargo target folder")
-            .to_path_buf();
-        let target_dir = profile_dir.parent().expect("target folder").to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "--bins",
-            "-p",
-            "national-server",
-            "-p",
-            "prefecture-node",
-            "--target-dir",
-        ])
-        .arg(&target_dir)
+            .to_path_buf()
+    })
+}
+
+fn cargo_build(what: &[&str]) {
+    let profile_dir = profile_dir();
+    let target_dir = profile_dir.parent().expect("target folder");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet"])
+        .args(what)
+        .arg("--target-dir")
+        .arg(target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building the binaries failed");
-        profile_dir
-    });
-    dir.join(name)
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "building {what:?} failed");
 }
 
 /// `national-server` with this test's database and secret.
