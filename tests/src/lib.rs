@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 
+pub mod pki;
 pub mod postgres;
 
 /// Runs a test body `fn name(backend: Backend)` on each backend: `both_backends!(name)` makes the
@@ -192,11 +193,24 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts `national-server serve` on a free loopback port and waits until /healthz answers.
+    /// Starts `national-server serve` over HTTPS (the test CA's certificate, see [`test_pki`]) on
+    /// a free loopback port and waits until it accepts connections.
     pub fn national(db: &TestDb) -> Self {
+        let pki = test_pki();
+        Self::national_with(db, &[
+            "--tls-cert".as_ref(),
+            pki.server.cert_file.as_os_str(),
+            "--tls-key".as_ref(),
+            pki.server.key_file.as_os_str(),
+        ])
+    }
+
+    /// `national-server serve` with these TLS (or other) flags.
+    pub fn national_with(db: &TestDb, flags: &[&std::ffi::OsStr]) -> Self {
         let stderr_log = db.path("national-server.log");
         let mut cmd = national(db);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_log).expect("log file"));
         Self::spawn(cmd, "national-server listening on ", stderr_log)
@@ -229,7 +243,7 @@ impl TestServer {
 
     fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = self.base_url.trim_start_matches("http://").to_string();
+        let addr = host_port(&self.base_url).to_string();
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(&addr).is_ok() {
                 return;
@@ -256,13 +270,45 @@ impl Drop for TestServer {
     }
 }
 
-/// An HTTP client for tests (installs the process-wide TLS provider reqwest needs).
+/// `host:port` of an `http://` or `https://` base URL.
+pub fn host_port(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(_, rest)| rest).trim_end_matches('/')
+}
+
+/// This test process's certificate authority and the national server's certificate under it
+/// (files in a temporary folder that lives as long as the process).
+pub struct TestPki {
+    pub dir: tempfile::TempDir,
+    pub ca: pki::LocalCa,
+    pub server: pki::ServerCert,
+}
+
+pub fn test_pki() -> &'static TestPki {
+    static PKI: OnceLock<TestPki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temporary folder for certificates");
+        let ca = pki::LocalCa::new(dir.path(), "test");
+        let server = ca.issue(dir.path(), "national");
+        TestPki { dir, ca, server }
+    })
+}
+
+/// An HTTP client for tests that trusts the test CA only (and installs the process-wide TLS
+/// provider reqwest needs).
 pub fn http_client() -> reqwest::Client {
-    static PROVIDER: OnceLock<()> = OnceLock::new();
-    PROVIDER.get_or_init(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client")
+    client_trusting(&test_pki().ca.ca_file)
+}
+
+/// A client that trusts only the CA in this PEM file.
+pub fn client_trusting(ca_file: &Path) -> reqwest::Client {
+    ncf_shared::tls::install_provider();
+    let certs = reqwest::Certificate::from_pem_bundle(&std::fs::read(ca_file).expect("read CA file"))
+        .expect("CA certificate");
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .tls_certs_only(certs)
+        .build()
+        .expect("http client")
 }
 
 /// A browser stand-in for page tests: keeps cookies, does not follow redirects (tests check them).
@@ -588,6 +634,7 @@ pub fn node_command(node_db: &TestDb, key_file: &Path, national_url: &str) -> Co
     cmd.env("NODE_DATABASE_URL", &node_db.url)
         .env("NODE_KEY_FILE", key_file)
         .env("NODE_NATIONAL_URL", national_url)
+        .env("NODE_NATIONAL_CA", &test_pki().ca.ca_file)
         .env("RUST_LOG", "info")
         .current_dir(node_db.dir.path());
     cmd
@@ -667,7 +714,8 @@ impl ChaosProxy {
     pub fn start(target: &str) -> Self {
         use std::sync::atomic::Ordering;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        let url = format!("http://{}", listener.local_addr().expect("proxy address"));
+        // The national server speaks TLS: the proxy carries it through untouched.
+        let url = format!("https://{}", listener.local_addr().expect("proxy address"));
         let state = std::sync::Arc::new(ProxyState {
             target: std::sync::Mutex::new(target.to_string()),
             cut: false.into(),
@@ -730,14 +778,14 @@ impl Drop for ChaosProxy {
         self.state.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         self.cut();
         // Wake the accept loop so it sees `stop`.
-        let _ = std::net::TcpStream::connect(self.url.trim_start_matches("http://"));
+        let _ = std::net::TcpStream::connect(host_port(&self.url));
     }
 }
 
 impl TestServer {
     /// `host:port` of the server.
     pub fn addr(&self) -> String {
-        self.base_url.trim_start_matches("http://").to_string()
+        host_port(&self.base_url).to_string()
     }
 
     /// SIGKILL: no shutdown, no flushing — a crash.
