@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 use crate::Channel;
 use crate::error::NodeError;
 use crate::outbox;
-use ncf_shared::contract::{ConsentChanged, ContactChanged, NodeToNational};
 use crate::schema::consents;
+use ncf_shared::contract::{ConsentChanged, ContactChanged, NodeToNational};
 
 /// Version of the consent texts below; bump it whenever a text changes.
 pub const TEXT_VERSION: &str = "2026-11-v1";

@@ -230,7 +230,8 @@ fn read_key(path: &std::path::Path) -> Result<NodeSigningKey, String> {
 
 fn syncer(url: &DatabaseUrl, national: &NationalArgs) -> Result<Syncer, String> {
     let key = read_key(&national.key_file)?;
-    let client = prefecture_node::sync::NationalClient::new(&national.national, national.national_ca.as_deref())?;
+    let client =
+        prefecture_node::sync::NationalClient::new(&national.national, national.national_ca.as_deref())?;
     let pool = db::connect(url, 8).map_err(|e| e.to_string())?;
     Ok(Syncer::new(pool, client, key))
 }
@@ -240,7 +241,8 @@ fn sync(database_url: &str, national: &NationalArgs) -> Result<(), String> {
     let (url, _) = open(database_url)?;
     let syncer = syncer(&url, national)?;
     actix_web::rt::System::new().block_on(async move {
-        let (mut acknowledged, mut parked, mut pulled) = (0, 0, 0);
+        let upgraded = syncer.apply_waiting().await.map_err(|e| e.to_string())?;
+        let (mut acknowledged, mut parked, mut pulled) = (0, 0, upgraded);
         loop {
             let report = syncer.push_once().await.map_err(|e| e.to_string())?;
             acknowledged += report.acknowledged;
@@ -296,11 +298,22 @@ fn bad_request(err: impl std::fmt::Debug + std::fmt::Display + 'static, text: St
 fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), String> {
     use actix_web::{App, HttpResponse, HttpServer, web};
     let ServeArgs {
-        prefecture, national, listen, public_url, smtp_url, mail_from, push_idle_ms, tls_cert, tls_key, ..
+        prefecture,
+        national,
+        listen,
+        public_url,
+        smtp_url,
+        mail_from,
+        push_idle_ms,
+        tls_cert,
+        tls_key,
+        ..
     } = args;
     let national = national.national;
     let tls = match (&tls_cert, &tls_key) {
-        (Some(cert), Some(key)) => Some(ncf_shared::tls::ReloadableCert::load(cert, key).map_err(|e| e.to_string())?),
+        (Some(cert), Some(key)) => {
+            Some(ncf_shared::tls::ReloadableCert::load(cert, key).map_err(|e| e.to_string())?)
+        }
         _ => {
             ncf_shared::tls::check_plain_listen(&listen)?;
             None

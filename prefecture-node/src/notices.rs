@@ -8,12 +8,12 @@ use ncf_shared::ids::RecordId;
 use crate::Channel;
 use crate::consent;
 use crate::error::NodeError;
+use crate::outbox;
+use crate::schema::notices;
+use ncf_shared::contract::{ContactChanged, NodeToNational, NoticeFiled};
 pub use ncf_shared::notice::{
     NoticeBody, SeparationReason, WorkplaceType, code_of, from_code, looks_like_email, looks_like_phone,
 };
-use crate::outbox;
-use ncf_shared::contract::{ContactChanged, NodeToNational, NoticeFiled};
-use crate::schema::notices;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = notices)]

@@ -30,7 +30,13 @@ impl OutboxEvent {
     /// The event as it travels (the stored payload is sent as is, not parsed again).
     pub fn envelope(&self) -> Result<Envelope, serde_json::Error> {
         let version = u16::try_from(self.version).unwrap_or(u16::MAX);
-        Envelope::from_stored(self.seq, self.event_id.clone(), self.kind.clone(), version, self.payload.clone())
+        Envelope::from_stored(
+            self.seq,
+            self.event_id.clone(),
+            self.kind.clone(),
+            version,
+            self.payload.clone(),
+        )
     }
 
     /// The typed event, for pages that show what it carries.

@@ -226,7 +226,11 @@ pub fn apply_waiting(conn: &mut DbConn) -> QueryResult<usize> {
             }
             tracing::info!(seq, kind = %envelope.kind, state = state.as_str(), "event that waited for an upgrade processed");
             diesel::update(inbox::table.find(seq))
-                .set((inbox::state.eq(state.as_str()), inbox::reason.eq(state.reason()), inbox::nurse_id.eq(nurse_id)))
+                .set((
+                    inbox::state.eq(state.as_str()),
+                    inbox::reason.eq(state.reason()),
+                    inbox::nurse_id.eq(nurse_id),
+                ))
                 .execute(conn)?;
             changed += 1;
         }
@@ -369,8 +373,7 @@ impl Syncer {
         for (name, value) in self.key.sign_now("POST", path, &body).pairs() {
             req = req.header(name, value);
         }
-        let response =
-            req.body(body).send().await.map_err(|e| SyncError::Transport(error_chain(&e)))?;
+        let response = req.body(body).send().await.map_err(|e| SyncError::Transport(error_chain(&e)))?;
         let status = response.status().as_u16();
         let text = response.text().await.map_err(|e| SyncError::Transport(error_chain(&e)))?;
         Ok((status, text))
@@ -475,14 +478,21 @@ impl Syncer {
         Ok(PushReport { acknowledged: last - start, parked, more })
     }
 
+    /// Applies the stored events that waited for a version of this software that reads them.
+    pub async fn apply_waiting(&self) -> Result<usize, SyncError> {
+        let applied = self.blocking(apply_waiting).await?;
+        if applied > 0 {
+            tracing::info!(events = applied, "applied events that waited for this version");
+        }
+        Ok(applied)
+    }
+
     /// Applies events that waited for an upgrade (once, when the node starts), then syncs until
     /// stopped: push, then pull; right away while events wait, every `idle` otherwise, with capped
     /// exponential backoff after failures.
     pub async fn run(self, idle: Duration) {
-        match self.blocking(apply_waiting).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(events = n, "applied events that waited for this version"),
-            Err(e) => tracing::error!(error = %e, "cannot apply the events that wait for an upgrade"),
+        if let Err(e) = self.apply_waiting().await {
+            tracing::error!(error = %e, "cannot apply the events that wait for an upgrade");
         }
         let mut backoff = Duration::from_millis(500);
         loop {

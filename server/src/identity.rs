@@ -167,7 +167,12 @@ pub fn link(
         .execute(c))?;
     crate::provisions::record(
         conn,
-        &crate::provisions::Provision::to_node(node, agency_code.as_str(), &["agency_code"], ncf_shared::contract::ProvisionPurpose::IdentityLink),
+        &crate::provisions::Provision::to_node(
+            node,
+            agency_code.as_str(),
+            &["agency_code"],
+            ncf_shared::contract::ProvisionPurpose::IdentityLink,
+        ),
     )?;
     tracing::info!(prefecture = %node, "identity linked");
     Ok(IdentityLinkResponse { agency_code })

@@ -2,8 +2,8 @@
 //! prefecture; a node pulls after its cursor and applies each event once.
 
 use diesel::prelude::*;
-use ncf_shared::db::DbConn;
 use ncf_shared::contract::{Envelope, Message, NationalToNode};
+use ncf_shared::db::DbConn;
 use ncf_shared::ids::RecordId;
 use ncf_shared::{Prefecture, per_backend};
 
@@ -12,11 +12,7 @@ use crate::schema::{node_events, sequences};
 pub const MAX_PULL: u32 = 1000;
 
 /// Queues an event for `node`; call inside the transaction that decides it.
-pub fn enqueue(
-    conn: &mut DbConn,
-    node: Prefecture,
-    event: &NationalToNode,
-) -> QueryResult<i64> {
+pub fn enqueue(conn: &mut DbConn, node: Prefecture, event: &NationalToNode) -> QueryResult<i64> {
     let counter = format!("node_events:{}", node.code());
     per_backend!(&mut *conn, c => diesel::insert_into(sequences::table)
         .values((sequences::name.eq(&counter), sequences::last_value.eq(0i64)))

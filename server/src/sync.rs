@@ -74,7 +74,9 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
             }
             let outcome = match message {
                 Err(unreadable) if unreadable.awaits_upgrade() => Outcome::Held(unreadable.to_string()),
-                Err(unreadable) => Outcome::Rejected(Permanent::new(RejectCode::Malformed, unreadable.to_string())),
+                Err(unreadable) => {
+                    Outcome::Rejected(Permanent::new(RejectCode::Malformed, unreadable.to_string()))
+                }
                 Ok(message) if !linked.contains(message.agency_code()) => {
                     tracing::warn!(prefecture = %node, seq = envelope.seq, "push names a person this node never linked");
                     Outcome::Rejected(Permanent::new(
@@ -402,7 +404,12 @@ fn apply_notice(
     let field = format!("notice:{}", kind.as_str());
     chain.append(
         conn,
-        &Provision::from_node(node, n.agency_code.as_str(), &[&field], ProvisionPurpose::LatentNurseIdentification),
+        &Provision::from_node(
+            node,
+            n.agency_code.as_str(),
+            &[&field],
+            ProvisionPurpose::LatentNurseIdentification,
+        ),
     )?;
     Ok(Ok(()))
 }

@@ -16,7 +16,8 @@ pub struct AgencyCode(String);
 impl TryFrom<String> for AgencyCode {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
-        Self::parse(&text).ok_or_else(|| format!("not an agency code: {} base32 characters expected", Self::LEN))
+        Self::parse(&text)
+            .ok_or_else(|| format!("not an agency code: {} base32 characters expected", Self::LEN))
     }
 }
 

@@ -274,8 +274,14 @@ impl PartialEq for Envelope {
 impl Envelope {
     /// Wraps a typed message.
     pub fn seal<M: Message>(seq: i64, event_id: impl Into<String>, message: &M) -> Self {
-        Self::from_stored(seq, event_id.into(), message.kind().into(), message.version(), message.payload_json())
-            .expect("a serialised payload is valid JSON")
+        Self::from_stored(
+            seq,
+            event_id.into(),
+            message.kind().into(),
+            message.version(),
+            message.payload_json(),
+        )
+        .expect("a serialised payload is valid JSON")
     }
 
     /// Rebuilds an envelope from its stored columns without reading the payload.
@@ -477,9 +483,11 @@ mod tests {
                     })
                 }
             ),
-            (code(), "[0-9a-f-]{36}", time(), notice()).prop_map(|(agency_code, notice_id, filed_at, notice)| {
-                NodeToNational::NoticeFiled(NoticeFiled { agency_code, notice_id, filed_at, notice })
-            }),
+            (code(), "[0-9a-f-]{36}", time(), notice()).prop_map(
+                |(agency_code, notice_id, filed_at, notice)| {
+                    NodeToNational::NoticeFiled(NoticeFiled { agency_code, notice_id, filed_at, notice })
+                }
+            ),
             (code(), prop::option::of("[0-9a-f-]{36}"), time(), text(), text(), text(), text()).prop_map(
                 |(agency_code, notice_id, changed_at, family_name, given_name, email, phone)| {
                     NodeToNational::ContactChanged(ContactChanged {
@@ -546,14 +554,18 @@ mod tests {
         assert_eq!(error, Unreadable::UnknownKind { kind: "moved_out".into() });
         assert!(error.awaits_upgrade());
 
-        let newer = Envelope::from_stored(2, "b".into(), "withdrawal_applied".into(), 9, "{}".into()).unwrap();
+        let newer =
+            Envelope::from_stored(2, "b".into(), "withdrawal_applied".into(), 9, "{}".into()).unwrap();
         let error = newer.open::<NationalToNode>().unwrap_err();
-        assert_eq!(error, Unreadable::NewerVersion { kind: "withdrawal_applied".into(), version: 9, known: 1 });
+        assert_eq!(
+            error,
+            Unreadable::NewerVersion { kind: "withdrawal_applied".into(), version: 9, known: 1 }
+        );
         assert!(error.awaits_upgrade());
 
         // Same version, an extra field: wrong for good (a newer writer would have bumped the version).
-        let extra =
-            Envelope::from_stored(3, "c".into(), "withdrawal_applied".into(), 1, r#"{"x":1}"#.into()).unwrap();
+        let extra = Envelope::from_stored(3, "c".into(), "withdrawal_applied".into(), 1, r#"{"x":1}"#.into())
+            .unwrap();
         let error = extra.open::<NationalToNode>().unwrap_err();
         assert!(matches!(error, Unreadable::Malformed { .. }), "{error:?}");
         assert!(!error.awaits_upgrade());
@@ -603,7 +615,10 @@ mod tests {
             assert_eq!(ProvisionPurpose::parse(p.as_str()), Some(p));
             assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
         }
-        assert_eq!(serde_json::from_str::<ErrorCode>("\"claims_mismatch\"").unwrap(), ErrorCode::ClaimsMismatch);
+        assert_eq!(
+            serde_json::from_str::<ErrorCode>("\"claims_mismatch\"").unwrap(),
+            ErrorCode::ClaimsMismatch
+        );
         assert_eq!(serde_json::from_str::<ErrorCode>("\"brand_new\"").unwrap(), ErrorCode::Other);
         assert_eq!(serde_json::from_str::<RejectCode>("\"brand_new\"").unwrap(), RejectCode::Other);
     }

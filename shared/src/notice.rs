@@ -1,7 +1,7 @@
 //! Notice kinds (DESIGN flow 2). Notices are append-only; the latest decides a nurse's status.
 
-use serde::{Deserialize, Serialize};
 use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
 
 use crate::Municipality;
 use crate::licence::PersonName;
@@ -302,7 +302,6 @@ pub fn looks_like_phone(text: &str) -> bool {
     (10..=11).contains(&digits) && text.chars().all(|c| c.is_ascii_digit() || c == '-')
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,7 +314,6 @@ mod tests {
         assert_eq!(NoticeKind::Separation.title_ja(), "離職届");
         assert_eq!(NoticeKind::parse("resignation"), None);
     }
-
 
     fn day(s: &str) -> NaiveDate {
         crate::time::parse_date(s).unwrap()

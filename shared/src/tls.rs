@@ -104,7 +104,9 @@ impl ReloadableCert {
         while hangups.recv().await.is_some() {
             match self.reload() {
                 Ok(()) => tracing::info!(cert = %self.cert_path.display(), "TLS certificate reloaded"),
-                Err(e) => tracing::error!(error = %e, "TLS certificate not reloaded; still serving the previous one"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate not reloaded; still serving the previous one")
+                }
             }
         }
     }
@@ -128,9 +130,8 @@ pub fn is_loopback_host(host: &str) -> bool {
 /// trailing slash.
 pub fn check_national_url(url: &str) -> Result<String, String> {
     let url = url.trim().trim_end_matches('/');
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("national URL {url:?} must start with https://"))?;
+    let (scheme, rest) =
+        url.split_once("://").ok_or_else(|| format!("national URL {url:?} must start with https://"))?;
     let authority = rest.split('/').next().unwrap_or_default();
     let host = match authority.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
@@ -172,7 +173,10 @@ mod tests {
 
     #[test]
     fn national_urls_need_https_except_on_loopback() {
-        assert_eq!(check_national_url("https://national.example.jp/").unwrap(), "https://national.example.jp");
+        assert_eq!(
+            check_national_url("https://national.example.jp/").unwrap(),
+            "https://national.example.jp"
+        );
         assert!(check_national_url("http://127.0.0.1:8080").is_ok());
         assert!(check_national_url("http://127.9.9.9:8080").is_ok());
         assert!(check_national_url("http://localhost:8080").is_ok());

@@ -197,12 +197,15 @@ impl TestServer {
     /// a free loopback port and waits until it accepts connections.
     pub fn national(db: &TestDb) -> Self {
         let pki = test_pki();
-        Self::national_with(db, &[
-            "--tls-cert".as_ref(),
-            pki.server.cert_file.as_os_str(),
-            "--tls-key".as_ref(),
-            pki.server.key_file.as_os_str(),
-        ])
+        Self::national_with(
+            db,
+            &[
+                "--tls-cert".as_ref(),
+                pki.server.cert_file.as_os_str(),
+                "--tls-key".as_ref(),
+                pki.server.key_file.as_os_str(),
+            ],
+        )
     }
 
     /// `national-server serve` with these TLS (or other) flags.
@@ -786,6 +789,11 @@ impl TestServer {
     /// `host:port` of the server.
     pub fn addr(&self) -> String {
         host_port(&self.base_url).to_string()
+    }
+
+    /// The server's process id (to send it a signal).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: no shutdown, no flushing — a crash.

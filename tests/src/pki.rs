@@ -26,8 +26,8 @@ impl LocalCa {
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.distinguished_name.push(DnType::CommonName, format!("Nurse Center Federation {name} CA"));
-        let issuer =
-            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key")).expect("CA certificate");
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key"))
+            .expect("CA certificate");
         let ca_file = dir.join(format!("{name}-ca.pem"));
         std::fs::write(&ca_file, issuer.pem()).expect("write CA certificate");
         Self { issuer, ca_file }

@@ -151,7 +151,10 @@ fn forged_replayed_duplicate_and_foreign_pushes_change_nothing(backend: Backend)
         let gap = serde_json::to_vec(&PushRequest { events: vec![events[1].clone()] }).unwrap();
         let (status, answer) = signed_post(&f, &f.osaka.key, path, &gap).await;
         assert_eq!((status, answer["last_seq"].as_i64()), (200, Some(0)));
-        assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE prefecture = '27'"), 0);
+        assert_eq!(
+            count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE prefecture = '27'"),
+            0
+        );
 
         // The real push, then the same events again (a retry after a lost answer): applied once.
         let (status, answer) = signed_post(&f, &f.osaka.key, path, &body).await;

@@ -1,10 +1,10 @@
 //! The nurse's pages after opt-in: sign-in with a one-time e-mail link, her page (details,
 //! consents with withdrawal, notices, data-provision record), and filing a notice.
 
-use ncf_shared::contract::NodeToNational;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use ncf_shared::contract::NodeToNational;
 use ncf_shared::{ConsentScope, NoticeKind};
 use serde::Deserialize;
 

@@ -4,12 +4,12 @@ mod signed;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use ncf_shared::AgencyCodeKey;
+use ncf_shared::contract::{Envelope, ErrorCode, ProvisionPurpose, RejectCode};
 use ncf_shared::db::Pool;
 use ncf_shared::federation::{
-    ErrorBody, IdentityLinkRequest, IdentityLinkResponse, PullRequest, PullResponse, PushRequest,
-    ProvisionListing, ProvisionsQuery, PushResponse, RejectedEvent,
+    ErrorBody, IdentityLinkRequest, IdentityLinkResponse, ProvisionListing, ProvisionsQuery, PullRequest,
+    PullResponse, PushRequest, PushResponse, RejectedEvent,
 };
-use ncf_shared::contract::{Envelope, ErrorCode, ProvisionPurpose, RejectCode};
 use serde::Serialize;
 use utoipa::OpenApi;
 
@@ -172,7 +172,11 @@ async fn provisions_of_nurse(
     let pool = state.pool.clone();
     let entries = web::block(move || -> Result<_, AppError> {
         let mut conn = pool.get()?;
-        Ok(crate::provisions::for_nurse(&mut conn, request.node.prefecture, request.body.agency_code.as_str())?)
+        Ok(crate::provisions::for_nurse(
+            &mut conn,
+            request.node.prefecture,
+            request.body.agency_code.as_str(),
+        )?)
     })
     .await??;
     let view: Vec<ProvisionListing> = entries
