@@ -8,6 +8,7 @@
 
 pub mod agency;
 pub mod consent;
+pub mod csvfile;
 pub mod db;
 pub mod encoding;
 pub mod federation;
