@@ -373,3 +373,61 @@ fn initial_bulk_load_restores_the_migration_indexes(backend: Backend) {
     assert!(duplicate.is_err(), "the key index enforces uniqueness after a bulk load");
 }
 both_backends!(initial_bulk_load_restores_the_migration_indexes);
+
+/// Writes `rows` after the registry header with the given line ending, a UTF-8 BOM first if asked
+/// (as Excel saves "CSV UTF-8").
+fn write_registry_raw(path: &std::path::Path, rows: &[String], eol: &str, bom: bool) {
+    let mut text = String::from(if bom { "\u{feff}" } else { "" });
+    for line in std::iter::once(REGISTRY_HEADER).chain(rows.iter().map(String::as_str)) {
+        text.push_str(line);
+        text.push_str(eol);
+    }
+    std::fs::write(path, text).expect("write csv");
+}
+
+/// Reported lines are the file's physical lines (header = line 1) where each bad row starts, in LF
+/// and in CRLF files with a BOM: a quoted field over three lines and blank lines count, both on
+/// stderr and in the rejects file.
+fn reported_lines_are_the_lines_an_editor_shows(backend: Backend) {
+    let db = TestDb::new(backend);
+    for (n, (eol, bom)) in [("\n", false), ("\r\n", true)].into_iter().enumerate() {
+        let cast: Vec<Person> = (0..4).map(|i| Person::sample(10 * n as u64 + i)).collect();
+        let mut multi_line = cast[0].clone();
+        multi_line.family_name = format!("\"山{eol}田{eol}様\"");
+        let mut bad_sex = cast[2].registry_row();
+        bad_sex = bad_sex.replace(",2,active", ",7,active");
+        let rows = vec![
+            multi_line.registry_row(), // lines 2-4: a name with line breaks (control characters)
+            cast[1].registry_row(),    // line 5
+            String::new(),             // line 6, blank: skipped by the reader, still a line
+            bad_sex,                   // line 7
+            cast[3].registry_row(),    // line 8
+        ];
+        let file = db.path(&format!("lines-{n}.csv"));
+        write_registry_raw(&file, &rows, eol, bom);
+
+        let (ok, _, stderr) = import(&db, "import-registry", &file, &[]);
+        assert!(!ok);
+        assert!(stderr.contains("line 2, column family_name: contains a control character"), "{stderr}");
+        assert!(stderr.contains("line 7, column sex: unknown sex code \"7\""), "{stderr}");
+        assert!(stderr.contains("2 bad row(s) out of 4"), "{stderr}");
+
+        let rejects = db.path(&format!("lines-{n}.rejects.csv"));
+        let (ok, stdout, stderr) = import(
+            &db,
+            "import-registry",
+            &file,
+            &["--accept-valid", "--rejects", rejects.to_str().unwrap()],
+        );
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains("4 rows (2 new"), "{stdout}");
+        assert!(
+            stderr.contains("line 2, column family_name:") && stderr.contains("line 7, column sex:"),
+            "{stderr}"
+        );
+        let text = std::fs::read_to_string(&rejects).unwrap();
+        assert!(text.contains("\n2,family_name: contains a control character,"), "{text}");
+        assert!(text.contains("\n7,\"sex: unknown sex code \"\"7\"\""), "{text}");
+    }
+}
+both_backends!(reported_lines_are_the_lines_an_editor_shows);

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
+use ncf_shared::csvfile::LineIndex;
 use ncf_shared::db::DbConn;
 use ncf_shared::ids::ImportId;
 use ncf_shared::licence::PersonName;
@@ -33,7 +34,8 @@ pub struct ImportOptions {
     pub rejects_path: Option<PathBuf>,
 }
 
-/// One problem in one row. `column` is empty when the problem is the whole row.
+/// One problem in one row. `column` is empty when the problem is the whole row. `line` is the
+/// physical line the row starts on (the header is line 1), as an editor shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
     pub line: u64,
@@ -149,16 +151,19 @@ pub(crate) trait ImportTarget<Row> {
     }
 }
 
-/// Reads `Read` while hashing it, so the file's SHA-256 is recorded without a second pass.
-struct HashingReader<R> {
+/// Reads `Read` while hashing it, so the file's SHA-256 is recorded without a second pass, and
+/// indexing its lines, so each row is reported at the line an editor shows.
+struct SourceReader<R> {
     inner: R,
     hasher: Sha256,
+    lines: LineIndex,
 }
 
-impl<R: Read> Read for HashingReader<R> {
+impl<R: Read> Read for SourceReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        self.lines.feed(&buf[..n]);
         Ok(n)
     }
 }
@@ -202,9 +207,12 @@ where
     let expected = P::HEADER.join(",");
     let file =
         std::fs::File::open(path).map_err(|source| ImportError::Read { path: shown.clone(), source })?;
-    let hashing =
-        HashingReader { inner: std::io::BufReader::with_capacity(1 << 20, file), hasher: Sha256::new() };
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(hashing);
+    let source = SourceReader {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        hasher: Sha256::new(),
+        lines: LineIndex::new(),
+    };
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(source);
 
     let header = reader.byte_headers().map_err(|e| csv_read_error(&shown, e))?.clone();
     if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
@@ -342,7 +350,7 @@ enum ReadFailure {
 }
 
 fn read_rows<P: RowParser, R: Read>(
-    mut reader: csv::Reader<HashingReader<R>>,
+    mut reader: csv::Reader<SourceReader<R>>,
     mut parser: P,
     tx: mpsc::SyncSender<Vec<P::Row>>,
     failed: &AtomicBool,
@@ -359,14 +367,16 @@ fn read_rows<P: RowParser, R: Read>(
             Err(e) => match e.into_kind() {
                 csv::ErrorKind::Io(io) => return Err(ReadFailure::Io(io)),
                 csv::ErrorKind::Utf8 { pos, .. } => {
-                    return Err(ReadFailure::Encoding(pos.map(|p| p.line()).unwrap_or(0)));
+                    let line = pos.map_or(0, |p| reader.get_mut().lines.record_line(p.byte()));
+                    return Err(ReadFailure::Encoding(line));
                 }
                 other => {
                     return Err(ReadFailure::Io(std::io::Error::other(format!("{other:?}"))));
                 }
             },
         }
-        let line = record.position().map_or(0, csv::Position::line);
+        // Not `Position::line()`: see `LineIndex` for why it is not the line an editor shows.
+        let line = record.position().map_or(0, |p| reader.get_mut().lines.record_line(p.byte()));
         outcome.total += 1;
         let mut fields: Vec<&str> = Vec::with_capacity(P::HEADER.len());
         let mut row_errors = Vec::new();
