@@ -258,7 +258,7 @@ fn report_import(kind: &str, file: &Path, result: Result<ImportSummary, ImportEr
                 s.inserted,
                 s.updated,
                 s.unchanged,
-                s.rejected.len(),
+                s.rows_rejected,
                 s.elapsed.as_secs_f64(),
                 s.rows_per_second(),
                 s.import_id

@@ -60,6 +60,9 @@ pub struct ImportSummary {
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// Rows rejected (a row can have several errors).
+    pub rows_rejected: u64,
+    /// Every error of every rejected row.
     pub rejected: Vec<RowError>,
     pub rejects_file: Option<PathBuf>,
     pub elapsed: Duration,
@@ -338,6 +341,7 @@ where
         inserted,
         updated,
         unchanged,
+        rows_rejected: outcome.rejected_rows.len() as u64,
         rejected: outcome.errors,
         rejects_file,
         elapsed: started.elapsed(),
