@@ -43,6 +43,14 @@ pub struct RowError {
     pub reason: String,
 }
 
+impl RowError {
+    /// The reason is masked here, where every report of a row starts: a reason may quote a field,
+    /// and in a shifted row any field may hold a My Number (rule 1).
+    pub(crate) fn new(line: u64, column: &'static str, reason: &str) -> Self {
+        Self { line, column, reason: ncf_shared::mask_my_numbers(reason).into_owned() }
+    }
+}
+
 impl std::fmt::Display for RowError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.column.is_empty() {
@@ -105,7 +113,7 @@ impl RowCheck {
         Self { line, errors: Vec::new() }
     }
     pub(crate) fn fail(&mut self, column: &'static str, reason: impl Into<String>) {
-        self.errors.push(RowError { line: self.line, column, reason: reason.into() });
+        self.errors.push(RowError::new(self.line, column, &reason.into()));
     }
     pub(crate) fn check<T, E: std::fmt::Display>(
         &mut self,
@@ -136,7 +144,8 @@ pub(crate) trait RowParser: Send {
     type Row: Send;
     const KIND: &'static str;
     const HEADER: &'static [&'static str];
-    /// Column whose clear value must never be copied into a rejects file (the My Number).
+    /// Column whose clear value must never be copied into a rejects file (the My Number), masked
+    /// whatever it holds; My Numbers in other columns are masked too.
     const SECRET_COLUMN: usize;
     fn parse(&mut self, fields: &[&str], line: u64) -> Result<Self::Row, Vec<RowError>>;
 }
@@ -229,7 +238,9 @@ where
     let first = header_text[0].trim_start_matches('\u{feff}');
     let found: Vec<&str> = std::iter::once(first).chain(header_text[1..].iter().copied()).collect();
     if found != P::HEADER {
-        return Err(ImportError::Header { path: shown, expected, found: found.join(",") });
+        // A file without a header starts with a data row: its My Number must not be shown.
+        let found = ncf_shared::mask_my_numbers(&found.join(",")).into_owned();
+        return Err(ImportError::Header { path: shown, expected, found });
     }
 
     if let DbConn::Sqlite(c) = conn {
@@ -243,7 +254,10 @@ where
     let failed = AtomicBool::new(false);
     let (tx, rx) = mpsc::sync_channel::<Vec<P::Row>>(4);
     let started_at = ncf_shared::time::now_utc();
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| ncf_shared::mask_my_numbers(&n.to_string_lossy()).into_owned())
+        .unwrap_or_default();
 
     let result = std::thread::scope(|scope| {
         let failed = &failed;
@@ -385,11 +399,8 @@ fn read_rows<P: RowParser, R: Read>(
         let mut fields: Vec<&str> = Vec::with_capacity(P::HEADER.len());
         let mut row_errors = Vec::new();
         if record.len() != P::HEADER.len() {
-            row_errors.push(RowError {
-                line,
-                column: "",
-                reason: format!("expected {} columns, found {}", P::HEADER.len(), record.len()),
-            });
+            let reason = format!("expected {} columns, found {}", P::HEADER.len(), record.len());
+            row_errors.push(RowError::new(line, "", &reason));
         } else {
             for raw in record.iter() {
                 // A field that is not UTF-8 means the whole file has the wrong encoding (typically
