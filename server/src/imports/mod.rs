@@ -468,8 +468,11 @@ pub fn default_rejects_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Rejected rows with their line and reasons, the My Number masked (the operator fixes the source
-/// file at those lines and re-imports it; re-importing unchanged rows changes nothing).
+/// Rejected rows with their line and reasons (the operator fixes the source file at those lines and
+/// re-imports it; re-importing unchanged rows changes nothing). Every My Number is masked: the
+/// My Number column whatever it holds, and any valid one in any other cell, since in a row with a
+/// missing or extra field it stands elsewhere. Cells are made spreadsheet-safe, as the file is
+/// meant to be opened in one.
 fn write_rejects<P: RowParser>(path: &Path, outcome: &ReadOutcome) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -480,7 +483,7 @@ fn write_rejects<P: RowParser>(path: &Path, outcome: &ReadOutcome) -> std::io::R
         csv::WriterBuilder::new().flexible(true).from_writer(std::io::BufWriter::new(options.open(path)?));
     let mut header = vec!["line", "errors"];
     header.extend_from_slice(P::HEADER);
-    out.write_record(&header)?;
+    ncf_shared::csvfile::write_record(&mut out, &header)?;
     for (line, raw) in &outcome.rejected_rows {
         let reasons: Vec<String> =
             outcome
@@ -495,7 +498,10 @@ fn write_rejects<P: RowParser>(path: &Path, outcome: &ReadOutcome) -> std::io::R
         for (i, field) in raw.iter().enumerate() {
             row.push(if i == P::SECRET_COLUMN { "*".repeat(field.chars().count()) } else { field.clone() });
         }
-        out.write_record(&row)?;
+        ncf_shared::csvfile::write_record(
+            &mut out,
+            row.iter().map(|cell| ncf_shared::mask_my_numbers(cell)),
+        )?;
     }
     out.flush()
 }
