@@ -125,7 +125,9 @@ pub fn run(cli: Cli) -> ExitCode {
     match execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(message)) => {
-            eprintln!("error: {message}");
+            // Messages quote file names and file contents (an import's header line): mask any
+            // My Number in them (rule 1).
+            eprintln!("error: {}", ncf_shared::mask_my_numbers(&message));
             ExitCode::FAILURE
         }
     }
@@ -271,18 +273,21 @@ fn report_import(kind: &str, file: &Path, result: Result<ImportSummary, ImportEr
         Ok(s) => {
             println!(
                 "imported {kind} {}: {} rows ({} new, {} changed, {} unchanged, {} rejected) in {:.2} s, {:.0} rows/s; import id {}",
-                file.display(),
+                ncf_shared::mask_my_numbers(&file.display().to_string()),
                 s.rows_total,
                 s.inserted,
                 s.updated,
                 s.unchanged,
-                s.rejected.len(),
+                s.rows_rejected,
                 s.elapsed.as_secs_f64(),
                 s.rows_per_second(),
                 s.import_id
             );
             if let Some(rejects) = &s.rejects_file {
-                println!("rejected rows written to {}:", rejects.display());
+                println!(
+                    "rejected rows written to {}:",
+                    ncf_shared::mask_my_numbers(&rejects.display().to_string())
+                );
                 let mut err = std::io::stderr().lock();
                 for row in &s.rejected {
                     let _ = writeln!(err, "  {row}");

@@ -8,7 +8,8 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,actix_server=warn".into()),
         )
-        .with_writer(std::io::stderr)
+        // Logs may quote outside data: no My Number reaches them in clear (rule 1).
+        .with_writer(|| ncf_shared::mynumber::MaskingWriter(std::io::stderr()))
         .init();
     national_server::cli::run(cli)
 }

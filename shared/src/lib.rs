@@ -1,7 +1,7 @@
 //! Domain types and rules shared by the national server and the prefecture nodes.
 //!
 //! Every privacy rule of DESIGN.md that can be expressed as a pure function lives here, in one
-//! obvious place: My Number handling and keyed hashing (`mynumber`, rule 1), agency-code
+//! obvious place: My Number handling, masking and keyed hashing (`mynumber`, rule 1), agency-code
 //! derivation (`agency`, rule 2), consent scopes (`consent`, rule 3) and request signing
 //! (`federation`, rule 6).
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -9,6 +9,7 @@
 pub mod agency;
 pub mod consent;
 pub mod contract;
+pub mod csvfile;
 pub mod db;
 pub mod encoding;
 pub mod federation;
@@ -26,7 +27,7 @@ pub mod validation;
 pub use agency::{AgencyCode, AgencyCodeKey};
 pub use consent::ConsentScope;
 pub use licence::{LicenceStatus, PersonName, RegistrationNumber, Sex};
-pub use mynumber::{MyNumber, MyNumberHasher, PersonKey};
+pub use mynumber::{MyNumber, MyNumberHasher, PersonKey, mask_my_numbers};
 pub use notice::NoticeKind;
 pub use qualification::Qualification;
 pub use region::{Municipality, Prefecture};

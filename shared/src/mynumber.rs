@@ -4,6 +4,8 @@
 //! `Debug` is redacted, so it cannot end up in a log line, a JSON body or a database column by accident.
 //! The only thing that is stored is its `PersonKey`, an HMAC-SHA-256 under a server secret.
 
+use std::borrow::Cow;
+
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -96,6 +98,115 @@ pub fn weighted_remainder(body: &[u8]) -> u8 {
     (sum % 11) as u8
 }
 
+/// Masks every My Number in `text` with one `*` per digit, for anything the system prints or
+/// writes from outside data (reports, rejects files, logs): a value in the wrong column or inside
+/// free text must not leak just because it is not where a My Number is expected.
+///
+/// What counts as a My Number:
+/// - any 12 consecutive digits whose last passes the check digit, also inside a longer run of
+///   digits: a number glued to its neighbour (a missing separator) is still someone's number, and
+///   masking a few digits of an unrelated long number costs less than printing one in clear. About
+///   one random 12-digit window in ten passes the check, so long digit runs usually lose a part;
+/// - digits are ASCII or full-width (`０`–`９`, as typed with a Japanese input method);
+/// - the card's printed form, three groups of four digits separated by one space or hyphen
+///   (`1234 5678 9018`), when the groups stand alone: not chained to more letters or digits by
+///   another separator or touching them, so the parts of a UUID are left alone.
+///
+/// Numbers failing the check digit are left as they are (they are not My Numbers); the import
+/// masks its `my_number` column whatever it holds.
+pub fn mask_my_numbers(text: &str) -> Cow<'_, str> {
+    // Most log lines and cells have fewer than 12 digits: nothing to look at.
+    if text.chars().filter(|&c| digit_value(c).is_some()).count() < 12 {
+        return Cow::Borrowed(text);
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let start = i;
+        while i < chars.len() && digit_value(chars[i]).is_some() {
+            i += 1;
+        }
+        if i > start {
+            runs.push(start..i);
+        } else {
+            i += 1;
+        }
+    }
+    let passes = |positions: &mut dyn Iterator<Item = usize>| {
+        let mut digits = [0u8; 12];
+        for (d, p) in digits.iter_mut().zip(positions) {
+            *d = digit_value(chars[p]).unwrap_or(0);
+        }
+        check_digit(&digits[..11]) == digits[11]
+    };
+    let mut masked = vec![false; chars.len()];
+    for run in runs.iter().filter(|r| r.len() >= 12) {
+        for start in run.start..=run.end - 12 {
+            if passes(&mut (start..start + 12)) {
+                masked[start..start + 12].fill(true);
+            }
+        }
+    }
+    let word = |c: char| c.is_ascii_alphanumeric() || digit_value(c).is_some();
+    // A group boundary: nothing, or a character that neither is part of a word nor links one.
+    let free = |beside: Option<&char>, beyond: Option<&char>| match beside {
+        None => true,
+        Some(&c) if word(c) => false,
+        Some(&c) if GROUP_SEPARATORS.contains(&c) => !beyond.is_some_and(|&b| word(b)),
+        Some(_) => true,
+    };
+    for groups in runs.windows(3) {
+        let [a, b, c] = groups else { continue };
+        let separator = chars.get(a.end).copied();
+        let grouped = [a, b, c].iter().all(|g| g.len() == 4)
+            && b.start == a.end + 1
+            && c.start == b.end + 1
+            && separator.is_some_and(|s| GROUP_SEPARATORS.contains(&s))
+            && chars.get(b.end).copied() == separator;
+        if grouped
+            && free(a.start.checked_sub(1).map(|p| &chars[p]), a.start.checked_sub(2).map(|p| &chars[p]))
+            && free(chars.get(c.end), chars.get(c.end + 1))
+            && passes(&mut a.clone().chain(b.clone()).chain(c.clone()))
+        {
+            for g in [a, b, c] {
+                masked[g.clone()].fill(true);
+            }
+        }
+    }
+    if !masked.contains(&true) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(chars.iter().zip(&masked).map(|(&c, &m)| if m { '*' } else { c }).collect())
+}
+
+/// How the card prints the number's groups (and how people copy it).
+const GROUP_SEPARATORS: [char; 2] = [' ', '-'];
+
+fn digit_value(c: char) -> Option<u8> {
+    match c {
+        '0'..='9' => Some(c as u8 - b'0'),
+        '０'..='９' => Some((u32::from(c) - u32::from('０')) as u8),
+        _ => None,
+    }
+}
+
+/// An `io::Write` that masks My Numbers in what passes through (for log output). Each write is
+/// masked on its own, so callers must write whole messages at once, as tracing's fmt layer does
+/// (one write per event).
+pub struct MaskingWriter<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for MaskingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(mask_my_numbers(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// The national server's stable key for a person: HMAC-SHA-256 of the My Number.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PersonKey(pub [u8; 32]);
@@ -174,6 +285,43 @@ mod tests {
         assert_eq!(a, MyNumberHasher::new(&[1; 32]).person_key(&n));
     }
 
+    #[test]
+    fn masking_finds_numbers_wherever_they_stand() {
+        // Alone, in text, in a wrong column, glued to other digits, full-width, grouped as printed.
+        assert_eq!(mask_my_numbers("123456789018"), "************");
+        assert_eq!(mask_my_numbers("番号123456789018です"), "番号************です");
+        assert_eq!(mask_my_numbers("03,1000000,123456789018,山田"), "03,1000000,************,山田");
+        assert_eq!(mask_my_numbers("2008-04-01123456789018"), "2008-04-01************");
+        assert_eq!(mask_my_numbers("1234567890189"), "************9");
+        assert_eq!(mask_my_numbers("１２３４５６７８９０１８"), "************");
+        assert_eq!(mask_my_numbers("番号 1234 5678 9018 です"), "番号 **** **** **** です");
+        assert_eq!(mask_my_numbers("(1234-5678-9018)"), "(****-****-****)");
+        assert_eq!(mask_my_numbers("a 123456789018 and 000000000000"), "a ************ and ************");
+    }
+
+    #[test]
+    fn masking_leaves_everything_else_alone() {
+        for text in [
+            "",
+            "line 11, column my_number: My Number check digit is wrong",
+            "123456789010",                         // wrong check digit
+            "12345678901",                          // 11 digits
+            "2025-06-01 2025-07-01 1985-04-01",     // dates
+            "0190b7e4-1234-5678-9018-a1b2c3d4e5f6", // groups chained inside a UUID
+            "1234 5678 9018 4444",                  // four groups: not the card's form
+            "x1234-5678-9018",                      // touching a letter
+        ] {
+            assert!(matches!(mask_my_numbers(text), Cow::Borrowed(t) if t == text), "{text}");
+        }
+    }
+
+    #[test]
+    fn masking_writer_masks_each_write() {
+        let mut out = MaskingWriter(Vec::new());
+        std::io::Write::write_all(&mut out, b"INFO import file=123456789018.csv\n").unwrap();
+        assert_eq!(String::from_utf8(out.0).unwrap(), "INFO import file=************.csv\n");
+    }
+
     proptest! {
         #[test]
         fn every_generated_number_is_accepted(body in 0u64..100_000_000_000) {
@@ -213,6 +361,35 @@ mod tests {
             prop_assume!(a != b);
             let h = MyNumberHasher::new(&[7; 32]);
             prop_assert_ne!(h.person_key(&MyNumber::from_body(a)), h.person_key(&MyNumber::from_body(b)));
+        }
+
+        #[test]
+        fn any_number_in_any_text_is_masked(
+            body in 0u64..100_000_000_000,
+            prefix in ".{0,40}",
+            suffix in ".{0,40}",
+            form in 0usize..4,
+        ) {
+            let digits = MyNumber::from_body(body).expose_digits();
+            let written = match form {
+                0 => digits.clone(),
+                1 => digits.chars().map(|c| char::from_u32(u32::from(c) - u32::from('0') + u32::from('０')).unwrap()).collect(),
+                // The grouped form only counts standing alone: set it off with full stops.
+                2 => format!("。{} {} {}。", &digits[..4], &digits[4..8], &digits[8..]),
+                _ => format!("。{}-{}-{}。", &digits[..4], &digits[4..8], &digits[8..]),
+            };
+            let text = format!("{prefix}{written}{suffix}");
+            let masked = mask_my_numbers(&text);
+            prop_assert!(!masked.contains(&digits), "{masked}");
+            prop_assert!(!masked.contains(&written), "{masked}");
+            prop_assert!(masked.contains("****"), "{masked}");
+            // One `*` per character: positions in the text stay where they were.
+            prop_assert_eq!(masked.chars().count(), text.chars().count());
+        }
+
+        #[test]
+        fn text_without_twelve_digits_is_untouched(text in "[^0-9０-９]{0,60}[0-9]{0,11}[^0-9０-９]{0,60}") {
+            prop_assert!(matches!(mask_my_numbers(&text), Cow::Borrowed(_)));
         }
     }
 }

@@ -373,3 +373,161 @@ fn initial_bulk_load_restores_the_migration_indexes(backend: Backend) {
     assert!(duplicate.is_err(), "the key index enforces uniqueness after a bulk load");
 }
 both_backends!(initial_bulk_load_restores_the_migration_indexes);
+
+/// Writes `rows` after the registry header with the given line ending, a UTF-8 BOM first if asked
+/// (as Excel saves "CSV UTF-8").
+fn write_registry_raw(path: &std::path::Path, rows: &[String], eol: &str, bom: bool) {
+    let mut text = String::from(if bom { "\u{feff}" } else { "" });
+    for line in std::iter::once(REGISTRY_HEADER).chain(rows.iter().map(String::as_str)) {
+        text.push_str(line);
+        text.push_str(eol);
+    }
+    std::fs::write(path, text).expect("write csv");
+}
+
+/// Reported lines are the file's physical lines (header = line 1) where each bad row starts, in LF
+/// and in CRLF files with a BOM: a quoted field over three lines and blank lines count, both on
+/// stderr and in the rejects file.
+fn reported_lines_are_the_lines_an_editor_shows(backend: Backend) {
+    let db = TestDb::new(backend);
+    for (n, (eol, bom)) in [("\n", false), ("\r\n", true)].into_iter().enumerate() {
+        let cast: Vec<Person> = (0..4).map(|i| Person::sample(10 * n as u64 + i)).collect();
+        let mut multi_line = cast[0].clone();
+        multi_line.family_name = format!("\"山{eol}田{eol}様\"");
+        let mut bad_sex = cast[2].registry_row();
+        bad_sex = bad_sex.replace(",2,active", ",7,active");
+        let rows = vec![
+            multi_line.registry_row(), // lines 2-4: a name with line breaks (control characters)
+            cast[1].registry_row(),    // line 5
+            String::new(),             // line 6, blank: skipped by the reader, still a line
+            bad_sex,                   // line 7
+            cast[3].registry_row(),    // line 8
+        ];
+        let file = db.path(&format!("lines-{n}.csv"));
+        write_registry_raw(&file, &rows, eol, bom);
+
+        let (ok, _, stderr) = import(&db, "import-registry", &file, &[]);
+        assert!(!ok);
+        assert!(stderr.contains("line 2, column family_name: contains a control character"), "{stderr}");
+        assert!(stderr.contains("line 7, column sex: unknown sex code \"7\""), "{stderr}");
+        assert!(stderr.contains("2 bad row(s) out of 4"), "{stderr}");
+
+        let rejects = db.path(&format!("lines-{n}.rejects.csv"));
+        let (ok, stdout, stderr) = import(
+            &db,
+            "import-registry",
+            &file,
+            &["--accept-valid", "--rejects", rejects.to_str().unwrap()],
+        );
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains("4 rows (2 new"), "{stdout}");
+        assert!(
+            stderr.contains("line 2, column family_name:") && stderr.contains("line 7, column sex:"),
+            "{stderr}"
+        );
+        let text = std::fs::read_to_string(&rejects).unwrap();
+        assert!(text.contains("\n2,family_name: contains a control character,"), "{text}");
+        assert!(text.contains("\n7,\"sex: unknown sex code \"\"7\"\""), "{text}");
+    }
+}
+both_backends!(reported_lines_are_the_lines_an_editor_shows);
+
+/// A My Number outside its column (a missing, an extra or a swapped field) never appears in clear:
+/// not on stderr, not in the rejects file; it appears masked instead.
+fn shifted_my_numbers_are_masked_everywhere(backend: Backend) {
+    let db = TestDb::new(backend);
+    let cast = people(5);
+    let p = |i: usize| &cast[i];
+    let tail = |q: &Person| {
+        format!(
+            "{},{},{},{},{},2,{}",
+            q.family_name, q.given_name, q.family_name_kana, q.given_name_kana, q.birth_date, q.status
+        )
+    };
+    let rows = vec![
+        p(0).registry_row(),
+        // Extra field before the My Number: 12 columns.
+        format!("03,{},2008-04-01,x,{},{}", p(1).registration_number, p(1).my_number, tail(p(1))),
+        // registered_on missing: the My Number stands in its place, 10 columns.
+        format!("03,{},{},{}", p(2).registration_number, p(2).my_number, tail(p(2))),
+        // registered_on and my_number swapped: 11 columns, and the date's reason quotes the value.
+        format!("03,{},{},2008-04-01,{}", p(3).registration_number, p(3).my_number, tail(p(3))),
+        p(4).registry_row(),
+    ];
+    let file = db.path("shifted.csv");
+    write_csv(&file, REGISTRY_HEADER, &rows);
+    let clear = |text: &str| cast.iter().filter(|q| text.contains(&q.my_number)).count();
+
+    let (ok, stdout, stderr) = import(&db, "import-registry", &file, &[]);
+    assert!(!ok);
+    assert!(stderr.contains("line 3: expected 11 columns, found 12"), "{stderr}");
+    assert!(stderr.contains("line 4: expected 11 columns, found 10"), "{stderr}");
+    assert!(
+        stderr.contains("line 5, column registered_on:") && stderr.contains("\"************\""),
+        "{stderr}"
+    );
+    assert_eq!(clear(&stderr) + clear(&stdout), 0, "My Number in clear:\n{stderr}");
+
+    let rejects = db.path("shifted.rejects.csv");
+    let (ok, stdout, stderr) =
+        import(&db, "import-registry", &file, &["--accept-valid", "--rejects", rejects.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("5 rows (2 new, 0 changed, 0 unchanged, 3 rejected)"), "{stdout}");
+    let text = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(clear(&text) + clear(&stderr) + clear(&stdout), 0, "My Number in clear:\n{text}\n{stderr}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    // Each row keeps its shape, the My Number masked where it stands (and the my_number column
+    // masked whatever it holds).
+    assert!(lines[1].starts_with("3,") && lines[1].contains(",2008-04-01,*,************,"), "{}", lines[1]);
+    assert!(
+        lines[2].starts_with("4,")
+            && lines[2].contains(&format!(",{},************,", p(2).registration_number))
+    );
+    assert!(lines[3].starts_with("5,") && lines[3].contains("\"************\""), "{}", lines[3]);
+
+    // A file without its header starts with a data row: the refusal quotes it, masked.
+    let headless = db.path("headless.csv");
+    std::fs::write(&headless, format!("{}\n", p(0).registry_row())).unwrap();
+    let (ok, _, stderr) = import(&db, "import-registry", &headless, &[]);
+    assert!(!ok && stderr.contains("has the wrong header"), "{stderr}");
+    assert!(stderr.contains(",************,") && clear(&stderr) == 0, "{stderr}");
+
+    // The resident feed too: a My Number in the event column is quoted by the reason, masked.
+    let residents = db.path("residents-shifted.csv");
+    write_csv(&residents, RESIDENTS_HEADER, &[format!("x,{},2025-07-01,,,,", p(0).my_number)]);
+    let (ok, _, stderr) = import(&db, "import-residents", &residents, &[]);
+    assert!(!ok && stderr.contains("line 2, column event: unknown event \"************\""), "{stderr}");
+    assert_eq!(clear(&stderr), 0, "{stderr}");
+}
+both_backends!(shifted_my_numbers_are_masked_everywhere);
+
+/// Cells a spreadsheet would run as a formula are written with a leading `'` to the rejects file.
+fn formula_cells_are_neutralised_in_the_rejects_file(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut evil = Person::sample(1);
+    evil.family_name = "=cmd|' /C calc'!A0".into();
+    evil.given_name = "@SUM(A1)".into();
+    evil.status = "-active";
+    let rows =
+        vec![Person::sample(0).registry_row(), evil.registry_row().replace(",2,-active", ",+2,-active")];
+    let file = db.path("formula.csv");
+    write_csv(&file, REGISTRY_HEADER, &rows);
+    let rejects = db.path("formula.rejects.csv");
+    let (ok, stdout, stderr) =
+        import(&db, "import-registry", &file, &["--accept-valid", "--rejects", rejects.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("2 rows (1 new, 0 changed, 0 unchanged, 1 rejected)"), "{stdout}");
+    let text = std::fs::read_to_string(&rejects).unwrap();
+    let row = text.lines().nth(1).expect("the rejected row");
+    assert!(row.contains(",'=cmd|' /C calc'!A0,"), "{row}");
+    assert!(row.contains(",'@SUM(A1),"), "{row}");
+    assert!(row.contains(",'+2,'-active"), "{row}");
+    for cell in ["=cmd", "@SUM", "+2", "-active"] {
+        assert!(
+            !row.contains(&format!(",{cell}")) && !row.contains(&format!(",\"{cell}")),
+            "{cell} in {row}"
+        );
+    }
+}
+both_backends!(formula_cells_are_neutralised_in_the_rejects_file);

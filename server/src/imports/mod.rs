@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
+use ncf_shared::csvfile::LineIndex;
 use ncf_shared::db::DbConn;
 use ncf_shared::ids::ImportId;
 use ncf_shared::licence::PersonName;
@@ -33,12 +34,21 @@ pub struct ImportOptions {
     pub rejects_path: Option<PathBuf>,
 }
 
-/// One problem in one row. `column` is empty when the problem is the whole row.
+/// One problem in one row. `column` is empty when the problem is the whole row. `line` is the
+/// physical line the row starts on (the header is line 1), as an editor shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
     pub line: u64,
     pub column: &'static str,
     pub reason: String,
+}
+
+impl RowError {
+    /// The reason is masked here, where every report of a row starts: a reason may quote a field,
+    /// and in a shifted row any field may hold a My Number (rule 1).
+    pub(crate) fn new(line: u64, column: &'static str, reason: &str) -> Self {
+        Self { line, column, reason: ncf_shared::mask_my_numbers(reason).into_owned() }
+    }
 }
 
 impl std::fmt::Display for RowError {
@@ -58,6 +68,9 @@ pub struct ImportSummary {
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// Rows rejected (a row can have several errors).
+    pub rows_rejected: u64,
+    /// Every error of every rejected row.
     pub rejected: Vec<RowError>,
     pub rejects_file: Option<PathBuf>,
     pub elapsed: Duration,
@@ -100,7 +113,7 @@ impl RowCheck {
         Self { line, errors: Vec::new() }
     }
     pub(crate) fn fail(&mut self, column: &'static str, reason: impl Into<String>) {
-        self.errors.push(RowError { line: self.line, column, reason: reason.into() });
+        self.errors.push(RowError::new(self.line, column, &reason.into()));
     }
     pub(crate) fn check<T, E: std::fmt::Display>(
         &mut self,
@@ -131,7 +144,8 @@ pub(crate) trait RowParser: Send {
     type Row: Send;
     const KIND: &'static str;
     const HEADER: &'static [&'static str];
-    /// Column whose clear value must never be copied into a rejects file (the My Number).
+    /// Column whose clear value must never be copied into a rejects file (the My Number), masked
+    /// whatever it holds; My Numbers in other columns are masked too.
     const SECRET_COLUMN: usize;
     fn parse(&mut self, fields: &[&str], line: u64) -> Result<Self::Row, Vec<RowError>>;
 }
@@ -149,16 +163,19 @@ pub(crate) trait ImportTarget<Row> {
     }
 }
 
-/// Reads `Read` while hashing it, so the file's SHA-256 is recorded without a second pass.
-struct HashingReader<R> {
+/// Reads `Read` while hashing it, so the file's SHA-256 is recorded without a second pass, and
+/// indexing its lines, so each row is reported at the line an editor shows.
+struct SourceReader<R> {
     inner: R,
     hasher: Sha256,
+    lines: LineIndex,
 }
 
-impl<R: Read> Read for HashingReader<R> {
+impl<R: Read> Read for SourceReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        self.lines.feed(&buf[..n]);
         Ok(n)
     }
 }
@@ -202,9 +219,12 @@ where
     let expected = P::HEADER.join(",");
     let file =
         std::fs::File::open(path).map_err(|source| ImportError::Read { path: shown.clone(), source })?;
-    let hashing =
-        HashingReader { inner: std::io::BufReader::with_capacity(1 << 20, file), hasher: Sha256::new() };
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(hashing);
+    let source = SourceReader {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        hasher: Sha256::new(),
+        lines: LineIndex::new(),
+    };
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(source);
 
     let header = reader.byte_headers().map_err(|e| csv_read_error(&shown, e))?.clone();
     if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
@@ -218,7 +238,9 @@ where
     let first = header_text[0].trim_start_matches('\u{feff}');
     let found: Vec<&str> = std::iter::once(first).chain(header_text[1..].iter().copied()).collect();
     if found != P::HEADER {
-        return Err(ImportError::Header { path: shown, expected, found: found.join(",") });
+        // A file without a header starts with a data row: its My Number must not be shown.
+        let found = ncf_shared::mask_my_numbers(&found.join(",")).into_owned();
+        return Err(ImportError::Header { path: shown, expected, found });
     }
 
     if let DbConn::Sqlite(c) = conn {
@@ -232,7 +254,10 @@ where
     let failed = AtomicBool::new(false);
     let (tx, rx) = mpsc::sync_channel::<Vec<P::Row>>(4);
     let started_at = ncf_shared::time::now_utc();
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| ncf_shared::mask_my_numbers(&n.to_string_lossy()).into_owned())
+        .unwrap_or_default();
 
     let result = std::thread::scope(|scope| {
         let failed = &failed;
@@ -330,6 +355,7 @@ where
         inserted,
         updated,
         unchanged,
+        rows_rejected: outcome.rejected_rows.len() as u64,
         rejected: outcome.errors,
         rejects_file,
         elapsed: started.elapsed(),
@@ -342,7 +368,7 @@ enum ReadFailure {
 }
 
 fn read_rows<P: RowParser, R: Read>(
-    mut reader: csv::Reader<HashingReader<R>>,
+    mut reader: csv::Reader<SourceReader<R>>,
     mut parser: P,
     tx: mpsc::SyncSender<Vec<P::Row>>,
     failed: &AtomicBool,
@@ -359,23 +385,22 @@ fn read_rows<P: RowParser, R: Read>(
             Err(e) => match e.into_kind() {
                 csv::ErrorKind::Io(io) => return Err(ReadFailure::Io(io)),
                 csv::ErrorKind::Utf8 { pos, .. } => {
-                    return Err(ReadFailure::Encoding(pos.map(|p| p.line()).unwrap_or(0)));
+                    let line = pos.map_or(0, |p| reader.get_mut().lines.record_line(p.byte()));
+                    return Err(ReadFailure::Encoding(line));
                 }
                 other => {
                     return Err(ReadFailure::Io(std::io::Error::other(format!("{other:?}"))));
                 }
             },
         }
-        let line = record.position().map_or(0, csv::Position::line);
+        // Not `Position::line()`: see `LineIndex` for why it is not the line an editor shows.
+        let line = record.position().map_or(0, |p| reader.get_mut().lines.record_line(p.byte()));
         outcome.total += 1;
         let mut fields: Vec<&str> = Vec::with_capacity(P::HEADER.len());
         let mut row_errors = Vec::new();
         if record.len() != P::HEADER.len() {
-            row_errors.push(RowError {
-                line,
-                column: "",
-                reason: format!("expected {} columns, found {}", P::HEADER.len(), record.len()),
-            });
+            let reason = format!("expected {} columns, found {}", P::HEADER.len(), record.len());
+            row_errors.push(RowError::new(line, "", &reason));
         } else {
             for raw in record.iter() {
                 // A field that is not UTF-8 means the whole file has the wrong encoding (typically
@@ -443,8 +468,11 @@ pub fn default_rejects_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Rejected rows with their line and reasons, the My Number masked (the operator fixes the source
-/// file at those lines and re-imports it; re-importing unchanged rows changes nothing).
+/// Rejected rows with their line and reasons (the operator fixes the source file at those lines and
+/// re-imports it; re-importing unchanged rows changes nothing). Every My Number is masked: the
+/// My Number column whatever it holds, and any valid one in any other cell, since in a row with a
+/// missing or extra field it stands elsewhere. Cells are made spreadsheet-safe, as the file is
+/// meant to be opened in one.
 fn write_rejects<P: RowParser>(path: &Path, outcome: &ReadOutcome) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -455,7 +483,7 @@ fn write_rejects<P: RowParser>(path: &Path, outcome: &ReadOutcome) -> std::io::R
         csv::WriterBuilder::new().flexible(true).from_writer(std::io::BufWriter::new(options.open(path)?));
     let mut header = vec!["line", "errors"];
     header.extend_from_slice(P::HEADER);
-    out.write_record(&header)?;
+    ncf_shared::csvfile::write_record(&mut out, &header)?;
     for (line, raw) in &outcome.rejected_rows {
         let reasons: Vec<String> =
             outcome
@@ -470,7 +498,10 @@ fn write_rejects<P: RowParser>(path: &Path, outcome: &ReadOutcome) -> std::io::R
         for (i, field) in raw.iter().enumerate() {
             row.push(if i == P::SECRET_COLUMN { "*".repeat(field.chars().count()) } else { field.clone() });
         }
-        out.write_record(&row)?;
+        ncf_shared::csvfile::write_record(
+            &mut out,
+            row.iter().map(|cell| ncf_shared::mask_my_numbers(cell)),
+        )?;
     }
     out.flush()
 }
