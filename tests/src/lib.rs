@@ -796,8 +796,8 @@ impl TestServer {
         self.child.id()
     }
 
-    /// SIGKILL: no shutdown, no flushing — a crash.
-    pub fn kill9(mut self) {
+    /// SIGKILL: no shutdown, no flushing — a crash. Returns once the process is gone.
+    pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -102,10 +102,12 @@ fn killing_the_national_server_mid_push_loses_and_duplicates_nothing(backend: Ba
     let proxy = ChaosProxy::start(&f.server.addr());
     let node = TestServer::node(&f.osaka.db, &f.osaka.key_file, &proxy.url, "27");
     assert!(eventually(Duration::from_secs(60), || applied(&f) > 0), "sync started: {}", node.log());
-    let old = std::mem::replace(&mut f.server, TestServer::national(&f.national_db));
-    old.kill9();
+    // Kill first, then start the replacement: the old process can finish nothing after this, and
+    // two servers never share the database.
+    f.server.kill9();
     let at_kill = applied(&f);
     assert!(at_kill < total, "killed during the push ({at_kill} of {total} applied)");
+    f.server = TestServer::national(&f.national_db);
     proxy.retarget(&f.server.addr());
     assert!(eventually(Duration::from_secs(120), || applied(&f) == total), "sync finished: {}", node.log());
     assert_exactly_once(&f, &f.osaka.db, total);
@@ -115,7 +117,7 @@ both_backends!(killing_the_national_server_mid_push_loses_and_duplicates_nothing
 fn killing_the_node_mid_push_loses_and_duplicates_nothing(backend: Backend) {
     let f = federation(backend);
     let (_conn, total) = queue(&f, 10_000);
-    let node = TestServer::node(&f.osaka.db, &f.osaka.key_file, &f.server.base_url, "27");
+    let mut node = TestServer::node(&f.osaka.db, &f.osaka.key_file, &f.server.base_url, "27");
     assert!(eventually(Duration::from_secs(60), || applied(&f) > 0), "sync started: {}", node.log());
     node.kill9();
     let at_kill = applied(&f);

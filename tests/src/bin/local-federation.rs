@@ -97,12 +97,20 @@ fn run() -> Result<(), String> {
         logins.push((pref, password.trim().to_string()));
     }
 
+    // Everything speaks HTTPS, as in production: a local CA made for this run, and one
+    // certificate for loopback that the national server and the nodes all serve.
+    let tls_dir = dir.join("tls");
+    std::fs::create_dir_all(&tls_dir).map_err(|e| format!("cannot create {}: {e}", tls_dir.display()))?;
+    let ca = ncf_tests::pki::LocalCa::new(&tls_dir, "local-federation");
+    let cert = ca.issue(&tls_dir, "loopback");
+    let tls_flags = ["--tls-cert".to_string(), path(&cert.cert_file), "--tls-key".to_string(), path(&cert.key_file)];
+
     let mut children = Children(Vec::new());
     let log = |name: &str| std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string());
     let mut cmd = national(&["serve", "--listen", &format!("127.0.0.1:{NATIONAL_PORT}")]);
-    cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log("national")?);
+    cmd.args(&tls_flags).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log("national")?);
     children.0.push(cmd.spawn().map_err(|e| format!("national-server: {e}"))?);
-    let national_url = format!("http://127.0.0.1:{NATIONAL_PORT}");
+    let national_url = format!("https://127.0.0.1:{NATIONAL_PORT}");
     for (pref, port) in NODES {
         let mut cmd = Command::new(&node_bin);
         cmd.args([
@@ -114,6 +122,8 @@ fn run() -> Result<(), String> {
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
+        .args(&tls_flags)
+        .env("NODE_NATIONAL_CA", &ca.ca_file)
         .env("NODE_DATABASE_URL", format!("sqlite://{}", dir.join(format!("node-{pref}.db")).display()))
         .env("NODE_KEY_FILE", dir.join(format!("node-{pref}.key")))
         .stdout(Stdio::null())
@@ -129,26 +139,31 @@ fn run() -> Result<(), String> {
     let mut opted = Vec::new();
     for (pref, port) in NODES {
         for p in people.iter().filter(|p| p.prefecture == pref).take(OPTED_IN_PER_NODE) {
-            if ncf_tests::block_on(opt_in(port, p))? {
+            if ncf_tests::block_on(opt_in(&ca.ca_file, port, p))? {
                 opted.push((pref, p));
             }
         }
     }
 
-    println!("\nlocal federation running (SQLite files and logs in {}):", dir.display());
+    println!("\nlocal federation running over HTTPS (SQLite files and logs in {}):", dir.display());
+    println!(
+        "  every address uses a certificate of this run's local CA, {}: trust it in your browser (or accept the warning); curl --cacert {} …",
+        ca.ca_file.display(),
+        ca.ca_file.display()
+    );
     println!(
         "  national server   {national_url}  (health: {national_url}/healthz, API: {national_url}/api/v1/openapi.json)"
     );
     for (pref, port) in NODES {
         let name = ncf_shared::Prefecture::from_code(pref).map_or("", |p| p.name_ja());
         let password = logins.iter().find(|l| l.0 == pref).map_or("", |l| l.1.as_str());
-        println!("  node {pref} {name:<4}     http://127.0.0.1:{port}/opt-in  (nurse opt-in page)");
+        println!("  node {pref} {name:<4}     https://127.0.0.1:{port}/opt-in  (nurse opt-in page)");
         println!(
-            "                    http://127.0.0.1:{port}/sign-in  (nurse sign-in: the e-mailed link is written to {})",
+            "                    https://127.0.0.1:{port}/sign-in  (nurse sign-in: the e-mailed link is written to {})",
             dir.join(format!("node-{pref}.log")).display()
         );
         println!(
-            "                    http://127.0.0.1:{port}/staff    (staff: user \"staff\", password \"{password}\")"
+            "                    https://127.0.0.1:{port}/staff    (staff: user \"staff\", password \"{password}\")"
         );
     }
     println!("\nalready opted in ({}):", opted.len());
@@ -161,7 +176,7 @@ fn run() -> Result<(), String> {
     if let Some(p) = people.iter().find(|p| {
         p.prefecture == "27" && !opted.iter().any(|(_, o)| o.registration_number == p.registration_number)
     }) {
-        println!("\ntry opting in at http://127.0.0.1:8127/opt-in with a registered nurse of Osaka:");
+        println!("\ntry opting in at https://127.0.0.1:8127/opt-in with a registered nurse of Osaka:");
         println!(
             "  資格 {} / 籍登録番号 {} / {} {} ({} {}) / 生年月日 {}",
             p.qualification,
@@ -251,9 +266,9 @@ fn sample_people(registry: &Path, residents: &Path) -> Result<Vec<SamplePerson>,
 }
 
 /// Opts the person in through the node's page, as she would. Returns whether it worked.
-async fn opt_in(port: u16, p: &SamplePerson) -> Result<bool, String> {
-    let client = ncf_tests::http_client();
-    let base = format!("http://127.0.0.1:{port}");
+async fn opt_in(ca: &std::path::Path, port: u16, p: &SamplePerson) -> Result<bool, String> {
+    let client = ncf_tests::client_trusting(ca);
+    let base = format!("https://127.0.0.1:{port}");
     let res = client.get(format!("{base}/opt-in")).send().await.map_err(|e| e.to_string())?;
     let token = res
         .headers()
