@@ -180,10 +180,16 @@ mod tests {
     fn consent_texts_are_pinned_to_their_version() {
         assert_eq!(TEXT_VERSION, "2026-11-v1");
         let pinned = [
-            (ConsentScope::AddressLinkage, "PIN_ADDRESS"),
-            (ConsentScope::JobSupport, "PIN_JOB"),
-            (ConsentScope::TrainingInfo, "PIN_TRAINING"),
-            (ConsentScope::ShareWithResidencePrefecture, "PIN_SHARE"),
+            (
+                ConsentScope::AddressLinkage,
+                "5a254615165ccae54aa2e5eefb0b97714b8990d2db513257e2d9215457714062",
+            ),
+            (ConsentScope::JobSupport, "639639d7e536e34bdfb95357e6d9967831a78f110ed8f36e0f61aa4a50adb45f"),
+            (ConsentScope::TrainingInfo, "8d8d87bd9abb639335e939617391ab7535da2cfe37a021d78b607d5aa3f90a17"),
+            (
+                ConsentScope::ShareWithResidencePrefecture,
+                "ca29edd9d8f6949183e0981b6979b9ac16c8e2024864512b7ae2169929ce02f9",
+            ),
         ];
         for (scope, hash) in pinned {
             assert!(text_ja(scope).chars().count() > 40, "{scope:?}");

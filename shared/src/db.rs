@@ -147,6 +147,9 @@ pub fn connect(url: &DatabaseUrl, max_size: u32) -> Result<Pool, DbError> {
     }
     r2d2::Pool::builder()
         .max_size(max_size)
+        // Open connections on demand: many nodes (or tests) sharing one PostgreSQL server would
+        // otherwise each hold `max_size` idle connections from the start.
+        .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(5))
         .build(DbManager::new(url.clone()))
         .map_err(|source| DbError::Connect { url: url.to_string(), source })

@@ -374,7 +374,7 @@ fn start(dir: &Path, bin: &Path) -> Result<String, String> {
     writeln!(
         conf,
         "\n# ncf tests\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
-         fsync = off\nsynchronous_commit = off\nfull_page_writes = off",
+         fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 400",
         cluster.display()
     )
     .map_err(|e| format!("postgresql.conf: {e}"))?;

@@ -103,7 +103,8 @@ fn run() -> Result<(), String> {
     std::fs::create_dir_all(&tls_dir).map_err(|e| format!("cannot create {}: {e}", tls_dir.display()))?;
     let ca = ncf_tests::pki::LocalCa::new(&tls_dir, "local-federation");
     let cert = ca.issue(&tls_dir, "loopback");
-    let tls_flags = ["--tls-cert".to_string(), path(&cert.cert_file), "--tls-key".to_string(), path(&cert.key_file)];
+    let tls_flags =
+        ["--tls-cert".to_string(), path(&cert.cert_file), "--tls-key".to_string(), path(&cert.key_file)];
 
     let mut children = Children(Vec::new());
     let log = |name: &str| std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string());
