@@ -218,11 +218,18 @@ impl MaybeBusy for diesel::result::Error {
 /// transaction that has already read (it answers "database is locked" at once, whatever the
 /// busy timeout), so on that answer the whole transaction is run again from the start, with capped
 /// backoff, for up to 15 s. PostgreSQL waits for row locks by itself and never gets here.
+///
+/// Only the outermost call retries. Called inside another transaction, `f` runs in a savepoint and
+/// a busy answer goes straight up: the stale snapshot belongs to the outer transaction, so running
+/// the savepoint again could never succeed and would only spin until the deadline.
 pub fn write_transaction<T, E, F>(conn: &mut DbConn, mut f: F) -> Result<T, E>
 where
     F: FnMut(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error> + MaybeBusy,
 {
+    if in_transaction(conn) {
+        return conn.transaction(f);
+    }
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let mut pause = Duration::from_millis(2);
     loop {
@@ -234,6 +241,16 @@ where
             result => return result,
         }
     }
+}
+
+/// Whether `conn` is inside a transaction, by diesel's own count of open transactions and
+/// savepoints. A broken transaction manager counts as inside: nothing should start there.
+pub fn in_transaction(conn: &mut DbConn) -> bool {
+    use diesel::connection::TransactionManager;
+    !matches!(
+        <DbConn as Connection>::TransactionManager::transaction_manager_status_mut(conn).transaction_depth(),
+        Ok(None)
+    )
 }
 
 /// Applies a service's pending migrations (one embedded set per backend, `const`s of the service);
@@ -320,5 +337,52 @@ mod tests {
         let err = connect_one(&url).err().expect("no server on port 1").to_string();
         assert!(err.contains("cannot connect to postgres://nobody@127.0.0.1:1/none"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+
+    fn count(conn: &mut DbConn) -> Result<i64, diesel::result::Error> {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("SELECT COUNT(*) AS n FROM t").get_result::<Count>(conn).map(|c| c.n)
+    }
+
+    /// SQLite: a transaction whose snapshot went stale cannot write ("database is locked" at once).
+    /// The nested call must hand that up at once, not retry its savepoint until the deadline; the
+    /// outermost call then runs the whole transaction again, and that succeeds.
+    #[test]
+    fn a_nested_write_transaction_does_not_retry_the_outermost_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::parse(&dir.path().join("n.db").to_string_lossy()).unwrap();
+        let pool = connect(&url, 2).unwrap();
+        let (mut a, mut other) = (pool.get().unwrap(), pool.get().unwrap());
+        a.batch_execute("CREATE TABLE t (v INTEGER)").unwrap();
+        assert!(!in_transaction(&mut a));
+        let mut attempts = 0;
+        let mut nested_took = Vec::new();
+        let result = write_transaction(&mut a, |a| {
+            attempts += 1;
+            assert!(in_transaction(a));
+            let seen = count(a)?; // this read fixes the transaction's snapshot
+            if attempts == 1 {
+                // Another writer commits after that snapshot.
+                other.batch_execute("INSERT INTO t VALUES (1)").unwrap();
+            }
+            let started = std::time::Instant::now();
+            let nested = write_transaction(a, |a| a.batch_execute("INSERT INTO t VALUES (2)"));
+            nested_took.push(started.elapsed());
+            if attempts == 1 {
+                assert!(nested.as_ref().is_err_and(MaybeBusy::is_busy), "{nested:?}");
+            }
+            nested.map(|()| seen)
+        });
+        assert_eq!(result, Ok(1), "the retry saw the other writer's row");
+        assert_eq!(attempts, 2);
+        assert!(nested_took[0] < Duration::from_secs(1), "nested call spun for {:?}", nested_took[0]);
+        assert_eq!(count(&mut a), Ok(2));
+        assert!(!in_transaction(&mut a));
     }
 }
