@@ -39,8 +39,9 @@ pub enum DbError {
     UnsupportedUrl(String),
     #[error("cannot create the database folder {path}: {source}")]
     Folder { path: String, source: std::io::Error },
-    #[error("cannot connect to {url}: {source}")]
-    Connect { url: String, source: r2d2::PoolError },
+    /// `reason` is the driver's own message on one line (e.g. `database "x" does not exist`).
+    #[error("cannot connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
     #[error("migration failed: {0}")]
     Migration(String),
     #[error(transparent)]
@@ -139,17 +140,18 @@ impl ManageConnection for DbManager {
     }
 }
 
-/// Connects a pool, creating the SQLite file's folder when needed. Fails fast (5 s) with the real
-/// connection error rather than r2d2's default 30 s wait.
+/// Connects a pool, creating the SQLite file's folder when needed. One connection is made first,
+/// outside the pool, so that a failure ends here at once with the driver's own reason (r2d2 would
+/// wait out its timeout and report only its last attempt). Fails within 5 s rather than r2d2's
+/// default 30 s when the database goes away later.
 pub fn connect(url: &DatabaseUrl, max_size: u32) -> Result<Pool, DbError> {
-    if let DatabaseUrl::Sqlite(path) = url {
-        create_parent(path)?;
-    }
+    drop(connect_one(url)?);
     r2d2::Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(5))
+        .error_handler(Box::new(LogConnectError))
         .build(DbManager::new(url.clone()))
-        .map_err(|source| DbError::Connect { url: url.to_string(), source })
+        .map_err(|e| DbError::Connect { url: url.to_string(), reason: one_line(&e) })
 }
 
 /// A single connection outside any pool (commands such as imports).
@@ -159,39 +161,24 @@ pub fn connect_one(url: &DatabaseUrl) -> Result<DbConn, DbError> {
     }
     DbManager::new(url.clone())
         .connect()
-        .map_err(|e| DbError::Connect { url: url.to_string(), source: pool_error(e) })
+        .map_err(|e| DbError::Connect { url: url.to_string(), reason: one_line(&e) })
 }
 
-fn pool_error(e: r2d2::Error) -> r2d2::PoolError {
-    // r2d2 only exposes its error type through a pool; build a throw-away one that reports `e`.
-    struct Failing(std::sync::Mutex<Option<r2d2::Error>>);
-    impl ManageConnection for Failing {
-        type Connection = DbConn;
-        type Error = r2d2::Error;
-        fn connect(&self) -> Result<DbConn, r2d2::Error> {
-            Err(self
-                .0
-                .lock()
-                .ok()
-                .and_then(|mut e| e.take())
-                .unwrap_or(r2d2::Error::QueryError(diesel::result::Error::BrokenTransactionManager)))
-        }
-        fn is_valid(&self, _: &mut DbConn) -> Result<(), r2d2::Error> {
-            Ok(())
-        }
-        fn has_broken(&self, _: &mut DbConn) -> bool {
-            false
-        }
+/// The pool's failed connection attempts, in the service log (r2d2's default goes to the `log`
+/// crate, as several lines when libpq's message has them).
+#[derive(Debug)]
+struct LogConnectError;
+
+impl r2d2::HandleError<r2d2::Error> for LogConnectError {
+    fn handle_error(&self, error: r2d2::Error) {
+        tracing::error!(error = %one_line(&error), "database connection failed");
     }
-    let pool = r2d2::Pool::builder()
-        .max_size(1)
-        .min_idle(Some(0))
-        .connection_timeout(Duration::from_millis(50))
-        .build_unchecked(Failing(std::sync::Mutex::new(Some(e))));
-    match pool.get() {
-        Err(err) => err,
-        Ok(_) => unreachable!("the failing manager never connects"),
-    }
+}
+
+/// An error's message on one line: libpq ends its messages with a newline and puts hints on
+/// further lines, and the last line of a failed command should still say what went wrong.
+pub fn one_line(e: &impl std::fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn create_parent(path: &Path) -> Result<(), DbError> {
@@ -333,10 +320,22 @@ mod tests {
     #[test]
     fn unreachable_postgres_fails_fast_with_the_reason() {
         let url = DatabaseUrl::parse("postgres://nobody@127.0.0.1:1/none").unwrap();
-        let started = std::time::Instant::now();
-        let err = connect_one(&url).err().expect("no server on port 1").to_string();
-        assert!(err.contains("cannot connect to postgres://nobody@127.0.0.1:1/none"), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(5));
+        for err in [connect_one(&url).err(), connect(&url, 2).err()] {
+            let started = std::time::Instant::now();
+            let err = err.expect("no server on port 1").to_string();
+            assert!(err.starts_with("cannot connect to postgres://nobody@127.0.0.1:1/none: "), "{err}");
+            assert!(err.contains("Connection refused") && !err.contains('\n'), "{err}");
+            assert!(started.elapsed() < Duration::from_secs(5));
+        }
+    }
+
+    #[test]
+    fn one_line_joins_libpq_hint_lines() {
+        let libpq = "connection to server at \"127.0.0.1\", port 1 failed: Connection refused\n\tIs the server running on that host?\n";
+        assert_eq!(
+            one_line(&libpq),
+            "connection to server at \"127.0.0.1\", port 1 failed: Connection refused Is the server running on that host?"
+        );
     }
 
     #[derive(diesel::QueryableByName)]

@@ -1,0 +1,44 @@
+//! What an operator sees: the cause of a failed database connection on the last line.
+
+use std::path::Path;
+use std::process::Command;
+
+use ncf_tests::{binary, run};
+
+/// The PostgreSQL server of the other tests. Without `TEST_DATABASE_URL` the missing-database
+/// case assumes a server on 127.0.0.1:5432 (the harness may later start its own cluster instead).
+fn postgres_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Runs `<binary> migrate --database-url URL`; returns the exit status and the last non-empty line
+/// of stderr.
+fn migrate(bin: &str, url: &str, dir: &Path) -> (Option<i32>, String) {
+    let mut cmd = Command::new(binary(bin));
+    cmd.args(["migrate", "--database-url", url]).env("RUST_LOG", "info").current_dir(dir);
+    let (out, _, stderr) = run(cmd);
+    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().to_string();
+    (out.status.code(), last)
+}
+
+#[test]
+fn a_failed_database_connection_names_its_cause_on_the_last_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = ncf_tests::replace_database(&postgres_admin_url(), "does_not_exist_xyz");
+    let refused = "postgres://postgres@127.0.0.1:1/x";
+    for bin in ["national-server", "prefecture-node"] {
+        let (code, last) = migrate(bin, &missing, dir.path());
+        assert_ne!(code, Some(0), "{bin}: {last}");
+        assert!(last.starts_with("error: cannot connect to "), "{bin}: {last}");
+        assert!(last.contains(r#"database "does_not_exist_xyz" does not exist"#), "{bin}: {last}");
+
+        let (code, last) = migrate(bin, refused, dir.path());
+        assert_ne!(code, Some(0), "{bin}: {last}");
+        assert!(
+            last.starts_with("error: cannot connect to postgres://postgres@127.0.0.1:1/x"),
+            "{bin}: {last}"
+        );
+        assert!(last.contains("port 1 failed: Connection refused"), "{bin}: {last}");
+    }
+}
