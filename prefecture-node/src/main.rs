@@ -123,12 +123,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // One TLS provider for the process (reqwest is built without one).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    ncf_shared::logging::init("info");
     let result = match cli.command {
         Command::Keygen { key_file } => keygen(&key_file),
         Command::Migrate => open(&cli.database_url).map(|(url, applied)| {

@@ -2,12 +2,6 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = national_server::cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,actix_server=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    ncf_shared::logging::init("info,actix_server=warn");
     national_server::cli::run(cli)
 }

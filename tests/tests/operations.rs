@@ -1,9 +1,11 @@
-//! What an operator sees: the cause of a failed database connection on the last line.
+//! What an operator sees: the cause of a failed database connection on the last line, and logs
+//! without colour codes when they go to a file or pipe.
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
-use ncf_tests::{binary, run};
+use ncf_tests::{Backend, TestDb, TestServer, binary, national, run};
 
 /// The PostgreSQL server of the other tests. Without `TEST_DATABASE_URL` the missing-database
 /// case assumes a server on 127.0.0.1:5432 (the harness may later start its own cluster instead).
@@ -41,4 +43,30 @@ fn a_failed_database_connection_names_its_cause_on_the_last_line() {
         );
         assert!(last.contains("port 1 failed: Connection refused"), "{bin}: {last}");
     }
+}
+
+/// stderr is a pipe here (and a file for servers), never a terminal: no ANSI escape sequences.
+#[test]
+fn logs_carry_no_colour_codes_off_a_terminal() {
+    let db = TestDb::new(Backend::Sqlite);
+    // A new secret file: the command warns about it, and the import logs its progress.
+    std::fs::write(db.path("registry.csv"), format!("{}\n", ncf_tests::REGISTRY_HEADER)).unwrap();
+    let mut cmd = national(&db);
+    cmd.arg("import-registry").arg(db.path("registry.csv")).env_remove("NO_COLOR");
+    let (_, _, stderr) = run(cmd);
+    assert!(stderr.contains("created a new server secret"), "{stderr}");
+    assert!(!stderr.contains("\x1b["), "{stderr:?}");
+
+    let node_db = TestDb::new(Backend::Sqlite);
+    let node = start_node(&node_db);
+    // The node warns about its missing SMTP server and fails to reach its national server.
+    assert!(ncf_tests::eventually(Duration::from_secs(10), || node.log().contains("WARN")), "{}", node.log());
+    assert!(!node.log().contains("\x1b["), "{:?}", node.log());
+}
+
+fn start_node(db: &TestDb) -> TestServer {
+    let key_file = db.path("node.key");
+    std::fs::write(&key_file, ncf_shared::federation::NodeSigningKey::generate().to_base64()).unwrap();
+    // No national server behind this address: the node's own health does not depend on it.
+    TestServer::node(db, &key_file, "http://127.0.0.1:1", "27")
 }
