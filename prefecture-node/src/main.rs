@@ -133,7 +133,7 @@ fn main() -> ExitCode {
         Command::Sync { national, key_file } => sync(&cli.database_url, &national, &key_file),
         Command::Serve(args) => open(&cli.database_url).and_then(|(url, _)| {
             let syncer = syncer(&url, &args.national, &args.key_file)?;
-            serve(args, url.backend(), syncer)
+            serve(args, syncer)
         }),
     };
     match result {
@@ -271,9 +271,9 @@ fn bad_request(err: impl std::fmt::Debug + std::fmt::Display + 'static, text: St
     actix_web::error::InternalError::from_response(err, response).into()
 }
 
-fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), String> {
-    use actix_web::{App, HttpResponse, HttpServer, web};
-    let ServeArgs { prefecture, national, listen, public_url, smtp_url, mail_from, push_idle_ms, .. } = args;
+fn serve(args: ServeArgs, syncer: Syncer) -> Result<(), String> {
+    use actix_web::{App, HttpServer, web};
+    let ServeArgs { prefecture, listen, public_url, smtp_url, mail_from, push_idle_ms, .. } = args;
     let idle = Duration::from_millis(push_idle_ms);
     let listen_for_error = listen.clone();
     actix_web::rt::System::new()
@@ -288,11 +288,8 @@ fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), S
             }
             actix_web::rt::spawn(syncer.clone().run(idle));
             let pool = syncer.pool().clone();
-            let national_for_health = national.clone();
             let server_factory = move |state: web::Data<prefecture_node::web::WebState>| {
-                let national = national_for_health.clone();
                 move || {
-                    let national = national.clone();
                     App::new()
                         .app_data(state.clone())
                         .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(|err, _| {
@@ -305,20 +302,6 @@ fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), S
                             let text = format!("URLの指定が正しくありません（{err}）。");
                             bad_request(err, text)
                         }))
-                        .route(
-                            "/healthz",
-                            web::get().to(move || {
-                                let national = national.clone();
-                                async move {
-                                    HttpResponse::Ok().json(serde_json::json!({
-                                        "status": "ok",
-                                        "prefecture": prefecture,
-                                        "national": national,
-                                        "database": backend,
-                                    }))
-                                }
-                            }),
-                        )
                         .configure(prefecture_node::web::configure)
                 }
             };

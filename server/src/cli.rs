@@ -204,8 +204,7 @@ fn execute(cli: Cli) -> Result<(), Failure> {
                 args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
             let pool = db::connect(&url, workers as u32 + 4)?;
             crate::migrate(&mut *pool.get()?)?;
-            let state =
-                crate::http::AppState { pool, agency_key: secret.agency_code_key(), backend: url.backend() };
+            let state = crate::http::AppState { pool, agency_key: secret.agency_code_key() };
             actix_web::rt::System::new().block_on(serve(state, &args.listen, workers, &url))?;
             Ok(())
         }

@@ -1,11 +1,12 @@
-//! What an operator sees: the cause of a failed database connection on the last line, and logs
-//! without colour codes when they go to a file or pipe.
+//! What an operator sees: the cause of a failed database connection on the last line, logs without
+//! colour codes when they go to a file or pipe, and the node's /healthz checking its database.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use ncf_tests::{Backend, TestDb, TestServer, binary, national, run};
+use ncf_tests::{Backend, TestDb, TestServer, binary, block_on, both_backends, http_client, national, run};
+use serde_json::{Value, json};
 
 /// The PostgreSQL server of the other tests. Without `TEST_DATABASE_URL` the missing-database
 /// case assumes a server on 127.0.0.1:5432 (the harness may later start its own cluster instead).
@@ -70,3 +71,37 @@ fn start_node(db: &TestDb) -> TestServer {
     // No national server behind this address: the node's own health does not depend on it.
     TestServer::node(db, &key_file, "http://127.0.0.1:1", "27")
 }
+
+fn node_health_checks_its_database(backend: Backend) {
+    let db = TestDb::new(backend);
+    let node = start_node(&db);
+    let health = |node: &TestServer| {
+        block_on(async {
+            let res = http_client().get(node.url("/healthz")).send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        })
+    };
+    let database = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    assert_eq!(health(&node), (200, json!({"status": "ok", "database": database})));
+
+    if backend == Backend::Postgres {
+        // The database goes away under the running node: 503 with a JSON reason, the cause logged.
+        let name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+        let mut admin =
+            <diesel::PgConnection as diesel::Connection>::establish(&postgres_admin_url()).unwrap();
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut admin,
+            &format!("DROP DATABASE {name} WITH (FORCE)"),
+        )
+        .unwrap();
+        let (status, body) = health(&node);
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body, json!({"error": "unavailable", "message": "the database is not reachable"}));
+        assert!(node.log().contains("health check: the database is not reachable"), "{}", node.log());
+        assert!(node.log().contains(&format!(r#"database "{name}" does not exist"#)), "{}", node.log());
+    }
+}
+both_backends!(node_health_checks_its_database);
