@@ -134,12 +134,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // One TLS provider for the process (reqwest is built without one).
     ncf_shared::tls::install_provider();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    ncf_shared::logging::init("info");
     let result = match cli.command {
         Command::Keygen { key_file } => keygen(&key_file),
         Command::Migrate => open(&cli.database_url).map(|(url, applied)| {
@@ -153,7 +148,7 @@ fn main() -> ExitCode {
             .and_then(|_| open(&cli.database_url))
             .and_then(|(url, _)| {
                 let syncer = syncer(&url, &args.national)?;
-                serve(args, url.backend(), syncer)
+                serve(args, syncer)
             }),
     };
     match result {
@@ -295,11 +290,10 @@ fn bad_request(err: impl std::fmt::Debug + std::fmt::Display + 'static, text: St
     actix_web::error::InternalError::from_response(err, response).into()
 }
 
-fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), String> {
-    use actix_web::{App, HttpResponse, HttpServer, web};
+fn serve(args: ServeArgs, syncer: Syncer) -> Result<(), String> {
+    use actix_web::{App, HttpServer, web};
     let ServeArgs {
         prefecture,
-        national,
         listen,
         public_url,
         smtp_url,
@@ -309,7 +303,6 @@ fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), S
         tls_key,
         ..
     } = args;
-    let national = national.national;
     let tls = match (&tls_cert, &tls_key) {
         (Some(cert), Some(key)) => {
             Some(ncf_shared::tls::ReloadableCert::load(cert, key).map_err(|e| e.to_string())?)
@@ -333,11 +326,8 @@ fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), S
             }
             actix_web::rt::spawn(syncer.clone().run(idle));
             let pool = syncer.pool().clone();
-            let national_for_health = national.clone();
             let server_factory = move |state: web::Data<prefecture_node::web::WebState>| {
-                let national = national_for_health.clone();
                 move || {
-                    let national = national.clone();
                     App::new()
                         .app_data(state.clone())
                         .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(|err, _| {
@@ -350,20 +340,6 @@ fn serve(args: ServeArgs, backend: &'static str, syncer: Syncer) -> Result<(), S
                             let text = format!("URLの指定が正しくありません（{err}）。");
                             bad_request(err, text)
                         }))
-                        .route(
-                            "/healthz",
-                            web::get().to(move || {
-                                let national = national.clone();
-                                async move {
-                                    HttpResponse::Ok().json(serde_json::json!({
-                                        "status": "ok",
-                                        "prefecture": prefecture,
-                                        "national": national,
-                                        "database": backend,
-                                    }))
-                                }
-                            }),
-                        )
                         .configure(prefecture_node::web::configure)
                 }
             };

@@ -464,9 +464,11 @@ impl Syncer {
         self.blocking(move |conn| {
             conn.transaction(|conn| {
                 for r in &answer.rejected {
-                    let code = serde_json::to_value(r.code).ok().and_then(|v| v.as_str().map(str::to_string));
                     diesel::update(outbox_table::table.find(r.seq))
-                        .set((outbox_table::parked_reason.eq(&r.reason), outbox_table::parked_code.eq(code)))
+                        .set((
+                            outbox_table::parked_reason.eq(&r.reason),
+                            outbox_table::parked_code.eq(r.code.as_str()),
+                        ))
                         .execute(conn)?;
                 }
                 diesel::update(sync_state::table.find("push_cursor"))

@@ -224,8 +224,7 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             if held > 0 {
                 tracing::info!(events = held, "applied events held for an upgrade");
             }
-            let state =
-                crate::http::AppState { pool, agency_key: secret.agency_code_key(), backend: url.backend() };
+            let state = crate::http::AppState { pool, agency_key: secret.agency_code_key() };
             actix_web::rt::System::new().block_on(serve(state, &args.listen, workers, &url, tls))?;
             Ok(())
         }

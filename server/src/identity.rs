@@ -152,28 +152,35 @@ pub fn link(
     let person = PersonKey::from_slice(&licence.person_key)
         .ok_or_else(|| AppError::internal("identity link", "stored person key has the wrong length"))?;
     let agency_code = key.code_for(node, &person);
-    let now = ncf_shared::time::now_utc();
-    per_backend!(conn, c => diesel::insert_into(identity_links::table)
-        .values((
-            identity_links::prefecture.eq(node.code()),
-            identity_links::agency_code.eq(agency_code.as_str()),
-            identity_links::person_key.eq(&licence.person_key),
-            identity_links::qualification.eq(claims.qualification.code()),
-            identity_links::registration_number.eq(claims.registration_number.canonical()),
-            identity_links::linked_at.eq(now),
-        ))
-        .on_conflict((identity_links::prefecture, identity_links::agency_code))
-        .do_nothing()
-        .execute(c))?;
-    crate::provisions::record(
-        conn,
-        &crate::provisions::Provision::to_node(
-            node,
-            agency_code.as_str(),
-            &["agency_code"],
-            ncf_shared::contract::ProvisionPurpose::IdentityLink,
-        ),
-    )?;
+    // The link row and its provision entry stand or fall together: without one transaction a
+    // failed append (or a crash between the two) would leave a link that no entry records, and the
+    // chain's lock (ChainWriter::begin) would be released before the entry is written. The registry
+    // reads above stay outside: on SQLite a transaction that writes first waits for the write lock
+    // (busy timeout) rather than failing at once and running again.
+    ncf_shared::db::write_transaction(conn, |conn| {
+        per_backend!(conn, c => diesel::insert_into(identity_links::table)
+            .values((
+                identity_links::prefecture.eq(node.code()),
+                identity_links::agency_code.eq(agency_code.as_str()),
+                identity_links::person_key.eq(&licence.person_key),
+                identity_links::qualification.eq(claims.qualification.code()),
+                identity_links::registration_number.eq(claims.registration_number.canonical()),
+                identity_links::linked_at.eq(ncf_shared::time::now_utc()),
+            ))
+            .on_conflict((identity_links::prefecture, identity_links::agency_code))
+            .do_nothing()
+            .execute(c))?;
+        crate::provisions::record(
+            conn,
+            &crate::provisions::Provision::to_node(
+                node,
+                agency_code.as_str(),
+                &["agency_code"],
+                ncf_shared::contract::ProvisionPurpose::IdentityLink,
+            ),
+        )?;
+        Ok::<_, AppError>(())
+    })?;
     tracing::info!(prefecture = %node, "identity linked");
     Ok(IdentityLinkResponse { agency_code })
 }

@@ -102,7 +102,15 @@ pub struct ChainWriter {
 }
 
 impl ChainWriter {
+    /// Locks the chain, then reads its tip. The lock is a no-op update of the `sequences` row: on
+    /// PostgreSQL it is a row lock held to the end of the transaction, and the tip read after it
+    /// (READ COMMITTED: a fresh snapshot per statement) sees the previous writer's committed entry;
+    /// on SQLite it takes the database's write lock. Outside a transaction the lock would end with
+    /// the statement and two writers would take the same sequence number, so that is refused.
     pub fn begin(conn: &mut DbConn) -> QueryResult<Self> {
+        if !ncf_shared::db::in_transaction(conn) {
+            return Err(diesel::result::Error::NotInTransaction);
+        }
         diesel::update(sequences::table.find("provisions"))
             .set(sequences::last_value.eq(sequences::last_value))
             .execute(conn)?;
@@ -139,7 +147,7 @@ impl ChainWriter {
     }
 }
 
-/// Appends one entry; call inside the transaction that provides the data.
+/// Appends one entry; call inside the transaction that provides the data (refused outside one).
 pub fn record(conn: &mut DbConn, p: &Provision<'_>) -> QueryResult<i64> {
     ChainWriter::begin(conn)?.append(conn, p)
 }

@@ -109,7 +109,7 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
                     pushed_events::kind.eq(&envelope.kind),
                     pushed_events::version.eq(i32::from(envelope.version)),
                     pushed_events::outcome.eq(outcome),
-                    pushed_events::reject_code.eq(code.map(|c| reject_code_str(c))),
+                    pushed_events::reject_code.eq(code.map(RejectCode::as_str)),
                     pushed_events::reason.eq(reason),
                     pushed_events::payload.eq(payload),
                     pushed_events::received_at.eq(now),
@@ -122,10 +122,6 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
             .execute(conn)?;
         Ok(PushResponse { last_seq: last, rejected })
     })
-}
-
-fn reject_code_str(code: RejectCode) -> String {
-    serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 /// The agency codes among these events that this node linked (one query per push).
@@ -187,7 +183,7 @@ pub fn apply_held(conn: &mut DbConn) -> Result<usize, AppError> {
             };
             let (outcome, code, reason) = match message {
                 Ok(()) => ("applied", None, None),
-                Err(Permanent(code, reason)) => ("rejected", Some(reject_code_str(code)), Some(reason)),
+                Err(Permanent(code, reason)) => ("rejected", Some(code.as_str()), Some(reason)),
             };
             tracing::info!(%prefecture, seq, %event_id, outcome, "held event processed after upgrade");
             diesel::update(pushed_events::table.find((&prefecture, seq)))

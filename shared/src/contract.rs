@@ -417,6 +417,19 @@ pub enum RejectCode {
     Other,
 }
 
+impl RejectCode {
+    /// The wire name, as stored beside a parked or rejected event.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownAgencyCode => "unknown_agency_code",
+            Self::NotCovered => "not_covered",
+            Self::Malformed => "malformed",
+            Self::Invalid => "invalid",
+            Self::Other => "other",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -621,5 +634,13 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<ErrorCode>("\"brand_new\"").unwrap(), ErrorCode::Other);
         assert_eq!(serde_json::from_str::<RejectCode>("\"brand_new\"").unwrap(), RejectCode::Other);
+        for code in [
+            RejectCode::UnknownAgencyCode,
+            RejectCode::NotCovered,
+            RejectCode::Malformed,
+            RejectCode::Invalid,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
     }
 }

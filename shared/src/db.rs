@@ -39,8 +39,9 @@ pub enum DbError {
     UnsupportedUrl(String),
     #[error("cannot create the database folder {path}: {source}")]
     Folder { path: String, source: std::io::Error },
-    #[error("cannot connect to {url}: {source}")]
-    Connect { url: String, source: r2d2::PoolError },
+    /// `reason` is the driver's own message on one line (e.g. `database "x" does not exist`).
+    #[error("cannot connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
     #[error("migration failed: {0}")]
     Migration(String),
     #[error(transparent)]
@@ -94,6 +95,16 @@ impl std::fmt::Display for DatabaseUrl {
     }
 }
 
+impl DbConn {
+    /// `sqlite` or `postgres`, as `DatabaseUrl::backend` names them.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgresql(_) => "postgres",
+        }
+    }
+}
+
 /// Opens connections for the pool; SQLite gets its pragmas on every connection.
 #[derive(Debug)]
 pub struct DbManager {
@@ -139,20 +150,21 @@ impl ManageConnection for DbManager {
     }
 }
 
-/// Connects a pool, creating the SQLite file's folder when needed. Fails fast (5 s) with the real
-/// connection error rather than r2d2's default 30 s wait.
+/// Connects a pool, creating the SQLite file's folder when needed. One connection is made first,
+/// outside the pool, so that a failure ends here at once with the driver's own reason (r2d2 would
+/// wait out its timeout and report only its last attempt). Fails within 5 s rather than r2d2's
+/// default 30 s when the database goes away later.
 pub fn connect(url: &DatabaseUrl, max_size: u32) -> Result<Pool, DbError> {
-    if let DatabaseUrl::Sqlite(path) = url {
-        create_parent(path)?;
-    }
+    drop(connect_one(url)?);
     r2d2::Pool::builder()
         .max_size(max_size)
         // Open connections on demand: many nodes (or tests) sharing one PostgreSQL server would
         // otherwise each hold `max_size` idle connections from the start.
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(5))
+        .error_handler(Box::new(LogConnectError))
         .build(DbManager::new(url.clone()))
-        .map_err(|source| DbError::Connect { url: url.to_string(), source })
+        .map_err(|e| DbError::Connect { url: url.to_string(), reason: one_line(&e) })
 }
 
 /// A single connection outside any pool (commands such as imports).
@@ -162,39 +174,24 @@ pub fn connect_one(url: &DatabaseUrl) -> Result<DbConn, DbError> {
     }
     DbManager::new(url.clone())
         .connect()
-        .map_err(|e| DbError::Connect { url: url.to_string(), source: pool_error(e) })
+        .map_err(|e| DbError::Connect { url: url.to_string(), reason: one_line(&e) })
 }
 
-fn pool_error(e: r2d2::Error) -> r2d2::PoolError {
-    // r2d2 only exposes its error type through a pool; build a throw-away one that reports `e`.
-    struct Failing(std::sync::Mutex<Option<r2d2::Error>>);
-    impl ManageConnection for Failing {
-        type Connection = DbConn;
-        type Error = r2d2::Error;
-        fn connect(&self) -> Result<DbConn, r2d2::Error> {
-            Err(self
-                .0
-                .lock()
-                .ok()
-                .and_then(|mut e| e.take())
-                .unwrap_or(r2d2::Error::QueryError(diesel::result::Error::BrokenTransactionManager)))
-        }
-        fn is_valid(&self, _: &mut DbConn) -> Result<(), r2d2::Error> {
-            Ok(())
-        }
-        fn has_broken(&self, _: &mut DbConn) -> bool {
-            false
-        }
+/// The pool's failed connection attempts, in the service log (r2d2's default goes to the `log`
+/// crate, as several lines when libpq's message has them).
+#[derive(Debug)]
+struct LogConnectError;
+
+impl r2d2::HandleError<r2d2::Error> for LogConnectError {
+    fn handle_error(&self, error: r2d2::Error) {
+        tracing::error!(error = %one_line(&error), "database connection failed");
     }
-    let pool = r2d2::Pool::builder()
-        .max_size(1)
-        .min_idle(Some(0))
-        .connection_timeout(Duration::from_millis(50))
-        .build_unchecked(Failing(std::sync::Mutex::new(Some(e))));
-    match pool.get() {
-        Err(err) => err,
-        Ok(_) => unreachable!("the failing manager never connects"),
-    }
+}
+
+/// An error's message on one line: libpq ends its messages with a newline and puts hints on
+/// further lines, and the last line of a failed command should still say what went wrong.
+pub fn one_line(e: &impl std::fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn create_parent(path: &Path) -> Result<(), DbError> {
@@ -202,6 +199,36 @@ fn create_parent(path: &Path) -> Result<(), DbError> {
         Some(dir) => std::fs::create_dir_all(dir)
             .map_err(|source| DbError::Folder { path: dir.display().to_string(), source }),
         None => Ok(()),
+    }
+}
+
+/// What both services' `/healthz` answer once their database took a real `SELECT 1`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+    /// The backend: `sqlite` or `postgres`.
+    pub database: &'static str,
+}
+
+/// Both services' health check: a connection from the pool and a real `SELECT 1` on it. Blocks
+/// (up to the pool's 5 s), so call it off the async threads. The cause of a failure goes to the
+/// log; the answer (for a 503) says only that the database is unreachable, since anyone may ask.
+pub fn health(pool: &Pool) -> Result<Health, crate::federation::ErrorBody> {
+    let checked = pool.get().map_err(|e| one_line(&e)).and_then(|mut conn| {
+        conn.batch_execute("SELECT 1").map_err(|e| one_line(&e))?;
+        Ok(conn.backend())
+    });
+    match checked {
+        Ok(database) => Ok(Health { status: "ok", database }),
+        Err(reason) => {
+            tracing::error!(error = %reason, "health check: the database is not reachable");
+            Err(crate::federation::ErrorBody {
+                error: crate::contract::ErrorCode::Unavailable,
+                message: "the database is not reachable".into(),
+                mismatched: Vec::new(),
+            })
+        }
     }
 }
 
@@ -221,11 +248,18 @@ impl MaybeBusy for diesel::result::Error {
 /// transaction that has already read (it answers "database is locked" at once, whatever the
 /// busy timeout), so on that answer the whole transaction is run again from the start, with capped
 /// backoff, for up to 15 s. PostgreSQL waits for row locks by itself and never gets here.
+///
+/// Only the outermost call retries. Called inside another transaction, `f` runs in a savepoint and
+/// a busy answer goes straight up: the stale snapshot belongs to the outer transaction, so running
+/// the savepoint again could never succeed and would only spin until the deadline.
 pub fn write_transaction<T, E, F>(conn: &mut DbConn, mut f: F) -> Result<T, E>
 where
     F: FnMut(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error> + MaybeBusy,
 {
+    if in_transaction(conn) {
+        return conn.transaction(f);
+    }
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let mut pause = Duration::from_millis(2);
     loop {
@@ -237,6 +271,16 @@ where
             result => return result,
         }
     }
+}
+
+/// Whether `conn` is inside a transaction, by diesel's own count of open transactions and
+/// savepoints. A broken transaction manager counts as inside: nothing should start there.
+pub fn in_transaction(conn: &mut DbConn) -> bool {
+    use diesel::connection::TransactionManager;
+    !matches!(
+        <DbConn as Connection>::TransactionManager::transaction_manager_status_mut(conn).transaction_depth(),
+        Ok(None)
+    )
 }
 
 /// Applies a service's pending migrations (one embedded set per backend, `const`s of the service);
@@ -319,9 +363,91 @@ mod tests {
     #[test]
     fn unreachable_postgres_fails_fast_with_the_reason() {
         let url = DatabaseUrl::parse("postgres://nobody@127.0.0.1:1/none").unwrap();
-        let started = std::time::Instant::now();
-        let err = connect_one(&url).err().expect("no server on port 1").to_string();
-        assert!(err.contains("cannot connect to postgres://nobody@127.0.0.1:1/none"), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(5));
+        for err in [connect_one(&url).err(), connect(&url, 2).err()] {
+            let started = std::time::Instant::now();
+            let err = err.expect("no server on port 1").to_string();
+            assert!(err.starts_with("cannot connect to postgres://nobody@127.0.0.1:1/none: "), "{err}");
+            assert!(err.contains("Connection refused") && !err.contains('\n'), "{err}");
+            assert!(started.elapsed() < Duration::from_secs(5));
+        }
+    }
+
+    #[test]
+    fn one_line_joins_libpq_hint_lines() {
+        let libpq = "connection to server at \"127.0.0.1\", port 1 failed: Connection refused\n\tIs the server running on that host?\n";
+        assert_eq!(
+            one_line(&libpq),
+            "connection to server at \"127.0.0.1\", port 1 failed: Connection refused Is the server running on that host?"
+        );
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+
+    fn count(conn: &mut DbConn) -> Result<i64, diesel::result::Error> {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("SELECT COUNT(*) AS n FROM t").get_result::<Count>(conn).map(|c| c.n)
+    }
+
+    /// SQLite: a transaction whose snapshot went stale cannot write ("database is locked" at once).
+    /// The nested call must hand that up at once, not retry its savepoint until the deadline; the
+    /// outermost call then runs the whole transaction again, and that succeeds.
+    #[test]
+    fn a_nested_write_transaction_does_not_retry_the_outermost_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::parse(&dir.path().join("n.db").to_string_lossy()).unwrap();
+        let pool = connect(&url, 2).unwrap();
+        let (mut a, mut other) = (pool.get().unwrap(), pool.get().unwrap());
+        a.batch_execute("CREATE TABLE t (v INTEGER)").unwrap();
+        assert!(!in_transaction(&mut a));
+        let mut attempts = 0;
+        let mut nested_took = Vec::new();
+        let result = write_transaction(&mut a, |a| {
+            attempts += 1;
+            assert!(in_transaction(a));
+            let seen = count(a)?; // this read fixes the transaction's snapshot
+            if attempts == 1 {
+                // Another writer commits after that snapshot.
+                other.batch_execute("INSERT INTO t VALUES (1)").unwrap();
+            }
+            let started = std::time::Instant::now();
+            let nested = write_transaction(a, |a| a.batch_execute("INSERT INTO t VALUES (2)"));
+            nested_took.push(started.elapsed());
+            if attempts == 1 {
+                assert!(nested.as_ref().is_err_and(MaybeBusy::is_busy), "{nested:?}");
+            }
+            nested.map(|()| seen)
+        });
+        assert_eq!(result, Ok(1), "the retry saw the other writer's row");
+        assert_eq!(attempts, 2);
+        assert!(nested_took[0] < Duration::from_secs(1), "nested call spun for {:?}", nested_took[0]);
+        assert_eq!(count(&mut a), Ok(2));
+        assert!(!in_transaction(&mut a));
+    }
+
+    #[test]
+    fn health_names_the_backend_or_says_the_database_is_unreachable() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::parse(&dir.path().join("h.db").to_string_lossy()).unwrap();
+        let up = health(&connect(&url, 1).unwrap()).unwrap();
+        assert_eq!(
+            serde_json::to_value(up).unwrap(),
+            serde_json::json!({"status": "ok", "database": "sqlite"})
+        );
+
+        // A pool whose database is gone: nothing on port 1.
+        let gone = r2d2::Pool::builder()
+            .max_size(1)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_millis(200))
+            .build_unchecked(DbManager::new(DatabaseUrl::parse("postgres://nobody@127.0.0.1:1/x").unwrap()));
+        let body = health(&gone).unwrap_err();
+        assert_eq!(
+            (body.error.as_str(), body.message.as_str()),
+            ("unavailable", "the database is not reachable")
+        );
     }
 }

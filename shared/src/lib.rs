@@ -15,6 +15,7 @@ pub mod encoding;
 pub mod federation;
 pub mod ids;
 pub mod licence;
+pub mod logging;
 pub mod mynumber;
 pub mod notice;
 pub mod qualification;

@@ -100,7 +100,8 @@ impl Drop for TestDb {
     }
 }
 
-fn replace_database(url: &str, name: &str) -> String {
+/// `url` with its database name replaced by `name` (query string kept).
+pub fn replace_database(url: &str, name: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let base = match base[scheme_end..].find('/') {

@@ -64,8 +64,11 @@ const PATH: &str = "/federation/v1/identity-link";
 
 /// Sends `body` signed by `key` (headers may be replaced to forge requests).
 async fn post(server: &TestServer, headers: &federation::SignedHeaders, body: &[u8]) -> (u16, Value) {
-    let mut req =
-        http_client().post(server.url(PATH)).header("content-type", "application/json").body(body.to_vec());
+    post_to(server.url(PATH), headers, body).await
+}
+
+async fn post_to(url: String, headers: &federation::SignedHeaders, body: &[u8]) -> (u16, Value) {
+    let mut req = http_client().post(url).header("content-type", "application/json").body(body.to_vec());
     for (name, value) in headers.pairs() {
         req = req.header(name, value);
     }
@@ -124,6 +127,48 @@ fn matching_claims_give_a_per_node_agency_code(backend: Backend) {
     assert_eq!(rows.iter().map(|r| r.prefecture.as_str()).collect::<Vec<_>>(), ["26", "27", "27", "27"]);
 }
 both_backends!(matching_claims_give_a_per_node_agency_code);
+
+/// Twenty links of one person from one node at once (a nurse double-submitting, a retrying node):
+/// all answered with the same code, one link row, and one provision entry each on an intact chain.
+fn concurrent_links_of_one_person_give_one_row_and_an_intact_chain(backend: Backend) {
+    const N: usize = 20;
+    let f = fixture(backend);
+    let answers = block_on(async {
+        let body = serde_json::to_vec(&claims(&f.cast[0])).unwrap();
+        // Signed before any is sent, so that all twenty are in flight together.
+        let signed: Vec<_> = (0..N).map(|_| f.osaka.sign_now("POST", PATH, &body)).collect();
+        let mut sends = tokio::task::JoinSet::new();
+        for headers in signed {
+            let (url, body) = (f.server.url(PATH), body.clone());
+            sends.spawn(async move { post_to(url, &headers, &body).await });
+        }
+        sends.join_all().await
+    });
+    let code = answers[0].1["agency_code"].clone();
+    assert!(code.as_str().is_some_and(|c| c.len() == 52), "{answers:?}");
+    for (status, answer) in &answers {
+        assert_eq!((*status, &answer["agency_code"]), (200, &code), "{answers:?}");
+    }
+
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let count =
+        |sql: &str| -> i64 { diesel::sql_query(sql).get_result::<Count>(&mut f.db.connect()).unwrap().n };
+    assert_eq!(count("SELECT COUNT(*) AS n FROM identity_links"), 1);
+    assert_eq!(count("SELECT COUNT(*) AS n FROM provisions WHERE purpose = 'identity_link'"), N as i64);
+
+    let mut cmd = national(&f.db);
+    cmd.args(["audit", "verify"]);
+    let (out, stdout, stderr) = run(cmd);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("intact: {N} entries verified")), "{stdout}");
+    assert!(!f.server.log().contains("ERROR"), "{}", f.server.log());
+}
+both_backends!(concurrent_links_of_one_person_give_one_row_and_an_intact_chain);
 
 fn each_mismatch_is_named_and_nothing_else_is_said(backend: Backend) {
     let f = fixture(backend);

@@ -180,11 +180,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/")
             .get(|| async { HttpResponse::SeeOther().insert_header(("location", "/opt-in")).finish() }),
     )
+    .route("/healthz", web::get().to(healthz))
     .configure(opt_in::configure)
     .configure(nurse::configure)
     .configure(staff::configure)
     .configure(api::configure)
     .default_service(web::to(not_found));
+}
+
+/// Liveness and database reachability: the national server's check, `{"status":"ok","database":…}`
+/// after a real `SELECT 1`, or 503 with the reason.
+async fn healthz(state: web::Data<WebState>) -> HttpResponse {
+    let pool = state.pool.clone();
+    match web::block(move || ncf_shared::db::health(&pool)).await {
+        Ok(Ok(health)) => HttpResponse::Ok().json(health),
+        Ok(Err(unreachable)) => HttpResponse::ServiceUnavailable().json(unreachable),
+        Err(e) => {
+            tracing::error!(error = %e, "health check did not run");
+            HttpResponse::InternalServerError().json(ncf_shared::federation::ErrorBody {
+                error: ncf_shared::contract::ErrorCode::Internal,
+                message: "the health check did not run".into(),
+                mismatched: Vec::new(),
+            })
+        }
+    }
 }
 
 #[derive(Template)]

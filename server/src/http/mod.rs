@@ -5,12 +5,11 @@ mod signed;
 use actix_web::{HttpRequest, HttpResponse, web};
 use ncf_shared::AgencyCodeKey;
 use ncf_shared::contract::{Envelope, ErrorCode, ProvisionPurpose, RejectCode};
-use ncf_shared::db::Pool;
+use ncf_shared::db::{Health, Pool};
 use ncf_shared::federation::{
     ErrorBody, IdentityLinkRequest, IdentityLinkResponse, ProvisionListing, ProvisionsQuery, PullRequest,
     PullResponse, PushRequest, PushResponse, RejectedEvent,
 };
-use serde::Serialize;
 use utoipa::OpenApi;
 
 use crate::error::{AppError, ErrorKind};
@@ -19,7 +18,6 @@ pub use signed::Signed;
 pub struct AppState {
     pub pool: Pool,
     pub agency_key: AgencyCodeKey,
-    pub backend: &'static str,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -56,26 +54,17 @@ pub fn json_config() -> web::JsonConfig {
     })
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-struct Health {
-    status: &'static str,
-    database: &'static str,
-}
-
-/// Liveness and database reachability.
+/// Liveness and database reachability (the check is shared with the nodes).
 #[utoipa::path(get, path = "/healthz", responses(
     (status = 200, description = "Server and database are up", body = Health),
     (status = 503, description = "Database unreachable", body = ErrorBody),
 ))]
 async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let pool = state.pool.clone();
-    web::block(move || -> Result<(), AppError> {
-        let mut conn = pool.get()?;
-        diesel::connection::SimpleConnection::batch_execute(&mut *conn, "SELECT 1")?;
-        Ok(())
+    Ok(match web::block(move || ncf_shared::db::health(&pool)).await? {
+        Ok(health) => HttpResponse::Ok().json(health),
+        Err(unreachable) => HttpResponse::ServiceUnavailable().json(unreachable),
     })
-    .await??;
-    Ok(HttpResponse::Ok().json(Health { status: "ok", database: state.backend }))
 }
 
 /// Links a nurse's licence claims to this node's agency code.
