@@ -67,7 +67,7 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// UTF-8 CSV file with the header row of DESIGN.md.
+    /// UTF-8 CSV file with the header row of docs/architecture.md ("Imports").
     #[arg(env = "IMPORT_FILE")]
     pub file: PathBuf,
     /// Apply the good rows and write the bad ones to the rejects file.

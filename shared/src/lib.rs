@@ -1,6 +1,6 @@
 //! Domain types and rules shared by the national server and the prefecture nodes.
 //!
-//! Every privacy rule of DESIGN.md that can be expressed as a pure function lives here, in one
+//! Every privacy rule (docs/architecture.md) that can be expressed as a pure function lives here, in one
 //! obvious place: My Number handling, masking and keyed hashing (`mynumber`, rule 1), agency-code
 //! derivation (`agency`, rule 2), consent scopes (`consent`, rule 3) and request signing
 //! (`federation`, rule 6).

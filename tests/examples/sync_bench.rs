@@ -1,5 +1,6 @@
-//! Sync benchmark (issue #3): 100,000 events from one node to the national server, signed and
-//! durably applied, release build, real processes on loopback.
+//! Sync benchmark (issues #3, #4): 100,000 events from one node to the national server, signed and
+//! durably applied, release build, real processes on loopback, over plain HTTP and over TLS in
+//! the same run (the TLS cost in percent).
 //!
 //!   cargo run --release -p ncf-tests --example sync_bench                 # SQLite, 100,000 events
 //!   cargo run --release -p ncf-tests --example sync_bench -- 20000 postgres   # with TEST_DATABASE_URL
@@ -63,7 +64,7 @@ fn write(conn: &mut DbConn, nurse_id: &str, n: usize) {
 }
 
 fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    ncf_shared::tls::install_provider();
     let args: Vec<String> = std::env::args().collect();
     let events: usize = args.get(1).map_or(100_000, |a| a.parse().expect("number of events"));
     let backend =
@@ -72,6 +73,20 @@ fn main() {
         "# sync benchmark: {events} events, {backend:?}, {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    // The same run over plain HTTP (allowed on loopback) and over TLS, so the TLS cost is measured
+    // against an anchor taken minutes apart on the same machine.
+    let plain = scenario(events, backend, false);
+    let tls = scenario(events, backend, true);
+    println!(
+        "TLS cost: backlog drain {:+.1} %, streaming {:+.1} %",
+        (plain.0 / tls.0 - 1.0) * 100.0,
+        (plain.1 / tls.1 - 1.0) * 100.0
+    );
+}
+
+/// One full scenario; returns (drain events/s, streaming events/s).
+fn scenario(events: usize, backend: Backend, tls: bool) -> (f64, f64) {
+    println!("## over {}", if tls { "HTTPS (TLS 1.3, rustls)" } else { "plain HTTP" });
 
     // National server with one licence, the node's key registered.
     let national_db = TestDb::new(backend);
@@ -84,7 +99,8 @@ fn main() {
     let mut cmd = national(&national_db);
     cmd.args(["nodes", "add", "--prefecture", "27", "--public-key", &key.public_key().to_base64()]);
     assert!(run(cmd).0.status.success());
-    let server = TestServer::national(&national_db);
+    let server =
+        if tls { TestServer::national(&national_db) } else { TestServer::national_with(&national_db, &[]) };
 
     // The node: one nurse linked through the national server, consents given.
     let node_db = TestDb::new(backend);
@@ -137,6 +153,7 @@ fn main() {
     let node = TestServer::node(&node_db, &key_file, &server.base_url, "27");
     let done = wait_for(&mut national_conn, events as i64 + 1);
     let drain = done - started;
+    let drain_rate = events as f64 / drain.as_secs_f64();
     println!(
         "backlog drain:  {events} events in {:.2} s = {:.0} events/s (includes the node's start-up)",
         drain.as_secs_f64(),
@@ -152,6 +169,7 @@ fn main() {
         last_write = Instant::now();
     }
     let done = wait_for(&mut national_conn, base + (events / 1000 * 1000) as i64);
+    let stream_rate = (events / 1000 * 1000) as f64 / (done - started).as_secs_f64();
     println!(
         "streaming:      {} events in {:.2} s = {:.0} events/s; last write to its application: {:.0} ms",
         events / 1000 * 1000,
@@ -177,4 +195,5 @@ fn main() {
         latencies[latencies.len() - 1]
     );
     drop(node);
+    (drain_rate, stream_rate)
 }

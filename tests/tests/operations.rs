@@ -10,9 +10,10 @@ use serde_json::{Value, json};
 
 /// The PostgreSQL server of the other tests. Without `TEST_DATABASE_URL` the missing-database
 /// case assumes a server on 127.0.0.1:5432 (the harness may later start its own cluster instead).
-fn postgres_admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+/// A URL on the PostgreSQL server the tests use (TEST_DATABASE_URL's, or the harness's throwaway
+/// cluster) naming another database of that server.
+fn on_test_server(db: &TestDb, database: &str) -> String {
+    ncf_tests::replace_database(&db.url, database)
 }
 
 /// Runs `<binary> migrate --database-url URL`; returns the exit status and the last non-empty line
@@ -28,7 +29,8 @@ fn migrate(bin: &str, url: &str, dir: &Path) -> (Option<i32>, String) {
 #[test]
 fn a_failed_database_connection_names_its_cause_on_the_last_line() {
     let dir = tempfile::tempdir().unwrap();
-    let missing = ncf_tests::replace_database(&postgres_admin_url(), "does_not_exist_xyz");
+    let server = TestDb::new(Backend::Postgres);
+    let missing = on_test_server(&server, "does_not_exist_xyz");
     let refused = "postgres://postgres@127.0.0.1:1/x";
     for bin in ["national-server", "prefecture-node"] {
         let (code, last) = migrate(bin, &missing, dir.path());
@@ -91,7 +93,8 @@ fn node_health_checks_its_database(backend: Backend) {
         // The database goes away under the running node: 503 with a JSON reason, the cause logged.
         let name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
         let mut admin =
-            <diesel::PgConnection as diesel::Connection>::establish(&postgres_admin_url()).unwrap();
+            <diesel::PgConnection as diesel::Connection>::establish(&on_test_server(&db, "postgres"))
+                .unwrap();
         diesel::connection::SimpleConnection::batch_execute(
             &mut admin,
             &format!("DROP DATABASE {name} WITH (FORCE)"),
