@@ -8,7 +8,7 @@
 //!   (rule 6: a node touches only its own people), content its consents do not cover — is
 //!   consumed as *rejected* with the contract's [`RejectCode`]; the node parks it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 use ncf_shared::contract::{
@@ -64,10 +64,12 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
         events.sort_by_key(|e| e.seq);
         let opened: Vec<(&Envelope, Result<NodeToNational, ncf_shared::contract::Unreadable>)> =
             events.into_iter().map(|e| (e, e.open::<NodeToNational>())).collect();
-        let linked = linked_codes(conn, node, opened.iter().filter_map(|(_, m)| m.as_ref().ok()))?;
+        let named = opened.iter().filter_map(|(_, m)| m.as_ref().ok());
+        let linked = linked_codes(conn, node, named.clone())?;
+        let mut applier = Applier::begin(conn, node, named)?;
         let mut rejected = Vec::new();
+        let mut records = Vec::with_capacity(opened.len());
         let now = ncf_shared::time::now_utc();
-        let mut chain = ChainWriter::begin(conn)?;
         for (envelope, message) in opened {
             if envelope.seq != last + 1 {
                 break; // a gap (or a repeated seq): wait for the missing event
@@ -84,7 +86,7 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
                         "the event names an agency code this national server has no link for from this node",
                     ))
                 }
-                Ok(message) => match apply_event(conn, &mut chain, node, &message)? {
+                Ok(message) => match applier.apply(conn, &message)? {
                     Ok(()) => Outcome::Applied,
                     Err(permanent) => Outcome::Rejected(permanent),
                 },
@@ -101,22 +103,25 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
                     ("rejected", Some(code), Some(reason), None)
                 }
             };
-            diesel::insert_into(pushed_events::table)
-                .values((
-                    pushed_events::prefecture.eq(node.code()),
-                    pushed_events::seq.eq(envelope.seq),
-                    pushed_events::event_id.eq(&envelope.event_id),
-                    pushed_events::kind.eq(&envelope.kind),
-                    pushed_events::version.eq(i32::from(envelope.version)),
-                    pushed_events::outcome.eq(outcome),
-                    pushed_events::reject_code.eq(code.map(RejectCode::as_str)),
-                    pushed_events::reason.eq(reason),
-                    pushed_events::payload.eq(payload),
-                    pushed_events::received_at.eq(now),
-                ))
-                .execute(conn)?;
+            records.push((
+                pushed_events::prefecture.eq(node.code()),
+                pushed_events::seq.eq(envelope.seq),
+                pushed_events::event_id.eq(&envelope.event_id),
+                pushed_events::kind.eq(&envelope.kind),
+                pushed_events::version.eq(i32::from(envelope.version)),
+                pushed_events::outcome.eq(outcome),
+                pushed_events::reject_code.eq(code.map(RejectCode::as_str)),
+                pushed_events::reason.eq(reason),
+                pushed_events::payload.eq(payload),
+                pushed_events::received_at.eq(now),
+            ));
             last = envelope.seq;
         }
+        applier.finish(conn)?;
+        // The receipts in bulk: on PostgreSQL one statement per 1,000 events, not one per event.
+        ncf_shared::insert_many!(&mut *conn, records, |c, values| diesel::insert_into(pushed_events::table)
+            .values(values)
+            .execute(c));
         diesel::update(node_cursors::table.find(node.code()))
             .set(node_cursors::last_seq.eq(last))
             .execute(conn)?;
@@ -163,7 +168,6 @@ pub fn apply_held(conn: &mut DbConn) -> Result<usize, AppError> {
         if held.is_empty() {
             return Ok(0);
         }
-        let mut chain = ChainWriter::begin(conn)?;
         let mut done = 0;
         for (prefecture, seq, event_id, kind, version, payload) in held {
             let Some(node) = Prefecture::from_code(&prefecture) else { continue };
@@ -175,7 +179,11 @@ pub fn apply_held(conn: &mut DbConn) -> Result<usize, AppError> {
                 Ok(message) => {
                     let linked = linked_codes(conn, node, std::iter::once(&message))?;
                     if linked.contains(message.agency_code()) {
-                        apply_event(conn, &mut chain, node, &message)?
+                        // One at a time: a held event is rare, and order matters more than speed.
+                        let mut applier = Applier::begin(conn, node, std::iter::once(&message))?;
+                        let outcome = applier.apply(conn, &message)?;
+                        applier.finish(conn)?;
+                        outcome
                     } else {
                         Err(Permanent::new(RejectCode::UnknownAgencyCode, "no link for this agency code"))
                     }
@@ -200,212 +208,247 @@ pub fn apply_held(conn: &mut DbConn) -> Result<usize, AppError> {
     })
 }
 
-fn apply_event(
-    conn: &mut DbConn,
-    chain: &mut ChainWriter,
+/// Applies the events of one transaction. What it reads is read once — the consents of every
+/// person the events name — and kept true in memory as events change it; what it writes in bulk
+/// (notices, provision entries) is written in one statement each at [`Applier::finish`], notices
+/// also before any consent change (a withdrawal deletes the notices held for her).
+struct Applier {
     node: Prefecture,
-    message: &NodeToNational,
-) -> QueryResult<Result<(), Permanent>> {
-    // Defence in depth: the node's gate already checked, but nothing is held without the consent
-    // the contract names for this kind.
-    if let Some(scope) = message.required_consent()
-        && !granted(conn, node, message.agency_code(), scope)?
-    {
-        return Ok(Err(Permanent::new(
-            RejectCode::NotCovered,
-            format!("{} is not covered by a {} consent", message.kind(), scope.as_str()),
-        )));
-    }
-    match message {
-        NodeToNational::ConsentChanged(c) => apply_consent(conn, chain, node, c),
-        NodeToNational::NoticeFiled(n) => apply_notice(conn, chain, node, n),
-        NodeToNational::ContactChanged(c) => apply_contact(conn, chain, node, c),
-    }
+    chain: ChainWriter,
+    /// (agency code, scope) → (granted, version), as the national server holds them.
+    consents: HashMap<(String, ConsentScope), (bool, i32)>,
+    notices: Vec<NoticeRow>,
 }
 
-fn apply_consent(
-    conn: &mut DbConn,
-    chain: &mut ChainWriter,
-    node: Prefecture,
-    c: &ConsentChanged,
-) -> QueryResult<Result<(), Permanent>> {
-    let scope = c.scope;
-    let key = (node.code(), c.agency_code.as_str(), scope.as_str());
-    let stored: Option<i32> =
-        nurse_consents::table.find(key).select(nurse_consents::version).first(conn).optional()?;
-    if stored.is_some_and(|v| v >= c.version) {
-        return Ok(Ok(())); // an older decision arriving late changes nothing
-    }
-    let recorded_at = c.recorded_at.naive_utc();
-    per_backend!(&mut *conn, db => diesel::insert_into(nurse_consents::table)
-        .values((
-            nurse_consents::prefecture.eq(node.code()),
-            nurse_consents::agency_code.eq(c.agency_code.as_str()),
-            nurse_consents::scope.eq(scope.as_str()),
-            nurse_consents::granted.eq(c.granted),
-            nurse_consents::version.eq(c.version),
-            nurse_consents::text_sha256.eq(&c.text_sha256),
-            nurse_consents::recorded_at.eq(recorded_at),
-        ))
-        .on_conflict((nurse_consents::prefecture, nurse_consents::agency_code, nurse_consents::scope))
-        .do_update()
-        .set((
-            nurse_consents::granted.eq(c.granted),
-            nurse_consents::version.eq(c.version),
-            nurse_consents::text_sha256.eq(&c.text_sha256),
-            nurse_consents::recorded_at.eq(recorded_at),
-        ))
-        .execute(db))?;
-    if !c.granted {
-        // Withdrawal: what this scope let us hold goes (rule 3), and the node is told so, for the
-        // nurse's page.
-        let notices_deleted = if scope == ConsentScope::AddressLinkage {
-            diesel::delete(
-                nurse_notices::table
-                    .filter(nurse_notices::prefecture.eq(node.code()))
-                    .filter(nurse_notices::agency_code.eq(c.agency_code.as_str())),
-            )
-            .execute(conn)?
-        } else {
-            0
-        };
-        if scope == ConsentScope::ShareWithResidencePrefecture {
-            diesel::delete(nurse_contacts::table.find((node.code(), c.agency_code.as_str())))
-                .execute(conn)?;
+#[derive(Insertable)]
+#[diesel(table_name = nurse_notices)]
+struct NoticeRow {
+    notice_id: String,
+    prefecture: String,
+    agency_code: String,
+    kind: String,
+    body: String,
+    filed_at: chrono::NaiveDateTime,
+}
+
+impl Applier {
+    fn begin<'a>(
+        conn: &mut DbConn,
+        node: Prefecture,
+        messages: impl Iterator<Item = &'a NodeToNational>,
+    ) -> QueryResult<Self> {
+        let codes: HashSet<&str> = messages.map(|m| m.agency_code().as_str()).collect();
+        let mut consents = HashMap::new();
+        if !codes.is_empty() {
+            let rows: Vec<(String, String, bool, i32)> = nurse_consents::table
+                .filter(nurse_consents::prefecture.eq(node.code()))
+                .filter(nurse_consents::agency_code.eq_any(codes.into_iter()))
+                .select((
+                    nurse_consents::agency_code,
+                    nurse_consents::scope,
+                    nurse_consents::granted,
+                    nurse_consents::version,
+                ))
+                .load(conn)?;
+            for (code, scope, granted, version) in rows {
+                if let Some(scope) = ConsentScope::parse(&scope) {
+                    consents.insert((code, scope), (granted, version));
+                }
+            }
         }
-        tracing::info!(prefecture = %node, scope = scope.as_str(), notices_deleted, "consent withdrawn: data deleted");
-        let confirmation = NationalToNode::WithdrawalApplied(WithdrawalApplied {
-            agency_code: c.agency_code.clone(),
-            scope,
-            version: c.version,
-            notices_deleted: notices_deleted as i64,
-            deleted_at: chrono::Utc::now(),
-        });
-        crate::queue::enqueue(conn, node, &confirmation)?;
-        chain.append(
-            conn,
-            &Provision::to_node(
+        Ok(Self { node, chain: ChainWriter::begin(conn)?, consents, notices: Vec::new() })
+    }
+
+    fn granted(&self, code: &AgencyCode, scope: ConsentScope) -> bool {
+        self.consents.get(&(code.as_str().to_string(), scope)).is_some_and(|(granted, _)| *granted)
+    }
+
+    fn apply(&mut self, conn: &mut DbConn, message: &NodeToNational) -> QueryResult<Result<(), Permanent>> {
+        // Defence in depth: the node's gate already checked, but nothing is held without the
+        // consent the contract names for this kind.
+        if let Some(scope) = message.required_consent()
+            && !self.granted(message.agency_code(), scope)
+        {
+            return Ok(Err(Permanent::new(
+                RejectCode::NotCovered,
+                format!("{} is not covered by a {} consent", message.kind(), scope.as_str()),
+            )));
+        }
+        match message {
+            NodeToNational::ConsentChanged(c) => {
+                self.flush_notices(conn)?;
+                self.apply_consent(conn, c)
+            }
+            NodeToNational::NoticeFiled(n) => Ok(self.apply_notice(n)),
+            NodeToNational::ContactChanged(c) => self.apply_contact(conn, c),
+        }
+    }
+
+    fn finish(mut self, conn: &mut DbConn) -> QueryResult<()> {
+        self.flush_notices(conn)?;
+        self.chain.finish(conn)
+    }
+
+    fn flush_notices(&mut self, conn: &mut DbConn) -> QueryResult<()> {
+        ncf_shared::insert_many!(&mut *conn, self.notices, |c, values| diesel::insert_into(
+            nurse_notices::table
+        )
+        .values(values)
+        .on_conflict(nurse_notices::notice_id)
+        .do_nothing()
+        .execute(c));
+        self.notices.clear();
+        Ok(())
+    }
+
+    fn apply_consent(&mut self, conn: &mut DbConn, c: &ConsentChanged) -> QueryResult<Result<(), Permanent>> {
+        let node = self.node;
+        let scope = c.scope;
+        let key = (c.agency_code.as_str().to_string(), scope);
+        if self.consents.get(&key).is_some_and(|(_, version)| *version >= c.version) {
+            return Ok(Ok(())); // an older decision arriving late changes nothing
+        }
+        let recorded_at = c.recorded_at.naive_utc();
+        per_backend!(&mut *conn, db => diesel::insert_into(nurse_consents::table)
+            .values((
+                nurse_consents::prefecture.eq(node.code()),
+                nurse_consents::agency_code.eq(c.agency_code.as_str()),
+                nurse_consents::scope.eq(scope.as_str()),
+                nurse_consents::granted.eq(c.granted),
+                nurse_consents::version.eq(c.version),
+                nurse_consents::text_sha256.eq(&c.text_sha256),
+                nurse_consents::recorded_at.eq(recorded_at),
+            ))
+            .on_conflict((nurse_consents::prefecture, nurse_consents::agency_code, nurse_consents::scope))
+            .do_update()
+            .set((
+                nurse_consents::granted.eq(c.granted),
+                nurse_consents::version.eq(c.version),
+                nurse_consents::text_sha256.eq(&c.text_sha256),
+                nurse_consents::recorded_at.eq(recorded_at),
+            ))
+            .execute(db))?;
+        self.consents.insert(key, (c.granted, c.version));
+        if !c.granted {
+            // Withdrawal: what this scope let us hold goes (rule 3), and the node is told so, for
+            // the nurse's page.
+            let notices_deleted = if scope == ConsentScope::AddressLinkage {
+                diesel::delete(
+                    nurse_notices::table
+                        .filter(nurse_notices::prefecture.eq(node.code()))
+                        .filter(nurse_notices::agency_code.eq(c.agency_code.as_str())),
+                )
+                .execute(conn)?
+            } else {
+                0
+            };
+            if scope == ConsentScope::ShareWithResidencePrefecture {
+                diesel::delete(nurse_contacts::table.find((node.code(), c.agency_code.as_str())))
+                    .execute(conn)?;
+            }
+            tracing::info!(prefecture = %node, scope = scope.as_str(), notices_deleted, "consent withdrawn: data deleted");
+            let confirmation = NationalToNode::WithdrawalApplied(WithdrawalApplied {
+                agency_code: c.agency_code.clone(),
+                scope,
+                version: c.version,
+                notices_deleted: notices_deleted as i64,
+                deleted_at: chrono::Utc::now(),
+            });
+            crate::queue::enqueue(conn, node, &confirmation)?;
+            self.chain.append(&Provision::to_node(
                 node,
                 c.agency_code.as_str(),
                 &["withdrawal_confirmation"],
                 ProvisionPurpose::ConsentWithdrawal,
-            ),
-        )?;
-    }
-    let field = format!("consent:{}", scope.as_str());
-    chain.append(
-        conn,
-        &Provision::from_node(node, c.agency_code.as_str(), &[&field], ProvisionPurpose::ConsentRecord),
-    )?;
-    Ok(Ok(()))
-}
-
-/// Granted scope `scope` for this person at this node, as last told.
-fn granted(
-    conn: &mut DbConn,
-    node: Prefecture,
-    agency_code: &AgencyCode,
-    scope: ConsentScope,
-) -> QueryResult<bool> {
-    let granted: Option<bool> = nurse_consents::table
-        .find((node.code(), agency_code.as_str(), scope.as_str()))
-        .select(nurse_consents::granted)
-        .first(conn)
-        .optional()?;
-    Ok(granted == Some(true))
-}
-
-fn apply_contact(
-    conn: &mut DbConn,
-    chain: &mut ChainWriter,
-    node: Prefecture,
-    c: &ContactChanged,
-) -> QueryResult<Result<(), Permanent>> {
-    let provided = c.provided_fields();
-    if provided.is_empty() {
-        return Ok(Err(Permanent::new(RejectCode::Invalid, "contact_changed names no field")));
-    }
-    let code = c.agency_code.as_str();
-    let existing = nurse_contacts::table
-        .find((node.code(), code))
-        .select((
-            nurse_contacts::family_name,
-            nurse_contacts::given_name,
-            nurse_contacts::email,
-            nurse_contacts::phone,
-        ))
-        .first::<(Option<String>, Option<String>, Option<String>, Option<String>)>(conn)
-        .optional()?
-        .unwrap_or_default();
-    // A change notice names only what changed: keep the rest.
-    let merged = (
-        c.family_name.clone().or(existing.0),
-        c.given_name.clone().or(existing.1),
-        c.email.clone().or(existing.2),
-        c.phone.clone().or(existing.3),
-    );
-    diesel::delete(nurse_contacts::table.find((node.code(), code))).execute(conn)?;
-    diesel::insert_into(nurse_contacts::table)
-        .values((
-            nurse_contacts::prefecture.eq(node.code()),
-            nurse_contacts::agency_code.eq(code),
-            nurse_contacts::family_name.eq(merged.0),
-            nurse_contacts::given_name.eq(merged.1),
-            nurse_contacts::email.eq(merged.2),
-            nurse_contacts::phone.eq(merged.3),
-            nurse_contacts::changed_at.eq(c.changed_at.naive_utc()),
-        ))
-        .execute(conn)?;
-    let fields: Vec<String> = provided.iter().map(|f| format!("contact:{f}")).collect();
-    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-    chain.append(
-        conn,
-        &Provision::from_node(node, code, &fields, ProvisionPurpose::ResidencePrefectureSupport),
-    )?;
-    Ok(Ok(()))
-}
-
-fn apply_notice(
-    conn: &mut DbConn,
-    chain: &mut ChainWriter,
-    node: Prefecture,
-    n: &NoticeFiled,
-) -> QueryResult<Result<(), Permanent>> {
-    if matches!(n.notice, NoticeBody::Change { .. }) {
-        return Ok(Err(Permanent::new(
-            RejectCode::Invalid,
-            "a change notice travels as contact_changed, never as notice_filed",
-        )));
-    }
-    // The same checks the node made when she filed it; a day's grace for the node's time zone.
-    let filed_on = n.filed_at.date_naive() + chrono::Days::new(1);
-    if let Err(errors) = n.notice.validate(filed_on) {
-        let reasons: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
-        return Ok(Err(Permanent::new(RejectCode::Invalid, reasons.join("; "))));
-    }
-    let kind = n.notice.kind();
-    let body = serde_json::to_string(&n.notice).expect("notice bodies serialise");
-    per_backend!(&mut *conn, db => diesel::insert_into(nurse_notices::table)
-        .values((
-            nurse_notices::notice_id.eq(&n.notice_id),
-            nurse_notices::prefecture.eq(node.code()),
-            nurse_notices::agency_code.eq(n.agency_code.as_str()),
-            nurse_notices::kind.eq(kind.as_str()),
-            nurse_notices::body.eq(&body),
-            nurse_notices::filed_at.eq(n.filed_at.naive_utc()),
-        ))
-        .on_conflict(nurse_notices::notice_id)
-        .do_nothing()
-        .execute(db))?;
-    let field = format!("notice:{}", kind.as_str());
-    chain.append(
-        conn,
-        &Provision::from_node(
+            ));
+        }
+        let field = format!("consent:{}", scope.as_str());
+        self.chain.append(&Provision::from_node(
             node,
+            c.agency_code.as_str(),
+            &[&field],
+            ProvisionPurpose::ConsentRecord,
+        ));
+        Ok(Ok(()))
+    }
+
+    fn apply_contact(&mut self, conn: &mut DbConn, c: &ContactChanged) -> QueryResult<Result<(), Permanent>> {
+        let node = self.node;
+        let provided = c.provided_fields();
+        if provided.is_empty() {
+            return Ok(Err(Permanent::new(RejectCode::Invalid, "contact_changed names no field")));
+        }
+        let code = c.agency_code.as_str();
+        let existing = nurse_contacts::table
+            .find((node.code(), code))
+            .select((
+                nurse_contacts::family_name,
+                nurse_contacts::given_name,
+                nurse_contacts::email,
+                nurse_contacts::phone,
+            ))
+            .first::<(Option<String>, Option<String>, Option<String>, Option<String>)>(conn)
+            .optional()?
+            .unwrap_or_default();
+        // A change notice names only what changed: keep the rest.
+        let merged = (
+            c.family_name.clone().or(existing.0),
+            c.given_name.clone().or(existing.1),
+            c.email.clone().or(existing.2),
+            c.phone.clone().or(existing.3),
+        );
+        diesel::delete(nurse_contacts::table.find((node.code(), code))).execute(conn)?;
+        diesel::insert_into(nurse_contacts::table)
+            .values((
+                nurse_contacts::prefecture.eq(node.code()),
+                nurse_contacts::agency_code.eq(code),
+                nurse_contacts::family_name.eq(merged.0),
+                nurse_contacts::given_name.eq(merged.1),
+                nurse_contacts::email.eq(merged.2),
+                nurse_contacts::phone.eq(merged.3),
+                nurse_contacts::changed_at.eq(c.changed_at.naive_utc()),
+            ))
+            .execute(conn)?;
+        let fields: Vec<String> = provided.iter().map(|f| format!("contact:{f}")).collect();
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        self.chain.append(&Provision::from_node(
+            node,
+            code,
+            &fields,
+            ProvisionPurpose::ResidencePrefectureSupport,
+        ));
+        Ok(Ok(()))
+    }
+
+    fn apply_notice(&mut self, n: &NoticeFiled) -> Result<(), Permanent> {
+        if matches!(n.notice, NoticeBody::Change { .. }) {
+            return Err(Permanent::new(
+                RejectCode::Invalid,
+                "a change notice travels as contact_changed, never as notice_filed",
+            ));
+        }
+        // The same checks the node made when she filed it; a day's grace for the node's time zone.
+        let filed_on = n.filed_at.date_naive() + chrono::Days::new(1);
+        if let Err(errors) = n.notice.validate(filed_on) {
+            let reasons: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+            return Err(Permanent::new(RejectCode::Invalid, reasons.join("; ")));
+        }
+        let kind = n.notice.kind();
+        self.notices.push(NoticeRow {
+            notice_id: n.notice_id.clone(),
+            prefecture: self.node.code(),
+            agency_code: n.agency_code.as_str().to_string(),
+            kind: kind.as_str().to_string(),
+            body: serde_json::to_string(&n.notice).expect("notice bodies serialise"),
+            filed_at: n.filed_at.naive_utc(),
+        });
+        let field = format!("notice:{}", kind.as_str());
+        self.chain.append(&Provision::from_node(
+            self.node,
             n.agency_code.as_str(),
             &[&field],
             ProvisionPurpose::LatentNurseIdentification,
-        ),
-    )?;
-    Ok(Ok(()))
+        ));
+        Ok(())
+    }
 }

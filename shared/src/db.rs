@@ -28,6 +28,28 @@ macro_rules! per_backend {
     };
 }
 
+/// Inserts many rows with the same typed statement: 1,000 rows per statement on PostgreSQL (each
+/// statement is a round trip), one row per statement on SQLite (in process, so cheap; and diesel
+/// cannot put rows holding NULLs into one SQLite statement). `$stmt` is written once and given
+/// either a slice of rows or one row as `$values`; `?` in it returns from the caller.
+#[macro_export]
+macro_rules! insert_many {
+    ($conn:expr, $rows:expr, |$c:ident, $values:ident| $stmt:expr) => {
+        match $conn {
+            $crate::db::DbConn::Postgresql($c) => {
+                for $values in $rows.chunks(1000) {
+                    $stmt?;
+                }
+            }
+            $crate::db::DbConn::Sqlite($c) => {
+                for $values in $rows.iter() {
+                    $stmt?;
+                }
+            }
+        }
+    };
+}
+
 pub type Pool = r2d2::Pool<DbManager>;
 pub type PooledConn = r2d2::PooledConnection<DbManager>;
 
