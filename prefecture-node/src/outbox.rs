@@ -75,10 +75,11 @@ pub fn enqueue_if_covered(
 /// Next outbox sequence number. The UPDATE takes the row lock, so concurrent writers queue up
 /// behind each other, and a rolled-back transaction gives its number back: no gaps, no duplicates.
 fn next_seq(conn: &mut DbConn) -> QueryResult<i64> {
-    diesel::update(sequences::table.find("outbox"))
+    // One statement: the number comes back with the row lock (RETURNING).
+    ncf_shared::per_backend!(conn, c => diesel::update(sequences::table.find("outbox"))
         .set(sequences::last_value.eq(sequences::last_value + 1))
-        .execute(conn)?;
-    sequences::table.find("outbox").select(sequences::last_value).first(conn)
+        .returning(sequences::last_value)
+        .get_result(c))
 }
 
 /// Events after `after_seq`, in order, at most `limit`.

@@ -39,7 +39,10 @@ pub enum LinkOutcome {
     NotActive,
     Invalid(String),
 }
-const BATCH: i64 = 500;
+/// Events per push: the national server takes at most 1,000 (`MAX_EVENTS_PER_PUSH`) and at most
+/// `MAX_BODY_BYTES`; a batch also stops at [`BATCH_BYTES`] of payload so that it always fits.
+const BATCH: i64 = 1000;
+const BATCH_BYTES: usize = ncf_shared::federation::MAX_BODY_BYTES / 2;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
@@ -443,10 +446,20 @@ impl Syncer {
         if events.is_empty() {
             return Ok(PushReport::default());
         }
-        let more = events.len() as i64 > BATCH;
-        let envelopes = events
-            .iter()
-            .take(BATCH as usize)
+        // By count and by size: a batch the national server would refuse as too large would be
+        // sent again forever and wedge everything behind it.
+        let mut batch: Vec<&OutboxEvent> = Vec::new();
+        let mut bytes = 0;
+        for event in events.iter().take(BATCH as usize) {
+            bytes += event.payload.len() + event.kind.len() + event.event_id.len() + 64;
+            if bytes > BATCH_BYTES && !batch.is_empty() {
+                break;
+            }
+            batch.push(event);
+        }
+        let more = events.len() > batch.len();
+        let envelopes = batch
+            .into_iter()
             .map(OutboxEvent::envelope)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SyncError::Database(format!("an outbox payload is not JSON: {e}")))?;
@@ -497,10 +510,19 @@ impl Syncer {
             tracing::error!(error = %e, "cannot apply the events that wait for an upgrade");
         }
         let mut backoff = Duration::from_millis(500);
+        let mut rounds: u64 = 0;
         loop {
+            rounds += 1;
+            let pull_anyway = rounds % 8 == 0;
             let round = async {
                 let pushed = self.push_once().await?;
-                let pulled = self.pull_once().await?;
+                // While a backlog drains, pull between pushes only now and then: each pull is a
+                // request of its own, and what it brings (confirmations) can wait a few rounds.
+                let pulled = if pushed.more && !pull_anyway {
+                    PullReport::default()
+                } else {
+                    self.pull_once().await?
+                };
                 Ok::<_, SyncError>((pushed, pulled))
             };
             match round.await {
