@@ -288,6 +288,9 @@ impl NationalClient {
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
+            // A signed request goes to the configured server only: never follow a redirect
+            // elsewhere (with the signature headers), nor from https down to http.
+            .redirect(reqwest::redirect::Policy::none())
             .https_only(!base.starts_with("http://"));
         if let Some(path) = ca_file {
             let pem = std::fs::read(path)
@@ -513,7 +516,7 @@ impl Syncer {
         let mut rounds: u64 = 0;
         loop {
             rounds += 1;
-            let pull_anyway = rounds % 8 == 0;
+            let pull_anyway = rounds.is_multiple_of(8);
             let round = async {
                 let pushed = self.push_once().await?;
                 // While a backlog drains, pull between pushes only now and then: each pull is a

@@ -17,13 +17,11 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
-use ncf_shared::ConsentScope;
 use ncf_shared::db::DbConn;
 use ncf_shared::federation::NodeSigningKey;
 use ncf_tests::{Backend, Person, REGISTRY_HEADER, TestDb, TestServer, national, run, write_csv};
+use prefecture_node::Channel;
 use prefecture_node::notices::{self, NoticeBody, SeparationReason};
-use prefecture_node::nurses::{self, NewNurse};
-use prefecture_node::{Channel, consent};
 
 #[derive(QueryableByName)]
 struct Count {
@@ -108,43 +106,7 @@ fn scenario(events: usize, backend: Backend, tls: bool) -> (f64, f64) {
     std::fs::write(&key_file, key.to_base64()).expect("key file");
     let mut node_conn = node_db.connect();
     prefecture_node::migrate(&mut node_conn).expect("migrations");
-    let claims = serde_json::json!({
-        "qualification": person.qualification, "registration_number": person.registration_number,
-        "family_name": person.family_name, "given_name": person.given_name,
-        "family_name_kana": person.family_name_kana, "given_name_kana": person.given_name_kana,
-        "birth_date": person.birth_date,
-    });
-    let body = serde_json::to_vec(&claims).expect("json");
-    let code = ncf_tests::block_on(async {
-        let mut req = ncf_tests::http_client()
-            .post(server.url("/federation/v1/identity-link"))
-            .header("content-type", "application/json")
-            .body(body.clone());
-        for (name, value) in key.sign_now("POST", "/federation/v1/identity-link", &body).pairs() {
-            req = req.header(name, value);
-        }
-        let answer: serde_json::Value = req.send().await.expect("link").json().await.expect("json");
-        answer["agency_code"].as_str().expect("agency code").to_string()
-    });
-    let nurse = nurses::register(
-        &mut node_conn,
-        NewNurse {
-            agency_code: ncf_shared::AgencyCode::parse(&code).expect("code"),
-            qualification: person.qualification.into(),
-            registration_number: person.registration_number.clone(),
-            family_name: person.family_name.clone(),
-            given_name: person.given_name.clone(),
-            family_name_kana: person.family_name_kana.clone(),
-            given_name_kana: person.given_name_kana.clone(),
-            birth_date: chrono::NaiveDate::from_ymd_opt(1985, 4, 1).expect("date"),
-            email: "bench@example.jp".into(),
-            phone: None,
-            max_distance_km: 20,
-        },
-    )
-    .expect("nurse");
-    consent::record(&mut node_conn, &nurse.id, &[(ConsentScope::AddressLinkage, true)], Channel::Web, None)
-        .expect("consent");
+    let nurse = ncf_tests::many::linked_nurse(&mut node_conn, &server, &key, &person, "bench@example.jp");
     let mut national_conn = national_db.connect();
 
     // (1) Backlog drain.

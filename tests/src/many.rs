@@ -87,26 +87,7 @@ pub fn run_many(backend: Backend, node_count: usize, events_per_node: usize) -> 
         let mut cmd = national(&national_db);
         cmd.args(["nodes", "add", "--prefecture", prefecture, "--public-key", &key.public_key().to_base64()]);
         assert!(run(cmd).0.status.success());
-        let code = crate::block_on(link(&server, &key, person));
-        let nurse = nurses::register(
-            &mut conn,
-            NewNurse {
-                agency_code: code,
-                qualification: person.qualification.into(),
-                registration_number: person.registration_number.clone(),
-                family_name: person.family_name.clone(),
-                given_name: person.given_name.clone(),
-                family_name_kana: person.family_name_kana.clone(),
-                given_name_kana: person.given_name_kana.clone(),
-                birth_date: chrono::NaiveDate::from_ymd_opt(1985, 4, 1).expect("date"),
-                email: format!("nurse{prefecture}@example.jp"),
-                phone: None,
-                max_distance_km: 20,
-            },
-        )
-        .expect("nurse");
-        consent::record(&mut conn, &nurse.id, &[(ConsentScope::AddressLinkage, true)], Channel::Web, None)
-            .expect("consent");
+        let nurse = linked_nurse(&mut conn, &server, &key, person, &format!("nurse{prefecture}@example.jp"));
         let notice = NoticeBody::Separation {
             left_on: chrono::NaiveDate::from_ymd_opt(2026, 3, 31).expect("date"),
             reason: SeparationReason::Childcare,
@@ -172,6 +153,38 @@ pub fn run_many(backend: Backend, node_count: usize, events_per_node: usize) -> 
         server.log().lines().filter(|l| l.contains("/federation/v1/") && !l.contains(" 200 ")).count();
     drop(running);
     Report { nodes: node_count, events_per_node, elapsed, retried_rounds, failed_requests }
+}
+
+/// A nurse at a node, linked through the national server with the node's key and registered
+/// there, her `address_linkage` consent given: what opting in leaves behind.
+pub fn linked_nurse(
+    conn: &mut ncf_shared::db::DbConn,
+    server: &TestServer,
+    key: &NodeSigningKey,
+    person: &Person,
+    email: &str,
+) -> nurses::Nurse {
+    let code = crate::block_on(link(server, key, person));
+    let nurse = nurses::register(
+        conn,
+        NewNurse {
+            agency_code: code,
+            qualification: person.qualification.into(),
+            registration_number: person.registration_number.clone(),
+            family_name: person.family_name.clone(),
+            given_name: person.given_name.clone(),
+            family_name_kana: person.family_name_kana.clone(),
+            given_name_kana: person.given_name_kana.clone(),
+            birth_date: chrono::NaiveDate::from_ymd_opt(1985, 4, 1).expect("date"),
+            email: email.to_string(),
+            phone: None,
+            max_distance_km: 20,
+        },
+    )
+    .expect("nurse");
+    consent::record(conn, &nurse.id, &[(ConsentScope::AddressLinkage, true)], Channel::Web, None)
+        .expect("consent");
+    nurse
 }
 
 async fn link(server: &TestServer, key: &NodeSigningKey, p: &Person) -> ncf_shared::AgencyCode {
