@@ -112,14 +112,24 @@ fn store_pulled(conn: &mut DbConn, events: &[Envelope]) -> QueryResult<(usize, u
             if event.seq != cursor + 1 {
                 continue; // already stored (seq <= cursor) or not contiguous: ask again later
             }
-            let (state, nurse_id) = apply_one(conn, event, now)?;
+            let (mut state, nurse_id) = apply_one(conn, event, now)?;
+            // An event id seen before under another seq (a faulty national server) is stored as
+            // failed under a distinct id: the pull must never stop on it.
+            let seen: i64 =
+                inbox::table.filter(inbox::event_id.eq(&event.event_id)).count().get_result(conn)?;
+            let event_id = if seen > 0 {
+                state = InboxState::Failed("同じ識別子の通知をすでに受信しています".into());
+                format!("duplicate:{}:{}", event.seq, event.event_id)
+            } else {
+                event.event_id.clone()
+            };
             if state == InboxState::Applied {
                 applied += 1;
             }
             diesel::insert_into(inbox::table)
                 .values((
                     inbox::seq.eq(event.seq),
-                    inbox::event_id.eq(&event.event_id),
+                    inbox::event_id.eq(&event_id),
                     inbox::kind.eq(&event.kind),
                     inbox::version.eq(i32::from(event.version)),
                     inbox::payload.eq(event.payload.get()),
@@ -292,6 +302,11 @@ impl NationalClient {
             // elsewhere (with the signature headers), nor from https down to http.
             .redirect(reqwest::redirect::Policy::none())
             .https_only(!base.starts_with("http://"));
+        if base.starts_with("http://") {
+            // Plain HTTP is allowed to loopback only: an HTTP_PROXY from the environment must not
+            // carry it, in clear, to another machine.
+            builder = builder.no_proxy();
+        }
         if let Some(path) = ca_file {
             let pem = std::fs::read(path)
                 .map_err(|e| format!("cannot read the national CA file {}: {e}", path.display()))?;
@@ -518,7 +533,14 @@ impl Syncer {
             rounds += 1;
             let pull_anyway = rounds.is_multiple_of(8);
             let round = async {
-                let pushed = self.push_once().await?;
+                // A failing push does not stop the pull: confirmations still arrive.
+                let pushed = match self.push_once().await {
+                    Ok(pushed) => pushed,
+                    Err(e) => {
+                        let _ = self.pull_once().await;
+                        return Err(e);
+                    }
+                };
                 // While a backlog drains, pull between pushes only now and then: each pull is a
                 // request of its own, and what it brings (confirmations) can wait a few rounds.
                 let pulled = if pushed.more && !pull_anyway {

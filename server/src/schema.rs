@@ -120,6 +120,7 @@ diesel::table! {
         reject_code -> Nullable<Text>,
         reason -> Nullable<Text>,
         payload -> Nullable<Text>,
+        agency_code -> Nullable<Text>,
         received_at -> Timestamp,
     }
 }

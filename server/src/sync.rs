@@ -67,15 +67,27 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
         let named = opened.iter().filter_map(|(_, m)| m.as_ref().ok());
         let linked = linked_codes(conn, node, named.clone())?;
         let mut applier = Applier::begin(conn, node, named)?;
+        let mut held_room = held_room(conn, node)?;
         let mut rejected = Vec::new();
-        let mut records = Vec::with_capacity(opened.len());
-        let now = ncf_shared::time::now_utc();
+        let mut receipts: Vec<Receipt> = Vec::with_capacity(opened.len());
         for (envelope, message) in opened {
             if envelope.seq != last + 1 {
                 break; // a gap (or a repeated seq): wait for the missing event
             }
             let outcome = match message {
-                Err(unreadable) if unreadable.awaits_upgrade() => Outcome::Held(unreadable.to_string()),
+                Err(unreadable) if unreadable.awaits_upgrade() => {
+                    if envelope.payload.get().len() > MAX_HELD_PAYLOAD || held_room == 0 {
+                        Outcome::Rejected(Permanent::new(
+                            RejectCode::Malformed,
+                            format!(
+                                "{unreadable}, and it cannot be kept for later (too large, or too many held)"
+                            ),
+                        ))
+                    } else {
+                        held_room -= 1;
+                        Outcome::Held(unreadable.to_string())
+                    }
+                }
                 Err(unreadable) => {
                     Outcome::Rejected(Permanent::new(RejectCode::Malformed, unreadable.to_string()))
                 }
@@ -86,40 +98,48 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
                         "the event names an agency code this national server has no link for from this node",
                     ))
                 }
-                Ok(message) => match applier.apply(conn, &message)? {
-                    Ok(()) => Outcome::Applied,
-                    Err(permanent) => Outcome::Rejected(permanent),
-                },
-            };
-            let (outcome, code, reason, payload) = match outcome {
-                Outcome::Applied => ("applied", None, None, None),
-                Outcome::Held(reason) => {
-                    tracing::warn!(prefecture = %node, seq = envelope.seq, %reason, "event held until this server is upgraded");
-                    ("held", None, Some(reason), Some(envelope.payload.get()))
+                Ok(message) => {
+                    let outcome = match applier.apply(conn, &message)? {
+                        Ok(()) => Outcome::Applied,
+                        Err(permanent) => Outcome::Rejected(permanent),
+                    };
+                    // Her withdrawal also covers what this server kept unread for her: those
+                    // events are dropped, here and in earlier pushes, never applied later.
+                    if let NodeToNational::ConsentChanged(c) = &message
+                        && !c.granted
+                        && matches!(outcome, Outcome::Applied)
+                    {
+                        purge_held(conn, node, &c.agency_code, &mut receipts)?;
+                    }
+                    outcome
                 }
-                Outcome::Rejected(Permanent(code, reason)) => {
-                    tracing::warn!(prefecture = %node, seq = envelope.seq, ?code, %reason, "event rejected");
-                    rejected.push(RejectedEvent { seq: envelope.seq, code, reason: reason.clone() });
-                    ("rejected", Some(code), Some(reason), None)
-                }
             };
-            records.push((
-                pushed_events::prefecture.eq(node.code()),
-                pushed_events::seq.eq(envelope.seq),
-                pushed_events::event_id.eq(&envelope.event_id),
-                pushed_events::kind.eq(&envelope.kind),
-                pushed_events::version.eq(i32::from(envelope.version)),
-                pushed_events::outcome.eq(outcome),
-                pushed_events::reject_code.eq(code.map(RejectCode::as_str)),
-                pushed_events::reason.eq(reason),
-                pushed_events::payload.eq(payload),
-                pushed_events::received_at.eq(now),
-            ));
+            let receipt = Receipt::new(node, envelope, outcome, &mut rejected);
+            receipts.push(receipt);
             last = envelope.seq;
         }
         applier.finish(conn)?;
+        let now = ncf_shared::time::now_utc();
+        let rows: Vec<_> = receipts
+            .iter()
+            .map(|r| {
+                (
+                    pushed_events::prefecture.eq(node.code()),
+                    pushed_events::seq.eq(r.seq),
+                    pushed_events::event_id.eq(&r.event_id),
+                    pushed_events::kind.eq(&r.kind),
+                    pushed_events::version.eq(r.version),
+                    pushed_events::outcome.eq(r.outcome),
+                    pushed_events::reject_code.eq(r.code.map(RejectCode::as_str)),
+                    pushed_events::reason.eq(r.reason.as_deref()),
+                    pushed_events::payload.eq(r.payload.as_deref()),
+                    pushed_events::agency_code.eq(r.agency_code.as_deref()),
+                    pushed_events::received_at.eq(now),
+                )
+            })
+            .collect();
         // The receipts in bulk: on PostgreSQL one statement per 1,000 events, not one per event.
-        ncf_shared::insert_many!(&mut *conn, records, |c, values| diesel::insert_into(pushed_events::table)
+        ncf_shared::insert_many!(&mut *conn, rows, |c, values| diesel::insert_into(pushed_events::table)
             .values(values)
             .execute(c));
         diesel::update(node_cursors::table.find(node.code()))
@@ -127,6 +147,133 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
             .execute(conn)?;
         Ok(PushResponse { last_seq: last, rejected })
     })
+}
+
+/// Largest payload kept for later, and most events kept per node: what a node cannot make the
+/// national server store without reading it.
+const MAX_HELD_PAYLOAD: usize = 16 * 1024;
+const MAX_HELD_PER_NODE: i64 = 1_000;
+
+/// How many more events this node may have held.
+fn held_room(conn: &mut DbConn, node: Prefecture) -> QueryResult<i64> {
+    let held: i64 = pushed_events::table
+        .filter(pushed_events::prefecture.eq(node.code()))
+        .filter(pushed_events::outcome.eq("held"))
+        .count()
+        .get_result(conn)?;
+    Ok((MAX_HELD_PER_NODE - held).max(0))
+}
+
+/// The receipt of one pushed event, as `pushed_events` keeps it.
+struct Receipt {
+    seq: i64,
+    event_id: String,
+    kind: String,
+    version: i32,
+    outcome: &'static str,
+    code: Option<RejectCode>,
+    reason: Option<String>,
+    /// Held events only: the payload and the person it names (if it names one where every
+    /// personal kind does, in `agency_code`).
+    payload: Option<String>,
+    agency_code: Option<String>,
+}
+
+impl Receipt {
+    fn new(
+        node: Prefecture,
+        envelope: &Envelope,
+        outcome: Outcome,
+        rejected: &mut Vec<RejectedEvent>,
+    ) -> Self {
+        let mut receipt = Self {
+            seq: envelope.seq,
+            event_id: envelope.event_id.clone(),
+            kind: envelope.kind.clone(),
+            version: i32::from(envelope.version),
+            outcome: "applied",
+            code: None,
+            reason: None,
+            payload: None,
+            agency_code: None,
+        };
+        match outcome {
+            Outcome::Applied => {}
+            Outcome::Held(reason) => {
+                tracing::warn!(prefecture = %node, seq = envelope.seq, "event held until this server is upgraded");
+                receipt.outcome = "held";
+                receipt.reason = Some(reason);
+                receipt.payload = Some(envelope.payload.get().to_string());
+                receipt.agency_code = serde_json::from_str::<serde_json::Value>(envelope.payload.get())
+                    .ok()
+                    .and_then(|v| v.get("agency_code")?.as_str().map(str::to_string));
+            }
+            Outcome::Rejected(Permanent(code, reason)) => {
+                tracing::warn!(prefecture = %node, seq = envelope.seq, ?code, %reason, "event rejected");
+                rejected.push(RejectedEvent { seq: envelope.seq, code, reason: reason.clone() });
+                receipt.outcome = "rejected";
+                receipt.code = Some(code);
+                receipt.reason = Some(reason);
+            }
+        }
+        receipt
+    }
+}
+
+/// The same shape checks the node makes when she types them (nothing is stored that a page would
+/// have refused).
+fn contact_problem(c: &ContactChanged) -> Option<&'static str> {
+    use ncf_shared::notice::{looks_like_email, looks_like_phone};
+    let name_ok = |n: &Option<String>| n.as_deref().is_none_or(|n| ncf_shared::PersonName::check(n).is_ok());
+    if !name_ok(&c.family_name) || !name_ok(&c.given_name) {
+        return Some("family_name/given_name: 1-50 characters expected");
+    }
+    if c.email.as_deref().is_some_and(|e| !looks_like_email(e)) {
+        return Some("email: not an e-mail address");
+    }
+    if c.phone.as_deref().is_some_and(|p| !looks_like_phone(p)) {
+        return Some("phone: 10-11 digits and hyphens expected");
+    }
+    None
+}
+
+const PURGED: &str = "withdrawn by her before this server could read it; dropped unread";
+
+/// Drops the events held unread for this person: those stored by earlier pushes, and those of
+/// the push being applied.
+fn purge_held(
+    conn: &mut DbConn,
+    node: Prefecture,
+    code: &AgencyCode,
+    receipts: &mut [Receipt],
+) -> QueryResult<()> {
+    let purged = diesel::update(
+        pushed_events::table
+            .filter(pushed_events::prefecture.eq(node.code()))
+            .filter(pushed_events::agency_code.eq(code.as_str()))
+            .filter(pushed_events::outcome.eq("held")),
+    )
+    .set((
+        pushed_events::outcome.eq("rejected"),
+        pushed_events::reject_code.eq(RejectCode::NotCovered.as_str()),
+        pushed_events::reason.eq(PURGED),
+        pushed_events::payload.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    let mut in_this_push = 0;
+    for r in
+        receipts.iter_mut().filter(|r| r.outcome == "held" && r.agency_code.as_deref() == Some(code.as_str()))
+    {
+        r.outcome = "rejected";
+        r.code = Some(RejectCode::NotCovered);
+        r.reason = Some(PURGED.into());
+        r.payload = None;
+        in_this_push += 1;
+    }
+    if purged + in_this_push > 0 {
+        tracing::info!(prefecture = %node, events = purged + in_this_push, "held events dropped after a withdrawal");
+    }
+    Ok(())
 }
 
 /// The agency codes among these events that this node linked (one query per push).
@@ -153,41 +300,34 @@ fn linked_codes<'a>(
 /// at start. Returns how many were applied or rejected now.
 pub fn apply_held(conn: &mut DbConn) -> Result<usize, AppError> {
     ncf_shared::db::write_transaction(conn, |conn| {
-        let held: Vec<(String, i64, String, String, i32, Option<String>)> = pushed_events::table
+        // The chain's lock first: a second server starting at the same time waits here, then
+        // finds these events no longer held.
+        drop(ChainWriter::begin(conn)?);
+        let held: Vec<(String, i64)> = pushed_events::table
             .filter(pushed_events::outcome.eq("held"))
             .order((pushed_events::prefecture, pushed_events::seq))
-            .select((
-                pushed_events::prefecture,
-                pushed_events::seq,
-                pushed_events::event_id,
-                pushed_events::kind,
-                pushed_events::version,
-                pushed_events::payload,
-            ))
+            .select((pushed_events::prefecture, pushed_events::seq))
             .load(conn)?;
-        if held.is_empty() {
-            return Ok(0);
-        }
         let mut done = 0;
-        for (prefecture, seq, event_id, kind, version, payload) in held {
+        for (prefecture, seq) in held {
             let Some(node) = Prefecture::from_code(&prefecture) else { continue };
+            // One payload in memory at a time.
+            let (event_id, kind, version, payload): (String, String, i32, Option<String>) =
+                pushed_events::table
+                    .find((&prefecture, seq))
+                    .select((
+                        pushed_events::event_id,
+                        pushed_events::kind,
+                        pushed_events::version,
+                        pushed_events::payload,
+                    ))
+                    .first(conn)?;
             let version = u16::try_from(version).unwrap_or(u16::MAX);
             let payload = payload.unwrap_or_else(|| "null".into());
             let message = match NodeToNational::decode(&kind, version, &payload) {
                 Err(unreadable) if unreadable.awaits_upgrade() => continue, // still not readable
                 Err(unreadable) => Err(Permanent::new(RejectCode::Malformed, unreadable.to_string())),
-                Ok(message) => {
-                    let linked = linked_codes(conn, node, std::iter::once(&message))?;
-                    if linked.contains(message.agency_code()) {
-                        // One at a time: a held event is rare, and order matters more than speed.
-                        let mut applier = Applier::begin(conn, node, std::iter::once(&message))?;
-                        let outcome = applier.apply(conn, &message)?;
-                        applier.finish(conn)?;
-                        outcome
-                    } else {
-                        Err(Permanent::new(RejectCode::UnknownAgencyCode, "no link for this agency code"))
-                    }
-                }
+                Ok(message) => apply_one_held(conn, node, &message)?,
             };
             let (outcome, code, reason) = match message {
                 Ok(()) => ("applied", None, None),
@@ -206,6 +346,38 @@ pub fn apply_held(conn: &mut DbConn) -> Result<usize, AppError> {
         }
         Ok(done)
     })
+}
+
+/// One held event, in a savepoint of its own: an event that the database refuses is rejected
+/// alone instead of keeping the server from starting.
+fn apply_one_held(
+    conn: &mut DbConn,
+    node: Prefecture,
+    message: &NodeToNational,
+) -> QueryResult<Result<(), Permanent>> {
+    let linked = linked_codes(conn, node, std::iter::once(message))?;
+    if !linked.contains(message.agency_code()) {
+        return Ok(Err(Permanent::new(RejectCode::UnknownAgencyCode, "no link for this agency code")));
+    }
+    let outcome = conn.transaction(|conn| {
+        let mut applier = Applier::begin(conn, node, std::iter::once(message))?;
+        let outcome = applier.apply(conn, message)?;
+        applier.finish(conn)?;
+        if let NodeToNational::ConsentChanged(c) = message
+            && !c.granted
+            && outcome.is_ok()
+        {
+            purge_held(conn, node, &c.agency_code, &mut [])?;
+        }
+        Ok::<_, diesel::result::Error>(outcome)
+    });
+    match outcome {
+        Err(e) if !ncf_shared::db::MaybeBusy::is_busy(&e) => {
+            tracing::error!(prefecture = %node, error = %e, "held event refused by the database");
+            Ok(Err(Permanent::new(RejectCode::Invalid, "the database refused its content")))
+        }
+        other => other,
+    }
 }
 
 /// Applies the events of one transaction. What it reads is read once — the consents of every
@@ -377,6 +549,9 @@ impl Applier {
         let provided = c.provided_fields();
         if provided.is_empty() {
             return Ok(Err(Permanent::new(RejectCode::Invalid, "contact_changed names no field")));
+        }
+        if let Some(problem) = contact_problem(c) {
+            return Ok(Err(Permanent::new(RejectCode::Invalid, problem)));
         }
         let code = c.agency_code.as_str();
         let existing = nurse_contacts::table

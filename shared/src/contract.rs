@@ -51,6 +51,33 @@ impl Unreadable {
     }
 }
 
+/// serde's message without the values it quotes: a malformed payload may carry a name or a phone
+/// number, and the reason is stored and logged. Field names and positions stay.
+fn redacted(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut quoted = false;
+    for c in text.chars() {
+        if c == '"' {
+            if quoted {
+                out.push('…');
+            }
+            quoted = !quoted;
+            out.push(c);
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    // `unknown variant \`VALUE\`, expected …` quotes the value in backticks.
+    if let Some(start) = out.find("unknown variant `") {
+        let value_start = start + "unknown variant `".len();
+        if let Some(len) = out[value_start..].find('`') {
+            out.replace_range(value_start..value_start + len, "…");
+        }
+    }
+    out
+}
+
 /// A message of one direction of the contract: an enum with one variant per kind.
 pub trait Message: Sized {
     /// Every kind of this direction with the newest version this software reads.
@@ -102,9 +129,14 @@ macro_rules! direction {
                         if version > $version {
                             return Err(Unreadable::NewerVersion { kind: kind.into(), version, known: $version });
                         }
+                        if payload.contains("\\u0000") {
+                            // No database text column can hold NUL: refused here, on its own,
+                            // instead of failing a whole batch at the insert.
+                            return Err(Unreadable::Malformed { kind: kind.into(), reason: "a NUL character".into() });
+                        }
                         serde_json::from_str::<$payload>(payload)
                             .map(Self::$variant)
-                            .map_err(|e| Unreadable::Malformed { kind: kind.into(), reason: e.to_string() })
+                            .map_err(|e| Unreadable::Malformed { kind: kind.into(), reason: redacted(&e) })
                     } )+
                     other => Err(Unreadable::UnknownKind { kind: other.into() }),
                 }
@@ -250,7 +282,8 @@ pub struct WithdrawalApplied {
 
 /// One event on the wire and at rest, in either direction.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+// The envelope itself may grow fields; an older receiver ignores them (the payload is where
+// versions matter).
 pub struct Envelope {
     /// The sender's gap-free sequence number (the node's outbox, or the national per-node queue).
     pub seq: i64,
@@ -315,6 +348,9 @@ pub enum ProvisionPurpose {
     ResidencePrefectureSupport,
     /// The confirmation that what a withdrawn consent covered was deleted.
     ConsentWithdrawal,
+    /// A purpose added by a newer national server.
+    #[serde(other)]
+    Other,
 }
 
 impl ProvisionPurpose {
@@ -333,6 +369,7 @@ impl ProvisionPurpose {
             Self::LatentNurseIdentification => "latent_nurse_identification",
             Self::ResidencePrefectureSupport => "residence_prefecture_support",
             Self::ConsentWithdrawal => "consent_withdrawal",
+            Self::Other => "other",
         }
     }
 
@@ -347,6 +384,7 @@ impl ProvisionPurpose {
             Self::LatentNurseIdentification => "届出による就業状況の把握",
             Self::ResidencePrefectureSupport => "お住まいの都道府県での就業支援",
             Self::ConsentWithdrawal => "同意の取消による削除の確認",
+            Self::Other => "その他",
         }
     }
 }
@@ -582,6 +620,34 @@ mod tests {
         let error = extra.open::<NationalToNode>().unwrap_err();
         assert!(matches!(error, Unreadable::Malformed { .. }), "{error:?}");
         assert!(!error.awaits_upgrade());
+    }
+
+    #[test]
+    fn malformed_reasons_do_not_repeat_the_values() {
+        let code = "A".repeat(52);
+        let bad_type = format!(
+            r#"{{"agency_code":"{code}","scope":"job_support","granted":"090-1234-5678","version":1,"text_version":"v","text_sha256":"x","recorded_at":"2026-11-27T00:00:00Z"}}"#
+        );
+        let Unreadable::Malformed { reason, .. } =
+            NodeToNational::decode("consent_changed", 1, &bad_type).unwrap_err()
+        else {
+            panic!("malformed")
+        };
+        assert!(!reason.contains("090-1234-5678") && reason.contains("invalid type"), "{reason}");
+        let bad_variant =
+            bad_type.replace(r#""job_support""#, r#""山田花子""#).replace(r#""090-1234-5678""#, "true");
+        let Unreadable::Malformed { reason, .. } =
+            NodeToNational::decode("consent_changed", 1, &bad_variant).unwrap_err()
+        else {
+            panic!("malformed")
+        };
+        assert!(!reason.contains("山田花子") && reason.contains("unknown variant"), "{reason}");
+        let nul = bad_type.replace(r#""090-1234-5678""#, "true").replace(r#""v""#, r#""a\u0000b""#);
+        let error = NodeToNational::decode("consent_changed", 1, &nul).unwrap_err();
+        assert_eq!(
+            error,
+            Unreadable::Malformed { kind: "consent_changed".into(), reason: "a NUL character".into() }
+        );
     }
 
     #[test]

@@ -204,7 +204,8 @@ pub struct PushRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+// Answers are read leniently: a field added by a newer national server must not break an
+// older node.
 pub struct PushResponse {
     /// The last sequence number the national server holds without a gap: the node's new cursor.
     /// A node accepts it only if it is a sequence number it sent.
@@ -215,7 +216,8 @@ pub struct PushResponse {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+// Answers are read leniently: a field added by a newer national server must not break an
+// older node.
 pub struct RejectedEvent {
     pub seq: i64,
     pub code: RejectCode,
@@ -234,7 +236,8 @@ pub struct PullRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+// Answers are read leniently: a field added by a newer national server must not break an
+// older node.
 pub struct PullResponse {
     /// Events in sequence order, without gaps, starting at `after + 1`; each opens as a
     /// [`crate::contract::NationalToNode`].
@@ -251,7 +254,8 @@ pub struct ProvisionsQuery {
 
 /// One entry of the data-provision record, as her node shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+// Answers are read leniently: a field added by a newer national server must not break an
+// older node.
 pub struct ProvisionListing {
     pub seq: i64,
     pub recorded_at: chrono::NaiveDateTime,

@@ -140,9 +140,10 @@ pub fn check_national_url(url: &str) -> Result<String, String> {
     if host.is_empty() {
         return Err(format!("national URL {url:?} names no host"));
     }
+    // The scheme in lower case: the client decides "https only" from it.
     match scheme.to_ascii_lowercase().as_str() {
-        "https" => Ok(url.to_string()),
-        "http" if is_loopback_host(host) => Ok(url.to_string()),
+        "https" => Ok(format!("https://{rest}")),
+        "http" if is_loopback_host(host) => Ok(format!("http://{rest}")),
         "http" => Err(format!(
             "national URL {url:?} is plain http to another machine: use https:// (plain http is allowed on loopback only)"
         )),
@@ -180,6 +181,8 @@ mod tests {
         assert!(check_national_url("http://127.0.0.1:8080").is_ok());
         assert!(check_national_url("http://127.9.9.9:8080").is_ok());
         assert!(check_national_url("http://localhost:8080").is_ok());
+        assert_eq!(check_national_url("HTTP://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(check_national_url("HTTPS://national.example.jp").unwrap(), "https://national.example.jp");
         assert!(check_national_url("http://[::1]:8080").is_ok());
         let refused = check_national_url("http://national.example.jp").unwrap_err();
         assert!(refused.contains("https://"), "{refused}");

@@ -376,3 +376,42 @@ fn an_event_the_national_server_cannot_read_yet_is_held(backend: Backend) {
     assert_eq!(national_notices(&f).len(), 2, "and only once");
 }
 both_backends!(an_event_the_national_server_cannot_read_yet_is_held);
+
+fn her_withdrawal_drops_what_the_national_server_holds_unread(backend: Backend) {
+    let mut f = federation(backend);
+    let (mut conn, hanako) = opt_in(&f, &f.osaka, &f.cast[0]);
+    let linkage = |granted| [(ConsentScope::AddressLinkage, granted)];
+    consent::record(&mut conn, &hanako.id, &linkage(true), Channel::Web, None).unwrap(); // 1
+    notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap(); // 2, unread there
+    diesel::sql_query("UPDATE outbox SET version = 9 WHERE seq = 2").execute(&mut conn).unwrap();
+    push(&f, &f.osaka);
+    assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE outcome = 'held'"), 1);
+
+    // She withdraws, then gives it again: what was held for her before is gone for good.
+    consent::record(&mut conn, &hanako.id, &linkage(false), Channel::Web, None).unwrap(); // 3
+    consent::record(&mut conn, &hanako.id, &linkage(true), Channel::Web, None).unwrap(); // 4
+    push(&f, &f.osaka);
+    assert_eq!(
+        count(
+            &f.national_db,
+            "SELECT COUNT(*) AS n FROM pushed_events WHERE seq = 2 AND outcome = 'rejected' AND reject_code = 'not_covered' AND payload IS NULL"
+        ),
+        1
+    );
+    // Even a server that could read it now never applies it.
+    diesel::sql_query("UPDATE pushed_events SET version = 1 WHERE seq = 2")
+        .execute(&mut f.national_db.connect())
+        .unwrap();
+    f.server.kill9();
+    f.server = TestServer::national(&f.national_db);
+    assert!(national_notices(&f).is_empty());
+
+    // In one push too: a held event and the withdrawal after it.
+    notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap(); // 5
+    diesel::sql_query("UPDATE outbox SET version = 9 WHERE seq = 5").execute(&mut conn).unwrap();
+    consent::record(&mut conn, &hanako.id, &linkage(false), Channel::Web, None).unwrap(); // 6
+    push(&f, &f.osaka);
+    assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE outcome = 'held'"), 0);
+    assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE payload IS NOT NULL"), 0);
+}
+both_backends!(her_withdrawal_drops_what_the_national_server_holds_unread);

@@ -2,6 +2,7 @@ ALTER TABLE node_events DROP COLUMN version;
 ALTER TABLE nurse_contacts ADD COLUMN address TEXT;
 DROP INDEX pushed_events_held;
 UPDATE pushed_events SET outcome = 'rejected' WHERE outcome = 'held';
+ALTER TABLE pushed_events DROP COLUMN agency_code;
 ALTER TABLE pushed_events DROP COLUMN payload;
 ALTER TABLE pushed_events DROP COLUMN reject_code;
 ALTER TABLE pushed_events DROP COLUMN version;

@@ -8,7 +8,9 @@ ALTER TABLE pushed_events ADD CONSTRAINT pushed_events_outcome_check
 ALTER TABLE pushed_events ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE pushed_events ADD COLUMN reject_code TEXT;
 ALTER TABLE pushed_events ADD COLUMN payload TEXT;
-CREATE INDEX pushed_events_held ON pushed_events (outcome) WHERE outcome = 'held';
+-- For a held event: the person it names, so that her withdrawal purges it.
+ALTER TABLE pushed_events ADD COLUMN agency_code TEXT;
+CREATE INDEX pushed_events_held ON pushed_events (prefecture, agency_code) WHERE outcome = 'held';
 
 ALTER TABLE nurse_contacts DROP COLUMN address;
 

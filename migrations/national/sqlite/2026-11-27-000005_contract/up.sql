@@ -12,6 +12,8 @@ CREATE TABLE pushed_events_new (
     reject_code TEXT,
     reason TEXT,
     payload TEXT,
+    -- For a held event: the person it names, so that her withdrawal purges it.
+    agency_code TEXT,
     received_at TIMESTAMP NOT NULL,
     PRIMARY KEY (prefecture, seq)
 );
@@ -19,7 +21,7 @@ INSERT INTO pushed_events_new (prefecture, seq, event_id, kind, outcome, reason,
     SELECT prefecture, seq, event_id, kind, outcome, reason, received_at FROM pushed_events;
 DROP TABLE pushed_events;
 ALTER TABLE pushed_events_new RENAME TO pushed_events;
-CREATE INDEX pushed_events_held ON pushed_events (outcome) WHERE outcome = 'held';
+CREATE INDEX pushed_events_held ON pushed_events (prefecture, agency_code) WHERE outcome = 'held';
 
 ALTER TABLE nurse_contacts DROP COLUMN address;
 
