@@ -51,24 +51,8 @@ struct Count {
 pub fn run_many(backend: Backend, node_count: usize, events_per_node: usize) -> Report {
     assert!((1..=47).contains(&node_count));
     let prefectures: Vec<String> = (1..=node_count).map(|p| format!("{p:02}")).collect();
-    let national_db = TestDb::new(backend);
     let people: Vec<Person> = (0..node_count as u64).map(Person::sample).collect();
-    write_csv(
-        &national_db.path("registry.csv"),
-        REGISTRY_HEADER,
-        &people.iter().map(Person::registry_row).collect::<Vec<_>>(),
-    );
-    write_csv(
-        &national_db.path("residents.csv"),
-        RESIDENTS_HEADER,
-        &people.iter().map(Person::moved_in_row).collect::<Vec<_>>(),
-    );
-    for (kind, file) in [("import-registry", "registry.csv"), ("import-residents", "residents.csv")] {
-        let mut cmd = national(&national_db);
-        cmd.arg(kind).arg(national_db.path(file));
-        let (out, _, stderr) = run(cmd);
-        assert!(out.status.success(), "{stderr}");
-    }
+    let national_db = national_with(backend, &people);
     let server = TestServer::national(&national_db);
 
     struct Node {
@@ -153,6 +137,29 @@ pub fn run_many(backend: Backend, node_count: usize, events_per_node: usize) -> 
         server.log().lines().filter(|l| l.contains("/federation/v1/") && !l.contains(" 200 ")).count();
     drop(running);
     Report { nodes: node_count, events_per_node, elapsed, retried_rounds, failed_requests }
+}
+
+/// A national database with these people in the registry and the resident data, imported by the
+/// real commands.
+pub fn national_with(backend: Backend, people: &[Person]) -> TestDb {
+    let national_db = TestDb::new(backend);
+    write_csv(
+        &national_db.path("registry.csv"),
+        REGISTRY_HEADER,
+        &people.iter().map(Person::registry_row).collect::<Vec<_>>(),
+    );
+    write_csv(
+        &national_db.path("residents.csv"),
+        RESIDENTS_HEADER,
+        &people.iter().map(Person::moved_in_row).collect::<Vec<_>>(),
+    );
+    for (kind, file) in [("import-registry", "registry.csv"), ("import-residents", "residents.csv")] {
+        let mut cmd = national(&national_db);
+        cmd.arg(kind).arg(national_db.path(file));
+        let (out, _, stderr) = run(cmd);
+        assert!(out.status.success(), "{stderr}");
+    }
+    national_db
 }
 
 /// A nurse at a node, linked through the national server with the node's key and registered

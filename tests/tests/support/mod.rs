@@ -9,10 +9,7 @@ use diesel::sql_types::{BigInt, Text};
 use ncf_shared::AgencyCode;
 use ncf_shared::db::DbConn;
 use ncf_shared::federation::NodeSigningKey;
-use ncf_tests::{
-    Backend, Person, REGISTRY_HEADER, RESIDENTS_HEADER, TestDb, TestServer, block_on, http_client, national,
-    node_command, run, write_csv,
-};
+use ncf_tests::{Backend, Person, TestDb, TestServer, block_on, http_client, national, node_command, run};
 use prefecture_node::notices::{NoticeBody, SeparationReason};
 use prefecture_node::nurses::{self, NewNurse, Nurse};
 use serde_json::{Value, json};
@@ -44,23 +41,8 @@ pub fn node(backend: Backend, national_db: &TestDb, prefecture: &'static str) ->
 }
 
 pub fn federation(backend: Backend) -> Federation {
-    let national_db = TestDb::new(backend);
     let cast: Vec<Person> = (0..4).map(Person::sample).collect();
-    write_csv(
-        &national_db.path("registry.csv"),
-        REGISTRY_HEADER,
-        &cast.iter().map(Person::registry_row).collect::<Vec<_>>(),
-    );
-    write_csv(
-        &national_db.path("residents.csv"),
-        RESIDENTS_HEADER,
-        &cast.iter().map(Person::moved_in_row).collect::<Vec<_>>(),
-    );
-    for (kind, file) in [("import-registry", "registry.csv"), ("import-residents", "residents.csv")] {
-        let mut cmd = national(&national_db);
-        cmd.arg(kind).arg(national_db.path(file));
-        assert!(run(cmd).0.status.success());
-    }
+    let national_db = ncf_tests::many::national_with(backend, &cast);
     let osaka = node(backend, &national_db, "27");
     let kyoto = node(backend, &national_db, "26");
     let server = TestServer::national(&national_db);
