@@ -161,14 +161,19 @@ fn apply_one(
         Err(unreadable) => {
             let state = unreadable_state(&unreadable);
             tracing::warn!(seq = event.seq, kind = %event.kind, reason = %unreadable, state = state.as_str(), "pulled event not applied");
-            return Ok((state, None));
+            // Every personal kind names her in `agency_code`: read it best-effort, so staff see
+            // the event on her page even before this code can read the rest.
+            let code = serde_json::from_str::<serde_json::Value>(event.payload.get())
+                .ok()
+                .and_then(|v| v.get("agency_code")?.as_str().map(str::to_string));
+            let nurse_id = match code {
+                Some(code) => nurse_by_code(conn, &code)?,
+                None => None,
+            };
+            return Ok((state, nurse_id));
         }
     };
-    let nurse_id: Option<String> = nurses::table
-        .filter(nurses::agency_code.eq(message.agency_code().as_str()))
-        .select(nurses::id)
-        .first(conn)
-        .optional()?;
+    let nurse_id = nurse_by_code(conn, message.agency_code().as_str())?;
     let Some(nurse_id) = nurse_id else {
         let reason = "この看護職はこのセンターに登録されていません（機関別符号が一致しません）".to_string();
         tracing::warn!(seq = event.seq, kind = %event.kind, "pulled event names no nurse of this node");
@@ -185,6 +190,10 @@ fn apply_one(
             (InboxState::Failed(format!("適用に失敗しました: {e}")), Some(nurse_id))
         }
     })
+}
+
+fn nurse_by_code(conn: &mut DbConn, code: &str) -> QueryResult<Option<String>> {
+    nurses::table.filter(nurses::agency_code.eq(code)).select(nurses::id).first(conn).optional()
 }
 
 fn unreadable_state(unreadable: &Unreadable) -> InboxState {

@@ -112,6 +112,13 @@ fn unknown_kinds_wait_for_an_upgrade_and_do_not_block(backend: Backend) {
         (0, 2),
         "staff see two events waiting for an upgrade"
     );
+    let on_her_page: Vec<String> =
+        prefecture_node::sync::unapplied(&mut f.osaka.db.connect(), Some(&hanako.id))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+    assert_eq!(on_her_page, ["moved_out", "withdrawal_applied"], "both are shown on her detail page");
 
     // The upgrade: this build stands in for newer code by reading the stored event at a version
     // it knows (as code that knows version 2 would); the kind it has never heard of stays waiting.
