@@ -119,16 +119,11 @@ pub fn upload_separations(
     let any_rejected = parsed.iter().any(|p| p.outcome.is_err());
     let save = !any_rejected || accept_valid;
     let saved = if save {
-        ncf_shared::db::write_transaction(conn, |conn| {
-            let mut saved = 0;
-            for p in &parsed {
-                if let Ok((nurse_id, body)) = &p.outcome {
-                    crate::notices::file(conn, nurse_id, body, Channel::Paper, Some(staff_id))?;
-                    saved += 1;
-                }
-            }
-            Ok::<_, NodeError>(saved)
-        })?
+        let valid: Vec<(&str, &NoticeBody)> = parsed
+            .iter()
+            .filter_map(|p| p.outcome.as_ref().ok().map(|(nurse_id, body)| (nurse_id.as_str(), body)))
+            .collect();
+        crate::notices::file_many(conn, &valid, Channel::Paper, Some(staff_id))?.len()
     } else {
         0
     };

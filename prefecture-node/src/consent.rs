@@ -80,15 +80,33 @@ pub fn covers(current: &CurrentConsents, event: &NodeToNational) -> bool {
 }
 
 pub fn current(conn: &mut DbConn, nurse_id: &str) -> QueryResult<CurrentConsents> {
-    let rows: Vec<(String, bool)> = consents::table
-        .filter(consents::nurse_id.eq(nurse_id))
-        .order((consents::scope, consents::version))
-        .select((consents::scope, consents::granted))
-        .load(conn)?;
-    // Ordered by version, so the last row of each scope wins.
-    Ok(CurrentConsents(
-        rows.into_iter().filter_map(|(s, g)| ConsentScope::parse(&s).map(|s| (s, g))).collect(),
-    ))
+    Ok(current_many(conn, &[nurse_id])?.remove(nurse_id).unwrap_or_default())
+}
+
+/// The current consents of each of these nurses (an entry for every id given).
+pub fn current_many(
+    conn: &mut DbConn,
+    nurse_ids: &[&str],
+) -> QueryResult<std::collections::HashMap<String, CurrentConsents>> {
+    let mut wanted: Vec<&str> = nurse_ids.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut current: std::collections::HashMap<String, CurrentConsents> =
+        wanted.iter().map(|id| (id.to_string(), CurrentConsents::default())).collect();
+    for chunk in wanted.chunks(1000) {
+        let rows: Vec<(String, String, bool)> = consents::table
+            .filter(consents::nurse_id.eq_any(chunk))
+            .order((consents::nurse_id, consents::scope, consents::version))
+            .select((consents::nurse_id, consents::scope, consents::granted))
+            .load(conn)?;
+        // Ordered by version, so the last row of each scope wins.
+        for (nurse_id, scope, granted) in rows {
+            if let (Some(scope), Some(c)) = (ConsentScope::parse(&scope), current.get_mut(&nurse_id)) {
+                c.0.insert(scope, granted);
+            }
+        }
+    }
+    Ok(current)
 }
 
 pub fn history(conn: &mut DbConn, nurse_id: &str) -> QueryResult<Vec<ConsentRecord>> {

@@ -16,7 +16,7 @@ pub use ncf_shared::notice::{
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = notices)]
+#[diesel(table_name = notices, treat_none_as_default_value = false)]
 pub struct Notice {
     pub id: String,
     pub nurse_id: String,
@@ -49,63 +49,96 @@ pub fn file(
     channel: Channel,
     entered_by: Option<&str>,
 ) -> Result<Filed, NodeError> {
+    let mut filed = file_many(conn, &[(nurse_id, body)], channel, entered_by)?;
+    Ok(filed.pop().expect("one notice in, one out"))
+}
+
+/// Files notices in one transaction, all or none: every body is checked before anything is
+/// written. The nurses' agency codes and consents are read once for the whole batch and the
+/// notices and their events are written a thousand rows per statement, so a bundle of paper
+/// 離職届 costs a few statements rather than a few per notice (and holds SQLite's write lock for
+/// that much less time).
+pub fn file_many(
+    conn: &mut DbConn,
+    items: &[(&str, &NoticeBody)],
+    channel: Channel,
+    entered_by: Option<&str>,
+) -> Result<Vec<Filed>, NodeError> {
     let now = ncf_shared::time::now_utc();
-    body.validate(now.date()).map_err(NodeError::Invalid)?;
+    for (_, body) in items {
+        body.validate(now.date()).map_err(NodeError::Invalid)?;
+    }
     ncf_shared::db::write_transaction(conn, |conn| {
-        let agency_code = crate::nurses::agency_code_of(conn, nurse_id)?;
-        let notice = Notice {
-            id: RecordId::new().0,
-            nurse_id: nurse_id.to_string(),
-            kind: body.kind().as_str().to_string(),
-            body: serde_json::to_string(body).expect("notice bodies serialise"),
-            channel: channel.as_str().to_string(),
-            entered_by: entered_by.map(str::to_string),
-            filed_at: now,
-        };
-        diesel::insert_into(notices::table).values(&notice).execute(conn)?;
-        let consents = consent::current(conn, nurse_id)?;
-        let outbox_seq = match body {
-            // A change notice carries contact details: it updates her record here and travels only
-            // as contact details, under their own scope — never inside a notice event.
-            NoticeBody::Change { family_name, given_name, email, phone, .. } => {
-                fn trimmed(v: &Option<String>) -> Option<&str> {
-                    v.as_deref().map(str::trim)
+        let ids: Vec<&str> = items.iter().map(|(id, _)| *id).collect();
+        let agency_codes = crate::nurses::agency_codes_of(conn, &ids)?;
+        let consents = consent::current_many(conn, &ids)?;
+        let mut notices = Vec::with_capacity(items.len());
+        let mut events = Vec::with_capacity(items.len());
+        for (nurse_id, body) in items {
+            let agency_code = agency_codes[*nurse_id].clone();
+            let notice = Notice {
+                id: RecordId::new().0,
+                nurse_id: nurse_id.to_string(),
+                kind: body.kind().as_str().to_string(),
+                body: serde_json::to_string(body).expect("notice bodies serialise"),
+                channel: channel.as_str().to_string(),
+                entered_by: entered_by.map(str::to_string),
+                filed_at: now,
+            };
+            let event = match body {
+                // A change notice carries contact details: it updates her record here and travels
+                // only as contact details, under their own scope — never inside a notice event.
+                NoticeBody::Change { family_name, given_name, email, phone, .. } => {
+                    fn trimmed(v: &Option<String>) -> Option<&str> {
+                        v.as_deref().map(str::trim)
+                    }
+                    let change = crate::nurses::ContactChange {
+                        family_name: trimmed(family_name),
+                        given_name: trimmed(given_name),
+                        email: trimmed(email),
+                        phone: trimmed(phone),
+                    };
+                    crate::nurses::update_contact(conn, nurse_id, &change)?;
+                    // Her address stays here: the consent text names name, e-mail and phone
+                    // only, and the national server has her address from the resident data.
+                    let event = NodeToNational::ContactChanged(ContactChanged {
+                        agency_code,
+                        notice_id: Some(notice.id.clone()),
+                        changed_at: now.and_utc(),
+                        family_name: change.family_name.map(str::to_string),
+                        given_name: change.given_name.map(str::to_string),
+                        email: change.email.map(str::to_string),
+                        phone: change.phone.map(str::to_string),
+                    });
+                    // Only her address changed: nothing for the national server.
+                    (!event_names_nothing(&event)).then_some(event)
                 }
-                let change = crate::nurses::ContactChange {
-                    family_name: trimmed(family_name),
-                    given_name: trimmed(given_name),
-                    email: trimmed(email),
-                    phone: trimmed(phone),
-                };
-                crate::nurses::update_contact(conn, nurse_id, &change)?;
-                // Her address stays here: the consent text names name, e-mail and phone only, and
-                // the national server has her address from the resident data.
-                let event = NodeToNational::ContactChanged(ContactChanged {
-                    agency_code,
-                    notice_id: Some(notice.id.clone()),
-                    changed_at: now.and_utc(),
-                    family_name: change.family_name.map(str::to_string),
-                    given_name: change.given_name.map(str::to_string),
-                    email: change.email.map(str::to_string),
-                    phone: change.phone.map(str::to_string),
-                });
-                if event_names_nothing(&event) {
-                    None // only her address changed: nothing for the national server
-                } else {
-                    outbox::enqueue_if_covered(conn, &consents, &event, Some(nurse_id))?
-                }
-            }
-            _ => {
-                let event = NodeToNational::NoticeFiled(NoticeFiled {
+                _ => Some(NodeToNational::NoticeFiled(NoticeFiled {
                     agency_code,
                     notice_id: notice.id.clone(),
                     filed_at: now.and_utc(),
-                    notice: body.clone(),
-                });
-                outbox::enqueue_if_covered(conn, &consents, &event, Some(nurse_id))?
-            }
-        };
-        Ok(Filed { notice, outbox_seq })
+                    notice: (*body).clone(),
+                })),
+            };
+            events.push(event);
+            notices.push(notice);
+        }
+        ncf_shared::insert_many!(&mut *conn, notices, |c, values| diesel::insert_into(notices::table)
+            .values(values)
+            .execute(c));
+        let pending: Vec<outbox::Pending<'_>> = items
+            .iter()
+            .zip(&events)
+            .filter_map(|((nurse_id, _), event)| {
+                Some(outbox::Pending { event: event.as_ref()?, consents: &consents[*nurse_id], nurse_id: Some(nurse_id) })
+            })
+            .collect();
+        let mut seqs = outbox::enqueue_many(conn, &pending)?.into_iter();
+        Ok(notices
+            .into_iter()
+            .zip(&events)
+            .map(|(notice, event)| Filed { notice, outbox_seq: event.as_ref().and_then(|_| seqs.next().flatten()) })
+            .collect())
     })
 }
 

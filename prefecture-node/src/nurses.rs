@@ -84,18 +84,39 @@ pub fn agency_code_of(
     conn: &mut DbConn,
     nurse_id: &str,
 ) -> Result<ncf_shared::AgencyCode, crate::error::NodeError> {
-    let code: String = nurses::table
-        .find(nurse_id)
-        .select(nurses::agency_code)
-        .first(conn)
-        .optional()?
-        .ok_or(crate::error::NodeError::NotFound("nurse"))?;
-    // Stored only after the national server gave it, so a bad one means a damaged row.
-    ncf_shared::AgencyCode::parse(&code).ok_or_else(|| {
-        crate::error::NodeError::Database(diesel::result::Error::DeserializationError(
-            format!("nurse {nurse_id} has a malformed agency code").into(),
-        ))
-    })
+    let mut codes = agency_codes_of(conn, &[nurse_id])?;
+    Ok(codes.remove(nurse_id).expect("agency_codes_of answers for every id"))
+}
+
+/// The agency codes of these nurses, a few statements for any number of them; `NotFound` when
+/// one id is unknown.
+pub fn agency_codes_of(
+    conn: &mut DbConn,
+    nurse_ids: &[&str],
+) -> Result<std::collections::HashMap<String, ncf_shared::AgencyCode>, crate::error::NodeError> {
+    let mut wanted: Vec<&str> = nurse_ids.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut codes = std::collections::HashMap::with_capacity(wanted.len());
+    for chunk in wanted.chunks(1000) {
+        let rows: Vec<(String, String)> = nurses::table
+            .filter(nurses::id.eq_any(chunk))
+            .select((nurses::id, nurses::agency_code))
+            .load(conn)?;
+        for (id, code) in rows {
+            // Stored only after the national server gave it, so a bad one means a damaged row.
+            let code = ncf_shared::AgencyCode::parse(&code).ok_or_else(|| {
+                crate::error::NodeError::Database(diesel::result::Error::DeserializationError(
+                    format!("nurse {id} has a malformed agency code").into(),
+                ))
+            })?;
+            codes.insert(id, code);
+        }
+    }
+    if codes.len() < wanted.len() {
+        return Err(crate::error::NodeError::NotFound("nurse"));
+    }
+    Ok(codes)
 }
 
 /// The contact fields a change notice gives; `None` leaves a field as it is.

@@ -11,7 +11,7 @@ use crate::consent::{self, CurrentConsents};
 use crate::schema::{outbox, sequences};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = outbox)]
+#[diesel(table_name = outbox, treat_none_as_default_value = false)]
 pub struct OutboxEvent {
     pub seq: i64,
     pub event_id: String,
@@ -53,33 +53,67 @@ pub fn enqueue_if_covered(
     event: &NodeToNational,
     nurse_id: Option<&str>,
 ) -> QueryResult<Option<i64>> {
-    if !consent::covers(consents, event) {
-        return Ok(None);
-    }
-    let seq = next_seq(conn)?;
-    let event = OutboxEvent {
-        seq,
-        event_id: RecordId::new().0,
-        kind: event.kind().to_string(),
-        nurse_id: nurse_id.map(str::to_string),
-        payload: event.payload_json(),
-        created_at: ncf_shared::time::now_utc(),
-        parked_reason: None,
-        version: i32::from(event.version()),
-        parked_code: None,
-    };
-    diesel::insert_into(outbox::table).values(&event).execute(conn)?;
-    Ok(Some(seq))
+    let seqs = enqueue_many(conn, &[Pending { event, consents, nurse_id }])?;
+    Ok(seqs.into_iter().next().flatten())
 }
 
-/// Next outbox sequence number. The UPDATE takes the row lock, so concurrent writers queue up
-/// behind each other, and a rolled-back transaction gives its number back: no gaps, no duplicates.
-fn next_seq(conn: &mut DbConn) -> QueryResult<i64> {
+/// An event to queue, with the consents of the nurse it concerns.
+pub struct Pending<'a> {
+    pub event: &'a NodeToNational,
+    pub consents: &'a CurrentConsents,
+    pub nurse_id: Option<&'a str>,
+}
+
+/// Writes each event its consents cover, numbered in the order given; returns, per event, its
+/// sequence number or `None` when it must stay local. Call inside the transaction that makes
+/// the changes.
+pub fn enqueue_many(conn: &mut DbConn, pending: &[Pending<'_>]) -> QueryResult<Vec<Option<i64>>> {
+    let covered: Vec<bool> = pending.iter().map(|p| consent::covers(p.consents, p.event)).collect();
+    let count = covered.iter().filter(|c| **c).count() as i64;
+    if count == 0 {
+        return Ok(vec![None; pending.len()]);
+    }
+    let mut next = reserve_seqs(conn, count)?;
+    let now = ncf_shared::time::now_utc();
+    let mut rows = Vec::with_capacity(count as usize);
+    let seqs = pending
+        .iter()
+        .zip(covered)
+        .map(|(p, covered)| {
+            covered.then(|| {
+                let seq = next;
+                next += 1;
+                rows.push(OutboxEvent {
+                    seq,
+                    event_id: RecordId::new().0,
+                    kind: p.event.kind().to_string(),
+                    nurse_id: p.nurse_id.map(str::to_string),
+                    payload: p.event.payload_json(),
+                    created_at: now,
+                    parked_reason: None,
+                    version: i32::from(p.event.version()),
+                    parked_code: None,
+                });
+                seq
+            })
+        })
+        .collect();
+    ncf_shared::insert_many!(&mut *conn, rows, |c, values| diesel::insert_into(outbox::table)
+        .values(values)
+        .execute(c));
+    Ok(seqs)
+}
+
+/// Reserves the next `count` outbox sequence numbers; returns the first. The UPDATE takes the row
+/// lock, so concurrent writers queue up behind each other, and a rolled-back transaction gives its
+/// numbers back: no gaps, no duplicates.
+fn reserve_seqs(conn: &mut DbConn, count: i64) -> QueryResult<i64> {
     // One statement: the number comes back with the row lock (RETURNING).
-    ncf_shared::per_backend!(conn, c => diesel::update(sequences::table.find("outbox"))
-        .set(sequences::last_value.eq(sequences::last_value + 1))
+    let last: i64 = ncf_shared::per_backend!(conn, c => diesel::update(sequences::table.find("outbox"))
+        .set(sequences::last_value.eq(sequences::last_value + count))
         .returning(sequences::last_value)
-        .get_result(c))
+        .get_result(c))?;
+    Ok(last - count + 1)
 }
 
 /// Events after `after_seq`, in order, at most `limit`.

@@ -462,13 +462,19 @@ impl Applier {
     }
 
     fn flush_notices(&mut self, conn: &mut DbConn) -> QueryResult<()> {
-        ncf_shared::insert_many!(&mut *conn, self.notices, |c, values| diesel::insert_into(
-            nurse_notices::table
-        )
-        .values(values)
-        .on_conflict(nurse_notices::notice_id)
-        .do_nothing()
-        .execute(c));
+        // A notice sent again (a node retrying) is kept once. diesel cannot put ON CONFLICT and
+        // many rows into one SQLite statement; SQLite's own INSERT OR IGNORE does the same here
+        // (the rows are typed, so the only constraint they can meet is the notice id's).
+        for values in self.notices.chunks(1000) {
+            match &mut *conn {
+                DbConn::Postgresql(c) => diesel::insert_into(nurse_notices::table)
+                    .values(values)
+                    .on_conflict(nurse_notices::notice_id)
+                    .do_nothing()
+                    .execute(c)?,
+                DbConn::Sqlite(c) => diesel::insert_or_ignore_into(nurse_notices::table).values(values).execute(c)?,
+            };
+        }
         self.notices.clear();
         Ok(())
     }

@@ -28,10 +28,13 @@ macro_rules! per_backend {
     };
 }
 
-/// Inserts many rows with the same typed statement: 1,000 rows per statement on PostgreSQL (each
-/// statement is a round trip), one row per statement on SQLite (in process, so cheap; and diesel
-/// cannot put rows holding NULLs into one SQLite statement). `$stmt` is written once and given
-/// either a slice of rows or one row as `$values`; `?` in it returns from the caller.
+/// Inserts many rows with the same typed statement, at most 1,000 rows per statement: on
+/// PostgreSQL each statement is a round trip, and on SQLite a multi-row statement is several times
+/// cheaper than one per row. 1,000 rows keep within both backends' bind limits (65,535 and 32,766)
+/// for up to 32 columns. On SQLite a row type must not hold "DEFAULT" values (an `Insertable` struct
+/// with `Option` fields needs `#[diesel(treat_none_as_default_value = false)]`), or diesel falls
+/// back to one statement per row. `$stmt` is written once and given a slice of rows as `$values`;
+/// `?` in it returns from the caller.
 #[macro_export]
 macro_rules! insert_many {
     ($conn:expr, $rows:expr, |$c:ident, $values:ident| $stmt:expr) => {
@@ -42,7 +45,7 @@ macro_rules! insert_many {
                 }
             }
             $crate::db::DbConn::Sqlite($c) => {
-                for $values in $rows.iter() {
+                for $values in $rows.chunks(1000) {
                     $stmt?;
                 }
             }

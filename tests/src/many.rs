@@ -78,14 +78,9 @@ pub fn run_many(backend: Backend, node_count: usize, events_per_node: usize) -> 
             wish_to_return: true,
             return_when: None,
         };
-        ncf_shared::db::write_transaction(&mut conn, |c| -> Result<(), prefecture_node::error::NodeError> {
-            // The consent event counts as the first of the node's events.
-            for _ in 1..events_per_node {
-                notices::file(c, &nurse.id, &notice, Channel::Web, None)?;
-            }
-            Ok(())
-        })
-        .expect("queue notices");
+        // The consent event counts as the first of the node's events.
+        let items = vec![(nurse.id.as_str(), &notice); events_per_node - 1];
+        notices::file_many(&mut conn, &items, Channel::Web, None).expect("queue notices");
         nodes.push(Node { prefecture: prefecture.clone(), db, key_file });
     }
 
