@@ -23,7 +23,7 @@ pub const FAILURES_PER_CLIENT: i64 = 20;
 pub const FAILURE_WINDOW_MINUTES: i64 = 15;
 const API_TOKEN_PREFIX: &str = "ncf_";
 
-fn digest(token: &str) -> String {
+pub(crate) fn digest(token: &str) -> String {
     ncf_shared::encoding::hex(&Sha256::digest(token.as_bytes()))
 }
 

@@ -13,7 +13,7 @@ use crate::Channel;
 use crate::error::NodeError;
 use crate::outbox;
 use crate::schema::consents;
-use ncf_shared::contract::{ConsentChanged, ContactChanged, NodeToNational};
+use ncf_shared::contract::{ConsentChanged, ContactChanged, NodeToNational, ProofingMethod};
 
 /// Version of the consent texts below; bump it whenever a text changes.
 pub const TEXT_VERSION: &str = "2026-11-v1";
@@ -59,24 +59,47 @@ pub struct ConsentRecord {
     pub channel: String,
     pub entered_by: Option<String>,
     pub recorded_at: chrono::NaiveDateTime,
+    /// How she was proofed when she decided: `none`, `post` or `counter`.
+    pub proofing: String,
 }
 
-/// The latest decision per scope; a scope never decided counts as not given.
+/// What the gate knows about a nurse: the latest decision per scope (a scope never decided counts
+/// as not given) and whether, and how, she proved who she is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CurrentConsents(BTreeMap<ConsentScope, bool>);
+pub struct CurrentConsents {
+    decisions: BTreeMap<ConsentScope, bool>,
+    proofed: Option<ProofingMethod>,
+}
 
 impl CurrentConsents {
     pub fn granted(&self, scope: ConsentScope) -> bool {
-        self.0.get(&scope).copied().unwrap_or(false)
+        self.decisions.get(&scope).copied().unwrap_or(false)
+    }
+
+    pub fn proofed(&self) -> Option<ProofingMethod> {
+        self.proofed
+    }
+
+    /// As recorded beside each consent and notice.
+    pub fn proofing_label(&self) -> &'static str {
+        self.proofed.map_or("none", ProofingMethod::as_str)
+    }
+
+    /// The same decisions, as they stand once she has proved who she is.
+    pub fn with_proofing(mut self, method: ProofingMethod) -> Self {
+        self.proofed = Some(method);
+        self
     }
 }
 
-/// The consent gate: whether this event may leave the node under these consents. What each kind
-/// needs is defined once, in the contract (`NodeToNational::required_consent`): consent changes
-/// always travel (the national server must learn of a withdrawal to delete what it holds);
-/// notices need `address_linkage`; contact details need `share_with_residence_prefecture`.
+/// The consent gate (DESIGN rule 3): whether this event may leave the node. Nothing about her
+/// leaves before she has proved who she is (licence details are printed on a certificate every
+/// employer copies, so they prove nothing). Then what each kind needs is defined once, in the
+/// contract (`NodeToNational::required_consent`): consent changes and her proofing always travel
+/// (the national server must learn of a withdrawal to delete what it holds); notices need
+/// `address_linkage`; contact details need `share_with_residence_prefecture`.
 pub fn covers(current: &CurrentConsents, event: &NodeToNational) -> bool {
-    event.required_consent().is_none_or(|scope| current.granted(scope))
+    current.proofed.is_some() && event.required_consent().is_none_or(|scope| current.granted(scope))
 }
 
 pub fn current(conn: &mut DbConn, nurse_id: &str) -> QueryResult<CurrentConsents> {
@@ -94,6 +117,16 @@ pub fn current_many(
     let mut current: std::collections::HashMap<String, CurrentConsents> =
         wanted.iter().map(|id| (id.to_string(), CurrentConsents::default())).collect();
     for chunk in wanted.chunks(1000) {
+        let proofed: Vec<(String, Option<String>)> = crate::schema::nurses::table
+            .filter(crate::schema::nurses::id.eq_any(chunk))
+            .filter(crate::schema::nurses::proofed_at.is_not_null())
+            .select((crate::schema::nurses::id, crate::schema::nurses::proofing_method))
+            .load(conn)?;
+        for (nurse_id, method) in proofed {
+            if let Some(c) = current.get_mut(&nurse_id) {
+                c.proofed = method.as_deref().and_then(ProofingMethod::parse);
+            }
+        }
         let rows: Vec<(String, String, bool)> = consents::table
             .filter(consents::nurse_id.eq_any(chunk))
             .order((consents::nurse_id, consents::scope, consents::version))
@@ -102,7 +135,7 @@ pub fn current_many(
         // Ordered by version, so the last row of each scope wins.
         for (nurse_id, scope, granted) in rows {
             if let (Some(scope), Some(c)) = (ConsentScope::parse(&scope), current.get_mut(&nurse_id)) {
-                c.0.insert(scope, granted);
+                c.decisions.insert(scope, granted);
             }
         }
     }
@@ -152,17 +185,10 @@ pub fn record(
                 channel: channel.as_str().to_string(),
                 entered_by: entered_by.map(str::to_string),
                 recorded_at: now,
+                proofing: before.proofing_label().to_string(),
             };
             diesel::insert_into(consents::table).values(&record).execute(conn)?;
-            let event = NodeToNational::ConsentChanged(ConsentChanged {
-                agency_code: agency_code.clone(),
-                scope,
-                granted: record.granted,
-                version: record.version,
-                text_version: record.text_version.clone(),
-                text_sha256: record.text_sha256.clone(),
-                recorded_at: now.and_utc(),
-            });
+            let event = changed_event(&record, agency_code.clone())?;
             outbox::enqueue_if_covered(conn, &before, &event, Some(nurse_id))?;
             written.push(record);
         }
@@ -171,20 +197,64 @@ pub fn record(
         {
             let after = current(conn, nurse_id)?;
             if let Some(nurse) = crate::nurses::get(conn, nurse_id)? {
-                // Exactly what the scope's text names: name, e-mail and phone.
-                let event = NodeToNational::ContactChanged(ContactChanged {
-                    agency_code: agency_code.clone(),
-                    notice_id: None,
-                    changed_at: now.and_utc(),
-                    family_name: Some(nurse.family_name),
-                    given_name: Some(nurse.given_name),
-                    email: Some(nurse.email),
-                    phone: nurse.phone,
-                });
+                let event = contact_event(&nurse, agency_code.clone(), now);
                 outbox::enqueue_if_covered(conn, &after, &event, Some(nurse_id))?;
             }
         }
         Ok(written)
+    })
+}
+
+/// The event that tells the national server of a recorded decision.
+pub(crate) fn changed_event(
+    record: &ConsentRecord,
+    agency_code: ncf_shared::AgencyCode,
+) -> Result<NodeToNational, NodeError> {
+    let scope = ConsentScope::parse(&record.scope).ok_or_else(|| {
+        NodeError::Database(diesel::result::Error::DeserializationError(
+            format!("consent {} has an unknown scope", record.id).into(),
+        ))
+    })?;
+    Ok(NodeToNational::ConsentChanged(ConsentChanged {
+        agency_code,
+        scope,
+        granted: record.granted,
+        version: record.version,
+        text_version: record.text_version.clone(),
+        text_sha256: record.text_sha256.clone(),
+        recorded_at: record.recorded_at.and_utc(),
+    }))
+}
+
+/// Her latest decision per scope, as recorded (scope order).
+pub fn latest_records(conn: &mut DbConn, nurse_id: &str) -> QueryResult<Vec<ConsentRecord>> {
+    let all: Vec<ConsentRecord> = consents::table
+        .filter(consents::nurse_id.eq(nurse_id))
+        .order((consents::scope, consents::version))
+        .select(ConsentRecord::as_select())
+        .load(conn)?;
+    let mut latest: BTreeMap<String, ConsentRecord> = BTreeMap::new();
+    for record in all {
+        latest.insert(record.scope.clone(), record);
+    }
+    Ok(latest.into_values().collect())
+}
+
+/// Her contact details as they are now, exactly as the `share_with_residence_prefecture` text
+/// names them: name, e-mail and phone.
+pub(crate) fn contact_event(
+    nurse: &crate::nurses::Nurse,
+    agency_code: ncf_shared::AgencyCode,
+    now: chrono::NaiveDateTime,
+) -> NodeToNational {
+    NodeToNational::ContactChanged(ContactChanged {
+        agency_code,
+        notice_id: None,
+        changed_at: now.and_utc(),
+        family_name: Some(nurse.family_name.clone()),
+        given_name: Some(nurse.given_name.clone()),
+        email: Some(nurse.email.clone()),
+        phone: nurse.phone.clone(),
     })
 }
 
@@ -250,23 +320,41 @@ mod tests {
         }
     }
 
+    fn proofed(decisions: &[(ConsentScope, bool)]) -> CurrentConsents {
+        CurrentConsents {
+            decisions: decisions.iter().copied().collect(),
+            proofed: Some(ProofingMethod::Post),
+        }
+    }
+
     #[test]
-    fn the_gate_follows_the_scopes() {
+    fn the_gate_follows_the_scopes_once_she_is_proofed() {
         let consent = event(ConsentScope::JobSupport);
         let notice = event(ConsentScope::AddressLinkage);
         let contact = event(ConsentScope::ShareWithResidencePrefecture);
-        let none = CurrentConsents::default();
+        let none = proofed(&[]);
         assert!(covers(&none, &consent));
         assert!(!covers(&none, &notice));
         assert!(!covers(&none, &contact));
-        let linked = CurrentConsents([(ConsentScope::AddressLinkage, true)].into_iter().collect());
+        let linked = proofed(&[(ConsentScope::AddressLinkage, true)]);
         assert!(covers(&linked, &notice));
         assert!(!covers(&linked, &contact));
-        let withdrawn = CurrentConsents([(ConsentScope::AddressLinkage, false)].into_iter().collect());
+        let withdrawn = proofed(&[(ConsentScope::AddressLinkage, false)]);
         assert!(!covers(&withdrawn, &notice));
-        let share =
-            CurrentConsents([(ConsentScope::ShareWithResidencePrefecture, true)].into_iter().collect());
+        let share = proofed(&[(ConsentScope::ShareWithResidencePrefecture, true)]);
         assert!(covers(&share, &contact));
         assert!(!covers(&share, &notice));
+    }
+
+    #[test]
+    fn nothing_leaves_before_she_is_proofed() {
+        let all: Vec<(ConsentScope, bool)> = ConsentScope::ALL.into_iter().map(|s| (s, true)).collect();
+        let unproofed = CurrentConsents { decisions: all.iter().copied().collect(), proofed: None };
+        for scope in ConsentScope::ALL {
+            assert!(!covers(&unproofed, &event(scope)), "{scope:?}");
+        }
+        let counter = unproofed.with_proofing(ProofingMethod::Counter);
+        assert!(ConsentScope::ALL.into_iter().all(|s| covers(&counter, &event(s))));
+        assert_eq!(counter.proofing_label(), "counter");
     }
 }

@@ -8,6 +8,9 @@ pub enum NodeError {
     Invalid(Vec<FieldError>),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The request conflicts with the current state; the text is for the person (Japanese).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]

@@ -25,6 +25,8 @@ pub struct Notice {
     pub channel: String,
     pub entered_by: Option<String>,
     pub filed_at: chrono::NaiveDateTime,
+    /// How she was proofed when it was filed: `none`, `post` or `counter`.
+    pub proofing: String,
 }
 
 impl Notice {
@@ -84,6 +86,7 @@ pub fn file_many(
                 channel: channel.as_str().to_string(),
                 entered_by: entered_by.map(str::to_string),
                 filed_at: now,
+                proofing: consents[*nurse_id].proofing_label().to_string(),
             };
             let event = match body {
                 // A change notice carries contact details: it updates her record here and travels
@@ -130,14 +133,21 @@ pub fn file_many(
             .iter()
             .zip(&events)
             .filter_map(|((nurse_id, _), event)| {
-                Some(outbox::Pending { event: event.as_ref()?, consents: &consents[*nurse_id], nurse_id: Some(nurse_id) })
+                Some(outbox::Pending {
+                    event: event.as_ref()?,
+                    consents: &consents[*nurse_id],
+                    nurse_id: Some(nurse_id),
+                })
             })
             .collect();
         let mut seqs = outbox::enqueue_many(conn, &pending)?.into_iter();
         Ok(notices
             .into_iter()
             .zip(&events)
-            .map(|(notice, event)| Filed { notice, outbox_seq: event.as_ref().and_then(|_| seqs.next().flatten()) })
+            .map(|(notice, event)| Filed {
+                notice,
+                outbox_seq: event.as_ref().and_then(|_| seqs.next().flatten()),
+            })
             .collect())
     })
 }

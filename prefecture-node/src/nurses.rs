@@ -9,7 +9,7 @@ use ncf_shared::ids::NurseId;
 use crate::schema::nurses;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = nurses)]
+#[diesel(table_name = nurses, treat_none_as_default_value = false)]
 pub struct Nurse {
     pub id: String,
     pub agency_code: String,
@@ -24,6 +24,19 @@ pub struct Nurse {
     pub phone: Option<String>,
     pub max_distance_km: i32,
     pub created_at: chrono::NaiveDateTime,
+    /// How she proved who she is (`post` or `counter`); `None` until she has.
+    pub proofing_method: Option<String>,
+    pub proofed_at: Option<chrono::NaiveDateTime>,
+    /// The staff member who checked her documents at the counter.
+    pub proofed_by: Option<String>,
+    /// The photo ID checked at the counter (e.g. 運転免許証).
+    pub proofing_document: Option<String>,
+}
+
+impl Nurse {
+    pub fn proofed(&self) -> bool {
+        self.proofed_at.is_some()
+    }
 }
 
 /// What an opt-in provides once the national server has linked the identity.
@@ -42,12 +55,9 @@ pub struct NewNurse {
     pub max_distance_km: i32,
 }
 
-/// Registers a nurse, or returns the existing one when this agency code is already known (the
-/// same person opting in twice).
+/// Registers a nurse, not yet proofed. Other unproofed registrations for the same licence may
+/// exist (whoever registers first must block nobody); the caller checks that no proofed one does.
 pub fn register(conn: &mut DbConn, new: NewNurse) -> QueryResult<Nurse> {
-    if let Some(existing) = by_agency_code(conn, &new.agency_code)? {
-        return Ok(existing);
-    }
     let nurse = Nurse {
         id: NurseId::new().0,
         agency_code: new.agency_code.to_string(),
@@ -62,14 +72,20 @@ pub fn register(conn: &mut DbConn, new: NewNurse) -> QueryResult<Nurse> {
         phone: new.phone,
         max_distance_km: new.max_distance_km,
         created_at: ncf_shared::time::now_utc(),
+        proofing_method: None,
+        proofed_at: None,
+        proofed_by: None,
+        proofing_document: None,
     };
     diesel::insert_into(nurses::table).values(&nurse).execute(conn)?;
     Ok(nurse)
 }
 
-pub fn by_agency_code(conn: &mut DbConn, code: &AgencyCode) -> QueryResult<Option<Nurse>> {
+/// The registration that holds this licence here: the proofed one (at most one can be).
+pub fn proofed_by_agency_code(conn: &mut DbConn, code: &AgencyCode) -> QueryResult<Option<Nurse>> {
     nurses::table
         .filter(nurses::agency_code.eq(code.as_str()))
+        .filter(nurses::proofed_at.is_not_null())
         .select(Nurse::as_select())
         .first(conn)
         .optional()

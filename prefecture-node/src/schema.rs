@@ -15,6 +15,10 @@ diesel::table! {
         phone -> Nullable<Text>,
         max_distance_km -> Integer,
         created_at -> Timestamp,
+        proofing_method -> Nullable<Text>,
+        proofed_at -> Nullable<Timestamp>,
+        proofed_by -> Nullable<Text>,
+        proofing_document -> Nullable<Text>,
     }
 }
 
@@ -27,6 +31,7 @@ diesel::table! {
         channel -> Text,
         entered_by -> Nullable<Text>,
         filed_at -> Timestamp,
+        proofing -> Text,
     }
 }
 
@@ -42,6 +47,7 @@ diesel::table! {
         channel -> Text,
         entered_by -> Nullable<Text>,
         recorded_at -> Timestamp,
+        proofing -> Text,
     }
 }
 
@@ -155,3 +161,31 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(api_tokens, staff);
+
+diesel::table! {
+    pending_opt_ins (token_sha256) {
+        token_sha256 -> Text,
+        email -> Text,
+        form -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    proofing_letters (letter_id) {
+        letter_id -> Text,
+        nurse_id -> Text,
+        requested_at -> Timestamp,
+        valid_days -> Integer,
+    }
+}
+
+diesel::table! {
+    staff_alerts (id) {
+        id -> Text,
+        kind -> Text,
+        detail -> Text,
+        created_at -> Timestamp,
+    }
+}

@@ -107,3 +107,28 @@ pub fn get_active(conn: &mut DbConn, id: &str) -> QueryResult<Option<StaffMember
         .first(conn)
         .optional()
 }
+
+/// Something staff should know about (shown on the staff pages), e.g. a licence the national
+/// server stopped checking after too many failed attempts.
+pub fn alert(conn: &mut DbConn, kind: &str, detail: &str) -> QueryResult<()> {
+    diesel::insert_into(crate::schema::staff_alerts::table)
+        .values((
+            crate::schema::staff_alerts::id.eq(ncf_shared::ids::RecordId::new().0),
+            crate::schema::staff_alerts::kind.eq(kind),
+            crate::schema::staff_alerts::detail.eq(detail),
+            crate::schema::staff_alerts::created_at.eq(ncf_shared::time::now_utc()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Alerts of the last 7 days, newest first: (kind, detail, when).
+pub fn recent_alerts(conn: &mut DbConn) -> QueryResult<Vec<(String, String, chrono::NaiveDateTime)>> {
+    use crate::schema::staff_alerts;
+    staff_alerts::table
+        .filter(staff_alerts::created_at.gt(ncf_shared::time::now_utc() - chrono::Duration::days(7)))
+        .order(staff_alerts::created_at.desc())
+        .select((staff_alerts::kind, staff_alerts::detail, staff_alerts::created_at))
+        .limit(50)
+        .load(conn)
+}

@@ -18,8 +18,9 @@ use diesel::prelude::*;
 use ncf_shared::contract::{Envelope, ErrorCode, NationalToNode, Unreadable, WithdrawalApplied};
 use ncf_shared::db::{DbConn, Pool};
 use ncf_shared::federation::{
-    ErrorBody, IdentityLinkRequest, IdentityLinkResponse, NodeSigningKey, ProvisionListing, ProvisionsQuery,
-    PullRequest, PullResponse, PushRequest, PushResponse,
+    CodeCheckRequest, CodeCheckResponse, ErrorBody, IdentityLinkRequest, IdentityLinkResponse, LetterRequest,
+    LetterResponse, NodeSigningKey, ProvisionListing, ProvisionsQuery, PullRequest, PullResponse,
+    PushRequest, PushResponse,
 };
 
 use crate::outbox::{self, OutboxEvent};
@@ -28,14 +29,21 @@ use crate::schema::{inbox, nurses, outbox as outbox_table, sync_state, withdrawa
 pub const PUSH_PATH: &str = "/federation/v1/push";
 pub const PULL_PATH: &str = "/federation/v1/pull";
 pub const IDENTITY_LINK_PATH: &str = "/federation/v1/identity-link";
+pub const LETTER_PATH: &str = "/federation/v1/proofing/letter";
+pub const CODE_CHECK_PATH: &str = "/federation/v1/proofing/code";
 pub const PROVISIONS_PATH: &str = "/federation/v1/provisions";
 
 /// The national server's answer to an identity link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkOutcome {
     Linked(ncf_shared::AgencyCode),
-    /// The claims (field names) that do not match the registry.
+    /// The claims do not match an active licence (all a public request learns).
+    NoMatch,
+    /// Refused: 5 failures for this licence in 24 hours, or too many from this node.
+    AttemptsExhausted,
+    /// Staff lookups only: the claims (field names) that do not match the registry.
     Mismatch(Vec<String>),
+    /// Staff lookups only: the licence matches but is not active.
     NotActive,
     Invalid(String),
 }
@@ -192,8 +200,15 @@ fn apply_one(
     })
 }
 
+/// The registration the national server's events are about: the proofed one (nothing about an
+/// unproofed registration ever reached it).
 fn nurse_by_code(conn: &mut DbConn, code: &str) -> QueryResult<Option<String>> {
-    nurses::table.filter(nurses::agency_code.eq(code)).select(nurses::id).first(conn).optional()
+    nurses::table
+        .filter(nurses::agency_code.eq(code))
+        .filter(nurses::proofed_at.is_not_null())
+        .select(nurses::id)
+        .first(conn)
+        .optional()
 }
 
 fn unreadable_state(unreadable: &Unreadable) -> InboxState {
@@ -432,16 +447,42 @@ impl Syncer {
             200 => Ok(LinkOutcome::Linked(
                 serde_json::from_str::<IdentityLinkResponse>(&text).map_err(unreadable)?.agency_code,
             )),
-            400 | 422 => {
+            400 | 422 | 429 => {
                 let error: ErrorBody = serde_json::from_str(&text).map_err(unreadable)?;
                 Ok(match error.error {
+                    ErrorCode::NoMatch => LinkOutcome::NoMatch,
+                    ErrorCode::AttemptsExhausted => LinkOutcome::AttemptsExhausted,
                     ErrorCode::ClaimsMismatch => LinkOutcome::Mismatch(error.mismatched),
                     ErrorCode::LicenceNotActive => LinkOutcome::NotActive,
+                    _ if status == 429 => return Err(SyncError::Refused { status, message: error.message }),
                     _ => LinkOutcome::Invalid(error.message),
                 })
             }
             _ => Err(SyncError::Refused { status, message: text }),
         }
+    }
+
+    /// Asks the national server to post her a letter with a one-time code.
+    pub async fn request_letter(
+        &self,
+        agency_code: &ncf_shared::AgencyCode,
+    ) -> Result<LetterResponse, SyncError> {
+        self.signed_post(LETTER_PATH, &LetterRequest { agency_code: agency_code.clone() }).await
+    }
+
+    /// Has the national server check the code she typed from her letter.
+    pub async fn check_code(
+        &self,
+        agency_code: &ncf_shared::AgencyCode,
+        letter_id: &str,
+        code: &str,
+    ) -> Result<CodeCheckResponse, SyncError> {
+        let request = CodeCheckRequest {
+            agency_code: agency_code.clone(),
+            letter_id: letter_id.to_string(),
+            code: code.to_string(),
+        };
+        self.signed_post(CODE_CHECK_PATH, &request).await
     }
 
     /// A nurse's data-provision entries at the national server (DESIGN rule 5), oldest first.

@@ -46,6 +46,22 @@ pub enum Command {
         #[command(subcommand)]
         command: NodesCommand,
     },
+    /// Letters with one-time codes for identity proofing by post.
+    Postal {
+        #[command(subcommand)]
+        command: PostalCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PostalCommand {
+    /// Write every letter not yet exported to a new UTF-8 CSV for the print vendor (mode 0600;
+    /// each letter is exported once, with its code; the database keeps only a keyed digest).
+    Export {
+        /// The file to create (an existing file is never overwritten).
+        #[arg(long, env = "POSTAL_OUT")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +222,14 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Postal { command: PostalCommand::Export { out } } => {
+            let secret = load_secret(&cli.secret_file)?;
+            let (_, mut conn) = open(&cli.database_url)?;
+            let exported = crate::proofing::export(&mut conn, &secret.proofing_code_key(), &out)
+                .map_err(|e| Failure(e.message))?;
+            println!("{}: {} letter(s) for the print vendor", out.display(), exported.letters);
+            Ok(())
+        }
         Command::Serve(args) => {
             let secret = load_secret(&cli.secret_file)?;
             let url = DatabaseUrl::parse(&cli.database_url)?;
@@ -224,7 +248,11 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             if held > 0 {
                 tracing::info!(events = held, "applied events held for an upgrade");
             }
-            let state = crate::http::AppState { pool, agency_key: secret.agency_code_key() };
+            let state = crate::http::AppState {
+                pool,
+                agency_key: secret.agency_code_key(),
+                proofing_key: secret.proofing_code_key(),
+            };
             actix_web::rt::System::new().block_on(serve(state, &args.listen, workers, &url, tls))?;
             Ok(())
         }

@@ -20,7 +20,10 @@ fn status(kind: ErrorKind) -> StatusCode {
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorKind::ClaimsMismatch | ErrorKind::LicenceNotActive => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::NoMatch | ErrorKind::ClaimsMismatch | ErrorKind::LicenceNotActive => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        ErrorKind::AttemptsExhausted => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Internal | ErrorKind::Other => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,6 +1,11 @@
-//! Identity link (DESIGN flow 1): a node presents a nurse's licence claims; if they match the
-//! registry, the node gets its own agency code for her (rule 2). A mismatch names the claims that
-//! did not match and says nothing else about the registry.
+//! Identity link (DESIGN flow 1): a node presents a nurse's licence claims; if they match an active
+//! licence, the node gets its own agency code for her (rule 2).
+//!
+//! No registry oracle: a public request learns match or no match, never which field differed nor
+//! whether a licence exists, lapsed or belongs to someone deceased; failures are counted per
+//! licence (5 in 24 hours, then refused) and per node (so a script cannot walk the registry
+//! through one node). Only staff at a counter, with her certificate in hand, see which fields
+//! differ, and each such lookup is recorded with the staff id.
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
@@ -10,7 +15,7 @@ use ncf_shared::licence::{LicenceStatus, PersonName};
 use ncf_shared::{AgencyCodeKey, PersonKey, Prefecture, Qualification, RegistrationNumber, per_backend};
 
 use crate::error::{AppError, ErrorKind};
-use crate::schema::{identity_links, licences, residents};
+use crate::schema::{identity_links, licences, link_failures, residents, staff_lookups};
 
 /// Claims after their shape has been checked.
 struct Claims {
@@ -81,6 +86,13 @@ struct LicenceMatch {
     status: String,
 }
 
+/// Failed attempts allowed per licence within [`LICENCE_WINDOW_HOURS`].
+pub const MAX_FAILURES_PER_LICENCE: i64 = 5;
+const LICENCE_WINDOW_HOURS: i64 = 24;
+/// Failed attempts allowed per node within an hour: far above what its nurses mistype, far below
+/// what reading the registry through it would take.
+pub const MAX_FAILURES_PER_NODE_HOUR: i64 = 200;
+
 pub fn link(
     conn: &mut DbConn,
     key: &AgencyCodeKey,
@@ -88,6 +100,121 @@ pub fn link(
     req: &IdentityLinkRequest,
 ) -> Result<IdentityLinkResponse, AppError> {
     let claims = validate(req)?;
+    let staff = req.staff_lookup.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    if let Some(refusal) = throttled(conn, node, &claims)? {
+        if let Some(staff_id) = staff {
+            record_lookup(conn, node, staff_id, &claims, "attempts_exhausted")?;
+        }
+        return Err(refusal);
+    }
+    let outcome = check(conn, key, node, &claims);
+    if let Err(e) = &outcome
+        && matches!(e.kind, ErrorKind::ClaimsMismatch | ErrorKind::LicenceNotActive)
+    {
+        record_failure(conn, node, &claims)?;
+        tracing::info!(prefecture = %node, "identity link: no match");
+    }
+    match staff {
+        Some(staff_id) => {
+            let label = match &outcome {
+                Ok(_) => "match",
+                Err(e) => e.kind.as_str(),
+            };
+            record_lookup(conn, node, staff_id, &claims, label)?;
+            outcome
+        }
+        // The public answer: one kind of "no", whatever differed.
+        None => outcome.map_err(|e| match e.kind {
+            ErrorKind::ClaimsMismatch | ErrorKind::LicenceNotActive => {
+                AppError::new(ErrorKind::NoMatch, "the claims do not match an active licence in the registry")
+            }
+            _ => e,
+        }),
+    }
+}
+
+fn since(hours: i64) -> chrono::NaiveDateTime {
+    ncf_shared::time::now_utc() - chrono::Duration::hours(hours)
+}
+
+/// Refuses a licence after [`MAX_FAILURES_PER_LICENCE`] failures in 24 hours, and a node after
+/// [`MAX_FAILURES_PER_NODE_HOUR`] in an hour, whatever the claims are now.
+fn throttled(conn: &mut DbConn, node: Prefecture, claims: &Claims) -> Result<Option<AppError>, AppError> {
+    let for_licence: i64 = link_failures::table
+        .filter(link_failures::qualification.eq(claims.qualification.code()))
+        .filter(link_failures::registration_number.eq(claims.registration_number.canonical()))
+        .filter(link_failures::failed_at.gt(since(LICENCE_WINDOW_HOURS)))
+        .count()
+        .get_result(conn)?;
+    if for_licence >= MAX_FAILURES_PER_LICENCE {
+        tracing::warn!(prefecture = %node, "identity link refused: too many failures for one licence");
+        return Ok(Some(AppError::new(
+            ErrorKind::AttemptsExhausted,
+            format!(
+                "{MAX_FAILURES_PER_LICENCE} failed attempts for this licence in the last {LICENCE_WINDOW_HOURS} hours; try again later or prove her identity at the counter"
+            ),
+        )));
+    }
+    let for_node: i64 = link_failures::table
+        .filter(link_failures::prefecture.eq(node.code()))
+        .filter(link_failures::failed_at.gt(since(1)))
+        .count()
+        .get_result(conn)?;
+    if for_node >= MAX_FAILURES_PER_NODE_HOUR {
+        tracing::warn!(prefecture = %node, failures = for_node, "identity link refused: too many failures from this node in an hour");
+        return Ok(Some(AppError::new(
+            ErrorKind::AttemptsExhausted,
+            format!(
+                "{MAX_FAILURES_PER_NODE_HOUR} failed attempts from this node in the last hour; try again later"
+            ),
+        )));
+    }
+    Ok(None)
+}
+
+fn record_failure(conn: &mut DbConn, node: Prefecture, claims: &Claims) -> Result<(), AppError> {
+    diesel::insert_into(link_failures::table)
+        .values((
+            link_failures::id.eq(ncf_shared::ids::RecordId::new().0),
+            link_failures::qualification.eq(claims.qualification.code()),
+            link_failures::registration_number.eq(claims.registration_number.canonical()),
+            link_failures::prefecture.eq(node.code()),
+            link_failures::failed_at.eq(ncf_shared::time::now_utc()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+fn record_lookup(
+    conn: &mut DbConn,
+    node: Prefecture,
+    staff_id: &str,
+    claims: &Claims,
+    outcome: &str,
+) -> Result<(), AppError> {
+    let staff_id: String = staff_id.chars().take(100).collect();
+    diesel::insert_into(staff_lookups::table)
+        .values((
+            staff_lookups::id.eq(ncf_shared::ids::RecordId::new().0),
+            staff_lookups::prefecture.eq(node.code()),
+            staff_lookups::staff_id.eq(staff_id),
+            staff_lookups::qualification.eq(claims.qualification.code()),
+            staff_lookups::registration_number.eq(claims.registration_number.canonical()),
+            staff_lookups::outcome.eq(outcome),
+            staff_lookups::looked_up_at.eq(ncf_shared::time::now_utc()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Matches the claims against the registry and, on a match, links them; a mismatch names the
+/// fields (for staff lookups only: see [`link`]).
+fn check(
+    conn: &mut DbConn,
+    key: &AgencyCodeKey,
+    node: Prefecture,
+    claims: &Claims,
+) -> Result<IdentityLinkResponse, AppError> {
     let licence: Option<LicenceMatch> = licences::table
         .find((claims.qualification.code(), claims.registration_number.canonical()))
         .select((

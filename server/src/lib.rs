@@ -8,6 +8,7 @@ pub mod http;
 pub mod identity;
 pub mod imports;
 pub mod nodes;
+pub mod proofing;
 pub mod provisions;
 pub mod queue;
 pub mod schema;

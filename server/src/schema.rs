@@ -87,6 +87,49 @@ diesel::table! {
         qualification -> Text,
         registration_number -> Text,
         linked_at -> Timestamp,
+        proofing_method -> Nullable<Text>,
+        proofed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    link_failures (id) {
+        id -> Text,
+        qualification -> Text,
+        registration_number -> Text,
+        prefecture -> Text,
+        failed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    postal_letters (id) {
+        id -> Text,
+        person_key -> Binary,
+        prefecture -> Text,
+        agency_code -> Text,
+        family_name -> Nullable<Text>,
+        given_name -> Nullable<Text>,
+        address -> Nullable<Text>,
+        requested_at -> Timestamp,
+        exported_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+        code_digest -> Nullable<Text>,
+        tries -> Integer,
+        spent_at -> Nullable<Timestamp>,
+        redeemed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    staff_lookups (id) {
+        id -> Text,
+        prefecture -> Text,
+        staff_id -> Text,
+        qualification -> Text,
+        registration_number -> Text,
+        outcome -> Text,
+        looked_up_at -> Timestamp,
     }
 }
 

@@ -12,8 +12,8 @@ use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 use ncf_shared::contract::{
-    ConsentChanged, ContactChanged, Envelope, Message, NationalToNode, NodeToNational, NoticeFiled,
-    ProvisionPurpose, RejectCode, WithdrawalApplied,
+    ConsentChanged, ContactChanged, Envelope, IdentityProofed, Message, NationalToNode, NodeToNational,
+    NoticeFiled, ProvisionPurpose, RejectCode, WithdrawalApplied,
 };
 use ncf_shared::db::DbConn;
 use ncf_shared::federation::{PushRequest, PushResponse, RejectedEvent};
@@ -389,6 +389,8 @@ struct Applier {
     chain: ChainWriter,
     /// (agency code, scope) → (granted, version), as the national server holds them.
     consents: HashMap<(String, ConsentScope), (bool, i32)>,
+    /// Agency codes of this node's links that are proofed (grows as `identity_proofed` applies).
+    proofed: HashSet<String>,
     notices: Vec<NoticeRow>,
 }
 
@@ -410,6 +412,7 @@ impl Applier {
         messages: impl Iterator<Item = &'a NodeToNational>,
     ) -> QueryResult<Self> {
         let codes: HashSet<&str> = messages.map(|m| m.agency_code().as_str()).collect();
+        let codes_for_proofing: Vec<&str> = codes.iter().copied().collect();
         let mut consents = HashMap::new();
         if !codes.is_empty() {
             let rows: Vec<(String, String, bool, i32)> = nurse_consents::table
@@ -428,7 +431,19 @@ impl Applier {
                 }
             }
         }
-        Ok(Self { node, chain: ChainWriter::begin(conn)?, consents, notices: Vec::new() })
+        let proofed = if codes_for_proofing.is_empty() {
+            HashSet::new()
+        } else {
+            identity_links::table
+                .filter(identity_links::prefecture.eq(node.code()))
+                .filter(identity_links::agency_code.eq_any(codes_for_proofing))
+                .filter(identity_links::proofed_at.is_not_null())
+                .select(identity_links::agency_code)
+                .load::<String>(conn)?
+                .into_iter()
+                .collect()
+        };
+        Ok(Self { node, chain: ChainWriter::begin(conn)?, consents, proofed, notices: Vec::new() })
     }
 
     fn granted(&self, code: &AgencyCode, scope: ConsentScope) -> bool {
@@ -436,6 +451,17 @@ impl Applier {
     }
 
     fn apply(&mut self, conn: &mut DbConn, message: &NodeToNational) -> QueryResult<Result<(), Permanent>> {
+        // Defence in depth, as for consents: a node's gate lets nothing about her out before she
+        // proved who she is, and nothing else is held for a link that is not proofed.
+        if let NodeToNational::IdentityProofed(p) = message {
+            return self.apply_proofed(conn, p);
+        }
+        if !self.proofed.contains(message.agency_code().as_str()) {
+            return Ok(Err(Permanent::new(
+                RejectCode::NotProofed,
+                format!("{} for a person who has not proved who she is at this node", message.kind()),
+            )));
+        }
         // Defence in depth: the node's gate already checked, but nothing is held without the
         // consent the contract names for this kind.
         if let Some(scope) = message.required_consent()
@@ -453,7 +479,37 @@ impl Applier {
             }
             NodeToNational::NoticeFiled(n) => Ok(self.apply_notice(n)),
             NodeToNational::ContactChanged(c) => self.apply_contact(conn, c),
+            NodeToNational::IdentityProofed(_) => unreachable!("handled above"),
         }
+    }
+
+    /// Records how she proved who she is at this node (the postal route has already recorded it
+    /// when her code was checked; the counter route is known only from this event).
+    fn apply_proofed(
+        &mut self,
+        conn: &mut DbConn,
+        p: &IdentityProofed,
+    ) -> QueryResult<Result<(), Permanent>> {
+        // Unknown agency codes were refused before (`linked`); a link proofed already keeps how.
+        diesel::update(
+            identity_links::table
+                .filter(identity_links::prefecture.eq(self.node.code()))
+                .filter(identity_links::agency_code.eq(p.agency_code.as_str()))
+                .filter(identity_links::proofed_at.is_null()),
+        )
+        .set((
+            identity_links::proofing_method.eq(p.method.as_str()),
+            identity_links::proofed_at.eq(p.proofed_at.naive_utc()),
+        ))
+        .execute(conn)?;
+        self.proofed.insert(p.agency_code.as_str().to_string());
+        self.chain.append(&Provision::from_node(
+            self.node,
+            p.agency_code.as_str(),
+            &["identity_proofing"],
+            ProvisionPurpose::IdentityProofing,
+        ));
+        Ok(Ok(()))
     }
 
     fn finish(mut self, conn: &mut DbConn) -> QueryResult<()> {
@@ -472,7 +528,9 @@ impl Applier {
                     .on_conflict(nurse_notices::notice_id)
                     .do_nothing()
                     .execute(c)?,
-                DbConn::Sqlite(c) => diesel::insert_or_ignore_into(nurse_notices::table).values(values).execute(c)?,
+                DbConn::Sqlite(c) => {
+                    diesel::insert_or_ignore_into(nurse_notices::table).values(values).execute(c)?
+                }
             };
         }
         self.notices.clear();

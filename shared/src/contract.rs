@@ -156,6 +156,9 @@ direction! {
         /// Her contact details as the consent text names them (under
         /// `share_with_residence_prefecture`).
         ContactChanged(ContactChanged) = ("contact_changed", 1),
+        /// She proved who she is (always travels, once: only after it does anything else about
+        /// her leave the node).
+        IdentityProofed(IdentityProofed) = ("identity_proofed", 1),
     }
 }
 
@@ -175,6 +178,7 @@ impl NodeToNational {
             Self::ConsentChanged(_) => None,
             Self::NoticeFiled(_) => Some(NoticeFiled::REQUIRES),
             Self::ContactChanged(_) => Some(ContactChanged::REQUIRES),
+            Self::IdentityProofed(_) => None,
         }
     }
 
@@ -184,6 +188,7 @@ impl NodeToNational {
             Self::ConsentChanged(e) => &e.agency_code,
             Self::NoticeFiled(e) => &e.agency_code,
             Self::ContactChanged(e) => &e.agency_code,
+            Self::IdentityProofed(e) => &e.agency_code,
         }
     }
 }
@@ -218,6 +223,47 @@ pub struct ConsentChanged {
     pub text_version: String,
     pub text_sha256: String,
     pub recorded_at: DateTime<Utc>,
+}
+
+/// How a nurse proved who she is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProofingMethod {
+    /// A one-time code posted to the address of her resident registration.
+    Post,
+    /// Staff checked her licence certificate and a photo ID in person.
+    Counter,
+}
+
+impl ProofingMethod {
+    pub const ALL: [Self; 2] = [Self::Post, Self::Counter];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Post => "post",
+            Self::Counter => "counter",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    pub fn title_ja(self) -> &'static str {
+        match self {
+            Self::Post => "郵送の確認コード",
+            Self::Counter => "窓口での確認",
+        }
+    }
+}
+
+/// `identity_proofed` v1: she proved who she is at this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityProofed {
+    pub agency_code: AgencyCode,
+    pub method: ProofingMethod,
+    pub proofed_at: DateTime<Utc>,
 }
 
 /// `notice_filed` v1: a separation or employment-status notice. Change notices never travel as
@@ -348,18 +394,21 @@ pub enum ProvisionPurpose {
     ResidencePrefectureSupport,
     /// The confirmation that what a withdrawn consent covered was deleted.
     ConsentWithdrawal,
+    /// How and when she proved who she is (post or counter).
+    IdentityProofing,
     /// A purpose added by a newer national server.
     #[serde(other)]
     Other,
 }
 
 impl ProvisionPurpose {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::IdentityLink,
         Self::ConsentRecord,
         Self::LatentNurseIdentification,
         Self::ResidencePrefectureSupport,
         Self::ConsentWithdrawal,
+        Self::IdentityProofing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -369,6 +418,7 @@ impl ProvisionPurpose {
             Self::LatentNurseIdentification => "latent_nurse_identification",
             Self::ResidencePrefectureSupport => "residence_prefecture_support",
             Self::ConsentWithdrawal => "consent_withdrawal",
+            Self::IdentityProofing => "identity_proofing",
             Self::Other => "other",
         }
     }
@@ -384,6 +434,7 @@ impl ProvisionPurpose {
             Self::LatentNurseIdentification => "届出による就業状況の把握",
             Self::ResidencePrefectureSupport => "お住まいの都道府県での就業支援",
             Self::ConsentWithdrawal => "同意の取消による削除の確認",
+            Self::IdentityProofing => "本人確認の記録",
             Self::Other => "その他",
         }
     }
@@ -403,10 +454,17 @@ pub enum ErrorCode {
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
-    /// Identity link: the claims do not match the registry (`mismatched` names them).
+    /// Identity link: the claims do not match an active licence. The only answer the public pages'
+    /// requests get, whatever differed, so that they cannot be used to read the registry.
+    NoMatch,
+    /// Identity link, staff lookup at the counter: the claims do not match the registry
+    /// (`mismatched` names them).
     ClaimsMismatch,
-    /// Identity link: the licence is not active.
+    /// Identity link, staff lookup at the counter: the licence is not active.
     LicenceNotActive,
+    /// Identity link: 5 failed attempts for this licence in 24 hours (or too many from the node in
+    /// an hour); refused until the window passes.
+    AttemptsExhausted,
     TooManyRequests,
     Unavailable,
     Internal,
@@ -425,7 +483,9 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::NoMatch => "no_match",
             Self::ClaimsMismatch => "claims_mismatch",
+            Self::AttemptsExhausted => "attempts_exhausted",
             Self::LicenceNotActive => "licence_not_active",
             Self::TooManyRequests => "too_many_requests",
             Self::Unavailable => "unavailable",
@@ -450,6 +510,8 @@ pub enum RejectCode {
     /// The kind is known but this content can never be applied (e.g. a change notice sent as a
     /// notice).
     Invalid,
+    /// She has not proved who she is: nothing about her but the proofing itself is held.
+    NotProofed,
     /// A code from a newer server.
     #[serde(other)]
     Other,
@@ -463,6 +525,7 @@ impl RejectCode {
             Self::NotCovered => "not_covered",
             Self::Malformed => "malformed",
             Self::Invalid => "invalid",
+            Self::NotProofed => "not_proofed",
             Self::Other => "other",
         }
     }
@@ -537,6 +600,11 @@ mod tests {
             (code(), "[0-9a-f-]{36}", time(), notice()).prop_map(
                 |(agency_code, notice_id, filed_at, notice)| {
                     NodeToNational::NoticeFiled(NoticeFiled { agency_code, notice_id, filed_at, notice })
+                }
+            ),
+            (code(), prop::sample::select(ProofingMethod::ALL.to_vec()), time()).prop_map(
+                |(agency_code, method, proofed_at)| {
+                    NodeToNational::IdentityProofed(IdentityProofed { agency_code, method, proofed_at })
                 }
             ),
             (code(), prop::option::of("[0-9a-f-]{36}"), time(), text(), text(), text(), text()).prop_map(

@@ -185,6 +185,12 @@ pub struct IdentityLinkRequest {
     /// YYYY-MM-DD.
     #[schema(example = "1985-04-01")]
     pub birth_date: String,
+    /// Set only by the node's staff pages, for a counter check with her licence certificate in
+    /// hand: the staff member's id. Then a mismatch names the fields that differ (and says when
+    /// the licence is not active), and the national server records the lookup with this id. The
+    /// public pages leave it out and get only match or no match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff_lookup: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -193,6 +199,53 @@ pub struct IdentityLinkResponse {
     /// This node's code for the person (機関別符号).
     #[schema(value_type = String)]
     pub agency_code: AgencyCode,
+}
+
+/// `POST /federation/v1/proofing/letter`: post her a one-time code (identity proofing by post).
+/// The letter goes to the address of her resident registration, which the node never learns.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LetterRequest {
+    #[schema(value_type = String)]
+    pub agency_code: AgencyCode,
+}
+
+/// The answer to a [`LetterRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum LetterResponse {
+    /// A letter is queued for the next postal batch; its code is valid for `valid_days` from
+    /// printing. `letter_id` is what the code is checked against.
+    Queued { letter_id: String, valid_days: u32 },
+    /// No current address in the resident data (moved abroad, not yet imported, deceased): no
+    /// letter can be sent; she proves who she is at the counter instead.
+    NoAddress,
+    /// Too many letters for her recently; the earlier ones are still on their way.
+    TooMany,
+}
+
+/// `POST /federation/v1/proofing/code`: the code she typed from her letter.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeCheckRequest {
+    #[schema(value_type = String)]
+    pub agency_code: AgencyCode,
+    pub letter_id: String,
+    pub code: String,
+}
+
+/// The answer to a [`CodeCheckRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CodeCheckResponse {
+    /// The code is right: she is proofed by post from now on.
+    Proofed,
+    /// Wrong code; `tries_left` more before the letter is spent.
+    Wrong { tries_left: u32 },
+    /// The letter is spent (5 wrong tries), expired, already used or unknown: a new one is needed.
+    NewLetterNeeded,
+    /// The letter has not been printed yet, so no code can be right.
+    NotSentYet,
 }
 
 /// `POST /federation/v1/push`: outbox events in sequence order.
@@ -274,7 +327,7 @@ pub struct ErrorBody {
     pub error: ErrorCode,
     /// What was wrong, for a person.
     pub message: String,
-    /// For `claims_mismatch`: the claims that did not match the registry.
+    /// For `claims_mismatch` (staff lookups only): the claims that did not match the registry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mismatched: Vec<String>,
 }

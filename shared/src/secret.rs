@@ -18,6 +18,23 @@ pub fn random_token(bytes: usize) -> String {
     crate::encoding::hex(&buf)
 }
 
+/// `digits` decimal digits from the OS random source, each equally likely (bytes 250..=255 are
+/// drawn again, so `% 10` has no bias).
+pub fn random_digits(digits: usize) -> String {
+    let mut out = String::with_capacity(digits);
+    let mut buf = [0u8; 16];
+    while out.len() < digits {
+        getrandom::fill(&mut buf).expect("the OS random source is available");
+        for b in buf.iter().copied().filter(|b| *b < 250) {
+            if out.len() == digits {
+                break;
+            }
+            out.push(char::from(b'0' + b % 10));
+        }
+    }
+    out
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("cannot read the server secret {path}: {source}")]
@@ -83,6 +100,27 @@ impl ServerSecret {
 
     pub fn agency_code_key(&self) -> AgencyCodeKey {
         AgencyCodeKey::new(&self.derive(b"ncf/agency-code/v1"))
+    }
+
+    pub fn proofing_code_key(&self) -> ProofingCodeKey {
+        ProofingCodeKey(self.derive(b"ncf/proofing-code/v1"))
+    }
+}
+
+/// Keys the digests of postal proofing codes. The codes are short (a person types them from a
+/// letter), so a plain hash of one could be reversed from a copy of the database by trying them
+/// all; keyed by the server secret, it cannot.
+#[derive(Clone)]
+pub struct ProofingCodeKey([u8; 32]);
+
+impl ProofingCodeKey {
+    /// Hex digest of a letter's code, bound to the letter so one digest proves nothing elsewhere.
+    pub fn digest(&self, letter_id: &str, code: &str) -> String {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(letter_id.as_bytes());
+        mac.update(b"\0");
+        mac.update(code.as_bytes());
+        crate::encoding::hex(&mac.finalize().into_bytes())
     }
 }
 

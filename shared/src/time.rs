@@ -41,6 +41,12 @@ pub enum DateError {
     OutOfRange,
 }
 
+/// A date as people in Japan write it: 2026年10月31日 (no leading zeros).
+pub fn date_ja(date: NaiveDate) -> String {
+    use chrono::Datelike as _;
+    format!("{}年{}月{}日", date.year(), date.month(), date.day())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +65,11 @@ mod tests {
     fn now_is_truncated_to_microseconds() {
         let t = now_utc();
         assert_eq!(chrono::Timelike::nanosecond(&t) % 1000, 0);
+    }
+
+    #[test]
+    fn dates_read_as_people_write_them() {
+        assert_eq!(date_ja(NaiveDate::from_ymd_opt(2026, 10, 31).unwrap()), "2026年10月31日");
+        assert_eq!(date_ja(NaiveDate::from_ymd_opt(2027, 1, 5).unwrap()), "2027年1月5日");
     }
 }

@@ -115,7 +115,8 @@ fn scenario(events: usize, backend: Backend, tls: bool) -> (f64, f64) {
     write(&mut node_conn, &nurse.id, events);
     let started = Instant::now();
     let node = TestServer::node(&node_db, &key_file, &server.base_url, "27");
-    let done = wait_for(&mut national_conn, events as i64 + 1);
+    // Her proofing and consent events come first (seq 1 and 2).
+    let done = wait_for(&mut national_conn, events as i64 + 2);
     let drain = done - started;
     let drain_rate = events as f64 / drain.as_secs_f64();
     println!(
@@ -125,7 +126,7 @@ fn scenario(events: usize, backend: Backend, tls: bool) -> (f64, f64) {
     );
 
     // (2) Streaming: written in commits of 1,000 while the node pushes.
-    let base = events as i64 + 1;
+    let base = events as i64 + 2;
     let started = Instant::now();
     let mut last_write = started;
     let mut writing = Duration::ZERO;

@@ -340,6 +340,28 @@ impl Page {
         rest[..rest.find('"').expect("closing quote")].to_string()
     }
 
+    /// The `value` of the first `<input name="…">` on the page (any attribute order).
+    pub fn input_value(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\"");
+        let start = self.body.find(&marker).unwrap_or_else(|| panic!("no {name} field in:\n{}", self.body));
+        let tag_start = self.body[..start].rfind('<').expect("a tag");
+        let tag = &self.body[tag_start..tag_start + self.body[tag_start..].find('>').expect("tag end")];
+        tag.split_once("value=\"")
+            .map_or(String::new(), |(_, rest)| rest[..rest.find('"').unwrap()].to_string())
+    }
+
+    /// The value of the selected option of `<select name="…">` (empty when none is).
+    pub fn selected(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\"");
+        let start = self.body.find(&marker).unwrap_or_else(|| panic!("no {name} select in:\n{}", self.body));
+        let select = &self.body[start..start + self.body[start..].find("</select>").expect("select end")];
+        select
+            .split("<option")
+            .find(|o| o.contains(" selected"))
+            .and_then(|o| o.split_once("value=\"").map(|(_, r)| r[..r.find('"').unwrap()].to_string()))
+            .unwrap_or_default()
+    }
+
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.set_cookies.iter().map(String::as_str).find(|c| c.starts_with(&format!("{name}=")))
     }

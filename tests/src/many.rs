@@ -78,8 +78,8 @@ pub fn run_many(backend: Backend, node_count: usize, events_per_node: usize) -> 
             wish_to_return: true,
             return_when: None,
         };
-        // The consent event counts as the first of the node's events.
-        let items = vec![(nurse.id.as_str(), &notice); events_per_node - 1];
+        // Her proofing and consent events count as the first two of the node's events.
+        let items = vec![(nurse.id.as_str(), &notice); events_per_node - 2];
         notices::file_many(&mut conn, &items, Channel::Web, None).expect("queue notices");
         nodes.push(Node { prefecture: prefecture.clone(), db, key_file });
     }
@@ -125,7 +125,7 @@ pub fn run_many(backend: Backend, node_count: usize, events_per_node: usize) -> 
         .get_result::<Count>(&mut national_conn)
         .expect("notices")
         .n;
-    assert_eq!(notices, (node_count * (events_per_node - 1)) as i64);
+    assert_eq!(notices, (node_count * (events_per_node - 2)) as i64);
 
     let retried_rounds = running.iter().map(|n| n.log().matches("sync failed").count()).sum();
     let failed_requests =
@@ -184,9 +184,12 @@ pub fn linked_nurse(
         },
     )
     .expect("nurse");
+    // Proofed at the counter, so that what the tests file may leave the node.
+    let proof = prefecture_node::proofing::Proof::at_counter("test-staff", "運転免許証").expect("document");
+    prefecture_node::proofing::complete(conn, &nurse.id, &proof).expect("proofed");
     consent::record(conn, &nurse.id, &[(ConsentScope::AddressLinkage, true)], Channel::Web, None)
         .expect("consent");
-    nurse
+    nurses::get(conn, &nurse.id).expect("read").expect("nurse")
 }
 
 async fn link(server: &TestServer, key: &NodeSigningKey, p: &Person) -> ncf_shared::AgencyCode {

@@ -181,10 +181,11 @@ fn an_unknown_agency_code_is_rejected_alone(backend: Backend) {
         },
     )
     .unwrap();
+    // 1: her proofing, queued by `opt_in`.
     let grant = [(ConsentScope::AddressLinkage, true)];
-    consent::record(&mut conn, &hanako.id, &grant, Channel::Web, None).unwrap(); // 1
-    notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap(); // 2
-    consent::record(&mut conn, &stranger.id, &grant, Channel::Web, None).unwrap(); // 3
+    consent::record(&mut conn, &hanako.id, &grant, Channel::Web, None).unwrap(); // 2
+    let proof = prefecture_node::proofing::Proof::at_counter("staff", "運転免許証").unwrap();
+    prefecture_node::proofing::complete(&mut conn, &stranger.id, &proof).unwrap(); // 3
     notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap(); // 4
     notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap(); // 5
     let stdout = push(&f, &f.osaka);
@@ -197,7 +198,7 @@ fn an_unknown_agency_code_is_rejected_alone(backend: Backend) {
         .collect();
     assert_eq!(parked, [(3, Some("unknown_agency_code"))]);
     assert!(events[2].parked_reason.as_deref().unwrap().contains("agency code"));
-    assert_eq!(national_notices(&f).len(), 3, "events 1, 2, 4 and 5 were applied");
+    assert_eq!(national_notices(&f).len(), 2, "events 1, 2, 4 and 5 were applied");
     assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE outcome = 'applied'"), 4);
     assert_eq!(prefecture_node::sync::cursor(&mut conn).unwrap(), 5);
 }
@@ -251,12 +252,13 @@ fn a_push_answer_naming_an_unsent_seq_moves_nothing(backend: Backend) {
     cmd.arg("sync");
     let (out, _, stderr) = run(cmd);
     assert!(!out.status.success());
-    assert!(stderr.contains("last_seq 1000 but the highest sequence sent was 2"), "{stderr}");
+    // Her proofing, her consent, her notice: 3 events sent.
+    assert!(stderr.contains("last_seq 1000 but the highest sequence sent was 3"), "{stderr}");
     assert_eq!(prefecture_node::sync::cursor(&mut conn).unwrap(), 0, "the cursor did not move");
     // The real national server then gets everything.
     push(&f, &f.osaka);
     assert_eq!(national_notices(&f).len(), 1);
-    assert_eq!(prefecture_node::sync::cursor(&mut conn).unwrap(), 2);
+    assert_eq!(prefecture_node::sync::cursor(&mut conn).unwrap(), 3);
 }
 both_backends!(a_push_answer_naming_an_unsent_seq_moves_nothing);
 
@@ -344,13 +346,14 @@ fn an_event_the_national_server_cannot_read_yet_is_held(backend: Backend) {
     let (mut conn, hanako) = opt_in(&f, &f.osaka, &f.cast[0]);
     consent::record(&mut conn, &hanako.id, &[(ConsentScope::AddressLinkage, true)], Channel::Web, None)
         .unwrap();
-    notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap(); // 2
+    // 1: her proofing; 2: her consent.
     notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap(); // 3
-    // Event 2 as a newer node would write it: a version this national server does not read yet.
-    diesel::sql_query("UPDATE outbox SET version = 9 WHERE seq = 2").execute(&mut conn).unwrap();
+    notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap(); // 4
+    // Event 3 as a newer node would write it: a version this national server does not read yet.
+    diesel::sql_query("UPDATE outbox SET version = 9 WHERE seq = 3").execute(&mut conn).unwrap();
     let stdout = push(&f, &f.osaka);
-    assert!(stdout.contains("3 event(s) acknowledged, 0 parked"), "{stdout}");
-    assert_eq!(national_notices(&f).len(), 1, "event 3 applied behind the held one");
+    assert!(stdout.contains("4 event(s) acknowledged, 0 parked"), "{stdout}");
+    assert_eq!(national_notices(&f).len(), 1, "event 4 applied behind the held one");
     assert_eq!(
         count(
             &f.national_db,
@@ -361,7 +364,7 @@ fn an_event_the_national_server_cannot_read_yet_is_held(backend: Backend) {
 
     // The upgrade: this build stands in for code that reads version 9 by reading the stored event
     // at a version it knows; the server applies it when it starts.
-    diesel::sql_query("UPDATE pushed_events SET version = 1 WHERE seq = 2")
+    diesel::sql_query("UPDATE pushed_events SET version = 1 WHERE seq = 3")
         .execute(&mut f.national_db.connect())
         .unwrap();
     f.server.kill9();
@@ -376,7 +379,7 @@ fn an_event_the_national_server_cannot_read_yet_is_held(backend: Backend) {
         f.server.log()
     );
     assert_eq!(national_notices(&f).len(), 2, "the held notice is applied once");
-    assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE outcome = 'applied'"), 3);
+    assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE outcome = 'applied'"), 4);
     assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE payload IS NOT NULL"), 0);
     f.server.kill9();
     f.server = TestServer::national(&f.national_db);
@@ -388,25 +391,25 @@ fn her_withdrawal_drops_what_the_national_server_holds_unread(backend: Backend) 
     let mut f = federation(backend);
     let (mut conn, hanako) = opt_in(&f, &f.osaka, &f.cast[0]);
     let linkage = |granted| [(ConsentScope::AddressLinkage, granted)];
-    consent::record(&mut conn, &hanako.id, &linkage(true), Channel::Web, None).unwrap(); // 1
-    notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap(); // 2, unread there
-    diesel::sql_query("UPDATE outbox SET version = 9 WHERE seq = 2").execute(&mut conn).unwrap();
+    consent::record(&mut conn, &hanako.id, &linkage(true), Channel::Web, None).unwrap(); // 2 (1: her proofing)
+    notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap(); // 3, unread there
+    diesel::sql_query("UPDATE outbox SET version = 9 WHERE seq = 3").execute(&mut conn).unwrap();
     push(&f, &f.osaka);
     assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE outcome = 'held'"), 1);
 
     // She withdraws, then gives it again: what was held for her before is gone for good.
-    consent::record(&mut conn, &hanako.id, &linkage(false), Channel::Web, None).unwrap(); // 3
-    consent::record(&mut conn, &hanako.id, &linkage(true), Channel::Web, None).unwrap(); // 4
+    consent::record(&mut conn, &hanako.id, &linkage(false), Channel::Web, None).unwrap(); // 4
+    consent::record(&mut conn, &hanako.id, &linkage(true), Channel::Web, None).unwrap(); // 5
     push(&f, &f.osaka);
     assert_eq!(
         count(
             &f.national_db,
-            "SELECT COUNT(*) AS n FROM pushed_events WHERE seq = 2 AND outcome = 'rejected' AND reject_code = 'not_covered' AND payload IS NULL"
+            "SELECT COUNT(*) AS n FROM pushed_events WHERE seq = 3 AND outcome = 'rejected' AND reject_code = 'not_covered' AND payload IS NULL"
         ),
         1
     );
     // Even a server that could read it now never applies it.
-    diesel::sql_query("UPDATE pushed_events SET version = 1 WHERE seq = 2")
+    diesel::sql_query("UPDATE pushed_events SET version = 1 WHERE seq = 3")
         .execute(&mut f.national_db.connect())
         .unwrap();
     f.server.kill9();
@@ -414,9 +417,9 @@ fn her_withdrawal_drops_what_the_national_server_holds_unread(backend: Backend) 
     assert!(national_notices(&f).is_empty());
 
     // In one push too: a held event and the withdrawal after it.
-    notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap(); // 5
-    diesel::sql_query("UPDATE outbox SET version = 9 WHERE seq = 5").execute(&mut conn).unwrap();
-    consent::record(&mut conn, &hanako.id, &linkage(false), Channel::Web, None).unwrap(); // 6
+    notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap(); // 6
+    diesel::sql_query("UPDATE outbox SET version = 9 WHERE seq = 6").execute(&mut conn).unwrap();
+    consent::record(&mut conn, &hanako.id, &linkage(false), Channel::Web, None).unwrap(); // 7
     push(&f, &f.osaka);
     assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE outcome = 'held'"), 0);
     assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE payload IS NOT NULL"), 0);

@@ -1,5 +1,6 @@
 //! `POST /federation/v1/identity-link` over real HTTP against a `national-server serve` process.
 
+use diesel::prelude::*;
 use ncf_shared::federation::{self, NodeSigningKey};
 use ncf_tests::{
     Backend, Person, REGISTRY_HEADER, RESIDENTS_HEADER, TestDb, TestServer, block_on, both_backends,
@@ -170,46 +171,72 @@ fn concurrent_links_of_one_person_give_one_row_and_an_intact_chain(backend: Back
 }
 both_backends!(concurrent_links_of_one_person_give_one_row_and_an_intact_chain);
 
-fn each_mismatch_is_named_and_nothing_else_is_said(backend: Backend) {
+fn public_answers_say_no_match_and_staff_lookups_name_the_fields(backend: Backend) {
     let f = fixture(backend);
     block_on(async {
         let base = claims(&f.cast[0]);
-        // (field, value sent, field named in the answer)
-        let cases: Vec<(&str, Value, &str)> = vec![
-            ("family_name", json!("田中"), "family_name"),
-            ("given_name", json!("一郎"), "given_name"),
-            ("family_name_kana", json!("タナカ"), "family_name_kana"),
-            ("given_name_kana", json!("イチロウ"), "given_name_kana"),
-            ("birth_date", json!("1985-04-02"), "birth_date"),
-            ("registration_number", json!("7654321"), "registration_number"),
-            ("qualification", json!("04"), "registration_number"),
+        // A public request learns match or no match, whatever differed.
+        let cases: Vec<(&str, Value)> = vec![
+            ("family_name", json!("田中")),
+            ("given_name", json!("一郎")),
+            ("family_name_kana", json!("タナカ")),
+            ("given_name_kana", json!("イチロウ")),
+            ("birth_date", json!("1985-04-02")),
+            ("registration_number", json!("7654321")),
+            ("qualification", json!("04")),
         ];
-        for (field, value, named) in cases {
+        let mut answers = Vec::new();
+        for (field, value) in cases {
             let mut body = base.clone();
             body[field] = value;
             let (status, answer) = link(&f.server, &f.osaka, &body).await;
-            assert_eq!(status, 422, "{field}: {answer}");
-            assert_eq!(answer["error"], "claims_mismatch");
-            assert_eq!(answer["mismatched"], json!([named]), "{field}: {answer}");
-            // The registry's own value of the wrong claim is never revealed.
-            let registered = base[field].as_str().unwrap();
-            assert!(!answer.to_string().contains(registered), "{field}: {answer}");
+            assert_eq!((status, answer["error"].as_str()), (422, Some("no_match")), "{field}: {answer}");
+            assert!(answer.get("mismatched").is_none(), "{field}: {answer}");
+            answers.push(answer);
         }
-        // Two wrong claims: both named.
-        let mut body = base.clone();
+        assert!(answers.windows(2).all(|w| w[0] == w[1]), "one answer for every mismatch: {answers:?}");
+        // Lapsed and deceased answer the same as a mismatch.
+        for person in [&f.cast[2], &f.cast[3]] {
+            let (status, answer) = link(&f.server, &f.osaka, &claims(person)).await;
+            assert_eq!((status, &answer), (422, &answers[0]), "{answer}");
+        }
+        // Five failures for her licence: now even the right claims are refused for 24 hours.
+        let (status, answer) = link(&f.server, &f.osaka, &base).await;
+        assert_eq!((status, answer["error"].as_str()), (429, Some("attempts_exhausted")), "{answer}");
+
+        // Staff at the counter, her certificate in hand, see which fields differ; each lookup is
+        // recorded with the staff id.
+        let mut staff = claims(&f.cast[1]);
+        staff["staff_lookup"] = json!("staff-0001");
+        let mut body = staff.clone();
         body["given_name"] = json!("一郎");
+        let (status, answer) = link(&f.server, &f.osaka, &body).await;
+        assert_eq!((status, answer["error"].as_str()), (422, Some("claims_mismatch")), "{answer}");
+        assert_eq!(answer["mismatched"], json!(["given_name"]));
+        let registered = staff["given_name"].as_str().unwrap();
+        assert!(!answer.to_string().contains(registered), "the registry's value is never revealed: {answer}");
         body["birth_date"] = json!("1990-01-01");
         let (status, answer) = link(&f.server, &f.osaka, &body).await;
         assert_eq!((status, answer["mismatched"].clone()), (422, json!(["given_name", "birth_date"])));
-
-        // Matching claims of a licence that is not active, or of a person who died.
         for person in [&f.cast[2], &f.cast[3]] {
-            let (status, answer) = link(&f.server, &f.osaka, &claims(person)).await;
+            let mut body = claims(person);
+            body["staff_lookup"] = json!("staff-0001");
+            let (status, answer) = link(&f.server, &f.osaka, &body).await;
             assert_eq!((status, answer["error"].as_str()), (422, Some("licence_not_active")), "{answer}");
         }
     });
+    let mut conn = f.db.connect();
+    #[derive(QueryableByName)]
+    struct Lookup {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        staff_id: String,
+    }
+    let lookups: Vec<Lookup> =
+        diesel::sql_query("SELECT staff_id FROM staff_lookups").load(&mut conn).unwrap();
+    assert_eq!(lookups.len(), 4);
+    assert!(lookups.iter().all(|l| l.staff_id == "staff-0001"));
 }
-both_backends!(each_mismatch_is_named_and_nothing_else_is_said);
+both_backends!(public_answers_say_no_match_and_staff_lookups_name_the_fields);
 
 fn unsigned_forged_stale_and_replayed_requests_are_refused(backend: Backend) {
     let f = fixture(backend);

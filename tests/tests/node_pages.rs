@@ -68,7 +68,14 @@ struct Given {
 
 fn a_nurse_opts_in_on_the_page(backend: Backend) {
     let f = federation(backend);
-    let node = TestServer::node(&f.osaka.db, &f.osaka.key_file, &f.server.base_url, "27");
+    let smtp = ncf_tests::SmtpReceiver::start();
+    let node = TestServer::node_with(
+        &f.osaka.db,
+        &f.osaka.key_file,
+        &f.server.base_url,
+        "27",
+        &["--smtp-url", &smtp.url, "--mail-from", "大阪府ナースセンター <nc27@example.jp>"],
+    );
     let p = f.cast[0].clone();
     block_on(async {
         let (token, form) = get_form(&node).await;
@@ -86,13 +93,24 @@ fn a_nurse_opts_in_on_the_page(backend: Backend) {
             form.body.contains(prefecture_node::consent::text_ja(ncf_shared::ConsentScope::AddressLinkage))
         );
 
-        // Wrong birth date: explained in plain words, her input kept, nothing stored.
+        // E-mail first: the form answers the same whatever licence was typed, and mails a link.
         let page = post_form(&node, &token, &fields(&p, &token, "1985-04-02")).await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("確認メールを送りました") && page.body.contains("hanako@example.jp"));
+        // Wrong birth date, found once the link is opened: one answer that names no field (the
+        // page must not read the registry for whoever types), with what to check; nothing stored.
+        let browser = ncf_tests::Browser::new(&node);
+        let page = confirm_by_mail(&browser, &smtp, &node, "hanako@example.jp").await;
         assert_eq!(page.status, 422);
-        assert!(page.body.contains("一致しなかった項目: 生年月日"), "{}", page.body);
-        assert!(page.body.contains("生年月日が資格の登録内容と一致しません"));
-        assert!(page.body.contains(&format!("value=\"{}\"", p.registration_number)), "input kept");
-        assert!(page.body.contains("value=\"hanako@example.jp\""));
+        assert!(page.body.contains("登録内容と照合できませんでした"), "{}", page.body);
+        assert!(page.body.contains("免許証（免許の証書）の記載どおりに"));
+        assert!(!page.body.contains("生年月日が"), "no field is named");
+        // She corrects the date on the page the link opened (no new mail needed).
+        let at = page.body.find("/opt-in/confirm?token=").expect("a way back to the details");
+        let retry = page.body[at..at + page.body[at..].find('"').unwrap()].to_string();
+        assert!(retry.starts_with("/opt-in/confirm?token="), "{retry}");
+        let again = browser.get(&retry).await;
+        assert_eq!(again.input_value("birth_date"), "1985-04-02", "what she typed is shown again");
 
         // Field mistakes are caught before asking the national server.
         let mut bad = fields(&p, &token, "1985/13/01");
@@ -141,22 +159,36 @@ fn a_nurse_opts_in_on_the_page(backend: Backend) {
         let mut typed = fields(&p, &token, p.birth_date);
         typed[2] = ("registration_number", &wide_number);
         typed[5] = ("family_name_kana", &hiragana_family);
+        typed[8] = ("email", "hanako2@example.jp");
         let page = post_form(&node, &token, &typed).await;
         assert_eq!(page.status, 200, "{}", page.body);
-        assert!(page.body.contains("登録が完了しました"));
-        assert!(page.body.contains("住所情報の連携") && page.body.contains("求人情報のお知らせ"));
+        let browser = ncf_tests::Browser::new(&node);
+        let page = confirm_by_mail(&browser, &smtp, &node, "hanako2@example.jp").await;
+        assert_eq!(page.location.as_deref(), Some("/me?done=registered"), "{}", page.body);
+        let me = browser.get("/me?done=registered").await;
+        assert!(
+            me.body.contains("登録が完了しました") && me.body.contains("本人確認が済んでいません"),
+            "{}",
+            me.body
+        );
 
-        // Licence details alone cannot change a registered nurse's e-mail or consents.
+        // Someone else with her licence details registers beside her, not over her: the page
+        // never says the licence is registered, and neither registration shares anything yet.
         let mut again = fields(&p, &token, p.birth_date);
         again[8] = ("email", "someone.else@example.jp");
         again.push(("share_with_residence_prefecture", "on"));
         let page = post_form(&node, &token, &again).await;
-        assert_eq!(page.status, 409, "{}", page.body);
-        assert!(page.body.contains("すでに登録されています") && page.body.contains("h***@example.jp"));
+        assert_eq!(page.status, 200, "{}", page.body);
+        let page =
+            confirm_by_mail(&ncf_tests::Browser::new(&node), &smtp, &node, "someone.else@example.jp").await;
+        assert_eq!(page.location.as_deref(), Some("/me?done=registered"), "{}", page.body);
     });
     let mut conn = f.osaka.db.connect();
-    let given: Vec<Given> =
-        diesel::sql_query("SELECT scope, channel FROM consents ORDER BY scope").load(&mut conn).unwrap();
+    let given: Vec<Given> = diesel::sql_query(
+        "SELECT c.scope, c.channel FROM consents c JOIN nurses n ON n.id = c.nurse_id WHERE n.email = 'hanako2@example.jp' ORDER BY c.scope",
+    )
+    .load(&mut conn)
+    .unwrap();
     assert_eq!(
         given,
         [
@@ -164,9 +196,19 @@ fn a_nurse_opts_in_on_the_page(backend: Backend) {
             Given { scope: "job_support".into(), channel: "web".into() },
         ]
     );
+    assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM nurses"), 2);
+    assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM outbox"), 0, "nothing leaves before proofing");
+    // Proofed at the counter: her consents reach the national server through the running node,
+    // and the other registration for her licence is removed.
+    let hanako: String = prefecture_node::schema::nurses::table
+        .filter(prefecture_node::schema::nurses::email.eq("hanako2@example.jp"))
+        .select(prefecture_node::schema::nurses::id)
+        .first(&mut conn)
+        .unwrap();
+    let proof = prefecture_node::proofing::Proof::at_counter("staff-1", "運転免許証").unwrap();
+    let done = prefecture_node::proofing::complete(&mut conn, &hanako, &proof).unwrap();
+    assert_eq!(done.removed_addresses, ["someone.else@example.jp"]);
     assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM nurses"), 1);
-    assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM nurses WHERE email = 'hanako@example.jp'"), 1);
-    // Her consents reach the national server through the running node.
     assert!(ncf_tests::eventually(std::time::Duration::from_secs(20), || {
         count(&f.national_db, "SELECT COUNT(*) AS n FROM nurse_consents WHERE prefecture = '27'") == 2
     }));

@@ -19,7 +19,7 @@ fn node_db(backend: Backend) -> (TestDb, DbConn) {
 
 fn nurse(conn: &mut DbConn, n: u8) -> Nurse {
     let code = AgencyCode::parse(&format!("{}{}", "A".repeat(51), char::from(b'A' + n))).expect("code shape");
-    nurses::register(
+    let nurse = nurses::register(
         conn,
         NewNurse {
             agency_code: code,
@@ -35,7 +35,12 @@ fn nurse(conn: &mut DbConn, n: u8) -> Nurse {
             max_distance_km: 20,
         },
     )
-    .expect("register nurse")
+    .expect("register nurse");
+    // Proofed at the counter: before that nothing about her is queued at all (seq 1 is her
+    // proofing; `notices_wait_for_proofing` shows the unproofed case).
+    let proof = prefecture_node::proofing::Proof::at_counter("staff-1", "運転免許証").unwrap();
+    prefecture_node::proofing::complete(conn, &nurse.id, &proof).expect("proofed");
+    nurses::get(conn, &nurse.id).unwrap().unwrap()
 }
 
 fn separation() -> NoticeBody {
@@ -64,10 +69,10 @@ fn notices_leave_only_under_address_linkage(backend: Backend) {
     let (_db, mut conn) = node_db(backend);
     let hanako = nurse(&mut conn, 1);
 
-    // No consent yet: the notice is kept, nothing is queued.
+    // No consent yet: the notice is kept, nothing is queued but her proofing.
     let filed = notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap();
     assert_eq!(filed.outbox_seq, None);
-    assert!(outbox_kinds(&mut conn).is_empty());
+    assert_eq!(outbox_kinds(&mut conn), [(1, "identity_proofed".to_string())]);
 
     // Consents: one record and one event per real change.
     let written = consent::record(
@@ -87,7 +92,7 @@ fn notices_leave_only_under_address_linkage(backend: Backend) {
     assert_eq!(written[0].text_sha256, consent::text_sha256(ConsentScope::AddressLinkage));
 
     let filed = notices::file(&mut conn, &hanako.id, &employed(), Channel::Paper, Some("staff-1")).unwrap();
-    assert_eq!(filed.outbox_seq, Some(3));
+    assert_eq!(filed.outbox_seq, Some(4));
 
     // Withdrawal travels (the national server must delete), later notices do not.
     let withdrawn =
@@ -99,15 +104,16 @@ fn notices_leave_only_under_address_linkage(backend: Backend) {
     assert_eq!(
         outbox_kinds(&mut conn),
         [
-            (1, "consent_changed".to_string()),
+            (1, "identity_proofed".to_string()),
             (2, "consent_changed".to_string()),
-            (3, "notice_filed".to_string()),
-            (4, "consent_changed".to_string()),
+            (3, "consent_changed".to_string()),
+            (4, "notice_filed".to_string()),
+            (5, "consent_changed".to_string()),
         ]
     );
 
     // What left carries her agency code and the notice, never her name.
-    let events = outbox::after(&mut conn, 2, 10).unwrap();
+    let events = outbox::after(&mut conn, 3, 10).unwrap();
     let notice_event: serde_json::Value = serde_json::from_str(&events[0].payload).unwrap();
     assert_eq!(notice_event["agency_code"], hanako.agency_code);
     assert_eq!(notice_event["notice"]["kind"], "employment_status");
@@ -181,13 +187,13 @@ fn outbox_sequence_has_no_gaps(backend: Backend) {
             prefecture_node::error::NodeError::Database(e) => e,
             _ => diesel::result::Error::RollbackTransaction,
         })?;
-        assert_eq!(filed.outbox_seq, Some(2));
+        assert_eq!(filed.outbox_seq, Some(3));
         Err(diesel::result::Error::RollbackTransaction)
     });
     assert!(rolled_back.is_err());
     assert_eq!(
         notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap().outbox_seq,
-        Some(2)
+        Some(3)
     );
 
     // Writers on separate connections at once: every number used exactly once.
@@ -206,9 +212,67 @@ fn outbox_sequence_has_no_gaps(backend: Backend) {
         }
     });
     let seqs: Vec<i64> = outbox::after(&mut conn, 0, 1000).unwrap().iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (1..=62).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=63).collect::<Vec<_>>());
     let mut count_conn = db.connect();
     let notices: i64 = prefecture_node::schema::notices::table.count().get_result(&mut count_conn).unwrap();
     assert_eq!(notices, 61);
 }
 both_backends!(outbox_sequence_has_no_gaps);
+
+fn notices_wait_for_proofing(backend: Backend) {
+    let (_db, mut conn) = node_db(backend);
+    let code = AgencyCode::parse(&"B".repeat(52)).unwrap();
+    let unproofed = nurses::register(
+        &mut conn,
+        NewNurse {
+            agency_code: code,
+            qualification: "03".into(),
+            registration_number: "2000100".into(),
+            family_name: "山田".into(),
+            given_name: "花子".into(),
+            family_name_kana: "ヤマダ".into(),
+            given_name_kana: "ハナコ".into(),
+            birth_date: chrono::NaiveDate::from_ymd_opt(1985, 4, 1).unwrap(),
+            email: "unproofed@example.jp".into(),
+            phone: Some("090-1234-5678".into()),
+            max_distance_km: 20,
+        },
+    )
+    .unwrap();
+    let all: Vec<(ConsentScope, bool)> = ConsentScope::ALL.into_iter().map(|s| (s, true)).collect();
+    let written = consent::record(&mut conn, &unproofed.id, &all, Channel::Web, None).unwrap();
+    assert_eq!(written.len(), 4, "her decisions are kept");
+    assert!(written.iter().all(|r| r.proofing == "none"));
+    let filed = notices::file(&mut conn, &unproofed.id, &separation(), Channel::Web, None).unwrap();
+    assert_eq!((filed.outbox_seq, filed.notice.proofing.as_str()), (None, "none"));
+    assert!(outbox_kinds(&mut conn).is_empty(), "nothing about her is queued before she is proofed");
+
+    // Proofed: her proofing first, then her decisions, her notice and her contact, in order.
+    let proof = prefecture_node::proofing::Proof::at_counter("staff-9", "パスポート").unwrap();
+    let done = prefecture_node::proofing::complete(&mut conn, &unproofed.id, &proof).unwrap();
+    assert_eq!(done.queued, 7);
+    let kinds: Vec<String> = outbox_kinds(&mut conn).into_iter().map(|(_, k)| k).collect();
+    assert_eq!(
+        kinds,
+        [
+            "identity_proofed",
+            "consent_changed",
+            "consent_changed",
+            "consent_changed",
+            "consent_changed",
+            "notice_filed",
+            "contact_changed"
+        ]
+    );
+    let nurse = nurses::get(&mut conn, &unproofed.id).unwrap().unwrap();
+    assert_eq!(
+        (nurse.proofing_method.as_deref(), nurse.proofed_by.as_deref(), nurse.proofing_document.as_deref()),
+        (Some("counter"), Some("staff-9"), Some("パスポート"))
+    );
+    let later = notices::file(&mut conn, &unproofed.id, &separation(), Channel::Web, None).unwrap();
+    assert_eq!((later.outbox_seq, later.notice.proofing.as_str()), (Some(8), "counter"));
+    // Proofing again changes nothing; an unknown document is refused.
+    assert!(prefecture_node::proofing::complete(&mut conn, &unproofed.id, &proof).unwrap().already);
+    assert!(prefecture_node::proofing::Proof::at_counter("staff-9", "名刺").is_err());
+}
+both_backends!(notices_wait_for_proofing);

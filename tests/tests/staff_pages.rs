@@ -452,3 +452,75 @@ fn api_tokens_for_scripts(backend: Backend) {
     });
 }
 both_backends!(api_tokens_for_scripts);
+
+fn staff_prove_a_nurse_at_the_counter_and_see_which_details_differ(backend: Backend) {
+    let f = federation(backend);
+    let staff_id = add_staff(&f.osaka, "tanaka");
+    let smtp = ncf_tests::SmtpReceiver::start();
+    let node = TestServer::node_with(
+        &f.osaka.db,
+        &f.osaka.key_file,
+        &f.server.base_url,
+        "27",
+        &["--smtp-url", &smtp.url, "--mail-from", "大阪府ナースセンター <nc27@example.jp>"],
+    );
+    let p = f.cast[1].clone();
+    block_on(async {
+        // She registered online; she is not proofed, so nothing about her has left the node.
+        let nurse = Browser::new(&node);
+        apply_on_page(&nurse, &p, p.birth_date, "misaki@example.jp").await;
+        let page = confirm_by_mail(&nurse, &smtp, &node, "misaki@example.jp").await;
+        assert_eq!(page.location.as_deref(), Some("/me?done=registered"));
+        let nurse_id: String = {
+            use diesel::prelude::*;
+            prefecture_node::schema::nurses::table
+                .select(prefecture_node::schema::nurses::id)
+                .first(&mut f.osaka.db.connect())
+                .unwrap()
+        };
+
+        let browser = Browser::new(&node);
+        assert_eq!(sign_in(&browser, "tanaka", PASSWORD).await.status, 303);
+        let csrf = session_csrf(&browser).await;
+
+        // The counter lookup names the detail that differs (the public page never does).
+        let lookup = [
+            ("csrf", csrf.as_str()),
+            ("qualification", p.qualification),
+            ("registration_number", p.registration_number.as_str()),
+            ("family_name", p.family_name.as_str()),
+            ("given_name", p.given_name.as_str()),
+            ("family_name_kana", p.family_name_kana.as_str()),
+            ("given_name_kana", p.given_name_kana.as_str()),
+            ("birth_date", "1970-01-01"),
+        ];
+        let page = browser.post("/staff/lookup", &lookup).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("一致しない項目: 生年月日"), "{}", page.body);
+
+        // Proofed at the counter: a photo ID must be named and the certificate ticked.
+        let detail = format!("/staff/nurses/{nurse_id}");
+        let page = browser.get(&detail).await;
+        assert!(page.body.contains("未確認"), "{}", page.body);
+        let action = format!("{detail}/proofing");
+        let page = browser.post(&action, &[("csrf", csrf.as_str()), ("document", "運転免許証")]).await;
+        assert_eq!(page.status, 422);
+        assert!(page.body.contains("看護職免許証の原本を確認したことにチェックを入れ"), "{}", page.body);
+        let page = browser
+            .post(&action, &[("csrf", csrf.as_str()), ("document", "運転免許証"), ("licence_checked", "on")])
+            .await;
+        assert_eq!(page.location.as_deref(), Some(format!("{detail}?done=proofed").as_str()));
+        let page = browser.get(&format!("{detail}?done=proofed")).await;
+        assert!(page.body.contains("済み：窓口での確認（運転免許証、"), "{}", page.body);
+        // Now her consents reach the national server; her page says how she was proofed.
+        assert!(eventually(Duration::from_secs(20), || {
+            count(&f.national_db, "SELECT COUNT(*) AS n FROM nurse_consents WHERE prefecture = '27'") == 3
+        }));
+        let me = nurse.get("/me").await;
+        assert!(me.body.contains("本人確認は済んでいます：窓口での確認"), "{}", me.body);
+    });
+    let mut conn = f.osaka.db.connect();
+    let nurse = prefecture_node::nurses::search(&mut conn, "", 10, 0).unwrap().0.remove(0);
+    assert_eq!(nurse.proofed_by.as_deref(), Some(staff_id.as_str()), "recorded with the staff id");
+}
+both_backends!(staff_prove_a_nurse_at_the_counter_and_see_which_details_differ);

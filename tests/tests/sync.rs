@@ -31,8 +31,9 @@ fn opted_in_nurse_reaches_the_national_server_as_her_consent_allows(backend: Bac
     notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap();
 
     let stdout = push(&f, &f.osaka);
-    assert!(stdout.contains("3 event(s) acknowledged, 0 parked"), "{stdout}");
-    assert_eq!(prefecture_node::sync::cursor(&mut conn).unwrap(), 3);
+    // Her proofing (queued when she was proofed at the counter), two consents, one notice.
+    assert!(stdout.contains("4 event(s) acknowledged, 0 parked"), "{stdout}");
+    assert_eq!(prefecture_node::sync::cursor(&mut conn).unwrap(), 4);
 
     let consents = national_consents(&f, &hanako.agency_code);
     assert_eq!(
@@ -59,9 +60,9 @@ fn opted_in_nurse_reaches_the_national_server_as_her_consent_allows(backend: Bac
     let (_, at_kyoto) = opt_in(&f, &f.kyoto, &f.cast[0]);
     assert_ne!(at_kyoto.agency_code, hanako.agency_code);
 
-    // Every provision is recorded: two identity links and three pushed events; the chain holds.
+    // Every provision is recorded: two identity links and four pushed events; the chain holds.
     let entries = count(&f.national_db, "SELECT COUNT(*) AS n FROM provisions");
-    assert_eq!(entries, 5);
+    assert_eq!(entries, 6);
     let (answer_status, entries_for_her) = block_on(signed_post(
         &f,
         &f.osaka.key,
@@ -73,13 +74,19 @@ fn opted_in_nurse_reaches_the_national_server_as_her_consent_allows(backend: Bac
         entries_for_her.as_array().unwrap().iter().map(|e| e["purpose"].as_str().unwrap()).collect();
     assert_eq!(
         purposes,
-        ["identity_link", "consent_record", "consent_record", "latent_nurse_identification"]
+        [
+            "identity_link",
+            "identity_proofing",
+            "consent_record",
+            "consent_record",
+            "latent_nurse_identification"
+        ]
     );
     let mut cmd = national(&f.national_db);
     cmd.args(["audit", "verify"]);
     let (out, stdout, stderr) = run(cmd);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("5 entries verified"), "{stdout}");
+    assert!(stdout.contains("6 entries verified"), "{stdout}");
 }
 both_backends!(opted_in_nurse_reaches_the_national_server_as_her_consent_allows);
 
@@ -121,7 +128,7 @@ fn the_running_node_pushes_by_itself(backend: Backend) {
         "the node's sync delivered the notice: {}",
         node_server.log()
     );
-    assert!(eventually(Duration::from_secs(5), || prefecture_node::sync::cursor(&mut conn).unwrap() == 2));
+    assert!(eventually(Duration::from_secs(5), || prefecture_node::sync::cursor(&mut conn).unwrap() == 3));
 }
 both_backends!(the_running_node_pushes_by_itself);
 
@@ -133,7 +140,7 @@ fn forged_replayed_duplicate_and_foreign_pushes_change_nothing(backend: Backend)
     let filed = notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap();
     let events: Vec<Envelope> =
         outbox::after(&mut conn, 0, 10).unwrap().iter().map(|e| e.envelope().unwrap()).collect();
-    assert_eq!(filed.outbox_seq, Some(2));
+    assert_eq!(filed.outbox_seq, Some(3), "after her proofing and her consent");
     let body = serde_json::to_vec(&PushRequest { events: events.clone() }).unwrap();
     let path = "/federation/v1/push";
     block_on(async {
@@ -142,7 +149,7 @@ fn forged_replayed_duplicate_and_foreign_pushes_change_nothing(backend: Backend)
         assert_eq!(status, 200, "{answer}");
         let codes: Vec<&str> =
             answer["rejected"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();
-        assert_eq!(codes, ["unknown_agency_code", "unknown_agency_code"], "{answer}");
+        assert_eq!(codes, ["unknown_agency_code"; 3], "{answer}");
         assert!(national_notices(&f).is_empty());
         // An unknown key: refused.
         let (status, _) = signed_post(&f, &NodeSigningKey::generate(), path, &body).await;
@@ -158,9 +165,9 @@ fn forged_replayed_duplicate_and_foreign_pushes_change_nothing(backend: Backend)
 
         // The real push, then the same events again (a retry after a lost answer): applied once.
         let (status, answer) = signed_post(&f, &f.osaka.key, path, &body).await;
-        assert_eq!((status, answer["last_seq"].as_i64()), (200, Some(2)), "{answer}");
+        assert_eq!((status, answer["last_seq"].as_i64()), (200, Some(3)), "{answer}");
         let (status, answer) = signed_post(&f, &f.osaka.key, path, &body).await;
-        assert_eq!((status, answer["last_seq"].as_i64()), (200, Some(2)));
+        assert_eq!((status, answer["last_seq"].as_i64()), (200, Some(3)));
 
         // The very same signed request replayed: refused.
         let headers = f.osaka.key.sign_now("POST", path, &body);
@@ -175,7 +182,7 @@ fn forged_replayed_duplicate_and_foreign_pushes_change_nothing(backend: Backend)
         assert_eq!(send().await.unwrap().status().as_u16(), 409);
     });
     assert_eq!(national_notices(&f).len(), 1);
-    assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE prefecture = '27'"), 2);
+    assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE prefecture = '27'"), 3);
     assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM nurse_consents"), 1);
 }
 both_backends!(forged_replayed_duplicate_and_foreign_pushes_change_nothing);
@@ -183,16 +190,16 @@ both_backends!(forged_replayed_duplicate_and_foreign_pushes_change_nothing);
 fn a_permanently_bad_event_is_parked_and_the_rest_flow(backend: Backend) {
     let f = federation(backend);
     let (mut conn, hanako) = opt_in(&f, &f.osaka, &f.cast[0]);
-    // An event no national server can apply (as if written by a newer node version).
+    // After her proofing (seq 1), an event no national server can apply (as if written by a newer node version).
     diesel::sql_query(
-        "INSERT INTO outbox (seq, event_id, kind, nurse_id, payload, created_at) VALUES (1, 'e-1', 'consent_changed', $1, $2, $3)",
+        "INSERT INTO outbox (seq, event_id, kind, nurse_id, payload, created_at) VALUES (2, 'e-1', 'consent_changed', $1, $2, $3)",
     )
     .bind::<Text, _>(&hanako.id)
     .bind::<Text, _>(json!({"agency_code": hanako.agency_code, "scope": "everything", "granted": true, "version": 1, "text_version": "x", "text_sha256": "x", "recorded_at": "2026-11-26T00:00:00Z"}).to_string())
     .bind::<diesel::sql_types::Timestamp, _>(ncf_shared::time::now_utc())
     .execute(&mut conn)
     .unwrap();
-    diesel::sql_query("UPDATE sequences SET last_value = 1 WHERE name = 'outbox'")
+    diesel::sql_query("UPDATE sequences SET last_value = 2 WHERE name = 'outbox'")
         .execute(&mut conn)
         .unwrap();
     consent::record(&mut conn, &hanako.id, &[(ConsentScope::AddressLinkage, true)], Channel::Web, None)
@@ -200,8 +207,8 @@ fn a_permanently_bad_event_is_parked_and_the_rest_flow(backend: Backend) {
     notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap();
 
     let stdout = push(&f, &f.osaka);
-    assert!(stdout.contains("3 event(s) acknowledged, 1 parked"), "{stdout}");
-    let parked = outbox::after(&mut conn, 0, 10).unwrap();
+    assert!(stdout.contains("4 event(s) acknowledged, 1 parked"), "{stdout}");
+    let parked = outbox::after(&mut conn, 1, 10).unwrap();
     assert_eq!(parked[0].parked_code.as_deref(), Some("malformed"));
     let reason = parked[0].parked_reason.as_deref().unwrap();
     assert!(reason.contains("unknown variant") && !reason.contains("everything"), "{reason}");

@@ -317,3 +317,29 @@ async fn not_found(state: web::Data<WebState>) -> HttpResponse {
         ("/opt-in", "登録ページへ"),
     )
 }
+
+/// Tells the addresses of registrations removed because another registration for the same licence
+/// proved who she is (best effort: the removal stands whether or not the mail goes out).
+pub(crate) async fn tell_removed_registrations(state: &WebState, addresses: &[String]) {
+    for address in addresses {
+        let body = format!(
+            "{}です。\n\nこのメールアドレスで申し込まれた看護職の登録は、同じ免許の方が本人確認を済ませたため、削除しました。\nこの登録に心当たりがない場合、対応は不要です。ご本人の場合は、センターにご相談ください。\n",
+            state.center()
+        );
+        if let Err(e) = state.mailer.send(address, "【ナースセンター】登録を削除しました", body).await
+        {
+            tracing::warn!(error = %e, "cannot tell a removed registration");
+        }
+    }
+}
+
+/// Sends a mail without holding up the answer: the page a person sees must not depend on whether
+/// (or how slowly) a mail went out, or its timing would tell which addresses are registered.
+pub(crate) fn send_in_background(state: &WebState, to: String, subject: String, body: String) {
+    let mailer = state.mailer.clone();
+    actix_web::rt::spawn(async move {
+        if let Err(e) = mailer.send(&to, &subject, body).await {
+            tracing::warn!(error = %e, "mail not sent");
+        }
+    });
+}

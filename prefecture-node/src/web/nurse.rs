@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use ncf_shared::contract::NodeToNational;
+use ncf_shared::federation::{CodeCheckResponse, LetterResponse};
 use ncf_shared::{ConsentScope, NoticeKind};
 use serde::Deserialize;
 
@@ -27,6 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/sign-out").post(sign_out))
         .service(web::resource("/me").get(home))
         .service(web::resource("/me/consents").post(change_consent))
+        .service(web::resource("/me/proofing/letter").post(request_letter))
+        .service(web::resource("/me/proofing/code").post(submit_code))
         .service(web::resource("/me/notices/{kind}").get(notice_form).post(notice_submit));
 }
 
@@ -236,6 +239,12 @@ struct HomePage {
     provisions: Option<Vec<ProvisionView>>,
     kinds: Vec<(&'static str, &'static str)>,
     flash: String,
+    /// How and when she proved who she is, e.g. 「郵送の確認コード（2026年12月1日）」; empty until then.
+    proofed: String,
+    /// When she asked for her latest letter (empty: none asked for).
+    letter_requested: String,
+    /// A message about her last proofing step (wrong code, no address...).
+    proofing_note: String,
 }
 
 pub(crate) fn channel_ja(channel: &str) -> &'static str {
@@ -304,7 +313,7 @@ pub(crate) fn shared_notice_ids(
         .filter_map(|e| match e.message()? {
             NodeToNational::NoticeFiled(n) => Some(n.notice_id),
             NodeToNational::ContactChanged(c) => c.notice_id,
-            NodeToNational::ConsentChanged(_) => None,
+            NodeToNational::ConsentChanged(_) | NodeToNational::IdentityProofed(_) => None,
         })
         .collect())
 }
@@ -333,6 +342,7 @@ fn field_ja(field: &str) -> String {
     let label = match field {
         "agency_code" => "センター別の識別番号",
         "withdrawal_confirmation" => "削除の確認",
+        "identity_proofing" => "本人確認の方法と日時",
         "family_name" => "姓",
         "given_name" => "名",
         "address" => "住所",
@@ -358,6 +368,7 @@ fn field_ja(field: &str) -> String {
 #[serde(default)]
 struct HomeQuery {
     done: String,
+    proofing: String,
 }
 
 async fn home(state: web::Data<WebState>, req: HttpRequest, query: web::Query<HomeQuery>) -> HttpResponse {
@@ -371,10 +382,11 @@ async fn home(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Ho
             let consents = crate::consent::history(conn, &id)?;
             let notices = crate::notices::for_nurse(conn, &id)?;
             let shared = shared_notice_ids(conn, &id)?;
-            Ok((consents, notices, shared))
+            let letter = crate::proofing::latest_letter(conn, &id)?;
+            Ok((consents, notices, shared, letter))
         })
         .await;
-    let (consents, notices, shared) = match loaded {
+    let (consents, notices, shared, letter) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => return unavailable(&state, &e, SIGN_IN),
     };
@@ -391,8 +403,38 @@ async fn home(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Ho
     let flash = match query.done.as_str() {
         "consent" => "同意の内容を更新しました。",
         "notice" => "届出を受け付けました。",
+        "letter" => "確認コードの郵送を申し込みました。住民票の住所に届きます。",
+        "registered" => {
+            "登録が完了しました。次に、本人確認をお願いします（下の「本人確認」をご覧ください）。"
+        }
+        "proofed" => "本人確認が済みました。同意いただいた範囲で、情報の連携を始めます。",
         _ => "",
     };
+    let proofing_note = match query.proofing.as_str() {
+        "wrong" => "確認コードが違います。郵便に記載の8桁の数字を、もう一度入力してください。",
+        "new_letter" => {
+            "この確認コードは使えなくなりました（有効期限切れ、または5回間違えたため）。お手数ですが、もう一度郵送を申し込んでください。"
+        }
+        "not_sent" => "確認コードはまだ発送されていません。郵便が届いてから入力してください。",
+        "no_address" => {
+            "住民票の住所が確認できないため、郵送できません。本人確認書類（写真付き）と看護職免許証をお持ちのうえ、センターの窓口にお越しください。"
+        }
+        "too_many" => {
+            "最近すでに何度か郵送を申し込まれています。届くまでお待ちください。届かない場合はセンターにご相談ください。"
+        }
+        "taken" => "この免許はすでに別の登録で本人確認が済んでいます。センターにご相談ください。",
+        "unavailable" => "ただいま国の共通サーバーに接続できません。しばらくしてからもう一度お試しください。",
+        _ => "",
+    };
+    let proofed = match (&nurse.proofing_method, nurse.proofed_at) {
+        (Some(method), Some(at)) => format!(
+            "{}（{}）",
+            ncf_shared::contract::ProofingMethod::parse(method).map_or("確認済み", |m| m.title_ja()),
+            jst(at)
+        ),
+        _ => String::new(),
+    };
+    let letter_requested = letter.map(|(_, at)| jst(at)).unwrap_or_default();
     html(
         StatusCode::OK,
         &HomePage {
@@ -404,8 +446,109 @@ async fn home(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Ho
             provisions,
             kinds: NoticeKind::ALL.into_iter().map(|k| (k.as_str(), k.title_ja())).collect(),
             flash: flash.to_string(),
+            proofed,
+            letter_requested,
+            proofing_note: proofing_note.to_string(),
         },
     )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CsrfForm {
+    csrf: String,
+}
+
+/// She asks for a letter with a one-time code, posted to the address of her resident
+/// registration (which this node never learns).
+async fn request_letter(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
+    let (_, nurse) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    if nurse.proofed() {
+        return see_other("/me");
+    }
+    let Some(code) = ncf_shared::AgencyCode::parse(&nurse.agency_code) else {
+        return see_other("/me?proofing=unavailable#proofing");
+    };
+    match state.syncer.request_letter(&code).await {
+        Ok(LetterResponse::Queued { letter_id, valid_days }) => {
+            let id = nurse.id.clone();
+            match state
+                .db(move |conn| Ok(crate::proofing::record_letter(conn, &id, &letter_id, valid_days)?))
+                .await
+            {
+                Ok(()) => see_other("/me?done=letter#proofing"),
+                Err(e) => unavailable(&state, &e, HOME),
+            }
+        }
+        Ok(LetterResponse::NoAddress) => see_other("/me?proofing=no_address#proofing"),
+        Ok(LetterResponse::TooMany) => see_other("/me?proofing=too_many#proofing"),
+        Err(e) => {
+            tracing::warn!(error = %e, "letter request failed");
+            see_other("/me?proofing=unavailable#proofing")
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CodeForm {
+    csrf: String,
+    code: String,
+}
+
+/// She types the code from her letter; the national server checks it.
+async fn submit_code(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    form: web::Form<CodeForm>,
+) -> HttpResponse {
+    let (_, nurse) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    if nurse.proofed() {
+        return see_other("/me");
+    }
+    let typed: String = super::forms::half_width(&form.code).chars().filter(|c| c.is_ascii_digit()).collect();
+    let id = nurse.id.clone();
+    let letter = match state.db(move |conn| Ok(crate::proofing::latest_letter(conn, &id)?)).await {
+        Ok(Some((letter_id, _))) => letter_id,
+        Ok(None) => return see_other("/me?proofing=new_letter#proofing"),
+        Err(e) => return unavailable(&state, &e, HOME),
+    };
+    let Some(code) = ncf_shared::AgencyCode::parse(&nurse.agency_code) else {
+        return see_other("/me?proofing=unavailable#proofing");
+    };
+    match state.syncer.check_code(&code, &letter, &typed).await {
+        Ok(CodeCheckResponse::Proofed) => {
+            let id = nurse.id.clone();
+            let done = state
+                .db(move |conn| crate::proofing::complete(conn, &id, &crate::proofing::Proof::by_post()))
+                .await;
+            match done {
+                Ok(completed) => {
+                    super::tell_removed_registrations(&state, &completed.removed_addresses).await;
+                    see_other("/me?done=proofed")
+                }
+                Err(crate::error::NodeError::Conflict(_)) => see_other("/me?proofing=taken#proofing"),
+                Err(e) => unavailable(&state, &e, HOME),
+            }
+        }
+        Ok(CodeCheckResponse::Wrong { .. }) => see_other("/me?proofing=wrong#proofing"),
+        Ok(CodeCheckResponse::NewLetterNeeded) => see_other("/me?proofing=new_letter#proofing"),
+        Ok(CodeCheckResponse::NotSentYet) => see_other("/me?proofing=not_sent#proofing"),
+        Err(e) => {
+            tracing::warn!(error = %e, "code check failed");
+            see_other("/me?proofing=unavailable#proofing")
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

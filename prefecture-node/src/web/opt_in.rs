@@ -12,20 +12,20 @@ use ncf_shared::licence::PersonName;
 use ncf_shared::{ConsentScope, Qualification, RegistrationNumber};
 use serde::Deserialize;
 
-use crate::Channel;
 use crate::notices::{looks_like_email, looks_like_phone};
-use crate::nurses::{self, NewNurse};
+use crate::nurses;
 use crate::sync::LinkOutcome;
 
 use super::{
-    WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst, message, with_csrf_cookie,
+    WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, message, with_csrf_cookie,
 };
 
 pub const DISTANCES: [u32; 5] = [5, 10, 20, 30, 50];
 const BACK: (&str, &str) = ("/opt-in", "登録ページへ戻る");
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/opt-in").get(opt_in_form).post(opt_in_submit));
+    cfg.service(web::resource("/opt-in").get(opt_in_form).post(opt_in_submit))
+        .service(web::resource("/opt-in/confirm").get(confirm_form).post(confirm_submit));
 }
 
 /// What the form sends; every field kept as typed so the page can show it again.
@@ -90,16 +90,6 @@ struct OptInPage {
     scopes: Vec<ScopeView>,
 }
 
-#[derive(Template)]
-#[template(path = "opted_in.html")]
-struct OptedInPage {
-    center: String,
-    name: String,
-    email: String,
-    at: String,
-    given: Vec<&'static str>,
-}
-
 fn page(
     state: &WebState,
     csrf: String,
@@ -151,6 +141,24 @@ struct Checked {
     phone: Option<String>,
     distance: u32,
     scopes: Vec<ConsentScope>,
+}
+
+impl Checked {
+    fn application(&self) -> crate::opt_in::Application {
+        crate::opt_in::Application {
+            qualification: self.qualification.code().to_string(),
+            registration_number: self.registration_number.canonical(),
+            family_name: self.claims.family_name.clone(),
+            given_name: self.claims.given_name.clone(),
+            family_name_kana: self.claims.family_name_kana.clone(),
+            given_name_kana: self.claims.given_name_kana.clone(),
+            birth_date: self.birth_date,
+            email: self.email.clone(),
+            phone: self.phone.clone(),
+            max_distance_km: self.distance,
+            scopes: self.scopes.clone(),
+        }
+    }
 }
 
 fn check(form: &OptInForm) -> Result<Checked, BTreeMap<&'static str, String>> {
@@ -217,6 +225,7 @@ fn check(form: &OptInForm) -> Result<Checked, BTreeMap<&'static str, String>> {
                     family_name_kana: family_kana,
                     given_name_kana: given_kana,
                     birth_date: birth_date.to_string(),
+                    staff_lookup: None,
                 },
                 qualification,
                 registration_number,
@@ -228,19 +237,6 @@ fn check(form: &OptInForm) -> Result<Checked, BTreeMap<&'static str, String>> {
             })
         }
         _ => Err(errors),
-    }
-}
-
-fn field_ja(field: &str) -> &'static str {
-    match field {
-        "qualification" => "資格",
-        "registration_number" => "籍登録番号",
-        "family_name" => "姓",
-        "given_name" => "名",
-        "family_name_kana" => "セイ",
-        "given_name_kana" => "メイ",
-        "birth_date" => "生年月日",
-        _ => "入力内容",
     }
 }
 
@@ -261,51 +257,197 @@ async fn opt_in_submit(
             return html(StatusCode::UNPROCESSABLE_ENTITY, &page(&state, csrf, form, errors, alert));
         }
     };
+    // E-mail first: nothing is checked against the registry yet, and the answer is the same
+    // whatever was typed. The licence is checked when the e-mailed link is opened.
+    let application = checked.application();
+    let email = application.email.clone();
+    let stored = state.db(move |conn| Ok(crate::opt_in::apply(conn, &application)?)).await;
+    let token = match stored {
+        Ok(token) => token,
+        Err(e) => return super::unavailable(&state, &e, BACK),
+    };
+    let body = format!(
+        "{center}です。\n\n看護職の就業支援への登録のお申し込みを受け付けました。\n次のリンクを開いて、免許の照合と登録を完了してください（{hours}時間以内）。\n\n{url}/opt-in/confirm?token={token}\n\nお心当たりがない場合は、このメールを破棄してください。登録は行われません。\n",
+        center = state.center(),
+        hours = crate::opt_in::CONFIRM_HOURS,
+        url = state.public_url,
+    );
+    super::send_in_background(&state, email.clone(), "【ナースセンター】登録の確認".to_string(), body);
+    html(StatusCode::OK, &MailSentPage { center: state.center(), email })
+}
+
+#[derive(Template)]
+#[template(path = "opt_in_sent.html")]
+struct MailSentPage {
+    center: String,
+    email: String,
+}
+
+#[derive(Template)]
+#[template(path = "opt_in_confirm.html")]
+struct ConfirmPage {
+    center: String,
+    csrf: String,
+    token: String,
+    form: OptInForm,
+    errors: BTreeMap<&'static str, String>,
+    qualifications: Vec<(&'static str, &'static str)>,
+}
+
+fn confirm_page(
+    state: &WebState,
+    csrf: String,
+    token: String,
+    form: OptInForm,
+    errors: BTreeMap<&'static str, String>,
+) -> ConfirmPage {
+    ConfirmPage {
+        center: state.center(),
+        csrf,
+        token,
+        form,
+        errors,
+        qualifications: Qualification::all()
+            .filter(|q| q.is_nursing())
+            .map(|q| (q.code(), q.name_ja()))
+            .collect(),
+    }
+}
+
+/// The stored application as the form shows it again.
+fn as_form(a: &crate::opt_in::Application) -> OptInForm {
+    let on = |scope| a.scopes.contains(&scope).then(|| "on".to_string());
+    OptInForm {
+        csrf: String::new(),
+        qualification: a.qualification.clone(),
+        registration_number: a.registration_number.clone(),
+        family_name: a.family_name.clone(),
+        given_name: a.given_name.clone(),
+        family_name_kana: a.family_name_kana.clone(),
+        given_name_kana: a.given_name_kana.clone(),
+        birth_date: a.birth_date.to_string(),
+        email: a.email.clone(),
+        phone: a.phone.clone().unwrap_or_default(),
+        max_distance_km: a.max_distance_km.to_string(),
+        address_linkage: on(ConsentScope::AddressLinkage),
+        job_support: on(ConsentScope::JobSupport),
+        training_info: on(ConsentScope::TrainingInfo),
+        share_with_residence_prefecture: on(ConsentScope::ShareWithResidencePrefecture),
+    }
+}
+
+fn link_gone(state: &WebState) -> HttpResponse {
+    message(
+        state,
+        StatusCode::GONE,
+        "このリンクは使えません",
+        format!(
+            "確認用のリンクは{}時間以内に、一度だけ使えます。このリンクは使用済みか、有効期限が切れています。お手数ですが、もう一度お申し込みください。",
+            crate::opt_in::CONFIRM_HOURS
+        ),
+        BACK,
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TokenQuery {
+    token: String,
+}
+
+/// The link from the e-mail: her licence details, to check (and correct) before the registry is
+/// asked. A GET never changes anything (mail scanners open links).
+async fn confirm_form(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    query: web::Query<TokenQuery>,
+) -> HttpResponse {
+    let token = query.into_inner().token;
+    let lookup = token.clone();
+    let application = match state.db(move |conn| Ok(crate::opt_in::pending(conn, &lookup)?)).await {
+        Ok(Some(application)) => application,
+        Ok(None) => return link_gone(&state),
+        Err(e) => return super::unavailable(&state, &e, BACK),
+    };
+    let (csrf, new) = csrf_cookie_token(&req);
+    let response = html(
+        StatusCode::OK,
+        &confirm_page(&state, csrf.clone(), token, as_form(&application), BTreeMap::new()),
+    );
+    with_csrf_cookie(&state, response, csrf, new)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ConfirmForm {
+    csrf: String,
+    token: String,
+    qualification: String,
+    registration_number: String,
+    family_name: String,
+    given_name: String,
+    family_name_kana: String,
+    given_name_kana: String,
+    birth_date: String,
+}
+
+/// Checks the licence at the national server and, on a match, registers her (not yet proofed)
+/// and signs her in.
+async fn confirm_submit(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    form: web::Form<ConfirmForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    if !csrf_cookie_matches(&req, &form.csrf) {
+        return expired_form(&state, BACK);
+    }
+    let lookup = form.token.clone();
+    let stored = match state.db(move |conn| Ok(crate::opt_in::pending(conn, &lookup)?)).await {
+        Ok(Some(application)) => application,
+        Ok(None) => return link_gone(&state),
+        Err(e) => return super::unavailable(&state, &e, BACK),
+    };
+    // Her corrections to the licence details; everything else as stored (the address is the
+    // one the link went to).
+    let corrected = OptInForm {
+        qualification: form.qualification.clone(),
+        registration_number: form.registration_number.clone(),
+        family_name: form.family_name.clone(),
+        given_name: form.given_name.clone(),
+        family_name_kana: form.family_name_kana.clone(),
+        given_name_kana: form.given_name_kana.clone(),
+        birth_date: form.birth_date.clone(),
+        ..as_form(&stored)
+    };
+    let checked = match check(&corrected) {
+        Ok(checked) => checked,
+        Err(errors) => {
+            let page = confirm_page(&state, form.csrf.clone(), form.token.clone(), corrected, errors);
+            return html(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
+    };
+    let retry = format!("/opt-in/confirm?token={}", form.token);
     let code = match state.syncer.link_identity(&checked.claims).await {
         Ok(LinkOutcome::Linked(code)) => code,
-        Ok(LinkOutcome::Mismatch(fields)) => {
-            let mut errors = BTreeMap::new();
-            for f in &fields {
-                let key = match f.as_str() {
-                    "qualification" => "qualification",
-                    "registration_number" => "registration_number",
-                    "family_name" => "family_name",
-                    "given_name" => "given_name",
-                    "family_name_kana" => "family_name_kana",
-                    "given_name_kana" => "given_name_kana",
-                    _ => "birth_date",
-                };
-                errors.insert(
-                    key,
-                    format!(
-                        "{}が資格の登録内容と一致しません。免許証の記載どおりに入力してください。",
-                        field_ja(f)
-                    ),
-                );
-            }
-            let listed: Vec<&str> = fields.iter().map(|f| field_ja(f)).collect();
-            let alert = format!(
-                "国の資格管理簿と照合できませんでした。一致しなかった項目: {}。結婚などで氏名が変わった方は、現在の氏名でもお試しください。",
-                listed.join("、")
-            );
-            return html(StatusCode::UNPROCESSABLE_ENTITY, &page(&state, csrf, form, errors, alert));
+        // One answer for every "no" (a field differs, no such licence, lapsed, deceased, or too
+        // many attempts): the page must not read the registry for whoever types into it.
+        Ok(
+            LinkOutcome::NoMatch
+            | LinkOutcome::Mismatch(_)
+            | LinkOutcome::NotActive
+            | LinkOutcome::Invalid(_),
+        ) => {
+            return no_match(&state, &retry);
         }
-        Ok(LinkOutcome::NotActive) => {
-            return message(
-                &state,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "登録できませんでした",
-                format!(
-                    "この免許は現在有効なものとして登録されていません。{}にお問い合わせください。",
-                    state.center()
-                ),
-                BACK,
+        Ok(LinkOutcome::AttemptsExhausted) => {
+            let detail = format!(
+                "{}の籍登録番号{}について、24時間に5回照合できなかったため、国の共通サーバーが照合を止めました。",
+                checked.qualification.name_ja(),
+                checked.registration_number
             );
-        }
-        Ok(LinkOutcome::Invalid(reason)) => {
-            tracing::warn!(%reason, "national server refused the claims");
-            let alert = "入力内容を確認できませんでした。もう一度入力してください。".to_string();
-            return html(StatusCode::UNPROCESSABLE_ENTITY, &page(&state, csrf, form, BTreeMap::new(), alert));
+            let _ = state.db(move |conn| Ok(crate::staff::alert(conn, "attempts_exhausted", &detail)?)).await;
+            return no_match(&state, &retry);
         }
         Err(e) => {
             tracing::error!(error = %e, "identity link failed");
@@ -313,61 +455,50 @@ async fn opt_in_submit(
                 &state,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ただいま登録できません",
-                "国の共通サーバーに接続できませんでした。入力内容は保存されていません。しばらくしてからもう一度お試しください。",
-                BACK,
+                "国の共通サーバーに接続できませんでした。入力内容は保存されていません。しばらくしてから、メールのリンクをもう一度開いてください。",
+                (retry.as_str(), "入力画面へ戻る"),
             );
         }
     };
-    let new = NewNurse {
-        agency_code: code,
-        qualification: checked.qualification.code().to_string(),
-        registration_number: checked.registration_number.canonical(),
-        family_name: checked.claims.family_name.clone(),
-        given_name: checked.claims.given_name.clone(),
-        family_name_kana: checked.claims.family_name_kana.clone(),
-        given_name_kana: checked.claims.given_name_kana.clone(),
-        birth_date: checked.birth_date,
-        email: checked.email.clone(),
-        phone: checked.phone.clone(),
-        max_distance_km: checked.distance as i32,
-    };
-    let decisions: Vec<(ConsentScope, bool)> = checked.scopes.iter().map(|s| (*s, true)).collect();
-    let saved = state
-        .db(move |conn| {
-            ncf_shared::db::write_transaction(conn, |conn| {
-                if let Some(existing) = nurses::by_agency_code(conn, &new.agency_code)? {
-                    // Already registered: licence details alone must not change her e-mail or her
-                    // consents (anyone holding her licence card could type them); she signs in.
-                    return Ok(Err(existing.email));
-                }
-                let nurse = nurses::register(conn, new.clone())?;
-                crate::consent::record(conn, &nurse.id, &decisions, Channel::Web, None)?;
-                Ok(Ok(nurse.created_at))
-            })
-        })
-        .await;
-    match saved {
-        Ok(Ok(at)) => html(
-            StatusCode::OK,
-            &OptedInPage {
-                center: state.center(),
-                name: format!("{} {}", checked.claims.family_name, checked.claims.given_name),
-                email: checked.email,
-                at: jst(at),
-                given: checked.scopes.iter().map(|s| s.title_ja()).collect(),
-            },
-        ),
-        Ok(Err(registered_email)) => message(
-            &state,
-            StatusCode::CONFLICT,
-            "すでに登録されています",
-            format!(
-                "この免許の方はすでに{}に登録されています（登録メールアドレス: {}）。登録内容や同意の変更は、ログインしてから行ってください。",
-                state.center(),
-                crate::mail::mask_email(&registered_email)
-            ),
-            ("/sign-in", "ログインページへ"),
-        ),
+    let application = checked.application();
+    let token = form.token.clone();
+    let confirmed = state.db(move |conn| crate::opt_in::confirm(conn, &token, &application, code)).await;
+    match confirmed {
+        Ok(crate::opt_in::Confirmed::Registered { session, .. }) => {
+            let mut response = super::see_other("/me?done=registered");
+            let _ = response.add_cookie(&state.session_cookie(crate::auth::SessionKind::Nurse, session));
+            response
+        }
+        Ok(crate::opt_in::Confirmed::ProofedAlready { holder_email }) => {
+            // Proofed already: licence details change nothing for her. Her own address is told;
+            // whoever typed this sees the answer of a mismatch.
+            let body = format!(
+                "{}です。\n\nあなたの看護職免許の情報で、別のメールアドレスから登録の申し込みがありました。登録は受け付けていません。\n心当たりがない場合も、対応は不要です。ご本人が申し込まれた場合は、登録済みのこのアドレスでログインしてください。\n",
+                state.center()
+            );
+            super::send_in_background(
+                &state,
+                holder_email,
+                "【ナースセンター】登録の申し込みがありました".to_string(),
+                body,
+            );
+            no_match(&state, &retry)
+        }
+        Ok(crate::opt_in::Confirmed::Gone) => link_gone(&state),
         Err(e) => super::unavailable(&state, &e, BACK),
     }
+}
+
+/// The one answer for licence details that cannot be registered, whatever the reason.
+fn no_match(state: &WebState, retry: &str) -> HttpResponse {
+    message(
+        state,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "登録内容と照合できませんでした",
+        format!(
+            "入力された内容を、国の資格管理簿と照合できませんでした。看護職免許証（免許の証書）の記載どおりに、資格・籍登録番号・氏名・フリガナ・生年月日を確認してください。結婚などで姓が変わった方は、免許証の旧姓でもお試しください。何度か照合できない場合は、時間をおくか、{}の窓口にご相談ください。",
+            state.center()
+        ),
+        (retry, "入力内容を確認する"),
+    )
 }

@@ -21,6 +21,7 @@ use crate::auth::{self, Session, SessionKind, SignIn};
 use crate::bulk::BulkReport;
 use crate::nurses::Nurse;
 use crate::staff::StaffMember;
+use crate::sync::LinkOutcome;
 
 const LIST: (&str, &str) = ("/staff/nurses", "看護職の一覧へ戻る");
 const SIGN_IN: (&str, &str) = ("/staff/sign-in", "職員ログインへ");
@@ -35,8 +36,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/staff/nurses").get(list))
         .service(web::resource("/staff/nurses/{id}").get(detail))
         .service(web::resource("/staff/nurses/{id}/consents").post(paper_consent))
+        .service(web::resource("/staff/nurses/{id}/proofing").post(counter_proofing))
         .service(web::resource("/staff/nurses/{id}/notices/{kind}").get(notice_form).post(notice_submit))
-        .service(web::resource("/staff/bulk").get(bulk_form).post(bulk_submit));
+        .service(web::resource("/staff/bulk").get(bulk_form).post(bulk_submit))
+        .service(web::resource("/staff/lookup").get(lookup_form).post(lookup_submit));
 }
 
 #[derive(Template)]
@@ -162,6 +165,8 @@ struct ListPage {
     /// newer version of this software.
     received_failed: i64,
     received_waiting: i64,
+    /// What staff should know about from the last 7 days: (when, what).
+    alerts: Vec<(String, String)>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,11 +187,12 @@ async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Li
     let found = state
         .db(move |conn| {
             let found = crate::nurses::search(conn, &term, PAGE_SIZE, (page - 1) * PAGE_SIZE)?;
-            Ok((found, crate::outbox::backlog(conn)?, crate::sync::unapplied_counts(conn)?))
+            let alerts = crate::staff::recent_alerts(conn)?;
+            Ok((found, crate::outbox::backlog(conn)?, crate::sync::unapplied_counts(conn)?, alerts))
         })
         .await;
     match found {
-        Ok(((nurses, total), (waiting, parked), (received_failed, received_waiting))) => html(
+        Ok(((nurses, total), (waiting, parked), (received_failed, received_waiting), alerts)) => html(
             StatusCode::OK,
             &ListPage {
                 center: state.center(),
@@ -201,6 +207,7 @@ async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Li
                 parked,
                 received_failed,
                 received_waiting,
+                alerts: alerts.into_iter().map(|(_, detail, at)| (jst(at), detail)).collect(),
             },
         ),
         Err(e) => unavailable(&state, &e, LIST),
@@ -233,6 +240,9 @@ struct DetailPage {
     kinds: Vec<(&'static str, &'static str)>,
     flash: &'static str,
     error: String,
+    /// How she proved who she is, e.g. 「窓口での確認（運転免許証、2026年…）」; empty until then.
+    proofed: String,
+    documents: [&'static str; 5],
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -254,6 +264,7 @@ async fn detail(
     let flash = match query.done.as_str() {
         "consent" => "書面による同意の変更を記録しました。",
         "notice" => "書面の届出を登録しました。",
+        "proofed" => "窓口での本人確認を記録しました。同意の範囲で情報の連携を始めます。",
         _ => "",
     };
     detail_page(&state, session, member, id.into_inner(), flash, String::new()).await
@@ -302,6 +313,7 @@ async fn detail_page(
                 "consent_changed" => "同意の変更",
                 "notice_filed" => "届出",
                 "contact_changed" => "連絡先",
+                "identity_proofed" => "本人確認",
                 _ => "その他",
             },
             created_at: jst(e.created_at),
@@ -349,6 +361,17 @@ async fn detail_page(
             kinds: NoticeKind::ALL.into_iter().map(|k| (k.as_str(), k.title_ja())).collect(),
             flash,
             error,
+            proofed: match (&nurse.proofing_method, nurse.proofed_at) {
+                (Some(method), Some(at)) => format!(
+                    "{}（{}{}）",
+                    ncf_shared::contract::ProofingMethod::parse(method)
+                        .map_or("確認済み", |m| m.title_ja()),
+                    nurse.proofing_document.as_deref().map(|d| format!("{d}、")).unwrap_or_default(),
+                    jst(at)
+                ),
+                _ => String::new(),
+            },
+            documents: crate::proofing::COUNTER_DOCUMENTS,
         },
     )
 }
@@ -360,6 +383,52 @@ struct PaperConsentForm {
     consent: ConsentForm,
     /// The staff member confirms the signed paper form is in hand.
     paper_received: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CounterForm {
+    csrf: String,
+    document: String,
+    licence_checked: Option<String>,
+}
+
+/// Staff who checked her licence certificate and a photo ID in person mark her proofed.
+async fn counter_proofing(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    form: web::Form<CounterForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let (session, member) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let id = id.into_inner();
+    let proof = match crate::proofing::Proof::at_counter(&member.id, &form.document) {
+        Ok(proof) if form.licence_checked.is_some() => proof,
+        _ => {
+            let error = "看護職免許証の原本を確認したことにチェックを入れ、確認した写真付きの本人確認書類を選んでください。"
+                .to_string();
+            return detail_page(&state, session, member, id, "", error).await;
+        }
+    };
+    let nurse_id = id.clone();
+    let done = state.db(move |conn| crate::proofing::complete(conn, &nurse_id, &proof)).await;
+    match done {
+        Ok(completed) => {
+            super::tell_removed_registrations(&state, &completed.removed_addresses).await;
+            see_other(&format!("/staff/nurses/{id}?done=proofed"))
+        }
+        Err(crate::error::NodeError::Conflict(text)) => {
+            detail_page(&state, session, member, id, "", text.to_string()).await
+        }
+        Err(crate::error::NodeError::NotFound(_)) => {
+            message(&state, StatusCode::NOT_FOUND, "見つかりません", "この看護職は登録されていません。", LIST)
+        }
+        Err(e) => unavailable(&state, &e, LIST),
+    }
 }
 
 async fn paper_consent(
@@ -615,4 +684,134 @@ async fn bulk_submit(state: web::Data<WebState>, req: HttpRequest, payload: Mult
         }
         Ok(Err(e)) | Err(e) => unavailable(&state, &e, ("/staff/bulk", "一括登録へ戻る")),
     }
+}
+
+#[derive(Template)]
+#[template(path = "staff_lookup.html")]
+struct LookupPage {
+    center: String,
+    staff_name: String,
+    csrf: String,
+    form: LookupForm,
+    qualifications: Vec<(&'static str, &'static str)>,
+    /// The answer, in words for staff (empty before a lookup).
+    result: String,
+    matched: bool,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+struct LookupForm {
+    csrf: String,
+    qualification: String,
+    registration_number: String,
+    family_name: String,
+    given_name: String,
+    family_name_kana: String,
+    given_name_kana: String,
+    birth_date: String,
+}
+
+fn lookup_page(
+    state: &WebState,
+    session: Session,
+    member: StaffMember,
+    form: LookupForm,
+    result: String,
+    matched: bool,
+) -> LookupPage {
+    LookupPage {
+        center: state.center(),
+        staff_name: member.display_name,
+        csrf: session.csrf,
+        form,
+        qualifications: ncf_shared::Qualification::all()
+            .filter(|q| q.is_nursing())
+            .map(|q| (q.code(), q.name_ja()))
+            .collect(),
+        result,
+        matched,
+    }
+}
+
+/// For the counter: with her licence certificate in hand, staff see which details differ from the
+/// registry (the public pages never do). Each lookup is recorded at the national server with the
+/// staff id, and counts toward the licence's 5 failures a day like any other.
+async fn lookup_form(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse {
+    let (session, member) = match state.signed_in(&req, &DOOR).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    html(StatusCode::OK, &lookup_page(&state, session, member, LookupForm::default(), String::new(), false))
+}
+
+fn claim_ja(field: &str) -> &'static str {
+    match field {
+        "qualification" => "資格",
+        "registration_number" => "籍登録番号（この資格にこの番号の登録がありません）",
+        "family_name" => "姓",
+        "given_name" => "名",
+        "family_name_kana" => "セイ",
+        "given_name_kana" => "メイ",
+        "birth_date" => "生年月日",
+        _ => "その他",
+    }
+}
+
+async fn lookup_submit(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    form: web::Form<LookupForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let (session, member) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let kana = |t: &str| crate::nurses::to_katakana(&ncf_shared::licence::PersonName::normalize(t));
+    let registration_number = super::forms::half_width(&form.registration_number);
+    let birth_date = ncf_shared::time::parse_date(&super::forms::half_width(&form.birth_date));
+    let (Some(qualification), Ok(registration_number), Ok(birth_date)) = (
+        ncf_shared::Qualification::from_code(&form.qualification).filter(|q| q.is_nursing()),
+        ncf_shared::RegistrationNumber::parse(&registration_number),
+        birth_date,
+    ) else {
+        let text =
+            "資格、籍登録番号（8桁以内の数字）、生年月日（例: 1985-04-01）を確認してください。".to_string();
+        return html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &lookup_page(&state, session, member, form, text, false),
+        );
+    };
+    let claims = ncf_shared::federation::IdentityLinkRequest {
+        qualification: qualification.code().to_string(),
+        registration_number: registration_number.canonical(),
+        family_name: form.family_name.trim().to_string(),
+        given_name: form.given_name.trim().to_string(),
+        family_name_kana: kana(&form.family_name_kana),
+        given_name_kana: kana(&form.given_name_kana),
+        birth_date: birth_date.to_string(),
+        staff_lookup: Some(member.id.clone()),
+    };
+    let (result, matched) = match state.syncer.link_identity(&claims).await {
+        Ok(LinkOutcome::Linked(_)) => ("資格管理簿の登録内容と一致しました。".to_string(), true),
+        Ok(LinkOutcome::Mismatch(fields)) => (
+            format!(
+                "一致しない項目: {}。免許証の記載と照らして確認してください。",
+                fields.iter().map(|f| claim_ja(f)).collect::<Vec<_>>().join("、")
+            ),
+            false,
+        ),
+        Ok(LinkOutcome::NotActive) => ("登録内容は一致しましたが、この免許は現在有効ではありません（失効・取消・死亡など）。".to_string(), false),
+        Ok(LinkOutcome::AttemptsExhausted) => (
+            "この免許は24時間に5回照合できなかったため、国の共通サーバーが照合を止めています。時間をおいてから照合してください。".to_string(),
+            false,
+        ),
+        Ok(LinkOutcome::NoMatch) | Ok(LinkOutcome::Invalid(_)) => ("資格管理簿と照合できませんでした。".to_string(), false),
+        Err(e) => {
+            tracing::error!(error = %e, "staff lookup failed");
+            ("国の共通サーバーに接続できませんでした。しばらくしてからもう一度お試しください。".to_string(), false)
+        }
+    };
+    html(StatusCode::OK, &lookup_page(&state, session, member, form, result, matched))
 }

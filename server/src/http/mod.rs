@@ -7,9 +7,11 @@ use ncf_shared::AgencyCodeKey;
 use ncf_shared::contract::{Envelope, ErrorCode, ProvisionPurpose, RejectCode};
 use ncf_shared::db::{Health, Pool};
 use ncf_shared::federation::{
-    ErrorBody, IdentityLinkRequest, IdentityLinkResponse, ProvisionListing, ProvisionsQuery, PullRequest,
-    PullResponse, PushRequest, PushResponse, RejectedEvent,
+    CodeCheckRequest, CodeCheckResponse, ErrorBody, IdentityLinkRequest, IdentityLinkResponse, LetterRequest,
+    LetterResponse, ProvisionListing, ProvisionsQuery, PullRequest, PullResponse, PushRequest, PushResponse,
+    RejectedEvent,
 };
+use ncf_shared::secret::ProofingCodeKey;
 use utoipa::OpenApi;
 
 use crate::error::{AppError, ErrorKind};
@@ -18,6 +20,7 @@ pub use signed::Signed;
 pub struct AppState {
     pub pool: Pool,
     pub agency_key: AgencyCodeKey,
+    pub proofing_key: ProofingCodeKey,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -28,6 +31,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/federation/v1/identity-link")
                 .post(identity_link)
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/federation/v1/proofing/letter")
+                .post(proofing_letter)
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/federation/v1/proofing/code")
+                .post(proofing_code)
                 .default_service(web::to(method_not_allowed)),
         )
         .service(web::resource("/federation/v1/push").post(push).default_service(web::to(method_not_allowed)))
@@ -83,7 +96,8 @@ async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
         (status = 400, description = "Malformed claims", body = ErrorBody),
         (status = 401, description = "Unknown key, bad signature or stale timestamp", body = ErrorBody),
         (status = 409, description = "Replayed nonce", body = ErrorBody),
-        (status = 422, description = "Claims do not match (`mismatched` names them) or licence not active", body = ErrorBody),
+        (status = 422, description = "`no_match`: the claims do not match an active licence (staff lookups: `claims_mismatch` naming the fields, or `licence_not_active`)", body = ErrorBody),
+        (status = 429, description = "`attempts_exhausted`: 5 failures for this licence in 24 hours, or too many from this node in an hour", body = ErrorBody),
     )
 )]
 async fn identity_link(
@@ -95,6 +109,62 @@ async fn identity_link(
     let response = web::block(move || {
         let mut conn = pool.get()?;
         crate::identity::link(&mut conn, &key, request.node.prefecture, &request.body)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Queues a letter with a one-time code to the address of her resident registration.
+#[utoipa::path(
+    post,
+    path = "/federation/v1/proofing/letter",
+    request_body = LetterRequest,
+    responses(
+        (status = 200, description = "Queued, or why no letter can be sent", body = LetterResponse),
+        (status = 401, description = "Unknown key, bad signature or stale timestamp", body = ErrorBody),
+        (status = 404, description = "No link for this agency code from this node", body = ErrorBody),
+    )
+)]
+async fn proofing_letter(
+    state: web::Data<AppState>,
+    request: Signed<LetterRequest>,
+) -> Result<HttpResponse, AppError> {
+    let pool = state.pool.clone();
+    let response = web::block(move || {
+        let mut conn = pool.get()?;
+        crate::proofing::request_letter(&mut conn, request.node.prefecture, &request.body.agency_code)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Checks the code she typed from her letter.
+#[utoipa::path(
+    post,
+    path = "/federation/v1/proofing/code",
+    request_body = CodeCheckRequest,
+    responses(
+        (status = 200, description = "Proofed, wrong (tries left), or a new letter is needed", body = CodeCheckResponse),
+        (status = 401, description = "Unknown key, bad signature or stale timestamp", body = ErrorBody),
+    )
+)]
+async fn proofing_code(
+    state: web::Data<AppState>,
+    request: Signed<CodeCheckRequest>,
+) -> Result<HttpResponse, AppError> {
+    let pool = state.pool.clone();
+    let key = state.proofing_key.clone();
+    let response = web::block(move || {
+        let mut conn = pool.get()?;
+        let body = &request.body;
+        crate::proofing::check_code(
+            &mut conn,
+            &key,
+            request.node.prefecture,
+            &body.agency_code,
+            &body.letter_id,
+            &body.code,
+        )
     })
     .await??;
     Ok(HttpResponse::Ok().json(response))
@@ -194,11 +264,15 @@ async fn provisions_of_nurse(
         title = "Nurse Center Federation — national server",
         description = "Federation endpoints are signed by the calling node (Ed25519 over method, path, timestamp, nonce and the body's SHA-256; see ncf_shared::federation). Every error answers with an ErrorBody."
     ),
-    paths(healthz, identity_link, push, pull, provisions_of_nurse),
+    paths(healthz, identity_link, proofing_letter, proofing_code, push, pull, provisions_of_nurse),
     components(schemas(
         Health,
         IdentityLinkRequest,
         IdentityLinkResponse,
+        LetterRequest,
+        LetterResponse,
+        CodeCheckRequest,
+        CodeCheckResponse,
         PushRequest,
         Envelope,
         PushResponse,

@@ -93,6 +93,10 @@ pub fn opt_in(f: &Federation, node: &Node, p: &Person) -> (DbConn, Nurse) {
         },
     )
     .unwrap();
+    // Proofed at the counter, so that what the tests file may leave the node.
+    let proof = prefecture_node::proofing::Proof::at_counter("test-staff", "運転免許証").unwrap();
+    prefecture_node::proofing::complete(&mut conn, &nurse.id, &proof).unwrap();
+    let nurse = nurses::get(&mut conn, &nurse.id).unwrap().unwrap();
     (conn, nurse)
 }
 
@@ -156,4 +160,85 @@ pub struct Count {
 
 pub fn count(db: &TestDb, sql: &str) -> i64 {
     diesel::sql_query(sql).get_result::<Count>(&mut db.connect()).unwrap().n
+}
+
+/// The opt-in form as a nurse fills it in on the page, with these licence details and address;
+/// returns the page that answers it (「確認メールを送りました」 whatever was typed).
+pub async fn apply_on_page(
+    browser: &ncf_tests::Browser,
+    p: &Person,
+    birth_date: &str,
+    email: &str,
+) -> ncf_tests::Page {
+    let form = browser.get("/opt-in").await;
+    assert_eq!(form.status, 200);
+    let csrf = form.hidden("csrf");
+    browser
+        .post(
+            "/opt-in",
+            &[
+                ("csrf", csrf.as_str()),
+                ("qualification", p.qualification),
+                ("registration_number", &p.registration_number),
+                ("family_name", &p.family_name),
+                ("given_name", &p.given_name),
+                ("family_name_kana", &p.family_name_kana),
+                ("given_name_kana", &p.given_name_kana),
+                ("birth_date", birth_date),
+                ("email", email),
+                ("max_distance_km", "20"),
+                ("address_linkage", "on"),
+                ("job_support", "on"),
+                ("share_with_residence_prefecture", "on"),
+            ],
+        )
+        .await
+}
+
+/// Opens the newest confirmation link mailed to `email` and presses 「照合して登録する」 as the
+/// page shows the details; returns the answer (a redirect to her page when registered).
+pub async fn confirm_by_mail(
+    browser: &ncf_tests::Browser,
+    smtp: &ncf_tests::SmtpReceiver,
+    node: &TestServer,
+    email: &str,
+) -> ncf_tests::Page {
+    let mut link = None;
+    for _ in 0..100 {
+        link = smtp
+            .mails()
+            .iter()
+            .rev()
+            .filter(|m| m.to == [email])
+            .map(|m| m.text())
+            .find(|t| t.contains("/opt-in/confirm?token="))
+            .map(|t| {
+                let start = t.find("http").expect("a link");
+                t[start..].split_whitespace().next().unwrap().to_string()
+            });
+        if link.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let link = link.expect("a confirmation mail");
+    let path = link.strip_prefix(&node.base_url).expect("a link to this node").to_string();
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let fields: Vec<(String, String)> = [
+        "csrf",
+        "token",
+        "registration_number",
+        "family_name",
+        "given_name",
+        "family_name_kana",
+        "given_name_kana",
+        "birth_date",
+    ]
+    .iter()
+    .map(|name| (name.to_string(), page.input_value(name)))
+    .chain(std::iter::once(("qualification".to_string(), page.selected("qualification"))))
+    .collect();
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    browser.post("/opt-in/confirm", &fields).await
 }
