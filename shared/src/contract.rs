@@ -408,6 +408,9 @@ pub enum ErrorCode {
     /// Identity link: the licence is not active.
     LicenceNotActive,
     TooManyRequests,
+    /// The calling node's key was revoked at the national server (`nodes revoke`): its requests
+    /// are refused until a new key is registered.
+    NodeRevoked,
     Unavailable,
     Internal,
     #[serde(other)]
@@ -428,6 +431,7 @@ impl ErrorCode {
             Self::ClaimsMismatch => "claims_mismatch",
             Self::LicenceNotActive => "licence_not_active",
             Self::TooManyRequests => "too_many_requests",
+            Self::NodeRevoked => "node_revoked",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
             Self::Other => "other",
