@@ -13,6 +13,7 @@ pub mod mail;
 pub mod notices;
 pub mod nurses;
 pub mod outbox;
+pub mod proxy;
 pub mod schema;
 pub mod staff;
 pub mod sync;

@@ -107,7 +107,9 @@ fn run() -> Result<(), String> {
         ["--tls-cert".to_string(), path(&cert.cert_file), "--tls-key".to_string(), path(&cert.key_file)];
 
     let mut children = Children(Vec::new());
-    let log = |name: &str| std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string());
+    // The nodes' logs hold working sign-in links (--mail-to-log) and the national server's
+    // names personal data: readable by their owner only.
+    let log = |name: &str| private_log(&dir.join(format!("{name}.log")));
     let mut cmd = national(&["serve", "--listen", &format!("127.0.0.1:{NATIONAL_PORT}")]);
     cmd.args(&tls_flags).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log("national")?);
     children.0.push(cmd.spawn().map_err(|e| format!("national-server: {e}"))?);
@@ -124,6 +126,8 @@ fn run() -> Result<(), String> {
             &format!("127.0.0.1:{port}"),
         ])
         .args(&tls_flags)
+        // No SMTP server here: e-mails, sign-in links included, go to the node's log.
+        .arg("--mail-to-log")
         .env("NODE_NATIONAL_CA", &ca.ca_file)
         .env("NODE_DATABASE_URL", format!("sqlite://{}", dir.join(format!("node-{pref}.db")).display()))
         .env("NODE_KEY_FILE", dir.join(format!("node-{pref}.key")))
@@ -209,6 +213,19 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     writeln!(file, "{text}").map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// A log file (new or left from an earlier run, truncated) with mode 0600.
+fn private_log(path: &Path) -> Result<std::fs::File, String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+    Ok(file)
 }
 
 fn path(p: &Path) -> String {
