@@ -9,7 +9,7 @@ use ncf_shared::ids::RecordId;
 use sha2::{Digest, Sha256};
 
 use crate::error::NodeError;
-use crate::schema::{api_tokens, login_links, sessions, sign_in_attempts, staff};
+use crate::schema::{api_tokens, login_links, nurse_sign_in_requests, sessions, sign_in_attempts, staff};
 use crate::staff::StaffMember;
 
 /// How long a nurse's e-mail sign-in link works.
@@ -17,10 +17,23 @@ pub const LOGIN_LINK_MINUTES: i64 = 15;
 /// Session lifetimes: a staff working day; a nurse's visit.
 pub const STAFF_SESSION_HOURS: i64 = 8;
 pub const NURSE_SESSION_HOURS: i64 = 2;
-/// Failed staff sign-ins allowed per username and per client address within the window.
-pub const FAILURES_PER_USERNAME: i64 = 5;
-pub const FAILURES_PER_CLIENT: i64 = 20;
-pub const FAILURE_WINDOW_MINUTES: i64 = 15;
+/// Staff sign-in throttling, per (username, client) pair: after `FREE_FAILURES` failures in a
+/// row (since the pair's last success, within `FAILURE_MEMORY_HOURS`) the pair must wait
+/// `FIRST_DELAY_SECS` after its latest failure, doubling with each further failure, at most
+/// `MAX_DELAY_SECS`. Keyed by the pair, so failures from elsewhere never delay the real user.
+pub const FREE_FAILURES: i64 = 3;
+pub const FIRST_DELAY_SECS: i64 = 30;
+pub const MAX_DELAY_SECS: i64 = 15 * 60;
+pub const FAILURE_MEMORY_HOURS: i64 = 24;
+/// Passwords checked at once (argon2id takes about 19 MiB and tens of milliseconds each), and how
+/// long a sign-in waits for its turn before it is told to try again.
+pub const CONCURRENT_PASSWORD_CHECKS: usize = 2;
+pub const PASSWORD_CHECK_WAIT_SECS: u64 = 10;
+/// Nurse sign-in link requests allowed per address and per client within the window. The answer
+/// to a refused request is the same whether or not the address is registered.
+pub const LINK_REQUESTS_PER_ADDRESS: i64 = 5;
+pub const LINK_REQUESTS_PER_CLIENT: i64 = 30;
+pub const LINK_REQUEST_WINDOW_MINUTES: i64 = 60;
 const API_TOKEN_PREFIX: &str = "ncf_";
 
 pub(crate) fn digest(token: &str) -> String {
@@ -214,65 +227,217 @@ pub fn revoke_api_tokens(conn: &mut DbConn, username: &str, label: &str) -> Quer
     .execute(conn)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SignIn {
-    Accepted(StaffMember),
-    WrongCredentials,
-    /// Too many failures lately for this username or client; try again after this many minutes.
-    Throttled {
-        retry_after_minutes: i64,
-    },
+/// How long a (username, client) pair waits after its latest failure, given its failures in a row.
+pub fn throttle_delay_secs(failures: i64) -> i64 {
+    if failures < FREE_FAILURES {
+        return 0;
+    }
+    let doublings = (failures - FREE_FAILURES).min(20);
+    (FIRST_DELAY_SECS << doublings).min(MAX_DELAY_SECS)
 }
 
-/// Checks a staff sign-in against the rate limit and the password, and records the attempt.
-/// A throttled attempt is refused before the password is checked (and is not counted again).
-pub fn sign_in(conn: &mut DbConn, username: &str, password: &str, client: &str) -> QueryResult<SignIn> {
+/// The first step of a staff sign-in: refused for now, or open (the password still to be checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInGate {
+    /// Too many failures lately from this client for this username; free again in this many
+    /// seconds.
+    Throttled { retry_after_secs: i64 },
+    /// The attempt is recorded (as a failure until [`sign_in_succeeded`]), and the account to check
+    /// the password against, if it exists and is active.
+    Open { attempt_id: String, member: Option<StaffMember> },
+}
+
+/// Checks the throttle for this (username, client) pair and records the attempt, before the
+/// password is checked: parallel guesses then count against each other at once. A throttled
+/// attempt is refused without being recorded. The password is checked afterwards, off the
+/// database connection ([`PasswordChecks`]).
+pub fn sign_in_gate(conn: &mut DbConn, username: &str, client: &str) -> QueryResult<SignInGate> {
     let username = username.trim().to_ascii_lowercase();
     let now = ncf_shared::time::now_utc();
-    let since = now - Duration::minutes(FAILURE_WINDOW_MINUTES);
-    let failures = |conn: &mut DbConn, by_username: bool| -> QueryResult<Vec<NaiveDateTime>> {
-        let mut query = sign_in_attempts::table
+    ncf_shared::db::write_transaction(conn, |conn| {
+        let pair = sign_in_attempts::table
+            .filter(sign_in_attempts::username.eq(&username))
+            .filter(sign_in_attempts::client.eq(client));
+        let last_success: Option<NaiveDateTime> = pair
+            .filter(sign_in_attempts::succeeded.eq(true))
+            .select(diesel::dsl::max(sign_in_attempts::attempted_at))
+            .first(conn)?;
+        let since =
+            (now - Duration::hours(FAILURE_MEMORY_HOURS)).max(last_success.unwrap_or(NaiveDateTime::MIN));
+        let failures: Vec<NaiveDateTime> = pair
             .filter(sign_in_attempts::succeeded.eq(false))
             .filter(sign_in_attempts::attempted_at.gt(since))
             .select(sign_in_attempts::attempted_at)
             .order(sign_in_attempts::attempted_at.desc())
-            .into_boxed();
-        query = if by_username {
-            query.filter(sign_in_attempts::username.eq(username.clone()))
-        } else {
-            query.filter(sign_in_attempts::client.eq(client.to_string()))
-        };
-        query.load(conn)
-    };
-    for (by_username, limit) in [(true, FAILURES_PER_USERNAME), (false, FAILURES_PER_CLIENT)] {
-        let recent = failures(conn, by_username)?;
-        if recent.len() as i64 >= limit {
-            // Free again when the oldest failure that still counts leaves the window.
-            let oldest_counted = recent[limit as usize - 1];
-            let free_at = oldest_counted + Duration::minutes(FAILURE_WINDOW_MINUTES);
-            let minutes = ((free_at - now).num_seconds() + 59) / 60;
-            tracing::warn!(%username, %client, "staff sign-in throttled");
-            return Ok(SignIn::Throttled { retry_after_minutes: minutes.max(1) });
+            .load(conn)?;
+        let delay = throttle_delay_secs(failures.len() as i64);
+        if let Some(latest) = failures.first() {
+            let free_at = *latest + Duration::seconds(delay);
+            if delay > 0 && free_at > now {
+                let retry_after_secs = ((free_at - now).num_milliseconds() + 999) / 1000;
+                tracing::warn!(%username, %client, failures = failures.len(), "staff sign-in throttled");
+                return Ok(SignInGate::Throttled { retry_after_secs: retry_after_secs.max(1) });
+            }
         }
-    }
-    let member = crate::staff::verify(conn, &username, password)?;
-    diesel::insert_into(sign_in_attempts::table)
-        .values((
-            sign_in_attempts::id.eq(RecordId::new().0),
-            sign_in_attempts::username.eq(&username),
-            sign_in_attempts::client.eq(client),
-            sign_in_attempts::succeeded.eq(member.is_some()),
-            sign_in_attempts::attempted_at.eq(now),
-        ))
+        // Forget what no longer counts, so the table stays small without a job.
+        diesel::delete(
+            sign_in_attempts::table.filter(sign_in_attempts::attempted_at.lt(now - Duration::days(90))),
+        )
         .execute(conn)?;
-    Ok(match member {
-        Some(m) => {
-            tracing::info!(username = %m.username, %client, "staff signed in");
-            SignIn::Accepted(m)
+        let attempt_id = RecordId::new().0;
+        diesel::insert_into(sign_in_attempts::table)
+            .values((
+                sign_in_attempts::id.eq(&attempt_id),
+                sign_in_attempts::username.eq(&username),
+                sign_in_attempts::client.eq(client),
+                sign_in_attempts::succeeded.eq(false),
+                sign_in_attempts::attempted_at.eq(now),
+            ))
+            .execute(conn)?;
+        let member = crate::staff::find_active(conn, &username)?;
+        Ok(SignInGate::Open { attempt_id, member })
+    })
+}
+
+/// Records that the attempt's password was right and starts the staff session; returns the
+/// cookie value. Fails (`None`) if the account was disabled meanwhile.
+pub fn sign_in_succeeded(
+    conn: &mut DbConn,
+    attempt_id: &str,
+    member: &StaffMember,
+) -> QueryResult<Option<String>> {
+    conn.transaction(|conn| {
+        if crate::staff::get_active(conn, &member.id)?.is_none() {
+            return Ok(None);
         }
-        None => {
-            tracing::warn!(%username, %client, "staff sign-in failed");
-            SignIn::WrongCredentials
+        diesel::update(sign_in_attempts::table.find(attempt_id))
+            .set(sign_in_attempts::succeeded.eq(true))
+            .execute(conn)?;
+        Ok(Some(start_session(conn, SessionKind::Staff, &member.id)?.0))
+    })
+}
+
+/// Too many passwords are being checked at once: the sign-in is refused rather than queued
+/// without end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+/// Runs argon2 off the async threads and off any database connection, at most
+/// `CONCURRENT_PASSWORD_CHECKS` at once, so a burst of sign-ins cannot stall the node.
+#[derive(Debug, Clone)]
+pub struct PasswordChecks {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    wait: std::time::Duration,
+}
+
+impl Default for PasswordChecks {
+    fn default() -> Self {
+        Self::new(CONCURRENT_PASSWORD_CHECKS, std::time::Duration::from_secs(PASSWORD_CHECK_WAIT_SECS))
+    }
+}
+
+impl PasswordChecks {
+    pub fn new(concurrent: usize, wait: std::time::Duration) -> Self {
+        Self { permits: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrent.max(1))), wait }
+    }
+
+    /// The member when the password is hers; the same work whether or not she exists.
+    pub async fn verify(
+        &self,
+        member: Option<StaffMember>,
+        password: String,
+    ) -> Result<Option<StaffMember>, Busy> {
+        let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| Busy)?
+            .map_err(|_| Busy)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let matches = crate::staff::password_matches(member.as_ref(), &password);
+            member.filter(|_| matches)
+        })
+        .await
+        .map_err(|_| Busy)
+    }
+}
+
+/// What a nurse's sign-in link request led to. Both answers are the same whether or not the
+/// address is registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRequest {
+    /// Links (if any) are queued for the mail sender.
+    Accepted,
+    /// Too many requests for this address or from this client lately.
+    Throttled { retry_after_secs: i64 },
+}
+
+/// The words of the sign-in mail.
+pub struct LinkMail<'a> {
+    /// The node's name as nurses know it (「大阪府ナースセンター」).
+    pub center: &'a str,
+    /// The node's public address, without a trailing slash.
+    pub public_url: &'a str,
+}
+
+/// Handles a nurse's request for a sign-in link: the rate limit per address and per client, then
+/// one link for each nurse registered with this address, each e-mailed through the outgoing-mail
+/// queue in the same transaction. Nothing here waits for SMTP, so the time taken does not tell
+/// whether the address is registered.
+pub fn request_login_links(
+    conn: &mut DbConn,
+    email: &str,
+    client: &str,
+    mail: &LinkMail<'_>,
+) -> Result<LinkRequest, NodeError> {
+    let address_key = digest(&email.trim().to_lowercase());
+    let now = ncf_shared::time::now_utc();
+    let since = now - Duration::minutes(LINK_REQUEST_WINDOW_MINUTES);
+    ncf_shared::db::write_transaction(conn, |conn| {
+        diesel::delete(nurse_sign_in_requests::table.filter(nurse_sign_in_requests::requested_at.le(since)))
+            .execute(conn)?;
+        for (by_address, limit) in [(true, LINK_REQUESTS_PER_ADDRESS), (false, LINK_REQUESTS_PER_CLIENT)] {
+            let query = nurse_sign_in_requests::table
+                .filter(nurse_sign_in_requests::requested_at.gt(since))
+                .select(nurse_sign_in_requests::requested_at)
+                .order(nurse_sign_in_requests::requested_at.asc())
+                .into_boxed();
+            let recent: Vec<NaiveDateTime> = if by_address {
+                query.filter(nurse_sign_in_requests::address_sha256.eq(&address_key)).load(conn)?
+            } else {
+                query.filter(nurse_sign_in_requests::client.eq(client)).load(conn)?
+            };
+            if recent.len() as i64 >= limit {
+                // Free again when the oldest request that still counts leaves the window.
+                let free_at =
+                    recent[recent.len() - limit as usize] + Duration::minutes(LINK_REQUEST_WINDOW_MINUTES);
+                tracing::warn!(%client, by_address, "nurse sign-in link requests throttled");
+                return Ok(LinkRequest::Throttled { retry_after_secs: (free_at - now).num_seconds().max(1) });
+            }
         }
+        diesel::insert_into(nurse_sign_in_requests::table)
+            .values((
+                nurse_sign_in_requests::id.eq(RecordId::new().0),
+                nurse_sign_in_requests::address_sha256.eq(&address_key),
+                nurse_sign_in_requests::client.eq(client),
+                nurse_sign_in_requests::requested_at.eq(now),
+            ))
+            .execute(conn)?;
+        for nurse in crate::nurses::by_email(conn, email)? {
+            let Some(token) = issue_login_link(conn, &nurse.id)? else {
+                tracing::warn!(nurse = %nurse.id, "sign-in link not sent: too many unused links");
+                continue;
+            };
+            let url = format!("{}/sign-in/link?token={token}", mail.public_url);
+            let body = format!(
+                "{} {} 様\n\n{}のマイページへのログイン用リンクです。\n{}分以内に、一度だけ使えます。\n\n{url}\n\n\
+                 このメールにお心当たりがない場合は、破棄してください。リンクを開かなければ何も起こりません。\n\n{}\n",
+                nurse.family_name, nurse.given_name, mail.center, LOGIN_LINK_MINUTES, mail.center,
+            );
+            let subject = format!("【{}】ログイン用リンク", mail.center);
+            let expires_at = now + Duration::minutes(LOGIN_LINK_MINUTES);
+            crate::mail::enqueue_until(conn, &nurse.email, &subject, &body, Some(expires_at))?;
+            tracing::info!(nurse = %nurse.id, "sign-in link queued");
+        }
+        Ok(LinkRequest::Accepted)
     })
 }

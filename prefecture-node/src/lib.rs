@@ -15,6 +15,7 @@ pub mod nurses;
 pub mod opt_in;
 pub mod outbox;
 pub mod proofing;
+pub mod proxy;
 pub mod schema;
 pub mod staff;
 pub mod sync;

@@ -1,8 +1,34 @@
-//! Outgoing e-mail (Japanese) over SMTP with lettre. Without an SMTP server configured (the local
-//! demo) a message is written to the log instead of being sent, and the pages say so.
+//! Outgoing e-mail (Japanese): a persisted queue (`mail_outbox`) and the background sender that
+//! delivers it over SMTP with lettre.
+//!
+//! A request never talks to SMTP: it calls [`enqueue`] inside its own transaction, so the mail
+//! exists exactly when the change that caused it does, and the answer does not depend on the mail
+//! server (nor, for the nurse's sign-in form, on whether her address is registered). The sender
+//! ([`Sender::run`], started by `serve`) retries with a capped backoff while SMTP is down and marks
+//! each mail sent once. Bodies hold sign-in and confirmation links, so a body is blanked as soon as
+//! the mail is sent, refused for good or past its expiry, and finished rows are pruned.
+//!
+//! Without an SMTP server, `serve --mail-to-log` writes each mail to the log instead (local
+//! development only: the links in it work).
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use ncf_shared::db::{DbConn, Pool};
+use ncf_shared::ids::RecordId;
+
+use crate::schema::mail_outbox;
+
+/// Backoff after a failed delivery: 1 s, doubling per failed attempt, at most this.
+pub const MAX_RETRY_SECS: i64 = 300;
+/// How long finished rows (no body left) are kept, for the operator's "was it sent?".
+pub const KEEP_FINISHED_DAYS: i64 = 7;
+/// Mails taken per round.
+const BATCH: i64 = 20;
 
 #[derive(Clone)]
 pub enum Mailer {
@@ -10,7 +36,7 @@ pub enum Mailer {
         transport: AsyncSmtpTransport<Tokio1Executor>,
         from: Mailbox,
     },
-    /// No SMTP server: messages go to the log.
+    /// `--mail-to-log`: messages go to the log.
     Log,
 }
 
@@ -20,17 +46,30 @@ impl std::fmt::Debug for Mailer {
     }
 }
 
+/// Why a delivery failed: worth retrying (server down, 4xx) or never (5xx, bad address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    Transient(String),
+    Permanent(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transient(e) => write!(f, "{e} (will retry)"),
+            Self::Permanent(e) => write!(f, "{e} (given up)"),
+        }
+    }
+}
+
 impl Mailer {
     /// `smtp://host:port` (plain, for a relay on loopback), `smtp://host:port?tls=required`
-    /// (STARTTLS) or `smtps://host:port`, with optional `user:password@`; `None` logs messages.
-    pub fn new(smtp_url: Option<&str>, from: &str) -> Result<Self, String> {
-        let Some(url) = smtp_url.filter(|u| !u.trim().is_empty()) else {
-            return Ok(Self::Log);
-        };
+    /// (STARTTLS) or `smtps://host:port`, with optional `user:password@`.
+    pub fn smtp(url: &str, from: &str) -> Result<Self, String> {
         let from: Mailbox = from.parse().map_err(|e| format!("invalid sender address {from:?}: {e}"))?;
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| format!("invalid SMTP URL: {e}"))?
-            .timeout(Some(std::time::Duration::from_secs(15)))
+            .timeout(Some(Duration::from_secs(15)))
             .build();
         Ok(Self::Smtp { transport, from })
     }
@@ -40,28 +79,222 @@ impl Mailer {
     }
 
     /// Sends a plain-text message.
-    pub async fn send(&self, to: &str, subject: &str, body: String) -> Result<(), String> {
+    pub async fn send(&self, to: &str, subject: &str, body: String) -> Result<(), SendError> {
         match self {
             Self::Smtp { transport, from } => {
-                let to: Mailbox = to.parse().map_err(|e| format!("invalid recipient: {e}"))?;
+                let to: Mailbox =
+                    to.parse().map_err(|e| SendError::Permanent(format!("invalid recipient: {e}")))?;
                 let message = Message::builder()
                     .from(from.clone())
                     .to(to)
                     .subject(subject)
                     .header(ContentType::TEXT_PLAIN)
                     .body(body)
-                    .map_err(|e| format!("cannot build the message: {e}"))?;
-                transport.send(message).await.map(drop).map_err(|e| format!("SMTP delivery failed: {e}"))
+                    .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))?;
+                transport.send(message).await.map(drop).map_err(|e| {
+                    let text = format!("SMTP delivery failed: {e}");
+                    if e.is_permanent() { SendError::Permanent(text) } else { SendError::Transient(text) }
+                })
             }
             Self::Log => {
-                tracing::info!(
+                tracing::warn!(
                     to = %mask_email(to),
                     %subject,
-                    "no SMTP server configured; this e-mail was not sent:\n{body}"
+                    "--mail-to-log: this e-mail was not sent, it is only in this log:\n{body}"
                 );
                 Ok(())
             }
         }
+    }
+}
+
+/// Queues a mail, to be called inside the caller's transaction: it is sent only if that commits.
+pub fn enqueue(conn: &mut DbConn, to: &str, subject: &str, body: &str) -> QueryResult<()> {
+    enqueue_until(conn, to, subject, body, None)
+}
+
+/// Queues a mail that is pointless after `expires_at` (the link in it no longer works): if it
+/// could not be sent by then, its body is dropped unsent.
+pub fn enqueue_until(
+    conn: &mut DbConn,
+    to: &str,
+    subject: &str,
+    body: &str,
+    expires_at: Option<NaiveDateTime>,
+) -> QueryResult<()> {
+    let now = ncf_shared::time::now_utc();
+    diesel::insert_into(mail_outbox::table)
+        .values((
+            mail_outbox::id.eq(RecordId::new().0),
+            mail_outbox::to_address.eq(to),
+            mail_outbox::subject.eq(subject),
+            mail_outbox::body.eq(body),
+            mail_outbox::state.eq("queued"),
+            mail_outbox::created_at.eq(now),
+            mail_outbox::expires_at.eq(expires_at),
+            mail_outbox::attempts.eq(0),
+            mail_outbox::next_attempt_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// A queued mail as the sender takes it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = mail_outbox)]
+pub struct QueuedMail {
+    pub id: String,
+    pub to_address: String,
+    pub subject: String,
+    pub body: String,
+    pub attempts: i32,
+}
+
+/// Mails waiting to be sent, due now, oldest first. Expired ones are dropped first (body blanked),
+/// and finished rows older than `KEEP_FINISHED_DAYS` pruned.
+pub fn due(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<QueuedMail>> {
+    let expired = diesel::update(
+        mail_outbox::table.filter(mail_outbox::state.eq("queued")).filter(mail_outbox::expires_at.le(now)),
+    )
+    .set((mail_outbox::state.eq("expired"), mail_outbox::body.eq(""), mail_outbox::finished_at.eq(now)))
+    .execute(conn)?;
+    if expired > 0 {
+        tracing::warn!(expired, "e-mails dropped unsent: their links expired before SMTP took them");
+    }
+    diesel::delete(
+        mail_outbox::table
+            .filter(mail_outbox::state.ne("queued"))
+            .filter(mail_outbox::finished_at.le(now - chrono::Duration::days(KEEP_FINISHED_DAYS))),
+    )
+    .execute(conn)?;
+    mail_outbox::table
+        .filter(mail_outbox::state.eq("queued"))
+        .filter(mail_outbox::next_attempt_at.le(now))
+        .order((mail_outbox::next_attempt_at, mail_outbox::created_at))
+        .limit(limit)
+        .select(QueuedMail::as_select())
+        .load(conn)
+}
+
+/// Records a delivery: sent (once: a mail already finished is left alone) and its body blanked.
+/// Returns whether this call marked it.
+pub fn mark_sent(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<bool> {
+    let marked = diesel::update(mail_outbox::table.find(id).filter(mail_outbox::state.eq("queued")))
+        .set((mail_outbox::state.eq("sent"), mail_outbox::body.eq(""), mail_outbox::finished_at.eq(now)))
+        .execute(conn)?;
+    Ok(marked == 1)
+}
+
+/// Records a failed delivery: retried after a backoff, or given up (body blanked) when permanent.
+pub fn mark_failed(
+    conn: &mut DbConn,
+    mail: &QueuedMail,
+    error: &SendError,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let attempts = mail.attempts + 1;
+    let target = mail_outbox::table.find(&mail.id).filter(mail_outbox::state.eq("queued"));
+    match error {
+        SendError::Transient(e) => diesel::update(target)
+            .set((
+                mail_outbox::attempts.eq(attempts),
+                mail_outbox::next_attempt_at.eq(now + chrono::Duration::seconds(retry_delay_secs(attempts))),
+                mail_outbox::last_error.eq(e),
+            ))
+            .execute(conn),
+        SendError::Permanent(e) => diesel::update(target)
+            .set((
+                mail_outbox::attempts.eq(attempts),
+                mail_outbox::state.eq("refused"),
+                mail_outbox::body.eq(""),
+                mail_outbox::last_error.eq(e),
+                mail_outbox::finished_at.eq(now),
+            ))
+            .execute(conn),
+    }
+    .map(drop)
+}
+
+/// Seconds to wait after `attempts` failed deliveries: 1, 2, 4, … up to `MAX_RETRY_SECS`.
+pub fn retry_delay_secs(attempts: i32) -> i64 {
+    let exponent = attempts.clamp(1, 20) - 1;
+    (1_i64 << exponent).min(MAX_RETRY_SECS)
+}
+
+/// The background sender: takes due mails from the queue and delivers them one by one.
+#[derive(Clone)]
+pub struct Sender {
+    pool: Pool,
+    mailer: Mailer,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Sender {
+    pub fn new(pool: Pool, mailer: Mailer) -> Self {
+        Self { pool, mailer, wake: Arc::new(tokio::sync::Notify::new()) }
+    }
+
+    /// Tells the sender a mail was just queued (otherwise it looks every `idle`).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs for ever: a failed round (database down) is logged and tried again later.
+    pub async fn run(self, idle: Duration) {
+        loop {
+            match self.round().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "mail queue not read"),
+            }
+            let _ = tokio::time::timeout(idle, self.wake.notified()).await;
+        }
+    }
+
+    /// One batch; returns whether a full batch was taken (more may be due).
+    pub async fn round(&self) -> Result<bool, String> {
+        let due = self.db(|conn| due(conn, ncf_shared::time::now_utc(), BATCH)).await?;
+        let full = due.len() as i64 == BATCH;
+        for mail in due {
+            let outcome = self.mailer.send(&mail.to_address, &mail.subject, mail.body.clone()).await;
+            let id = mail.id.clone();
+            match outcome {
+                Ok(()) => {
+                    self.db(move |conn| mark_sent(conn, &id, ncf_shared::time::now_utc())).await?;
+                    tracing::info!(mail = %mail.id, to = %mask_email(&mail.to_address), "e-mail sent");
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        mail = %mail.id,
+                        to = %mask_email(&mail.to_address),
+                        attempts = mail.attempts + 1,
+                        %error,
+                        "e-mail not delivered"
+                    );
+                    let retry = matches!(error, SendError::Transient(_));
+                    self.db(move |conn| mark_failed(conn, &mail, &error, ncf_shared::time::now_utc()))
+                        .await?;
+                    // The server is down: the rest of the batch would fail the same way.
+                    if retry {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(full)
+    }
+
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> QueryResult<T> + Send + 'static,
+    ) -> Result<T, String> {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            f(&mut conn).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 }
 
@@ -80,10 +313,18 @@ mod tests {
     // Inside a runtime, as in the server: the SMTP pool starts a task.
     #[tokio::test]
     async fn urls_and_masking() {
-        assert!(!Mailer::new(None, "x@example.jp").unwrap().delivers());
-        assert!(Mailer::new(Some("smtp://127.0.0.1:2525"), "センター <nc@example.jp>").unwrap().delivers());
-        assert!(Mailer::new(Some("ftp://127.0.0.1"), "nc@example.jp").is_err());
-        assert!(Mailer::new(Some("smtp://127.0.0.1:2525"), "not an address").is_err());
+        assert!(!Mailer::Log.delivers());
+        assert!(Mailer::smtp("smtp://127.0.0.1:2525", "センター <nc@example.jp>").unwrap().delivers());
+        assert!(Mailer::smtp("ftp://127.0.0.1", "nc@example.jp").is_err());
+        assert!(Mailer::smtp("smtp://127.0.0.1:2525", "not an address").is_err());
         assert_eq!(mask_email("hanako@example.jp"), "h***@example.jp");
+    }
+
+    #[test]
+    fn retries_back_off_and_are_capped() {
+        let delays: Vec<i64> = (1..=12).map(retry_delay_secs).collect();
+        assert_eq!(&delays[..5], [1, 2, 4, 8, 16]);
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(retry_delay_secs(100), MAX_RETRY_SECS);
     }
 }

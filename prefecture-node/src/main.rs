@@ -86,10 +86,19 @@ struct ServeArgs {
     #[arg(long, env = "NODE_PUBLIC_URL")]
     public_url: Option<String>,
     /// SMTP server for e-mail: smtp://HOST:PORT (plain, e.g. a relay on loopback),
-    /// smtp://HOST:PORT?tls=required (STARTTLS) or smtps://USER:PASSWORD@HOST:PORT. Without it,
-    /// e-mails are written to the log (local demo) and the pages say so.
-    #[arg(long, env = "NODE_SMTP_URL")]
+    /// smtp://HOST:PORT?tls=required (STARTTLS) or smtps://USER:PASSWORD@HOST:PORT. Required
+    /// unless --mail-to-log is given.
+    #[arg(long, env = "NODE_SMTP_URL", conflicts_with = "mail_to_log")]
     smtp_url: Option<String>,
+    /// Send no e-mail: write every e-mail, working sign-in links included, to the log instead.
+    /// For local development only; never on a node that real nurses use.
+    #[arg(long, env = "NODE_MAIL_TO_LOG")]
+    mail_to_log: bool,
+    /// A reverse proxy in front of this node (an IP address or a network such as 10.0.0.0/8;
+    /// repeat the flag, or separate with commas in the variable). Only requests from these
+    /// addresses have their X-Forwarded-For header believed; elsewhere it is ignored.
+    #[arg(long = "trusted-proxy", env = "NODE_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<prefecture_node::proxy::IpNet>,
     /// Sender of the node's e-mails.
     #[arg(long, env = "NODE_MAIL_FROM", default_value = "ナースセンター <no-reply@nurse-center.example.jp>")]
     mail_from: String,
@@ -121,6 +130,11 @@ enum StaffCommand {
         #[arg(long)]
         label: String,
     },
+    /// Disable a staff account: its sessions and API tokens stop working at once.
+    Disable {
+        #[arg(long, env = "NODE_STAFF_USERNAME")]
+        username: String,
+    },
     /// Revoke a staff member's API tokens with this label.
     RevokeToken {
         #[arg(long, env = "NODE_STAFF_USERNAME")]
@@ -145,6 +159,7 @@ fn main() -> ExitCode {
         // The national URL is checked before anything else: a node never starts towards a
         // national server it would reach in clear.
         Command::Serve(args) => ncf_shared::tls::check_national_url(&args.national.national)
+            .and_then(|_| check_mail(&args))
             .and_then(|_| open(&cli.database_url))
             .and_then(|(url, _)| {
                 let syncer = syncer(&url, &args.national)?;
@@ -158,6 +173,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A node that would silently write working sign-in links to its log is refused: the operator
+/// chooses SMTP or, knowingly, the log.
+fn check_mail(args: &ServeArgs) -> Result<(), String> {
+    let smtp = args.smtp_url.as_deref().is_some_and(|u| !u.trim().is_empty());
+    if !smtp && !args.mail_to_log {
+        return Err("no way to send e-mail: give --smtp-url (NODE_SMTP_URL) to send nurses their sign-in \
+             links, or --mail-to-log (NODE_MAIL_TO_LOG=true) to write every e-mail, working links \
+             included, to the log (local development only)"
+            .to_string());
+    }
+    Ok(())
 }
 
 /// Connects and migrates; returns the URL (password hidden) and how many migrations ran.
@@ -204,6 +232,17 @@ fn staff(database_url: &str, command: StaffCommand) -> Result<(), String> {
             let n = prefecture_node::auth::revoke_api_tokens(&mut conn, &username, &label)
                 .map_err(|e| e.to_string())?;
             println!("{n} token(s) revoked");
+            Ok(())
+        }
+        StaffCommand::Disable { username } => {
+            let member = prefecture_node::staff::disable(&mut conn, &username).map_err(|e| match e {
+                prefecture_node::error::NodeError::NotFound(_) => format!("no staff account {username:?}"),
+                other => other.to_string(),
+            })?;
+            println!(
+                "staff account {} ({}) disabled; its sessions and API tokens no longer work",
+                member.username, member.display_name
+            );
             Ok(())
         }
         StaffCommand::List => {
@@ -301,6 +340,7 @@ fn serve(args: ServeArgs, syncer: Syncer) -> Result<(), String> {
         push_idle_ms,
         tls_cert,
         tls_key,
+        trusted_proxies,
         ..
     } = args;
     let tls = match (&tls_cert, &tls_key) {
@@ -317,18 +357,30 @@ fn serve(args: ServeArgs, syncer: Syncer) -> Result<(), String> {
     actix_web::rt::System::new()
         .block_on(async move {
             // Built inside the runtime: lettre's connection pool starts a task.
-            let mailer = prefecture_node::mail::Mailer::new(smtp_url.as_deref(), &mail_from)
-                .map_err(std::io::Error::other)?;
-            if !mailer.delivers() {
-                tracing::warn!(
-                    "no SMTP server configured (--smtp-url): e-mails, sign-in links included, go to this log"
-                );
-            }
+            let mailer = match smtp_url.as_deref().filter(|u| !u.trim().is_empty()) {
+                Some(url) => {
+                    prefecture_node::mail::Mailer::smtp(url, &mail_from).map_err(std::io::Error::other)?
+                }
+                None => {
+                    tracing::warn!(
+                        "--mail-to-log: NO E-MAIL IS SENT. Every e-mail, with working sign-in links, is \
+                         written to this log instead. Anyone who reads this log can sign in as the \
+                         nurses named in it. For local development only."
+                    );
+                    prefecture_node::mail::Mailer::Log
+                }
+            };
             actix_web::rt::spawn(syncer.clone().run(idle));
             let pool = syncer.pool().clone();
+            let mail = prefecture_node::mail::Sender::new(pool.clone(), mailer);
+            actix_web::rt::spawn(mail.clone().run(Duration::from_secs(1)));
+            if !trusted_proxies.is_empty() {
+                tracing::info!(proxies = ?trusted_proxies, "X-Forwarded-For is read from these proxies only");
+            }
             let server_factory = move |state: web::Data<prefecture_node::web::WebState>| {
                 move || {
                     App::new()
+                        .wrap(prefecture_node::web::security_headers())
                         .app_data(state.clone())
                         .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(|err, _| {
                             let text = format!(
@@ -354,8 +406,10 @@ fn serve(args: ServeArgs, syncer: Syncer) -> Result<(), String> {
                 pool,
                 syncer,
                 prefecture,
-                mailer,
+                mail,
                 public_url,
+                trusted_proxies: prefecture_node::proxy::TrustedProxies::new(trusted_proxies),
+                password_checks: prefecture_node::auth::PasswordChecks::default(),
             });
             let server = HttpServer::new(server_factory(state));
             let server = match &tls {

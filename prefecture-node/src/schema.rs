@@ -189,3 +189,28 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        to_address -> Text,
+        subject -> Text,
+        body -> Text,
+        state -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    nurse_sign_in_requests (id) {
+        id -> Text,
+        address_sha256 -> Text,
+        client -> Text,
+        requested_at -> Timestamp,
+    }
+}

@@ -81,21 +81,56 @@ pub fn list(conn: &mut DbConn) -> QueryResult<Vec<StaffMember>> {
     staff::table.order(staff::username).select(StaffMember::as_select()).load(conn)
 }
 
-/// The active account with this username and password, if any.
+/// The active account with this username and password, if any. (The web sign-in checks the
+/// password off the connection instead: `auth::sign_in_gate`, `auth::PasswordChecks`.)
 pub fn verify(conn: &mut DbConn, username: &str, password: &str) -> QueryResult<Option<StaffMember>> {
-    // A hash of a random password, verified when the account does not exist, so that both paths
-    // cost one argon2 computation.
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let member = staff::table
+    let member = find_active(conn, username)?;
+    let matches = password_matches(member.as_ref(), password);
+    Ok(member.filter(|_| matches))
+}
+
+/// The active account with this username, if any.
+pub fn find_active(conn: &mut DbConn, username: &str) -> QueryResult<Option<StaffMember>> {
+    staff::table
         .filter(staff::username.eq(username.trim().to_ascii_lowercase()))
         .filter(staff::disabled_at.is_null())
         .select(StaffMember::as_select())
         .first(conn)
-        .optional()?;
+        .optional()
+}
+
+/// Whether the password is this member's. Without a member, a decoy hash is verified, so that
+/// both paths cost one argon2 computation and timing does not tell which usernames exist.
+pub fn password_matches(member: Option<&StaffMember>, password: &str) -> bool {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let decoy = DECOY.get_or_init(|| hash(&ncf_shared::secret::random_token(16)));
-    let stored = member.as_ref().map_or(decoy.as_str(), |m| m.password_hash.as_str());
-    let matches = Argon2::default().verify_password(password.as_bytes(), stored).is_ok();
-    Ok(member.filter(|_| matches))
+    let stored = member.map_or(decoy.as_str(), |m| m.password_hash.as_str());
+    Argon2::default().verify_password(password.as_bytes(), stored).is_ok() && member.is_some()
+}
+
+/// Disables an account: its sessions end and its API tokens stop working at once (both are
+/// checked against `disabled_at` on every request; the sessions are also deleted). Returns the
+/// account, or `NotFound`.
+pub fn disable(conn: &mut DbConn, username: &str) -> Result<StaffMember, NodeError> {
+    use crate::schema::sessions;
+    let username = username.trim().to_ascii_lowercase();
+    let now = ncf_shared::time::now_utc();
+    conn.transaction(|conn| {
+        let member = staff::table
+            .filter(staff::username.eq(&username))
+            .select(StaffMember::as_select())
+            .first(conn)
+            .optional()?
+            .ok_or(NodeError::NotFound("staff account"))?;
+        diesel::update(staff::table.find(&member.id).filter(staff::disabled_at.is_null()))
+            .set(staff::disabled_at.eq(now))
+            .execute(conn)?;
+        diesel::delete(
+            sessions::table.filter(sessions::kind.eq("staff")).filter(sessions::subject_id.eq(&member.id)),
+        )
+        .execute(conn)?;
+        Ok(StaffMember { disabled_at: member.disabled_at.or(Some(now)), ..member })
+    })
 }
 
 /// The account with this id, unless it is disabled.

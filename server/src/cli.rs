@@ -126,6 +126,12 @@ pub enum NodesCommand {
     },
     /// List registered node keys.
     List,
+    /// Revoke a node's key: its signed requests are refused at once (403 `node_revoked`).
+    Revoke {
+        /// The key id, as `nodes list` shows it (16 hex digits).
+        #[arg(long, env = "NODE_KEY_ID")]
+        key_id: String,
+    },
 }
 
 /// A failure that ends the command: printed on stderr, exit status 1.
@@ -203,6 +209,16 @@ fn execute(cli: Cli) -> Result<(), Failure> {
                         node.key_id,
                         node.prefecture,
                         prefecture.name_ja()
+                    );
+                }
+                NodesCommand::Revoke { key_id } => {
+                    let node = crate::nodes::revoke(&mut conn, &key_id)?;
+                    let at = node.revoked_at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
+                    println!(
+                        "key {} of prefecture {} revoked ({}); its requests are refused from now on",
+                        node.key_id,
+                        node.prefecture,
+                        at.unwrap_or_default()
                     );
                 }
                 NodesCommand::List => {
@@ -346,6 +362,14 @@ async fn serve(
             .app_data(state.clone())
             .app_data(crate::http::json_config())
             .wrap(actix_web::middleware::Logger::new("%r %s %Dms").exclude("/healthz"))
+            // JSON only, never a page: nothing may load from it or frame it.
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add(("content-security-policy", "default-src 'none'; frame-ancestors 'none'"))
+                    .add(("x-frame-options", "DENY"))
+                    .add(("referrer-policy", "no-referrer"))
+                    .add(("x-content-type-options", "nosniff")),
+            )
             .configure(crate::http::configure)
     })
     .workers(workers);

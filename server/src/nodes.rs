@@ -62,6 +62,29 @@ pub fn add(conn: &mut DbConn, prefecture: Prefecture, public_key: &str) -> Resul
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeNodeError {
+    #[error("no node key {0:?} is registered (see `national-server nodes list`)")]
+    Unknown(String),
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+/// Revokes a node's key: from now on its signed requests are refused (403 `node_revoked`). A key
+/// already revoked keeps its first revocation time.
+pub fn revoke(conn: &mut DbConn, key_id: &str) -> Result<NodeRecord, RevokeNodeError> {
+    let key_id = key_id.trim();
+    diesel::update(nodes::table.find(key_id).filter(nodes::revoked_at.is_null()))
+        .set(nodes::revoked_at.eq(ncf_shared::time::now_utc()))
+        .execute(conn)?;
+    nodes::table
+        .find(key_id)
+        .select(NodeRecord::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| RevokeNodeError::Unknown(key_id.to_string()))
+}
+
 pub fn list(conn: &mut DbConn) -> QueryResult<Vec<NodeRecord>> {
     nodes::table.order((nodes::prefecture, nodes::added_at)).select(NodeRecord::as_select()).load(conn)
 }
@@ -86,7 +109,18 @@ pub fn authenticate(
 ) -> Result<AuthenticatedNode, AppError> {
     match verify(conn, req, now)? {
         Ok(node) => Ok(node),
-        Err(e) => {
+        Err(Refusal::Revoked) => {
+            tracing::warn!(
+                key_id = req.key_id,
+                path = req.path,
+                "federation request from a revoked node key refused"
+            );
+            Err(AppError::new(
+                ErrorKind::NodeRevoked,
+                "this node's key has been revoked at the national server; register a new key",
+            ))
+        }
+        Err(Refusal::Signature(e)) => {
             tracing::warn!(key_id = req.key_id, path = req.path, reason = %e, "federation request refused");
             let kind =
                 if e == SignatureError::Replayed { ErrorKind::Conflict } else { ErrorKind::Unauthorized };
@@ -95,28 +129,39 @@ pub fn authenticate(
     }
 }
 
+/// Why a request was refused: its signature, or a revoked key. Revocation is told only to a
+/// request that the key really signed, so it reveals nothing to anyone else.
+enum Refusal {
+    Signature(SignatureError),
+    Revoked,
+}
+
+impl From<SignatureError> for Refusal {
+    fn from(e: SignatureError) -> Self {
+        Self::Signature(e)
+    }
+}
+
 fn verify(
     conn: &mut DbConn,
     req: &SignedParts<'_>,
     now: NaiveDateTime,
-) -> QueryResult<Result<AuthenticatedNode, SignatureError>> {
+) -> QueryResult<Result<AuthenticatedNode, Refusal>> {
     let timestamp: i64 = match req.timestamp.parse() {
         Ok(t) => t,
-        Err(_) => return Ok(Err(SignatureError::Malformed(federation::HEADER_TIMESTAMP))),
+        Err(_) => return Ok(Err(SignatureError::Malformed(federation::HEADER_TIMESTAMP).into())),
     };
     if !federation::nonce_is_well_formed(req.nonce) {
-        return Ok(Err(SignatureError::Malformed(federation::HEADER_NONCE)));
+        return Ok(Err(SignatureError::Malformed(federation::HEADER_NONCE).into()));
     }
-    let node = nodes::table
-        .find(req.key_id)
-        .filter(nodes::revoked_at.is_null())
-        .select(NodeRecord::as_select())
-        .first(conn)
-        .optional()?;
-    let checked = node.ok_or(SignatureError::UnknownKey).and_then(|node| {
+    let node = nodes::table.find(req.key_id).select(NodeRecord::as_select()).first(conn).optional()?;
+    let checked = node.ok_or(Refusal::from(SignatureError::UnknownKey)).and_then(|node| {
         let key = NodePublicKey::parse(&node.public_key).map_err(|_| SignatureError::UnknownKey)?;
         key.verify(req.method, req.path, req.body, timestamp, req.nonce, req.signature)?;
         federation::check_freshness(timestamp, now.and_utc().timestamp())?;
+        if node.revoked_at.is_some() {
+            return Err(Refusal::Revoked);
+        }
         let prefecture = Prefecture::from_code(&node.prefecture).ok_or(SignatureError::UnknownKey)?;
         Ok(AuthenticatedNode { key_id: node.key_id, prefecture })
     });
@@ -140,7 +185,7 @@ fn verify(
     match recorded {
         Ok(_) => Ok(Ok(node)),
         Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
-            Ok(Err(SignatureError::Replayed))
+            Ok(Err(SignatureError::Replayed.into()))
         }
         Err(e) => Err(e),
     }

@@ -466,6 +466,9 @@ pub enum ErrorCode {
     /// an hour); refused until the window passes.
     AttemptsExhausted,
     TooManyRequests,
+    /// The calling node's key was revoked at the national server (`nodes revoke`): its requests
+    /// are refused until a new key is registered.
+    NodeRevoked,
     Unavailable,
     Internal,
     #[serde(other)]
@@ -488,6 +491,7 @@ impl ErrorCode {
             Self::AttemptsExhausted => "attempts_exhausted",
             Self::LicenceNotActive => "licence_not_active",
             Self::TooManyRequests => "too_many_requests",
+            Self::NodeRevoked => "node_revoked",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
             Self::Other => "other",

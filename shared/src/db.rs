@@ -152,6 +152,12 @@ impl ManageConnection for DbManager {
     fn connect(&self) -> Result<DbConn, r2d2::Error> {
         match &self.url {
             DatabaseUrl::Sqlite(path) => {
+                create_private(path).map_err(|e| {
+                    r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(format!(
+                        "cannot create {}: {e}",
+                        path.display()
+                    )))
+                })?;
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(r2d2::Error::ConnectionError)?;
                 conn.batch_execute(SQLITE_PRAGMAS).map_err(r2d2::Error::QueryError)?;
@@ -217,6 +223,21 @@ impl r2d2::HandleError<r2d2::Error> for LogConnectError {
 /// further lines, and the last line of a failed command should still say what went wrong.
 pub fn one_line(e: &impl std::fmt::Display) -> String {
     e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Creates a missing SQLite database file with mode 0600 before SQLite opens it: the file holds
+/// personal data, and SQLite gives its `-wal` and `-shm` files the database file's mode, whatever
+/// the process umask. An existing file is left as it is.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 fn create_parent(path: &Path) -> Result<(), DbError> {
@@ -350,6 +371,20 @@ mod tests {
     fn display_hides_the_password() {
         let url = DatabaseUrl::parse("postgres://ncf:s3cret@db.example:5432/ncf").unwrap();
         assert_eq!(url.to_string(), "postgres://ncf@db.example:5432/ncf");
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn new_sqlite_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        let mut conn = connect_one(&DatabaseUrl::Sqlite(path.clone())).unwrap();
+        conn.batch_execute("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1);").unwrap();
+        for file in ["new.db", "new.db-wal", "new.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{file}");
+        }
     }
 
     #[test]

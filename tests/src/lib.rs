@@ -328,6 +328,7 @@ pub struct Page {
     pub status: u16,
     pub location: Option<String>,
     pub set_cookies: Vec<String>,
+    pub headers: reqwest::header::HeaderMap,
     pub body: String,
 }
 
@@ -369,11 +370,31 @@ impl Page {
 
 impl Browser {
     pub fn new(server: &TestServer) -> Self {
+        Self::from(server, None, &[])
+    }
+
+    /// A browser on another machine, as the server sees it: connections come from this loopback
+    /// address (any of 127.0.0.0/8), with these extra headers on every request (e.g. a proxy's
+    /// `X-Forwarded-For`). Trusts the test CA, for nodes serving HTTPS.
+    pub fn from(server: &TestServer, local: Option<std::net::IpAddr>, headers: &[(&str, &str)]) -> Self {
         let _ = http_client(); // installs the TLS provider
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&std::fs::read(&test_pki().ca.ca_file).expect("CA"))
+                .expect("CA certificate");
+        let mut default_headers = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            default_headers.insert(
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                value.parse().expect("header value"),
+            );
+        }
         let client = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
+            .tls_certs_only(certs)
+            .local_address(local)
+            .default_headers(default_headers)
             .build()
             .expect("http client");
         Self { client, base_url: server.base_url.clone() }
@@ -388,7 +409,8 @@ impl Browser {
             .iter()
             .filter_map(|v| v.to_str().ok().map(str::to_string))
             .collect();
-        Page { status, location, set_cookies, body: response.text().await.expect("body") }
+        let headers = response.headers().clone();
+        Page { status, location, set_cookies, headers, body: response.text().await.expect("body") }
     }
 
     pub async fn get(&self, path: &str) -> Page {
@@ -411,6 +433,7 @@ impl Browser {
 pub struct SmtpReceiver {
     pub url: String,
     mails: std::sync::Arc<std::sync::Mutex<Vec<Mail>>>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug, Clone)]
@@ -474,16 +497,27 @@ impl SmtpReceiver {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind SMTP receiver");
         let url = format!("smtp://{}", listener.local_addr().expect("address"));
         let mails = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let store = mails.clone();
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (store, is_down) = (mails.clone(), down.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
+                if is_down.load(std::sync::atomic::Ordering::SeqCst) {
+                    // A mail server out of service: the connection is closed before the greeting.
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
                 let store = store.clone();
                 std::thread::spawn(move || {
                     let _ = Self::session(stream, &store);
                 });
             }
         });
-        Self { url, mails }
+        Self { url, mails, down }
+    }
+
+    /// Takes the server out of service (every connection closed at once) or back.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn session(stream: std::net::TcpStream, store: &std::sync::Mutex<Vec<Mail>>) -> std::io::Result<()> {
@@ -556,7 +590,12 @@ impl SmtpReceiver {
 
     /// Waits (up to 10 s) until `n` mails arrived; returns them.
     pub fn wait_for(&self, n: usize) -> Vec<Mail> {
-        eventually(Duration::from_secs(10), || self.mails().len() >= n);
+        self.wait_for_within(n, Duration::from_secs(10))
+    }
+
+    /// Waits up to `limit` until `n` mails arrived; returns them.
+    pub fn wait_for_within(&self, n: usize, limit: Duration) -> Vec<Mail> {
+        eventually(limit, || self.mails().len() >= n);
         self.mails()
     }
 }
@@ -673,7 +712,7 @@ impl TestServer {
         Self::node_with(node_db, key_file, national_url, prefecture, &[])
     }
 
-    /// The same, with more `serve` flags (e.g. `--smtp-url`).
+    /// The same, with more `serve` flags (e.g. `--smtp-url`; without it `--mail-to-log` is added).
     pub fn node_with(
         node_db: &TestDb,
         key_file: &Path,
@@ -684,9 +723,12 @@ impl TestServer {
         let stderr_log = node_db.path("prefecture-node.log");
         let mut cmd = node_command(node_db, key_file, national_url);
         cmd.args(["serve", "--prefecture", prefecture, "--listen", "127.0.0.1:0", "--push-idle-ms", "100"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_log).expect("log file"));
+            .args(extra);
+        // A node needs a mail transport: without a test SMTP receiver, its log.
+        if !extra.iter().any(|a| *a == "--smtp-url" || *a == "--mail-to-log") {
+            cmd.arg("--mail-to-log");
+        }
+        cmd.stdout(Stdio::piped()).stderr(std::fs::File::create(&stderr_log).expect("log file"));
         Self::spawn(cmd, &format!("prefecture-node {prefecture} listening on "), stderr_log)
     }
 }

@@ -295,7 +295,7 @@ fn plain_http_to_another_machine_is_refused_at_start(backend: Backend) {
     assert!(db.url.starts_with("postgres") || !db.path("node.db").exists());
     // And a node's own pages are served in clear only on loopback.
     let mut cmd = node_command(&db, &key, "https://national.example.jp");
-    cmd.args(["serve", "--prefecture", "27", "--listen", "0.0.0.0:0"]);
+    cmd.args(["serve", "--prefecture", "27", "--listen", "0.0.0.0:0", "--mail-to-log"]);
     let (out, _, stderr) = run(cmd);
     assert!(!out.status.success());
     assert!(stderr.contains("--tls-cert"), "{stderr}");

@@ -70,55 +70,24 @@ fn staff_sign_in_session_and_rate_limit(backend: Backend) {
         assert_eq!(page.status, 303);
         assert_eq!(browser.get("/staff/nurses").await.status, 303, "signed out");
 
-        // Five failures for one username lock it for a while, even with the right password;
-        // another account is not affected.
-        // (One failure is already recorded above.)
-        for _ in 1..prefecture_node::auth::FAILURES_PER_USERNAME {
+        // Failures in a row for one username from one client delay that pair only (the full
+        // story, with other clients and proxies, is in defences.rs).
+        // (One failure is already recorded above, and a success since.)
+        for _ in 0..prefecture_node::auth::FREE_FAILURES {
             assert_eq!(sign_in(&browser, "tanaka", "guess guess guess").await.status, 401);
         }
         let page = sign_in(&browser, "tanaka", PASSWORD).await;
         assert_eq!(page.status, 429);
-        assert!(page.body.contains("一時的にログインを停止しています"), "{}", page.body);
+        assert!(page.body.contains("しばらく待ってから"), "{}", page.body);
+        assert!(page.headers.contains_key("retry-after"));
         assert!(page.cookie("ncf_staff").is_none());
-        assert_eq!(sign_in(&browser, "sato", PASSWORD).await.status, 303);
+        assert_eq!(sign_in(&browser, "sato", PASSWORD).await.status, 303, "another account is not delayed");
     });
     let attempts = count(&f.osaka.db, "SELECT COUNT(*) AS n FROM sign_in_attempts WHERE NOT succeeded");
-    assert_eq!(attempts, prefecture_node::auth::FAILURES_PER_USERNAME, "throttled tries are not counted");
+    assert_eq!(attempts, 1 + prefecture_node::auth::FREE_FAILURES, "throttled tries are not counted");
     assert!(node.log().contains("staff sign-in throttled"));
 }
 both_backends!(staff_sign_in_session_and_rate_limit);
-
-#[test]
-fn cookies_are_secure_behind_tls() {
-    let f = federation(Backend::Sqlite);
-    add_staff(&f.osaka, "tanaka");
-    let node = TestServer::node_with(
-        &f.osaka.db,
-        &f.osaka.key_file,
-        &f.server.base_url,
-        "27",
-        &["--public-url", "https://nc27.example.jp"],
-    );
-    block_on(async {
-        let browser = Browser::new(&node);
-        let form = browser.get("/staff/sign-in").await;
-        assert!(form.cookie("ncf_csrf").unwrap().contains("Secure"));
-        // The test talks plain http, so the browser would not send the Secure cookie back: post by hand.
-        let csrf = form.hidden("csrf");
-        let no_redirects =
-            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        let res = no_redirects
-            .post(node.url("/staff/sign-in"))
-            .header("cookie", format!("ncf_csrf={csrf}"))
-            .form(&[("csrf", csrf.as_str()), ("username", "tanaka"), ("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status().as_u16(), 303);
-        let cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
-        assert!(cookie.starts_with("ncf_staff=") && cookie.contains("Secure"), "{cookie}");
-    });
-}
 
 fn staff_find_a_nurse_and_enter_paper_forms(backend: Backend) {
     let f = federation(backend);

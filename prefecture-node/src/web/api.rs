@@ -28,12 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/nurses").app_data(query_errors.clone()).get(list))
         .service(web::resource("/api/v1/nurses/{id}").get(detail))
         .service(web::resource("/api/v1/nurses/{id}/notices").app_data(json_errors).post(file_notice))
-        .service(
-            web::resource("/api/v1/separations")
-                .app_data(query_errors)
-                .app_data(web::PayloadConfig::default().limit(MAX_CSV_BYTES))
-                .post(separations),
-        );
+        .service(web::resource("/api/v1/separations").app_data(query_errors).post(separations));
 }
 
 #[derive(Serialize)]
@@ -89,7 +84,7 @@ async fn caller(state: &WebState, req: &HttpRequest) -> Result<StaffMember, Http
     match state.db(move |conn| Ok(crate::auth::staff_for_api_token(conn, &token)?)).await {
         Ok(Some(member)) => Ok(member),
         Ok(None) => {
-            tracing::warn!(client = %super::client_address(req), "API call with an unknown or revoked token");
+            tracing::warn!(client = %state.client_address(req), "API call with an unknown or revoked token");
             Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "unknown or revoked API token"))
         }
         Err(e) => Err(node_error(e)),
@@ -218,17 +213,40 @@ struct SeparationsQuery {
     accept_valid: bool,
 }
 
-/// The employer bulk upload as a script sends it: the CSV as the body.
+/// The employer bulk upload as a script sends it: the CSV as the body. The token is checked
+/// before the body (up to 4 MiB) is read, so an unknown caller costs no upload.
 async fn separations(
     state: web::Data<WebState>,
     req: HttpRequest,
     query: web::Query<SeparationsQuery>,
-    body: web::Bytes,
+    mut payload: web::Payload,
 ) -> HttpResponse {
+    use futures_util::StreamExt;
     let member = match caller(&state, &req).await {
         Ok(member) => member,
         Err(response) => return response,
     };
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    format!("the body could not be read: {e}"),
+                );
+            }
+        };
+        if body.len() + chunk.len() > MAX_CSV_BYTES {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the CSV is larger than {} MiB; split it", MAX_CSV_BYTES / 1024 / 1024),
+            );
+        }
+        body.extend_from_slice(&chunk);
+    }
     let accept_valid = query.accept_valid;
     let outcome =
         state.db(move |conn| crate::bulk::upload_separations(conn, &body, accept_valid, &member.id)).await;

@@ -17,22 +17,43 @@ use askama::Template;
 use ncf_shared::Prefecture;
 use ncf_shared::db::{DbConn, Pool};
 
-use crate::auth::{self, Session, SessionKind};
+use crate::auth::{self, PasswordChecks, Session, SessionKind};
 use crate::error::NodeError;
-use crate::mail::Mailer;
+use crate::proxy::TrustedProxies;
 use crate::sync::Syncer;
 
 const CSRF_COOKIE: &str = "ncf_csrf";
 pub const STAFF_COOKIE: &str = "ncf_staff";
 pub const NURSE_COOKIE: &str = "ncf_nurse";
+/// Over https every cookie carries this prefix: the browser then accepts it only with Secure,
+/// Path=/ and no Domain, so a sibling host or a plain-http page cannot plant or shadow it.
+const HOST_PREFIX: &str = "__Host-";
+
+/// The headers every answer of the node carries. The pages use no inline script or style
+/// (`/assets/site.css`), are never framed, and leak no URL (sign-in links hold tokens) to other
+/// sites.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
+pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("content-security-policy", CONTENT_SECURITY_POLICY))
+        .add(("x-frame-options", "DENY"))
+        .add(("referrer-policy", "no-referrer"))
+        .add(("x-content-type-options", "nosniff"))
+}
 
 pub struct WebState {
     pub pool: Pool,
     pub syncer: Syncer,
     pub prefecture: Prefecture,
-    pub mailer: Mailer,
+    /// The outgoing-mail sender, woken when a request queued a mail.
+    pub mail: crate::mail::Sender,
     /// The address nurses reach this node at (for links in e-mails), without a trailing slash.
     pub public_url: String,
+    /// Proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
+    pub trusted_proxies: TrustedProxies,
+    pub password_checks: PasswordChecks,
 }
 
 impl WebState {
@@ -59,6 +80,11 @@ impl WebState {
         .map_err(|e| NodeError::Unavailable(e.to_string()))?
     }
 
+    /// A cookie's name as sent: with the `__Host-` prefix over https.
+    pub fn cookie_name(&self, name: &'static str) -> std::borrow::Cow<'static, str> {
+        if self.secure_cookies() { format!("{HOST_PREFIX}{name}").into() } else { name.into() }
+    }
+
     fn cookie(
         &self,
         name: &'static str,
@@ -66,7 +92,9 @@ impl WebState {
         path: &'static str,
         same_site: SameSite,
     ) -> Cookie<'static> {
-        Cookie::build(name, value)
+        // A `__Host-` cookie must have Path=/.
+        let path = if self.secure_cookies() { "/" } else { path };
+        Cookie::build(self.cookie_name(name), value)
             .path(path)
             .http_only(true)
             .secure(self.secure_cookies())
@@ -76,7 +104,7 @@ impl WebState {
 
     fn session_cookie(&self, kind: SessionKind, token: String) -> Cookie<'static> {
         match kind {
-            // Staff pages are only ever reached from themselves.
+            // Staff pages are only ever reached from themselves (Path=/ over https, see `cookie`).
             SessionKind::Staff => self.cookie(cookie_name(kind), token, "/staff", SameSite::Strict),
             // A nurse follows links from e-mails to her page; forms are guarded by CSRF tokens.
             SessionKind::Nurse => self.cookie(cookie_name(kind), token, "/", SameSite::Lax),
@@ -87,6 +115,21 @@ impl WebState {
         let mut cookie = self.session_cookie(kind, String::new());
         cookie.make_removal();
         cookie
+    }
+
+    /// A cookie's value as the browser sent it.
+    pub(crate) fn read_cookie(&self, req: &HttpRequest, name: &'static str) -> Option<String> {
+        req.cookie(&self.cookie_name(name)).map(|c| c.value().to_string())
+    }
+
+    /// Who is calling, for the sign-in throttles and the sign-in record: the TCP peer, or the
+    /// client named by `X-Forwarded-For` when the peer is a trusted proxy.
+    pub(crate) fn client_address(&self, req: &HttpRequest) -> String {
+        let Some(peer) = req.peer_addr().map(|a| a.ip()) else { return "unknown".to_string() };
+        let forwarded: Vec<&str> =
+            req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
+        let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
+        self.trusted_proxies.client(peer, forwarded.as_deref()).to_string()
     }
 }
 
@@ -119,7 +162,7 @@ impl WebState {
         req: &HttpRequest,
         door: &Door<T>,
     ) -> Result<(Session, T), HttpResponse> {
-        let Some(token) = req.cookie(cookie_name(door.kind)).map(|c| c.value().to_string()) else {
+        let Some(token) = self.read_cookie(req, cookie_name(door.kind)) else {
             return Err(see_other(door.sign_in));
         };
         let (kind, load) = (door.kind, door.load);
@@ -163,11 +206,10 @@ impl WebState {
         if let Err(response) = self.signed_in_form(req, door, csrf).await {
             return response;
         }
-        if let Some(cookie) = req.cookie(cookie_name(door.kind)) {
-            let token = cookie.value().to_string();
-            if let Err(e) = self.db(move |conn| Ok(auth::end_session(conn, &token)?)).await {
-                return unavailable(self, &e, door.back);
-            }
+        if let Some(token) = self.read_cookie(req, cookie_name(door.kind))
+            && let Err(e) = self.db(move |conn| Ok(auth::end_session(conn, &token)?)).await
+        {
+            return unavailable(self, &e, door.back);
         }
         let mut response = see_other(door.sign_in);
         let _ = response.add_cookie(&self.expired_cookie(door.kind));
@@ -181,11 +223,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .get(|| async { HttpResponse::SeeOther().insert_header(("location", "/opt-in")).finish() }),
     )
     .route("/healthz", web::get().to(healthz))
+    .route("/assets/site.css", web::get().to(stylesheet))
     .configure(opt_in::configure)
     .configure(nurse::configure)
     .configure(staff::configure)
     .configure(api::configure)
     .default_service(web::to(not_found));
+}
+
+/// The pages' one stylesheet: a file, not an inline `<style>`, so the content security policy
+/// can forbid inline styles.
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("cache-control", "public, max-age=3600"))
+        .body(include_str!("../../assets/site.css"))
 }
 
 /// Liveness and database reachability: the national server's check, `{"status":"ok","database":…}`
@@ -265,8 +317,8 @@ pub(crate) fn expired_form(state: &WebState, back: (&str, &str)) -> HttpResponse
 
 /// The pre-sign-in form token: the one in the cookie, or a new one to set.
 pub(crate) fn csrf_cookie_token(req: &HttpRequest) -> (String, bool) {
-    match req.cookie(CSRF_COOKIE) {
-        Some(c) if !c.value().is_empty() => (c.value().to_string(), false),
+    match csrf_cookie(req) {
+        Some(c) if !c.is_empty() => (c, false),
         _ => (ncf_shared::secret::random_token(24), true),
     }
 }
@@ -285,7 +337,15 @@ pub(crate) fn with_csrf_cookie(
 
 /// Whether a pre-sign-in form's token matches its cookie.
 pub(crate) fn csrf_cookie_matches(req: &HttpRequest, submitted: &str) -> bool {
-    req.cookie(CSRF_COOKIE).is_some_and(|c| !c.value().is_empty() && tokens_equal(c.value(), submitted))
+    csrf_cookie(req).is_some_and(|c| !c.is_empty() && tokens_equal(&c, submitted))
+}
+
+/// The pre-sign-in token cookie under the name this node gives it (`__Host-` over https).
+fn csrf_cookie(req: &HttpRequest) -> Option<String> {
+    match req.app_data::<web::Data<WebState>>() {
+        Some(state) => state.read_cookie(req, CSRF_COOKIE),
+        None => req.cookie(CSRF_COOKIE).map(|c| c.value().to_string()),
+    }
 }
 
 /// Compares tokens without stopping at the first difference.
@@ -293,9 +353,12 @@ pub(crate) fn tokens_equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Who is calling, for the sign-in rate limit and the sign-in record.
-pub(crate) fn client_address(req: &HttpRequest) -> String {
-    req.peer_addr().map_or_else(|| "unknown".to_string(), |a| a.ip().to_string())
+/// Adds `Retry-After` (seconds) to a 429 or 503 answer.
+pub(crate) fn with_retry_after(mut response: HttpResponse, seconds: i64) -> HttpResponse {
+    if let Ok(value) = seconds.max(1).to_string().parse() {
+        response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, value);
+    }
+    response
 }
 
 pub(crate) fn see_other(location: &str) -> HttpResponse {
@@ -319,27 +382,24 @@ async fn not_found(state: web::Data<WebState>) -> HttpResponse {
 }
 
 /// Tells the addresses of registrations removed because another registration for the same licence
-/// proved who she is (best effort: the removal stands whether or not the mail goes out).
+/// proved who she is (through the mail queue; the removal stands whether or not this is queued).
 pub(crate) async fn tell_removed_registrations(state: &WebState, addresses: &[String]) {
     for address in addresses {
         let body = format!(
             "{}です。\n\nこのメールアドレスで申し込まれた看護職の登録は、同じ免許の方が本人確認を済ませたため、削除しました。\nこの登録に心当たりがない場合、対応は不要です。ご本人の場合は、センターにご相談ください。\n",
             state.center()
         );
-        if let Err(e) = state.mailer.send(address, "【ナースセンター】登録を削除しました", body).await
-        {
-            tracing::warn!(error = %e, "cannot tell a removed registration");
-        }
+        queue_mail(state, address.clone(), "【ナースセンター】登録を削除しました".to_string(), body).await;
     }
 }
 
-/// Sends a mail without holding up the answer: the page a person sees must not depend on whether
-/// (or how slowly) a mail went out, or its timing would tell which addresses are registered.
-pub(crate) fn send_in_background(state: &WebState, to: String, subject: String, body: String) {
-    let mailer = state.mailer.clone();
-    actix_web::rt::spawn(async move {
-        if let Err(e) = mailer.send(&to, &subject, body).await {
-            tracing::warn!(error = %e, "mail not sent");
-        }
-    });
+/// Queues a mail for the background sender (`mail::Sender`): the page a person sees must not
+/// depend on whether (or how slowly) a mail goes out, or its timing would tell which addresses
+/// are registered. A failure to queue is logged; the answer stays the same.
+pub(crate) async fn queue_mail(state: &WebState, to: String, subject: String, body: String) {
+    let queued = state.db(move |conn| Ok(crate::mail::enqueue(conn, &to, &subject, &body)?)).await;
+    match queued {
+        Ok(()) => state.mail.wake(),
+        Err(e) => tracing::warn!(error = %e, "mail not queued"),
+    }
 }

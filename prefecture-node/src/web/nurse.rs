@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::forms::{NoticeForm, NoticePage};
 use super::{
     CsrfOnly, Door, WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst, message,
-    see_other, unavailable, with_csrf_cookie,
+    see_other, unavailable, with_csrf_cookie, with_retry_after,
 };
 use crate::Channel;
 use crate::auth::{self, SessionKind};
@@ -41,7 +41,6 @@ struct SignInPage {
     email: String,
     error: String,
     sent: bool,
-    logged_instead: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,13 +58,13 @@ async fn sign_in_form(state: web::Data<WebState>, req: HttpRequest) -> HttpRespo
         email: String::new(),
         error: String::new(),
         sent: false,
-        logged_instead: false,
     };
     with_csrf_cookie(&state, html(StatusCode::OK, &page), csrf, new)
 }
 
-/// Sends a link to every nurse registered with this address. The answer is the same whether or
-/// not the address is registered, so the form does not reveal who is.
+/// Queues a link for every nurse registered with this address (`auth::request_login_links`).
+/// The answer — status, page and time taken — is the same whether or not the address is
+/// registered: no SMTP is awaited here, and the typed address is not shown back.
 async fn sign_in_submit(
     state: web::Data<WebState>,
     req: HttpRequest,
@@ -78,54 +77,37 @@ async fn sign_in_submit(
     let mut page = SignInPage {
         center: state.center(),
         csrf: form.csrf.clone(),
-        email: email.clone(),
+        email: String::new(),
         error: String::new(),
         sent: false,
-        logged_instead: !state.mailer.delivers(),
     };
     if !crate::notices::looks_like_email(&email) {
+        page.email = email;
         page.error = "メールアドレスの形式が正しくありません。".into();
         return html(StatusCode::UNPROCESSABLE_ENTITY, &page);
     }
-    let lookup = email.clone();
-    let links = state
+    let (client, center, public_url) = (state.client_address(&req), state.center(), state.public_url.clone());
+    let outcome = state
         .db(move |conn| {
-            let mut links = Vec::new();
-            for nurse in crate::nurses::by_email(conn, &lookup)? {
-                if let Some(token) = auth::issue_login_link(conn, &nurse.id)? {
-                    links.push((nurse, token));
-                } else {
-                    tracing::warn!(nurse = %nurse.id, "sign-in link not sent: too many unused links");
-                }
-            }
-            Ok(links)
+            let mail = auth::LinkMail { center: &center, public_url: &public_url };
+            auth::request_login_links(conn, &email, &client, &mail)
         })
         .await;
-    let links = match links {
-        Ok(links) => links,
-        Err(e) => return unavailable(&state, &e, SIGN_IN),
-    };
-    for (nurse, token) in links {
-        let url = format!("{}/sign-in/link?token={token}", state.public_url);
-        let body = format!(
-            "{} {} 様\n\n{}のマイページへのログイン用リンクです。\n{}分以内に、一度だけ使えます。\n\n{url}\n\n\
-             このメールにお心当たりがない場合は、破棄してください。リンクを開かなければ何も起こりません。\n\n{}\n",
-            nurse.family_name,
-            nurse.given_name,
-            state.center(),
-            auth::LOGIN_LINK_MINUTES,
-            state.center(),
-        );
-        let subject = format!("【{}】ログイン用リンク", state.center());
-        if let Err(e) = state.mailer.send(&nurse.email, &subject, body).await {
-            tracing::error!(error = %e, nurse = %nurse.id, "sign-in e-mail not delivered");
-            page.error = "メールを送信できませんでした。しばらくしてからもう一度お試しください。".into();
-            return html(StatusCode::SERVICE_UNAVAILABLE, &page);
+    match outcome {
+        Ok(auth::LinkRequest::Accepted) => {
+            state.mail.wake();
+            page.sent = true;
+            html(StatusCode::OK, &page)
         }
-        tracing::info!(nurse = %nurse.id, "sign-in link issued");
+        Ok(auth::LinkRequest::Throttled { retry_after_secs }) => {
+            let minutes = (retry_after_secs + 59) / 60;
+            page.error = format!(
+                "ログイン用リンクのご請求が続いています。しばらく待ってから（{minutes}分ほど後に）もう一度お試しください。"
+            );
+            with_retry_after(html(StatusCode::TOO_MANY_REQUESTS, &page), retry_after_secs)
+        }
+        Err(e) => unavailable(&state, &e, SIGN_IN),
     }
-    page.sent = true;
-    html(StatusCode::OK, &page)
 }
 
 #[derive(Debug, Default, Deserialize)]

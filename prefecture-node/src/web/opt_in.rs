@@ -261,18 +261,27 @@ async fn opt_in_submit(
     // whatever was typed. The licence is checked when the e-mailed link is opened.
     let application = checked.application();
     let email = application.email.clone();
-    let stored = state.db(move |conn| Ok(crate::opt_in::apply(conn, &application)?)).await;
-    let token = match stored {
-        Ok(token) => token,
+    let (center, base_url) = (state.center(), state.public_url.clone());
+    // The application and its mail in one transaction: no mail without a stored application,
+    // and no stored application whose mail was lost.
+    let stored = state
+        .db(move |conn| {
+            ncf_shared::db::write_transaction(conn, |conn| {
+                let token = crate::opt_in::apply(conn, &application)?;
+                let body = format!(
+                    "{center}です。\n\n看護職の就業支援への登録のお申し込みを受け付けました。\n次のリンクを開いて、免許の照合と登録を完了してください（{hours}時間以内）。\n\n{base_url}/opt-in/confirm?token={token}\n\nお心当たりがない場合は、このメールを破棄してください。登録は行われません。\n",
+                    hours = crate::opt_in::CONFIRM_HOURS,
+                );
+                let expires = ncf_shared::time::now_utc() + chrono::Duration::hours(crate::opt_in::CONFIRM_HOURS);
+                crate::mail::enqueue_until(conn, &application.email, "【ナースセンター】登録の確認", &body, Some(expires))?;
+                Ok::<_, crate::error::NodeError>(())
+            })
+        })
+        .await;
+    match stored {
+        Ok(()) => state.mail.wake(),
         Err(e) => return super::unavailable(&state, &e, BACK),
-    };
-    let body = format!(
-        "{center}です。\n\n看護職の就業支援への登録のお申し込みを受け付けました。\n次のリンクを開いて、免許の照合と登録を完了してください（{hours}時間以内）。\n\n{url}/opt-in/confirm?token={token}\n\nお心当たりがない場合は、このメールを破棄してください。登録は行われません。\n",
-        center = state.center(),
-        hours = crate::opt_in::CONFIRM_HOURS,
-        url = state.public_url,
-    );
-    super::send_in_background(&state, email.clone(), "【ナースセンター】登録の確認".to_string(), body);
+    }
     html(StatusCode::OK, &MailSentPage { center: state.center(), email })
 }
 
@@ -476,12 +485,13 @@ async fn confirm_submit(
                 "{}です。\n\nあなたの看護職免許の情報で、別のメールアドレスから登録の申し込みがありました。登録は受け付けていません。\n心当たりがない場合も、対応は不要です。ご本人が申し込まれた場合は、登録済みのこのアドレスでログインしてください。\n",
                 state.center()
             );
-            super::send_in_background(
+            super::queue_mail(
                 &state,
                 holder_email,
                 "【ナースセンター】登録の申し込みがありました".to_string(),
                 body,
-            );
+            )
+            .await;
             no_match(&state, &retry)
         }
         Ok(crate::opt_in::Confirmed::Gone) => link_gone(&state),

@@ -13,11 +13,11 @@ use serde::Deserialize;
 use super::forms::{NoticeForm, NoticePage};
 use super::nurse::{ConsentForm, ConsentView, NoticeView, consent_views, notice_note, notice_views};
 use super::{
-    CsrfOnly, Door, WebState, client_address, csrf_cookie_matches, csrf_cookie_token, expired_form, html,
-    jst, message, see_other, unavailable, with_csrf_cookie,
+    CsrfOnly, Door, WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst, message,
+    see_other, unavailable, with_csrf_cookie, with_retry_after,
 };
 use crate::Channel;
-use crate::auth::{self, Session, SessionKind, SignIn};
+use crate::auth::{self, Session, SessionKind, SignInGate};
 use crate::bulk::BulkReport;
 use crate::nurses::Nurse;
 use crate::staff::StaffMember;
@@ -70,6 +70,9 @@ async fn sign_in_form(state: web::Data<WebState>, req: HttpRequest) -> HttpRespo
     with_csrf_cookie(&state, html(StatusCode::OK, &page), csrf, new)
 }
 
+/// Signs a staff member in: the throttle for this (username, client) pair and the attempt's
+/// record first, then the password, checked off the database connection with bounded
+/// concurrency, then the session.
 async fn sign_in_submit(
     state: web::Data<WebState>,
     req: HttpRequest,
@@ -79,36 +82,46 @@ async fn sign_in_submit(
     if !csrf_cookie_matches(&req, &form.csrf) {
         return expired_form(&state, SIGN_IN);
     }
-    let client = client_address(&req);
-    let (username, password) = (form.username.clone(), form.password);
-    let outcome = state
-        .db(move |conn| {
-            let outcome = auth::sign_in(conn, &username, &password, &client)?;
-            Ok(match outcome {
-                SignIn::Accepted(member) => Ok(auth::start_session(conn, SessionKind::Staff, &member.id)?.0),
-                other => Err(other),
-            })
-        })
-        .await;
+    let client = state.client_address(&req);
     let mut page =
         SignInPage { center: state.center(), csrf: form.csrf, username: form.username, error: String::new() };
-    match outcome {
-        Ok(Ok(token)) => {
+    let (username, who) = (page.username.clone(), client.clone());
+    let gate = match state.db(move |conn| Ok(auth::sign_in_gate(conn, &username, &who)?)).await {
+        Ok(gate) => gate,
+        Err(e) => return unavailable(&state, &e, SIGN_IN),
+    };
+    let (attempt_id, member) = match gate {
+        SignInGate::Open { attempt_id, member } => (attempt_id, member),
+        SignInGate::Throttled { retry_after_secs } => {
+            let minutes = (retry_after_secs + 59) / 60;
+            page.error = format!(
+                "ログインの失敗が続いたため、この端末からのログインを一時的に受け付けていません。しばらく待ってから（{minutes}分ほど後に）もう一度お試しください。"
+            );
+            return with_retry_after(html(StatusCode::TOO_MANY_REQUESTS, &page), retry_after_secs);
+        }
+    };
+    let member = match state.password_checks.verify(member, form.password).await {
+        Ok(member) => member,
+        Err(auth::Busy) => {
+            tracing::warn!(%client, "staff sign-in refused: too many password checks at once");
+            page.error = "ただいま混み合っています。しばらく待ってからもう一度お試しください。".into();
+            return with_retry_after(html(StatusCode::SERVICE_UNAVAILABLE, &page), 5);
+        }
+    };
+    let Some(member) = member else {
+        tracing::warn!(username = %page.username.trim().to_ascii_lowercase(), %client, "staff sign-in failed");
+        page.error = "ユーザー名またはパスワードが正しくありません。".into();
+        return html(StatusCode::UNAUTHORIZED, &page);
+    };
+    let signed_in = member.clone();
+    match state.db(move |conn| Ok(auth::sign_in_succeeded(conn, &attempt_id, &signed_in)?)).await {
+        Ok(Some(token)) => {
+            tracing::info!(username = %member.username, %client, "staff signed in");
             let mut response = see_other("/staff/nurses");
             let _ = response.add_cookie(&state.session_cookie(SessionKind::Staff, token));
             response
         }
-        Ok(Err(SignIn::Throttled { retry_after_minutes })) => {
-            page.error = format!(
-                "ログインの失敗が続いたため、一時的にログインを停止しています。{retry_after_minutes}分ほど後にもう一度お試しください。"
-            );
-            let mut response = html(StatusCode::TOO_MANY_REQUESTS, &page);
-            if let Ok(value) = (retry_after_minutes * 60).to_string().parse() {
-                response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, value);
-            }
-            response
-        }
-        Ok(Err(_)) => {
+        Ok(None) => {
             page.error = "ユーザー名またはパスワードが正しくありません。".into();
             html(StatusCode::UNAUTHORIZED, &page)
         }
@@ -626,6 +639,12 @@ async fn read_upload(mut payload: Multipart) -> Result<Upload, String> {
 }
 
 async fn bulk_submit(state: web::Data<WebState>, req: HttpRequest, payload: Multipart) -> HttpResponse {
+    // Who is asking is checked before a byte of the (up to 4 MiB) body is read; the form token,
+    // which travels inside the body, once it is read.
+    let (session, member) = match state.signed_in(&req, &DOOR).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
     let upload = match read_upload(payload).await {
         Ok(upload) => upload,
         Err(e) => {
@@ -639,10 +658,9 @@ async fn bulk_submit(state: web::Data<WebState>, req: HttpRequest, payload: Mult
             );
         }
     };
-    let (session, member) = match state.signed_in_form(&req, &DOOR, &upload.csrf).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+    if !super::tokens_equal(&session.csrf, &upload.csrf) {
+        return expired_form(&state, DOOR.back);
+    }
     let accept_valid = upload.accept_valid;
     let fail = |session, member, text: String| {
         html(StatusCode::UNPROCESSABLE_ENTITY, &bulk_page(&state, session, member, text, accept_valid, None))

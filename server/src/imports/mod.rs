@@ -478,9 +478,13 @@ fn write_rejects<P: RowParser>(path: &Path, outcome: &ReadOutcome) -> std::io::R
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    // The mode above applies only to a new file: a rejects file left from an earlier run (or made
+    // by someone else's umask) is made private too, before a row is written to it.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     // Flexible: a rejected row may have the wrong number of columns.
-    let mut out =
-        csv::WriterBuilder::new().flexible(true).from_writer(std::io::BufWriter::new(options.open(path)?));
+    let mut out = csv::WriterBuilder::new().flexible(true).from_writer(std::io::BufWriter::new(file));
     let mut header = vec!["line", "errors"];
     header.extend_from_slice(P::HEADER);
     ncf_shared::csvfile::write_record(&mut out, &header)?;

@@ -107,7 +107,9 @@ fn run() -> Result<(), String> {
         ["--tls-cert".to_string(), path(&cert.cert_file), "--tls-key".to_string(), path(&cert.key_file)];
 
     let mut children = Children(Vec::new());
-    let log = |name: &str| std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string());
+    // The nodes' logs hold working sign-in links (--mail-to-log) and the national server's
+    // names personal data: readable by their owner only.
+    let log = |name: &str| private_log(&dir.join(format!("{name}.log")));
     let mut cmd = national(&["serve", "--listen", &format!("127.0.0.1:{NATIONAL_PORT}")]);
     cmd.args(&tls_flags).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log("national")?);
     children.0.push(cmd.spawn().map_err(|e| format!("national-server: {e}"))?);
@@ -124,6 +126,8 @@ fn run() -> Result<(), String> {
             &format!("127.0.0.1:{port}"),
         ])
         .args(&tls_flags)
+        // No SMTP server here: e-mails, sign-in links included, go to the node's log.
+        .arg("--mail-to-log")
         .env("NODE_NATIONAL_CA", &ca.ca_file)
         .env("NODE_DATABASE_URL", format!("sqlite://{}", dir.join(format!("node-{pref}.db")).display()))
         .env("NODE_KEY_FILE", dir.join(format!("node-{pref}.key")))
@@ -135,15 +139,34 @@ fn run() -> Result<(), String> {
         wait_for_port(port)?;
     }
 
-    println!("opting in a few nurses through the nodes' pages…");
+    println!("opting in a few nurses through the nodes' pages, and proving who they are by post…");
     let people = sample_people(&data.join("registry.csv"), &data.join("residents.csv"))?;
     let mut opted = Vec::new();
+    let mut waiting = Vec::new();
     for (pref, port) in NODES {
+        let node_log = dir.join(format!("node-{pref}.log"));
         for p in people.iter().filter(|p| p.prefecture == pref).take(OPTED_IN_PER_NODE) {
-            if ncf_tests::block_on(opt_in(&ca.ca_file, port, p))? {
-                opted.push((pref, p));
+            match ncf_tests::block_on(opt_in(&ca.ca_file, port, p, &node_log))? {
+                OptedIn::Registered(browser) => waiting.push((pref, port, p, browser)),
+                OptedIn::Earlier => opted.push((pref, p)),
             }
         }
+    }
+    if !waiting.is_empty() {
+        // The print vendor's file: the codes the seeded nurses "receive" by post.
+        let letters = dir.join(format!("letters-{}.csv", std::process::id()));
+        step("postal export", national(&["postal", "export", "--out", &path(&letters)]))?;
+        let codes = letter_codes(&letters)?;
+        for (pref, port, p, browser) in waiting {
+            let code = codes
+                .iter()
+                .find(|(family, given, _)| *family == p.family_name && *given == p.given_name)
+                .map(|c| c.2.clone())
+                .ok_or_else(|| format!("no letter for {} {}", p.family_name, p.given_name))?;
+            ncf_tests::block_on(type_code(&browser, port, &code))?;
+            opted.push((pref, p));
+        }
+        let _ = std::fs::remove_file(&letters);
     }
 
     println!("\nlocal federation running over HTTPS (SQLite files and logs in {}):", dir.display());
@@ -167,7 +190,7 @@ fn run() -> Result<(), String> {
             "                    https://127.0.0.1:{port}/staff    (staff: user \"staff\", password \"{password}\")"
         );
     }
-    println!("\nalready opted in ({}):", opted.len());
+    println!("\nalready opted in and proved by post ({}):", opted.len());
     for (pref, p) in &opted {
         println!(
             "  node {pref}: {} {} ({}, 籍登録番号 {}, nurse{}@example.jp)",
@@ -187,6 +210,19 @@ fn run() -> Result<(), String> {
             p.family_name_kana,
             p.given_name_kana,
             p.birth_date
+        );
+        println!(
+            "  the confirmation link is written to {}; on her page ask for a letter, then print the letters and their codes with:",
+            dir.join("node-27.log").display()
+        );
+        println!(
+            "  DATABASE_URL=sqlite://{} NATIONAL_SECRET_FILE={} target/release/national-server postal export --out {}",
+            dir.join("national.db").display(),
+            dir.join("national-secret.key").display(),
+            dir.join("letters.csv").display()
+        );
+        println!(
+            "  (the code is in the \"code\" column; type it on her page — until then nothing about her leaves the node)"
         );
     }
     println!("\nCtrl-C stops everything.");
@@ -209,6 +245,19 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     writeln!(file, "{text}").map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// A log file (new or left from an earlier run, truncated) with mode 0600.
+fn private_log(path: &Path) -> Result<std::fs::File, String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+    Ok(file)
 }
 
 fn path(p: &Path) -> String {
@@ -266,21 +315,51 @@ fn sample_people(registry: &Path, residents: &Path) -> Result<Vec<SamplePerson>,
         .collect())
 }
 
-/// Opts the person in through the node's page, as she would. Returns whether it worked.
-async fn opt_in(ca: &std::path::Path, port: u16, p: &SamplePerson) -> Result<bool, String> {
-    let client = ncf_tests::client_trusting(ca);
+enum OptedIn {
+    /// Registered and signed in (the client keeps her session), a letter asked for.
+    Registered(reqwest::Client),
+    /// Registered and proofed by an earlier run of this command.
+    Earlier,
+}
+
+fn browser(ca: &Path) -> Result<reqwest::Client, String> {
+    ncf_shared::tls::install_provider();
+    let certs = reqwest::Certificate::from_pem_bundle(&std::fs::read(ca).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    reqwest::Client::builder()
+        .tls_certs_only(certs)
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// The value of `name="…"`'s `value` on a page (the forms the launcher fills in).
+fn field(page: &str, name: &str) -> String {
+    let Some(start) = page.find(&format!("name=\"{name}\"")) else { return String::new() };
+    let tag = &page[start..start + page[start..].find('>').unwrap_or(0)];
+    tag.split_once("value=\"").map(|(_, r)| r[..r.find('"').unwrap_or(0)].to_string()).unwrap_or_default()
+}
+
+async fn fetch(client: &reqwest::Client, base: &str, path: &str) -> Result<String, String> {
+    let res = client.get(format!("{base}{path}")).send().await.map_err(|e| e.to_string())?;
+    res.text().await.map_err(|e| e.to_string())
+}
+
+/// Opts the person in through the node's pages, as she would: the form, the link from the e-mail
+/// (written to the node's log, --mail-to-log), the licence check, then a letter asked for on her
+/// page.
+async fn opt_in(ca: &Path, port: u16, p: &SamplePerson, node_log: &Path) -> Result<OptedIn, String> {
+    let client = browser(ca)?;
     let base = format!("https://127.0.0.1:{port}");
-    let res = client.get(format!("{base}/opt-in")).send().await.map_err(|e| e.to_string())?;
-    let token = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("ncf_csrf=")?.split(';').next().map(str::to_string))
-        .unwrap_or_default();
+    let links_before =
+        std::fs::read_to_string(node_log).unwrap_or_default().matches("/opt-in/confirm?token=").count();
+    let page = fetch(&client, &base, "/opt-in").await?;
     let email = format!("nurse{}@example.jp", p.registration_number);
+    let csrf = field(&page, "csrf");
     let form = [
-        ("csrf", token.as_str()),
+        ("csrf", csrf.as_str()),
         ("qualification", &p.qualification),
         ("registration_number", &p.registration_number),
         ("family_name", &p.family_name),
@@ -294,13 +373,89 @@ async fn opt_in(ca: &std::path::Path, port: u16, p: &SamplePerson) -> Result<boo
         ("job_support", "on"),
         ("training_info", "on"),
     ];
+    let res = client.post(format!("{base}/opt-in")).form(&form).send().await.map_err(|e| e.to_string())?;
+    if !res.status().is_success() {
+        return Err(format!("opt-in form answered {}", res.status()));
+    }
+    // Her confirmation mail, as the node logged it (the mail queue sends in the background).
+    let mut link = None;
+    for _ in 0..100 {
+        let log = std::fs::read_to_string(node_log).unwrap_or_default();
+        if log.matches("/opt-in/confirm?token=").count() > links_before {
+            let at = log.rfind("/opt-in/confirm?token=").expect("counted above");
+            link = log[at..].split_whitespace().next().map(str::to_string);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100)); // a launcher, one nurse at a time
+    }
+    let link = link.ok_or("no confirmation mail in the node's log")?;
+    let page = fetch(&client, &base, &link).await?;
+    let confirm = [
+        "csrf",
+        "token",
+        "registration_number",
+        "family_name",
+        "given_name",
+        "family_name_kana",
+        "given_name_kana",
+        "birth_date",
+    ]
+    .map(|name| (name, field(&page, name)));
+    let mut confirm: Vec<(&str, String)> = confirm.into();
+    confirm.push(("qualification", p.qualification.clone()));
     let res = client
-        .post(format!("{base}/opt-in"))
-        .header("cookie", format!("ncf_csrf={token}"))
-        .form(&form)
+        .post(format!("{base}/opt-in/confirm"))
+        .form(&confirm)
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    // 409: registered by an earlier run of this command.
-    Ok(res.status().is_success() || res.status().as_u16() == 409)
+    if res.status().as_u16() == 422 {
+        // Proofed here by an earlier run of this command: the page answers as for a mismatch.
+        return Ok(OptedIn::Earlier);
+    }
+    if res.status().as_u16() != 303 {
+        return Err(format!("confirming the opt-in answered {}", res.status()));
+    }
+    let me = fetch(&client, &base, "/me").await?;
+    let csrf = field(&me, "csrf");
+    let res = client
+        .post(format!("{base}/me/proofing/letter"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    match res.headers().get("location").and_then(|l| l.to_str().ok()) {
+        Some(l) if l.starts_with("/me?done=letter") => Ok(OptedIn::Registered(client)),
+        other => Err(format!("asking for a letter answered {} ({other:?})", res.status())),
+    }
+}
+
+/// (family name, given name, code) of each letter in a `postal export` file.
+fn letter_codes(file: &Path) -> Result<Vec<(String, String, String)>, String> {
+    let mut reader = csv::Reader::from_path(file).map_err(|e| e.to_string())?;
+    reader
+        .records()
+        .map(|r| {
+            let r = r.map_err(|e| e.to_string())?;
+            Ok((r[1].to_string(), r[2].to_string(), r[5].to_string()))
+        })
+        .collect()
+}
+
+/// Types the code from her letter on her page.
+async fn type_code(client: &reqwest::Client, port: u16, code: &str) -> Result<(), String> {
+    let base = format!("https://127.0.0.1:{port}");
+    let me = client.get(format!("{base}/me")).send().await.map_err(|e| e.to_string())?;
+    let me = me.text().await.map_err(|e| e.to_string())?;
+    let csrf = field(&me, "csrf");
+    let res = client
+        .post(format!("{base}/me/proofing/code"))
+        .form(&[("csrf", csrf.as_str()), ("code", code)])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    match res.headers().get("location").and_then(|l| l.to_str().ok()) {
+        Some("/me?done=proofed") => Ok(()),
+        other => Err(format!("typing the postal code answered {} ({other:?})", res.status())),
+    }
 }
