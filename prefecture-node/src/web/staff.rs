@@ -711,6 +711,8 @@ struct LookupPage {
     staff_name: String,
     csrf: String,
     form: LookupForm,
+    /// Field errors: none here (the answer says what differs), but the shared fields show them.
+    errors: std::collections::BTreeMap<&'static str, String>,
     qualifications: Vec<(&'static str, &'static str)>,
     /// The answer, in words for staff (empty before a lookup).
     result: String,
@@ -743,6 +745,7 @@ fn lookup_page(
         staff_name: member.display_name,
         csrf: session.csrf,
         form,
+        errors: std::collections::BTreeMap::new(),
         qualifications: ncf_shared::Qualification::all()
             .filter(|q| q.is_nursing())
             .map(|q| (q.code(), q.name_ja()))
