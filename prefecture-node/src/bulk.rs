@@ -200,14 +200,17 @@ fn check_row(
         .filter(nurses::qualification.eq(q.code()))
         .filter(nurses::registration_number.eq(number.canonical()))
         .filter(nurses::birth_date.eq(birth_date))
+        // Only the proofed registration: an unproofed one may be someone holding a copy of her
+        // licence, who must not see an employer's notice about her.
+        .filter(nurses::proofed_at.is_not_null())
         .select(nurses::id)
         .first(conn)
         .optional()?;
     Ok(match nurse_id {
         Some(id) => Ok((id, body)),
-        None => {
-            Err("このセンターに登録された看護職に、資格・籍登録番号・生年月日が一致する方がいません"
-                .to_string())
-        }
+        None => Err(
+            "このセンターで本人確認の済んだ看護職に、資格・籍登録番号・生年月日が一致する方がいません（本人確認の前の方は、確認の後に登録してください）"
+                .to_string(),
+        ),
     })
 }

@@ -68,6 +68,22 @@ pub fn pending(conn: &mut DbConn, token: &str) -> QueryResult<Option<Application
     Ok(form.and_then(|f| serde_json::from_str(&f).ok()))
 }
 
+/// No-match answers one application may get before it is deleted.
+pub const MAX_FAILURES: i32 = 3;
+
+/// Counts a no-match answer against the application; the third deletes it.
+pub fn note_failure(conn: &mut DbConn, token: &str) -> QueryResult<()> {
+    let key = auth::digest(token);
+    ncf_shared::db::write_transaction(conn, |conn| {
+        diesel::update(pending_opt_ins::table.find(&key))
+            .set(pending_opt_ins::failures.eq(pending_opt_ins::failures + 1))
+            .execute(conn)?;
+        diesel::delete(pending_opt_ins::table.find(&key).filter(pending_opt_ins::failures.ge(MAX_FAILURES)))
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
 /// What confirming an application did.
 #[derive(Debug)]
 pub enum Confirmed {
@@ -106,11 +122,13 @@ pub fn confirm(
             birth_date: licence.birth_date,
             ..stored
         };
-        // Used once: a second click (or a copy of the link) finds nothing.
-        diesel::delete(pending_opt_ins::table.find(&key)).execute(conn)?;
+        // Kept, as after a mismatch (the caller counts it as one): a link that died here but
+        // not after a mismatch would tell which licences are proofed here.
         if let Some(holder) = nurses::proofed_by_agency_code(conn, &agency_code)? {
             return Ok(Confirmed::ProofedAlready { holder_email: holder.email });
         }
+        // Used once: a second click (or a copy of the link) finds nothing.
+        diesel::delete(pending_opt_ins::table.find(&key)).execute(conn)?;
         let nurse = nurses::register(
             conn,
             NewNurse {

@@ -96,7 +96,15 @@ pub fn complete(conn: &mut DbConn, nurse_id: &str, proof: &Proof) -> Result<Comp
                 nurses_table::proofed_by.eq(proof.staff_id.as_deref()),
                 nurses_table::proofing_document.eq(proof.document.as_deref()),
             ))
-            .execute(conn)?;
+            .execute(conn)
+            .map_err(|e| match e {
+                // Another registration for her licence was proofed at the same moment.
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => NodeError::Conflict("この免許はすでに別の登録で本人確認が済んでいます。"),
+                e => NodeError::Database(e),
+            })?;
         let removed_addresses = remove_other_registrations(conn, &nurse)?;
 
         // Her proofing first, then what she decided and filed while unproofed, as it stands now.

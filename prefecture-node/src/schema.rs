@@ -167,6 +167,7 @@ diesel::table! {
         token_sha256 -> Text,
         email -> Text,
         form -> Text,
+        failures -> Integer,
         created_at -> Timestamp,
         expires_at -> Timestamp,
     }

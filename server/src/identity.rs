@@ -101,7 +101,9 @@ pub fn link(
 ) -> Result<IdentityLinkResponse, AppError> {
     let claims = validate(req)?;
     let staff = req.staff_lookup.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    if let Some(refusal) = throttled(conn, node, &claims)? {
+    // Staff at the counter have her certificate in hand: the per-licence limit does not apply to
+    // them (else anyone could shut her out of the counter too), the per-node one does.
+    if let Some(refusal) = throttled(conn, node, &claims, staff.is_none())? {
         if let Some(staff_id) = staff {
             record_lookup(conn, node, staff_id, &claims, "attempts_exhausted")?;
         }
@@ -139,13 +141,22 @@ fn since(hours: i64) -> chrono::NaiveDateTime {
 
 /// Refuses a licence after [`MAX_FAILURES_PER_LICENCE`] failures in 24 hours, and a node after
 /// [`MAX_FAILURES_PER_NODE_HOUR`] in an hour, whatever the claims are now.
-fn throttled(conn: &mut DbConn, node: Prefecture, claims: &Claims) -> Result<Option<AppError>, AppError> {
-    let for_licence: i64 = link_failures::table
-        .filter(link_failures::qualification.eq(claims.qualification.code()))
-        .filter(link_failures::registration_number.eq(claims.registration_number.canonical()))
-        .filter(link_failures::failed_at.gt(since(LICENCE_WINDOW_HOURS)))
-        .count()
-        .get_result(conn)?;
+fn throttled(
+    conn: &mut DbConn,
+    node: Prefecture,
+    claims: &Claims,
+    per_licence: bool,
+) -> Result<Option<AppError>, AppError> {
+    let for_licence: i64 = if !per_licence {
+        0
+    } else {
+        link_failures::table
+            .filter(link_failures::qualification.eq(claims.qualification.code()))
+            .filter(link_failures::registration_number.eq(claims.registration_number.canonical()))
+            .filter(link_failures::failed_at.gt(since(LICENCE_WINDOW_HOURS)))
+            .count()
+            .get_result(conn)?
+    };
     if for_licence >= MAX_FAILURES_PER_LICENCE {
         tracing::warn!(prefecture = %node, "identity link refused: too many failures for one licence");
         return Ok(Some(AppError::new(

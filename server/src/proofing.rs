@@ -17,7 +17,7 @@ use diesel::prelude::*;
 use ncf_shared::db::DbConn;
 use ncf_shared::federation::{CodeCheckResponse, LetterResponse};
 use ncf_shared::secret::ProofingCodeKey;
-use ncf_shared::{AgencyCode, Prefecture};
+use ncf_shared::{AgencyCode, Prefecture, per_backend};
 
 use crate::error::{AppError, ErrorKind};
 use crate::schema::{identity_links, licences, postal_letters, residents};
@@ -132,32 +132,56 @@ pub fn check_code(
             ))
             .first(conn)
             .optional()?;
-        let Some((exported_at, expires_at, digest, tries, spent_at, redeemed_at)) = letter else {
+        let Some((exported_at, expires_at, digest, _, spent_at, redeemed_at)) = letter else {
             return Ok(CodeCheckResponse::NewLetterNeeded);
         };
-        if spent_at.is_some() || redeemed_at.is_some() || expires_at.is_some_and(|e| e <= now) {
+        if redeemed_at.is_some() {
+            // Her own letter, already used: the same answer again, so that a node that failed to
+            // record the first one can finish without spending another letter.
+            return Ok(CodeCheckResponse::Proofed);
+        }
+        if spent_at.is_some() || expires_at.is_some_and(|e| e <= now) {
             return Ok(CodeCheckResponse::NewLetterNeeded);
         }
         let (Some(_), Some(digest)) = (exported_at, digest) else {
             return Ok(CodeCheckResponse::NotSentYet);
         };
+        let live = || {
+            postal_letters::table
+                .filter(postal_letters::id.eq(letter_id))
+                .filter(postal_letters::spent_at.is_null())
+                .filter(postal_letters::redeemed_at.is_null())
+        };
         let right = typed.len() == CODE_DIGITS && same(&key.digest(letter_id, &typed), &digest);
         if !right {
-            let tries = tries + 1;
-            let spent = tries >= MAX_TRIES;
-            diesel::update(postal_letters::table.find(letter_id))
-                .set((postal_letters::tries.eq(tries), postal_letters::spent_at.eq(spent.then_some(now))))
-                .execute(conn)?;
+            // One statement counts the try: guesses sent in parallel each count (on PostgreSQL
+            // the row lock orders them), so 5 tries stay 5.
+            let tries: Option<i32> = per_backend!(conn, c => diesel::update(live())
+                .set(postal_letters::tries.eq(postal_letters::tries + 1))
+                .returning(postal_letters::tries)
+                .get_result(c)
+                .optional())?;
+            let Some(tries) = tries else {
+                return Ok(CodeCheckResponse::NewLetterNeeded);
+            };
+            if tries >= MAX_TRIES {
+                diesel::update(postal_letters::table.find(letter_id))
+                    .set(postal_letters::spent_at.eq(now))
+                    .execute(conn)?;
+            }
             tracing::info!(prefecture = %node, tries, "wrong proofing code");
-            return Ok(if spent {
+            return Ok(if tries >= MAX_TRIES {
                 CodeCheckResponse::NewLetterNeeded
             } else {
                 CodeCheckResponse::Wrong { tries_left: (MAX_TRIES - tries) as u32 }
             });
         }
-        diesel::update(postal_letters::table.find(letter_id))
+        let redeemed = diesel::update(live())
             .set((postal_letters::redeemed_at.eq(now), postal_letters::code_digest.eq(None::<String>)))
             .execute(conn)?;
+        if redeemed == 0 {
+            return Ok(CodeCheckResponse::NewLetterNeeded); // spent by a parallel wrong guess
+        }
         diesel::update(identity_links::table.find((node.code(), code.as_str())))
             .set((identity_links::proofing_method.eq("post"), identity_links::proofed_at.eq(now)))
             .execute(conn)?;

@@ -233,15 +233,19 @@ pub enum ProofingMethod {
     Post,
     /// Staff checked her licence certificate and a photo ID in person.
     Counter,
+    /// Registered before identity proofing existed (issue #5): her data already flowed under the
+    /// rules of the time, and her withdrawals must keep reaching the national server.
+    Legacy,
 }
 
 impl ProofingMethod {
-    pub const ALL: [Self; 2] = [Self::Post, Self::Counter];
+    pub const ALL: [Self; 3] = [Self::Post, Self::Counter, Self::Legacy];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Post => "post",
             Self::Counter => "counter",
+            Self::Legacy => "legacy",
         }
     }
 
@@ -253,6 +257,7 @@ impl ProofingMethod {
         match self {
             Self::Post => "郵送の確認コード",
             Self::Counter => "窓口での確認",
+            Self::Legacy => "本人確認の導入前からの登録",
         }
     }
 }

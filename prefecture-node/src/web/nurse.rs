@@ -372,7 +372,9 @@ async fn home(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Ho
         Ok(loaded) => loaded,
         Err(e) => return unavailable(&state, &e, SIGN_IN),
     };
-    let provisions = match ncf_shared::AgencyCode::parse(&nurse.agency_code) {
+    // Only the proofed registration reads her record at the national server: an unproofed one
+    // may be someone else holding a copy of her licence.
+    let provisions = match ncf_shared::AgencyCode::parse(&nurse.agency_code).filter(|_| nurse.proofed()) {
         None => None,
         Some(code) => match state.syncer.provisions(&code).await {
             Ok(entries) => Some(provision_views(entries)),

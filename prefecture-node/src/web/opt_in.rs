@@ -447,7 +447,7 @@ async fn confirm_submit(
             | LinkOutcome::NotActive
             | LinkOutcome::Invalid(_),
         ) => {
-            return no_match(&state, &retry);
+            return failed(&state, &form.token, &retry).await;
         }
         Ok(LinkOutcome::AttemptsExhausted) => {
             let detail = format!(
@@ -456,7 +456,7 @@ async fn confirm_submit(
                 checked.registration_number
             );
             let _ = state.db(move |conn| Ok(crate::staff::alert(conn, "attempts_exhausted", &detail)?)).await;
-            return no_match(&state, &retry);
+            return failed(&state, &form.token, &retry).await;
         }
         Err(e) => {
             tracing::error!(error = %e, "identity link failed");
@@ -492,11 +492,21 @@ async fn confirm_submit(
                 body,
             )
             .await;
-            no_match(&state, &retry)
+            failed(&state, &form.token, &retry).await
         }
         Ok(crate::opt_in::Confirmed::Gone) => link_gone(&state),
         Err(e) => super::unavailable(&state, &e, BACK),
     }
+}
+
+/// A no-match answer, counted against the application (the third deletes it, and the way back
+/// then says the link no longer works).
+async fn failed(state: &WebState, token: &str, retry: &str) -> HttpResponse {
+    let token = token.to_string();
+    if let Err(e) = state.db(move |conn| Ok(crate::opt_in::note_failure(conn, &token)?)).await {
+        tracing::warn!(error = %e, "cannot count a failed opt-in confirmation");
+    }
+    no_match(state, retry)
 }
 
 /// The one answer for licence details that cannot be registered, whatever the reason.

@@ -204,7 +204,8 @@ pub async fn confirm_by_mail(
     email: &str,
 ) -> ncf_tests::Page {
     let mut link = None;
-    for _ in 0..100 {
+    // The mail queue sends in the background: allow for a busy machine.
+    for _ in 0..400 {
         link = smtp
             .mails()
             .iter()

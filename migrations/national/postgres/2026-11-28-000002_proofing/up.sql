@@ -2,6 +2,8 @@
 -- licence and per node), letters with one-time codes for the postal batch, and staff lookups.
 ALTER TABLE identity_links ADD COLUMN proofing_method TEXT;
 ALTER TABLE identity_links ADD COLUMN proofed_at TIMESTAMP;
+-- Links made before proofing existed stay usable ('legacy'), as at the nodes.
+UPDATE identity_links SET proofing_method = 'legacy', proofed_at = linked_at;
 
 CREATE TABLE link_failures (
     id TEXT PRIMARY KEY NOT NULL,

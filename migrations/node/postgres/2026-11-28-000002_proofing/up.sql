@@ -5,6 +5,9 @@ ALTER TABLE nurses ADD COLUMN proofing_method TEXT;
 ALTER TABLE nurses ADD COLUMN proofed_at TIMESTAMP;
 ALTER TABLE nurses ADD COLUMN proofed_by TEXT;
 ALTER TABLE nurses ADD COLUMN proofing_document TEXT;
+-- Nurses registered before proofing existed stay as they were ('legacy'): their data already
+-- flowed, and their withdrawals must keep reaching the national server.
+UPDATE nurses SET proofing_method = 'legacy', proofed_at = created_at;
 CREATE INDEX nurses_agency_code ON nurses (agency_code);
 CREATE UNIQUE INDEX nurses_proofed_licence ON nurses (agency_code) WHERE proofed_at IS NOT NULL;
 
@@ -18,6 +21,9 @@ CREATE TABLE pending_opt_ins (
     token_sha256 TEXT PRIMARY KEY NOT NULL,
     email TEXT NOT NULL,
     form TEXT NOT NULL,
+    -- No-match answers given for it: after 3 the application is deleted (a token is not a
+    -- way to try licence details over and over).
+    failures INTEGER NOT NULL DEFAULT 0,
     created_at TIMESTAMP NOT NULL,
     expires_at TIMESTAMP NOT NULL
 );

@@ -23,10 +23,14 @@ CREATE TABLE nurses_new (
     proofed_by TEXT,
     proofing_document TEXT
 );
+-- Nurses registered before proofing existed stay as they were ('legacy'): their data already
+-- flowed, and their withdrawals must keep reaching the national server.
 INSERT INTO nurses_new (id, agency_code, qualification, registration_number, family_name, given_name,
-    family_name_kana, given_name_kana, birth_date, email, phone, max_distance_km, created_at)
+    family_name_kana, given_name_kana, birth_date, email, phone, max_distance_km, created_at,
+    proofing_method, proofed_at)
 SELECT id, agency_code, qualification, registration_number, family_name, given_name,
-    family_name_kana, given_name_kana, birth_date, email, phone, max_distance_km, created_at
+    family_name_kana, given_name_kana, birth_date, email, phone, max_distance_km, created_at,
+    'legacy', created_at
 FROM nurses;
 DROP TABLE nurses;
 ALTER TABLE nurses_new RENAME TO nurses;
@@ -44,6 +48,9 @@ CREATE TABLE pending_opt_ins (
     token_sha256 TEXT PRIMARY KEY NOT NULL,
     email TEXT NOT NULL,
     form TEXT NOT NULL,
+    -- No-match answers given for it: after 3 the application is deleted (a token is not a
+    -- way to try licence details over and over).
+    failures INTEGER NOT NULL DEFAULT 0,
     created_at TIMESTAMP NOT NULL,
     expires_at TIMESTAMP NOT NULL
 );
