@@ -204,7 +204,7 @@ pub struct Exported {
 /// Writes every letter not yet exported to `out` (UTF-8 CSV with a header, for the print
 /// vendor; created new with mode 0600, never overwriting a file), with a fresh code each, and
 /// marks them exported. All or nothing: the file is complete before the letters are marked, and
-/// removed when marking fails.
+/// removed when marking fails; a transaction run again after SQLite was busy rewrites it whole.
 pub fn export(conn: &mut DbConn, key: &ProofingCodeKey, out: &Path) -> Result<Exported, AppError> {
     let now = ncf_shared::time::now_utc();
     let expires_at = now + chrono::Duration::days(i64::from(VALID_DAYS));
@@ -232,6 +232,11 @@ pub fn export(conn: &mut DbConn, key: &ProofingCodeKey, out: &Path) -> Result<Ex
                 postal_letters::address,
             ))
             .load(conn)?;
+        // The transaction may run again (SQLite busy): each attempt starts the file afresh, or
+        // its letters would be written twice with codes the database no longer holds.
+        let io_err = |e: std::io::Error| AppError::internal("postal export", e.to_string());
+        file.set_len(0).map_err(io_err)?;
+        std::io::Seek::seek(&mut &file, std::io::SeekFrom::Start(0)).map_err(io_err)?;
         let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(&file));
         let header = ["letter_id", "family_name", "given_name", "address", "sender", "code", "valid_until"];
         let write_err = |e: csv::Error| AppError::internal("postal export", e.to_string());

@@ -134,6 +134,7 @@ fn a_licence_copy_shares_nothing_and_only_the_postal_code_proves(backend: Backen
         // Her letter in the print file, by the id her node recorded for her.
         let (letter_id, _) = prefecture_node::proofing::latest_letter(&mut conn, &her_id).unwrap().unwrap();
         let letters = export_letters(&f, "letters-1.csv");
+        assert_eq!(letters.len(), 1, "one letter, written once (even when the export ran again)");
         let letter = letters.iter().find(|l| l[0] == *letter_id).expect("her letter is in the print file");
         assert_eq!(&letter[1], owner.family_name);
         assert!(letter[3].contains("大阪府内1丁目1番1号"), "{letter:?}");
