@@ -203,6 +203,12 @@ impl NoticePage {
     }
 }
 
+/// The nursing qualifications (保健師, 助産師, 看護師, 准看護師) as (code, name) for the licence
+/// fields' select.
+pub(crate) fn nursing_qualifications() -> Vec<(&'static str, &'static str)> {
+    ncf_shared::Qualification::all().filter(|q| q.is_nursing()).map(|q| (q.code(), q.name_ja())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

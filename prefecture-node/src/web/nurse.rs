@@ -443,6 +443,23 @@ struct CsrfForm {
     csrf: String,
 }
 
+/// The signed-in nurse behind a proofing form, and her agency code; the answer instead when she
+/// is proofed already (back to her page) or not signed in.
+async fn unproofed(
+    state: &WebState,
+    req: &HttpRequest,
+    csrf: &str,
+) -> Result<(Nurse, ncf_shared::AgencyCode), HttpResponse> {
+    let (_, nurse) = state.signed_in_form(req, &DOOR, csrf).await?;
+    if nurse.proofed() {
+        return Err(see_other("/me"));
+    }
+    match ncf_shared::AgencyCode::parse(&nurse.agency_code) {
+        Some(code) => Ok((nurse, code)),
+        None => Err(see_other("/me?proofing=unavailable#proofing")),
+    }
+}
+
 /// She asks for a letter with a one-time code, posted to the address of her resident
 /// registration (which this node never learns).
 async fn request_letter(
@@ -450,15 +467,9 @@ async fn request_letter(
     req: HttpRequest,
     form: web::Form<CsrfForm>,
 ) -> HttpResponse {
-    let (_, nurse) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
+    let (nurse, code) = match unproofed(&state, &req, &form.csrf).await {
         Ok(found) => found,
         Err(response) => return response,
-    };
-    if nurse.proofed() {
-        return see_other("/me");
-    }
-    let Some(code) = ncf_shared::AgencyCode::parse(&nurse.agency_code) else {
-        return see_other("/me?proofing=unavailable#proofing");
     };
     match state.syncer.request_letter(&code).await {
         Ok(LetterResponse::Queued { letter_id, valid_days }) => {
@@ -493,22 +504,16 @@ async fn submit_code(
     req: HttpRequest,
     form: web::Form<CodeForm>,
 ) -> HttpResponse {
-    let (_, nurse) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
+    let (nurse, code) = match unproofed(&state, &req, &form.csrf).await {
         Ok(found) => found,
         Err(response) => return response,
     };
-    if nurse.proofed() {
-        return see_other("/me");
-    }
     let typed: String = super::forms::half_width(&form.code).chars().filter(|c| c.is_ascii_digit()).collect();
     let id = nurse.id.clone();
     let letter = match state.db(move |conn| Ok(crate::proofing::latest_letter(conn, &id)?)).await {
         Ok(Some((letter_id, _))) => letter_id,
         Ok(None) => return see_other("/me?proofing=new_letter#proofing"),
         Err(e) => return unavailable(&state, &e, HOME),
-    };
-    let Some(code) = ncf_shared::AgencyCode::parse(&nurse.agency_code) else {
-        return see_other("/me?proofing=unavailable#proofing");
     };
     match state.syncer.check_code(&code, &letter, &typed).await {
         Ok(CodeCheckResponse::Proofed) => {

@@ -112,10 +112,7 @@ fn page(
         form,
         errors,
         alert,
-        qualifications: Qualification::all()
-            .filter(|q| q.is_nursing())
-            .map(|q| (q.code(), q.name_ja()))
-            .collect(),
+        qualifications: super::forms::nursing_qualifications(),
         distances: DISTANCES,
         scopes,
     }
@@ -316,10 +313,7 @@ fn confirm_page(
         token,
         form,
         errors,
-        qualifications: Qualification::all()
-            .filter(|q| q.is_nursing())
-            .map(|q| (q.code(), q.name_ja()))
-            .collect(),
+        qualifications: super::forms::nursing_qualifications(),
     }
 }
 

@@ -746,10 +746,7 @@ fn lookup_page(
         csrf: session.csrf,
         form,
         errors: std::collections::BTreeMap::new(),
-        qualifications: ncf_shared::Qualification::all()
-            .filter(|q| q.is_nursing())
-            .map(|q| (q.code(), q.name_ja()))
-            .collect(),
+        qualifications: super::forms::nursing_qualifications(),
         result,
         matched,
     }
