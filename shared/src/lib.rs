@@ -17,6 +17,7 @@ pub mod ids;
 pub mod licence;
 pub mod logging;
 pub mod mynumber;
+pub mod normalize;
 pub mod notice;
 pub mod qualification;
 pub mod region;
