@@ -25,6 +25,7 @@ pub mod secret;
 pub mod time;
 pub mod tls;
 pub mod validation;
+pub mod wareki;
 
 pub use agency::{AgencyCode, AgencyCodeKey};
 pub use consent::ConsentScope;
