@@ -147,10 +147,10 @@ impl PersonName {
         Ok(())
     }
 
-    /// Comparison form for matching a typed name against the registry: surrounding white space
-    /// and inner spaces (half or full width) do not count.
+    /// Comparison form for matching a typed name against the registry: [`crate::normalize::name`],
+    /// so width (full-width letters, half-width katakana) and white space of any width do not count.
     pub fn normalize(name: &str) -> String {
-        name.chars().filter(|c| !c.is_whitespace()).collect()
+        crate::normalize::name(name)
     }
 }
 
