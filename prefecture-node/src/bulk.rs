@@ -1,20 +1,28 @@
 //! Employer bulk upload: a CSV of separation notices (離職届), one row per nurse, entered by staff.
 //! Every row gets a result. The upload is one transaction: one bad row saves nothing, unless the
 //! staff member chose to accept the valid rows.
+//!
+//! The same file cannot be filed twice: a file whose SHA-256 was uploaded before is refused with
+//! the date of that upload, and a row that repeats a separation already stored for her (same
+//! date, same content), or another row of the same file, is refused on its own. Row numbers are
+//! the lines Excel and editors show (`csvfile::LineIndex`), whatever the line endings.
 
 use std::collections::HashMap;
 
 use diesel::prelude::*;
+use ncf_shared::csvfile::LineIndex;
 use ncf_shared::db::DbConn;
 use ncf_shared::{Qualification, RegistrationNumber};
+use sha2::{Digest, Sha256};
 
 use crate::Channel;
 use crate::error::{FieldError, NodeError};
 use crate::notices::NoticeBody;
-use crate::schema::nurses;
+use crate::schema::{bulk_uploads, notices, nurses};
 use crate::web::forms::{half_width, parse_date, parse_reason, parse_yes_no};
 
-/// The columns, in any order; `return_when` may be left out.
+/// The columns, in any order; `return_when` may be left out. Each may also be headed by its
+/// Japanese name (the downloadable template uses those).
 pub const COLUMNS: [&str; 7] = [
     "qualification",
     "registration_number",
@@ -24,16 +32,31 @@ pub const COLUMNS: [&str; 7] = [
     "wish_to_return",
     "return_when",
 ];
+/// The Japanese headings, in the order of [`COLUMNS`].
+pub const COLUMNS_JA: [&str; 7] = ["資格", "籍登録番号", "生年月日", "離職日", "離職理由", "復職希望", "復職希望時期"];
 const REQUIRED: usize = 6;
 pub const MAX_ROWS: usize = 10_000;
 
+/// The template staff give to employers: Japanese headings and one example row, with a BOM so
+/// Excel opens it as UTF-8.
+pub fn template_csv() -> String {
+    format!(
+        "\u{feff}{}\r\n看護師,1234567,1985-04-01,2026-03-31,出産・育児,はい,来年4月ごろ\r\n",
+        COLUMNS_JA.join(",")
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RowResult {
-    /// Line in the file (the header is line 1).
+    /// Line in the file as an editor or Excel shows it (the header is line 1).
     pub line: u64,
     pub registration_number: String,
-    /// `None`: accepted; otherwise why the row was rejected (Japanese).
+    /// Her name as registered here, when the row names a nurse of this node.
+    pub name: String,
+    /// `None`: valid; otherwise why the row was rejected (Japanese).
     pub rejected: Option<String>,
+    /// Its receipt number, when the row was saved.
+    pub receipt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -56,7 +79,30 @@ fn file_error(message: impl Into<String>) -> NodeError {
 struct Parsed {
     line: u64,
     registration_number: String,
+    name: String,
     outcome: Result<(String, NoticeBody), String>,
+}
+
+/// Feeds the line index every byte the CSV reader reads.
+struct Tracked<'a> {
+    data: &'a [u8],
+    index: LineIndex,
+}
+
+impl std::io::Read for Tracked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.index.feed(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// A column's canonical name from its heading (English or Japanese, any width, spaces ignored).
+fn column_of(heading: &str) -> Option<&'static str> {
+    let heading = half_width(heading).replace([' ', '\u{3000}'], "");
+    COLUMNS.iter().zip(COLUMNS_JA).find_map(|(en, ja)| (heading == *en || heading == ja).then_some(*en))
 }
 
 /// Checks every row and saves the valid ones (all of them or none, see the module).
@@ -65,37 +111,63 @@ pub fn upload_separations(
     csv_bytes: &[u8],
     accept_valid: bool,
     staff_id: &str,
+    file_name: &str,
 ) -> Result<BulkReport, NodeError> {
+    let sha256 = ncf_shared::encoding::hex(&Sha256::digest(csv_bytes));
     let text = std::str::from_utf8(csv_bytes).map_err(|_| {
         file_error(
             "ファイルを読み取れません。UTF-8 で保存してください（Excel では「CSV UTF-8（コンマ区切り）」）。",
         )
     })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut reader =
-        csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(text.as_bytes());
+    if let Some((at, saved)) = bulk_uploads::table
+        .find(&sha256)
+        .select((bulk_uploads::uploaded_at, bulk_uploads::saved))
+        .first::<(chrono::NaiveDateTime, i32)>(conn)
+        .optional()?
+    {
+        return Err(file_error(format!(
+            "このファイルは{}に登録済みです（{saved}件）。同じファイルをもう一度登録することはできません。",
+            ncf_shared::time::datetime_ja(at)
+        )));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(Tracked { data: text.as_bytes(), index: LineIndex::new() });
     let header =
         reader.headers().map_err(|e| file_error(format!("見出し行を読み取れません（{e}）。")))?.clone();
-    let index: HashMap<&str, usize> = header.iter().enumerate().map(|(i, h)| (h, i)).collect();
-    let missing: Vec<&str> = COLUMNS[..REQUIRED].iter().copied().filter(|c| !index.contains_key(c)).collect();
+    let header: Vec<String> = header.iter().map(|h| h.trim_start_matches('\u{feff}').to_string()).collect();
+    let index: HashMap<&str, usize> =
+        header.iter().enumerate().filter_map(|(i, h)| Some((column_of(h)?, i))).collect();
+    let missing: Vec<&str> = COLUMNS[..REQUIRED]
+        .iter()
+        .zip(COLUMNS_JA)
+        .filter(|(c, _)| !index.contains_key(*c))
+        .map(|(_, ja)| ja)
+        .collect();
     if !missing.is_empty() {
         return Err(file_error(format!(
-            "見出し行に必要な列がありません: {}。1行目は {} としてください。",
-            missing.join(", "),
-            COLUMNS.join(",")
+            "見出し行に必要な列がありません: {}。1行目は {} としてください（ひな形をダウンロードできます）。",
+            missing.join("、"),
+            COLUMNS_JA.join(",")
         )));
     }
     let today = ncf_shared::time::now_utc().date();
     let mut parsed = Vec::new();
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
+    let mut record = csv::StringRecord::new();
+    loop {
+        let more = reader.read_record(&mut record).map_err(|e| {
+            let start = e.position().map_or(0, csv::Position::byte);
+            let line = reader.get_mut().index.record_line(start);
             file_error(format!(
                 "{line}行目を読み取れません（列の数が見出しと違うか、引用符が閉じていません）。"
             ))
         })?;
-        let line = record.position().map_or(0, csv::Position::line);
+        if !more {
+            break;
+        }
+        let start = record.position().map_or(0, csv::Position::byte);
+        let line = reader.get_mut().index.record_line(start);
         if parsed.len() >= MAX_ROWS {
             return Err(file_error(format!(
                 "1回に登録できるのは{MAX_ROWS}行までです。ファイルを分けてください。"
@@ -103,39 +175,104 @@ pub fn upload_separations(
         }
         let row = Row { record: &record, index: &index };
         let registration_number = half_width(row.get("registration_number"));
-        let outcome = check_row(conn, &row, today)?;
-        let outcome = match outcome {
-            Ok((nurse_id, body)) => match seen.insert(nurse_id.clone(), line) {
-                Some(first) => Err(format!("{first}行目と同じ看護職の行です。1人1行にしてください。")),
-                None => Ok((nurse_id, body)),
-            },
-            Err(reason) => Err(reason),
+        let (name, outcome) = match check_row(conn, &row, today)? {
+            Ok((nurse_id, name, body)) => (name, Ok((nurse_id, body))),
+            Err(reason) => (String::new(), Err(reason)),
         };
-        parsed.push(Parsed { line, registration_number, outcome });
+        parsed.push(Parsed { line, registration_number, name, outcome });
     }
     if parsed.is_empty() {
         return Err(file_error("データの行がありません。"));
     }
+    refuse_duplicates(conn, &mut parsed)?;
     let any_rejected = parsed.iter().any(|p| p.outcome.is_err());
     let save = !any_rejected || accept_valid;
+    let mut receipts: HashMap<usize, String> = HashMap::new();
     let saved = if save {
-        let valid: Vec<(&str, &NoticeBody)> = parsed
+        let valid: Vec<(usize, (&str, &NoticeBody))> = parsed
             .iter()
-            .filter_map(|p| p.outcome.as_ref().ok().map(|(nurse_id, body)| (nurse_id.as_str(), body)))
+            .enumerate()
+            .filter_map(|(i, p)| p.outcome.as_ref().ok().map(|(nurse_id, body)| (i, (nurse_id.as_str(), body))))
             .collect();
-        crate::notices::file_many(conn, &valid, Channel::Paper, Some(staff_id))?.len()
+        let items: Vec<(&str, &NoticeBody)> = valid.iter().map(|(_, item)| *item).collect();
+        let filed = crate::notices::file_many(conn, &items, Channel::Paper, Some(staff_id))?;
+        for ((i, _), f) in valid.iter().zip(&filed) {
+            receipts.extend(f.notice.receipt.clone().map(|r| (*i, r)));
+        }
+        if !filed.is_empty() {
+            diesel::insert_into(bulk_uploads::table)
+                .values((
+                    bulk_uploads::sha256.eq(&sha256),
+                    bulk_uploads::uploaded_at.eq(ncf_shared::time::now_utc()),
+                    bulk_uploads::staff_id.eq(staff_id),
+                    bulk_uploads::file_name.eq(file_name.chars().take(200).collect::<String>()),
+                    bulk_uploads::saved.eq(filed.len() as i32),
+                ))
+                .execute(conn)?;
+        }
+        filed.len()
     } else {
         0
     };
     let rows = parsed
         .into_iter()
-        .map(|p| RowResult {
+        .enumerate()
+        .map(|(i, p)| RowResult {
             line: p.line,
             registration_number: p.registration_number,
+            name: p.name,
             rejected: p.outcome.err(),
+            receipt: receipts.remove(&i).map(|r| crate::receipts::display(&r)),
         })
         .collect();
     Ok(BulkReport { rows, saved })
+}
+
+/// Refuses, row by row, a separation that repeats one already stored for her (same date and
+/// content) or an earlier row of the file; two rows with her same date but different content
+/// contradict each other, and the later one is refused too.
+fn refuse_duplicates(conn: &mut DbConn, parsed: &mut [Parsed]) -> QueryResult<()> {
+    let ids: Vec<&str> = parsed.iter().filter_map(|p| p.outcome.as_ref().ok().map(|(id, _)| id.as_str())).collect();
+    let mut stored: HashMap<String, Vec<(NoticeBody, chrono::NaiveDateTime, Option<String>)>> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(String, String, chrono::NaiveDateTime, Option<String>)> = notices::table
+            .filter(notices::nurse_id.eq_any(chunk))
+            .filter(notices::kind.eq(ncf_shared::NoticeKind::Separation.as_str()))
+            .select((notices::nurse_id, notices::body, notices::filed_at, notices::receipt))
+            .load(conn)?;
+        for (nurse_id, body, at, receipt) in rows {
+            if let Ok(body) = serde_json::from_str::<NoticeBody>(&body) {
+                stored.entry(nurse_id).or_default().push((body, at, receipt));
+            }
+        }
+    }
+    let mut seen: HashMap<(String, chrono::NaiveDate), (u64, NoticeBody)> = HashMap::new();
+    for p in parsed.iter_mut() {
+        let Ok((nurse_id, body)) = &p.outcome else { continue };
+        let NoticeBody::Separation { left_on, .. } = body else { continue };
+        let refusal = if let Some((_, at, receipt)) =
+            stored.get(nurse_id).and_then(|s| s.iter().find(|(b, _, _)| b == body))
+        {
+            Some(format!(
+                "同じ内容の離職届が{}に登録済みです{}",
+                ncf_shared::time::datetime_ja(*at),
+                receipt.as_deref().map(|r| format!("（受付番号 {}）", crate::receipts::display(r))).unwrap_or_default()
+            ))
+        } else {
+            match seen.get(&(nurse_id.clone(), *left_on)) {
+                Some((line, first)) if first == body => Some(format!("{line}行目と同じ内容です")),
+                Some((line, _)) => Some(format!("{line}行目と同じ看護職・同じ離職日で、内容が異なります")),
+                None => {
+                    seen.insert((nurse_id.clone(), *left_on), (p.line, body.clone()));
+                    None
+                }
+            }
+        };
+        if let Some(refusal) = refusal {
+            p.outcome = Err(refusal);
+        }
+    }
+    Ok(())
 }
 
 struct Row<'a> {
@@ -154,7 +291,7 @@ fn check_row(
     conn: &mut DbConn,
     row: &Row<'_>,
     today: chrono::NaiveDate,
-) -> QueryResult<Result<(String, NoticeBody), String>> {
+) -> QueryResult<Result<(String, String, NoticeBody), String>> {
     let mut problems = Vec::new();
     let qualification = Qualification::from_code(&half_width(row.get("qualification")))
         .or_else(|| Qualification::all().find(|q| q.name_ja() == row.get("qualification")))
@@ -196,18 +333,18 @@ fn check_row(
     if let Err(fields) = body.validate(today) {
         return Ok(Err(fields.into_iter().map(|f| f.message).collect::<Vec<_>>().join("")));
     }
-    let nurse_id: Option<String> = nurses::table
+    let nurse: Option<(String, String, String)> = nurses::table
         .filter(nurses::qualification.eq(q.code()))
         .filter(nurses::registration_number.eq(number.canonical()))
         .filter(nurses::birth_date.eq(birth_date))
         // Only the proofed registration: an unproofed one may be someone holding a copy of her
         // licence, who must not see an employer's notice about her.
         .filter(nurses::proofed_at.is_not_null())
-        .select(nurses::id)
+        .select((nurses::id, nurses::family_name, nurses::given_name))
         .first(conn)
         .optional()?;
-    Ok(match nurse_id {
-        Some(id) => Ok((id, body)),
+    Ok(match nurse {
+        Some((id, family, given)) => Ok((id, format!("{family} {given}"), body)),
         None => Err(
             "このセンターで本人確認の済んだ看護職に、資格・籍登録番号・生年月日が一致する方がいません（本人確認の前の方は、確認の後に登録してください）"
                 .to_string(),

@@ -18,6 +18,22 @@ use ncf_shared::contract::{ConsentChanged, ContactChanged, NodeToNational, Proof
 /// Version of the consent texts below; bump it whenever a text changes.
 pub const TEXT_VERSION: &str = "2026-11-v1";
 
+/// A text version as people read it: `2026-11-v1` → 「2026年11月版」 (a second revision in the
+/// same month: 「2026年11月版（改訂2）」). Versions count changes of the text, never her decisions.
+pub fn text_version_ja(version: &str) -> String {
+    let mut parts = version.splitn(3, '-');
+    let (Some(year), Some(month), revision) = (parts.next(), parts.next(), parts.next()) else {
+        return version.to_string();
+    };
+    let (Ok(year), Ok(month)) = (year.parse::<u32>(), month.parse::<u32>()) else {
+        return version.to_string();
+    };
+    match revision.and_then(|r| r.strip_prefix('v')).and_then(|r| r.parse::<u32>().ok()) {
+        Some(n) if n > 1 => format!("{year}年{month}月版（改訂{n}）"),
+        _ => format!("{year}年{month}月版"),
+    }
+}
+
 /// The full text shown next to each scope's checkbox.
 pub fn text_ja(scope: ConsentScope) -> &'static str {
     match scope {
@@ -42,6 +58,20 @@ pub fn text_ja(scope: ConsentScope) -> &'static str {
     }
 }
 
+/// What withdrawing a scope does, in her words (shown before she confirms and on the receipt).
+pub fn withdrawal_effect_ja(scope: ConsentScope) -> &'static str {
+    match scope {
+        ConsentScope::AddressLinkage => {
+            "国の共通サーバーは、次回の同期で、この同意にもとづいて受け取ったあなたの届出を削除します。住所の照合も行われなくなります。"
+        }
+        ConsentScope::JobSupport => "求人情報のお知らせメールが届かなくなります。",
+        ConsentScope::TrainingInfo => "研修・復職支援のお知らせメールが届かなくなります。",
+        ConsentScope::ShareWithResidencePrefecture => {
+            "国の共通サーバーは、あなたの連絡先を削除します。転居しても、転居先のナースセンターに連絡先は渡されません。"
+        }
+    }
+}
+
 pub fn text_sha256(scope: ConsentScope) -> String {
     ncf_shared::encoding::hex(&Sha256::digest(text_ja(scope).as_bytes()))
 }
@@ -61,6 +91,9 @@ pub struct ConsentRecord {
     pub recorded_at: chrono::NaiveDateTime,
     /// How she was proofed when she decided: `none`, `post` or `counter`.
     pub proofing: String,
+    /// The receipt number of the step that made this change (shared by the scopes decided in
+    /// one step; `None` for changes made before receipts existed).
+    pub receipt: Option<String>,
 }
 
 /// What the gate knows about a nurse: the latest decision per scope (a scope never decided counts
@@ -152,7 +185,8 @@ pub fn history(conn: &mut DbConn, nurse_id: &str) -> QueryResult<Vec<ConsentReco
 
 /// Records the nurse's decisions for the given scopes. Only real changes are written (granting a
 /// scope already granted writes nothing); each change gets the next version of its scope and a
-/// `consent_changed` event in the outbox, all in one transaction. Returns the records written.
+/// `consent_changed` event in the outbox, all in one transaction, under one new receipt number.
+/// Returns the records written.
 pub fn record(
     conn: &mut DbConn,
     nurse_id: &str,
@@ -161,10 +195,26 @@ pub fn record(
     entered_by: Option<&str>,
 ) -> Result<Vec<ConsentRecord>, NodeError> {
     ncf_shared::db::write_transaction(conn, |conn| {
+        record_in(conn, nurse_id, decisions, channel, entered_by, None)
+    })
+}
+
+/// [`record`] inside the caller's transaction; `receipt` is the step's receipt when the caller
+/// issued one (an opt-in), otherwise a consent receipt is issued if anything changed.
+pub(crate) fn record_in(
+    conn: &mut DbConn,
+    nurse_id: &str,
+    decisions: &[(ConsentScope, bool)],
+    channel: Channel,
+    entered_by: Option<&str>,
+    receipt: Option<&str>,
+) -> Result<Vec<ConsentRecord>, NodeError> {
+    {
         let agency_code = crate::nurses::agency_code_of(conn, nurse_id)?;
         let before = current(conn, nurse_id)?;
         let now = ncf_shared::time::now_utc();
         let mut written = Vec::new();
+        let mut receipt = receipt.map(str::to_string);
         for &(scope, granted) in decisions {
             let latest: Option<i32> = consents::table
                 .filter(consents::nurse_id.eq(nurse_id).and(consents::scope.eq(scope.as_str())))
@@ -173,6 +223,15 @@ pub fn record(
             let decided_before = latest.is_some();
             if decided_before && before.granted(scope) == granted || !decided_before && !granted {
                 continue;
+            }
+            if receipt.is_none() {
+                receipt = Some(crate::receipts::issue(
+                    conn,
+                    nurse_id,
+                    crate::receipts::ReceiptKind::Consent,
+                    channel,
+                    now,
+                )?);
             }
             let record = ConsentRecord {
                 id: RecordId::new().0,
@@ -186,6 +245,7 @@ pub fn record(
                 entered_by: entered_by.map(str::to_string),
                 recorded_at: now,
                 proofing: before.proofing_label().to_string(),
+                receipt: receipt.clone(),
             };
             diesel::insert_into(consents::table).values(&record).execute(conn)?;
             let event = changed_event(&record, agency_code.clone())?;
@@ -202,7 +262,7 @@ pub fn record(
             }
         }
         Ok(written)
-    })
+    }
 }
 
 /// The event that tells the national server of a recorded decision.
@@ -264,6 +324,13 @@ mod tests {
 
     /// The texts nurses agreed to are pinned: changing a text without bumping `TEXT_VERSION`
     /// would record consents to words she never saw. Update both together.
+    #[test]
+    fn text_versions_read_as_dates() {
+        assert_eq!(text_version_ja("2026-11-v1"), "2026年11月版");
+        assert_eq!(text_version_ja("2027-04-v2"), "2027年4月版（改訂2）");
+        assert_eq!(text_version_ja("odd"), "odd");
+    }
+
     #[test]
     fn consent_texts_are_pinned_to_their_version() {
         assert_eq!(TEXT_VERSION, "2026-11-v1");

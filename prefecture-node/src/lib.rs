@@ -16,6 +16,7 @@ pub mod opt_in;
 pub mod outbox;
 pub mod proofing;
 pub mod proxy;
+pub mod receipts;
 pub mod schema;
 pub mod staff;
 pub mod sync;
@@ -26,9 +27,12 @@ use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/node/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/node/postgres");
 
-/// Applies the node's pending migrations.
+/// Applies the node's pending migrations, then fills derived columns a migration cannot compute
+/// in SQL (the staff search key of registrations from before it existed).
 pub fn migrate(conn: &mut ncf_shared::db::DbConn) -> Result<Vec<String>, ncf_shared::db::DbError> {
-    ncf_shared::db::run_migrations(conn, SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS)
+    let applied = ncf_shared::db::run_migrations(conn, SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS)?;
+    nurses::backfill_search_keys(conn)?;
+    Ok(applied)
 }
 
 /// Who entered a record: the nurse on the web page, or staff from a paper form.

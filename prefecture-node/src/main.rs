@@ -85,6 +85,16 @@ struct ServeArgs {
     /// address). An https:// address marks cookies Secure.
     #[arg(long, env = "NODE_PUBLIC_URL")]
     public_url: Option<String>,
+    /// The center's telephone number, shown in every page's footer and on the help page (for a
+    /// nurse who lost access to her e-mail, say), e.g. "03-1234-5678".
+    #[arg(long, env = "NODE_CENTER_PHONE", default_value = "")]
+    center_phone: String,
+    /// When the phone is answered, e.g. "平日 9時〜17時".
+    #[arg(long, env = "NODE_CENTER_HOURS", default_value = "")]
+    center_hours: String,
+    /// The center's postal address (for counter visits), shown in the footer.
+    #[arg(long, env = "NODE_CENTER_ADDRESS", default_value = "")]
+    center_address: String,
     /// SMTP server for e-mail: smtp://HOST:PORT (plain, e.g. a relay on loopback),
     /// smtp://HOST:PORT?tls=required (STARTTLS) or smtps://USER:PASSWORD@HOST:PORT. Required
     /// unless --mail-to-log is given.
@@ -341,6 +351,9 @@ fn serve(args: ServeArgs, syncer: Syncer) -> Result<(), String> {
         tls_cert,
         tls_key,
         trusted_proxies,
+        center_phone,
+        center_hours,
+        center_address,
         ..
     } = args;
     let tls = match (&tls_cert, &tls_key) {
@@ -406,6 +419,11 @@ fn serve(args: ServeArgs, syncer: Syncer) -> Result<(), String> {
                 pool,
                 syncer,
                 prefecture,
+                contact: prefecture_node::web::CenterContact {
+                    phone: center_phone,
+                    hours: center_hours,
+                    address: center_address,
+                },
                 mail,
                 public_url,
                 trusted_proxies: prefecture_node::proxy::TrustedProxies::new(trusted_proxies),

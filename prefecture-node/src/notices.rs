@@ -9,6 +9,7 @@ use crate::Channel;
 use crate::consent;
 use crate::error::NodeError;
 use crate::outbox;
+use crate::receipts::ReceiptKind;
 use crate::schema::notices;
 use ncf_shared::contract::{ContactChanged, NodeToNational, NoticeFiled};
 pub use ncf_shared::notice::{
@@ -27,6 +28,8 @@ pub struct Notice {
     pub filed_at: chrono::NaiveDateTime,
     /// How she was proofed when it was filed: `none`, `post` or `counter`.
     pub proofing: String,
+    /// Its receipt number (`None` for notices filed before receipts existed).
+    pub receipt: Option<String>,
 }
 
 impl Notice {
@@ -74,9 +77,10 @@ pub fn file_many(
         let ids: Vec<&str> = items.iter().map(|(id, _)| *id).collect();
         let agency_codes = crate::nurses::agency_codes_of(conn, &ids)?;
         let consents = consent::current_many(conn, &ids)?;
+        let receipts = crate::receipts::issue_many(conn, &ids, ReceiptKind::Notice, channel, now)?;
         let mut notices = Vec::with_capacity(items.len());
         let mut events = Vec::with_capacity(items.len());
-        for (nurse_id, body) in items {
+        for ((nurse_id, body), receipt) in items.iter().zip(receipts) {
             let agency_code = agency_codes[*nurse_id].clone();
             let notice = Notice {
                 id: RecordId::new().0,
@@ -87,6 +91,7 @@ pub fn file_many(
                 entered_by: entered_by.map(str::to_string),
                 filed_at: now,
                 proofing: consents[*nurse_id].proofing_label().to_string(),
+                receipt: Some(receipt),
             };
             let event = match body {
                 // A change notice carries contact details: it updates her record here and travels

@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
-use ncf_shared::AgencyCode;
+use ncf_shared::{AgencyCode, RegistrationNumber};
 use ncf_shared::db::DbConn;
 use ncf_shared::ids::NurseId;
 
@@ -78,7 +78,41 @@ pub fn register(conn: &mut DbConn, new: NewNurse) -> QueryResult<Nurse> {
         proofing_document: None,
     };
     diesel::insert_into(nurses::table).values(&nurse).execute(conn)?;
+    refresh_search_key(conn, &nurse.id)?;
     Ok(nurse)
+}
+
+/// What staff search matches: her names in kanji and in kana, e-mail address and registration
+/// number, each folded by `normalize::search_key` and kept apart by `|` so that a query never
+/// matches across two of them.
+pub fn search_key_of(nurse: &Nurse) -> String {
+    use ncf_shared::normalize::search_key;
+    [
+        search_key(&format!("{}{}", nurse.family_name, nurse.given_name)),
+        search_key(&format!("{}{}", nurse.family_name_kana, nurse.given_name_kana)),
+        search_key(&nurse.email),
+        nurse.registration_number.clone(),
+    ]
+    .join("|")
+}
+
+fn refresh_search_key(conn: &mut DbConn, nurse_id: &str) -> QueryResult<()> {
+    let Some(nurse) = get(conn, nurse_id)? else { return Ok(()) };
+    diesel::update(nurses::table.find(nurse_id)).set(nurses::search_key.eq(search_key_of(&nurse))).execute(conn)?;
+    Ok(())
+}
+
+/// Fills the search key of registrations from before it existed (run at start-up, after the
+/// migrations); a no-op once every row has one.
+pub fn backfill_search_keys(conn: &mut DbConn) -> QueryResult<usize> {
+    let missing: Vec<Nurse> =
+        nurses::table.filter(nurses::search_key.eq("")).select(Nurse::as_select()).load(conn)?;
+    for nurse in &missing {
+        diesel::update(nurses::table.find(&nurse.id))
+            .set(nurses::search_key.eq(search_key_of(nurse)))
+            .execute(conn)?;
+    }
+    Ok(missing.len())
 }
 
 /// The registration that holds this licence here: the proofed one (at most one can be).
@@ -152,7 +186,8 @@ pub fn update_contact(conn: &mut DbConn, nurse_id: &str, change: &ContactChange<
     if [family_name, given_name, email, phone].iter().all(|f| f.is_none()) {
         return Ok(());
     }
-    diesel::update(nurses::table.find(nurse_id)).set(change).execute(conn).map(drop)
+    diesel::update(nurses::table.find(nurse_id)).set(change).execute(conn)?;
+    refresh_search_key(conn, nurse_id)
 }
 
 /// Nurses with this e-mail address (as registered, or in lower case).
@@ -164,57 +199,95 @@ pub fn by_email(conn: &mut DbConn, email: &str) -> QueryResult<Vec<Nurse>> {
         .load(conn)
 }
 
-/// Staff search: by kana (hiragana or katakana), name, registration number or e-mail; an empty
-/// query lists everyone. Ordered by kana; returns one page and the total.
-pub fn search(conn: &mut DbConn, query: &str, limit: i64, offset: i64) -> QueryResult<(Vec<Nurse>, i64)> {
-    let query = query.trim();
+/// What staff narrow the list by, and how they sort it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchFilter {
+    /// Names (kanji or kana, any width, with or without a space), e-mail, registration number
+    /// or a receipt number.
+    pub query: String,
+    pub proofing: ProofingFilter,
+    /// Only nurses whose current decision for this scope is a grant.
+    pub consent: Option<ncf_shared::ConsentScope>,
+    /// Only nurses with events the national server has not taken yet (waiting or parked).
+    pub unsent: bool,
+    pub sort: SortOrder,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProofingFilter {
+    #[default]
+    Any,
+    Proofed,
+    NotProofed,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortOrder {
+    /// By kana (五十音順).
+    #[default]
+    Kana,
+    NewestFirst,
+    OldestFirst,
+}
+
+/// Staff search (see [`SearchFilter`]); an empty filter lists everyone. Returns one page and the
+/// total.
+pub fn search(conn: &mut DbConn, filter: &SearchFilter, limit: i64, offset: i64) -> QueryResult<(Vec<Nurse>, i64)> {
+    use diesel::sql_types::{Bool, Text};
+    let key = ncf_shared::normalize::search_key(&filter.query);
+    let receipt_holder: Option<String> = match crate::receipts::parse(&filter.query) {
+        Some(number) => crate::receipts::find(conn, &number)?.map(|r| r.nurse_id),
+        None => None,
+    };
+    let cursor = crate::sync::cursor(conn)?;
     let filtered = || {
         let mut q = nurses::table.into_boxed();
-        if !query.is_empty() {
-            let escaped = query.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            let like = format!("%{escaped}%");
-            let kana = format!("%{}%", to_katakana(&escaped));
-            let digits: String = query.chars().filter(char::is_ascii_digit).collect();
-            let mut condition = Box::new(
-                nurses::family_name
-                    .like(like.clone())
-                    .escape('\\')
-                    .or(nurses::given_name.like(like.clone()).escape('\\'))
-                    .or(nurses::family_name_kana.like(kana.clone()).escape('\\'))
-                    .or(nurses::given_name_kana.like(kana).escape('\\'))
-                    .or(nurses::email.like(like).escape('\\')),
-            )
-                as Box<dyn BoxableExpression<nurses::table, _, SqlType = diesel::sql_types::Bool>>;
-            if let Ok(number) = digits
-                .parse::<u32>()
-                .map_err(drop)
-                .and_then(|n| if digits.len() <= 8 { Ok(n) } else { Err(()) })
-            {
-                condition = Box::new(condition.or(nurses::registration_number.eq(format!("{number:07}"))));
+        if !key.is_empty() {
+            let escaped = key.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let mut condition = Box::new(nurses::search_key.like(format!("%{escaped}%")).escape('\\'))
+                as Box<dyn BoxableExpression<nurses::table, _, SqlType = Bool>>;
+            if let Ok(number) = RegistrationNumber::parse(&key) {
+                condition = Box::new(condition.or(nurses::registration_number.eq(number.canonical())));
+            }
+            if let Some(holder) = &receipt_holder {
+                condition = Box::new(condition.or(nurses::id.eq(holder.clone())));
             }
             q = q.filter(condition);
+        }
+        q = match filter.proofing {
+            ProofingFilter::Any => q,
+            ProofingFilter::Proofed => q.filter(nurses::proofed_at.is_not_null()),
+            ProofingFilter::NotProofed => q.filter(nurses::proofed_at.is_null()),
+        };
+        if let Some(scope) = filter.consent {
+            // Her latest decision for the scope is a grant (the highest version wins).
+            q = q.filter(
+                diesel::dsl::sql::<Bool>(
+                    "EXISTS (SELECT 1 FROM consents c WHERE c.nurse_id = nurses.id AND c.scope = ",
+                )
+                .bind::<Text, _>(scope.as_str())
+                .sql(
+                    " AND c.granted AND c.version = (SELECT MAX(c2.version) FROM consents c2 \
+                     WHERE c2.nurse_id = c.nurse_id AND c2.scope = c.scope))",
+                ),
+            );
+        }
+        if filter.unsent {
+            q = q.filter(
+                diesel::dsl::sql::<Bool>("EXISTS (SELECT 1 FROM outbox o WHERE o.nurse_id = nurses.id AND (o.seq > ")
+                    .bind::<diesel::sql_types::BigInt, _>(cursor)
+                    .sql(" OR o.parked_reason IS NOT NULL))"),
+            );
         }
         q
     };
     let total = filtered().count().get_result(conn)?;
-    let page = filtered()
-        .order((nurses::family_name_kana, nurses::given_name_kana, nurses::id))
-        .limit(limit)
-        .offset(offset)
-        .select(Nurse::as_select())
-        .load(conn)?;
+    let ordered = match filter.sort {
+        SortOrder::Kana => filtered().order((nurses::family_name_kana, nurses::given_name_kana, nurses::id)),
+        SortOrder::NewestFirst => filtered().order((nurses::created_at.desc(), nurses::id)),
+        SortOrder::OldestFirst => filtered().order((nurses::created_at.asc(), nurses::id)),
+    };
+    let page = ordered.limit(limit).offset(offset).select(Nurse::as_select()).load(conn)?;
     Ok((page, total))
 }
 
-/// Hiragana → katakana, so staff can search kana either way.
-pub fn to_katakana(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if ('\u{3041}'..='\u{3096}').contains(&c) {
-                char::from_u32(c as u32 + 0x60).unwrap_or(c)
-            } else {
-                c
-            }
-        })
-        .collect()
-}

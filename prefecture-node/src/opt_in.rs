@@ -88,7 +88,7 @@ pub fn note_failure(conn: &mut DbConn, token: &str) -> QueryResult<()> {
 #[derive(Debug)]
 pub enum Confirmed {
     /// Registered (not yet proofed) and signed in: the session cookie value.
-    Registered { nurse_id: String, session: String },
+    Registered { nurse_id: String, session: String, receipt: String },
     /// The licence is proofed here already: nothing registered; her own address is to be told.
     ProofedAlready { holder_email: String },
     /// The link is used or expired.
@@ -146,8 +146,11 @@ pub fn confirm(
             },
         )?;
         let decisions: Vec<(ConsentScope, bool)> = application.scopes.iter().map(|s| (*s, true)).collect();
-        crate::consent::record(conn, &nurse.id, &decisions, Channel::Web, None)?;
+        let now = ncf_shared::time::now_utc();
+        let receipt =
+            crate::receipts::issue(conn, &nurse.id, crate::receipts::ReceiptKind::OptIn, Channel::Web, now)?;
+        crate::consent::record_in(conn, &nurse.id, &decisions, Channel::Web, None, Some(&receipt))?;
         let (session, _) = auth::start_session(conn, SessionKind::Nurse, &nurse.id)?;
-        Ok(Confirmed::Registered { nurse_id: nurse.id, session })
+        Ok(Confirmed::Registered { nurse_id: nurse.id, session, receipt })
     })
 }

@@ -19,6 +19,7 @@ diesel::table! {
         proofed_at -> Nullable<Timestamp>,
         proofed_by -> Nullable<Text>,
         proofing_document -> Nullable<Text>,
+        search_key -> Text,
     }
 }
 
@@ -32,6 +33,7 @@ diesel::table! {
         entered_by -> Nullable<Text>,
         filed_at -> Timestamp,
         proofing -> Text,
+        receipt -> Nullable<Text>,
     }
 }
 
@@ -48,6 +50,7 @@ diesel::table! {
         entered_by -> Nullable<Text>,
         recorded_at -> Timestamp,
         proofing -> Text,
+        receipt -> Nullable<Text>,
     }
 }
 
@@ -215,3 +218,25 @@ diesel::table! {
         requested_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    receipts (number) {
+        number -> Text,
+        nurse_id -> Text,
+        kind -> Text,
+        channel -> Text,
+        issued_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    bulk_uploads (sha256) {
+        sha256 -> Text,
+        uploaded_at -> Timestamp,
+        staff_id -> Text,
+        file_name -> Text,
+        saved -> Integer,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(receipts, nurses);

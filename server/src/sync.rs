@@ -598,7 +598,12 @@ impl Applier {
                 ProvisionPurpose::ConsentWithdrawal,
             ));
         }
-        let field = format!("consent:{}", scope.as_str());
+        // A withdrawal is recorded as one, so her provision record does not show it as a grant.
+        let field = if c.granted {
+            format!("consent:{}", scope.as_str())
+        } else {
+            format!("consent_withdrawn:{}", scope.as_str())
+        };
         self.chain.append(&Provision::from_node(
             node,
             c.agency_code.as_str(),

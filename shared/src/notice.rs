@@ -236,6 +236,44 @@ impl NoticeBody {
     }
 
     /// One line in Japanese for lists (staff pages, her own page).
+    /// Each field as a confirmation page lists it: (label, value in Japanese).
+    pub fn details_ja(&self) -> Vec<(&'static str, String)> {
+        let yes_no = |b: bool, yes: &str, no: &str| if b { yes.to_string() } else { no.to_string() };
+        match self {
+            Self::Separation { left_on, reason, wish_to_return, return_when } => {
+                let mut lines = vec![
+                    ("離職日", crate::time::date_ja(*left_on)),
+                    ("離職の理由", reason.label_ja().to_string()),
+                    ("復職の希望", yes_no(*wish_to_return, "希望する", "希望しない")),
+                ];
+                lines.extend(return_when.clone().map(|w| ("復職を希望する時期", w)));
+                lines
+            }
+            Self::EmploymentStatus { employed, workplace_type, workplace_lgcode, weekly_hours } => {
+                let mut lines = vec![("看護職としての就業", yes_no(*employed, "就業している", "就業していない"))];
+                lines.extend(workplace_type.map(|t| ("勤務先の種類", t.label_ja().to_string())));
+                lines.extend(
+                    workplace_lgcode
+                        .as_deref()
+                        .and_then(Municipality::by_lgcode)
+                        .map(|m| ("勤務先の市区町村", m.name_ja.clone())),
+                );
+                lines.extend(weekly_hours.map(|h| ("週の勤務時間", format!("{h}時間"))));
+                lines
+            }
+            Self::Change { family_name, given_name, address, email, phone } => [
+                ("新しい姓", family_name),
+                ("新しい名", given_name),
+                ("新しい住所", address),
+                ("新しいメールアドレス", email),
+                ("新しい電話番号", phone),
+            ]
+            .into_iter()
+            .filter_map(|(label, value)| value.clone().map(|v| (label, v)))
+            .collect(),
+        }
+    }
+
     pub fn summary_ja(&self) -> String {
         match self {
             Self::Separation { left_on, reason, wish_to_return, return_when } => {
@@ -244,7 +282,7 @@ impl NoticeBody {
                     (true, None) => "復職希望あり".to_string(),
                     (false, _) => "復職希望なし".to_string(),
                 };
-                format!("{left_on} 離職（{}）、{wish}", reason.label_ja())
+                format!("{} 離職（{}）、{wish}", crate::time::date_ja(*left_on), reason.label_ja())
             }
             Self::EmploymentStatus { employed: false, .. } => "就業していない".to_string(),
             Self::EmploymentStatus { employed: true, workplace_type, workplace_lgcode, weekly_hours } => {

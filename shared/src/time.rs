@@ -47,6 +47,14 @@ pub fn date_ja(date: NaiveDate) -> String {
     format!("{}年{}月{}日", date.year(), date.month(), date.day())
 }
 
+/// A stored time (UTC) as people in Japan read it, in Japan time: 2026年10月31日 9:05.
+pub fn datetime_ja(t: NaiveDateTime) -> String {
+    use chrono::{Datelike as _, Timelike as _};
+    let offset = chrono::FixedOffset::east_opt(9 * 3600).expect("JST offset");
+    let local = to_utc(t).with_timezone(&offset);
+    format!("{}年{}月{}日 {}:{:02}", local.year(), local.month(), local.day(), local.hour(), local.minute())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +73,12 @@ mod tests {
     fn now_is_truncated_to_microseconds() {
         let t = now_utc();
         assert_eq!(chrono::Timelike::nanosecond(&t) % 1000, 0);
+    }
+
+    #[test]
+    fn times_read_in_japan_time() {
+        let t = NaiveDate::from_ymd_opt(2026, 10, 31).unwrap().and_hms_opt(15, 5, 0).unwrap();
+        assert_eq!(datetime_ja(t), "2026年11月1日 0:05");
     }
 
     #[test]

@@ -125,7 +125,7 @@ fn nurse_signs_in_by_email_and_manages_her_record(backend: Backend) {
         assert_eq!((ok.status, ok.location.as_deref()), (303, Some("/me?done=notice")), "{}", ok.body);
         let me = browser.get("/me?done=notice").await;
         assert!(
-            me.body.contains("届出を受け付けました") && me.body.contains("2026-03-31 離職（家族の介護）")
+            me.body.contains("届出を受け付けました") && me.body.contains("2026年3月31日 離職（家族の介護）")
         );
         assert!(me.body.contains("国の共通サーバーへ送信"));
         assert!(eventually(Duration::from_secs(20), || national_notices(&f).len() == 1));

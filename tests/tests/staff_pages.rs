@@ -176,7 +176,7 @@ fn staff_find_a_nurse_and_enter_paper_forms(backend: Backend) {
         let detail = browser.get(good.location.as_deref().unwrap()).await;
         assert!(
             detail.body.contains("書面の届出を登録しました")
-                && detail.body.contains("2026-03-31 離職（出産・育児）")
+                && detail.body.contains("2026年3月31日 離職（出産・育児）")
         );
         assert!(detail.body.contains("書面（センター職員が入力）"));
         assert!(

@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::WebState;
+use super::routes::{Access, Routes};
 use crate::Channel;
 use crate::error::{FieldError, NodeError};
 use crate::notices::NoticeBody;
@@ -15,7 +16,7 @@ use crate::staff::StaffMember;
 const MAX_JSON_BYTES: usize = 64 * 1024;
 const MAX_CSV_BYTES: usize = 4 * 1024 * 1024;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(super) fn routes(routes: &mut Routes) {
     let json_errors = web::JsonConfig::default().limit(MAX_JSON_BYTES).error_handler(|err, _| {
         let response =
             error(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not a notice: {err}"));
@@ -25,10 +26,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         let response = error(StatusCode::BAD_REQUEST, "invalid_query", format!("bad query parameter: {err}"));
         actix_web::error::InternalError::from_response(err, response).into()
     });
-    cfg.service(web::resource("/api/v1/nurses").app_data(query_errors.clone()).get(list))
-        .service(web::resource("/api/v1/nurses/{id}").get(detail))
-        .service(web::resource("/api/v1/nurses/{id}/notices").app_data(json_errors).post(file_notice))
-        .service(web::resource("/api/v1/separations").app_data(query_errors).post(separations));
+    routes
+        .get("/api/v1/nurses", Access::Api, list)
+        .data("/api/v1/nurses", query_errors.clone())
+        .get("/api/v1/nurses/{id}", Access::Api, detail)
+        .post("/api/v1/nurses/{id}/notices", Access::Api, file_notice)
+        .data("/api/v1/nurses/{id}/notices", json_errors)
+        .post("/api/v1/separations", Access::Api, separations)
+        .data("/api/v1/separations", query_errors);
 }
 
 #[derive(Serialize)]
@@ -139,7 +144,7 @@ async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Li
     }
     let ListQuery { q, page } = query.into_inner();
     let page = page.unwrap_or(1).max(1);
-    match state.db(move |conn| Ok(crate::nurses::search(conn, &q, PAGE_SIZE, (page - 1) * PAGE_SIZE)?)).await
+    match state.db(move |conn| Ok(crate::nurses::search(conn, &crate::nurses::SearchFilter { query: q, ..Default::default() }, PAGE_SIZE, (page - 1) * PAGE_SIZE)?)).await
     {
         Ok((nurses, total)) => HttpResponse::Ok().json(serde_json::json!({
             "total": total,
@@ -249,7 +254,7 @@ async fn separations(
     }
     let accept_valid = query.accept_valid;
     let outcome =
-        state.db(move |conn| crate::bulk::upload_separations(conn, &body, accept_valid, &member.id)).await;
+        state.db(move |conn| crate::bulk::upload_separations(conn, &body, accept_valid, &member.id, "(API)")).await;
     match outcome {
         Ok(report) if report.saved == 0 && report.rejected() > 0 => {
             HttpResponse::UnprocessableEntity().json(report)

@@ -28,6 +28,50 @@ pub struct NoticeForm {
     pub address: String,
     pub email: String,
     pub phone: String,
+    /// Where the person is in 入力 → 確認 → 完了: empty or `edit` shows the form, `confirm` (the
+    /// form's own button) shows what will be filed, `submit` (the confirmation's button) files it.
+    pub step: String,
+}
+
+/// Which page a notice form's post leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Edit,
+    Confirm,
+    Submit,
+}
+
+impl NoticeForm {
+    pub fn step(&self) -> Step {
+        match self.step.as_str() {
+            "submit" => Step::Submit,
+            "edit" => Step::Edit,
+            _ => Step::Confirm,
+        }
+    }
+
+    /// The fields as typed, carried through the confirmation page in hidden inputs.
+    pub fn hidden_fields(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("left_on", &self.left_on),
+            ("reason", &self.reason),
+            ("wish_to_return", &self.wish_to_return),
+            ("return_when", &self.return_when),
+            ("employed", &self.employed),
+            ("workplace_type", &self.workplace_type),
+            ("workplace_lgcode", &self.workplace_lgcode),
+            ("weekly_hours", &self.weekly_hours),
+            ("family_name", &self.family_name),
+            ("given_name", &self.given_name),
+            ("address", &self.address),
+            ("email", &self.email),
+            ("phone", &self.phone),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k, v.as_str()))
+        .collect()
+    }
 }
 
 pub type Errors = BTreeMap<&'static str, String>;
@@ -153,7 +197,7 @@ impl NoticeForm {
 #[derive(Template)]
 #[template(path = "notice_form.html")]
 pub struct NoticePage {
-    pub center: String,
+    pub center: crate::web::Center,
     pub heading: String,
     /// Who the notice is for (staff pages), empty on her own page.
     pub for_whom: String,
@@ -167,12 +211,14 @@ pub struct NoticePage {
     pub municipalities: Vec<(String, String)>,
     /// What the page tells about where the notice goes (the consent gate, in words).
     pub note: String,
+    /// The confirmation step: what will be filed, field by field (empty on the form itself).
+    pub details: Vec<(&'static str, String)>,
 }
 
 impl NoticePage {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        center: String,
+        center: crate::web::Center,
         prefecture: Prefecture,
         kind: NoticeKind,
         for_whom: String,
@@ -199,7 +245,19 @@ impl NoticePage {
                 .map(|m| (m.lgcode.clone(), m.name_ja.clone()))
                 .collect(),
             note,
+            details: Vec::new(),
         }
+    }
+
+    /// Where the page is in 入力 → 確認 → 完了 (1 or 2).
+    pub fn step(&self) -> usize {
+        if self.details.is_empty() { 1 } else { 2 }
+    }
+
+    /// The same page as its confirmation step (入力 → **確認** → 完了).
+    pub fn confirming(mut self, body: &NoticeBody) -> Self {
+        self.details = body.details_ja();
+        self
     }
 }
 

@@ -8,6 +8,7 @@ pub mod api;
 pub mod forms;
 pub mod nurse;
 pub mod opt_in;
+pub mod routes;
 pub mod staff;
 
 use actix_web::cookie::{Cookie, SameSite};
@@ -21,6 +22,7 @@ use crate::auth::{self, PasswordChecks, Session, SessionKind};
 use crate::error::NodeError;
 use crate::proxy::TrustedProxies;
 use crate::sync::Syncer;
+use routes::{Access, Routes};
 
 const CSRF_COOKIE: &str = "ncf_csrf";
 pub const STAFF_COOKIE: &str = "ncf_staff";
@@ -47,6 +49,8 @@ pub struct WebState {
     pub pool: Pool,
     pub syncer: Syncer,
     pub prefecture: Prefecture,
+    /// How people reach the center other than through these pages (every footer shows it).
+    pub contact: CenterContact,
     /// The outgoing-mail sender, woken when a request queued a mail.
     pub mail: crate::mail::Sender,
     /// The address nurses reach this node at (for links in e-mails), without a trailing slash.
@@ -56,9 +60,31 @@ pub struct WebState {
     pub password_checks: PasswordChecks,
 }
 
+/// The center's telephone, hours and address, as the operator configured them.
+#[derive(Debug, Clone, Default)]
+pub struct CenterContact {
+    pub phone: String,
+    pub hours: String,
+    pub address: String,
+}
+
+/// What every page shows of the center: its name (what `{{ center }}` prints) and, in the
+/// footer, how to reach it.
+#[derive(Debug, Clone)]
+pub struct Center {
+    pub name: String,
+    pub contact: CenterContact,
+}
+
+impl std::fmt::Display for Center {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
 impl WebState {
-    pub fn center(&self) -> String {
-        format!("{}ナースセンター", self.prefecture.name_ja())
+    pub fn center(&self) -> Center {
+        Center { name: format!("{}ナースセンター", self.prefecture.name_ja()), contact: self.contact.clone() }
     }
 
     /// Cookies are marked Secure when the node is reached over TLS.
@@ -217,18 +243,26 @@ impl WebState {
     }
 }
 
+/// Every route of the node with who may use it (see `routes`).
+pub(crate) fn routes() -> Routes {
+    let mut routes = Routes::default();
+    routes
+        .get("/", Access::Public, || async { see_other("/opt-in") })
+        .get("/healthz", Access::Public, healthz)
+        .get("/assets/site.css", Access::Public, stylesheet)
+        .get("/privacy", Access::Public, privacy)
+        .get("/accessibility", Access::Public, accessibility)
+        .get("/help", Access::Public, help);
+    opt_in::routes(&mut routes);
+    nurse::routes(&mut routes);
+    staff::routes(&mut routes);
+    api::routes(&mut routes);
+    routes
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/")
-            .get(|| async { HttpResponse::SeeOther().insert_header(("location", "/opt-in")).finish() }),
-    )
-    .route("/healthz", web::get().to(healthz))
-    .route("/assets/site.css", web::get().to(stylesheet))
-    .configure(opt_in::configure)
-    .configure(nurse::configure)
-    .configure(staff::configure)
-    .configure(api::configure)
-    .default_service(web::to(not_found));
+    routes().register(cfg);
+    cfg.default_service(web::to(not_found));
 }
 
 /// The pages' one stylesheet: a file, not an inline `<style>`, so the content security policy
@@ -259,9 +293,69 @@ async fn healthz(state: web::Data<WebState>) -> HttpResponse {
 }
 
 #[derive(Template)]
+#[template(path = "info.html")]
+struct InfoPage {
+    center: Center,
+    heading: &'static str,
+    sections: Vec<(&'static str, Vec<String>)>,
+}
+
+/// How this center handles her data: what it keeps, what leaves it and under which consent.
+async fn privacy(state: web::Data<WebState>) -> HttpResponse {
+    let center = state.center();
+    let sections = vec![
+        ("このセンターが預かる情報", vec![
+            "看護職免許の情報（資格・籍登録番号・氏名・生年月日）、メールアドレス、電話番号、届出の内容、同意の記録を、このセンターで保管します。".to_string(),
+            "マイナンバーは受け取りません。".to_string(),
+        ]),
+        ("国の共通サーバーへの提供", vec![
+            "本人確認が済み、あなたが同意した範囲でのみ、国（厚生労働省）の共通サーバーに届出や同意の記録を送ります。メールアドレスは国の共通サーバーには保管されません。".to_string(),
+            "提供した記録は、マイページの「あなたの情報の提供記録」でいつでも確認できます。".to_string(),
+        ]),
+        ("同意の取消と削除", vec![
+            "同意はマイページからいつでも取り消せます。取り消すと、国の共通サーバーはその同意にもとづいて受け取った情報を削除します。".to_string(),
+        ]),
+        ("開示・訂正のご請求", vec![format!("ご自身の情報の開示・訂正・利用停止は、{}の窓口でお受けします。", center.name)]),
+    ];
+    html(StatusCode::OK, &InfoPage { center, heading: "個人情報の取り扱い", sections })
+}
+
+async fn accessibility(state: web::Data<WebState>) -> HttpResponse {
+    let sections = vec![
+        ("方針", vec![
+            "このサイトは、JIS X 8341-3:2016 の適合レベルAAに準拠することを目標に、デジタル庁デザインシステムの考え方にならって作っています。".to_string(),
+            "文字の大きさは16px以上、入力欄は指で押しやすい大きさにし、キーボードだけでも操作できるようにしています。JavaScript を使わずに、すべての手続きができます。".to_string(),
+        ]),
+        ("お気づきの点", vec!["使いにくい点や読み上げの不具合がありましたら、センターまでお知らせください。".to_string()]),
+    ];
+    html(StatusCode::OK, &InfoPage { center: state.center(), heading: "アクセシビリティ方針", sections })
+}
+
+/// For a nurse who cannot sign in: lost access to her registered e-mail, no letter, and so on.
+async fn help(state: web::Data<WebState>) -> HttpResponse {
+    let center = state.center();
+    let sections = vec![
+        ("登録したメールアドレスが使えなくなった方", vec![
+            format!("{}の窓口に、看護職免許証と写真付きの本人確認書類（運転免許証、マイナンバーカードなど）をお持ちください。職員が本人確認のうえ、新しいメールアドレスに変更します。", center.name),
+            "お電話では、なりすましを防ぐため、メールアドレスの変更はお受けできません。".to_string(),
+        ]),
+        ("ログイン用のメールが届かない方", vec![
+            format!("迷惑メールのフォルダをご確認ください。ログイン用のリンクの有効期限は{}分です。届かない場合は、時間をおいてもう一度お申し込みください。", crate::auth::LOGIN_LINK_MINUTES),
+        ]),
+        ("確認コードの郵便が届かない方", vec![
+            "確認コードは住民票の住所にお送りします。発送から1週間ほどたっても届かない場合は、マイページからもう一度申し込むか、窓口で本人確認を受けてください。".to_string(),
+        ]),
+        ("受付番号について", vec![
+            "届出や同意の変更のたびに、9桁の受付番号（例: 482-913-075）をお知らせします。お問い合わせの際にお伝えいただくと、すぐにお調べできます。".to_string(),
+        ]),
+    ];
+    html(StatusCode::OK, &InfoPage { center, heading: "お困りのとき", sections })
+}
+
+#[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {
-    center: String,
+    center: crate::web::Center,
     heading: &'a str,
     text: String,
     back: (&'a str, &'a str),
@@ -367,8 +461,7 @@ pub(crate) fn see_other(location: &str) -> HttpResponse {
 
 /// Japan time for people (times are stored in UTC).
 pub(crate) fn jst(t: chrono::NaiveDateTime) -> String {
-    let offset = chrono::FixedOffset::east_opt(9 * 3600).expect("JST offset");
-    ncf_shared::time::to_utc(t).with_timezone(&offset).format("%Y年%m月%d日 %H:%M").to_string()
+    ncf_shared::time::datetime_ja(t)
 }
 
 async fn not_found(state: web::Data<WebState>) -> HttpResponse {

@@ -9,7 +9,8 @@ use ncf_shared::federation::{CodeCheckResponse, LetterResponse};
 use ncf_shared::{ConsentScope, NoticeKind};
 use serde::Deserialize;
 
-use super::forms::{NoticeForm, NoticePage};
+use super::forms::{NoticeForm, NoticePage, Step};
+use super::routes::{Access, Routes};
 use super::{
     CsrfOnly, Door, WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst, message,
     see_other, unavailable, with_csrf_cookie, with_retry_after,
@@ -22,21 +23,26 @@ use crate::nurses::Nurse;
 const HOME: (&str, &str) = ("/me", "マイページへ戻る");
 const SIGN_IN: (&str, &str) = ("/sign-in", "ログインページへ");
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/sign-in").get(sign_in_form).post(sign_in_submit))
-        .service(web::resource("/sign-in/link").get(link_page).post(link_submit))
-        .service(web::resource("/sign-out").post(sign_out))
-        .service(web::resource("/me").get(home))
-        .service(web::resource("/me/consents").post(change_consent))
-        .service(web::resource("/me/proofing/letter").post(request_letter))
-        .service(web::resource("/me/proofing/code").post(submit_code))
-        .service(web::resource("/me/notices/{kind}").get(notice_form).post(notice_submit));
+pub(super) fn routes(routes: &mut Routes) {
+    routes
+        .get("/sign-in", Access::Public, sign_in_form)
+        .post("/sign-in", Access::Public, sign_in_submit)
+        .get("/sign-in/link", Access::Public, link_page)
+        .post("/sign-in/link", Access::Public, link_submit)
+        .post("/sign-out", Access::Nurse, sign_out)
+        .get("/me", Access::Nurse, home)
+        .post("/me/consents", Access::Nurse, change_consent)
+        .post("/me/proofing/letter", Access::Nurse, request_letter)
+        .post("/me/proofing/code", Access::Nurse, submit_code)
+        .get("/me/receipts/{number}", Access::Nurse, receipt_page)
+        .get("/me/notices/{kind}", Access::Nurse, notice_form)
+        .post("/me/notices/{kind}", Access::Nurse, notice_submit);
 }
 
 #[derive(Template)]
 #[template(path = "sign_in.html")]
 struct SignInPage {
-    center: String,
+    center: crate::web::Center,
     csrf: String,
     email: String,
     error: String,
@@ -86,7 +92,7 @@ async fn sign_in_submit(
         page.error = "メールアドレスの形式が正しくありません。".into();
         return html(StatusCode::UNPROCESSABLE_ENTITY, &page);
     }
-    let (client, center, public_url) = (state.client_address(&req), state.center(), state.public_url.clone());
+    let (client, center, public_url) = (state.client_address(&req), state.center().name, state.public_url.clone());
     let outcome = state
         .db(move |conn| {
             let mail = auth::LinkMail { center: &center, public_url: &public_url };
@@ -120,7 +126,7 @@ struct LinkForm {
 #[derive(Template)]
 #[template(path = "sign_in_link.html")]
 struct LinkPage {
-    center: String,
+    center: crate::web::Center,
     csrf: String,
     token: String,
 }
@@ -192,10 +198,14 @@ pub(crate) struct ConsentView {
     pub granted: bool,
     /// When and how the current decision was recorded ("" when never decided).
     pub since: String,
+    /// Every change of this scope, newest first: 「2026年11月27日 10:02 同意（ウェブ・同意文 2026年11月版・受付番号 …）」.
+    pub history: Vec<String>,
 }
 
 pub(crate) struct NoticeView {
     pub kind: &'static str,
+    /// Its receipt number as read out (empty for notices from before receipts).
+    pub receipt: String,
     pub summary: String,
     pub filed_at: String,
     pub channel: &'static str,
@@ -213,7 +223,7 @@ pub(crate) struct ProvisionView {
 #[derive(Template)]
 #[template(path = "me.html")]
 struct HomePage {
-    center: String,
+    center: crate::web::Center,
     csrf: String,
     nurse: Nurse,
     consents: Vec<ConsentView>,
@@ -241,21 +251,27 @@ pub(crate) fn consent_views(records: &[crate::consent::ConsentRecord]) -> Vec<Co
     ConsentScope::ALL
         .into_iter()
         .map(|scope| {
-            let latest = records.iter().filter(|r| r.scope == scope.as_str()).max_by_key(|r| r.version);
+            let mut changes: Vec<&crate::consent::ConsentRecord> =
+                records.iter().filter(|r| r.scope == scope.as_str()).collect();
+            changes.sort_by_key(|r| std::cmp::Reverse(r.version));
+            let line = |r: &crate::consent::ConsentRecord| {
+                let receipt =
+                    r.receipt.as_deref().map(|n| format!("、受付番号 {}", crate::receipts::display(n))).unwrap_or_default();
+                format!(
+                    "{} {}（{}、同意文 {}{receipt}）",
+                    jst(r.recorded_at),
+                    if r.granted { "同意" } else { "取消" },
+                    channel_ja(&r.channel),
+                    crate::consent::text_version_ja(&r.text_version),
+                )
+            };
             ConsentView {
                 field: scope.as_str(),
                 title: scope.title_ja(),
                 text: crate::consent::text_ja(scope),
-                granted: latest.is_some_and(|r| r.granted),
-                since: latest.map_or_else(String::new, |r| {
-                    format!(
-                        "{} {}（{}、第{}版）",
-                        jst(r.recorded_at),
-                        if r.granted { "同意" } else { "取消" },
-                        channel_ja(&r.channel),
-                        r.version
-                    )
-                }),
+                granted: changes.first().is_some_and(|r| r.granted),
+                since: changes.first().map_or_else(String::new, |r| line(r)),
+                history: changes.iter().map(|r| line(r)).collect(),
             }
         })
         .collect()
@@ -272,6 +288,7 @@ pub(crate) fn notice_views(
             let body = n.body();
             NoticeView {
                 kind: NoticeKind::parse(&n.kind).map_or("届出", NoticeKind::title_ja),
+                receipt: n.receipt.as_deref().map(crate::receipts::display).unwrap_or_default(),
                 summary: body.map_or_else(String::new, |b| b.summary_ja()),
                 filed_at: jst(n.filed_at),
                 channel: channel_ja(&n.channel),
@@ -315,7 +332,12 @@ pub(crate) fn provision_views(entries: Vec<ncf_shared::federation::ProvisionList
             at: jst(e.recorded_at),
             direction: format!("{} → {}", party(&e.source), party(&e.recipient)),
             what: e.fields.iter().map(|f| field_ja(f)).collect::<Vec<_>>().join("、"),
-            purpose: e.purpose.title_ja(),
+            // A withdrawal is recorded under the consent-record purpose too; name it as what it is.
+            purpose: if e.fields.iter().any(|f| f.starts_with("consent_withdrawn:")) {
+                "同意の取消の記録"
+            } else {
+                e.purpose.title_ja()
+            },
         })
         .collect()
 }
@@ -333,6 +355,9 @@ fn field_ja(field: &str) -> String {
         other => {
             if let Some(scope) = other.strip_prefix("consent:").and_then(ConsentScope::parse) {
                 return format!("同意（{}）", scope.title_ja());
+            }
+            if let Some(scope) = other.strip_prefix("consent_withdrawn:").and_then(ConsentScope::parse) {
+                return format!("同意の取消（{}）", scope.title_ja());
             }
             if let Some(contact) = other.strip_prefix("contact:") {
                 return field_ja(contact);
@@ -546,6 +571,8 @@ pub(crate) struct ConsentForm {
     pub csrf: String,
     pub scope: String,
     pub granted: String,
+    /// `yes` from the confirmation page's button; anything else shows the confirmation.
+    pub confirmed: String,
 }
 
 impl ConsentForm {
@@ -557,12 +584,27 @@ impl ConsentForm {
     }
 }
 
+#[derive(Template)]
+#[template(path = "consent_confirm.html")]
+struct ConsentConfirmPage {
+    center: crate::web::Center,
+    csrf: String,
+    field: &'static str,
+    title: &'static str,
+    text: &'static str,
+    granted: bool,
+    effect: &'static str,
+}
+
+/// A consent change asks first: granting shows the full text to agree to, withdrawing asks
+/// 「取り消しますか？」 and says what the national server will delete. Only the confirmation's own
+/// button (`confirmed=yes`) records the change, under a receipt number.
 async fn change_consent(
     state: web::Data<WebState>,
     req: HttpRequest,
     form: web::Form<ConsentForm>,
 ) -> HttpResponse {
-    let (_, nurse) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
+    let (session, nurse) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -575,11 +617,29 @@ async fn change_consent(
             HOME,
         );
     };
+    let (scope, granted) = decision;
+    if form.confirmed != "yes" {
+        let page = ConsentConfirmPage {
+            center: state.center(),
+            csrf: session.csrf,
+            field: scope.as_str(),
+            title: scope.title_ja(),
+            text: crate::consent::text_ja(scope),
+            granted,
+            effect: crate::consent::withdrawal_effect_ja(scope),
+        };
+        return html(StatusCode::OK, &page);
+    }
     let saved = state
-        .db(move |conn| crate::consent::record(conn, &nurse.id, &[decision], Channel::Web, None).map(drop))
+        .db(move |conn| {
+            let written = crate::consent::record(conn, &nurse.id, &[decision], Channel::Web, None)?;
+            Ok(written.into_iter().find_map(|r| r.receipt))
+        })
         .await;
     match saved {
-        Ok(()) => see_other("/me?done=consent"),
+        Ok(Some(receipt)) => see_other(&format!("/me/receipts/{receipt}")),
+        // Nothing changed (the same decision twice, e.g. a second click).
+        Ok(None) => see_other("/me?done=consent#consents"),
         Err(e) => unavailable(&state, &e, HOME),
     }
 }
@@ -660,16 +720,33 @@ async fn notice_submit(
         return unknown_kind(&state);
     };
     match file_notice(&state, &nurse.id, kind, &form, Channel::Web, None).await {
-        Ok(Ok(())) => see_other("/me?done=notice"),
-        Ok(Err((errors, note))) => {
+        Ok(NoticeOutcome::Filed { receipt }) => see_other(&format!("/me/receipts/{receipt}")),
+        Ok(NoticeOutcome::Edit(note)) => {
+            html(StatusCode::OK, &notice_page(&state, kind, form, Default::default(), note))
+        }
+        Ok(NoticeOutcome::Confirm(body, note)) => {
+            html(StatusCode::OK, &notice_page(&state, kind, form, Default::default(), note).confirming(&body))
+        }
+        Ok(NoticeOutcome::Invalid(errors, note)) => {
             html(StatusCode::UNPROCESSABLE_ENTITY, &notice_page(&state, kind, form, errors, note))
         }
         Err(e) => unavailable(&state, &e, HOME),
     }
 }
 
-/// Files a notice from the form, for her or entered by staff. A wrong form comes back with its
-/// errors and the gate note for the page; nothing is saved then.
+/// Where a posted notice form leads (入力 → 確認 → 完了), for her or for staff entering a paper form.
+pub(crate) enum NoticeOutcome {
+    /// Back to the form with what she typed (「修正する」).
+    Edit(String),
+    /// Wrong fields, each with its message, and the gate note; nothing saved.
+    Invalid(super::forms::Errors, String),
+    /// Readable: show what will be filed and ask once more; nothing saved yet.
+    Confirm(ncf_shared::notice::NoticeBody, String),
+    /// Filed, under this receipt number.
+    Filed { receipt: String },
+}
+
+/// Reads a posted notice form and, at its last step, files it.
 pub(crate) async fn file_notice(
     state: &WebState,
     nurse_id: &str,
@@ -677,26 +754,122 @@ pub(crate) async fn file_notice(
     form: &NoticeForm,
     channel: Channel,
     entered_by: Option<String>,
-) -> Result<Result<(), (super::forms::Errors, String)>, NodeError> {
+) -> Result<NoticeOutcome, NodeError> {
+    let step = form.step();
     let body = form.to_body(kind, ncf_shared::time::now_utc().date());
     let nurse_id = nurse_id.to_string();
     state
         .db(move |conn| {
-            let body = match body {
-                Ok(body) => body,
-                Err(errors) => {
-                    let consents = crate::consent::current(conn, &nurse_id)?;
-                    return Ok(Err((errors, notice_note(kind, &consents))));
-                }
+            let note = |conn: &mut ncf_shared::db::DbConn| -> Result<String, NodeError> {
+                Ok(notice_note(kind, &crate::consent::current(conn, &nurse_id)?))
+            };
+            let body = match (step, body) {
+                (Step::Edit, _) => return Ok(NoticeOutcome::Edit(note(conn)?)),
+                (_, Err(errors)) => return Ok(NoticeOutcome::Invalid(errors, note(conn)?)),
+                (Step::Confirm, Ok(body)) => return Ok(NoticeOutcome::Confirm(body, note(conn)?)),
+                (Step::Submit, Ok(body)) => body,
             };
             match crate::notices::file(conn, &nurse_id, &body, channel, entered_by.as_deref()) {
-                Ok(_) => Ok(Ok(())),
+                Ok(filed) => Ok(NoticeOutcome::Filed { receipt: filed.notice.receipt.unwrap_or_default() }),
                 Err(NodeError::Invalid(fields)) => {
-                    let consents = crate::consent::current(conn, &nurse_id)?;
-                    Ok(Err((super::forms::errors_of(fields), notice_note(kind, &consents))))
+                    Ok(NoticeOutcome::Invalid(super::forms::errors_of(fields), note(conn)?))
                 }
                 Err(e) => Err(e),
             }
         })
         .await
+}
+
+#[derive(Template)]
+#[template(path = "receipt.html")]
+struct ReceiptPage {
+    center: crate::web::Center,
+    heading: &'static str,
+    number: String,
+    issued_at: String,
+    /// (label, value) lines of what was received.
+    lines: Vec<(String, String)>,
+    /// What happens next, in sentences.
+    next: Vec<String>,
+}
+
+/// The 完了 page of a step she completed: its receipt number and what was received. Only her own
+/// receipts; another number answers as if it did not exist.
+async fn receipt_page(state: web::Data<WebState>, req: HttpRequest, number: web::Path<String>) -> HttpResponse {
+    let (_, nurse) = match state.signed_in(&req, &DOOR).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let not_found = |state: &WebState| {
+        message(state, StatusCode::NOT_FOUND, "受付番号が見つかりません", "この受付番号の記録はありません。", HOME)
+    };
+    let Some(number) = crate::receipts::parse(&number) else {
+        return not_found(&state);
+    };
+    let id = nurse.id.clone();
+    let found = state
+        .db(move |conn| {
+            let details = crate::receipts::details_for(conn, &id, &number)?;
+            let shared = match &details {
+                Some(d) if d.notice.is_some() => shared_notice_ids(conn, &id)?,
+                _ => Default::default(),
+            };
+            Ok(details.map(|d| (d, shared)))
+        })
+        .await;
+    let (details, shared) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return not_found(&state),
+        Err(e) => return unavailable(&state, &e, HOME),
+    };
+    html(StatusCode::OK, &receipt_view(&state, &details, &shared, nurse.proofed()))
+}
+
+fn receipt_view(
+    state: &WebState,
+    d: &crate::receipts::ReceiptDetails,
+    shared: &std::collections::HashSet<String>,
+    proofed: bool,
+) -> ReceiptPage {
+    use crate::receipts::ReceiptKind;
+    let mut lines = Vec::new();
+    let mut next = Vec::new();
+    let kind = d.receipt.kind().unwrap_or(ReceiptKind::Notice);
+    if let Some(notice) = &d.notice {
+        let title = NoticeKind::parse(&notice.kind).map_or("届出", NoticeKind::title_ja);
+        lines.push(("届出の種類".to_string(), title.to_string()));
+        if let Some(body) = notice.body() {
+            lines.extend(body.details_ja().into_iter().map(|(k, v)| (k.to_string(), v)));
+        }
+        next.push(if shared.contains(&notice.id) {
+            "この届出は、同意いただいた範囲で国の共通サーバー（全国の看護職の就業状況をまとめる国のシステム）にも送られます。".to_string()
+        } else {
+            "この届出は、このセンターでのみ保管します。".to_string()
+        });
+    }
+    for c in &d.consents {
+        let title = ConsentScope::parse(&c.scope).map_or("同意", ConsentScope::title_ja);
+        lines.push((title.to_string(), if c.granted { "同意する".into() } else { "同意を取り消す".into() }));
+        if !c.granted
+            && let Some(scope) = ConsentScope::parse(&c.scope)
+        {
+            next.push(crate::consent::withdrawal_effect_ja(scope).to_string());
+        }
+    }
+    if kind == ReceiptKind::OptIn && !proofed {
+        next.push("次に、本人確認をお願いします。マイページの「本人確認」から、確認コードの郵送を申し込めます。".into());
+    }
+    next.push("お問い合わせの際は、この受付番号をお伝えください。".into());
+    ReceiptPage {
+        center: state.center(),
+        heading: match kind {
+            ReceiptKind::OptIn => "登録を受け付けました",
+            ReceiptKind::Notice => "届出を受け付けました",
+            ReceiptKind::Consent => "同意の変更を受け付けました",
+        },
+        number: d.receipt.display(),
+        issued_at: jst(d.receipt.issued_at),
+        lines,
+        next,
+    }
 }

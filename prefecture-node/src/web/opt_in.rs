@@ -13,9 +13,9 @@ use ncf_shared::{ConsentScope, Qualification, RegistrationNumber};
 use serde::Deserialize;
 
 use crate::notices::{looks_like_email, looks_like_phone};
-use crate::nurses;
 use crate::sync::LinkOutcome;
 
+use super::routes::{Access, Routes};
 use super::{
     WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, message, with_csrf_cookie,
 };
@@ -23,9 +23,12 @@ use super::{
 pub const DISTANCES: [u32; 5] = [5, 10, 20, 30, 50];
 const BACK: (&str, &str) = ("/opt-in", "登録ページへ戻る");
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/opt-in").get(opt_in_form).post(opt_in_submit))
-        .service(web::resource("/opt-in/confirm").get(confirm_form).post(confirm_submit));
+pub(super) fn routes(routes: &mut Routes) {
+    routes
+        .get("/opt-in", Access::Public, opt_in_form)
+        .post("/opt-in", Access::Public, opt_in_submit)
+        .get("/opt-in/confirm", Access::Public, confirm_form)
+        .post("/opt-in/confirm", Access::Public, confirm_submit);
 }
 
 /// What the form sends; every field kept as typed so the page can show it again.
@@ -80,7 +83,7 @@ struct ScopeView {
 #[derive(Template)]
 #[template(path = "opt_in.html")]
 struct OptInPage {
-    center: String,
+    center: crate::web::Center,
     csrf: String,
     form: OptInForm,
     errors: BTreeMap<&'static str, String>,
@@ -126,7 +129,7 @@ async fn opt_in_form(state: web::Data<WebState>, req: HttpRequest) -> HttpRespon
 }
 
 fn to_katakana(text: &str) -> String {
-    nurses::to_katakana(&PersonName::normalize(text))
+    ncf_shared::normalize::kana(text)
 }
 
 struct Checked {
@@ -285,14 +288,14 @@ async fn opt_in_submit(
 #[derive(Template)]
 #[template(path = "opt_in_sent.html")]
 struct MailSentPage {
-    center: String,
+    center: crate::web::Center,
     email: String,
 }
 
 #[derive(Template)]
 #[template(path = "opt_in_confirm.html")]
 struct ConfirmPage {
-    center: String,
+    center: crate::web::Center,
     csrf: String,
     token: String,
     form: OptInForm,

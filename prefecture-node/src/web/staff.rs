@@ -11,7 +11,8 @@ use ncf_shared::NoticeKind;
 use serde::Deserialize;
 
 use super::forms::{NoticeForm, NoticePage};
-use super::nurse::{ConsentForm, ConsentView, NoticeView, consent_views, notice_note, notice_views};
+use super::nurse::{NoticeOutcome, ConsentForm, ConsentView, NoticeView, consent_views, notice_note, notice_views};
+use super::routes::{Access, Routes};
 use super::{
     CsrfOnly, Door, WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst, message,
     see_other, unavailable, with_csrf_cookie, with_retry_after,
@@ -29,23 +30,29 @@ const PAGE_SIZE: i64 = 50;
 /// Largest bulk upload accepted (10,000 rows fit comfortably).
 const MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/staff").get(|| async { see_other("/staff/nurses") }))
-        .service(web::resource("/staff/sign-in").get(sign_in_form).post(sign_in_submit))
-        .service(web::resource("/staff/sign-out").post(sign_out))
-        .service(web::resource("/staff/nurses").get(list))
-        .service(web::resource("/staff/nurses/{id}").get(detail))
-        .service(web::resource("/staff/nurses/{id}/consents").post(paper_consent))
-        .service(web::resource("/staff/nurses/{id}/proofing").post(counter_proofing))
-        .service(web::resource("/staff/nurses/{id}/notices/{kind}").get(notice_form).post(notice_submit))
-        .service(web::resource("/staff/bulk").get(bulk_form).post(bulk_submit))
-        .service(web::resource("/staff/lookup").get(lookup_form).post(lookup_submit));
+pub(super) fn routes(routes: &mut Routes) {
+    routes
+        .get("/staff", Access::Public, || async { see_other("/staff/nurses") })
+        .get("/staff/sign-in", Access::Public, sign_in_form)
+        .post("/staff/sign-in", Access::Public, sign_in_submit)
+        .post("/staff/sign-out", Access::Staff, sign_out)
+        .get("/staff/nurses", Access::Staff, list)
+        .get("/staff/nurses/{id}", Access::Staff, detail)
+        .post("/staff/nurses/{id}/consents", Access::Staff, paper_consent)
+        .post("/staff/nurses/{id}/proofing", Access::Staff, counter_proofing)
+        .get("/staff/nurses/{id}/notices/{kind}", Access::Staff, notice_form)
+        .post("/staff/nurses/{id}/notices/{kind}", Access::Staff, notice_submit)
+        .get("/staff/bulk", Access::Staff, bulk_form)
+        .post("/staff/bulk", Access::Staff, bulk_submit)
+        .get("/staff/bulk/template.csv", Access::Staff, bulk_template)
+        .get("/staff/lookup", Access::Staff, lookup_form)
+        .post("/staff/lookup", Access::Staff, lookup_submit);
 }
 
 #[derive(Template)]
 #[template(path = "staff_sign_in.html")]
 struct SignInPage {
-    center: String,
+    center: crate::web::Center,
     csrf: String,
     username: String,
     error: String,
@@ -146,6 +153,7 @@ struct NurseRow {
     kana: String,
     qualification: &'static str,
     registration_number: String,
+    proofed: &'static str,
     registered: String,
 }
 
@@ -156,6 +164,7 @@ fn row(n: &Nurse) -> NurseRow {
         kana: format!("{} {}", n.family_name_kana, n.given_name_kana),
         qualification: ncf_shared::Qualification::from_code(&n.qualification).map_or("", |q| q.name_ja()),
         registration_number: n.registration_number.clone(),
+        proofed: if n.proofed() { "済み" } else { "未確認" },
         registered: jst(n.created_at),
     }
 }
@@ -163,10 +172,19 @@ fn row(n: &Nurse) -> NurseRow {
 #[derive(Template)]
 #[template(path = "staff_nurses.html")]
 struct ListPage {
-    center: String,
+    center: crate::web::Center,
     staff_name: String,
     csrf: String,
     q: String,
+    proofing: String,
+    consent: String,
+    unsent: bool,
+    sort: String,
+    scopes: Vec<(&'static str, &'static str)>,
+    /// The filters as a query string, for page links (`&amp;`-joined by the template).
+    filter_query: String,
+    /// Page links: (page number, is current); 0 stands for a gap (…).
+    page_links: Vec<(i64, bool)>,
     rows: Vec<NurseRow>,
     total: i64,
     page: i64,
@@ -187,6 +205,81 @@ struct ListPage {
 struct ListQuery {
     q: String,
     page: Option<i64>,
+    /// `proofed`, `not_proofed` or empty.
+    proofing: String,
+    /// A consent scope's code, or empty.
+    consent: String,
+    /// `1`: only nurses with events not yet taken by the national server.
+    unsent: String,
+    /// `kana` (default), `newest` or `oldest`.
+    sort: String,
+}
+
+impl ListQuery {
+    fn filter(&self) -> crate::nurses::SearchFilter {
+        use crate::nurses::{ProofingFilter, SortOrder};
+        crate::nurses::SearchFilter {
+            query: self.q.clone(),
+            proofing: match self.proofing.as_str() {
+                "proofed" => ProofingFilter::Proofed,
+                "not_proofed" => ProofingFilter::NotProofed,
+                _ => ProofingFilter::Any,
+            },
+            consent: ncf_shared::ConsentScope::parse(&self.consent),
+            unsent: self.unsent == "1",
+            sort: match self.sort.as_str() {
+                "newest" => SortOrder::NewestFirst,
+                "oldest" => SortOrder::OldestFirst,
+                _ => SortOrder::Kana,
+            },
+        }
+    }
+
+    /// The filters (not the page) as a query string.
+    fn without_page(&self) -> String {
+        let mut pairs = url_pairs(&[
+            ("q", &self.q),
+            ("proofing", &self.proofing),
+            ("consent", &self.consent),
+            ("unsent", &self.unsent),
+            ("sort", &self.sort),
+        ]);
+        if pairs.is_empty() {
+            pairs.push_str("q=");
+        }
+        pairs
+    }
+}
+
+fn url_pairs(pairs: &[(&str, &String)]) -> String {
+    pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Page numbers to link: the first, the last, and two either side of the current one.
+fn page_links(page: i64, pages: i64) -> Vec<(i64, bool)> {
+    let mut links = Vec::new();
+    for n in 1..=pages {
+        if n == 1 || n == pages || (n - page).abs() <= 2 {
+            links.push((n, n == page));
+        } else if links.last().is_some_and(|(last, _)| *last != 0) {
+            links.push((0, false));
+        }
+    }
+    links
 }
 
 async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<ListQuery>) -> HttpResponse {
@@ -194,12 +287,12 @@ async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Li
         Ok(found) => found,
         Err(response) => return response,
     };
-    let ListQuery { q, page } = query.into_inner();
-    let page = page.unwrap_or(1).max(1);
-    let term = q.clone();
+    let query = query.into_inner();
+    let page = query.page.unwrap_or(1).max(1);
+    let filter = query.filter();
     let found = state
         .db(move |conn| {
-            let found = crate::nurses::search(conn, &term, PAGE_SIZE, (page - 1) * PAGE_SIZE)?;
+            let found = crate::nurses::search(conn, &filter, PAGE_SIZE, (page - 1) * PAGE_SIZE)?;
             let alerts = crate::staff::recent_alerts(conn)?;
             Ok((found, crate::outbox::backlog(conn)?, crate::sync::unapplied_counts(conn)?, alerts))
         })
@@ -211,7 +304,14 @@ async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Li
                 center: state.center(),
                 staff_name: member.display_name,
                 csrf: session.csrf,
-                q,
+                filter_query: query.without_page(),
+                page_links: page_links(page, ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1)),
+                q: query.q,
+                proofing: query.proofing,
+                consent: query.consent,
+                unsent: query.unsent == "1",
+                sort: query.sort,
+                scopes: ncf_shared::ConsentScope::ALL.into_iter().map(|s| (s.as_str(), s.title_ja())).collect(),
                 rows: nurses.iter().map(row).collect(),
                 total,
                 page,
@@ -237,7 +337,7 @@ struct EventView {
 #[derive(Template)]
 #[template(path = "staff_nurse.html")]
 struct DetailPage {
-    center: String,
+    center: crate::web::Center,
     staff_name: String,
     csrf: String,
     nurse: NurseRow,
@@ -251,7 +351,7 @@ struct DetailPage {
     /// Events from the national server about her that were not applied.
     received: Vec<EventView>,
     kinds: Vec<(&'static str, &'static str)>,
-    flash: &'static str,
+    flash: String,
     error: String,
     /// How she proved who she is, e.g. 「窓口での確認（運転免許証、2026年…）」; empty until then.
     proofed: String,
@@ -262,6 +362,7 @@ struct DetailPage {
 #[serde(default)]
 struct DetailQuery {
     done: String,
+    receipt: String,
 }
 
 async fn detail(
@@ -280,6 +381,12 @@ async fn detail(
         "proofed" => "窓口での本人確認を記録しました。同意の範囲で情報の連携を始めます。",
         _ => "",
     };
+    let flash = match crate::receipts::parse(&query.receipt) {
+        Some(number) if !flash.is_empty() => {
+            format!("{flash}受付番号は {} です。", crate::receipts::display(&number))
+        }
+        _ => flash.to_string(),
+    };
     detail_page(&state, session, member, id.into_inner(), flash, String::new()).await
 }
 
@@ -288,7 +395,7 @@ async fn detail_page(
     session: Session,
     member: StaffMember,
     id: String,
-    flash: &'static str,
+    flash: String,
     error: String,
 ) -> HttpResponse {
     let loaded = state
@@ -424,7 +531,7 @@ async fn counter_proofing(
         _ => {
             let error = "看護職免許証の原本を確認したことにチェックを入れ、確認した写真付きの本人確認書類を選んでください。"
                 .to_string();
-            return detail_page(&state, session, member, id, "", error).await;
+            return detail_page(&state, session, member, id, String::new(), error).await;
         }
     };
     let nurse_id = id.clone();
@@ -435,7 +542,7 @@ async fn counter_proofing(
             see_other(&format!("/staff/nurses/{id}?done=proofed"))
         }
         Err(crate::error::NodeError::Conflict(text)) => {
-            detail_page(&state, session, member, id, "", text.to_string()).await
+            detail_page(&state, session, member, id, String::new(), text.to_string()).await
         }
         Err(crate::error::NodeError::NotFound(_)) => {
             message(&state, StatusCode::NOT_FOUND, "見つかりません", "この看護職は登録されていません。", LIST)
@@ -460,16 +567,17 @@ async fn paper_consent(
     let (Some(decision), Some(_)) = (decision, form.paper_received) else {
         let error =
             "同意書（書面）を受け取ったことを確認するチェックを入れてから記録してください。".to_string();
-        return detail_page(&state, session, member, id, "", error).await;
+        return detail_page(&state, session, member, id, String::new(), error).await;
     };
     let (nurse_id, staff_id) = (id.clone(), member.id.clone());
     let saved = state
         .db(move |conn| {
-            crate::consent::record(conn, &nurse_id, &[decision], Channel::Paper, Some(&staff_id)).map(drop)
+            let written = crate::consent::record(conn, &nurse_id, &[decision], Channel::Paper, Some(&staff_id))?;
+            Ok(written.into_iter().find_map(|r| r.receipt).unwrap_or_default())
         })
         .await;
     match saved {
-        Ok(()) => see_other(&format!("/staff/nurses/{id}?done=consent")),
+        Ok(receipt) => see_other(&format!("/staff/nurses/{id}?done=consent&receipt={receipt}")),
         Err(crate::error::NodeError::NotFound(_)) => {
             message(&state, StatusCode::NOT_FOUND, "見つかりません", "この看護職は登録されていません。", LIST)
         }
@@ -557,8 +665,17 @@ async fn notice_submit(
         Err(response) => return response,
     };
     match super::nurse::file_notice(&state, &nurse.id, kind, &form, Channel::Paper, Some(member.id)).await {
-        Ok(Ok(())) => see_other(&format!("/staff/nurses/{}?done=notice", nurse.id)),
-        Ok(Err((errors, note))) => html(
+        Ok(NoticeOutcome::Filed { receipt }) => {
+            see_other(&format!("/staff/nurses/{}?done=notice&receipt={receipt}", nurse.id))
+        }
+        Ok(NoticeOutcome::Edit(note)) => {
+            html(StatusCode::OK, &staff_notice_page(&state, &nurse, kind, form, Default::default(), note))
+        }
+        Ok(NoticeOutcome::Confirm(body, note)) => html(
+            StatusCode::OK,
+            &staff_notice_page(&state, &nurse, kind, form, Default::default(), note).confirming(&body),
+        ),
+        Ok(NoticeOutcome::Invalid(errors, note)) => html(
             StatusCode::UNPROCESSABLE_ENTITY,
             &staff_notice_page(&state, &nurse, kind, form, errors, note),
         ),
@@ -569,10 +686,11 @@ async fn notice_submit(
 #[derive(Template)]
 #[template(path = "staff_bulk.html")]
 struct BulkPage {
-    center: String,
+    center: crate::web::Center,
     staff_name: String,
     csrf: String,
     columns: String,
+    columns_ja: String,
     error: String,
     accept_valid: bool,
     report: Option<BulkReport>,
@@ -599,6 +717,7 @@ fn bulk_page(
         staff_name: member.display_name,
         csrf: session.csrf,
         columns: crate::bulk::COLUMNS.join(","),
+        columns_ja: crate::bulk::COLUMNS_JA.join(","),
         error,
         accept_valid,
         report,
@@ -611,6 +730,7 @@ struct Upload {
     csrf: String,
     accept_valid: bool,
     file: Vec<u8>,
+    file_name: String,
     too_large: bool,
 }
 
@@ -631,11 +751,29 @@ async fn read_upload(mut payload: Multipart) -> Result<Upload, String> {
         match name.as_str() {
             "csrf" => upload.csrf = String::from_utf8_lossy(&bytes).into_owned(),
             "accept_valid" => upload.accept_valid = true,
-            "file" => upload.file = bytes,
+            "file" => {
+                upload.file_name = field
+                    .content_disposition()
+                    .and_then(|d| d.get_filename().map(str::to_string))
+                    .unwrap_or_default();
+                upload.file = bytes;
+            }
             _ => {}
         }
     }
     Ok(upload)
+}
+
+/// The CSV template with Japanese headings, for employers to fill in.
+async fn bulk_template(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse {
+    if let Err(response) = state.signed_in(&req, &DOOR).await {
+        return response;
+    }
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header(("content-disposition", "attachment; filename=\"separations-template.csv\""))
+        .insert_header(("cache-control", "no-store"))
+        .body(crate::bulk::template_csv())
 }
 
 async fn bulk_submit(state: web::Data<WebState>, req: HttpRequest, payload: Multipart) -> HttpResponse {
@@ -663,7 +801,7 @@ async fn bulk_submit(state: web::Data<WebState>, req: HttpRequest, payload: Mult
     }
     let accept_valid = upload.accept_valid;
     let fail = |session, member, text: String| {
-        html(StatusCode::UNPROCESSABLE_ENTITY, &bulk_page(&state, session, member, text, accept_valid, None))
+        html(StatusCode::UNPROCESSABLE_ENTITY, &bulk_page(&state, session, member, text, false, None))
     };
     if upload.too_large {
         return fail(
@@ -678,9 +816,10 @@ async fn bulk_submit(state: web::Data<WebState>, req: HttpRequest, payload: Mult
     if upload.file.is_empty() {
         return fail(session, member, "CSVファイルを選んでください。".into());
     }
-    let (file, staff_id) = (upload.file, member.id.clone());
-    let outcome =
-        state.db(move |conn| Ok(crate::bulk::upload_separations(conn, &file, accept_valid, &staff_id))).await;
+    let (file, file_name, staff_id) = (upload.file, upload.file_name, member.id.clone());
+    let outcome = state
+        .db(move |conn| Ok(crate::bulk::upload_separations(conn, &file, accept_valid, &staff_id, &file_name)))
+        .await;
     match outcome {
         Ok(Ok(report)) => {
             tracing::info!(
@@ -695,7 +834,8 @@ async fn bulk_submit(state: web::Data<WebState>, req: HttpRequest, payload: Mult
             } else {
                 StatusCode::OK
             };
-            html(status, &bulk_page(&state, session, member, String::new(), accept_valid, Some(report)))
+            // 「正しい行だけ登録する」 is a choice for one file: never carried to the next upload.
+            html(status, &bulk_page(&state, session, member, String::new(), false, Some(report)))
         }
         Ok(Err(crate::error::NodeError::Invalid(fields))) => {
             fail(session, member, fields.into_iter().map(|f| f.message).collect::<Vec<_>>().join(" "))
@@ -707,7 +847,7 @@ async fn bulk_submit(state: web::Data<WebState>, req: HttpRequest, payload: Mult
 #[derive(Template)]
 #[template(path = "staff_lookup.html")]
 struct LookupPage {
-    center: String,
+    center: crate::web::Center,
     staff_name: String,
     csrf: String,
     form: LookupForm,
@@ -786,7 +926,7 @@ async fn lookup_submit(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let kana = |t: &str| crate::nurses::to_katakana(&ncf_shared::licence::PersonName::normalize(t));
+    let kana = |t: &str| ncf_shared::normalize::kana(t);
     let registration_number = super::forms::half_width(&form.registration_number);
     let birth_date = ncf_shared::time::parse_date(&super::forms::half_width(&form.birth_date));
     let (Some(qualification), Ok(registration_number), Ok(birth_date)) = (
