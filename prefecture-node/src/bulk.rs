@@ -19,7 +19,9 @@ use crate::Channel;
 use crate::error::{FieldError, NodeError};
 use crate::notices::NoticeBody;
 use crate::schema::{bulk_uploads, notices, nurses};
-use crate::web::forms::{half_width, parse_date, parse_reason, parse_yes_no};
+use ncf_shared::normalize::{self, yes_no as parse_yes_no};
+use ncf_shared::notice::parse_reason;
+use ncf_shared::wareki::parse_written as parse_date;
 
 /// The columns, in any order; `return_when` may be left out. Each may also be headed by its
 /// Japanese name (the downloadable template uses those).
@@ -33,7 +35,8 @@ pub const COLUMNS: [&str; 7] = [
     "return_when",
 ];
 /// The Japanese headings, in the order of [`COLUMNS`].
-pub const COLUMNS_JA: [&str; 7] = ["資格", "籍登録番号", "生年月日", "離職日", "離職理由", "復職希望", "復職希望時期"];
+pub const COLUMNS_JA: [&str; 7] =
+    ["資格", "籍登録番号", "生年月日", "離職日", "離職理由", "復職希望", "復職希望時期"];
 const REQUIRED: usize = 6;
 pub const MAX_ROWS: usize = 10_000;
 
@@ -101,7 +104,7 @@ impl std::io::Read for Tracked<'_> {
 
 /// A column's canonical name from its heading (English or Japanese, any width, spaces ignored).
 fn column_of(heading: &str) -> Option<&'static str> {
-    let heading = half_width(heading).replace([' ', '\u{3000}'], "");
+    let heading: String = normalize::width(heading).chars().filter(|c| !c.is_whitespace()).collect();
     COLUMNS.iter().zip(COLUMNS_JA).find_map(|(en, ja)| (heading == *en || heading == ja).then_some(*en))
 }
 
@@ -174,7 +177,7 @@ pub fn upload_separations(
             )));
         }
         let row = Row { record: &record, index: &index };
-        let registration_number = half_width(row.get("registration_number"));
+        let registration_number = normalize::digits(row.get("registration_number"));
         let (name, outcome) = match check_row(conn, &row, today)? {
             Ok((nurse_id, name, body)) => (name, Ok((nurse_id, body))),
             Err(reason) => (String::new(), Err(reason)),
@@ -192,10 +195,12 @@ pub fn upload_separations(
         let valid: Vec<(usize, (&str, &NoticeBody))> = parsed
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| p.outcome.as_ref().ok().map(|(nurse_id, body)| (i, (nurse_id.as_str(), body))))
+            .filter_map(|(i, p)| {
+                p.outcome.as_ref().ok().map(|(nurse_id, body)| (i, (nurse_id.as_str(), body)))
+            })
             .collect();
         let items: Vec<(&str, &NoticeBody)> = valid.iter().map(|(_, item)| *item).collect();
-        let filed = crate::notices::file_many(conn, &items, Channel::Paper, Some(staff_id))?;
+        let filed = crate::notices::file_many(conn, &items, Channel::Paper, Some(staff_id), None)?;
         for ((i, _), f) in valid.iter().zip(&filed) {
             receipts.extend(f.notice.receipt.clone().map(|r| (*i, r)));
         }
@@ -232,8 +237,10 @@ pub fn upload_separations(
 /// content) or an earlier row of the file; two rows with her same date but different content
 /// contradict each other, and the later one is refused too.
 fn refuse_duplicates(conn: &mut DbConn, parsed: &mut [Parsed]) -> QueryResult<()> {
-    let ids: Vec<&str> = parsed.iter().filter_map(|p| p.outcome.as_ref().ok().map(|(id, _)| id.as_str())).collect();
-    let mut stored: HashMap<String, Vec<(NoticeBody, chrono::NaiveDateTime, Option<String>)>> = HashMap::new();
+    let ids: Vec<&str> =
+        parsed.iter().filter_map(|p| p.outcome.as_ref().ok().map(|(id, _)| id.as_str())).collect();
+    let mut stored: HashMap<String, Vec<(NoticeBody, chrono::NaiveDateTime, Option<String>)>> =
+        HashMap::new();
     for chunk in ids.chunks(500) {
         let rows: Vec<(String, String, chrono::NaiveDateTime, Option<String>)> = notices::table
             .filter(notices::nurse_id.eq_any(chunk))
@@ -256,7 +263,10 @@ fn refuse_duplicates(conn: &mut DbConn, parsed: &mut [Parsed]) -> QueryResult<()
             Some(format!(
                 "同じ内容の離職届が{}に登録済みです{}",
                 ncf_shared::time::datetime_ja(*at),
-                receipt.as_deref().map(|r| format!("（受付番号 {}）", crate::receipts::display(r))).unwrap_or_default()
+                receipt
+                    .as_deref()
+                    .map(|r| format!("（受付番号 {}）", crate::receipts::display(r)))
+                    .unwrap_or_default()
             ))
         } else {
             match seen.get(&(nurse_id.clone(), *left_on)) {
@@ -293,23 +303,27 @@ fn check_row(
     today: chrono::NaiveDate,
 ) -> QueryResult<Result<(String, String, NoticeBody), String>> {
     let mut problems = Vec::new();
-    let qualification = Qualification::from_code(&half_width(row.get("qualification")))
+    let qualification = Qualification::from_code(normalize::width(row.get("qualification")).trim())
         .or_else(|| Qualification::all().find(|q| q.name_ja() == row.get("qualification")))
         .filter(|q| q.is_nursing());
     if qualification.is_none() {
         problems.push("資格は 01〜04 または 保健師・助産師・看護師・准看護師 で入力してください".to_string());
     }
-    let number = RegistrationNumber::parse(&half_width(row.get("registration_number"))).ok();
+    let number = RegistrationNumber::parse(&normalize::digits(row.get("registration_number"))).ok();
     if number.is_none() {
         problems.push("籍登録番号は8桁以内の数字で入力してください".to_string());
     }
     let birth_date = parse_date(row.get("birth_date"));
     if birth_date.is_none() {
-        problems.push("生年月日は 1985-04-01 の形で入力してください".to_string());
+        problems.push(
+            "生年月日は 1985-04-01・1985/4/1・昭和60年4月1日 のいずれかの形で入力してください".to_string(),
+        );
     }
     let left_on = parse_date(row.get("left_on"));
     if left_on.is_none() {
-        problems.push("離職日は 2026-03-31 の形で入力してください".to_string());
+        problems.push(
+            "離職日は 2026-03-31・2026/3/31・2026年3月31日 のいずれかの形で入力してください".to_string(),
+        );
     }
     let reason = parse_reason(row.get("reason"));
     if reason.is_none() {

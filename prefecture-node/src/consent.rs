@@ -62,12 +62,12 @@ pub fn text_ja(scope: ConsentScope) -> &'static str {
 pub fn withdrawal_effect_ja(scope: ConsentScope) -> &'static str {
     match scope {
         ConsentScope::AddressLinkage => {
-            "国の共通サーバーは、次回の同期で、この同意にもとづいて受け取ったあなたの届出を削除します。住所の照合も行われなくなります。"
+            "国のデータベース（厚生労働省）は、次にこのセンターから情報が届いたときに、この同意にもとづいて受け取ったあなたの届出を削除します。住所の照合も行われなくなります。"
         }
         ConsentScope::JobSupport => "求人情報のお知らせメールが届かなくなります。",
         ConsentScope::TrainingInfo => "研修・復職支援のお知らせメールが届かなくなります。",
         ConsentScope::ShareWithResidencePrefecture => {
-            "国の共通サーバーは、あなたの連絡先を削除します。転居しても、転居先のナースセンターに連絡先は渡されません。"
+            "国のデータベース（厚生労働省）は、あなたの連絡先を削除します。転居しても、転居先のナースセンターに連絡先は渡されません。"
         }
     }
 }

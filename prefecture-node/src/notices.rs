@@ -30,6 +30,8 @@ pub struct Notice {
     pub proofing: String,
     /// Its receipt number (`None` for notices filed before receipts existed).
     pub receipt: Option<String>,
+    /// A paper form's 受付日: the day the center received it.
+    pub received_on: Option<chrono::NaiveDate>,
 }
 
 impl Notice {
@@ -54,7 +56,26 @@ pub fn file(
     channel: Channel,
     entered_by: Option<&str>,
 ) -> Result<Filed, NodeError> {
-    let mut filed = file_many(conn, &[(nurse_id, body)], channel, entered_by)?;
+    let mut filed = file_many(conn, &[(nurse_id, body)], channel, entered_by, None)?;
+    Ok(filed.pop().expect("one notice in, one out"))
+}
+
+/// Files a paper form staff entered, with the day the center received it (受付日), which must
+/// not be in the future.
+pub fn file_paper(
+    conn: &mut DbConn,
+    nurse_id: &str,
+    body: &NoticeBody,
+    staff_id: &str,
+    received_on: chrono::NaiveDate,
+) -> Result<Filed, NodeError> {
+    if received_on > ncf_shared::time::now_utc().date() {
+        return Err(NodeError::Invalid(vec![crate::error::FieldError::new(
+            "received_on",
+            "受付日に未来の日付は指定できません。",
+        )]));
+    }
+    let mut filed = file_many(conn, &[(nurse_id, body)], Channel::Paper, Some(staff_id), Some(received_on))?;
     Ok(filed.pop().expect("one notice in, one out"))
 }
 
@@ -68,6 +89,7 @@ pub fn file_many(
     items: &[(&str, &NoticeBody)],
     channel: Channel,
     entered_by: Option<&str>,
+    received_on: Option<chrono::NaiveDate>,
 ) -> Result<Vec<Filed>, NodeError> {
     let now = ncf_shared::time::now_utc();
     for (_, body) in items {
@@ -92,6 +114,7 @@ pub fn file_many(
                 filed_at: now,
                 proofing: consents[*nurse_id].proofing_label().to_string(),
                 receipt: Some(receipt),
+                received_on,
             };
             let event = match body {
                 // A change notice carries contact details: it updates her record here and travels

@@ -2,9 +2,9 @@
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
-use ncf_shared::{AgencyCode, RegistrationNumber};
 use ncf_shared::db::DbConn;
 use ncf_shared::ids::NurseId;
+use ncf_shared::{AgencyCode, RegistrationNumber};
 
 use crate::schema::nurses;
 
@@ -98,7 +98,9 @@ pub fn search_key_of(nurse: &Nurse) -> String {
 
 fn refresh_search_key(conn: &mut DbConn, nurse_id: &str) -> QueryResult<()> {
     let Some(nurse) = get(conn, nurse_id)? else { return Ok(()) };
-    diesel::update(nurses::table.find(nurse_id)).set(nurses::search_key.eq(search_key_of(&nurse))).execute(conn)?;
+    diesel::update(nurses::table.find(nurse_id))
+        .set(nurses::search_key.eq(search_key_of(&nurse)))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -232,7 +234,12 @@ pub enum SortOrder {
 
 /// Staff search (see [`SearchFilter`]); an empty filter lists everyone. Returns one page and the
 /// total.
-pub fn search(conn: &mut DbConn, filter: &SearchFilter, limit: i64, offset: i64) -> QueryResult<(Vec<Nurse>, i64)> {
+pub fn search(
+    conn: &mut DbConn,
+    filter: &SearchFilter,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<(Vec<Nurse>, i64)> {
     use diesel::sql_types::{Bool, Text};
     let key = ncf_shared::normalize::search_key(&filter.query);
     let receipt_holder: Option<String> = match crate::receipts::parse(&filter.query) {
@@ -274,9 +281,11 @@ pub fn search(conn: &mut DbConn, filter: &SearchFilter, limit: i64, offset: i64)
         }
         if filter.unsent {
             q = q.filter(
-                diesel::dsl::sql::<Bool>("EXISTS (SELECT 1 FROM outbox o WHERE o.nurse_id = nurses.id AND (o.seq > ")
-                    .bind::<diesel::sql_types::BigInt, _>(cursor)
-                    .sql(" OR o.parked_reason IS NOT NULL))"),
+                diesel::dsl::sql::<Bool>(
+                    "EXISTS (SELECT 1 FROM outbox o WHERE o.nurse_id = nurses.id AND (o.seq > ",
+                )
+                .bind::<diesel::sql_types::BigInt, _>(cursor)
+                .sql(" OR o.parked_reason IS NOT NULL))"),
             );
         }
         q
@@ -290,4 +299,3 @@ pub fn search(conn: &mut DbConn, filter: &SearchFilter, limit: i64, offset: i64)
     let page = ordered.limit(limit).offset(offset).select(Nurse::as_select()).load(conn)?;
     Ok((page, total))
 }
-

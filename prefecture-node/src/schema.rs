@@ -34,6 +34,7 @@ diesel::table! {
         filed_at -> Timestamp,
         proofing -> Text,
         receipt -> Nullable<Text>,
+        received_on -> Nullable<Date>,
     }
 }
 

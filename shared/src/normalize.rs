@@ -131,11 +131,34 @@ fn hiragana_to_katakana(c: char) -> char {
     }
 }
 
-/// A number typed with separators (registration number, postal code, phone number): [`width`], then
-/// white space and '-' removed. Anything else stays, so the validator can reject 「12a」 instead of
-/// this function quietly turning it into something else.
+/// Dashes people type between the parts of a number: in a number field, the kana long mark ー
+/// (what a Japanese keyboard gives for the '-' key in kana mode), ― and the minus signs are the
+/// hyphen they look like.
+fn is_number_dash(c: char) -> bool {
+    matches!(c, '-' | 'ー' | '―' | 'ｰ')
+}
+
+/// A number typed with separators (registration number, postal code, receipt number): [`width`],
+/// then white space and dashes removed. Anything else stays, so the validator can reject 「12a」
+/// instead of this function quietly turning it into something else.
 pub fn digits(s: &str) -> String {
-    width(s).chars().filter(|&c| !c.is_whitespace() && c != '-').collect()
+    width(s).chars().filter(|&c| !c.is_whitespace() && !is_number_dash(c)).collect()
+}
+
+/// A phone number as typed: [`width`], trimmed, white space removed, and every dash (ー, ―) made
+/// the hyphen it stands for: 「０９０ー１２３４ー５６７８」 → `090-1234-5678`.
+pub fn phone(s: &str) -> String {
+    width(s).chars().filter(|c| !c.is_whitespace()).map(|c| if is_number_dash(c) { '-' } else { c }).collect()
+}
+
+/// はい/いいえ as forms and CSV files say it (also yes/no, true/false, 1/0, あり/なし, 有/無), in
+/// any width and case; `None` for anything else.
+pub fn yes_no(s: &str) -> Option<bool> {
+    match width(s.trim()).trim().to_lowercase().as_str() {
+        "yes" | "true" | "1" | "はい" | "あり" | "有" => Some(true),
+        "no" | "false" | "0" | "いいえ" | "なし" | "無" => Some(false),
+        _ => None,
+    }
 }
 
 /// An e-mail address: [`width`], surrounding white space trimmed, and the domain (after the last
@@ -162,6 +185,21 @@ pub fn search_key(s: &str) -> String {
 /// the iteration marks 「ヽ」「ヾ」. Spaces are not katakana: check the result of [`kana`].
 pub fn is_katakana(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| ('\u{30A1}'..='\u{30FE}').contains(&c))
+}
+
+#[cfg(test)]
+mod number_tests {
+    use super::*;
+
+    #[test]
+    fn numbers_typed_with_kana_dashes() {
+        assert_eq!(digits("１２３ー４５６ー７８９"), "123456789");
+        assert_eq!(phone("０９０ー１２３４ー５６７８"), "090-1234-5678");
+        assert_eq!(phone(" 06 6000 0000 "), "0660000000");
+        assert_eq!(yes_no("ＹＥＳ"), Some(true));
+        assert_eq!(yes_no(" いいえ "), Some(false));
+        assert_eq!(yes_no("たぶん"), None);
+    }
 }
 
 #[cfg(test)]

@@ -127,6 +127,14 @@ pub fn code_of<T: Serialize>(value: T) -> String {
 }
 
 /// The unit enum value with this code, if any.
+/// A separation reason by code (`childcare`) or by its Japanese label (`出産・育児`), as forms and
+/// employers' files give it.
+pub fn parse_reason(text: &str) -> Option<SeparationReason> {
+    let text = crate::normalize::width(text.trim());
+    let text = text.trim();
+    from_code(text).or_else(|| SeparationReason::ALL.into_iter().find(|r| r.label_ja() == text))
+}
+
 pub fn from_code<T: serde::de::DeserializeOwned>(code: &str) -> Option<T> {
     serde_json::from_value(serde_json::Value::String(code.trim().to_string())).ok()
 }
@@ -250,7 +258,8 @@ impl NoticeBody {
                 lines
             }
             Self::EmploymentStatus { employed, workplace_type, workplace_lgcode, weekly_hours } => {
-                let mut lines = vec![("看護職としての就業", yes_no(*employed, "就業している", "就業していない"))];
+                let mut lines =
+                    vec![("看護職としての就業", yes_no(*employed, "就業している", "就業していない"))];
                 lines.extend(workplace_type.map(|t| ("勤務先の種類", t.label_ja().to_string())));
                 lines.extend(
                     workplace_lgcode

@@ -285,6 +285,47 @@ fn number(raw: &str, unit: char, gannen: bool) -> Result<u32, FieldProblem> {
     Ok(text.bytes().fold(0u32, |n, b| n.saturating_mul(10).saturating_add(u32::from(b - b'0'))))
 }
 
+/// A date as people write it in one field: 2026-03-31, 2026/3/31, 2026年3月31日, 令和8年3月31日
+/// or 令和元年5月1日, in any width; `None` when it is not a real date in that form (or its era).
+pub fn parse_written(text: &str) -> Option<NaiveDate> {
+    let text: String = crate::normalize::width(text.trim()).chars().filter(|c| !c.is_whitespace()).collect();
+    if let Some(rest) = text.strip_suffix('日') {
+        let (year_part, rest) = rest.split_once('年')?;
+        let (month, day) = rest.split_once('月')?;
+        return match Era::ALL.iter().find(|e| year_part.starts_with(e.name_ja())) {
+            Some(era) => parse_fields(era.code(), &year_part[era.name_ja().len()..], month, day).ok(),
+            None => parse_fields(SEIREKI, year_part, month, day).ok(),
+        };
+    }
+    let text = text.replace('/', "-");
+    let mut parts = text.split('-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || y.len() != 4 || m.is_empty() || d.is_empty() || m.len() > 2 || d.len() > 2 {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
+}
+
+#[cfg(test)]
+mod written_tests {
+    use super::*;
+
+    #[test]
+    fn dates_as_people_write_them() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d);
+        assert_eq!(parse_written("2026-03-31"), day(2026, 3, 31));
+        assert_eq!(parse_written("２０２６／３／３１"), day(2026, 3, 31));
+        assert_eq!(parse_written("2026年3月31日"), day(2026, 3, 31));
+        assert_eq!(parse_written("令和8年3月31日"), day(2026, 3, 31));
+        assert_eq!(parse_written("令和元年5月1日"), day(2019, 5, 1));
+        assert_eq!(parse_written("昭和41年11月14日"), day(1966, 11, 14));
+        assert_eq!(parse_written("平成31年5月1日"), None, "Heisei ended on April 30");
+        assert_eq!(parse_written("2026年2月30日"), None);
+        assert_eq!(parse_written("3月31日"), None);
+        assert_eq!(parse_written("2026-3-"), None);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

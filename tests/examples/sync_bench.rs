@@ -60,7 +60,7 @@ fn write(conn: &mut DbConn, nurse_id: &str, n: usize) {
     // One commit of n notices, as a bundle of paper notices is filed (`bulk::upload_separations`).
     let body = notice();
     let items = vec![(nurse_id, &body); n];
-    notices::file_many(conn, &items, Channel::Web, None).expect("queue notices");
+    notices::file_many(conn, &items, Channel::Web, None, None).expect("queue notices");
 }
 
 fn main() {

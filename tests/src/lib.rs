@@ -18,6 +18,7 @@ use diesel::{Connection, PgConnection};
 pub mod many;
 pub mod pki;
 pub mod postgres;
+pub mod webdriver;
 
 /// Runs a test body `fn name(backend: Backend)` on each backend: `both_backends!(name)` makes the
 /// tests `name::sqlite` and `name::postgres`.

@@ -80,7 +80,7 @@ pub fn run_many(backend: Backend, node_count: usize, events_per_node: usize) -> 
         };
         // Her proofing and consent events count as the first two of the node's events.
         let items = vec![(nurse.id.as_str(), &notice); events_per_node - 2];
-        notices::file_many(&mut conn, &items, Channel::Web, None).expect("queue notices");
+        notices::file_many(&mut conn, &items, Channel::Web, None, None).expect("queue notices");
         nodes.push(Node { prefecture: prefecture.clone(), db, key_file });
     }
 

@@ -85,7 +85,8 @@ fn a_nurse_opts_in_on_the_page(backend: Backend) {
             "就業支援への登録",
             "住所情報の連携",
             "籍登録番号",
-            "<label for=\"birth_date\">",
+            "<legend>生年月日",
+            "昭和41年11月14日",
         ] {
             assert!(form.body.contains(text), "{text}");
         }
@@ -110,7 +111,17 @@ fn a_nurse_opts_in_on_the_page(backend: Backend) {
         let retry = page.body[at..at + page.body[at..].find('"').unwrap()].to_string();
         assert!(retry.starts_with("/opt-in/confirm?token="), "{retry}");
         let again = browser.get(&retry).await;
-        assert_eq!(again.input_value("birth_date"), "1985-04-02", "what she typed is shown again");
+        let shown = [
+            again.selected("birth_era"),
+            again.input_value("birth_year"),
+            again.input_value("birth_month"),
+            again.input_value("birth_day"),
+        ];
+        assert_eq!(
+            shown,
+            ["showa", "60", "4", "2"],
+            "what she typed is shown again, as her licence prints it"
+        );
 
         // Field mistakes are caught before asking the national server.
         let mut bad = fields(&p, &token, "1985/13/01");
@@ -164,13 +175,15 @@ fn a_nurse_opts_in_on_the_page(backend: Backend) {
         assert_eq!(page.status, 200, "{}", page.body);
         let browser = ncf_tests::Browser::new(&node);
         let page = confirm_by_mail(&browser, &smtp, &node, "hanako2@example.jp").await;
-        assert_eq!(page.location.as_deref(), Some("/me?done=registered"), "{}", page.body);
-        let me = browser.get("/me?done=registered").await;
+        assert!(page.location.as_deref().is_some_and(|l| l.starts_with("/me/receipts/")), "{}", page.body);
+        let receipt = browser.get(page.location.as_deref().unwrap()).await;
         assert!(
-            me.body.contains("登録が完了しました") && me.body.contains("本人確認が済んでいません"),
+            receipt.body.contains("登録を受け付けました") && receipt.body.contains("受付番号"),
             "{}",
-            me.body
+            receipt.body
         );
+        let me = browser.get("/me").await;
+        assert!(me.body.contains("本人確認が済んでいません"), "{}", me.body);
 
         // Someone else with her licence details registers beside her, not over her: the page
         // never says the licence is registered, and neither registration shares anything yet.
@@ -181,7 +194,7 @@ fn a_nurse_opts_in_on_the_page(backend: Backend) {
         assert_eq!(page.status, 200, "{}", page.body);
         let page =
             confirm_by_mail(&ncf_tests::Browser::new(&node), &smtp, &node, "someone.else@example.jp").await;
-        assert_eq!(page.location.as_deref(), Some("/me?done=registered"), "{}", page.body);
+        assert!(page.location.as_deref().is_some_and(|l| l.starts_with("/me/receipts/")), "{}", page.body);
     });
     let mut conn = f.osaka.db.connect();
     let given: Vec<Given> = diesel::sql_query(

@@ -111,23 +111,48 @@ fn nurse_signs_in_by_email_and_manages_her_record(backend: Backend) {
         assert!(
             bad.body.contains("離職日を入力してください") && bad.body.contains("復職の希望を選んでください")
         );
-        let ok = browser
-            .post(
-                "/me/notices/separation",
-                &[
-                    ("csrf", &csrf),
-                    ("left_on", "２０２６／３／３１"),
-                    ("reason", "family_care"),
-                    ("wish_to_return", "yes"),
-                ],
-            )
-            .await;
-        assert_eq!((ok.status, ok.location.as_deref()), (303, Some("/me?done=notice")), "{}", ok.body);
-        let me = browser.get("/me?done=notice").await;
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("left_on", "２０２６／３／３１"),
+            ("reason", "family_care"),
+            ("wish_to_return", "yes"),
+        ];
+        // 入力 → 確認: nothing is filed until she confirms what the page shows.
+        let confirm = browser.post("/me/notices/separation", &fields).await;
+        assert_eq!(confirm.status, 200, "{}", confirm.body);
+        for text in [
+            "内容の確認",
+            "2026年3月31日",
+            "家族の介護",
+            "この内容で届け出る",
+            "aria-current=\"step\">2. 確認",
+        ] {
+            assert!(confirm.body.contains(text), "{text}: {}", confirm.body);
+        }
+        assert_eq!(confirm.hidden("left_on"), "２０２６／３／３１", "what she typed is carried");
+        assert!(national_notices(&f).is_empty());
+        // 確認 → 完了: a receipt number to quote on the phone.
+        let submit: Vec<(&str, &str)> = fields.iter().copied().chain([("step", "submit")]).collect();
+        let ok = browser.post("/me/notices/separation", &submit).await;
+        assert_eq!(ok.status, 303, "{}", ok.body);
+        let receipt_path = ok.location.clone().unwrap();
+        assert!(receipt_path.starts_with("/me/receipts/"), "{receipt_path}");
+        let receipt = browser.get(&receipt_path).await;
+        assert_eq!(receipt.status, 200);
+        let number = receipt_path.trim_start_matches("/me/receipts/");
+        let shown = format!("{}-{}-{}", &number[..3], &number[3..6], &number[6..]);
+        for text in ["届出を受け付けました", shown.as_str(), "2026年3月31日", "家族の介護"]
+        {
+            assert!(receipt.body.contains(text), "{text}: {}", receipt.body);
+        }
+        let me = browser.get("/me").await;
         assert!(
-            me.body.contains("届出を受け付けました") && me.body.contains("2026年3月31日 離職（家族の介護）")
+            me.body.contains(&format!("受付番号 {shown}"))
+                && me.body.contains("2026年3月31日 離職（家族の介護）"),
+            "{}",
+            me.body
         );
-        assert!(me.body.contains("国の共通サーバーへ送信"));
+        assert!(me.body.contains("国のデータベースへ送信"));
         assert!(eventually(Duration::from_secs(20), || national_notices(&f).len() == 1));
 
         // Her provision record now lists the notice.
@@ -143,10 +168,28 @@ fn nurse_signs_in_by_email_and_manages_her_record(backend: Backend) {
             .post("/me/consents", &[("csrf", "x"), ("scope", "address_linkage"), ("granted", "no")])
             .await;
         assert_eq!(forged.status, 403);
-        let done = browser
+        // Withdrawing asks first, and says what the national server will delete.
+        let ask = browser
             .post("/me/consents", &[("csrf", &csrf), ("scope", "address_linkage"), ("granted", "no")])
             .await;
-        assert_eq!(done.location.as_deref(), Some("/me?done=consent"));
+        assert_eq!(ask.status, 200, "{}", ask.body);
+        assert!(ask.body.contains("取り消しますか") && ask.body.contains("届出を削除します"), "{}", ask.body);
+        assert_eq!(national_notices(&f).len(), 1, "nothing changed before she confirms");
+        let done = browser
+            .post(
+                "/me/consents",
+                &[("csrf", &csrf), ("scope", "address_linkage"), ("granted", "no"), ("confirmed", "yes")],
+            )
+            .await;
+        assert!(
+            done.location.as_deref().is_some_and(|l| l.starts_with("/me/receipts/")),
+            "{:?}",
+            done.location
+        );
+        let receipt = browser.get(done.location.as_deref().unwrap()).await;
+        assert!(
+            receipt.body.contains("同意の変更を受け付けました") && receipt.body.contains("同意を取り消す")
+        );
         let me = browser.get("/me").await;
         assert!(
             me.body.contains("住所情報の連携：<span class=\"withdrawn\">同意していません"),
@@ -159,7 +202,8 @@ fn nurse_signs_in_by_email_and_manages_her_record(backend: Backend) {
         );
         assert!(
             eventually_async(Duration::from_secs(10), || async {
-                browser.get("/me").await.body.contains("同意の取消による削除の確認")
+                let body = browser.get("/me").await.body;
+                body.contains("同意の取消による削除の確認") && body.contains("同意の取消の記録")
             })
             .await
         );

@@ -141,7 +141,7 @@ fn staff_find_a_nurse_and_enter_paper_forms(backend: Backend) {
         let form = browser.get(&path).await;
         assert!(
             form.body.contains("山田 花子 さんの書面の届出")
-                && form.body.contains("国の共通サーバーにも送られます")
+                && form.body.contains("国のデータベースにも送られます")
         );
         let bad = browser
             .post(
@@ -160,25 +160,32 @@ fn staff_find_a_nurse_and_enter_paper_forms(backend: Backend) {
         assert!(bad.body.contains("value=\"来春\""), "input kept");
         assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM notices"), 0);
 
-        let good = browser
-            .post(
-                &path,
-                &[
-                    ("csrf", &csrf),
-                    ("left_on", "2026-03-31"),
-                    ("reason", "childcare"),
-                    ("wish_to_return", "yes"),
-                    ("return_when", "来春"),
-                ],
-            )
-            .await;
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("received_on", "2026年4月2日"),
+            ("left_on", "2026-03-31"),
+            ("reason", "childcare"),
+            ("wish_to_return", "yes"),
+            ("return_when", "来春"),
+        ];
+        let confirm = browser.post(&path, &fields).await;
+        assert_eq!(confirm.status, 200);
+        assert!(
+            confirm.body.contains("この内容で届け出る") && confirm.body.contains("来春"),
+            "{}",
+            confirm.body
+        );
+        let submit: Vec<(&str, &str)> = fields.iter().copied().chain([("step", "submit")]).collect();
+        let good = browser.post(&path, &submit).await;
         assert_eq!(good.status, 303, "{}", good.body);
         let detail = browser.get(good.location.as_deref().unwrap()).await;
         assert!(
-            detail.body.contains("書面の届出を登録しました")
-                && detail.body.contains("2026年3月31日 離職（出産・育児）")
+            detail.body.contains("書面の届出を登録しました。受付番号は ")
+                && detail.body.contains("2026年3月31日 離職（出産・育児）"),
+            "{}",
+            detail.body
         );
-        assert!(detail.body.contains("書面（センター職員が入力）"));
+        assert!(detail.body.contains("書面（センター職員が入力）・受付日 2026年4月2日"), "{}", detail.body);
         assert!(
             eventually(Duration::from_secs(20), || national_notices(&f).len() == 1),
             "the paper notice reaches national"
@@ -189,7 +196,12 @@ fn staff_find_a_nurse_and_enter_paper_forms(backend: Backend) {
         let path = format!("/staff/nurses/{}/notices/employment_status", misaki.id);
         let form = browser.get(&path).await;
         assert!(form.body.contains("このセンターの外には送られません"), "{}", form.body);
-        let ok = browser.post(&path, &[("csrf", &csrf), ("employed", "no")]).await;
+        let ok = browser
+            .post(
+                &path,
+                &[("csrf", &csrf), ("received_on", "2026-04-02"), ("employed", "no"), ("step", "submit")],
+            )
+            .await;
         assert_eq!(ok.status, 303, "{}", ok.body);
 
         // A paper withdrawal needs the signed form in hand; then it is recorded and applied.
@@ -272,13 +284,13 @@ fn employer_bulk_upload_is_all_or_nothing(backend: Backend) {
 
         let page = browser.post_multipart("/staff/bulk", upload(&csv, false, &csrf)).await;
         assert_eq!(page.status, 422, "{}", page.body);
-        assert!(page.body.contains("4行のうち、受付 2行、却下 2行"), "{}", page.body);
+        assert!(page.body.contains("4行のうち、問題のない行 2行、誤りのある行 2行"), "{}", page.body);
         assert!(page.body.contains("何も登録していません"));
         assert!(
             page.body.contains("<td>3</td><td>9999999</td>") && page.body.contains("一致する方がいません")
         );
         assert!(
-            page.body.contains("離職日は 2026-03-31 の形")
+            page.body.contains("離職日は 2026-03-31・2026/3/31・2026年3月31日 のいずれかの形")
                 && page.body.contains("離職理由が一覧にありません")
         );
         assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM notices"), 0, "nothing saved");
@@ -313,6 +325,101 @@ fn employer_bulk_upload_is_all_or_nothing(backend: Backend) {
     assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM notices"), 2);
 }
 both_backends!(employer_bulk_upload_is_all_or_nothing);
+
+/// The same employer file twice, a file saved from Excel (CRLF, BOM, Japanese headings), rows
+/// that repeat what is stored or each other: nothing is filed twice, and every refusal names the
+/// row as Excel numbers it.
+fn bulk_upload_cannot_double_file(backend: Backend) {
+    let f = federation(backend);
+    add_staff(&f.osaka, "tanaka");
+    let (_, hanako) = opt_in(&f, &f.osaka, &f.cast[0]);
+    let (_, misaki) = opt_in(&f, &f.osaka, &f.cast[1]);
+    let node = TestServer::node(&f.osaka.db, &f.osaka.key_file, &f.server.base_url, "27");
+    let (h, m) = (&f.cast[0], &f.cast[1]);
+    block_on(async {
+        let browser = Browser::new(&node);
+        assert_eq!(sign_in(&browser, "tanaka", PASSWORD).await.status, 303);
+        let csrf = browser.get("/staff/bulk").await.hidden("csrf");
+
+        // The template: Japanese headings, a BOM for Excel.
+        let template = browser.get("/staff/bulk/template.csv").await;
+        assert_eq!(template.status, 200);
+        assert!(
+            template.body.starts_with("\u{feff}資格,籍登録番号,生年月日,離職日,離職理由,復職希望"),
+            "{}",
+            template.body
+        );
+
+        // Saved from Excel: BOM, CRLF, the template's headings; the 3rd data row is wrong and is
+        // reported on line 4, where Excel shows it.
+        let excel = format!(
+            "\u{feff}資格,籍登録番号,生年月日,離職日,離職理由,復職希望,復職希望時期\r\n\
+             看護師,{},1985-04-01,2026-03-31,出産・育児,はい,来年4月\r\n\
+             看護師,{},1985-04-01,2026年4月30日,家族の介護,いいえ,\r\n\
+             看護師,{},1985-04-01,2026-13-01,家族の介護,いいえ,\r\n",
+            h.registration_number, m.registration_number, m.registration_number
+        );
+        let page = browser.post_multipart("/staff/bulk", upload(&excel, false, &csrf)).await;
+        assert_eq!(page.status, 422, "{}", page.body);
+        assert!(page.body.contains("<td>4</td>") && page.body.contains("離職日は"), "{}", page.body);
+        assert!(!page.body.contains("<td>5</td>") && !page.body.contains("<td>1</td>"));
+        assert!(
+            page.body.contains(&format!("{} {}", h.family_name, h.given_name)),
+            "each row shows whom it names: {}",
+            page.body
+        );
+        assert!(
+            page.body.contains("問題なし（未登録）"),
+            "valid rows are not called accepted when nothing was saved"
+        );
+        // Accepting the valid rows is a choice for one upload, never ticked in advance.
+        let page = browser.post_multipart("/staff/bulk", upload(&excel, true, &csrf)).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body.contains("2件の離職届を登録しました") && page.body.contains("受付番号"),
+            "{}",
+            page.body
+        );
+        assert!(!page.body.contains(" checked>正しい行だけ"), "{}", page.body);
+        assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM notices"), 2);
+
+        // The same file again: refused whole, with the date it was uploaded.
+        let page = browser.post_multipart("/staff/bulk", upload(&excel, true, &csrf)).await;
+        assert_eq!(page.status, 422, "{}", page.body);
+        let today = ncf_shared::time::datetime_ja(ncf_shared::time::now_utc());
+        let today = today.split(' ').next().unwrap();
+        assert!(
+            page.body.contains("このファイルは")
+                && page.body.contains(today)
+                && page.body.contains("登録済み"),
+            "{}",
+            page.body
+        );
+
+        // Another file repeating a stored separation, and one row twice: each refused on its own.
+        let again = format!(
+            "{CSV_HEADER}\n\
+             03,{},1985-04-01,2026-03-31,childcare,yes,来年4月\n\
+             03,{},1985-04-01,2026-06-30,family_care,no,\n\
+             03,{},1985-04-01,2026-06-30,family_care,no,\n",
+            h.registration_number, m.registration_number, m.registration_number
+        );
+        let page = browser.post_multipart("/staff/bulk", upload(&again, true, &csrf)).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body.contains("同じ内容の離職届が") && page.body.contains("登録済みです（受付番号"),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("3行目と同じ内容です"), "{}", page.body);
+        assert!(page.body.contains("1件の離職届を登録しました"), "{}", page.body);
+    });
+    let mut conn = f.osaka.db.connect();
+    assert_eq!(prefecture_node::notices::for_nurse(&mut conn, &hanako.id).unwrap().len(), 1);
+    assert_eq!(prefecture_node::notices::for_nurse(&mut conn, &misaki.id).unwrap().len(), 2);
+    assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM notices"), 3);
+}
+both_backends!(bulk_upload_cannot_double_file);
 
 fn api_tokens_for_scripts(backend: Backend) {
     let f = federation(backend);
@@ -439,7 +546,7 @@ fn staff_prove_a_nurse_at_the_counter_and_see_which_details_differ(backend: Back
         let nurse = Browser::new(&node);
         apply_on_page(&nurse, &p, p.birth_date, "misaki@example.jp").await;
         let page = confirm_by_mail(&nurse, &smtp, &node, "misaki@example.jp").await;
-        assert_eq!(page.location.as_deref(), Some("/me?done=registered"));
+        assert!(page.location.as_deref().is_some_and(|l| l.starts_with("/me/receipts/")), "{}", page.body);
         let nurse_id: String = {
             use diesel::prelude::*;
             prefecture_node::schema::nurses::table
@@ -489,7 +596,7 @@ fn staff_prove_a_nurse_at_the_counter_and_see_which_details_differ(backend: Back
         assert!(me.body.contains("本人確認は済んでいます：窓口での確認"), "{}", me.body);
     });
     let mut conn = f.osaka.db.connect();
-    let nurse = prefecture_node::nurses::search(&mut conn, "", 10, 0).unwrap().0.remove(0);
+    let nurse = prefecture_node::nurses::search(&mut conn, &Default::default(), 10, 0).unwrap().0.remove(0);
     assert_eq!(nurse.proofed_by.as_deref(), Some(staff_id.as_str()), "recorded with the staff id");
 }
 both_backends!(staff_prove_a_nurse_at_the_counter_and_see_which_details_differ);

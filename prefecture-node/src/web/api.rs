@@ -17,23 +17,16 @@ const MAX_JSON_BYTES: usize = 64 * 1024;
 const MAX_CSV_BYTES: usize = 4 * 1024 * 1024;
 
 pub(super) fn routes(routes: &mut Routes) {
-    let json_errors = web::JsonConfig::default().limit(MAX_JSON_BYTES).error_handler(|err, _| {
-        let response =
-            error(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not a notice: {err}"));
-        actix_web::error::InternalError::from_response(err, response).into()
-    });
     let query_errors = web::QueryConfig::default().error_handler(|err, _| {
         let response = error(StatusCode::BAD_REQUEST, "invalid_query", format!("bad query parameter: {err}"));
         actix_web::error::InternalError::from_response(err, response).into()
     });
     routes
         .get("/api/v1/nurses", Access::Api, list)
-        .data("/api/v1/nurses", query_errors.clone())
+        .data("/api/v1/nurses", query_errors)
         .get("/api/v1/nurses/{id}", Access::Api, detail)
         .post("/api/v1/nurses/{id}/notices", Access::Api, file_notice)
-        .data("/api/v1/nurses/{id}/notices", json_errors)
-        .post("/api/v1/separations", Access::Api, separations)
-        .data("/api/v1/separations", query_errors);
+        .post("/api/v1/separations", Access::Api, separations);
 }
 
 #[derive(Serialize)]
@@ -144,7 +137,16 @@ async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Li
     }
     let ListQuery { q, page } = query.into_inner();
     let page = page.unwrap_or(1).max(1);
-    match state.db(move |conn| Ok(crate::nurses::search(conn, &crate::nurses::SearchFilter { query: q, ..Default::default() }, PAGE_SIZE, (page - 1) * PAGE_SIZE)?)).await
+    match state
+        .db(move |conn| {
+            Ok(crate::nurses::search(
+                conn,
+                &crate::nurses::SearchFilter { query: q, ..Default::default() },
+                PAGE_SIZE,
+                (page - 1) * PAGE_SIZE,
+            )?)
+        })
+        .await
     {
         Ok((nurses, total)) => HttpResponse::Ok().json(serde_json::json!({
             "total": total,
@@ -189,23 +191,59 @@ async fn detail(state: web::Data<WebState>, req: HttpRequest, id: web::Path<Stri
     }
 }
 
+/// Reads a request body of at most `limit` bytes (after the caller was checked).
+async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+    what: &str,
+) -> Result<web::BytesMut, HttpResponse> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            error(StatusCode::BAD_REQUEST, "invalid_body", format!("the body could not be read: {e}"))
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("{what} is larger than {} KiB; split it", limit / 1024),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// A paper notice entered by a script on the nurse's behalf.
 async fn file_notice(
     state: web::Data<WebState>,
     req: HttpRequest,
     id: web::Path<String>,
-    body: web::Json<NoticeBody>,
+    payload: web::Payload,
 ) -> HttpResponse {
+    // The caller first, then the body: a stranger learns nothing from how a body is judged.
     let member = match caller(&state, &req).await {
         Ok(member) => member,
         Err(response) => return response,
     };
-    let (id, body) = (id.into_inner(), body.into_inner());
+    let bytes = match read_body(payload, MAX_JSON_BYTES, "the notice").await {
+        Ok(bytes) => bytes,
+        Err(response) => return response,
+    };
+    let body: NoticeBody = match serde_json::from_slice(&bytes) {
+        Ok(body) => body,
+        Err(e) => {
+            return error(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not a notice: {e}"));
+        }
+    };
+    let id = id.into_inner();
     let filed =
         state.db(move |conn| crate::notices::file(conn, &id, &body, Channel::Paper, Some(&member.id))).await;
     match filed {
         Ok(filed) => HttpResponse::Created().json(serde_json::json!({
             "notice_id": filed.notice.id,
+            "receipt": filed.notice.receipt.as_deref().map(crate::receipts::display),
             "leaves_node": filed.outbox_seq.is_some(),
         })),
         Err(e) => node_error(e),
@@ -220,41 +258,25 @@ struct SeparationsQuery {
 
 /// The employer bulk upload as a script sends it: the CSV as the body. The token is checked
 /// before the body (up to 4 MiB) is read, so an unknown caller costs no upload.
-async fn separations(
-    state: web::Data<WebState>,
-    req: HttpRequest,
-    query: web::Query<SeparationsQuery>,
-    mut payload: web::Payload,
-) -> HttpResponse {
-    use futures_util::StreamExt;
+async fn separations(state: web::Data<WebState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
     let member = match caller(&state, &req).await {
         Ok(member) => member,
         Err(response) => return response,
     };
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_body",
-                    format!("the body could not be read: {e}"),
-                );
-            }
-        };
-        if body.len() + chunk.len() > MAX_CSV_BYTES {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the CSV is larger than {} MiB; split it", MAX_CSV_BYTES / 1024 / 1024),
-            );
+    let query = match web::Query::<SeparationsQuery>::from_query(req.query_string()) {
+        Ok(query) => query.into_inner(),
+        Err(e) => {
+            return error(StatusCode::BAD_REQUEST, "invalid_query", format!("bad query parameter: {e}"));
         }
-        body.extend_from_slice(&chunk);
-    }
+    };
+    let body = match read_body(payload, MAX_CSV_BYTES, "the CSV").await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let accept_valid = query.accept_valid;
-    let outcome =
-        state.db(move |conn| crate::bulk::upload_separations(conn, &body, accept_valid, &member.id, "(API)")).await;
+    let outcome = state
+        .db(move |conn| crate::bulk::upload_separations(conn, &body, accept_valid, &member.id, "(API)"))
+        .await;
     match outcome {
         Ok(report) if report.saved == 0 && report.rejected() > 0 => {
             HttpResponse::UnprocessableEntity().json(report)

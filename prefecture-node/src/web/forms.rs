@@ -1,8 +1,6 @@
 //! The notice form, shared by the nurse's page and the staff's paper entry: the same fields, the
 //! same Japanese messages, the same page.
 
-use std::collections::BTreeMap;
-
 use askama::Template;
 use ncf_shared::{Municipality, NoticeKind, Prefecture};
 use serde::Deserialize;
@@ -28,10 +26,30 @@ pub struct NoticeForm {
     pub address: String,
     pub email: String,
     pub phone: String,
+    /// Staff entering a paper form: the day the center received it (受付日).
+    pub received_on: String,
     /// Where the person is in 入力 → 確認 → 完了: empty or `edit` shows the form, `confirm` (the
     /// form's own button) shows what will be filed, `submit` (the confirmation's button) files it.
     pub step: String,
 }
+
+/// The notice form's fields in page order (for the error summary).
+pub const NOTICE_FIELDS: [&str; 14] = [
+    "received_on",
+    "left_on",
+    "reason",
+    "wish_to_return",
+    "return_when",
+    "employed",
+    "workplace_type",
+    "workplace_lgcode",
+    "weekly_hours",
+    "family_name",
+    "given_name",
+    "address",
+    "email",
+    "phone",
+];
 
 /// Which page a notice form's post leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +84,7 @@ impl NoticeForm {
             ("address", &self.address),
             ("email", &self.email),
             ("phone", &self.phone),
+            ("received_on", &self.received_on),
         ]
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
@@ -74,53 +93,85 @@ impl NoticeForm {
     }
 }
 
-pub type Errors = BTreeMap<&'static str, String>;
+/// A form's wrong fields with their Japanese messages, in the order the checks ran (the order of
+/// the fields on the page), so the error summary at the top reads like the form. One message per
+/// field: the first check that fails it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Errors(Vec<(&'static str, String)>);
+
+impl Errors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a field's message unless the field already has one.
+    pub fn insert(&mut self, field: &'static str, message: impl Into<String>) {
+        if !self.contains_key(field) {
+            self.0.push((field, message.into()));
+        }
+    }
+
+    pub fn get(&self, field: &str) -> Option<&String> {
+        self.0.iter().find(|(f, _)| *f == field).map(|(_, m)| m)
+    }
+
+    pub fn contains_key(&self, field: &str) -> bool {
+        self.0.iter().any(|(f, _)| *f == field)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Puts the messages in the page's field order (fields not listed keep their place at the end),
+    /// for forms whose checks run in more than one pass.
+    pub fn ordered_as(mut self, fields: &[&str]) -> Self {
+        self.0.sort_by_key(|(f, _)| fields.iter().position(|x| x == f).unwrap_or(fields.len()));
+        self
+    }
+
+    pub fn fields(&self) -> Vec<&'static str> {
+        self.0.iter().map(|(f, _)| *f).collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.0.iter().map(|(f, m)| (*f, m.as_str()))
+    }
+}
+
+impl<'a> IntoIterator for &'a Errors {
+    type Item = (&'static str, &'a str);
+    type IntoIter = Box<dyn Iterator<Item = (&'static str, &'a str)> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.0.iter().map(|(f, m)| (*f, m.as_str())))
+    }
+}
+
+impl From<Vec<FieldError>> for Errors {
+    fn from(fields: Vec<FieldError>) -> Self {
+        let mut errors = Errors::new();
+        for e in fields {
+            errors.insert(e.field, e.message);
+        }
+        errors
+    }
+}
 
 pub fn errors_of(fields: Vec<FieldError>) -> Errors {
-    fields.into_iter().map(|e| (e.field, e.message)).collect()
+    fields.into()
 }
 
 fn optional(text: &str) -> Option<String> {
     Some(text.trim().to_string()).filter(|t| !t.is_empty())
 }
 
-/// Full-width digits and dashes as people type them on phones → ASCII.
-pub fn half_width(text: &str) -> String {
-    text.trim()
-        .chars()
-        .map(|c| match c {
-            '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
-            'ー' | '－' | '‐' | '―' => '-',
-            '／' => '/',
-            _ => c,
-        })
-        .collect()
-}
-
-/// A date as typed: 2026-03-31, 2026/3/31 or full-width digits.
-pub fn parse_date(text: &str) -> Option<chrono::NaiveDate> {
-    let text = half_width(text).replace('/', "-");
-    let mut parts = text.split('-');
-    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || y.len() != 4 {
-        return None;
-    }
-    chrono::NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
-}
-
-/// はい/いいえ as forms and CSV files say it.
-pub fn parse_yes_no(text: &str) -> Option<bool> {
-    match half_width(text).to_lowercase().as_str() {
-        "yes" | "true" | "1" | "はい" | "あり" | "有" => Some(true),
-        "no" | "false" | "0" | "いいえ" | "なし" | "無" => Some(false),
-        _ => None,
-    }
-}
-
-/// A separation reason by code (`childcare`) or by its Japanese label (`出産・育児`).
-pub fn parse_reason(text: &str) -> Option<SeparationReason> {
-    from_code(text).or_else(|| SeparationReason::ALL.into_iter().find(|r| r.label_ja() == text.trim()))
-}
+pub use ncf_shared::normalize::yes_no as parse_yes_no;
+pub use ncf_shared::notice::parse_reason;
+pub use ncf_shared::wareki::parse_written as parse_date;
 
 impl NoticeForm {
     /// The notice this form describes, checked; or each wrong field with its Japanese message.
@@ -130,15 +181,22 @@ impl NoticeForm {
             NoticeKind::Separation => {
                 let left_on = parse_date(&self.left_on);
                 if left_on.is_none() {
-                    errors.insert("left_on", "離職日を入力してください（例: 2026-03-31）。".into());
+                    errors.insert(
+                        "left_on",
+                        if self.left_on.trim().is_empty() {
+                            "離職日を入力してください（例: 2026年3月31日）。"
+                        } else {
+                            "離職日は 2026年3月31日 または 2026-03-31 の形で入力してください。"
+                        },
+                    );
                 }
                 let reason = parse_reason(&self.reason);
                 if reason.is_none() {
-                    errors.insert("reason", "離職の理由を選んでください。".into());
+                    errors.insert("reason", "離職の理由を選んでください。");
                 }
                 let wish = parse_yes_no(&self.wish_to_return);
                 if wish.is_none() {
-                    errors.insert("wish_to_return", "復職の希望を選んでください。".into());
+                    errors.insert("wish_to_return", "復職の希望を選んでください。");
                 }
                 match (left_on, reason, wish) {
                     (Some(left_on), Some(reason), Some(wish_to_return)) => Some(NoticeBody::Separation {
@@ -153,15 +211,16 @@ impl NoticeForm {
             NoticeKind::EmploymentStatus => {
                 let employed = parse_yes_no(&self.employed);
                 if employed.is_none() {
-                    errors.insert("employed", "現在就業しているかどうかを選んでください。".into());
+                    errors.insert("employed", "現在就業しているかどうかを選んでください。");
                 }
                 let workplace_type = optional(&self.workplace_type).map(|t| from_code::<WorkplaceType>(&t));
                 if workplace_type == Some(None) {
-                    errors.insert("workplace_type", "勤務先の種類を一覧から選んでください。".into());
+                    errors.insert("workplace_type", "勤務先の種類を一覧から選んでください。");
                 }
-                let hours = optional(&half_width(&self.weekly_hours)).map(|h| h.parse::<u8>().ok());
+                let hours = optional(&ncf_shared::normalize::width(self.weekly_hours.trim()))
+                    .map(|h| h.parse::<u8>().ok());
                 if hours == Some(None) {
-                    errors.insert("weekly_hours", "週の勤務時間は0〜80の数字で入力してください。".into());
+                    errors.insert("weekly_hours", "週の勤務時間は0〜80の数字で入力してください。");
                 }
                 employed.map(|employed| NoticeBody::EmploymentStatus {
                     employed,
@@ -175,7 +234,7 @@ impl NoticeForm {
                 given_name: optional(&self.given_name),
                 address: optional(&self.address),
                 email: optional(&self.email),
-                phone: optional(&half_width(&self.phone)),
+                phone: optional(&ncf_shared::normalize::phone(&self.phone)),
             }),
         };
         // The notice's own rules run on whatever could be read, so every mistake shows at once.
@@ -183,12 +242,12 @@ impl NoticeForm {
             && let Err(fields) = body.validate(today)
         {
             for e in fields {
-                errors.entry(e.field).or_insert(e.message);
+                errors.insert(e.field, e.message);
             }
         }
         match body {
             Some(body) if errors.is_empty() => Ok(body),
-            _ => Err(errors),
+            _ => Err(errors.ordered_as(&NOTICE_FIELDS)),
         }
     }
 }
@@ -261,6 +320,53 @@ impl NoticePage {
     }
 }
 
+/// A birth date as the licence prints it, typed in four fields (元号 or 西暦, 年, 月, 日); or, when
+/// those are empty, one ISO date (`birth_date`, for scripts and older pages). The message names
+/// which part is wrong.
+pub fn birth_date(
+    iso: &str,
+    era: &str,
+    year: &str,
+    month: &str,
+    day: &str,
+) -> Result<chrono::NaiveDate, String> {
+    let parts_empty = [era, year, month, day].iter().all(|p| p.trim().is_empty());
+    let date = if parts_empty && !iso.trim().is_empty() {
+        ncf_shared::time::parse_date(&ncf_shared::normalize::width(iso.trim()))
+            .map_err(|_| "生年月日を正しく入力してください（例: 昭和41年11月14日）。".to_string())?
+    } else {
+        ncf_shared::wareki::parse_fields(era, year, month, day).map_err(|e| e.message_ja("生年月日"))?
+    };
+    if date > ncf_shared::time::now_utc().date() {
+        return Err("生年月日に未来の日付は指定できません。".to_string());
+    }
+    Ok(date)
+}
+
+/// A date split into the four fields, in 和暦 (the way the licence prints it).
+pub fn date_parts(date: chrono::NaiveDate) -> [String; 4] {
+    use chrono::Datelike as _;
+    match ncf_shared::wareki::era_of(date) {
+        Some((era, year)) => {
+            [era.code().to_string(), year.to_string(), date.month().to_string(), date.day().to_string()]
+        }
+        None => [
+            ncf_shared::wareki::SEIREKI.to_string(),
+            date.year().to_string(),
+            date.month().to_string(),
+            date.day().to_string(),
+        ],
+    }
+}
+
+/// The era select's options: (code, name), newest era first, then 西暦.
+pub fn era_options() -> Vec<(&'static str, &'static str)> {
+    let mut eras: Vec<(&'static str, &'static str)> =
+        ncf_shared::wareki::Era::ALL.iter().rev().map(|e| (e.code(), e.name_ja())).collect();
+    eras.push((ncf_shared::wareki::SEIREKI, "西暦"));
+    eras
+}
+
 /// The nursing qualifications (保健師, 助産師, 看護師, 准看護師) as (code, name) for the licence
 /// fields' select.
 pub(crate) fn nursing_qualifications() -> Vec<(&'static str, &'static str)> {
@@ -301,7 +407,7 @@ mod tests {
         let errors = NoticeForm { left_on: "2026-13-01".into(), ..NoticeForm::default() }
             .to_body(NoticeKind::Separation, today())
             .unwrap_err();
-        assert_eq!(errors.keys().copied().collect::<Vec<_>>(), ["left_on", "reason", "wish_to_return"]);
+        assert_eq!(errors.fields(), ["left_on", "reason", "wish_to_return"]);
         let errors = NoticeForm {
             employed: "はい".into(),
             workplace_type: "castle".into(),
@@ -310,18 +416,18 @@ mod tests {
         }
         .to_body(NoticeKind::EmploymentStatus, today())
         .unwrap_err();
-        assert_eq!(errors.keys().copied().collect::<Vec<_>>(), ["weekly_hours", "workplace_type"]);
+        assert_eq!(errors.fields(), ["workplace_type", "weekly_hours"]);
         // A number that cannot be read and a missing workplace type are both named at once.
         let errors =
             NoticeForm { employed: "yes".into(), weekly_hours: "abc".into(), ..NoticeForm::default() }
                 .to_body(NoticeKind::EmploymentStatus, today())
                 .unwrap_err();
-        assert_eq!(errors.keys().copied().collect::<Vec<_>>(), ["weekly_hours", "workplace_type"]);
+        assert_eq!(errors.fields(), ["workplace_type", "weekly_hours"]);
         // Content rules come from the notice itself (one place).
         let errors = NoticeForm { employed: "yes".into(), ..NoticeForm::default() }
             .to_body(NoticeKind::EmploymentStatus, today())
             .unwrap_err();
-        assert!(errors["workplace_type"].contains("勤務先"));
+        assert!(errors.get("workplace_type").unwrap().contains("勤務先"));
         let errors = NoticeForm::default().to_body(NoticeKind::Change, today()).unwrap_err();
         assert!(errors.contains_key("change"));
     }

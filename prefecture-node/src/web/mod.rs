@@ -84,7 +84,9 @@ impl std::fmt::Display for Center {
 
 impl WebState {
     pub fn center(&self) -> Center {
-        Center { name: format!("{}ナースセンター", self.prefecture.name_ja()), contact: self.contact.clone() }
+        Center {
+            name: format!("{}ナースセンター", self.prefecture.name_ja()), contact: self.contact.clone()
+        }
     }
 
     /// Cookies are marked Secure when the node is reached over TLS.
@@ -308,12 +310,12 @@ async fn privacy(state: web::Data<WebState>) -> HttpResponse {
             "看護職免許の情報（資格・籍登録番号・氏名・生年月日）、メールアドレス、電話番号、届出の内容、同意の記録を、このセンターで保管します。".to_string(),
             "マイナンバーは受け取りません。".to_string(),
         ]),
-        ("国の共通サーバーへの提供", vec![
-            "本人確認が済み、あなたが同意した範囲でのみ、国（厚生労働省）の共通サーバーに届出や同意の記録を送ります。メールアドレスは国の共通サーバーには保管されません。".to_string(),
+        ("国のデータベースへの提供", vec![
+            "本人確認が済み、あなたが同意した範囲でのみ、国（厚生労働省）のデータベースに届出や同意の記録を送ります。メールアドレスは国のデータベースには保管されません。".to_string(),
             "提供した記録は、マイページの「あなたの情報の提供記録」でいつでも確認できます。".to_string(),
         ]),
         ("同意の取消と削除", vec![
-            "同意はマイページからいつでも取り消せます。取り消すと、国の共通サーバーはその同意にもとづいて受け取った情報を削除します。".to_string(),
+            "同意はマイページからいつでも取り消せます。取り消すと、国のデータベースはその同意にもとづいて受け取った情報を削除します。".to_string(),
         ]),
         ("開示・訂正のご請求", vec![format!("ご自身の情報の開示・訂正・利用停止は、{}の窓口でお受けします。", center.name)]),
     ];

@@ -92,7 +92,8 @@ async fn sign_in_submit(
         page.error = "メールアドレスの形式が正しくありません。".into();
         return html(StatusCode::UNPROCESSABLE_ENTITY, &page);
     }
-    let (client, center, public_url) = (state.client_address(&req), state.center().name, state.public_url.clone());
+    let (client, center, public_url) =
+        (state.client_address(&req), state.center().name, state.public_url.clone());
     let outcome = state
         .db(move |conn| {
             let mail = auth::LinkMail { center: &center, public_url: &public_url };
@@ -208,7 +209,8 @@ pub(crate) struct NoticeView {
     pub receipt: String,
     pub summary: String,
     pub filed_at: String,
-    pub channel: &'static str,
+    /// How it came in: 「ウェブ」, or 「書面（センター職員が入力）・受付日 2026年11月20日」.
+    pub channel: String,
     /// Where it went: shared with the national server or kept at this node.
     pub shared: &'static str,
 }
@@ -255,8 +257,11 @@ pub(crate) fn consent_views(records: &[crate::consent::ConsentRecord]) -> Vec<Co
                 records.iter().filter(|r| r.scope == scope.as_str()).collect();
             changes.sort_by_key(|r| std::cmp::Reverse(r.version));
             let line = |r: &crate::consent::ConsentRecord| {
-                let receipt =
-                    r.receipt.as_deref().map(|n| format!("、受付番号 {}", crate::receipts::display(n))).unwrap_or_default();
+                let receipt = r
+                    .receipt
+                    .as_deref()
+                    .map(|n| format!("、受付番号 {}", crate::receipts::display(n)))
+                    .unwrap_or_default();
                 format!(
                     "{} {}（{}、同意文 {}{receipt}）",
                     jst(r.recorded_at),
@@ -291,9 +296,14 @@ pub(crate) fn notice_views(
                 receipt: n.receipt.as_deref().map(crate::receipts::display).unwrap_or_default(),
                 summary: body.map_or_else(String::new, |b| b.summary_ja()),
                 filed_at: jst(n.filed_at),
-                channel: channel_ja(&n.channel),
+                channel: match n.received_on {
+                    Some(day) => {
+                        format!("{}・受付日 {}", channel_ja(&n.channel), ncf_shared::time::date_ja(day))
+                    }
+                    None => channel_ja(&n.channel).to_string(),
+                },
                 shared: if shared_notice_ids.contains(&n.id) {
-                    "国の共通サーバーへ送信"
+                    "国のデータベースへ送信"
                 } else {
                     "このセンターのみで保管"
                 },
@@ -321,7 +331,7 @@ pub(crate) fn provision_views(entries: Vec<ncf_shared::federation::ProvisionList
     let party = |p: &str| -> String {
         match p.strip_prefix("node:").and_then(ncf_shared::Prefecture::from_code) {
             Some(pref) => format!("{}ナースセンター", pref.name_ja()),
-            None if p == "national" => "国の共通サーバー".to_string(),
+            None if p == "national" => "国のデータベース".to_string(),
             None => p.to_string(),
         }
     };
@@ -344,7 +354,7 @@ pub(crate) fn provision_views(entries: Vec<ncf_shared::federation::ProvisionList
 
 fn field_ja(field: &str) -> String {
     let label = match field {
-        "agency_code" => "センター別の識別番号",
+        "agency_code" => "センターごとの番号（氏名などを含まない番号）",
         "withdrawal_confirmation" => "削除の確認",
         "identity_proofing" => "本人確認の方法と日時",
         "family_name" => "姓",
@@ -432,7 +442,7 @@ async fn home(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Ho
             "最近すでに何度か郵送を申し込まれています。届くまでお待ちください。届かない場合はセンターにご相談ください。"
         }
         "taken" => "この免許はすでに別の登録で本人確認が済んでいます。センターにご相談ください。",
-        "unavailable" => "ただいま国の共通サーバーに接続できません。しばらくしてからもう一度お試しください。",
+        "unavailable" => "ただいま国のデータベースに接続できません。しばらくしてからもう一度お試しください。",
         _ => "",
     };
     let proofed = match (&nurse.proofing_method, nurse.proofed_at) {
@@ -533,7 +543,8 @@ async fn submit_code(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let typed: String = super::forms::half_width(&form.code).chars().filter(|c| c.is_ascii_digit()).collect();
+    let typed: String =
+        ncf_shared::normalize::digits(&form.code).chars().filter(|c| c.is_ascii_digit()).collect();
     let id = nurse.id.clone();
     let letter = match state.db(move |conn| Ok(crate::proofing::latest_letter(conn, &id)?)).await {
         Ok(Some((letter_id, _))) => letter_id,
@@ -657,9 +668,9 @@ pub(crate) fn notice_note(kind: NoticeKind, consents: &crate::consent::CurrentCo
     let scope = ncf_shared::contract::consent_for_notice(kind);
     let outcome = match kind {
         NoticeKind::Change => {
-            "新しい氏名・メールアドレス・電話番号は国の共通サーバーにも送られ、転居先のナースセンターが利用できます（住所は送られません）。"
+            "新しい氏名・メールアドレス・電話番号は国のデータベースにも送られ、転居先のナースセンターが利用できます（住所は送られません）。"
         }
-        _ => "この届出は国の共通サーバーにも送られます。",
+        _ => "この届出は国のデータベースにも送られます。",
     };
     if consents.granted(scope) {
         outcome.to_string()
@@ -756,7 +767,23 @@ pub(crate) async fn file_notice(
     entered_by: Option<String>,
 ) -> Result<NoticeOutcome, NodeError> {
     let step = form.step();
-    let body = form.to_body(kind, ncf_shared::time::now_utc().date());
+    let mut body = form.to_body(kind, ncf_shared::time::now_utc().date());
+    // A paper form carries the day the center received it (受付日).
+    let received_on = match (channel, super::forms::parse_date(&form.received_on)) {
+        (Channel::Paper, Some(day)) => Some(day),
+        (Channel::Paper, None) => {
+            let message = if form.received_on.trim().is_empty() {
+                "受付日を入力してください（例: 2026年11月20日）。"
+            } else {
+                "受付日は 2026年11月20日 または 2026-11-20 の形で入力してください。"
+            };
+            let mut errors = body.err().unwrap_or_default();
+            errors.insert("received_on", message);
+            body = Err(errors.ordered_as(&super::forms::NOTICE_FIELDS));
+            None
+        }
+        (Channel::Web, _) => None,
+    };
     let nurse_id = nurse_id.to_string();
     state
         .db(move |conn| {
@@ -769,7 +796,13 @@ pub(crate) async fn file_notice(
                 (Step::Confirm, Ok(body)) => return Ok(NoticeOutcome::Confirm(body, note(conn)?)),
                 (Step::Submit, Ok(body)) => body,
             };
-            match crate::notices::file(conn, &nurse_id, &body, channel, entered_by.as_deref()) {
+            let filed = match (received_on, entered_by.as_deref()) {
+                (Some(day), Some(staff_id)) => {
+                    crate::notices::file_paper(conn, &nurse_id, &body, staff_id, day)
+                }
+                _ => crate::notices::file(conn, &nurse_id, &body, channel, entered_by.as_deref()),
+            };
+            match filed {
                 Ok(filed) => Ok(NoticeOutcome::Filed { receipt: filed.notice.receipt.unwrap_or_default() }),
                 Err(NodeError::Invalid(fields)) => {
                     Ok(NoticeOutcome::Invalid(super::forms::errors_of(fields), note(conn)?))
@@ -785,6 +818,8 @@ pub(crate) async fn file_notice(
 struct ReceiptPage {
     center: crate::web::Center,
     heading: &'static str,
+    /// The procedure's steps, this page being the last (完了).
+    steps: Vec<&'static str>,
     number: String,
     issued_at: String,
     /// (label, value) lines of what was received.
@@ -795,13 +830,23 @@ struct ReceiptPage {
 
 /// The 完了 page of a step she completed: its receipt number and what was received. Only her own
 /// receipts; another number answers as if it did not exist.
-async fn receipt_page(state: web::Data<WebState>, req: HttpRequest, number: web::Path<String>) -> HttpResponse {
+async fn receipt_page(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    number: web::Path<String>,
+) -> HttpResponse {
     let (_, nurse) = match state.signed_in(&req, &DOOR).await {
         Ok(found) => found,
         Err(response) => return response,
     };
     let not_found = |state: &WebState| {
-        message(state, StatusCode::NOT_FOUND, "受付番号が見つかりません", "この受付番号の記録はありません。", HOME)
+        message(
+            state,
+            StatusCode::NOT_FOUND,
+            "受付番号が見つかりません",
+            "この受付番号の記録はありません。",
+            HOME,
+        )
     };
     let Some(number) = crate::receipts::parse(&number) else {
         return not_found(&state);
@@ -842,7 +887,7 @@ fn receipt_view(
             lines.extend(body.details_ja().into_iter().map(|(k, v)| (k.to_string(), v)));
         }
         next.push(if shared.contains(&notice.id) {
-            "この届出は、同意いただいた範囲で国の共通サーバー（全国の看護職の就業状況をまとめる国のシステム）にも送られます。".to_string()
+            "この届出は、同意いただいた範囲で国のデータベース（厚生労働省が全国の看護職の就業状況をまとめるシステム）にも送られます。".to_string()
         } else {
             "この届出は、このセンターでのみ保管します。".to_string()
         });
@@ -857,7 +902,10 @@ fn receipt_view(
         }
     }
     if kind == ReceiptKind::OptIn && !proofed {
-        next.push("次に、本人確認をお願いします。マイページの「本人確認」から、確認コードの郵送を申し込めます。".into());
+        next.push(
+            "次に、本人確認をお願いします。マイページの「本人確認」から、確認コードの郵送を申し込めます。"
+                .into(),
+        );
     }
     next.push("お問い合わせの際は、この受付番号をお伝えください。".into());
     ReceiptPage {
@@ -866,6 +914,11 @@ fn receipt_view(
             ReceiptKind::OptIn => "登録を受け付けました",
             ReceiptKind::Notice => "届出を受け付けました",
             ReceiptKind::Consent => "同意の変更を受け付けました",
+        },
+        steps: match kind {
+            ReceiptKind::OptIn => vec!["入力", "メールの確認", "内容の確認", "完了"],
+            ReceiptKind::Notice => vec!["入力", "確認", "完了"],
+            ReceiptKind::Consent => vec!["選択", "確認", "完了"],
         },
         number: d.receipt.display(),
         issued_at: jst(d.receipt.issued_at),

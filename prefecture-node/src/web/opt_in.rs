@@ -2,8 +2,6 @@
 //! opt-in — licence claims checked against the national registry, contact, and each consent scope
 //! chosen with its full text.
 
-use std::collections::BTreeMap;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -12,7 +10,7 @@ use ncf_shared::licence::PersonName;
 use ncf_shared::{ConsentScope, Qualification, RegistrationNumber};
 use serde::Deserialize;
 
-use crate::notices::{looks_like_email, looks_like_phone};
+use crate::notices::looks_like_phone;
 use crate::sync::LinkOutcome;
 
 use super::routes::{Access, Routes};
@@ -48,8 +46,17 @@ pub struct OptInForm {
     pub family_name_kana: String,
     #[serde(default)]
     pub given_name_kana: String,
+    /// An ISO date (scripts, older pages); the page itself sends the four fields below.
     #[serde(default)]
     pub birth_date: String,
+    #[serde(default)]
+    pub birth_era: String,
+    #[serde(default)]
+    pub birth_year: String,
+    #[serde(default)]
+    pub birth_month: String,
+    #[serde(default)]
+    pub birth_day: String,
     #[serde(default)]
     pub email: String,
     #[serde(default)]
@@ -86,7 +93,7 @@ struct OptInPage {
     center: crate::web::Center,
     csrf: String,
     form: OptInForm,
-    errors: BTreeMap<&'static str, String>,
+    errors: super::forms::Errors,
     alert: String,
     qualifications: Vec<(&'static str, &'static str)>,
     distances: [u32; 5],
@@ -97,7 +104,7 @@ fn page(
     state: &WebState,
     csrf: String,
     form: OptInForm,
-    errors: BTreeMap<&'static str, String>,
+    errors: super::forms::Errors,
     alert: String,
 ) -> OptInPage {
     let scopes = ConsentScope::ALL
@@ -124,12 +131,9 @@ fn page(
 async fn opt_in_form(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse {
     let (csrf, new) = csrf_cookie_token(&req);
     let form = OptInForm { max_distance_km: "20".into(), ..OptInForm::default() };
-    let response = html(StatusCode::OK, &page(&state, csrf.clone(), form, BTreeMap::new(), String::new()));
+    let response =
+        html(StatusCode::OK, &page(&state, csrf.clone(), form, super::forms::Errors::new(), String::new()));
     with_csrf_cookie(&state, response, csrf, new)
-}
-
-fn to_katakana(text: &str) -> String {
-    ncf_shared::normalize::kana(text)
 }
 
 struct Checked {
@@ -161,48 +165,65 @@ impl Checked {
     }
 }
 
-fn check(form: &OptInForm) -> Result<Checked, BTreeMap<&'static str, String>> {
-    let mut errors = BTreeMap::new();
+fn check(form: &OptInForm) -> Result<Checked, super::forms::Errors> {
+    use ncf_shared::validation as v;
+    let mut errors = super::forms::Errors::new();
     let qualification = Qualification::from_code(&form.qualification).filter(|q| q.is_nursing());
     if qualification.is_none() {
-        errors.insert("qualification", "資格を選んでください。".to_string());
+        errors.insert("qualification", "資格を選んでください。");
     }
     let registration_number =
-        RegistrationNumber::parse(&super::forms::half_width(&form.registration_number)).ok();
-    if registration_number.is_none() {
-        errors.insert(
-            "registration_number",
-            "籍登録番号は免許証に記載の数字（8桁以内）を入力してください。".to_string(),
-        );
-    }
-    for (field, value, label) in
-        [("family_name", &form.family_name, "姓"), ("given_name", &form.given_name, "名")]
-    {
-        if PersonName::check(value.trim()).is_err() {
-            errors.insert(field, format!("{label}を50文字以内で入力してください。"));
+        match v::required_digits("registration_number", "籍登録番号", &form.registration_number, 1, 8) {
+            Ok(digits) => match RegistrationNumber::parse(&digits) {
+                Ok(number) => Some(number),
+                Err(_) => {
+                    errors.insert(
+                        "registration_number",
+                        "籍登録番号は免許証に記載の数字（8桁以内）を入力してください。",
+                    );
+                    None
+                }
+            },
+            Err(e) => {
+                errors.insert("registration_number", e.message);
+                None
+            }
+        };
+    let mut text = |result: Result<String, ncf_shared::validation::FieldError>| match result {
+        Ok(value) => value,
+        Err(e) => {
+            errors.insert(e.field, e.message);
+            String::new()
         }
-    }
-    let family_kana = to_katakana(&form.family_name_kana);
-    let given_kana = to_katakana(&form.given_name_kana);
-    for (field, value, label) in
-        [("family_name_kana", &family_kana, "セイ"), ("given_name_kana", &given_kana, "メイ")]
-    {
-        if PersonName::check_kana(value).is_err() {
-            errors.insert(field, format!("{label}をカタカナで入力してください。"));
+    };
+    let max = PersonName::MAX_CHARS;
+    let family_name = text(v::required_name("family_name", "姓", &form.family_name, max));
+    let given_name = text(v::required_name("given_name", "名", &form.given_name, max));
+    let family_kana = text(v::required_kana("family_name_kana", "セイ", &form.family_name_kana, max));
+    let given_kana = text(v::required_kana("given_name_kana", "メイ", &form.given_name_kana, max));
+    let birth_date = match super::forms::birth_date(
+        &form.birth_date,
+        &form.birth_era,
+        &form.birth_year,
+        &form.birth_month,
+        &form.birth_day,
+    ) {
+        Ok(date) => Some(date),
+        Err(message) => {
+            errors.insert("birth_date", message);
+            None
         }
-    }
-    let birth_date = ncf_shared::time::parse_date(&super::forms::half_width(&form.birth_date)).ok();
-    if birth_date.is_none() {
-        errors.insert("birth_date", "生年月日を正しく入力してください（例: 1985-04-01）。".to_string());
-    }
-    let email = form.email.trim().to_string();
-    if !looks_like_email(&email) {
-        errors.insert("email", "メールアドレスの形式が正しくありません。".to_string());
-    }
-    let phone = Some(super::forms::half_width(&form.phone)).filter(|p| !p.is_empty());
+    };
+    let email = match v::required_email("email", "メールアドレス", &form.email) {
+        Ok(email) => email,
+        Err(e) => {
+            errors.insert("email", e.message);
+            String::new()
+        }
+    };
+    let phone = Some(ncf_shared::normalize::phone(&form.phone)).filter(|p| !p.is_empty());
     if phone.as_ref().is_some_and(|p| !looks_like_phone(p)) {
-        errors
-            .insert("phone", "電話番号は数字とハイフンで入力してください（例: 090-1234-5678）。".to_string());
+        errors.insert("phone", "電話番号は数字とハイフンで入力してください（例: 090-1234-5678）。");
     }
     let distance = form.max_distance_km.parse::<u32>().ok().filter(|d| DISTANCES.contains(d));
     if distance.is_none() {
@@ -220,8 +241,8 @@ fn check(form: &OptInForm) -> Result<Checked, BTreeMap<&'static str, String>> {
                 claims: IdentityLinkRequest {
                     qualification: qualification.code().to_string(),
                     registration_number: registration_number.canonical(),
-                    family_name: form.family_name.trim().to_string(),
-                    given_name: form.given_name.trim().to_string(),
+                    family_name,
+                    given_name,
                     family_name_kana: family_kana,
                     given_name_kana: given_kana,
                     birth_date: birth_date.to_string(),
@@ -253,8 +274,8 @@ async fn opt_in_submit(
     let checked = match check(&form) {
         Ok(checked) => checked,
         Err(errors) => {
-            let alert = "入力内容に誤りがあります。赤字の項目を確認してください。".to_string();
-            return html(StatusCode::UNPROCESSABLE_ENTITY, &page(&state, csrf, form, errors, alert));
+            // The error summary at the top of the form says it; no second alert.
+            return html(StatusCode::UNPROCESSABLE_ENTITY, &page(&state, csrf, form, errors, String::new()));
         }
     };
     // E-mail first: nothing is checked against the registry yet, and the answer is the same
@@ -299,7 +320,7 @@ struct ConfirmPage {
     csrf: String,
     token: String,
     form: OptInForm,
-    errors: BTreeMap<&'static str, String>,
+    errors: super::forms::Errors,
     qualifications: Vec<(&'static str, &'static str)>,
 }
 
@@ -308,7 +329,7 @@ fn confirm_page(
     csrf: String,
     token: String,
     form: OptInForm,
-    errors: BTreeMap<&'static str, String>,
+    errors: super::forms::Errors,
 ) -> ConfirmPage {
     ConfirmPage {
         center: state.center(),
@@ -331,7 +352,11 @@ fn as_form(a: &crate::opt_in::Application) -> OptInForm {
         given_name: a.given_name.clone(),
         family_name_kana: a.family_name_kana.clone(),
         given_name_kana: a.given_name_kana.clone(),
-        birth_date: a.birth_date.to_string(),
+        birth_date: String::new(),
+        birth_era: super::forms::date_parts(a.birth_date)[0].clone(),
+        birth_year: super::forms::date_parts(a.birth_date)[1].clone(),
+        birth_month: super::forms::date_parts(a.birth_date)[2].clone(),
+        birth_day: super::forms::date_parts(a.birth_date)[3].clone(),
         email: a.email.clone(),
         phone: a.phone.clone().unwrap_or_default(),
         max_distance_km: a.max_distance_km.to_string(),
@@ -378,7 +403,7 @@ async fn confirm_form(
     let (csrf, new) = csrf_cookie_token(&req);
     let response = html(
         StatusCode::OK,
-        &confirm_page(&state, csrf.clone(), token, as_form(&application), BTreeMap::new()),
+        &confirm_page(&state, csrf.clone(), token, as_form(&application), super::forms::Errors::new()),
     );
     with_csrf_cookie(&state, response, csrf, new)
 }
@@ -395,6 +420,10 @@ struct ConfirmForm {
     family_name_kana: String,
     given_name_kana: String,
     birth_date: String,
+    birth_era: String,
+    birth_year: String,
+    birth_month: String,
+    birth_day: String,
 }
 
 /// Checks the licence at the national server and, on a match, registers her (not yet proofed)
@@ -424,6 +453,10 @@ async fn confirm_submit(
         family_name_kana: form.family_name_kana.clone(),
         given_name_kana: form.given_name_kana.clone(),
         birth_date: form.birth_date.clone(),
+        birth_era: form.birth_era.clone(),
+        birth_year: form.birth_year.clone(),
+        birth_month: form.birth_month.clone(),
+        birth_day: form.birth_day.clone(),
         ..as_form(&stored)
     };
     let checked = match check(&corrected) {
@@ -448,7 +481,7 @@ async fn confirm_submit(
         }
         Ok(LinkOutcome::AttemptsExhausted) => {
             let detail = format!(
-                "{}の籍登録番号{}について、24時間に5回照合できなかったため、国の共通サーバーが照合を止めました。",
+                "{}の籍登録番号{}について、24時間に5回照合できなかったため、国のデータベースが照合を止めました。",
                 checked.qualification.name_ja(),
                 checked.registration_number
             );
@@ -461,7 +494,7 @@ async fn confirm_submit(
                 &state,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ただいま登録できません",
-                "国の共通サーバーに接続できませんでした。入力内容は保存されていません。しばらくしてから、メールのリンクをもう一度開いてください。",
+                "国のデータベースに接続できませんでした。入力内容は保存されていません。しばらくしてから、メールのリンクをもう一度開いてください。",
                 (retry.as_str(), "入力画面へ戻る"),
             );
         }
@@ -470,8 +503,8 @@ async fn confirm_submit(
     let token = form.token.clone();
     let confirmed = state.db(move |conn| crate::opt_in::confirm(conn, &token, &application, code)).await;
     match confirmed {
-        Ok(crate::opt_in::Confirmed::Registered { session, .. }) => {
-            let mut response = super::see_other("/me?done=registered");
+        Ok(crate::opt_in::Confirmed::Registered { session, receipt, .. }) => {
+            let mut response = super::see_other(&format!("/me/receipts/{receipt}"));
             let _ = response.add_cookie(&state.session_cookie(crate::auth::SessionKind::Nurse, session));
             response
         }

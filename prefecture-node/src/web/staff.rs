@@ -11,7 +11,9 @@ use ncf_shared::NoticeKind;
 use serde::Deserialize;
 
 use super::forms::{NoticeForm, NoticePage};
-use super::nurse::{NoticeOutcome, ConsentForm, ConsentView, NoticeView, consent_views, notice_note, notice_views};
+use super::nurse::{
+    ConsentForm, ConsentView, NoticeOutcome, NoticeView, consent_views, notice_note, notice_views,
+};
 use super::routes::{Access, Routes};
 use super::{
     CsrfOnly, Door, WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst, message,
@@ -311,7 +313,10 @@ async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Li
                 consent: query.consent,
                 unsent: query.unsent == "1",
                 sort: query.sort,
-                scopes: ncf_shared::ConsentScope::ALL.into_iter().map(|s| (s.as_str(), s.title_ja())).collect(),
+                scopes: ncf_shared::ConsentScope::ALL
+                    .into_iter()
+                    .map(|s| (s.as_str(), s.title_ja()))
+                    .collect(),
                 rows: nurses.iter().map(row).collect(),
                 total,
                 page,
@@ -572,7 +577,8 @@ async fn paper_consent(
     let (nurse_id, staff_id) = (id.clone(), member.id.clone());
     let saved = state
         .db(move |conn| {
-            let written = crate::consent::record(conn, &nurse_id, &[decision], Channel::Paper, Some(&staff_id))?;
+            let written =
+                crate::consent::record(conn, &nurse_id, &[decision], Channel::Paper, Some(&staff_id))?;
             Ok(written.into_iter().find_map(|r| r.receipt).unwrap_or_default())
         })
         .await;
@@ -643,7 +649,13 @@ async fn notice_form(
         Ok(c) => c,
         Err(e) => return unavailable(&state, &e, LIST),
     };
-    let form = NoticeForm { csrf: session.csrf, ..NoticeForm::default() };
+    // 受付日 starts as today (Japan time); staff change it to the date stamped on the form.
+    let today = (ncf_shared::time::now_utc() + chrono::Duration::hours(9)).date();
+    let form = NoticeForm {
+        csrf: session.csrf,
+        received_on: ncf_shared::time::date_ja(today),
+        ..NoticeForm::default()
+    };
     let note = notice_note(kind, &consents);
     html(StatusCode::OK, &staff_notice_page(&state, &nurse, kind, form, Default::default(), note))
 }
@@ -852,7 +864,7 @@ struct LookupPage {
     csrf: String,
     form: LookupForm,
     /// Field errors: none here (the answer says what differs), but the shared fields show them.
-    errors: std::collections::BTreeMap<&'static str, String>,
+    errors: super::forms::Errors,
     qualifications: Vec<(&'static str, &'static str)>,
     /// The answer, in words for staff (empty before a lookup).
     result: String,
@@ -870,6 +882,10 @@ struct LookupForm {
     family_name_kana: String,
     given_name_kana: String,
     birth_date: String,
+    birth_era: String,
+    birth_year: String,
+    birth_month: String,
+    birth_day: String,
 }
 
 fn lookup_page(
@@ -885,7 +901,7 @@ fn lookup_page(
         staff_name: member.display_name,
         csrf: session.csrf,
         form,
-        errors: std::collections::BTreeMap::new(),
+        errors: super::forms::Errors::new(),
         qualifications: super::forms::nursing_qualifications(),
         result,
         matched,
@@ -927,15 +943,21 @@ async fn lookup_submit(
         Err(response) => return response,
     };
     let kana = |t: &str| ncf_shared::normalize::kana(t);
-    let registration_number = super::forms::half_width(&form.registration_number);
-    let birth_date = ncf_shared::time::parse_date(&super::forms::half_width(&form.birth_date));
+    let registration_number = ncf_shared::normalize::digits(&form.registration_number);
+    let birth_date = super::forms::birth_date(
+        &form.birth_date,
+        &form.birth_era,
+        &form.birth_year,
+        &form.birth_month,
+        &form.birth_day,
+    );
     let (Some(qualification), Ok(registration_number), Ok(birth_date)) = (
         ncf_shared::Qualification::from_code(&form.qualification).filter(|q| q.is_nursing()),
         ncf_shared::RegistrationNumber::parse(&registration_number),
         birth_date,
     ) else {
-        let text =
-            "資格、籍登録番号（8桁以内の数字）、生年月日（例: 1985-04-01）を確認してください。".to_string();
+        let text = "資格、籍登録番号（8桁以内の数字）、生年月日（例: 昭和41年11月14日）を確認してください。"
+            .to_string();
         return html(
             StatusCode::UNPROCESSABLE_ENTITY,
             &lookup_page(&state, session, member, form, text, false),

@@ -234,11 +234,14 @@ pub async fn confirm_by_mail(
         "given_name",
         "family_name_kana",
         "given_name_kana",
-        "birth_date",
+        "birth_year",
+        "birth_month",
+        "birth_day",
     ]
     .iter()
     .map(|name| (name.to_string(), page.input_value(name)))
     .chain(std::iter::once(("qualification".to_string(), page.selected("qualification"))))
+    .chain(std::iter::once(("birth_era".to_string(), page.selected("birth_era"))))
     .collect();
     let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     browser.post("/opt-in/confirm", &fields).await

@@ -19,6 +19,9 @@ CREATE TABLE receipts (
 CREATE INDEX receipts_nurse ON receipts (nurse_id, issued_at);
 
 ALTER TABLE notices ADD COLUMN receipt TEXT;
+-- For a paper form: the day the center received it (受付日), which may be days before staff
+-- entered it (`filed_at`).
+ALTER TABLE notices ADD COLUMN received_on DATE;
 CREATE INDEX notices_receipt ON notices (receipt);
 ALTER TABLE consents ADD COLUMN receipt TEXT;
 CREATE INDEX consents_receipt ON consents (receipt);

@@ -1,0 +1,226 @@
+//! The node's pages in real headless Chromium, as their users meet them: a nurse in her 40s on a
+//! 390-pixel phone opts in with the birth date her licence prints in 和暦, files a 離職届 and
+//! withdraws a consent, each through its confirmation step to a receipt number; staff at a desk
+//! find her by the name they hear on the phone. Every page is checked with axe-core (no serious
+//! or critical violations) and, on the phone, for sideways scrolling.
+//!
+//! Pages do not depend on the database backend; these run on SQLite (the other page tests cover
+//! both backends).
+
+mod support;
+
+use std::time::Duration;
+
+use ncf_tests::webdriver::{Driver, Session, axe_script};
+use ncf_tests::{Backend, Person, SmtpReceiver, TestServer, block_on};
+
+/// Her licence: 看護師, born 昭和41年11月14日 (1966-11-14).
+fn yuko() -> Person {
+    Person {
+        family_name: "伊藤".into(),
+        given_name: "裕子".into(),
+        family_name_kana: "イトウ".into(),
+        given_name_kana: "ユウコ".into(),
+        birth_date: "1966-11-14",
+        ..Person::sample(0)
+    }
+}
+
+/// Checks the page a user is on: nothing serious for axe, and (on the phone) no sideways scroll.
+async fn check_page(session: &Session<'_>, axe: &str, phone: bool, what: &str) {
+    session.screenshot(&what.replace(['/', ' '], "_")).await;
+    let violations = session.serious_accessibility_violations(axe).await;
+    assert!(violations.is_empty(), "{what}: accessibility violations:\n{}", violations.join("\n"));
+    if phone {
+        assert!(!session.scrolls_sideways().await, "{what}: the page scrolls sideways on a 390 px phone");
+    }
+}
+
+async fn wait_for_text(session: &Session<'_>, text: &str) -> String {
+    for _ in 0..100 {
+        let body = session.text().await;
+        if body.contains(text) {
+            return body;
+        }
+        tokio_sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{text:?} never appeared in:\n{}", session.text().await);
+}
+
+async fn tokio_sleep(d: Duration) {
+    // The harness's runtime is current-thread; a blocking sleep of a few ms is fine between polls.
+    std::thread::sleep(d);
+}
+
+fn receipt_number(text: &str) -> String {
+    let digits: Vec<char> = text.chars().collect();
+    (0..digits.len().saturating_sub(10))
+        .map(|i| digits[i..i + 11].iter().collect::<String>())
+        .find(|w| {
+            let b: Vec<char> = w.chars().collect();
+            b[3] == '-'
+                && b[7] == '-'
+                && b.iter().enumerate().all(|(i, c)| i == 3 || i == 7 || c.is_ascii_digit())
+        })
+        .unwrap_or_else(|| panic!("no receipt number in {text}"))
+}
+
+#[test]
+fn a_nurse_on_her_phone_and_staff_at_a_desk() {
+    let backend = Backend::Sqlite;
+    let cast = vec![yuko(), Person::sample(1)];
+    let national_db = ncf_tests::many::national_with(backend, &cast);
+    let osaka = support::node(backend, &national_db, "27");
+    let server = TestServer::national(&national_db);
+    let smtp = SmtpReceiver::start();
+    let node = TestServer::node_with(
+        &osaka.db,
+        &osaka.key_file,
+        &server.base_url,
+        "27",
+        &["--smtp-url", &smtp.url, "--center-phone", "06-6000-0000", "--center-hours", "平日 9時〜17時"],
+    );
+    prefecture_node::staff::add(&mut osaka.db.connect(), "tanaka", "田中 美穂", "correct horse battery")
+        .unwrap();
+    let axe = axe_script();
+    let driver = Driver::start();
+    let p = yuko();
+
+    block_on(async {
+        // ---- The nurse, on a 390 px phone.
+        let phone = driver.session(true).await;
+        phone.goto(&node.url("/opt-in")).await;
+        let text = phone.text().await;
+        assert!(text.contains("就業支援への登録") && text.contains("06-6000-0000"), "{text}");
+        assert!(text.contains("1. 入力"), "step indicator: {text}");
+        check_page(&phone, &axe, true, "opt-in form").await;
+
+        // A mistake first: the summary at the top links to the field, and the field says why.
+        phone.click("button[type=submit]").await;
+        let text = wait_for_text(&phone, "入力内容を確認してください").await;
+        assert!(text.contains("籍登録番号"), "{text}");
+        assert!(phone.exists("a[href=\"#registration_number\"]").await, "the summary links to the field");
+        assert!(phone.exists("#registration_number[aria-invalid=true]").await);
+        check_page(&phone, &axe, true, "opt-in form with errors").await;
+
+        // Her licence as printed: full-width digits, kana typed in hiragana, 昭和41年11月14日.
+        phone.select("#qualification", "03").await;
+        let wide: String = p
+            .registration_number
+            .chars()
+            .map(|c| char::from_u32(c as u32 - '0' as u32 + '０' as u32).unwrap())
+            .collect();
+        phone.fill("#registration_number", &wide).await;
+        phone.fill("#family_name", "伊藤").await;
+        phone.fill("#given_name", "裕子").await;
+        phone.fill("#family_name_kana", "いとう").await;
+        phone.fill("#given_name_kana", "ゆうこ").await;
+        phone.select("#birth_era", "showa").await;
+        phone.fill("#birth_year", "41").await;
+        phone.fill("#birth_month", "11").await;
+        phone.fill("#birth_day", "14").await;
+        phone.fill("#email", "yuko@example.jp").await;
+        phone.click("input[name=address_linkage]").await;
+        phone.click("input[name=job_support]").await;
+        phone.click("button[type=submit]").await;
+        let text = wait_for_text(&phone, "確認メールを送りました").await;
+        assert!(text.contains("yuko@example.jp") && text.contains("2. メールの確認"), "{text}");
+        check_page(&phone, &axe, true, "mail sent").await;
+
+        // The link in her mail opens the confirmation, her details shown as her licence prints them.
+        let mut link = None;
+        for _ in 0..400 {
+            link = smtp.mails().iter().map(|m| m.text()).find(|t| t.contains("/opt-in/confirm?token=")).map(
+                |t| {
+                    let start = t.find("http").unwrap();
+                    t[start..].split_whitespace().next().unwrap().to_string()
+                },
+            );
+            if link.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        phone.goto(&link.expect("a confirmation mail")).await;
+        let text = wait_for_text(&phone, "免許の照合").await;
+        assert!(text.contains("3. 内容の確認"), "{text}");
+        let source = phone.source().await;
+        assert!(source.contains("value=\"41\"") && source.contains("value=\"イトウ\""), "{source}");
+        check_page(&phone, &axe, true, "licence confirmation").await;
+        phone.click("button[type=submit]").await;
+        let text = wait_for_text(&phone, "登録を受け付けました").await;
+        let registered = receipt_number(&text);
+        assert!(text.contains("4. 完了") && text.contains("本人確認"), "{text}");
+        check_page(&phone, &axe, true, "registration receipt").await;
+
+        // A 離職届: 入力 → 確認 → 完了.
+        phone.goto(&node.url("/me/notices/separation")).await;
+        wait_for_text(&phone, "離職届").await;
+        check_page(&phone, &axe, true, "separation form").await;
+        phone.fill("#left_on", "2026年3月31日").await;
+        phone.select("#reason", "childcare").await;
+        phone.click("input[name=wish_to_return][value=yes]").await;
+        phone.click("button[value=confirm]").await;
+        let text = wait_for_text(&phone, "この内容で届け出る").await;
+        assert!(
+            text.contains("2026年3月31日") && text.contains("出産・育児") && text.contains("2. 確認"),
+            "{text}"
+        );
+        check_page(&phone, &axe, true, "separation confirmation").await;
+        phone.click("button[value=submit]").await;
+        let text = wait_for_text(&phone, "届出を受け付けました").await;
+        let filed = receipt_number(&text);
+        assert_ne!(filed, registered);
+        check_page(&phone, &axe, true, "separation receipt").await;
+
+        // Withdrawing a consent asks first and says what will be deleted.
+        phone.goto(&node.url("/me")).await;
+        let text = wait_for_text(&phone, "同意の内容").await;
+        assert!(text.contains(&format!("受付番号 {filed}")), "her notice shows its receipt: {text}");
+        check_page(&phone, &axe, true, "her page").await;
+        phone.click("form:has(input[name=scope][value=address_linkage]) button").await;
+        let text = wait_for_text(&phone, "取り消しますか").await;
+        assert!(text.contains("届出を削除します") && text.contains("取り消さずに戻る"), "{text}");
+        check_page(&phone, &axe, true, "withdrawal confirmation").await;
+        phone.click("button.danger").await;
+        let text = wait_for_text(&phone, "同意の変更を受け付けました").await;
+        assert!(text.contains("同意を取り消す"), "{text}");
+        phone.goto(&node.url("/me")).await;
+        let text = wait_for_text(&phone, "同意の内容").await;
+        assert!(text.contains("住所情報の連携：同意していません"), "{text}");
+        assert!(text.contains("同意文 2026年11月版"), "consent versions are text versions: {text}");
+        for path in ["/help", "/privacy", "/accessibility", "/sign-in"] {
+            phone.goto(&node.url(path)).await;
+            check_page(&phone, &axe, true, path).await;
+        }
+        phone.close().await;
+
+        // ---- Staff at a desk find her by the name they hear on the phone.
+        let desk = driver.session(false).await;
+        desk.goto(&node.url("/staff/sign-in")).await;
+        check_page(&desk, &axe, false, "staff sign-in").await;
+        desk.fill("#username", "tanaka").await;
+        desk.fill("#password", "correct horse battery").await;
+        desk.click("button[type=submit]").await;
+        let text = wait_for_text(&desk, "看護職の一覧").await;
+        assert!(text.contains("田中 美穂 さんがログイン中"), "{text}");
+        desk.fill("#q", "イトウ ユウコ").await;
+        desk.click("form[role=search] button[type=submit]").await;
+        let text = wait_for_text(&desk, "1件").await;
+        assert!(text.contains("伊藤 裕子"), "{text}");
+        check_page(&desk, &axe, false, "staff list").await;
+        desk.click("table a").await;
+        let text = wait_for_text(&desk, "離職届").await;
+        assert!(text.contains(&filed), "the staff page shows her receipt numbers: {text}");
+        check_page(&desk, &axe, false, "staff detail").await;
+        for path in ["/staff/bulk", "/staff/lookup"] {
+            desk.goto(&node.url(path)).await;
+            check_page(&desk, &axe, false, path).await;
+        }
+        // Her receipt number, read out over the phone, finds her too.
+        desk.goto(&node.url(&format!("/staff/nurses?q={}", filed.replace('-', "")))).await;
+        let text = wait_for_text(&desk, "件").await;
+        assert!(text.contains("伊藤 裕子"), "{text}");
+        desk.close().await;
+    });
+}
