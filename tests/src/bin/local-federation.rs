@@ -128,6 +128,8 @@ fn run() -> Result<(), String> {
         .args(&tls_flags)
         // No SMTP server here: e-mails, sign-in links included, go to the node's log.
         .arg("--mail-to-log")
+        // A made-up contact for the footer and the help page (a real node gives its own).
+        .args(["--center-phone", "00-0000-0000", "--center-hours", "平日 9時〜17時（この環境は試用です）"])
         .env("NODE_NATIONAL_CA", &ca.ca_file)
         .env("NODE_DATABASE_URL", format!("sqlite://{}", dir.join(format!("node-{pref}.db")).display()))
         .env("NODE_KEY_FILE", dir.join(format!("node-{pref}.key")))
@@ -398,11 +400,12 @@ async fn opt_in(ca: &Path, port: u16, p: &SamplePerson, node_log: &Path) -> Resu
         "given_name",
         "family_name_kana",
         "given_name_kana",
-        "birth_date",
     ]
     .map(|name| (name, field(&page, name)));
     let mut confirm: Vec<(&str, String)> = confirm.into();
     confirm.push(("qualification", p.qualification.clone()));
+    // The page shows her birth date in 和暦 fields; a script may send it as one ISO date.
+    confirm.push(("birth_date", p.birth_date.clone()));
     let res = client
         .post(format!("{base}/opt-in/confirm"))
         .form(&confirm)
