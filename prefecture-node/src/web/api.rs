@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::WebState;
+use super::guard::ApiCaller;
 use super::routes::{Access, Routes};
 use crate::Channel;
 use crate::error::{FieldError, NodeError};
@@ -65,7 +66,7 @@ fn node_error(e: NodeError) -> HttpResponse {
 }
 
 /// The staff member behind the bearer token, or a 401.
-async fn caller(state: &WebState, req: &HttpRequest) -> Result<StaffMember, HttpResponse> {
+pub(super) async fn caller(state: &WebState, req: &HttpRequest) -> Result<StaffMember, HttpResponse> {
     let token = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -131,10 +132,7 @@ struct ListQuery {
 
 const PAGE_SIZE: i64 = 100;
 
-async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<ListQuery>) -> HttpResponse {
-    if let Err(response) = caller(&state, &req).await {
-        return response;
-    }
+async fn list(state: web::Data<WebState>, _caller: ApiCaller, query: web::Query<ListQuery>) -> HttpResponse {
     let ListQuery { q, page } = query.into_inner();
     let page = page.unwrap_or(1).max(1);
     match state
@@ -157,10 +155,7 @@ async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<Li
     }
 }
 
-async fn detail(state: web::Data<WebState>, req: HttpRequest, id: web::Path<String>) -> HttpResponse {
-    if let Err(response) = caller(&state, &req).await {
-        return response;
-    }
+async fn detail(state: web::Data<WebState>, _caller: ApiCaller, id: web::Path<String>) -> HttpResponse {
     let id = id.into_inner();
     let loaded = state
         .db(move |conn| {
@@ -218,15 +213,12 @@ async fn read_body(
 /// A paper notice entered by a script on the nurse's behalf.
 async fn file_notice(
     state: web::Data<WebState>,
-    req: HttpRequest,
+    caller: ApiCaller,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> HttpResponse {
-    // The caller first, then the body: a stranger learns nothing from how a body is judged.
-    let member = match caller(&state, &req).await {
-        Ok(member) => member,
-        Err(response) => return response,
-    };
+    // The guard checked the caller before the body: a stranger learns nothing from how a body is judged.
+    let member = caller.0;
     let bytes = match read_body(payload, MAX_JSON_BYTES, "the notice").await {
         Ok(bytes) => bytes,
         Err(response) => return response,
@@ -258,11 +250,13 @@ struct SeparationsQuery {
 
 /// The employer bulk upload as a script sends it: the CSV as the body. The token is checked
 /// before the body (up to 4 MiB) is read, so an unknown caller costs no upload.
-async fn separations(state: web::Data<WebState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let member = match caller(&state, &req).await {
-        Ok(member) => member,
-        Err(response) => return response,
-    };
+async fn separations(
+    state: web::Data<WebState>,
+    caller: ApiCaller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let member = caller.0;
     let query = match web::Query::<SeparationsQuery>::from_query(req.query_string()) {
         Ok(query) => query.into_inner(),
         Err(e) => {

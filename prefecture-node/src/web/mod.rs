@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod forms;
+pub mod guard;
 pub mod nurse;
 pub mod opt_in;
 pub mod routes;

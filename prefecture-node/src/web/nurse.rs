@@ -181,7 +181,7 @@ async fn link_submit(
     }
 }
 
-const DOOR: Door<Nurse> = Door {
+pub(super) const DOOR: Door<Nurse> = Door {
     kind: SessionKind::Nurse,
     sign_in: "/sign-in",
     back: HOME,
@@ -388,11 +388,12 @@ struct HomeQuery {
     proofing: String,
 }
 
-async fn home(state: web::Data<WebState>, req: HttpRequest, query: web::Query<HomeQuery>) -> HttpResponse {
-    let (session, nurse) = match state.signed_in(&req, &DOOR).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+async fn home(
+    me: super::guard::SignedIn<Nurse>,
+    state: web::Data<WebState>,
+    query: web::Query<HomeQuery>,
+) -> HttpResponse {
+    let (session, nurse) = me.into_parts();
     let id = nurse.id.clone();
     let loaded = state
         .db(move |conn| {
@@ -480,12 +481,12 @@ struct CsrfForm {
 
 /// The signed-in nurse behind a proofing form, and her agency code; the answer instead when she
 /// is proofed already (back to her page) or not signed in.
-async fn unproofed(
+fn unproofed(
     state: &WebState,
-    req: &HttpRequest,
+    me: super::guard::SignedIn<Nurse>,
     csrf: &str,
 ) -> Result<(Nurse, ncf_shared::AgencyCode), HttpResponse> {
-    let (_, nurse) = state.signed_in_form(req, &DOOR, csrf).await?;
+    let (_, nurse) = me.checked(state, DOOR.back, csrf)?;
     if nurse.proofed() {
         return Err(see_other("/me"));
     }
@@ -499,10 +500,10 @@ async fn unproofed(
 /// registration (which this node never learns).
 async fn request_letter(
     state: web::Data<WebState>,
-    req: HttpRequest,
+    me: super::guard::SignedIn<Nurse>,
     form: web::Form<CsrfForm>,
 ) -> HttpResponse {
-    let (nurse, code) = match unproofed(&state, &req, &form.csrf).await {
+    let (nurse, code) = match unproofed(&state, me, &form.csrf) {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -536,10 +537,10 @@ struct CodeForm {
 /// She types the code from her letter; the national server checks it.
 async fn submit_code(
     state: web::Data<WebState>,
-    req: HttpRequest,
+    me: super::guard::SignedIn<Nurse>,
     form: web::Form<CodeForm>,
 ) -> HttpResponse {
-    let (nurse, code) = match unproofed(&state, &req, &form.csrf).await {
+    let (nurse, code) = match unproofed(&state, me, &form.csrf) {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -611,11 +612,11 @@ struct ConsentConfirmPage {
 /// 「取り消しますか？」 and says what the national server will delete. Only the confirmation's own
 /// button (`confirmed=yes`) records the change, under a receipt number.
 async fn change_consent(
+    me: super::guard::SignedIn<Nurse>,
     state: web::Data<WebState>,
-    req: HttpRequest,
     form: web::Form<ConsentForm>,
 ) -> HttpResponse {
-    let (session, nurse) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
+    let (session, nurse) = match me.checked(&state, DOOR.back, &form.csrf) {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -679,11 +680,12 @@ pub(crate) fn notice_note(kind: NoticeKind, consents: &crate::consent::CurrentCo
     }
 }
 
-async fn notice_form(state: web::Data<WebState>, req: HttpRequest, kind: web::Path<String>) -> HttpResponse {
-    let (session, nurse) = match state.signed_in(&req, &DOOR).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+async fn notice_form(
+    me: super::guard::SignedIn<Nurse>,
+    state: web::Data<WebState>,
+    kind: web::Path<String>,
+) -> HttpResponse {
+    let (session, nurse) = me.into_parts();
     let Some(kind) = kind_of(&kind) else {
         return unknown_kind(&state);
     };
@@ -717,13 +719,13 @@ fn notice_page(
 }
 
 async fn notice_submit(
+    me: super::guard::SignedIn<Nurse>,
     state: web::Data<WebState>,
-    req: HttpRequest,
     kind: web::Path<String>,
     form: web::Form<NoticeForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    let (_, nurse) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
+    let (_, nurse) = match me.checked(&state, DOOR.back, &form.csrf) {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -831,14 +833,11 @@ struct ReceiptPage {
 /// The 完了 page of a step she completed: its receipt number and what was received. Only her own
 /// receipts; another number answers as if it did not exist.
 async fn receipt_page(
+    me: super::guard::SignedIn<Nurse>,
     state: web::Data<WebState>,
-    req: HttpRequest,
     number: web::Path<String>,
 ) -> HttpResponse {
-    let (_, nurse) = match state.signed_in(&req, &DOOR).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+    let (_, nurse) = me.into_parts();
     let not_found = |state: &WebState| {
         message(
             state,

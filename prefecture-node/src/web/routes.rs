@@ -3,6 +3,9 @@
 //! [`table`], so a route cannot be added without saying who may call it, and the test then checks
 //! that every kind of caller gets the answer that promise implies.
 //!
+//! The access is also what is enforced: `register` wraps each resource in the guard for its
+//! access (`guard.rs`), which runs before the handler and its body extractors.
+//!
 //! A `GET` route also answers `HEAD` (same handler; actix sends the headers without the body), as
 //! HTTP requires of every `GET` resource.
 
@@ -41,20 +44,31 @@ fn method_name<S: serde::Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error
 /// one path must be one resource) and records each in the table.
 #[derive(Default)]
 pub struct Routes {
-    resources: Vec<(&'static str, Resource)>,
+    resources: Vec<(&'static str, Resource, Option<Access>)>,
     table: Vec<RouteInfo>,
 }
 
 impl Routes {
     fn resource(&mut self, path: &'static str) -> &mut Resource {
-        let i = match self.resources.iter().position(|(p, _)| *p == path) {
+        let i = match self.resources.iter().position(|(p, _, _)| *p == path) {
             Some(i) => i,
             None => {
-                self.resources.push((path, web::resource(path)));
+                self.resources.push((path, web::resource(path), None));
                 self.resources.len() - 1
             }
         };
         &mut self.resources[i].1
+    }
+
+    /// One path, one guard: every method of a path must promise the same access.
+    fn set_access(&mut self, path: &'static str, access: Access) {
+        let entry = self.resources.iter_mut().find(|(p, _, _)| *p == path).expect("resource added first");
+        match entry.2 {
+            Some(earlier) if earlier != access => {
+                panic!("{path}: one route is {earlier:?} and another {access:?}; give them separate paths")
+            }
+            _ => entry.2 = Some(access),
+        }
     }
 
     fn add<F, Args>(&mut self, method: Method, path: &'static str, access: Access, handler: F)
@@ -70,6 +84,7 @@ impl Routes {
             let taken = std::mem::replace(resource, web::resource(path));
             *resource = taken.route(web::method(m.clone()).to(handler.clone()));
         }
+        self.set_access(path, access);
         self.table.push(RouteInfo { method, path, access });
     }
 
@@ -101,9 +116,16 @@ impl Routes {
         self
     }
 
+    /// Registers every resource, each behind the guard its access names (see `guard.rs`).
     pub fn register(self, cfg: &mut web::ServiceConfig) {
-        for (_, resource) in self.resources {
-            cfg.service(resource);
+        use actix_web::middleware::from_fn;
+        for (_, resource, access) in self.resources {
+            match access.unwrap_or(Access::Public) {
+                Access::Public => cfg.service(resource),
+                Access::Nurse => cfg.service(resource.wrap(from_fn(super::guard::nurse))),
+                Access::Staff => cfg.service(resource.wrap(from_fn(super::guard::staff))),
+                Access::Api => cfg.service(resource.wrap(from_fn(super::guard::api))),
+            };
         }
     }
 }

@@ -138,7 +138,7 @@ async fn sign_in_submit(
     }
 }
 
-const DOOR: Door<StaffMember> = Door {
+pub(super) const DOOR: Door<StaffMember> = Door {
     kind: SessionKind::Staff,
     sign_in: "/staff/sign-in",
     back: LIST,
@@ -284,11 +284,12 @@ fn page_links(page: i64, pages: i64) -> Vec<(i64, bool)> {
     links
 }
 
-async fn list(state: web::Data<WebState>, req: HttpRequest, query: web::Query<ListQuery>) -> HttpResponse {
-    let (session, member) = match state.signed_in(&req, &DOOR).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+async fn list(
+    me: super::guard::SignedIn<StaffMember>,
+    state: web::Data<WebState>,
+    query: web::Query<ListQuery>,
+) -> HttpResponse {
+    let (session, member) = me.into_parts();
     let query = query.into_inner();
     let page = query.page.unwrap_or(1).max(1);
     let filter = query.filter();
@@ -371,15 +372,12 @@ struct DetailQuery {
 }
 
 async fn detail(
+    me: super::guard::SignedIn<StaffMember>,
     state: web::Data<WebState>,
-    req: HttpRequest,
     id: web::Path<String>,
     query: web::Query<DetailQuery>,
 ) -> HttpResponse {
-    let (session, member) = match state.signed_in(&req, &DOOR).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+    let (session, member) = me.into_parts();
     let flash = match query.done.as_str() {
         "consent" => "書面による同意の変更を記録しました。",
         "notice" => "書面の届出を登録しました。",
@@ -520,13 +518,13 @@ struct CounterForm {
 
 /// Staff who checked her licence certificate and a photo ID in person mark her proofed.
 async fn counter_proofing(
+    me: super::guard::SignedIn<StaffMember>,
     state: web::Data<WebState>,
-    req: HttpRequest,
     id: web::Path<String>,
     form: web::Form<CounterForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    let (session, member) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
+    let (session, member) = match me.checked(&state, DOOR.back, &form.csrf) {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -557,13 +555,13 @@ async fn counter_proofing(
 }
 
 async fn paper_consent(
+    me: super::guard::SignedIn<StaffMember>,
     state: web::Data<WebState>,
-    req: HttpRequest,
     id: web::Path<String>,
     form: web::Form<PaperConsentForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    let (session, member) = match state.signed_in_form(&req, &DOOR, &form.consent.csrf).await {
+    let (session, member) = match me.checked(&state, DOOR.back, &form.consent.csrf) {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -631,14 +629,11 @@ async fn nurse_and_kind(
 }
 
 async fn notice_form(
+    me: super::guard::SignedIn<StaffMember>,
     state: web::Data<WebState>,
-    req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> HttpResponse {
-    let (session, _) = match state.signed_in(&req, &DOOR).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+    let (session, _) = me.into_parts();
     let (id, kind) = path.into_inner();
     let (nurse, kind) = match nurse_and_kind(&state, id, &kind).await {
         Ok(found) => found,
@@ -661,13 +656,13 @@ async fn notice_form(
 }
 
 async fn notice_submit(
+    me: super::guard::SignedIn<StaffMember>,
     state: web::Data<WebState>,
-    req: HttpRequest,
     path: web::Path<(String, String)>,
     form: web::Form<NoticeForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    let (_, member) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
+    let (_, member) = match me.checked(&state, DOOR.back, &form.csrf) {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -708,11 +703,8 @@ struct BulkPage {
     report: Option<BulkReport>,
 }
 
-async fn bulk_form(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse {
-    let (session, member) = match state.signed_in(&req, &DOOR).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+async fn bulk_form(me: super::guard::SignedIn<StaffMember>, state: web::Data<WebState>) -> HttpResponse {
+    let (session, member) = me.into_parts();
     html(StatusCode::OK, &bulk_page(&state, session, member, String::new(), false, None))
 }
 
@@ -777,10 +769,7 @@ async fn read_upload(mut payload: Multipart) -> Result<Upload, String> {
 }
 
 /// The CSV template with Japanese headings, for employers to fill in.
-async fn bulk_template(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse {
-    if let Err(response) = state.signed_in(&req, &DOOR).await {
-        return response;
-    }
+async fn bulk_template(_staff: super::guard::SignedIn<StaffMember>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header(("content-disposition", "attachment; filename=\"separations-template.csv\""))
@@ -788,13 +777,14 @@ async fn bulk_template(state: web::Data<WebState>, req: HttpRequest) -> HttpResp
         .body(crate::bulk::template_csv())
 }
 
-async fn bulk_submit(state: web::Data<WebState>, req: HttpRequest, payload: Multipart) -> HttpResponse {
+async fn bulk_submit(
+    me: super::guard::SignedIn<StaffMember>,
+    state: web::Data<WebState>,
+    payload: Multipart,
+) -> HttpResponse {
     // Who is asking is checked before a byte of the (up to 4 MiB) body is read; the form token,
     // which travels inside the body, once it is read.
-    let (session, member) = match state.signed_in(&req, &DOOR).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+    let (session, member) = me.into_parts();
     let upload = match read_upload(payload).await {
         Ok(upload) => upload,
         Err(e) => {
@@ -911,11 +901,8 @@ fn lookup_page(
 /// For the counter: with her licence certificate in hand, staff see which details differ from the
 /// registry (the public pages never do). Each lookup is recorded at the national server with the
 /// staff id, and counts toward the licence's 5 failures a day like any other.
-async fn lookup_form(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse {
-    let (session, member) = match state.signed_in(&req, &DOOR).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+async fn lookup_form(me: super::guard::SignedIn<StaffMember>, state: web::Data<WebState>) -> HttpResponse {
+    let (session, member) = me.into_parts();
     html(StatusCode::OK, &lookup_page(&state, session, member, LookupForm::default(), String::new(), false))
 }
 
@@ -933,12 +920,12 @@ fn claim_ja(field: &str) -> &'static str {
 }
 
 async fn lookup_submit(
+    me: super::guard::SignedIn<StaffMember>,
     state: web::Data<WebState>,
-    req: HttpRequest,
     form: web::Form<LookupForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    let (session, member) = match state.signed_in_form(&req, &DOOR, &form.csrf).await {
+    let (session, member) = match me.checked(&state, DOOR.back, &form.csrf) {
         Ok(found) => found,
         Err(response) => return response,
     };
