@@ -58,6 +58,9 @@ pub struct RowResult {
     pub name: String,
     /// `None`: valid; otherwise why the row was rejected (Japanese).
     pub rejected: Option<String>,
+    /// A row already stored (same separation, same content): not filed again, and no error, so a
+    /// corrected file can be uploaded again as a whole.
+    pub skipped: Option<String>,
     /// Its receipt number, when the row was saved.
     pub receipt: Option<String>,
 }
@@ -73,6 +76,10 @@ impl BulkReport {
     pub fn rejected(&self) -> usize {
         self.rows.iter().filter(|r| r.rejected.is_some()).count()
     }
+
+    pub fn skipped(&self) -> usize {
+        self.rows.iter().filter(|r| r.skipped.is_some()).count()
+    }
 }
 
 fn file_error(message: impl Into<String>) -> NodeError {
@@ -84,6 +91,8 @@ struct Parsed {
     registration_number: String,
     name: String,
     outcome: Result<(String, NoticeBody), String>,
+    /// Stored already: why it is not filed again.
+    skipped: Option<String>,
 }
 
 /// Feeds the line index every byte the CSV reader reads.
@@ -122,16 +131,48 @@ pub fn upload_separations(
             "ファイルを読み取れません。UTF-8 で保存してください（Excel では「CSV UTF-8（コンマ区切り）」）。",
         )
     })?;
-    if let Some((at, saved)) = bulk_uploads::table
-        .find(&sha256)
+    // One transaction from the first check to the last row, so two uploads of one file at the
+    // same moment cannot both pass the checks: on SQLite the second waits and sees the first's
+    // record; on PostgreSQL its record of the file collides with the first's and is refused.
+    let uploaded = ncf_shared::db::write_transaction(conn, |conn| {
+        upload_in(conn, text, &sha256, accept_valid, staff_id, file_name)
+    });
+    match uploaded {
+        Err(NodeError::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        ))) => Err(already_uploaded(conn, &sha256)?.unwrap_or_else(|| {
+            file_error("同じファイルを登録中です。しばらくしてから結果を確認してください。")
+        })),
+        other => other,
+    }
+}
+
+/// The refusal for a file uploaded (and saved) before, with the date of that upload.
+fn already_uploaded(conn: &mut DbConn, sha256: &str) -> QueryResult<Option<NodeError>> {
+    Ok(bulk_uploads::table
+        .find(sha256)
         .select((bulk_uploads::uploaded_at, bulk_uploads::saved))
         .first::<(chrono::NaiveDateTime, i32)>(conn)
         .optional()?
-    {
-        return Err(file_error(format!(
-            "このファイルは{}に登録済みです（{saved}件）。同じファイルをもう一度登録することはできません。",
-            ncf_shared::time::datetime_ja(at)
-        )));
+        .map(|(at, saved)| {
+            file_error(format!(
+                "このファイルは{}に登録済みです（{saved}件）。同じファイルをもう一度登録することはできません。",
+                ncf_shared::time::datetime_ja(at)
+            ))
+        }))
+}
+
+fn upload_in(
+    conn: &mut DbConn,
+    text: &str,
+    sha256: &str,
+    accept_valid: bool,
+    staff_id: &str,
+    file_name: &str,
+) -> Result<BulkReport, NodeError> {
+    if let Some(refusal) = already_uploaded(conn, sha256)? {
+        return Err(refusal);
     }
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -155,7 +196,7 @@ pub fn upload_separations(
             COLUMNS_JA.join(",")
         )));
     }
-    let today = ncf_shared::time::now_utc().date();
+    let today = ncf_shared::time::today_jst();
     let mut parsed = Vec::new();
     let mut record = csv::StringRecord::new();
     loop {
@@ -182,7 +223,7 @@ pub fn upload_separations(
             Ok((nurse_id, name, body)) => (name, Ok((nurse_id, body))),
             Err(reason) => (String::new(), Err(reason)),
         };
-        parsed.push(Parsed { line, registration_number, name, outcome });
+        parsed.push(Parsed { line, registration_number, name, outcome, skipped: None });
     }
     if parsed.is_empty() {
         return Err(file_error("データの行がありません。"));
@@ -191,29 +232,27 @@ pub fn upload_separations(
     let any_rejected = parsed.iter().any(|p| p.outcome.is_err());
     let save = !any_rejected || accept_valid;
     let mut receipts: HashMap<usize, String> = HashMap::new();
-    let saved = if save {
-        let valid: Vec<(usize, (&str, &NoticeBody))> = parsed
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| {
-                p.outcome.as_ref().ok().map(|(nurse_id, body)| (i, (nurse_id.as_str(), body)))
-            })
-            .collect();
+    let valid: Vec<(usize, (&str, &NoticeBody))> = parsed
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.skipped.is_none())
+        .filter_map(|(i, p)| p.outcome.as_ref().ok().map(|(nurse_id, body)| (i, (nurse_id.as_str(), body))))
+        .collect();
+    let saved = if save && !valid.is_empty() {
+        // The file's record first: a second upload of it at the same moment collides here.
+        diesel::insert_into(bulk_uploads::table)
+            .values((
+                bulk_uploads::sha256.eq(sha256),
+                bulk_uploads::uploaded_at.eq(ncf_shared::time::now_utc()),
+                bulk_uploads::staff_id.eq(staff_id),
+                bulk_uploads::file_name.eq(file_name.chars().take(200).collect::<String>()),
+                bulk_uploads::saved.eq(valid.len() as i32),
+            ))
+            .execute(conn)?;
         let items: Vec<(&str, &NoticeBody)> = valid.iter().map(|(_, item)| *item).collect();
-        let filed = crate::notices::file_many(conn, &items, Channel::Paper, Some(staff_id), None)?;
+        let filed = crate::notices::file_many_in(conn, &items, Channel::Paper, Some(staff_id), None)?;
         for ((i, _), f) in valid.iter().zip(&filed) {
             receipts.extend(f.notice.receipt.clone().map(|r| (*i, r)));
-        }
-        if !filed.is_empty() {
-            diesel::insert_into(bulk_uploads::table)
-                .values((
-                    bulk_uploads::sha256.eq(&sha256),
-                    bulk_uploads::uploaded_at.eq(ncf_shared::time::now_utc()),
-                    bulk_uploads::staff_id.eq(staff_id),
-                    bulk_uploads::file_name.eq(file_name.chars().take(200).collect::<String>()),
-                    bulk_uploads::saved.eq(filed.len() as i32),
-                ))
-                .execute(conn)?;
         }
         filed.len()
     } else {
@@ -227,15 +266,16 @@ pub fn upload_separations(
             registration_number: p.registration_number,
             name: p.name,
             rejected: p.outcome.err(),
+            skipped: p.skipped,
             receipt: receipts.remove(&i).map(|r| crate::receipts::display(&r)),
         })
         .collect();
     Ok(BulkReport { rows, saved })
 }
 
-/// Refuses, row by row, a separation that repeats one already stored for her (same date and
-/// content) or an earlier row of the file; two rows with her same date but different content
-/// contradict each other, and the later one is refused too.
+/// Row by row: a separation already stored for her (same content) is skipped, not filed again;
+/// a row repeating an earlier row of the file is refused, and so is a second row with her same
+/// date but different content (the two contradict each other).
 fn refuse_duplicates(conn: &mut DbConn, parsed: &mut [Parsed]) -> QueryResult<()> {
     let ids: Vec<&str> =
         parsed.iter().filter_map(|p| p.outcome.as_ref().ok().map(|(id, _)| id.as_str())).collect();
@@ -257,25 +297,25 @@ fn refuse_duplicates(conn: &mut DbConn, parsed: &mut [Parsed]) -> QueryResult<()
     for p in parsed.iter_mut() {
         let Ok((nurse_id, body)) = &p.outcome else { continue };
         let NoticeBody::Separation { left_on, .. } = body else { continue };
-        let refusal = if let Some((_, at, receipt)) =
+        if let Some((_, at, receipt)) =
             stored.get(nurse_id).and_then(|s| s.iter().find(|(b, _, _)| b == body))
         {
-            Some(format!(
-                "同じ内容の離職届が{}に登録済みです{}",
+            p.skipped = Some(format!(
+                "同じ内容の離職届が{}に登録済みのため、登録しませんでした{}",
                 ncf_shared::time::datetime_ja(*at),
                 receipt
                     .as_deref()
                     .map(|r| format!("（受付番号 {}）", crate::receipts::display(r)))
                     .unwrap_or_default()
-            ))
-        } else {
-            match seen.get(&(nurse_id.clone(), *left_on)) {
-                Some((line, first)) if first == body => Some(format!("{line}行目と同じ内容です")),
-                Some((line, _)) => Some(format!("{line}行目と同じ看護職・同じ離職日で、内容が異なります")),
-                None => {
-                    seen.insert((nurse_id.clone(), *left_on), (p.line, body.clone()));
-                    None
-                }
+            ));
+            continue;
+        }
+        let refusal = match seen.get(&(nurse_id.clone(), *left_on)) {
+            Some((line, first)) if first == body => Some(format!("{line}行目と同じ内容です")),
+            Some((line, _)) => Some(format!("{line}行目と同じ看護職・同じ離職日で、内容が異なります")),
+            None => {
+                seen.insert((nurse_id.clone(), *left_on), (p.line, body.clone()));
+                None
             }
         };
         if let Some(refusal) = refusal {

@@ -69,7 +69,7 @@ pub fn file_paper(
     staff_id: &str,
     received_on: chrono::NaiveDate,
 ) -> Result<Filed, NodeError> {
-    if received_on > ncf_shared::time::now_utc().date() {
+    if received_on > ncf_shared::time::today_jst() {
         return Err(NodeError::Invalid(vec![crate::error::FieldError::new(
             "received_on",
             "受付日に未来の日付は指定できません。",
@@ -91,11 +91,25 @@ pub fn file_many(
     entered_by: Option<&str>,
     received_on: Option<chrono::NaiveDate>,
 ) -> Result<Vec<Filed>, NodeError> {
+    ncf_shared::db::write_transaction(conn, |conn| {
+        file_many_in(conn, items, channel, entered_by, received_on)
+    })
+}
+
+/// [`file_many`] inside the caller's transaction (the bulk upload and a confirmed submission
+/// check for repeats in the same transaction that files).
+pub(crate) fn file_many_in(
+    conn: &mut DbConn,
+    items: &[(&str, &NoticeBody)],
+    channel: Channel,
+    entered_by: Option<&str>,
+    received_on: Option<chrono::NaiveDate>,
+) -> Result<Vec<Filed>, NodeError> {
     let now = ncf_shared::time::now_utc();
     for (_, body) in items {
-        body.validate(now.date()).map_err(NodeError::Invalid)?;
+        body.validate(ncf_shared::time::jst_date(now)).map_err(NodeError::Invalid)?;
     }
-    ncf_shared::db::write_transaction(conn, |conn| {
+    {
         let ids: Vec<&str> = items.iter().map(|(id, _)| *id).collect();
         let agency_codes = crate::nurses::agency_codes_of(conn, &ids)?;
         let consents = consent::current_many(conn, &ids)?;
@@ -177,7 +191,59 @@ pub fn file_many(
                 outbox_seq: event.as_ref().and_then(|_| seqs.next().flatten()),
             })
             .collect())
-    })
+    }
+}
+
+/// A confirmed submission: filed now, or already filed by an earlier post of the same
+/// confirmation page (a double click, a reload, a retry).
+#[derive(Debug)]
+pub enum Submitted {
+    Filed(Filed),
+    Again { receipt: String },
+}
+
+/// Files the notice of one confirmation page at most once. `submission` is the random token that
+/// page carried; it is stored with the notice's receipt (unique), so a second post of the page,
+/// even in parallel, files nothing and gets the first one's receipt.
+pub fn file_submission(
+    conn: &mut DbConn,
+    nurse_id: &str,
+    body: &NoticeBody,
+    channel: Channel,
+    entered_by: Option<&str>,
+    received_on: Option<chrono::NaiveDate>,
+    submission: &str,
+) -> Result<Submitted, NodeError> {
+    if received_on.is_some_and(|day| day > ncf_shared::time::today_jst()) {
+        return Err(NodeError::Invalid(vec![crate::error::FieldError::new(
+            "received_on",
+            "受付日に未来の日付は指定できません。",
+        )]));
+    }
+    let earlier = |conn: &mut DbConn| -> Result<Option<Submitted>, NodeError> {
+        Ok(crate::receipts::by_submission(conn, submission)?
+            .filter(|r| r.nurse_id == nurse_id)
+            .map(|r| Submitted::Again { receipt: r.number }))
+    };
+    let attempt = ncf_shared::db::write_transaction(conn, |conn| {
+        if let Some(again) = earlier(conn)? {
+            return Ok(again);
+        }
+        let mut filed = file_many_in(conn, &[(nurse_id, body)], channel, entered_by, received_on)?;
+        let filed = filed.pop().expect("one notice in, one out");
+        if let Some(number) = &filed.notice.receipt {
+            crate::receipts::mark_submission(conn, number, submission)?;
+        }
+        Ok(Submitted::Filed(filed))
+    });
+    match attempt {
+        // The same page posted in parallel on PostgreSQL: the other post filed it first.
+        Err(NodeError::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        ))) => earlier(conn)?.ok_or_else(|| NodeError::Conflict("この届出は処理中です。")),
+        other => other,
+    }
 }
 
 fn event_names_nothing(event: &NodeToNational) -> bool {

@@ -194,9 +194,10 @@ pub fn update_contact(conn: &mut DbConn, nurse_id: &str, change: &ContactChange<
 
 /// Nurses with this e-mail address (as registered, or in lower case).
 pub fn by_email(conn: &mut DbConn, email: &str) -> QueryResult<Vec<Nurse>> {
-    let email = email.trim();
+    // As opt-in stores it (`normalize::email`); older rows may differ in case only.
+    let email = ncf_shared::normalize::email(email);
     nurses::table
-        .filter(nurses::email.eq_any([email.to_string(), email.to_lowercase()]))
+        .filter(nurses::email.eq_any([email.clone(), email.to_lowercase()]))
         .select(Nurse::as_select())
         .load(conn)
 }
@@ -241,7 +242,8 @@ pub fn search(
     offset: i64,
 ) -> QueryResult<(Vec<Nurse>, i64)> {
     use diesel::sql_types::{Bool, Text};
-    let key = ncf_shared::normalize::search_key(&filter.query);
+    // `|` separates the key's parts (see `search_key_of`): never part of what is looked for.
+    let key = ncf_shared::normalize::search_key(&filter.query).replace('|', "");
     let receipt_holder: Option<String> = match crate::receipts::parse(&filter.query) {
         Some(number) => crate::receipts::find(conn, &number)?.map(|r| r.nurse_id),
         None => None,

@@ -54,6 +54,8 @@ pub struct Receipt {
     pub kind: String,
     pub channel: String,
     pub issued_at: chrono::NaiveDateTime,
+    /// The token of the confirmation page whose post made it (at most one receipt per token).
+    pub submission: Option<String>,
 }
 
 impl Receipt {
@@ -117,6 +119,7 @@ pub fn issue_many(
             kind: kind.as_str().to_string(),
             channel: channel.as_str().to_string(),
             issued_at: at,
+            submission: None,
         })
         .collect();
     ncf_shared::insert_many!(&mut *conn, rows, |c, values| diesel::insert_into(receipts::table)
@@ -133,6 +136,21 @@ pub fn issue(
     at: chrono::NaiveDateTime,
 ) -> QueryResult<String> {
     Ok(issue_many(conn, &[nurse_id], kind, channel, at)?.remove(0))
+}
+
+/// The receipt a confirmation page's post already got, if any.
+pub fn by_submission(conn: &mut DbConn, submission: &str) -> QueryResult<Option<Receipt>> {
+    receipts::table
+        .filter(receipts::submission.eq(submission))
+        .select(Receipt::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Ties a receipt to the confirmation page that made it (unique: a second post fails here).
+pub fn mark_submission(conn: &mut DbConn, number: &str, submission: &str) -> QueryResult<()> {
+    diesel::update(receipts::table.find(number)).set(receipts::submission.eq(submission)).execute(conn)?;
+    Ok(())
 }
 
 /// A receipt by its number (as stored: nine digits).

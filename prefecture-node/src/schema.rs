@@ -227,6 +227,7 @@ diesel::table! {
         kind -> Text,
         channel -> Text,
         issued_at -> Timestamp,
+        submission -> Nullable<Text>,
     }
 }
 

@@ -47,6 +47,18 @@ pub fn date_ja(date: NaiveDate) -> String {
     format!("{}年{}月{}日", date.year(), date.month(), date.day())
 }
 
+/// Today in Japan: what "today" means for every date a person types (a notice's date, a 受付日,
+/// a birth date). From midnight to 9:00 in Japan the UTC date is still yesterday, and a check
+/// against it would refuse today's date as "in the future".
+pub fn today_jst() -> NaiveDate {
+    jst_date(now_utc())
+}
+
+/// The day a stored time (UTC) falls on in Japan.
+pub fn jst_date(t: NaiveDateTime) -> NaiveDate {
+    (t + chrono::Duration::hours(9)).date()
+}
+
 /// A stored time (UTC) as people in Japan read it, in Japan time: 2026年10月31日 9:05.
 pub fn datetime_ja(t: NaiveDateTime) -> String {
     use chrono::{Datelike as _, Timelike as _};
@@ -73,6 +85,14 @@ mod tests {
     fn now_is_truncated_to_microseconds() {
         let t = now_utc();
         assert_eq!(chrono::Timelike::nanosecond(&t) % 1000, 0);
+    }
+
+    #[test]
+    fn japan_days_start_nine_hours_before_utc_days() {
+        let t = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap().and_hms_opt(22, 15, 0).unwrap();
+        assert_eq!(jst_date(t), NaiveDate::from_ymd_opt(2026, 11, 28).unwrap());
+        let t = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap().and_hms_opt(14, 59, 0).unwrap();
+        assert_eq!(jst_date(t), NaiveDate::from_ymd_opt(2026, 11, 27).unwrap());
     }
 
     #[test]

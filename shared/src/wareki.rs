@@ -70,6 +70,17 @@ impl Era {
         }
     }
 
+    /// The Latin initial forms and spreadsheets use: M, T, S, H, R (R8.3.31).
+    pub fn initial(self) -> char {
+        match self {
+            Era::Meiji => 'M',
+            Era::Taisho => 'T',
+            Era::Showa => 'S',
+            Era::Heisei => 'H',
+            Era::Reiwa => 'R',
+        }
+    }
+
     /// The first day counted in this era (year 1, 元年). For Meiji this is 1868-01-01 rather than the
     /// day of proclamation (1868-10-23): see the module documentation.
     pub fn first_day(self) -> NaiveDate {
@@ -297,7 +308,16 @@ pub fn parse_written(text: &str) -> Option<NaiveDate> {
             None => parse_fields(SEIREKI, year_part, month, day).ok(),
         };
     }
-    let text = text.replace('/', "-");
+    // R8.3.31, H31/4/30, S41-11-14: an era's initial (upper or lower case) before the year.
+    let initial = text.chars().next().map(|c| c.to_ascii_uppercase());
+    if let Some(era) = Era::ALL.iter().find(|e| Some(e.initial()) == initial) {
+        let parts: Vec<&str> = text[1..].split(['.', '/', '-']).collect();
+        return match parts.as_slice() {
+            [year, month, day] => parse_fields(era.code(), year, month, day).ok(),
+            _ => None,
+        };
+    }
+    let text = text.replace(['/', '.'], "-");
     let mut parts = text.split('-');
     let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || y.len() != 4 || m.is_empty() || d.is_empty() || m.len() > 2 || d.len() > 2 {
@@ -323,6 +343,11 @@ mod written_tests {
         assert_eq!(parse_written("2026年2月30日"), None);
         assert_eq!(parse_written("3月31日"), None);
         assert_eq!(parse_written("2026-3-"), None);
+        assert_eq!(parse_written("2026.3.31"), day(2026, 3, 31));
+        assert_eq!(parse_written("R8.3.31"), day(2026, 3, 31));
+        assert_eq!(parse_written("ｓ41.11.14"), day(1966, 11, 14));
+        assert_eq!(parse_written("H31.5.1"), None);
+        assert_eq!(parse_written("X8.3.31"), None);
     }
 }
 

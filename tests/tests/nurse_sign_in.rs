@@ -132,10 +132,22 @@ fn nurse_signs_in_by_email_and_manages_her_record(backend: Backend) {
         assert_eq!(confirm.hidden("left_on"), "２０２６／３／３１", "what she typed is carried");
         assert!(national_notices(&f).is_empty());
         // 確認 → 完了: a receipt number to quote on the phone.
-        let submit: Vec<(&str, &str)> = fields.iter().copied().chain([("step", "submit")]).collect();
+        // Submitting without the confirmation page's token only shows the confirmation again.
+        let skipped: Vec<(&str, &str)> = fields.iter().copied().chain([("step", "submit")]).collect();
+        let again = browser.post("/me/notices/separation", &skipped).await;
+        assert_eq!(again.status, 200);
+        assert!(again.body.contains("この内容で届け出る"));
+        let submission = confirm.hidden("submission");
+        assert!(submission.len() >= 16, "a one-time token per confirmation page");
+        let submit: Vec<(&str, &str)> =
+            fields.iter().copied().chain([("step", "submit"), ("submission", submission.as_str())]).collect();
         let ok = browser.post("/me/notices/separation", &submit).await;
         assert_eq!(ok.status, 303, "{}", ok.body);
         let receipt_path = ok.location.clone().unwrap();
+        // A double click (or a reload) of the same confirmation files nothing more.
+        let twice = browser.post("/me/notices/separation", &submit).await;
+        assert_eq!(twice.location, ok.location, "the second post gets the first one's receipt");
+        assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM notices"), 1);
         assert!(receipt_path.starts_with("/me/receipts/"), "{receipt_path}");
         let receipt = browser.get(&receipt_path).await;
         assert_eq!(receipt.status, 200);
@@ -147,7 +159,7 @@ fn nurse_signs_in_by_email_and_manages_her_record(backend: Backend) {
         }
         let me = browser.get("/me").await;
         assert!(
-            me.body.contains(&format!("受付番号 {shown}"))
+            me.body.contains(&format!("受付番号 <a href=\"/me/receipts/{number}\">{shown}</a>"))
                 && me.body.contains("2026年3月31日 離職（家族の介護）"),
             "{}",
             me.body

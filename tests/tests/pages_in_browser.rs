@@ -212,6 +212,10 @@ fn a_nurse_on_her_phone_and_staff_at_a_desk() {
         desk.click("table a").await;
         let text = wait_for_text(&desk, "離職届").await;
         assert!(text.contains(&filed), "the staff page shows her receipt numbers: {text}");
+        assert!(
+            text.contains("1966年11月14日（昭和41年）"),
+            "her birth date as her licence prints it: {text}"
+        );
         check_page(&desk, &axe, false, "staff detail").await;
         for path in ["/staff/bulk", "/staff/lookup"] {
             desk.goto(&node.url(path)).await;

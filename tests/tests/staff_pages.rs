@@ -175,7 +175,10 @@ fn staff_find_a_nurse_and_enter_paper_forms(backend: Backend) {
             "{}",
             confirm.body
         );
-        let submit: Vec<(&str, &str)> = fields.iter().copied().chain([("step", "submit")]).collect();
+        assert!(confirm.body.contains("2026年4月2日"), "受付日 as people write it");
+        let submission = confirm.hidden("submission");
+        let submit: Vec<(&str, &str)> =
+            fields.iter().copied().chain([("step", "submit"), ("submission", submission.as_str())]).collect();
         let good = browser.post(&path, &submit).await;
         assert_eq!(good.status, 303, "{}", good.body);
         let detail = browser.get(good.location.as_deref().unwrap()).await;
@@ -196,12 +199,12 @@ fn staff_find_a_nurse_and_enter_paper_forms(backend: Backend) {
         let path = format!("/staff/nurses/{}/notices/employment_status", misaki.id);
         let form = browser.get(&path).await;
         assert!(form.body.contains("このセンターの外には送られません"), "{}", form.body);
-        let ok = browser
-            .post(
-                &path,
-                &[("csrf", &csrf), ("received_on", "2026-04-02"), ("employed", "no"), ("step", "submit")],
-            )
-            .await;
+        let typed = [("csrf", csrf.as_str()), ("received_on", "2026-04-02"), ("employed", "no")];
+        let confirm = browser.post(&path, &typed).await;
+        let submission = confirm.hidden("submission");
+        let submit: Vec<(&str, &str)> =
+            typed.iter().copied().chain([("step", "submit"), ("submission", submission.as_str())]).collect();
+        let ok = browser.post(&path, &submit).await;
         assert_eq!(ok.status, 303, "{}", ok.body);
 
         // A paper withdrawal needs the signed form in hand; then it is recorded and applied.
@@ -407,8 +410,9 @@ fn bulk_upload_cannot_double_file(backend: Backend) {
         let page = browser.post_multipart("/staff/bulk", upload(&again, true, &csrf)).await;
         assert_eq!(page.status, 200, "{}", page.body);
         assert!(
-            page.body.contains("同じ内容の離職届が") && page.body.contains("登録済みです（受付番号"),
-            "{}",
+            page.body.contains("同じ内容の離職届が")
+                && page.body.contains("登録済みのため、登録しませんでした（受付番号"),
+            "a row already stored is skipped, not an error: {}",
             page.body
         );
         assert!(page.body.contains("3行目と同じ内容です"), "{}", page.body);
@@ -418,6 +422,38 @@ fn bulk_upload_cannot_double_file(backend: Backend) {
     assert_eq!(prefecture_node::notices::for_nurse(&mut conn, &hanako.id).unwrap().len(), 1);
     assert_eq!(prefecture_node::notices::for_nurse(&mut conn, &misaki.id).unwrap().len(), 2);
     assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM notices"), 3);
+
+    // A new file sent four times at the same moment (impatient clicks, two desks): filed once;
+    // the others are told it was uploaded, and nobody is told "nothing saved" for rows that were.
+    let browser = Browser::new(&node);
+    let csrf = block_on(async {
+        assert_eq!(sign_in(&browser, "tanaka", PASSWORD).await.status, 303);
+        browser.get("/staff/bulk").await.hidden("csrf")
+    });
+    let once = format!("{CSV_HEADER}\n03,{},1985-04-01,2026-07-31,childcare,no,\n", h.registration_number);
+    let pages: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let uploads: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let page = block_on(browser.post_multipart("/staff/bulk", upload(&once, false, &csrf)));
+                    (page.status, page.body)
+                })
+            })
+            .collect();
+        uploads.into_iter().map(|u| u.join().unwrap()).collect()
+    });
+    let saved = pages
+        .iter()
+        .filter(|(status, body)| *status == 200 && body.contains("1件の離職届を登録しました"))
+        .count();
+    assert_eq!(saved, 1, "{pages:?}");
+    for (status, body) in &pages {
+        assert!(
+            *status == 200 || body.contains("このファイルは") && body.contains("登録済み"),
+            "{status}: {body}"
+        );
+    }
+    assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM notices"), 4);
 }
 both_backends!(bulk_upload_cannot_double_file);
 

@@ -134,7 +134,7 @@ const PAGE_SIZE: i64 = 100;
 
 async fn list(state: web::Data<WebState>, _caller: ApiCaller, query: web::Query<ListQuery>) -> HttpResponse {
     let ListQuery { q, page } = query.into_inner();
-    let page = page.unwrap_or(1).max(1);
+    let page = page.unwrap_or(1).clamp(1, 1_000_000);
     match state
         .db(move |conn| {
             Ok(crate::nurses::search(

@@ -28,6 +28,8 @@ pub struct NoticeForm {
     pub phone: String,
     /// Staff entering a paper form: the day the center received it (受付日).
     pub received_on: String,
+    /// The confirmation page's one-time token: its submit files the notice at most once.
+    pub submission: String,
     /// Where the person is in 入力 → 確認 → 完了: empty or `edit` shows the form, `confirm` (the
     /// form's own button) shows what will be filed, `submit` (the confirmation's button) files it.
     pub step: String,
@@ -50,6 +52,11 @@ pub const NOTICE_FIELDS: [&str; 14] = [
     "email",
     "phone",
 ];
+
+/// A fresh token for a confirmation page (see `NoticeForm::submission`).
+pub fn new_submission() -> String {
+    ncf_shared::secret::random_token(18)
+}
 
 /// Which page a notice form's post leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +92,7 @@ impl NoticeForm {
             ("email", &self.email),
             ("phone", &self.phone),
             ("received_on", &self.received_on),
+            ("submission", &self.submission),
         ]
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
@@ -337,7 +345,7 @@ pub fn birth_date(
     } else {
         ncf_shared::wareki::parse_fields(era, year, month, day).map_err(|e| e.message_ja("生年月日"))?
     };
-    if date > ncf_shared::time::now_utc().date() {
+    if date > ncf_shared::time::today_jst() {
         return Err("生年月日に未来の日付は指定できません。".to_string());
     }
     Ok(date)

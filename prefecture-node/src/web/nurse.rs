@@ -79,7 +79,8 @@ async fn sign_in_submit(
     if !csrf_cookie_matches(&req, &form.csrf) {
         return expired_form(&state, SIGN_IN);
     }
-    let email = form.email.trim().to_string();
+    // The address as opt-in stored it (width folded, domain in lower case).
+    let email = ncf_shared::normalize::email(&form.email);
     let mut page = SignInPage {
         center: state.center(),
         csrf: form.csrf.clone(),
@@ -737,7 +738,8 @@ async fn notice_submit(
         Ok(NoticeOutcome::Edit(note)) => {
             html(StatusCode::OK, &notice_page(&state, kind, form, Default::default(), note))
         }
-        Ok(NoticeOutcome::Confirm(body, note)) => {
+        Ok(NoticeOutcome::Confirm(body, note, _)) => {
+            let form = NoticeForm { submission: super::forms::new_submission(), ..form };
             html(StatusCode::OK, &notice_page(&state, kind, form, Default::default(), note).confirming(&body))
         }
         Ok(NoticeOutcome::Invalid(errors, note)) => {
@@ -753,13 +755,15 @@ pub(crate) enum NoticeOutcome {
     Edit(String),
     /// Wrong fields, each with its message, and the gate note; nothing saved.
     Invalid(super::forms::Errors, String),
-    /// Readable: show what will be filed and ask once more; nothing saved yet.
-    Confirm(ncf_shared::notice::NoticeBody, String),
+    /// Readable: show what will be filed (with a paper form's 受付日) and ask once more; nothing
+    /// saved yet.
+    Confirm(ncf_shared::notice::NoticeBody, String, Option<chrono::NaiveDate>),
     /// Filed, under this receipt number.
     Filed { receipt: String },
 }
 
-/// Reads a posted notice form and, at its last step, files it.
+/// Reads a posted notice form and, at its last step, files it (once per confirmation page: the
+/// page carries a random `submission` token, and a submit without one shows the confirmation).
 pub(crate) async fn file_notice(
     state: &WebState,
     nurse_id: &str,
@@ -768,25 +772,46 @@ pub(crate) async fn file_notice(
     channel: Channel,
     entered_by: Option<String>,
 ) -> Result<NoticeOutcome, NodeError> {
-    let step = form.step();
-    let mut body = form.to_body(kind, ncf_shared::time::now_utc().date());
+    let today = ncf_shared::time::today_jst();
+    let mut body = form.to_body(kind, today);
+    let mut extra = super::forms::Errors::new();
     // A paper form carries the day the center received it (受付日).
     let received_on = match (channel, super::forms::parse_date(&form.received_on)) {
+        (Channel::Paper, Some(day)) if day > today => {
+            extra.insert("received_on", "受付日に未来の日付は指定できません。");
+            None
+        }
         (Channel::Paper, Some(day)) => Some(day),
+        (Channel::Paper, None) if form.received_on.trim().is_empty() => {
+            extra.insert("received_on", "受付日を入力してください（例: 2026年11月20日）。");
+            None
+        }
         (Channel::Paper, None) => {
-            let message = if form.received_on.trim().is_empty() {
-                "受付日を入力してください（例: 2026年11月20日）。"
-            } else {
-                "受付日は 2026年11月20日 または 2026-11-20 の形で入力してください。"
-            };
-            let mut errors = body.err().unwrap_or_default();
-            errors.insert("received_on", message);
-            body = Err(errors.ordered_as(&super::forms::NOTICE_FIELDS));
+            extra.insert("received_on", "受付日は 2026年11月20日 または 2026-11-20 の形で入力してください。");
             None
         }
         (Channel::Web, _) => None,
     };
-    let nurse_id = nurse_id.to_string();
+    // Her sign-in address changes only at the counter (see /help): on her own page a stolen
+    // session could otherwise move the account to another address for good.
+    if channel == Channel::Web && kind == NoticeKind::Change && !form.email.trim().is_empty() {
+        extra.insert(
+            "email",
+            "メールアドレスの変更は、なりすましを防ぐため、センターの窓口でお受けしています（「お困りのとき」をご覧ください）。",
+        );
+    }
+    if !extra.is_empty() {
+        let mut errors = body.err().unwrap_or_default();
+        for (field, message) in extra.iter() {
+            errors.insert(field, message);
+        }
+        body = Err(errors.ordered_as(&super::forms::NOTICE_FIELDS));
+    }
+    let step = match form.step() {
+        Step::Submit if form.submission.is_empty() => Step::Confirm,
+        step => step,
+    };
+    let (nurse_id, submission) = (nurse_id.to_string(), form.submission.clone());
     state
         .db(move |conn| {
             let note = |conn: &mut ncf_shared::db::DbConn| -> Result<String, NodeError> {
@@ -795,17 +820,40 @@ pub(crate) async fn file_notice(
             let body = match (step, body) {
                 (Step::Edit, _) => return Ok(NoticeOutcome::Edit(note(conn)?)),
                 (_, Err(errors)) => return Ok(NoticeOutcome::Invalid(errors, note(conn)?)),
-                (Step::Confirm, Ok(body)) => return Ok(NoticeOutcome::Confirm(body, note(conn)?)),
+                (Step::Confirm, Ok(body)) => {
+                    return Ok(NoticeOutcome::Confirm(body, note(conn)?, received_on));
+                }
                 (Step::Submit, Ok(body)) => body,
             };
-            let filed = match (received_on, entered_by.as_deref()) {
-                (Some(day), Some(staff_id)) => {
-                    crate::notices::file_paper(conn, &nurse_id, &body, staff_id, day)
+            let old_email = match (&body, channel) {
+                (crate::notices::NoticeBody::Change { email: Some(_), .. }, Channel::Paper) => {
+                    crate::nurses::get(conn, &nurse_id)?.map(|n| n.email)
                 }
-                _ => crate::notices::file(conn, &nurse_id, &body, channel, entered_by.as_deref()),
+                _ => None,
             };
+            let filed = crate::notices::file_submission(
+                conn,
+                &nurse_id,
+                &body,
+                channel,
+                entered_by.as_deref(),
+                received_on,
+                &submission,
+            );
             match filed {
-                Ok(filed) => Ok(NoticeOutcome::Filed { receipt: filed.notice.receipt.unwrap_or_default() }),
+                Ok(crate::notices::Submitted::Filed(filed)) => {
+                    // Staff changed her address at the counter: the old address hears of it.
+                    if let Some(old) = old_email {
+                        crate::mail::enqueue(
+                            conn,
+                            &old,
+                            "【ナースセンター】メールアドレスを変更しました",
+                            "ナースセンターです。\n\n窓口でのお手続きにより、ご登録のメールアドレスを変更しました。今後のお知らせは新しいアドレスにお送りします。\nお心当たりがない場合は、すぐにセンターへご連絡ください。\n",
+                        )?;
+                    }
+                    Ok(NoticeOutcome::Filed { receipt: filed.notice.receipt.unwrap_or_default() })
+                }
+                Ok(crate::notices::Submitted::Again { receipt }) => Ok(NoticeOutcome::Filed { receipt }),
                 Err(NodeError::Invalid(fields)) => {
                     Ok(NoticeOutcome::Invalid(super::forms::errors_of(fields), note(conn)?))
                 }

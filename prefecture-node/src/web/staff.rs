@@ -157,6 +157,8 @@ struct NurseRow {
     registration_number: String,
     proofed: &'static str,
     registered: String,
+    /// As her licence prints it: 1966年11月14日（昭和41年）.
+    birth: String,
 }
 
 fn row(n: &Nurse) -> NurseRow {
@@ -168,6 +170,7 @@ fn row(n: &Nurse) -> NurseRow {
         registration_number: n.registration_number.clone(),
         proofed: if n.proofed() { "済み" } else { "未確認" },
         registered: jst(n.created_at),
+        birth: ncf_shared::wareki::format_with_wareki(n.birth_date),
     }
 }
 
@@ -291,7 +294,8 @@ async fn list(
 ) -> HttpResponse {
     let (session, member) = me.into_parts();
     let query = query.into_inner();
-    let page = query.page.unwrap_or(1).max(1);
+    // Far beyond any real list; keeps the offset arithmetic from overflowing.
+    let page = query.page.unwrap_or(1).clamp(1, 1_000_000);
     let filter = query.filter();
     let found = state
         .db(move |conn| {
@@ -380,6 +384,7 @@ async fn detail(
     let (session, member) = me.into_parts();
     let flash = match query.done.as_str() {
         "consent" => "書面による同意の変更を記録しました。",
+        "consent_unchanged" => "すでに同じ内容で記録されているため、同意の記録は変わっていません。",
         "notice" => "書面の届出を登録しました。",
         "proofed" => "窓口での本人確認を記録しました。同意の範囲で情報の連携を始めます。",
         _ => "",
@@ -581,6 +586,7 @@ async fn paper_consent(
         })
         .await;
     match saved {
+        Ok(receipt) if receipt.is_empty() => see_other(&format!("/staff/nurses/{id}?done=consent_unchanged")),
         Ok(receipt) => see_other(&format!("/staff/nurses/{id}?done=consent&receipt={receipt}")),
         Err(crate::error::NodeError::NotFound(_)) => {
             message(&state, StatusCode::NOT_FOUND, "見つかりません", "この看護職は登録されていません。", LIST)
@@ -645,7 +651,7 @@ async fn notice_form(
         Err(e) => return unavailable(&state, &e, LIST),
     };
     // 受付日 starts as today (Japan time); staff change it to the date stamped on the form.
-    let today = (ncf_shared::time::now_utc() + chrono::Duration::hours(9)).date();
+    let today = ncf_shared::time::today_jst();
     let form = NoticeForm {
         csrf: session.csrf,
         received_on: ncf_shared::time::date_ja(today),
@@ -678,10 +684,17 @@ async fn notice_submit(
         Ok(NoticeOutcome::Edit(note)) => {
             html(StatusCode::OK, &staff_notice_page(&state, &nurse, kind, form, Default::default(), note))
         }
-        Ok(NoticeOutcome::Confirm(body, note)) => html(
-            StatusCode::OK,
-            &staff_notice_page(&state, &nurse, kind, form, Default::default(), note).confirming(&body),
-        ),
+        Ok(NoticeOutcome::Confirm(body, note, received_on)) => {
+            let form = NoticeForm {
+                submission: super::forms::new_submission(),
+                received_on: received_on.map(ncf_shared::time::date_ja).unwrap_or(form.received_on),
+                ..form
+            };
+            html(
+                StatusCode::OK,
+                &staff_notice_page(&state, &nurse, kind, form, Default::default(), note).confirming(&body),
+            )
+        }
         Ok(NoticeOutcome::Invalid(errors, note)) => html(
             StatusCode::UNPROCESSABLE_ENTITY,
             &staff_notice_page(&state, &nurse, kind, form, errors, note),

@@ -14,9 +14,13 @@ CREATE TABLE receipts (
     nurse_id TEXT NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('opt_in', 'notice', 'consent')),
     channel TEXT NOT NULL,
-    issued_at TIMESTAMP NOT NULL
+    issued_at TIMESTAMP NOT NULL,
+    -- The random token of the confirmation page whose post made it: a second post of the same
+    -- page (double click, reload, retry) finds it and files nothing.
+    submission TEXT
 );
 CREATE INDEX receipts_nurse ON receipts (nurse_id, issued_at);
+CREATE UNIQUE INDEX receipts_submission ON receipts (submission);
 
 ALTER TABLE notices ADD COLUMN receipt TEXT;
 -- For a paper form: the day the center received it (受付日), which may be days before staff
