@@ -47,7 +47,7 @@ impl ReceiptKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = receipts)]
+#[diesel(table_name = receipts, treat_none_as_default_value = false)]
 pub struct Receipt {
     pub number: String,
     pub nurse_id: String,
@@ -92,29 +92,17 @@ pub fn issue_many(
     channel: Channel,
     at: chrono::NaiveDateTime,
 ) -> QueryResult<Vec<String>> {
-    let mut numbers: Vec<String> = Vec::with_capacity(nurse_ids.len());
-    let mut taken = std::collections::HashSet::new();
-    // A billion numbers: a clash is rare, but checked (within the batch and against the table)
-    // rather than left to a unique-violation that would abort the caller's transaction.
-    while numbers.len() < nurse_ids.len() {
-        let wanted = nurse_ids.len() - numbers.len();
-        let candidates: Vec<String> = (0..wanted)
-            .map(|_| ncf_shared::secret::random_digits(DIGITS))
-            .filter(|n| taken.insert(n.clone()))
-            .collect();
-        let mut clashes = std::collections::HashSet::new();
-        for chunk in candidates.chunks(500) {
-            let found: Vec<String> =
-                receipts::table.filter(receipts::number.eq_any(chunk)).select(receipts::number).load(conn)?;
-            clashes.extend(found);
+    let mut taken = std::collections::HashSet::with_capacity(nurse_ids.len());
+    let mut fresh = || loop {
+        let number = ncf_shared::secret::random_digits(DIGITS);
+        if taken.insert(number.clone()) {
+            return number;
         }
-        numbers.extend(candidates.into_iter().filter(|n| !clashes.contains(n)));
-    }
-    let rows: Vec<Receipt> = nurse_ids
+    };
+    let mut rows: Vec<Receipt> = nurse_ids
         .iter()
-        .zip(&numbers)
-        .map(|(nurse_id, number)| Receipt {
-            number: number.clone(),
+        .map(|nurse_id| Receipt {
+            number: fresh(),
             nurse_id: nurse_id.to_string(),
             kind: kind.as_str().to_string(),
             channel: channel.as_str().to_string(),
@@ -122,10 +110,37 @@ pub fn issue_many(
             submission: None,
         })
         .collect();
-    ncf_shared::insert_many!(&mut *conn, rows, |c, values| diesel::insert_into(receipts::table)
-        .values(values)
-        .execute(c));
-    Ok(numbers)
+    // A billion numbers: a clash with an older receipt is rare. Rows are inserted a thousand per
+    // statement, skipping a number already taken (no error, which would abort the caller's
+    // transaction on PostgreSQL); only when a statement wrote fewer rows than it had are the
+    // clashing ones found and given new numbers.
+    let mut pending: Vec<usize> = (0..rows.len()).collect();
+    while !pending.is_empty() {
+        let batch: Vec<Receipt> = pending.iter().map(|&i| rows[i].clone()).collect();
+        let mut written = 0;
+        ncf_shared::insert_many!(&mut *conn, batch, |c, values| {
+            diesel::insert_into(receipts::table).values(values).on_conflict_do_nothing().execute(c).map(|n| {
+                written += n;
+            })
+        });
+        if written == batch.len() {
+            break;
+        }
+        let numbers: Vec<&str> = batch.iter().map(|r| r.number.as_str()).collect();
+        let mut stored: std::collections::HashMap<String, Receipt> = std::collections::HashMap::new();
+        for chunk in numbers.chunks(500) {
+            let found: Vec<Receipt> = receipts::table
+                .filter(receipts::number.eq_any(chunk))
+                .select(Receipt::as_select())
+                .load(conn)?;
+            stored.extend(found.into_iter().map(|r| (r.number.clone(), r)));
+        }
+        pending.retain(|&i| stored.get(&rows[i].number) != Some(&rows[i]));
+        for &i in &pending {
+            rows[i].number = fresh();
+        }
+    }
+    Ok(rows.into_iter().map(|r| r.number).collect())
 }
 
 pub fn issue(
@@ -190,11 +205,13 @@ pub fn details_for(conn: &mut DbConn, nurse_id: &str, number: &str) -> QueryResu
         return Ok(None);
     };
     let notice = notices::table
+        .filter(notices::nurse_id.eq(nurse_id))
         .filter(notices::receipt.eq(number))
         .select(crate::notices::Notice::as_select())
         .first(conn)
         .optional()?;
     let consents = consents::table
+        .filter(consents::nurse_id.eq(nurse_id))
         .filter(consents::receipt.eq(number))
         .order(consents::scope)
         .select(crate::consent::ConsentRecord::as_select())

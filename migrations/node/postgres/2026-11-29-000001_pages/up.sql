@@ -19,16 +19,15 @@ CREATE TABLE receipts (
     -- page (double click, reload, retry) finds it and files nothing.
     submission TEXT
 );
-CREATE INDEX receipts_nurse ON receipts (nurse_id, issued_at);
 CREATE UNIQUE INDEX receipts_submission ON receipts (submission);
 
+-- A record's receipt is looked up through its nurse (indexed), so these columns need no index
+-- of their own (which would slow every filing: receipt numbers are random).
 ALTER TABLE notices ADD COLUMN receipt TEXT;
 -- For a paper form: the day the center received it (受付日), which may be days before staff
 -- entered it (`filed_at`).
 ALTER TABLE notices ADD COLUMN received_on DATE;
-CREATE INDEX notices_receipt ON notices (receipt);
 ALTER TABLE consents ADD COLUMN receipt TEXT;
-CREATE INDEX consents_receipt ON consents (receipt);
 
 -- Every employer file that saved something, by its SHA-256: the same file again is refused with
 -- the date it was first uploaded.
