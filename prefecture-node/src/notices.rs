@@ -194,6 +194,27 @@ pub(crate) fn file_many_in(
     }
 }
 
+/// What a person may not file this way, whatever the form said: a 受付日 in the future; on her own
+/// page, a new sign-in address (it changes only at the counter: a stolen session could otherwise
+/// move the account to another address for good). The confirmation step shows these too.
+pub fn submission_problems(
+    body: &NoticeBody,
+    channel: Channel,
+    received_on: Option<chrono::NaiveDate>,
+) -> Vec<crate::error::FieldError> {
+    let mut problems = Vec::new();
+    if received_on.is_some_and(|day| day > ncf_shared::time::today_jst()) {
+        problems.push(crate::error::FieldError::new("received_on", "受付日に未来の日付は指定できません。"));
+    }
+    if channel == Channel::Web && matches!(body, NoticeBody::Change { email: Some(_), .. }) {
+        problems.push(crate::error::FieldError::new(
+            "email",
+            "メールアドレスの変更は、なりすましを防ぐため、センターの窓口でお受けしています（「お困りのとき」をご覧ください）。",
+        ));
+    }
+    problems
+}
+
 /// A confirmed submission: filed now, or already filed by an earlier post of the same
 /// confirmation page (a double click, a reload, a retry).
 #[derive(Debug)]
@@ -214,11 +235,9 @@ pub fn file_submission(
     received_on: Option<chrono::NaiveDate>,
     submission: &str,
 ) -> Result<Submitted, NodeError> {
-    if received_on.is_some_and(|day| day > ncf_shared::time::today_jst()) {
-        return Err(NodeError::Invalid(vec![crate::error::FieldError::new(
-            "received_on",
-            "受付日に未来の日付は指定できません。",
-        )]));
+    let problems = submission_problems(body, channel, received_on);
+    if !problems.is_empty() {
+        return Err(NodeError::Invalid(problems));
     }
     let earlier = |conn: &mut DbConn| -> Result<Option<Submitted>, NodeError> {
         Ok(crate::receipts::by_submission(conn, submission)?
@@ -229,10 +248,24 @@ pub fn file_submission(
         if let Some(again) = earlier(conn)? {
             return Ok(again);
         }
+        // Staff changing her address at the counter: the old address is told, in the same
+        // transaction (a stolen staff session cannot move an account silently either).
+        let old_email = match body {
+            NoticeBody::Change { email: Some(_), .. } => crate::nurses::get(conn, nurse_id)?.map(|n| n.email),
+            _ => None,
+        };
         let mut filed = file_many_in(conn, &[(nurse_id, body)], channel, entered_by, received_on)?;
         let filed = filed.pop().expect("one notice in, one out");
         if let Some(number) = &filed.notice.receipt {
             crate::receipts::mark_submission(conn, number, submission)?;
+        }
+        if let Some(old) = old_email {
+            crate::mail::enqueue(
+                conn,
+                &old,
+                "【ナースセンター】メールアドレスを変更しました",
+                "ナースセンターです。\n\n窓口でのお手続きにより、ご登録のメールアドレスを変更しました。今後のお知らせは新しいアドレスにお送りします。\nお心当たりがない場合は、すぐにセンターへご連絡ください。\n",
+            )?;
         }
         Ok(Submitted::Filed(filed))
     });

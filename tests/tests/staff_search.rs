@@ -120,3 +120,57 @@ fn support_separation() -> notices::NoticeBody {
         return_when: None,
     }
 }
+
+/// Her sign-in address: never changed from her own page (a stolen session would keep the account
+/// for good); changed by staff at the counter, and then the old address is told. A confirmation
+/// page posted twice files once.
+fn sign_in_address_changes_only_at_the_counter(backend: Backend) {
+    use diesel::prelude::*;
+    use prefecture_node::notices::{NoticeBody, Submitted, file_submission};
+    let db = TestDb::new(backend);
+    let mut conn = db.connect();
+    prefecture_node::migrate(&mut conn).unwrap();
+    let yuko = register(&mut conn, 1, ["伊藤", "裕子", "イトウ", "ユウコ"], "1234567");
+    let change = NoticeBody::Change {
+        family_name: None,
+        given_name: None,
+        address: None,
+        email: Some("thief@example.jp".into()),
+        phone: None,
+    };
+    let refused = file_submission(&mut conn, &yuko.id, &change, Channel::Web, None, None, "token-1");
+    assert!(
+        matches!(&refused, Err(prefecture_node::error::NodeError::Invalid(f)) if f[0].field == "email"),
+        "{refused:?}"
+    );
+    assert_eq!(nurses::get(&mut conn, &yuko.id).unwrap().unwrap().email, "nurse1@example.jp");
+
+    let today = ncf_shared::time::today_jst();
+    let first =
+        file_submission(&mut conn, &yuko.id, &change, Channel::Paper, Some("staff"), Some(today), "token-2");
+    let Ok(Submitted::Filed(filed)) = first else { panic!("{first:?}") };
+    assert_eq!(nurses::get(&mut conn, &yuko.id).unwrap().unwrap().email, "thief@example.jp");
+    let told: Vec<String> = prefecture_node::schema::mail_outbox::table
+        .select(prefecture_node::schema::mail_outbox::to_address)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(told, ["nurse1@example.jp"], "the old address is told");
+
+    let again =
+        file_submission(&mut conn, &yuko.id, &change, Channel::Paper, Some("staff"), Some(today), "token-2");
+    let Ok(Submitted::Again { receipt }) = again else { panic!("{again:?}") };
+    assert_eq!(Some(receipt), filed.notice.receipt);
+    assert_eq!(notices::for_nurse(&mut conn, &yuko.id).unwrap().len(), 1, "filed once");
+    let tomorrow = today.succ_opt().unwrap();
+    let future = file_submission(
+        &mut conn,
+        &yuko.id,
+        &change,
+        Channel::Paper,
+        Some("staff"),
+        Some(tomorrow),
+        "token-3",
+    );
+    assert!(matches!(future, Err(prefecture_node::error::NodeError::Invalid(_))));
+}
+both_backends!(sign_in_address_changes_only_at_the_counter);

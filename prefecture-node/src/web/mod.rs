@@ -379,37 +379,74 @@ pub(crate) fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
     }
 }
 
-/// A page with a heading, a sentence and a link back.
-pub(crate) fn message(
-    state: &WebState,
-    status: StatusCode,
-    heading: &str,
-    text: impl Into<String>,
-    back: (&str, &str),
-) -> HttpResponse {
-    html(status, &MessagePage { center: state.center(), heading, text: text.into(), back })
+/// What a page answers instead of its content: the one type for every refusal and failure of the
+/// pages, each kind with its status and a Japanese heading, rendered as the message page with a
+/// way back. (The staff API's counterpart is `api::ApiError`, JSON with an `error` kind.)
+#[derive(Debug)]
+pub(crate) enum PageError {
+    /// 404: no such page or record. Another person's record answers the same.
+    NotFound(String),
+    /// 400: the request asks for nothing that can be done; the text says what to choose.
+    BadRequest { heading: &'static str, text: String },
+    /// 422: licence details that cannot be registered, whatever the reason (no field is named).
+    NoMatch(String),
+    /// 403: a stale or forged form; nothing changed.
+    ExpiredForm,
+    /// 410: a link used already or expired.
+    LinkGone(String),
+    /// 503: the database or the national server cannot be reached; nothing was saved. Logged.
+    Unavailable { heading: &'static str, text: String, cause: String },
+}
+
+impl PageError {
+    /// The usual 503: the cause is logged, the person told that nothing was saved.
+    pub fn unavailable(cause: &NodeError) -> Self {
+        Self::Unavailable {
+            heading: "ただいま処理できません",
+            text: "入力内容は保存されていません。しばらくしてからもう一度お試しください。".into(),
+            cause: cause.to_string(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NoMatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ExpiredForm => StatusCode::FORBIDDEN,
+            Self::LinkGone(_) => StatusCode::GONE,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The message page for this error, with a link back.
+    pub fn page(&self, state: &WebState, back: (&str, &str)) -> HttpResponse {
+        let (heading, text): (&str, String) = match self {
+            Self::NotFound(text) => ("見つかりません", text.clone()),
+            Self::BadRequest { heading, text } => (heading, text.clone()),
+            Self::NoMatch(text) => ("登録内容と照合できませんでした", text.clone()),
+            Self::ExpiredForm => (
+                "もう一度お試しください",
+                "ページの有効期限が切れたか、別の画面から送信されました。ページを開き直して、もう一度操作してください。"
+                    .into(),
+            ),
+            Self::LinkGone(text) => ("このリンクは使えません", text.clone()),
+            Self::Unavailable { heading, text, cause } => {
+                tracing::error!(error = %cause, "request failed");
+                (heading, text.clone())
+            }
+        };
+        html(self.status(), &MessagePage { center: state.center(), heading, text, back })
+    }
 }
 
 /// The answer when the database or the national server cannot be reached: nothing was saved.
 pub(crate) fn unavailable(state: &WebState, error: &NodeError, back: (&str, &str)) -> HttpResponse {
-    tracing::error!(error = %error, "request failed");
-    message(
-        state,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "ただいま処理できません",
-        "入力内容は保存されていません。しばらくしてからもう一度お試しください。",
-        back,
-    )
+    PageError::unavailable(error).page(state, back)
 }
 
 pub(crate) fn expired_form(state: &WebState, back: (&str, &str)) -> HttpResponse {
-    message(
-        state,
-        StatusCode::FORBIDDEN,
-        "もう一度お試しください",
-        "ページの有効期限が切れたか、別の画面から送信されました。ページを開き直して、もう一度操作してください。",
-        back,
-    )
+    PageError::ExpiredForm.page(state, back)
 }
 
 /// The pre-sign-in form token: the one in the cookie, or a new one to set.
@@ -468,13 +505,8 @@ pub(crate) fn jst(t: chrono::NaiveDateTime) -> String {
 }
 
 async fn not_found(state: web::Data<WebState>) -> HttpResponse {
-    message(
-        &state,
-        StatusCode::NOT_FOUND,
-        "ページが見つかりません",
-        "お探しのページは見つかりませんでした。",
-        ("/opt-in", "登録ページへ"),
-    )
+    PageError::NotFound("お探しのページは見つかりませんでした。".into())
+        .page(&state, ("/opt-in", "登録ページへ"))
 }
 
 /// Tells the addresses of registrations removed because another registration for the same licence

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::forms::{NoticeForm, NoticePage, Step};
 use super::routes::{Access, Routes};
 use super::{
-    CsrfOnly, Door, WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst, message,
+    CsrfOnly, Door, PageError, WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst,
     see_other, unavailable, with_csrf_cookie, with_retry_after,
 };
 use crate::Channel;
@@ -168,16 +168,11 @@ async fn link_submit(
             let _ = response.add_cookie(&state.session_cookie(SessionKind::Nurse, session_token));
             response
         }
-        Ok(None) => message(
-            &state,
-            StatusCode::GONE,
-            "このリンクは使えません",
-            format!(
-                "ログイン用リンクは一度だけ、{}分以内に使えます。このリンクは使用済みか、有効期限が切れています。もう一度ログイン用リンクを請求してください。",
-                auth::LOGIN_LINK_MINUTES
-            ),
-            SIGN_IN,
-        ),
+        Ok(None) => PageError::LinkGone(format!(
+            "ログイン用リンクは一度だけ、{}分以内に使えます。このリンクは使用済みか、有効期限が切れています。もう一度ログイン用リンクを請求してください。",
+            auth::LOGIN_LINK_MINUTES
+        ))
+        .page(&state, SIGN_IN),
         Err(e) => unavailable(&state, &e, SIGN_IN),
     }
 }
@@ -622,13 +617,11 @@ async fn change_consent(
         Err(response) => return response,
     };
     let Some(decision) = form.decision() else {
-        return message(
-            &state,
-            StatusCode::BAD_REQUEST,
-            "変更できませんでした",
-            "同意の項目と、同意するか取り消すかを選んでください。",
-            HOME,
-        );
+        return PageError::BadRequest {
+            heading: "変更できませんでした",
+            text: "同意の項目と、同意するか取り消すかを選んでください。".into(),
+        }
+        .page(&state, HOME);
     };
     let (scope, granted) = decision;
     if form.confirmed != "yes" {
@@ -662,7 +655,7 @@ fn kind_of(path: &str) -> Option<NoticeKind> {
 }
 
 fn unknown_kind(state: &WebState) -> HttpResponse {
-    message(state, StatusCode::NOT_FOUND, "ページが見つかりません", "届出の種類が正しくありません。", HOME)
+    PageError::NotFound("届出の種類が正しくありません。".into()).page(state, HOME)
 }
 
 /// Where a notice of this kind goes, under her current consents (the gate, in words).
@@ -772,41 +765,35 @@ pub(crate) async fn file_notice(
     channel: Channel,
     entered_by: Option<String>,
 ) -> Result<NoticeOutcome, NodeError> {
-    let today = ncf_shared::time::today_jst();
-    let mut body = form.to_body(kind, today);
-    let mut extra = super::forms::Errors::new();
-    // A paper form carries the day the center received it (受付日).
-    let received_on = match (channel, super::forms::parse_date(&form.received_on)) {
-        (Channel::Paper, Some(day)) if day > today => {
-            extra.insert("received_on", "受付日に未来の日付は指定できません。");
-            None
-        }
-        (Channel::Paper, Some(day)) => Some(day),
-        (Channel::Paper, None) if form.received_on.trim().is_empty() => {
-            extra.insert("received_on", "受付日を入力してください（例: 2026年11月20日）。");
-            None
-        }
-        (Channel::Paper, None) => {
-            extra.insert("received_on", "受付日は 2026年11月20日 または 2026-11-20 の形で入力してください。");
-            None
-        }
-        (Channel::Web, _) => None,
+    // Reading the form: each field's format; a paper form's 受付日.
+    let mut body = form.to_body(kind, ncf_shared::time::today_jst());
+    let received_on = match channel {
+        Channel::Paper => match super::forms::parse_date(&form.received_on) {
+            Some(day) => Some(day),
+            None => {
+                let mut errors = body.err().unwrap_or_default();
+                errors.insert(
+                    "received_on",
+                    if form.received_on.trim().is_empty() {
+                        "受付日を入力してください（例: 2026年11月20日）。"
+                    } else {
+                        "受付日は 2026年11月20日 または 2026-11-20 の形で入力してください。"
+                    },
+                );
+                body = Err(errors);
+                None
+            }
+        },
+        Channel::Web => None,
     };
-    // Her sign-in address changes only at the counter (see /help): on her own page a stolen
-    // session could otherwise move the account to another address for good.
-    if channel == Channel::Web && kind == NoticeKind::Change && !form.email.trim().is_empty() {
-        extra.insert(
-            "email",
-            "メールアドレスの変更は、なりすましを防ぐため、センターの窓口でお受けしています（「お困りのとき」をご覧ください）。",
-        );
-    }
-    if !extra.is_empty() {
-        let mut errors = body.err().unwrap_or_default();
-        for (field, message) in extra.iter() {
-            errors.insert(field, message);
+    // What the domain refuses whatever the form said, shown already at the confirmation step.
+    if let Ok(readable) = &body {
+        let problems = crate::notices::submission_problems(readable, channel, received_on);
+        if !problems.is_empty() {
+            body = Err(problems.into());
         }
-        body = Err(errors.ordered_as(&super::forms::NOTICE_FIELDS));
     }
+    let body = body.map_err(|errors| errors.ordered_as(&super::forms::NOTICE_FIELDS));
     let step = match form.step() {
         Step::Submit if form.submission.is_empty() => Step::Confirm,
         step => step,
@@ -825,13 +812,7 @@ pub(crate) async fn file_notice(
                 }
                 (Step::Submit, Ok(body)) => body,
             };
-            let old_email = match (&body, channel) {
-                (crate::notices::NoticeBody::Change { email: Some(_), .. }, Channel::Paper) => {
-                    crate::nurses::get(conn, &nurse_id)?.map(|n| n.email)
-                }
-                _ => None,
-            };
-            let filed = crate::notices::file_submission(
+            let submitted = crate::notices::file_submission(
                 conn,
                 &nurse_id,
                 &body,
@@ -840,17 +821,8 @@ pub(crate) async fn file_notice(
                 received_on,
                 &submission,
             );
-            match filed {
+            match submitted {
                 Ok(crate::notices::Submitted::Filed(filed)) => {
-                    // Staff changed her address at the counter: the old address hears of it.
-                    if let Some(old) = old_email {
-                        crate::mail::enqueue(
-                            conn,
-                            &old,
-                            "【ナースセンター】メールアドレスを変更しました",
-                            "ナースセンターです。\n\n窓口でのお手続きにより、ご登録のメールアドレスを変更しました。今後のお知らせは新しいアドレスにお送りします。\nお心当たりがない場合は、すぐにセンターへご連絡ください。\n",
-                        )?;
-                    }
                     Ok(NoticeOutcome::Filed { receipt: filed.notice.receipt.unwrap_or_default() })
                 }
                 Ok(crate::notices::Submitted::Again { receipt }) => Ok(NoticeOutcome::Filed { receipt }),
@@ -886,15 +858,8 @@ async fn receipt_page(
     number: web::Path<String>,
 ) -> HttpResponse {
     let (_, nurse) = me.into_parts();
-    let not_found = |state: &WebState| {
-        message(
-            state,
-            StatusCode::NOT_FOUND,
-            "受付番号が見つかりません",
-            "この受付番号の記録はありません。",
-            HOME,
-        )
-    };
+    let not_found =
+        |state: &WebState| PageError::NotFound("この受付番号の記録はありません。".into()).page(state, HOME);
     let Some(number) = crate::receipts::parse(&number) else {
         return not_found(&state);
     };

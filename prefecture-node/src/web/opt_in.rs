@@ -15,7 +15,7 @@ use crate::sync::LinkOutcome;
 
 use super::routes::{Access, Routes};
 use super::{
-    WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, message, with_csrf_cookie,
+    PageError, WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, with_csrf_cookie,
 };
 
 pub const DISTANCES: [u32; 5] = [5, 10, 20, 30, 50];
@@ -368,16 +368,11 @@ fn as_form(a: &crate::opt_in::Application) -> OptInForm {
 }
 
 fn link_gone(state: &WebState) -> HttpResponse {
-    message(
-        state,
-        StatusCode::GONE,
-        "このリンクは使えません",
-        format!(
-            "確認用のリンクは{}時間以内に、一度だけ使えます。このリンクは使用済みか、有効期限が切れています。お手数ですが、もう一度お申し込みください。",
-            crate::opt_in::CONFIRM_HOURS
-        ),
-        BACK,
-    )
+    PageError::LinkGone(format!(
+        "確認用のリンクは{}時間以内に、一度だけ使えます。このリンクは使用済みか、有効期限が切れています。お手数ですが、もう一度お申し込みください。",
+        crate::opt_in::CONFIRM_HOURS
+    ))
+    .page(state, BACK)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -490,13 +485,12 @@ async fn confirm_submit(
         }
         Err(e) => {
             tracing::error!(error = %e, "identity link failed");
-            return message(
-                &state,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ただいま登録できません",
-                "国のデータベースに接続できませんでした。入力内容は保存されていません。しばらくしてから、メールのリンクをもう一度開いてください。",
-                (retry.as_str(), "入力画面へ戻る"),
-            );
+            return PageError::Unavailable {
+                heading: "ただいま登録できません",
+                text: "国のデータベースに接続できませんでした。入力内容は保存されていません。しばらくしてから、メールのリンクをもう一度開いてください。".into(),
+                cause: e.to_string(),
+            }
+            .page(&state, (retry.as_str(), "入力画面へ戻る"));
         }
     };
     let application = checked.application();
@@ -541,14 +535,9 @@ async fn failed(state: &WebState, token: &str, retry: &str) -> HttpResponse {
 
 /// The one answer for licence details that cannot be registered, whatever the reason.
 fn no_match(state: &WebState, retry: &str) -> HttpResponse {
-    message(
-        state,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "登録内容と照合できませんでした",
-        format!(
+    PageError::NoMatch(format!(
             "入力された内容を、国の資格管理簿と照合できませんでした。看護職免許証（免許の証書）の記載どおりに、資格・籍登録番号・氏名・フリガナ・生年月日を確認してください。結婚などで姓が変わった方は、免許証の旧姓でもお試しください。何度か照合できない場合は、時間をおくか、{}の窓口にご相談ください。",
             state.center()
-        ),
-        (retry, "入力内容を確認する"),
-    )
+    ))
+    .page(state, (retry, "入力内容を確認する"))
 }

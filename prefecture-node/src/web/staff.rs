@@ -16,7 +16,7 @@ use super::nurse::{
 };
 use super::routes::{Access, Routes};
 use super::{
-    CsrfOnly, Door, WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst, message,
+    CsrfOnly, Door, PageError, WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, jst,
     see_other, unavailable, with_csrf_cookie, with_retry_after,
 };
 use crate::Channel;
@@ -423,13 +423,7 @@ async fn detail_page(
     let (nurse, consents, notices, shared, events, cursor, received) = match loaded {
         Ok(Some(found)) => found,
         Ok(None) => {
-            return message(
-                state,
-                StatusCode::NOT_FOUND,
-                "見つかりません",
-                "この看護職は登録されていません。",
-                LIST,
-            );
+            return PageError::NotFound("この看護職は登録されていません。".into()).page(state, LIST);
         }
         Err(e) => return unavailable(state, &e, LIST),
     };
@@ -553,7 +547,7 @@ async fn counter_proofing(
             detail_page(&state, session, member, id, String::new(), text.to_string()).await
         }
         Err(crate::error::NodeError::NotFound(_)) => {
-            message(&state, StatusCode::NOT_FOUND, "見つかりません", "この看護職は登録されていません。", LIST)
+            PageError::NotFound("この看護職は登録されていません。".into()).page(&state, LIST)
         }
         Err(e) => unavailable(&state, &e, LIST),
     }
@@ -589,7 +583,7 @@ async fn paper_consent(
         Ok(receipt) if receipt.is_empty() => see_other(&format!("/staff/nurses/{id}?done=consent_unchanged")),
         Ok(receipt) => see_other(&format!("/staff/nurses/{id}?done=consent&receipt={receipt}")),
         Err(crate::error::NodeError::NotFound(_)) => {
-            message(&state, StatusCode::NOT_FOUND, "見つかりません", "この看護職は登録されていません。", LIST)
+            PageError::NotFound("この看護職は登録されていません。".into()).page(&state, LIST)
         }
         Err(e) => unavailable(&state, &e, LIST),
     }
@@ -622,8 +616,7 @@ async fn nurse_and_kind(
     id: String,
     kind: &str,
 ) -> Result<(Nurse, NoticeKind), HttpResponse> {
-    let not_found =
-        |text: &str| message(state, StatusCode::NOT_FOUND, "見つかりません", text.to_string(), LIST);
+    let not_found = |text: &str| PageError::NotFound(text.to_string()).page(state, LIST);
     let Some(kind) = NoticeKind::parse(kind) else {
         return Err(not_found("届出の種類が正しくありません。"));
     };
@@ -802,13 +795,11 @@ async fn bulk_submit(
         Ok(upload) => upload,
         Err(e) => {
             tracing::warn!(error = %e, "unreadable bulk upload");
-            return message(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "アップロードを読み取れませんでした",
-                "ファイルを選び直して、もう一度送信してください。",
-                ("/staff/bulk", "一括登録へ戻る"),
-            );
+            return PageError::BadRequest {
+                heading: "アップロードを読み取れませんでした",
+                text: "ファイルを選び直して、もう一度送信してください。".into(),
+            }
+            .page(&state, ("/staff/bulk", "一括登録へ戻る"));
         }
     };
     if !super::tokens_equal(&session.csrf, &upload.csrf) {
