@@ -72,6 +72,15 @@ pub struct PushReport {
     pub parked: usize,
     /// Whether more events were waiting when this round started.
     pub more: bool,
+    /// The push cursor after this round.
+    pub cursor: i64,
+}
+
+/// A batch read and encoded, ready to push: the events after `start`.
+struct Prepared {
+    start: i64,
+    envelopes: Vec<ncf_shared::contract::Envelope>,
+    more: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -505,17 +514,18 @@ impl Syncer {
 
     /// Sends the next batch after the cursor, if any.
     pub async fn push_once(&self) -> Result<PushReport, SyncError> {
-        let (start, events): (i64, Vec<OutboxEvent>) = self
-            .blocking(|conn| {
-                let start = cursor(conn)?;
-                Ok((start, outbox::after(conn, start, BATCH + 1)?))
-            })
-            .await?;
-        if events.is_empty() {
-            return Ok(PushReport::default());
-        }
-        // By count and by size: a batch the national server would refuse as too large would be
-        // sent again forever and wedge everything behind it.
+        let start = self.blocking(|conn| Ok(cursor(conn)?)).await?;
+        let prepared = self.prepare(start).await?;
+        self.send(prepared).await
+    }
+
+    /// Reads and encodes the batch after `start` (by count and by size: a batch the national
+    /// server would refuse as too large would be sent again forever and wedge everything behind
+    /// it). Reading only: `run` prepares the next batch while the current one is in flight, and
+    /// uses it only if the answer moved the cursor exactly to where that batch starts.
+    async fn prepare(&self, start: i64) -> Result<Prepared, SyncError> {
+        let events: Vec<OutboxEvent> =
+            self.blocking(move |conn| Ok(outbox::after(conn, start, BATCH + 1)?)).await?;
         let mut batch: Vec<&OutboxEvent> = Vec::new();
         let mut bytes = 0;
         for event in events.iter().take(BATCH as usize) {
@@ -531,6 +541,16 @@ impl Syncer {
             .map(OutboxEvent::envelope)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SyncError::Database(format!("an outbox payload is not JSON: {e}")))?;
+        Ok(Prepared { start, envelopes, more })
+    }
+
+    /// Pushes a prepared batch and, once the answer checks out, parks what was refused and moves
+    /// the cursor, in one transaction.
+    async fn send(&self, prepared: Prepared) -> Result<PushReport, SyncError> {
+        let Prepared { start, envelopes, more } = prepared;
+        if envelopes.is_empty() {
+            return Ok(PushReport::default());
+        }
         let sent: Vec<i64> = envelopes.iter().map(|e| e.seq).collect();
         let answer: PushResponse = self.signed_post(PUSH_PATH, &PushRequest { events: envelopes }).await?;
         if let Err(problem) = check_push_answer(&sent, &answer) {
@@ -558,7 +578,30 @@ impl Syncer {
             })
         })
         .await?;
-        Ok(PushReport { acknowledged: last - start, parked, more })
+        Ok(PushReport { acknowledged: last - start, parked, more, cursor: last })
+    }
+
+    /// One push round of `run`: the batch prepared during the previous round when it starts at
+    /// the cursor, else a fresh one; and, while it is in flight, the next batch (after the last
+    /// event sent). The next batch is only read, never sent before this one is acknowledged, so
+    /// what reaches the national server and when the cursor moves are the same as one batch at a
+    /// time; the national server no longer waits while the node reads and encodes.
+    async fn push_pipelined(&self, ahead: &mut Option<Prepared>) -> Result<PushReport, SyncError> {
+        let start = self.blocking(|conn| Ok(cursor(conn)?)).await?;
+        let current = match ahead.take() {
+            Some(prepared) if prepared.start == start => prepared,
+            _ => self.prepare(start).await?,
+        };
+        let Some(last_sent) = current.envelopes.last().map(|e| e.seq) else {
+            return Ok(PushReport::default());
+        };
+        if !current.more {
+            return self.send(current).await;
+        }
+        let (report, next) = futures_util::future::join(self.send(current), self.prepare(last_sent)).await;
+        // Kept only if the answer moved the cursor to where it starts (checked again next round).
+        *ahead = next.ok().filter(|_| report.as_ref().is_ok_and(|r| r.cursor == last_sent));
+        report
     }
 
     /// Applies the stored events that waited for a version of this software that reads them.
@@ -579,12 +622,13 @@ impl Syncer {
         }
         let mut backoff = Duration::from_millis(500);
         let mut rounds: u64 = 0;
+        let mut ahead: Option<Prepared> = None;
         loop {
             rounds += 1;
             let pull_anyway = rounds.is_multiple_of(8);
             let round = async {
                 // A failing push does not stop the pull: confirmations still arrive.
-                let pushed = match self.push_once().await {
+                let pushed = match self.push_pipelined(&mut ahead).await {
                     Ok(pushed) => pushed,
                     Err(e) => {
                         let _ = self.pull_once().await;
