@@ -514,7 +514,7 @@ impl Syncer {
 
     /// Sends the next batch after the cursor, if any.
     pub async fn push_once(&self) -> Result<PushReport, SyncError> {
-        let start = self.blocking(|conn| Ok(cursor(conn)?)).await?;
+        let start = self.blocking(cursor).await?;
         let prepared = self.prepare(start).await?;
         self.send(prepared).await
     }
@@ -525,7 +525,7 @@ impl Syncer {
     /// uses it only if the answer moved the cursor exactly to where that batch starts.
     async fn prepare(&self, start: i64) -> Result<Prepared, SyncError> {
         let events: Vec<OutboxEvent> =
-            self.blocking(move |conn| Ok(outbox::after(conn, start, BATCH + 1)?)).await?;
+            self.blocking(move |conn| outbox::after(conn, start, BATCH + 1)).await?;
         let mut batch: Vec<&OutboxEvent> = Vec::new();
         let mut bytes = 0;
         for event in events.iter().take(BATCH as usize) {
@@ -587,7 +587,7 @@ impl Syncer {
     /// what reaches the national server and when the cursor moves are the same as one batch at a
     /// time; the national server no longer waits while the node reads and encodes.
     async fn push_pipelined(&self, ahead: &mut Option<Prepared>) -> Result<PushReport, SyncError> {
-        let start = self.blocking(|conn| Ok(cursor(conn)?)).await?;
+        let start = self.blocking(cursor).await?;
         let current = match ahead.take() {
             Some(prepared) if prepared.start == start => prepared,
             _ => self.prepare(start).await?,

@@ -176,14 +176,14 @@ fn matrix(backend: Backend) {
                     }
                     if *method == reqwest::Method::GET {
                         get_status = Some(status);
-                    } else if *method == reqwest::Method::HEAD {
-                        if Some(status) != get_status || !body.is_empty() {
-                            failures.push(format!(
-                                "HEAD {} as {caller:?}: {status} with {} bytes, GET gave {get_status:?}",
-                                route.path,
-                                body.len()
-                            ));
-                        }
+                    } else if *method == reqwest::Method::HEAD
+                        && (Some(status) != get_status || !body.is_empty())
+                    {
+                        failures.push(format!(
+                            "HEAD {} as {caller:?}: {status} with {} bytes, GET gave {get_status:?}",
+                            route.path,
+                            body.len()
+                        ));
                     }
                 }
             }

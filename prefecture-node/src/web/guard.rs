@@ -31,6 +31,7 @@ impl<T> SignedIn<T> {
 
     /// The session and person once a posted form's token matches the session's; otherwise the
     /// "expired form" page (a forged or stale form changes nothing).
+    #[allow(clippy::result_large_err)] // the refusal is the answer itself, built once per request
     pub fn checked(
         self,
         state: &WebState,

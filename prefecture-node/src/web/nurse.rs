@@ -477,6 +477,7 @@ struct CsrfForm {
 
 /// The signed-in nurse behind a proofing form, and her agency code; the answer instead when she
 /// is proofed already (back to her page) or not signed in.
+#[allow(clippy::result_large_err)] // the refusal is the answer itself, built once per request
 fn unproofed(
     state: &WebState,
     me: super::guard::SignedIn<Nurse>,
