@@ -4,15 +4,14 @@
 //! find her by the name they hear on the phone. Every page is checked with axe-core (no serious
 //! or critical violations) and, on the phone, for sideways scrolling.
 //!
-//! Pages do not depend on the database backend; these run on SQLite (the other page tests cover
-//! both backends).
+//! Both backends, like every test that touches a database.
 
 mod support;
 
 use std::time::Duration;
 
 use ncf_tests::webdriver::{Driver, Session, axe_script};
-use ncf_tests::{Backend, Person, SmtpReceiver, TestServer, block_on};
+use ncf_tests::{Backend, Person, SmtpReceiver, TestServer, block_on, both_backends};
 
 /// Her licence: 看護師, born 昭和41年11月14日 (1966-11-14).
 fn yuko() -> Person {
@@ -65,9 +64,7 @@ fn receipt_number(text: &str) -> String {
         .unwrap_or_else(|| panic!("no receipt number in {text}"))
 }
 
-#[test]
-fn a_nurse_on_her_phone_and_staff_at_a_desk() {
-    let backend = Backend::Sqlite;
+fn a_nurse_on_her_phone_and_staff_at_a_desk(backend: Backend) {
     let cast = vec![yuko(), Person::sample(1)];
     let national_db = ncf_tests::many::national_with(backend, &cast);
     let osaka = support::node(backend, &national_db, "27");
@@ -228,3 +225,4 @@ fn a_nurse_on_her_phone_and_staff_at_a_desk() {
         desk.close().await;
     });
 }
+both_backends!(a_nurse_on_her_phone_and_staff_at_a_desk);

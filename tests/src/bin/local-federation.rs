@@ -211,7 +211,9 @@ fn run() -> Result<(), String> {
             p.given_name,
             p.family_name_kana,
             p.given_name_kana,
-            p.birth_date
+            // As her licence prints it, and as the page asks for it.
+            ncf_shared::time::parse_date(&p.birth_date)
+                .map_or_else(|_| p.birth_date.clone(), ncf_shared::wareki::format_wareki)
         );
         println!(
             "  the confirmation link is written to {}; on her page ask for a letter, then print the letters and their codes with:",
@@ -382,7 +384,9 @@ async fn opt_in(ca: &Path, port: u16, p: &SamplePerson, node_log: &Path) -> Resu
     // Her confirmation mail, as the node logged it (the mail queue sends in the background).
     let mut link = None;
     for _ in 0..100 {
+        // Whole lines only: the node may still be writing the link's line.
         let log = std::fs::read_to_string(node_log).unwrap_or_default();
+        let log = &log[..log.rfind('\n').map_or(0, |end| end + 1)];
         if log.matches("/opt-in/confirm?token=").count() > links_before {
             let at = log.rfind("/opt-in/confirm?token=").expect("counted above");
             link = log[at..].split_whitespace().next().map(str::to_string);
