@@ -13,7 +13,7 @@ use crate::Channel;
 use crate::error::NodeError;
 use crate::outbox;
 use crate::schema::consents;
-use ncf_shared::contract::{ConsentChanged, ContactChanged, NodeToNational, ProofingMethod};
+use ncf_shared::contract::{ConsentChanged, NodeToNational, ProofingMethod};
 
 /// Version of the consent texts below; bump it whenever a text changes.
 pub const TEXT_VERSION: &str = "2026-11-v1";
@@ -67,7 +67,7 @@ pub fn withdrawal_effect_ja(scope: ConsentScope) -> &'static str {
         ConsentScope::JobSupport => "求人情報のお知らせメールが届かなくなります。",
         ConsentScope::TrainingInfo => "研修・復職支援のお知らせメールが届かなくなります。",
         ConsentScope::ShareWithResidencePrefecture => {
-            "国のデータベース（厚生労働省）は、あなたの連絡先を削除します。転居しても、転居先のナースセンターに連絡先は渡されません。"
+            "転居しても、転居先のナースセンターに連絡先は渡されません。手続き中の引継ぎも行われません。"
         }
     }
 }
@@ -252,15 +252,6 @@ pub(crate) fn record_in(
             outbox::enqueue_if_covered(conn, &before, &event, Some(nurse_id))?;
             written.push(record);
         }
-        // Sharing contact details newly allowed: send the ones she has now.
-        if written.iter().any(|r| r.granted && r.scope == ConsentScope::ShareWithResidencePrefecture.as_str())
-        {
-            let after = current(conn, nurse_id)?;
-            if let Some(nurse) = crate::nurses::get(conn, nurse_id)? {
-                let event = contact_event(&nurse, agency_code.clone(), now);
-                outbox::enqueue_if_covered(conn, &after, &event, Some(nurse_id))?;
-            }
-        }
         Ok(written)
     }
 }
@@ -298,24 +289,6 @@ pub fn latest_records(conn: &mut DbConn, nurse_id: &str) -> QueryResult<Vec<Cons
         latest.insert(record.scope.clone(), record);
     }
     Ok(latest.into_values().collect())
-}
-
-/// Her contact details as they are now, exactly as the `share_with_residence_prefecture` text
-/// names them: name, e-mail and phone.
-pub(crate) fn contact_event(
-    nurse: &crate::nurses::Nurse,
-    agency_code: ncf_shared::AgencyCode,
-    now: chrono::NaiveDateTime,
-) -> NodeToNational {
-    NodeToNational::ContactChanged(ContactChanged {
-        agency_code,
-        notice_id: None,
-        changed_at: now.and_utc(),
-        family_name: Some(nurse.family_name.clone()),
-        given_name: Some(nurse.given_name.clone()),
-        email: Some(nurse.email.clone()),
-        phone: nurse.phone.clone(),
-    })
 }
 
 #[cfg(test)]
@@ -364,17 +337,16 @@ mod tests {
                     workplace_type: None,
                     workplace_lgcode: None,
                     weekly_hours: None,
+                    as_of: None,
                 },
             }),
-            ConsentScope::ShareWithResidencePrefecture => NodeToNational::ContactChanged(ContactChanged {
-                agency_code: code,
-                notice_id: None,
-                changed_at: chrono::Utc::now(),
-                family_name: None,
-                given_name: None,
-                email: Some("a@b.jp".into()),
-                phone: None,
-            }),
+            ConsentScope::ShareWithResidencePrefecture => {
+                NodeToNational::TransferContact(ncf_shared::contract::TransferContact {
+                    agency_code: code,
+                    transfer_id: "t".into(),
+                    sealed_contact: "sealed".into(),
+                })
+            }
             _ => NodeToNational::ConsentChanged(ConsentChanged {
                 agency_code: code,
                 scope,

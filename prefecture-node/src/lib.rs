@@ -9,6 +9,7 @@ pub mod auth;
 pub mod bulk;
 pub mod consent;
 pub mod error;
+pub mod life_events;
 pub mod mail;
 pub mod notices;
 pub mod nurses;
@@ -20,6 +21,7 @@ pub mod receipts;
 pub mod schema;
 pub mod staff;
 pub mod sync;
+pub mod transfers;
 pub mod web;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};

@@ -385,7 +385,6 @@ fn serve(args: ServeArgs, syncer: Syncer) -> Result<(), String> {
                     prefecture_node::mail::Mailer::Log
                 }
             };
-            actix_web::rt::spawn(syncer.clone().run(idle));
             let pool = syncer.pool().clone();
             let mail = prefecture_node::mail::Sender::new(pool.clone(), mailer);
             actix_web::rt::spawn(mail.clone().run(Duration::from_secs(1)));
@@ -417,6 +416,8 @@ fn serve(args: ServeArgs, syncer: Syncer) -> Result<(), String> {
                 .unwrap_or_else(|| ncf_shared::tls::base_url(tls.is_some(), bound))
                 .trim_end_matches('/')
                 .to_string();
+            let syncer = syncer.with_invitations(public_url.clone(), prefecture);
+            actix_web::rt::spawn(syncer.clone().run(idle));
             let state = web::Data::new(prefecture_node::web::WebState {
                 pool,
                 syncer,

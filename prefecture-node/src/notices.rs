@@ -11,7 +11,7 @@ use crate::error::NodeError;
 use crate::outbox;
 use crate::receipts::ReceiptKind;
 use crate::schema::notices;
-use ncf_shared::contract::{ContactChanged, NodeToNational, NoticeFiled};
+use ncf_shared::contract::{NodeToNational, NoticeFiled};
 pub use ncf_shared::notice::{
     NoticeBody, SeparationReason, WorkplaceType, code_of, from_code, looks_like_email, looks_like_phone,
 };
@@ -131,8 +131,9 @@ pub(crate) fn file_many_in(
                 received_on,
             };
             let event = match body {
-                // A change notice carries contact details: it updates her record here and travels
-                // only as contact details, under their own scope — never inside a notice event.
+                // A change notice updates her record here and stays here: the national server
+                // keeps no contact details, and her current ones are handed over (sealed) only
+                // when she moves and has allowed it (`transfers`).
                 NoticeBody::Change { family_name, given_name, email, phone, .. } => {
                     fn trimmed(v: &Option<String>) -> Option<&str> {
                         v.as_deref().map(str::trim)
@@ -144,19 +145,7 @@ pub(crate) fn file_many_in(
                         phone: trimmed(phone),
                     };
                     crate::nurses::update_contact(conn, nurse_id, &change)?;
-                    // Her address stays here: the consent text names name, e-mail and phone
-                    // only, and the national server has her address from the resident data.
-                    let event = NodeToNational::ContactChanged(ContactChanged {
-                        agency_code,
-                        notice_id: Some(notice.id.clone()),
-                        changed_at: now.and_utc(),
-                        family_name: change.family_name.map(str::to_string),
-                        given_name: change.given_name.map(str::to_string),
-                        email: change.email.map(str::to_string),
-                        phone: change.phone.map(str::to_string),
-                    });
-                    // Only her address changed: nothing for the national server.
-                    (!event_names_nothing(&event)).then_some(event)
+                    None
                 }
                 _ => Some(NodeToNational::NoticeFiled(NoticeFiled {
                     agency_code,
@@ -277,10 +266,6 @@ pub fn file_submission(
         ))) => earlier(conn)?.ok_or_else(|| NodeError::Conflict("この届出は処理中です。")),
         other => other,
     }
-}
-
-fn event_names_nothing(event: &NodeToNational) -> bool {
-    matches!(event, NodeToNational::ContactChanged(c) if c.provided_fields().is_empty())
 }
 
 /// Her notices, newest first.

@@ -96,7 +96,7 @@ pub fn search_key_of(nurse: &Nurse) -> String {
     .join("|")
 }
 
-fn refresh_search_key(conn: &mut DbConn, nurse_id: &str) -> QueryResult<()> {
+pub(crate) fn refresh_search_key(conn: &mut DbConn, nurse_id: &str) -> QueryResult<()> {
     let Some(nurse) = get(conn, nurse_id)? else { return Ok(()) };
     diesel::update(nurses::table.find(nurse_id))
         .set(nurses::search_key.eq(search_key_of(&nurse)))

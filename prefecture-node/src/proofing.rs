@@ -123,7 +123,7 @@ pub fn complete(conn: &mut DbConn, nurse_id: &str, proof: &Proof) -> Result<Comp
             .select(crate::notices::Notice::as_select())
             .load(conn)?
         {
-            // A change notice's details travel as her current contact, below.
+            // A change notice stays here (her contact travels only at a hand-over).
             match notice.body() {
                 Some(body) if !matches!(body, crate::notices::NoticeBody::Change { .. }) => {
                     events.push(NodeToNational::NoticeFiled(NoticeFiled {
@@ -136,7 +136,6 @@ pub fn complete(conn: &mut DbConn, nurse_id: &str, proof: &Proof) -> Result<Comp
                 _ => {}
             }
         }
-        events.push(consent::contact_event(&nurse, agency_code.clone(), now));
         let pending: Vec<outbox::Pending<'_>> = events
             .iter()
             .map(|event| outbox::Pending { event, consents: &gate, nurse_id: Some(nurse_id) })

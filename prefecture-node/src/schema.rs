@@ -242,3 +242,49 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(receipts, nurses);
+
+diesel::table! {
+    national_status (nurse_id) {
+        nurse_id -> Text,
+        latent -> Nullable<Bool>,
+        home_here -> Nullable<Bool>,
+        residence -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        moved_out_at -> Nullable<Timestamp>,
+        moved_out_to -> Nullable<Text>,
+        erased_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    transfers_in (transfer_id) {
+        transfer_id -> Text,
+        agency_code -> Text,
+        from_prefecture -> Text,
+        family_name -> Text,
+        given_name -> Text,
+        email -> Text,
+        phone -> Nullable<Text>,
+        qualification -> Text,
+        registration_number -> Text,
+        family_name_kana -> Text,
+        given_name_kana -> Text,
+        birth_date -> Date,
+        proofing_method -> Text,
+        received_at -> Timestamp,
+        token_sha256 -> Nullable<Text>,
+        invited_at -> Nullable<Timestamp>,
+        confirmed_at -> Nullable<Timestamp>,
+        nurse_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    reminders (id) {
+        id -> Text,
+        nurse_id -> Text,
+        kind -> Text,
+        since -> Date,
+        received_at -> Timestamp,
+    }
+}

@@ -120,7 +120,11 @@ impl InboxState {
 
 /// Stores pulled events in order, each once, applies what this code reads, and moves the pull
 /// cursor over exactly the events stored — all in one transaction.
-fn store_pulled(conn: &mut DbConn, events: &[Envelope]) -> QueryResult<(usize, usize)> {
+fn store_pulled(
+    conn: &mut DbConn,
+    key: Option<&NodeSigningKey>,
+    events: &[Envelope],
+) -> QueryResult<(usize, usize)> {
     ncf_shared::db::write_transaction(conn, |conn| {
         let mut cursor = pull_cursor(conn)?;
         let (mut stored, mut applied) = (0, 0);
@@ -129,7 +133,7 @@ fn store_pulled(conn: &mut DbConn, events: &[Envelope]) -> QueryResult<(usize, u
             if event.seq != cursor + 1 {
                 continue; // already stored (seq <= cursor) or not contiguous: ask again later
             }
-            let (mut state, nurse_id) = apply_one(conn, event, now)?;
+            let (mut state, nurse_id) = apply_one(conn, key, event, now)?;
             // An event id seen before under another seq (a faulty national server) is stored as
             // failed under a distinct id: the pull must never stop on it.
             let seen: i64 =
@@ -170,6 +174,7 @@ fn store_pulled(conn: &mut DbConn, events: &[Envelope]) -> QueryResult<(usize, u
 /// its own changes and is recorded as failed. Returns its state and the nurse it is about.
 fn apply_one(
     conn: &mut DbConn,
+    key: Option<&NodeSigningKey>,
     event: &Envelope,
     now: chrono::NaiveDateTime,
 ) -> QueryResult<(InboxState, Option<String>)> {
@@ -190,17 +195,53 @@ fn apply_one(
             return Ok((state, nurse_id));
         }
     };
+    // Kinds about someone who may have no proofed registration here.
+    let unregistered = match &message {
+        NationalToNode::MovedIn(m) => Some(conn.transaction(|conn| {
+            Ok::<_, diesel::result::Error>(crate::transfers::moved_in(conn, key, m, now))
+        })),
+        NationalToNode::Erase(e) => Some(conn.transaction(|conn| {
+            crate::life_events::erase(conn, e.agency_code.as_str(), now).map(|_| Ok(()))
+        })),
+        _ => None,
+    };
+    if let Some(outcome) = unregistered {
+        let nurse_id = nurses::table
+            .filter(nurses::agency_code.eq(message.agency_code().as_str()))
+            .select(nurses::id)
+            .first::<String>(conn)
+            .optional()?;
+        return Ok(match outcome {
+            Ok(Ok(())) => (InboxState::Applied, nurse_id),
+            Err(e) if ncf_shared::db::MaybeBusy::is_busy(&e) => return Err(e),
+            Err(e) => (InboxState::Failed(format!("適用に失敗しました: {e}")), nurse_id),
+            Ok(Err(reason)) => {
+                tracing::warn!(seq = event.seq, kind = %event.kind, %reason, "pulled event failed");
+                (InboxState::Failed(format!("適用できません: {reason}")), nurse_id)
+            }
+        });
+    }
     let nurse_id = nurse_by_code(conn, message.agency_code().as_str())?;
     let Some(nurse_id) = nurse_id else {
         let reason = "この看護職はこのセンターに登録されていません（機関別符号が一致しません）".to_string();
         tracing::warn!(seq = event.seq, kind = %event.kind, "pulled event names no nurse of this node");
         return Ok((InboxState::Failed(reason), None));
     };
-    let outcome = conn.transaction(|conn| match &message {
-        NationalToNode::WithdrawalApplied(w) => record_withdrawal(conn, &nurse_id, w, now),
+    let outcome = conn.transaction(|conn| {
+        Ok::<_, diesel::result::Error>(match &message {
+            NationalToNode::WithdrawalApplied(w) => record_withdrawal(conn, &nurse_id, w, now).map(Ok)?,
+            NationalToNode::StatusChanged(s) => crate::life_events::apply_status(conn, &nurse_id, s).map(Ok)?,
+            NationalToNode::ReminderDue(r) => crate::life_events::record_reminder(conn, &nurse_id, r, now).map(Ok)?,
+            NationalToNode::MovedOut(m) => crate::transfers::moved_out(conn, &nurse_id, m, now),
+            NationalToNode::MovedIn(_) | NationalToNode::Erase(_) => unreachable!("applied above"),
+        })
     });
     Ok(match outcome {
-        Ok(()) => (InboxState::Applied, Some(nurse_id)),
+        Ok(Ok(())) => (InboxState::Applied, Some(nurse_id)),
+        Ok(Err(reason)) => {
+            tracing::warn!(seq = event.seq, kind = %event.kind, %reason, "pulled event failed");
+            (InboxState::Failed(format!("適用できません: {reason}")), Some(nurse_id))
+        }
         Err(e) if ncf_shared::db::MaybeBusy::is_busy(&e) => return Err(e), // retry the whole batch
         Err(e) => {
             tracing::error!(seq = event.seq, kind = %event.kind, error = %e, "pulled event failed to apply");
@@ -248,7 +289,7 @@ fn record_withdrawal(
 
 /// Applies, in order, the stored events that waited for an upgrade and that this code reads now;
 /// called when the node starts. Returns how many changed state.
-pub fn apply_waiting(conn: &mut DbConn) -> QueryResult<usize> {
+pub fn apply_waiting(conn: &mut DbConn, key: Option<&NodeSigningKey>) -> QueryResult<usize> {
     ncf_shared::db::write_transaction(conn, |conn| {
         let waiting: Vec<(i64, String, String, i32, String)> = inbox::table
             .filter(inbox::state.eq("awaiting_upgrade"))
@@ -266,7 +307,7 @@ pub fn apply_waiting(conn: &mut DbConn) -> QueryResult<usize> {
                     continue;
                 }
             };
-            let (state, nurse_id) = apply_one(conn, &envelope, now)?;
+            let (state, nurse_id) = apply_one(conn, key, &envelope, now)?;
             if matches!(state, InboxState::AwaitingUpgrade(_)) {
                 continue; // still newer than this code
             }
@@ -365,6 +406,8 @@ pub struct Syncer {
     pool: Pool,
     national: NationalClient,
     key: Arc<NodeSigningKey>,
+    /// This node's public address and prefecture, for hand-over invitation links.
+    invitations: Option<(String, ncf_shared::Prefecture)>,
 }
 
 pub fn cursor(conn: &mut DbConn) -> QueryResult<i64> {
@@ -392,7 +435,14 @@ fn check_push_answer(sent: &[i64], answer: &PushResponse) -> Result<(), String> 
 
 impl Syncer {
     pub fn new(pool: Pool, national: NationalClient, key: NodeSigningKey) -> Self {
-        Self { pool, national, key: Arc::new(key) }
+        Self { pool, national, key: Arc::new(key), invitations: None }
+    }
+
+    /// A serving node mails hand-over invitations with links to its own pages (`sync` alone
+    /// stores pending transfers and leaves the mail to the serving node).
+    pub fn with_invitations(mut self, public_url: String, here: ncf_shared::Prefecture) -> Self {
+        self.invitations = Some((public_url, here));
+        self
     }
 
     pub fn pool(&self) -> &Pool {
@@ -508,7 +558,17 @@ impl Syncer {
         let answer: PullResponse =
             self.signed_post(PULL_PATH, &PullRequest { after, limit: PULL_BATCH }).await?;
         let more = answer.events.len() as u32 == PULL_BATCH;
-        let (stored, applied) = self.blocking(move |conn| store_pulled(conn, &answer.events)).await?;
+        let key = self.key.clone();
+        let (stored, applied) =
+            self.blocking(move |conn| store_pulled(conn, Some(&key), &answer.events)).await?;
+        // Every pull, not only one that stored something: a transfer pulled by `sync` (which
+        // cannot mail) is invited by the serving node on its next round.
+        if let Some((url, here)) = self.invitations.clone() {
+            let invited = self.blocking(move |conn| crate::transfers::invite_pending(conn, &url, here)).await?;
+            if invited > 0 {
+                tracing::info!(invited, "hand-over invitations mailed");
+            }
+        }
         Ok(PullReport { stored, applied, more })
     }
 
@@ -606,7 +666,8 @@ impl Syncer {
 
     /// Applies the stored events that waited for a version of this software that reads them.
     pub async fn apply_waiting(&self) -> Result<usize, SyncError> {
-        let applied = self.blocking(apply_waiting).await?;
+        let key = self.key.clone();
+        let applied = self.blocking(move |conn| apply_waiting(conn, Some(&key))).await?;
         if applied > 0 {
             tracing::info!(events = applied, "applied events that waited for this version");
         }

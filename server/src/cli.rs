@@ -46,6 +46,14 @@ pub enum Command {
         #[command(subcommand)]
         command: NodesCommand,
     },
+    /// Recompute, for every linked person, latent status, home link, residence and routing, and
+    /// record deaths (what imports and pushes keep up to date one person at a time). Routes only
+    /// differences from the stored state: running it again routes nobody twice.
+    Rematch,
+    /// List the filing reminders due (name differs from the registry, deceased with an active
+    /// licence) and deliver the new ones: to her home node, or to the postal batch. Running it
+    /// again adds nothing.
+    Reconcile,
     /// Letters with one-time codes for identity proofing by post.
     Postal {
         #[command(subcommand)]
@@ -79,6 +87,11 @@ pub struct ServeArgs {
     /// TLS private key (PEM) for --tls-cert.
     #[arg(long, env = "NATIONAL_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// When the yearly reconciliation runs (as `reconcile`), in Japan time: a cron expression
+    /// with seconds, `sec min hour day month weekday` (default: 1 April, 03:00). A bad expression
+    /// stops start-up.
+    #[arg(long, env = "NATIONAL_RECONCILE_CRON", default_value = crate::reminders::DEFAULT_SCHEDULE)]
+    pub reconcile_cron: String,
 }
 
 #[derive(Debug, Args)]
@@ -238,6 +251,28 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Rematch => {
+            let (_, mut conn) = open(&cli.database_url)?;
+            let started = std::time::Instant::now();
+            let r = crate::routing::refresh_all(&mut conn)?;
+            println!(
+                "rematch: {} linked people, {} latent, {} moved (hand-overs started), {} licence deletions, {} erasures, {} events queued in {:.2} s",
+                r.persons,
+                r.latent,
+                r.moved,
+                r.deletions,
+                r.erased,
+                r.events,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Reconcile => {
+            let (_, mut conn) = open(&cli.database_url)?;
+            let added = crate::reminders::reconcile(&mut conn)?;
+            println!("reconcile: {added} new filing reminder(s)");
+            Ok(())
+        }
         Command::Postal { command: PostalCommand::Export { out } } => {
             let secret = load_secret(&cli.secret_file)?;
             let (_, mut conn) = open(&cli.database_url)?;
@@ -248,6 +283,7 @@ fn execute(cli: Cli) -> Result<(), Failure> {
         }
         Command::Serve(args) => {
             let secret = load_secret(&cli.secret_file)?;
+            let schedule = crate::reminders::Schedule::parse(&args.reconcile_cron).map_err(Failure)?;
             let url = DatabaseUrl::parse(&cli.database_url)?;
             let workers =
                 args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -260,7 +296,7 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             };
             let pool = db::connect(&url, workers as u32 + 4)?;
             crate::migrate(&mut *pool.get()?)?;
-            let held = crate::sync::apply_held(&mut *pool.get()?).map_err(|e| Failure(e.to_string()))?;
+            let held = crate::sync::apply_held(&mut *pool.get()?, &secret.agency_code_key()).map_err(|e| Failure(e.to_string()))?;
             if held > 0 {
                 tracing::info!(events = held, "applied events held for an upgrade");
             }
@@ -269,7 +305,11 @@ fn execute(cli: Cli) -> Result<(), Failure> {
                 agency_key: secret.agency_code_key(),
                 proofing_key: secret.proofing_code_key(),
             };
-            actix_web::rt::System::new().block_on(serve(state, &args.listen, workers, &url, tls))?;
+            let reconcile_pool = state.pool.clone();
+            actix_web::rt::System::new().block_on(async move {
+                actix_web::rt::spawn(schedule.run(reconcile_pool));
+                serve(state, &args.listen, workers, &url, tls).await
+            })?;
             Ok(())
         }
     }

@@ -281,7 +281,13 @@ fn check(
         let message = format!("these claims do not match the registry: {}", mismatched.join(", "));
         return Err(mismatch(mismatched, message));
     }
-    if licence.status != LicenceStatus::Active.as_str() || deceased_on.is_some() {
+    // An ex-officio deletion stands beside the registry row, whatever later imports say.
+    let deleted = crate::schema::licence_deletions::table
+        .find((claims.qualification.code(), claims.registration_number.canonical()))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0;
+    if licence.status != LicenceStatus::Active.as_str() || deceased_on.is_some() || deleted {
         return Err(AppError::new(
             ErrorKind::LicenceNotActive,
             "the licence matches but is not active in the registry; contact the prefecture's nurse center",

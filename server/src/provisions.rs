@@ -222,15 +222,35 @@ pub fn verify(conn: &mut DbConn) -> QueryResult<Result<i64, Broken>> {
     }
 }
 
-/// A nurse's entries (for her page), oldest first.
+/// A nurse's entries (for her page), oldest first: those about every link she has, so that her
+/// history from a node she left survives a hand-over. Asked by the node that knows her by
+/// `agency_code`; the entries name other nodes only as `node:NN`, never by their codes for her —
+/// the codes are not part of the answer (`ProvisionListing`).
 pub fn for_nurse(
     conn: &mut DbConn,
     prefecture: Prefecture,
     agency_code: &str,
 ) -> QueryResult<Vec<ProvisionEntry>> {
-    provisions::table
-        .filter(provisions::prefecture.eq(prefecture.code()).and(provisions::agency_code.eq(agency_code)))
-        .order(provisions::seq)
-        .select(ProvisionEntry::as_select())
-        .load(conn)
+    use crate::schema::identity_links;
+    let person: Option<Vec<u8>> = identity_links::table
+        .find((prefecture.code(), agency_code))
+        .select(identity_links::person_key)
+        .first(conn)
+        .optional()?;
+    let Some(person) = person else { return Ok(Vec::new()) };
+    let links: Vec<(String, String)> = identity_links::table
+        .filter(identity_links::person_key.eq(&person))
+        .select((identity_links::prefecture, identity_links::agency_code))
+        .load(conn)?;
+    let mut entries = Vec::new();
+    for (p, code) in links {
+        entries.extend(
+            provisions::table
+                .filter(provisions::prefecture.eq(&p).and(provisions::agency_code.eq(&code)))
+                .select(ProvisionEntry::as_select())
+                .load::<ProvisionEntry>(conn)?,
+        );
+    }
+    entries.sort_by_key(|e| e.seq);
+    Ok(entries)
 }

@@ -60,3 +60,46 @@ pub fn after(conn: &mut DbConn, node: Prefecture, after: i64, limit: u32) -> Que
         })
         .collect()
 }
+
+/// Queues many events in one go (a refresh may decide thousands): one counter update per node
+/// reserves the whole range, and the rows go in multi-row inserts. Call inside the transaction
+/// that decides them.
+pub fn enqueue_many(conn: &mut DbConn, events: &[(Prefecture, NationalToNode)]) -> QueryResult<()> {
+    let mut by_node: std::collections::BTreeMap<Prefecture, Vec<&NationalToNode>> = Default::default();
+    for (node, event) in events {
+        by_node.entry(*node).or_default().push(event);
+    }
+    let now = ncf_shared::time::now_utc();
+    for (node, events) in by_node {
+        let counter = format!("node_events:{}", node.code());
+        per_backend!(&mut *conn, c => diesel::insert_into(sequences::table)
+            .values((sequences::name.eq(&counter), sequences::last_value.eq(0i64)))
+            .on_conflict(sequences::name)
+            .do_nothing()
+            .execute(c))?;
+        diesel::update(sequences::table.find(&counter))
+            .set(sequences::last_value.eq(sequences::last_value + events.len() as i64))
+            .execute(conn)?;
+        let last: i64 = sequences::table.find(&counter).select(sequences::last_value).first(conn)?;
+        let first = last - events.len() as i64 + 1;
+        let rows: Vec<_> = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| {
+                (
+                    node_events::prefecture.eq(node.code()),
+                    node_events::seq.eq(first + i as i64),
+                    node_events::event_id.eq(RecordId::new().0),
+                    node_events::kind.eq(event.kind()),
+                    node_events::version.eq(i32::from(event.version())),
+                    node_events::payload.eq(event.payload_json()),
+                    node_events::created_at.eq(now),
+                )
+            })
+            .collect();
+        ncf_shared::insert_many!(&mut *conn, rows, |c, values| diesel::insert_into(node_events::table)
+            .values(values)
+            .execute(c));
+    }
+    Ok(())
+}

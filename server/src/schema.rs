@@ -226,13 +226,79 @@ diesel::table! {
 }
 
 diesel::table! {
-    nurse_contacts (prefecture, agency_code) {
+    person_status (person_key) {
+        person_key -> Binary,
+        employment -> Text,
+        employment_since -> Nullable<Date>,
+        latent -> Bool,
+        home_prefecture -> Nullable<Text>,
+        home_agency_code -> Nullable<Text>,
+        residence_prefecture -> Nullable<Text>,
+        routed_prefecture -> Nullable<Text>,
+        latent_since -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    told_status (prefecture, agency_code) {
         prefecture -> Text,
         agency_code -> Text,
-        family_name -> Nullable<Text>,
-        given_name -> Nullable<Text>,
-        email -> Nullable<Text>,
-        phone -> Nullable<Text>,
-        changed_at -> Timestamp,
+        latent -> Bool,
+        home_here -> Bool,
+        residence -> Nullable<Text>,
+        told_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    licence_deletions (qualification, registration_number) {
+        qualification -> Text,
+        registration_number -> Text,
+        person_key -> Binary,
+        deleted_on -> Date,
+        reason -> Text,
+        import_id -> Text,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    erasures (prefecture, agency_code) {
+        prefecture -> Text,
+        agency_code -> Text,
+        person_key -> Binary,
+        decided_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    transfers (id) {
+        id -> Text,
+        person_key -> Binary,
+        from_prefecture -> Text,
+        from_agency_code -> Text,
+        to_prefecture -> Text,
+        to_agency_code -> Nullable<Text>,
+        state -> Text,
+        requested_at -> Timestamp,
+        relayed_at -> Nullable<Timestamp>,
+        confirmed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    reminders (id) {
+        id -> Text,
+        person_key -> Binary,
+        kind -> Text,
+        fact -> Text,
+        since -> Date,
+        delivery -> Text,
+        prefecture -> Nullable<Text>,
+        agency_code -> Nullable<Text>,
+        created_at -> Timestamp,
+        exported_at -> Nullable<Timestamp>,
+        resolved_at -> Nullable<Timestamp>,
     }
 }

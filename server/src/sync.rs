@@ -18,13 +18,11 @@ use ncf_shared::contract::{
 use ncf_shared::db::DbConn;
 use ncf_shared::federation::{PushRequest, PushResponse, RejectedEvent};
 use ncf_shared::notice::NoticeBody;
-use ncf_shared::{AgencyCode, ConsentScope, Prefecture, per_backend};
+use ncf_shared::{AgencyCode, AgencyCodeKey, ConsentScope, Prefecture, per_backend};
 
 use crate::error::AppError;
 use crate::provisions::{ChainWriter, Provision};
-use crate::schema::{
-    identity_links, node_cursors, nurse_consents, nurse_contacts, nurse_notices, pushed_events,
-};
+use crate::schema::{identity_links, node_cursors, nurse_consents, nurse_notices, pushed_events};
 
 pub const MAX_EVENTS_PER_PUSH: usize = 1000;
 
@@ -44,7 +42,12 @@ enum Outcome {
     Rejected(Permanent),
 }
 
-pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Result<PushResponse, AppError> {
+pub fn apply_push(
+    conn: &mut DbConn,
+    agency_key: &AgencyCodeKey,
+    node: Prefecture,
+    req: &PushRequest,
+) -> Result<PushResponse, AppError> {
     if req.events.len() > MAX_EVENTS_PER_PUSH {
         return Err(AppError::bad_request(format!("at most {MAX_EVENTS_PER_PUSH} events per push")));
     }
@@ -66,7 +69,7 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
             events.into_iter().map(|e| (e, e.open::<NodeToNational>())).collect();
         let named = opened.iter().filter_map(|(_, m)| m.as_ref().ok());
         let linked = linked_codes(conn, node, named.clone())?;
-        let mut applier = Applier::begin(conn, node, named)?;
+        let mut applier = Applier::begin(conn, agency_key, node, named)?;
         let mut held_room = held_room(conn, node)?;
         let mut rejected = Vec::new();
         let mut receipts: Vec<Receipt> = Vec::with_capacity(opened.len());
@@ -91,7 +94,7 @@ pub fn apply_push(conn: &mut DbConn, node: Prefecture, req: &PushRequest) -> Res
                 Err(unreadable) => {
                     Outcome::Rejected(Permanent::new(RejectCode::Malformed, unreadable.to_string()))
                 }
-                Ok(message) if !linked.contains(message.agency_code()) => {
+                Ok(message) if !linked.contains_key(message.agency_code()) => {
                     tracing::warn!(prefecture = %node, seq = envelope.seq, "push names a person this node never linked");
                     Outcome::Rejected(Permanent::new(
                         RejectCode::UnknownAgencyCode,
@@ -276,29 +279,30 @@ fn purge_held(
     Ok(())
 }
 
-/// The agency codes among these events that this node linked (one query per push).
+/// The agency codes among these events that this node linked, with the person each names (one
+/// query per push).
 fn linked_codes<'a>(
     conn: &mut DbConn,
     node: Prefecture,
     messages: impl Iterator<Item = &'a NodeToNational>,
-) -> QueryResult<HashSet<AgencyCode>> {
+) -> QueryResult<HashMap<AgencyCode, Vec<u8>>> {
     let codes: HashSet<&str> = messages.map(|m| m.agency_code().as_str()).collect();
     if codes.is_empty() {
-        return Ok(HashSet::new());
+        return Ok(HashMap::new());
     }
     Ok(identity_links::table
         .filter(identity_links::prefecture.eq(node.code()))
         .filter(identity_links::agency_code.eq_any(codes.into_iter()))
-        .select(identity_links::agency_code)
-        .load::<String>(conn)?
+        .select((identity_links::agency_code, identity_links::person_key))
+        .load::<(String, Vec<u8>)>(conn)?
         .into_iter()
-        .filter_map(|c| AgencyCode::parse(&c))
+        .filter_map(|(c, key)| Some((AgencyCode::parse(&c)?, key)))
         .collect())
 }
 
 /// Applies the events held for an upgrade that this code now reads, in each node's order; called
 /// at start. Returns how many were applied or rejected now.
-pub fn apply_held(conn: &mut DbConn) -> Result<usize, AppError> {
+pub fn apply_held(conn: &mut DbConn, agency_key: &AgencyCodeKey) -> Result<usize, AppError> {
     ncf_shared::db::write_transaction(conn, |conn| {
         // The chain's lock first: a second server starting at the same time waits here, then
         // finds these events no longer held.
@@ -327,7 +331,7 @@ pub fn apply_held(conn: &mut DbConn) -> Result<usize, AppError> {
             let message = match NodeToNational::decode(&kind, version, &payload) {
                 Err(unreadable) if unreadable.awaits_upgrade() => continue, // still not readable
                 Err(unreadable) => Err(Permanent::new(RejectCode::Malformed, unreadable.to_string())),
-                Ok(message) => apply_one_held(conn, node, &message)?,
+                Ok(message) => apply_one_held(conn, agency_key, node, &message)?,
             };
             let (outcome, code, reason) = match message {
                 Ok(()) => ("applied", None, None),
@@ -352,15 +356,16 @@ pub fn apply_held(conn: &mut DbConn) -> Result<usize, AppError> {
 /// alone instead of keeping the server from starting.
 fn apply_one_held(
     conn: &mut DbConn,
+    agency_key: &AgencyCodeKey,
     node: Prefecture,
     message: &NodeToNational,
 ) -> QueryResult<Result<(), Permanent>> {
     let linked = linked_codes(conn, node, std::iter::once(message))?;
-    if !linked.contains(message.agency_code()) {
+    if !linked.contains_key(message.agency_code()) {
         return Ok(Err(Permanent::new(RejectCode::UnknownAgencyCode, "no link for this agency code")));
     }
     let outcome = conn.transaction(|conn| {
-        let mut applier = Applier::begin(conn, node, std::iter::once(message))?;
+        let mut applier = Applier::begin(conn, agency_key, node, std::iter::once(message))?;
         let outcome = applier.apply(conn, message)?;
         applier.finish(conn)?;
         if let NodeToNational::ConsentChanged(c) = message
@@ -384,9 +389,14 @@ fn apply_one_held(
 /// person the events name — and kept true in memory as events change it; what it writes in bulk
 /// (notices, provision entries) is written in one statement each at [`Applier::finish`], notices
 /// also before any consent change (a withdrawal deletes the notices held for her).
-struct Applier {
+struct Applier<'k> {
     node: Prefecture,
+    agency_key: &'k AgencyCodeKey,
     chain: ChainWriter,
+    /// Agency code → person key, for the people these events name.
+    persons: HashMap<String, Vec<u8>>,
+    /// People whose derived status an applied event may change: refreshed at [`Applier::finish`].
+    touched: Vec<Vec<u8>>,
     /// (agency code, scope) → (granted, version), as the national server holds them.
     consents: HashMap<(String, ConsentScope), (bool, i32)>,
     /// Agency codes of this node's links that are proofed (grows as `identity_proofed` applies).
@@ -405,9 +415,10 @@ struct NoticeRow {
     filed_at: chrono::NaiveDateTime,
 }
 
-impl Applier {
+impl<'k> Applier<'k> {
     fn begin<'a>(
         conn: &mut DbConn,
+        agency_key: &'k AgencyCodeKey,
         node: Prefecture,
         messages: impl Iterator<Item = &'a NodeToNational>,
     ) -> QueryResult<Self> {
@@ -431,19 +442,31 @@ impl Applier {
                 }
             }
         }
-        let proofed = if codes_for_proofing.is_empty() {
-            HashSet::new()
-        } else {
-            identity_links::table
+        let mut proofed = HashSet::new();
+        let mut persons = HashMap::new();
+        if !codes_for_proofing.is_empty() {
+            let links: Vec<(String, Vec<u8>, Option<chrono::NaiveDateTime>)> = identity_links::table
                 .filter(identity_links::prefecture.eq(node.code()))
                 .filter(identity_links::agency_code.eq_any(codes_for_proofing))
-                .filter(identity_links::proofed_at.is_not_null())
-                .select(identity_links::agency_code)
-                .load::<String>(conn)?
-                .into_iter()
-                .collect()
-        };
-        Ok(Self { node, chain: ChainWriter::begin(conn)?, consents, proofed, notices: Vec::new() })
+                .select((identity_links::agency_code, identity_links::person_key, identity_links::proofed_at))
+                .load(conn)?;
+            for (code, person, proofed_at) in links {
+                if proofed_at.is_some() {
+                    proofed.insert(code.clone());
+                }
+                persons.insert(code, person);
+            }
+        }
+        Ok(Self {
+            node,
+            agency_key,
+            chain: ChainWriter::begin(conn)?,
+            persons,
+            touched: Vec::new(),
+            consents,
+            proofed,
+            notices: Vec::new(),
+        })
     }
 
     fn granted(&self, code: &AgencyCode, scope: ConsentScope) -> bool {
@@ -451,10 +474,27 @@ impl Applier {
     }
 
     fn apply(&mut self, conn: &mut DbConn, message: &NodeToNational) -> QueryResult<Result<(), Permanent>> {
+        let outcome = self.apply_inner(conn, message)?;
+        if outcome.is_ok()
+            && let Some(person) = self.persons.get(message.agency_code().as_str())
+        {
+            self.touched.push(person.clone());
+        }
+        Ok(outcome)
+    }
+
+    fn apply_inner(&mut self, conn: &mut DbConn, message: &NodeToNational) -> QueryResult<Result<(), Permanent>> {
         // Defence in depth, as for consents: a node's gate lets nothing about her out before she
         // proved who she is, and nothing else is held for a link that is not proofed.
         if let NodeToNational::IdentityProofed(p) = message {
             return self.apply_proofed(conn, p);
+        }
+        // Confirming a hand-over is how the new node's link becomes proofed.
+        if let NodeToNational::TransferConfirmed(t) = message {
+            return Ok(crate::routing::confirm_transfer(conn, &mut self.chain, self.node, t)?.map(|person| {
+                self.proofed.insert(t.agency_code.as_str().to_string());
+                self.persons.insert(t.agency_code.as_str().to_string(), person);
+            }).map_err(|e| Permanent::new(RejectCode::Invalid, e.0)));
         }
         if !self.proofed.contains(message.agency_code().as_str()) {
             return Ok(Err(Permanent::new(
@@ -478,8 +518,15 @@ impl Applier {
                 self.apply_consent(conn, c)
             }
             NodeToNational::NoticeFiled(n) => Ok(self.apply_notice(n)),
-            NodeToNational::ContactChanged(c) => self.apply_contact(conn, c),
-            NodeToNational::IdentityProofed(_) => unreachable!("handled above"),
+            NodeToNational::ContactChanged(c) => Ok(self.apply_contact(c)),
+            NodeToNational::TransferContact(t) => {
+                Ok(crate::routing::relay_contact(conn, self.agency_key, &mut self.chain, self.node, t)?
+                    .map(drop)
+                    .map_err(|e| Permanent::new(RejectCode::Invalid, e.0)))
+            }
+            NodeToNational::IdentityProofed(_) | NodeToNational::TransferConfirmed(_) => {
+                unreachable!("handled above")
+            }
         }
     }
 
@@ -512,9 +559,15 @@ impl Applier {
         Ok(Ok(()))
     }
 
+    /// Writes what was gathered, then refreshes what the national server derives for everyone an
+    /// applied event touched (latent status, home link, routing), in the same transaction.
     fn finish(mut self, conn: &mut DbConn) -> QueryResult<()> {
         self.flush_notices(conn)?;
-        self.chain.finish(conn)
+        self.chain.finish(conn)?;
+        if !self.touched.is_empty() {
+            crate::routing::refresh(conn, self.touched)?;
+        }
+        Ok(())
     }
 
     fn flush_notices(&mut self, conn: &mut DbConn) -> QueryResult<()> {
@@ -578,10 +631,6 @@ impl Applier {
             } else {
                 0
             };
-            if scope == ConsentScope::ShareWithResidencePrefecture {
-                diesel::delete(nurse_contacts::table.find((node.code(), c.agency_code.as_str())))
-                    .execute(conn)?;
-            }
             tracing::info!(prefecture = %node, scope = scope.as_str(), notices_deleted, "consent withdrawn: data deleted");
             let confirmation = NationalToNode::WithdrawalApplied(WithdrawalApplied {
                 agency_code: c.agency_code.clone(),
@@ -613,55 +662,26 @@ impl Applier {
         Ok(Ok(()))
     }
 
-    fn apply_contact(&mut self, conn: &mut DbConn, c: &ContactChanged) -> QueryResult<Result<(), Permanent>> {
-        let node = self.node;
+    /// `contact_changed` from a node older than issue #7. The national server no longer keeps
+    /// contact details (they are relayed, sealed, at hand-over only): the event is checked and
+    /// recorded as received, and nothing of it is stored.
+    fn apply_contact(&mut self, c: &ContactChanged) -> Result<(), Permanent> {
         let provided = c.provided_fields();
         if provided.is_empty() {
-            return Ok(Err(Permanent::new(RejectCode::Invalid, "contact_changed names no field")));
+            return Err(Permanent::new(RejectCode::Invalid, "contact_changed names no field"));
         }
         if let Some(problem) = contact_problem(c) {
-            return Ok(Err(Permanent::new(RejectCode::Invalid, problem)));
+            return Err(Permanent::new(RejectCode::Invalid, problem));
         }
-        let code = c.agency_code.as_str();
-        let existing = nurse_contacts::table
-            .find((node.code(), code))
-            .select((
-                nurse_contacts::family_name,
-                nurse_contacts::given_name,
-                nurse_contacts::email,
-                nurse_contacts::phone,
-            ))
-            .first::<(Option<String>, Option<String>, Option<String>, Option<String>)>(conn)
-            .optional()?
-            .unwrap_or_default();
-        // A change notice names only what changed: keep the rest.
-        let merged = (
-            c.family_name.clone().or(existing.0),
-            c.given_name.clone().or(existing.1),
-            c.email.clone().or(existing.2),
-            c.phone.clone().or(existing.3),
-        );
-        diesel::delete(nurse_contacts::table.find((node.code(), code))).execute(conn)?;
-        diesel::insert_into(nurse_contacts::table)
-            .values((
-                nurse_contacts::prefecture.eq(node.code()),
-                nurse_contacts::agency_code.eq(code),
-                nurse_contacts::family_name.eq(merged.0),
-                nurse_contacts::given_name.eq(merged.1),
-                nurse_contacts::email.eq(merged.2),
-                nurse_contacts::phone.eq(merged.3),
-                nurse_contacts::changed_at.eq(c.changed_at.naive_utc()),
-            ))
-            .execute(conn)?;
         let fields: Vec<String> = provided.iter().map(|f| format!("contact:{f}")).collect();
         let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
         self.chain.append(&Provision::from_node(
-            node,
-            code,
+            self.node,
+            c.agency_code.as_str(),
             &fields,
             ProvisionPurpose::ResidencePrefectureSupport,
         ));
-        Ok(Ok(()))
+        Ok(())
     }
 
     fn apply_notice(&mut self, n: &NoticeFiled) -> Result<(), Permanent> {

@@ -151,14 +151,23 @@ direction! {
         /// A consent given or withdrawn (always travels: the national server must learn of a
         /// withdrawal to delete what the scope let it hold).
         ConsentChanged(ConsentChanged) = ("consent_changed", 1),
-        /// A separation or employment-status notice (under `address_linkage`).
-        NoticeFiled(NoticeFiled) = ("notice_filed", 1),
+        /// A separation or employment-status notice (under `address_linkage`). Version 2 adds the
+        /// employment status's optional `as_of` date (version 1 bodies read as without it).
+        NoticeFiled(NoticeFiled) = ("notice_filed", 2),
         /// Her contact details as the consent text names them (under
-        /// `share_with_residence_prefecture`).
+        /// `share_with_residence_prefecture`). Sent by nodes before issue #7 only: the national
+        /// server now keeps no contact details, accepts this kind from older nodes, records the
+        /// provision and stores nothing of it.
         ContactChanged(ContactChanged) = ("contact_changed", 1),
         /// She proved who she is (always travels, once: only after it does anything else about
         /// her leave the node).
         IdentityProofed(IdentityProofed) = ("identity_proofed", 1),
+        /// Her contact, sealed to the node of the prefecture she moved to, answering a
+        /// [`MovedOut`] that asked for it (under `share_with_residence_prefecture`).
+        TransferContact(TransferContact) = ("transfer_contact", 1),
+        /// She confirmed a hand-over at this node (the new one): from now on this node is her
+        /// home node. Always travels, like `identity_proofed`: it is how this link becomes proofed.
+        TransferConfirmed(TransferConfirmed) = ("transfer_confirmed", 1),
     }
 }
 
@@ -167,6 +176,20 @@ direction! {
     pub enum NationalToNode {
         /// What the national server deleted after a withdrawal, for her page.
         WithdrawalApplied(WithdrawalApplied) = ("withdrawal_applied", 1),
+        /// What the national server holds about her: latent or not, and whether this node is her
+        /// home node (issue #7). Sent when it changes.
+        StatusChanged(StatusChanged) = ("status_changed", 1),
+        /// She moved out of this node's prefecture; with `share_with_residence_prefecture`, where
+        /// to, and a request to seal her contact for the node there.
+        MovedOut(MovedOut) = ("moved_out", 1),
+        /// A pending transfer: she moved into this node's prefecture; her contact (sealed by the
+        /// old node to this node's key) and this node's code for her. She confirms it here.
+        MovedIn(MovedIn) = ("moved_in", 1),
+        /// Delete her contact details and sessions and stop every message; keep notices as
+        /// records. Says nothing about why.
+        Erase(Erase) = ("erase", 1),
+        /// A filing reminder (届出勧奨) for her, shown on her page and to staff.
+        ReminderDue(ReminderDue) = ("reminder_due", 1),
     }
 }
 
@@ -179,6 +202,8 @@ impl NodeToNational {
             Self::NoticeFiled(_) => Some(NoticeFiled::REQUIRES),
             Self::ContactChanged(_) => Some(ContactChanged::REQUIRES),
             Self::IdentityProofed(_) => None,
+            Self::TransferContact(_) => Some(TransferContact::REQUIRES),
+            Self::TransferConfirmed(_) => None,
         }
     }
 
@@ -189,16 +214,20 @@ impl NodeToNational {
             Self::NoticeFiled(e) => &e.agency_code,
             Self::ContactChanged(e) => &e.agency_code,
             Self::IdentityProofed(e) => &e.agency_code,
+            Self::TransferContact(e) => &e.agency_code,
+            Self::TransferConfirmed(e) => &e.agency_code,
         }
     }
 }
 
 /// The consent under which a notice of this kind leaves the node, for pages that say beforehand
-/// where it will go: a change notice travels as [`ContactChanged`], the others as [`NoticeFiled`].
-pub fn consent_for_notice(kind: NoticeKind) -> ConsentScope {
+/// where it will go: separations and employment statuses travel as [`NoticeFiled`]; a change
+/// notice never leaves (`None`): the national server keeps no contact details, and her current
+/// ones are handed over, sealed, only when she moves ([`TransferContact`]).
+pub fn consent_for_notice(kind: NoticeKind) -> Option<ConsentScope> {
     match kind {
-        NoticeKind::Change => ContactChanged::REQUIRES,
-        NoticeKind::Separation | NoticeKind::EmploymentStatus => NoticeFiled::REQUIRES,
+        NoticeKind::Change => None,
+        NoticeKind::Separation | NoticeKind::EmploymentStatus => Some(NoticeFiled::REQUIRES),
     }
 }
 
@@ -206,6 +235,11 @@ impl NationalToNode {
     pub fn agency_code(&self) -> &AgencyCode {
         match self {
             Self::WithdrawalApplied(e) => &e.agency_code,
+            Self::StatusChanged(e) => &e.agency_code,
+            Self::MovedOut(e) => &e.agency_code,
+            Self::MovedIn(e) => &e.agency_code,
+            Self::Erase(e) => &e.agency_code,
+            Self::ReminderDue(e) => &e.agency_code,
         }
     }
 }
@@ -236,16 +270,21 @@ pub enum ProofingMethod {
     /// Registered before identity proofing existed (issue #5): her data already flowed under the
     /// rules of the time, and her withdrawals must keep reaching the national server.
     Legacy,
+    /// Handed over from the nurse center of the prefecture she lived in, where she had proved who
+    /// she is; she confirmed the hand-over by the link mailed to her (issue #7). Never sent in an
+    /// `identity_proofed` event: the hand-over travels as `transfer_confirmed`.
+    Transfer,
 }
 
 impl ProofingMethod {
-    pub const ALL: [Self; 3] = [Self::Post, Self::Counter, Self::Legacy];
+    pub const ALL: [Self; 4] = [Self::Post, Self::Counter, Self::Legacy, Self::Transfer];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Post => "post",
             Self::Counter => "counter",
             Self::Legacy => "legacy",
+            Self::Transfer => "transfer",
         }
     }
 
@@ -258,6 +297,7 @@ impl ProofingMethod {
             Self::Post => "郵送の確認コード",
             Self::Counter => "窓口での確認",
             Self::Legacy => "本人確認の導入前からの登録",
+            Self::Transfer => "転居前のナースセンターでの本人確認",
         }
     }
 }
@@ -331,6 +371,176 @@ pub struct WithdrawalApplied {
     pub deleted_at: DateTime<Utc>,
 }
 
+/// `status_changed` v1: what the national server holds about her, as this node may know it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChanged {
+    pub agency_code: AgencyCode,
+    /// Latent (licensed, alive, latest notice by effective date says not working, and job or
+    /// training information wanted at her home link).
+    pub latent: bool,
+    /// This node is her home node: the only one that contacts her.
+    pub home_here: bool,
+    /// The prefecture she lives in, by the resident data (under `address_linkage`); given to a
+    /// node other than that prefecture's only under `share_with_residence_prefecture`.
+    pub residence: Option<crate::Prefecture>,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// Asks the old node to seal her contact for the node of the prefecture she moved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    pub transfer_id: String,
+    /// The destination node's registered Ed25519 public key (base64): the contact is sealed to
+    /// it, so the national server relays what it cannot read (`crate::sealed`).
+    pub recipient_key: String,
+}
+
+/// `moved_out` v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MovedOut {
+    pub agency_code: AgencyCode,
+    /// Where she moved, only under `share_with_residence_prefecture` at this node.
+    pub destination: Option<crate::Prefecture>,
+    /// Present when her contact is to be handed over (that consent given, and a node registered
+    /// for the destination).
+    pub transfer: Option<TransferRequest>,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// Her contact as the `share_with_residence_prefecture` text names it: what a [`TransferContact`]
+/// seals and a [`MovedIn`] carries sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedContact {
+    pub family_name: String,
+    pub given_name: String,
+    pub email: String,
+    pub phone: Option<String>,
+}
+
+impl SealedContact {
+    pub const FIELDS: [&'static str; 4] = ["family_name", "given_name", "email", "phone"];
+}
+
+/// `transfer_contact` v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferContact {
+    pub agency_code: AgencyCode,
+    pub transfer_id: String,
+    /// A [`SealedContact`] as JSON, sealed to the destination node's key.
+    pub sealed_contact: String,
+}
+
+impl TransferContact {
+    pub const REQUIRES: ConsentScope = ConsentScope::ShareWithResidencePrefecture;
+}
+
+/// Her licence as the registry holds it, so that the new node can register her without asking
+/// her to type it again (she proved who she is at the old node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferredLicence {
+    pub qualification: crate::Qualification,
+    pub registration_number: String,
+    pub family_name_kana: String,
+    pub given_name_kana: String,
+    pub birth_date: chrono::NaiveDate,
+}
+
+impl TransferredLicence {
+    pub const FIELDS: [&'static str; 5] =
+        ["qualification", "registration_number", "family_name_kana", "given_name_kana", "birth_date"];
+}
+
+/// `moved_in` v1: a pending transfer at the new node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MovedIn {
+    /// This node's code for her (a new identity link made at the hand-over).
+    pub agency_code: AgencyCode,
+    pub transfer_id: String,
+    pub from: crate::Prefecture,
+    pub sealed_contact: String,
+    pub licence: TransferredLicence,
+    /// How she proved who she is at the old node.
+    pub proofing_method: ProofingMethod,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// `transfer_confirmed` v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferConfirmed {
+    pub agency_code: AgencyCode,
+    pub transfer_id: String,
+    pub confirmed_at: DateTime<Utc>,
+}
+
+/// `erase` v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Erase {
+    pub agency_code: AgencyCode,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// Why a filing reminder (届出勧奨) is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReminderKind {
+    /// Her name in the resident data changed and the registry still has the old one (名簿訂正).
+    NameDiffers,
+    /// The resident data records a death and the registry still lists the licence active
+    /// (籍の抹消申請, filed by the family).
+    DeceasedRegistryActive,
+}
+
+impl ReminderKind {
+    pub const ALL: [Self; 2] = [Self::NameDiffers, Self::DeceasedRegistryActive];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NameDiffers => "name_differs",
+            Self::DeceasedRegistryActive => "deceased_registry_active",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn title_ja(self) -> &'static str {
+        match self {
+            Self::NameDiffers => "籍の訂正（氏名の変更）の届出をお願いします",
+            Self::DeceasedRegistryActive => "籍の抹消の申請をお願いします",
+        }
+    }
+
+    pub fn explanation_ja(self) -> &'static str {
+        match self {
+            Self::NameDiffers => {
+                "住民票の氏名が変わりましたが、免許の籍はまだ以前の氏名です。氏名が変わった日から30日以内に、籍の訂正を申請してください。"
+            }
+            Self::DeceasedRegistryActive => "ご家族の方は籍の抹消を申請してください。",
+        }
+    }
+}
+
+/// `reminder_due` v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReminderDue {
+    pub agency_code: AgencyCode,
+    pub reminder_id: String,
+    pub kind: ReminderKind,
+    /// The date of the fact that caused it (e.g. the name change).
+    pub since: chrono::NaiveDate,
+}
+
 /// One event on the wire and at rest, in either direction.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 // The envelope itself may grow fields; an older receiver ignores them (the payload is where
@@ -401,19 +611,31 @@ pub enum ProvisionPurpose {
     ConsentWithdrawal,
     /// How and when she proved who she is (post or counter).
     IdentityProofing,
+    /// Whether she is a latent nurse and which node is her home, told to a node.
+    LatentStatus,
+    /// Her hand-over to the nurse center of the prefecture she moved to.
+    HandOver,
+    /// Her contact details deleted at a node (ex-officio deletion of her licence).
+    Erasure,
+    /// A filing reminder (届出勧奨).
+    FilingReminder,
     /// A purpose added by a newer national server.
     #[serde(other)]
     Other,
 }
 
 impl ProvisionPurpose {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 10] = [
         Self::IdentityLink,
         Self::ConsentRecord,
         Self::LatentNurseIdentification,
         Self::ResidencePrefectureSupport,
         Self::ConsentWithdrawal,
         Self::IdentityProofing,
+        Self::LatentStatus,
+        Self::HandOver,
+        Self::Erasure,
+        Self::FilingReminder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -424,6 +646,10 @@ impl ProvisionPurpose {
             Self::ResidencePrefectureSupport => "residence_prefecture_support",
             Self::ConsentWithdrawal => "consent_withdrawal",
             Self::IdentityProofing => "identity_proofing",
+            Self::LatentStatus => "latent_status",
+            Self::HandOver => "hand_over",
+            Self::Erasure => "erasure",
+            Self::FilingReminder => "filing_reminder",
             Self::Other => "other",
         }
     }
@@ -440,6 +666,10 @@ impl ProvisionPurpose {
             Self::ResidencePrefectureSupport => "お住まいの都道府県での就業支援",
             Self::ConsentWithdrawal => "同意の取消による削除の確認",
             Self::IdentityProofing => "本人確認の記録",
+            Self::LatentStatus => "就業支援の対象かどうかのお知らせ",
+            Self::HandOver => "転居先の都道府県ナースセンターへの引継ぎ",
+            Self::Erasure => "連絡先の削除",
+            Self::FilingReminder => "届出のお願い",
             Self::Other => "その他",
         }
     }
@@ -586,7 +816,7 @@ mod tests {
                 prop::option::of(0u8..=80)
             )
                 .prop_map(|(employed, workplace_type, workplace_lgcode, weekly_hours)| {
-                    NoticeBody::EmploymentStatus { employed, workplace_type, workplace_lgcode, weekly_hours }
+                    NoticeBody::EmploymentStatus { employed, workplace_type, workplace_lgcode, weekly_hours, as_of: None }
                 }),
         ]
     }
@@ -629,21 +859,74 @@ mod tests {
                     })
                 }
             ),
+            (code(), "[0-9a-f-]{36}", "[A-Za-z0-9+/=]{0,200}").prop_map(
+                |(agency_code, transfer_id, sealed_contact)| {
+                    NodeToNational::TransferContact(TransferContact { agency_code, transfer_id, sealed_contact })
+                }
+            ),
+            (code(), "[0-9a-f-]{36}", time()).prop_map(|(agency_code, transfer_id, confirmed_at)| {
+                NodeToNational::TransferConfirmed(TransferConfirmed { agency_code, transfer_id, confirmed_at })
+            }),
         ]
     }
 
+    fn prefecture() -> impl Strategy<Value = crate::Prefecture> {
+        (1u8..=47).prop_map(|n| crate::Prefecture::from_code(&format!("{n:02}")).expect("01-47"))
+    }
+
     fn national_to_node() -> impl Strategy<Value = NationalToNode> {
-        (code(), scope(), 1i32..1000, 0i64..1000, time()).prop_map(
-            |(agency_code, scope, version, notices_deleted, deleted_at)| {
-                NationalToNode::WithdrawalApplied(WithdrawalApplied {
-                    agency_code,
-                    scope,
-                    version,
-                    notices_deleted,
-                    deleted_at,
-                })
-            },
-        )
+        prop_oneof![
+            (code(), scope(), 1i32..1000, 0i64..1000, time()).prop_map(
+                |(agency_code, scope, version, notices_deleted, deleted_at)| {
+                    NationalToNode::WithdrawalApplied(WithdrawalApplied {
+                        agency_code,
+                        scope,
+                        version,
+                        notices_deleted,
+                        deleted_at,
+                    })
+                },
+            ),
+            (code(), any::<bool>(), any::<bool>(), prop::option::of(prefecture()), time()).prop_map(
+                |(agency_code, latent, home_here, residence, decided_at)| {
+                    NationalToNode::StatusChanged(StatusChanged { agency_code, latent, home_here, residence, decided_at })
+                }
+            ),
+            (code(), prop::option::of(prefecture()), prop::option::of(("[0-9a-f-]{36}", "[A-Za-z0-9+/]{43}=")), time())
+                .prop_map(|(agency_code, destination, transfer, decided_at)| {
+                    NationalToNode::MovedOut(MovedOut {
+                        agency_code,
+                        destination,
+                        transfer: transfer
+                            .map(|(transfer_id, recipient_key)| TransferRequest { transfer_id, recipient_key }),
+                        decided_at,
+                    })
+                }),
+            (code(), "[0-9a-f-]{36}", prefecture(), "[A-Za-z0-9+/=]{0,200}", "[0-9]{6}", "\\PC{1,10}", date(), time())
+                .prop_map(|(agency_code, transfer_id, from, sealed_contact, registration_number, kana, birth_date, decided_at)| {
+                    NationalToNode::MovedIn(MovedIn {
+                        agency_code,
+                        transfer_id,
+                        from,
+                        sealed_contact,
+                        licence: TransferredLicence {
+                            qualification: crate::Qualification::from_code("03").expect("看護師"),
+                            registration_number,
+                            family_name_kana: kana.clone(),
+                            given_name_kana: kana,
+                            birth_date,
+                        },
+                        proofing_method: ProofingMethod::Counter,
+                        decided_at,
+                    })
+                }),
+            (code(), time()).prop_map(|(agency_code, decided_at)| NationalToNode::Erase(Erase { agency_code, decided_at })),
+            (code(), "[0-9a-f-]{36}", prop::sample::select(ReminderKind::ALL.to_vec()), date()).prop_map(
+                |(agency_code, reminder_id, kind, since)| {
+                    NationalToNode::ReminderDue(ReminderDue { agency_code, reminder_id, kind, since })
+                }
+            ),
+        ]
     }
 
     /// Both representations give back the same value: serde's tagged form, and the envelope as it
@@ -677,9 +960,9 @@ mod tests {
 
     #[test]
     fn unknown_kinds_and_newer_versions_wait_for_an_upgrade_and_bad_payloads_do_not() {
-        let unknown = Envelope::from_stored(1, "a".into(), "moved_out".into(), 1, "{}".into()).unwrap();
+        let unknown = Envelope::from_stored(1, "a".into(), "preference_changed".into(), 1, "{}".into()).unwrap();
         let error = unknown.open::<NationalToNode>().unwrap_err();
-        assert_eq!(error, Unreadable::UnknownKind { kind: "moved_out".into() });
+        assert_eq!(error, Unreadable::UnknownKind { kind: "preference_changed".into() });
         assert!(error.awaits_upgrade());
 
         let newer =
@@ -761,8 +1044,8 @@ mod tests {
             phone: None,
         });
         assert_eq!(contact.required_consent(), Some(ConsentScope::ShareWithResidencePrefecture));
-        assert_eq!(consent_for_notice(NoticeKind::Separation), ConsentScope::AddressLinkage);
-        assert_eq!(consent_for_notice(NoticeKind::Change), ConsentScope::ShareWithResidencePrefecture);
+        assert_eq!(consent_for_notice(NoticeKind::Separation), Some(ConsentScope::AddressLinkage));
+        assert_eq!(consent_for_notice(NoticeKind::Change), None);
     }
 
     #[test]

@@ -93,6 +93,11 @@ impl NodeSigningKey {
         NodePublicKey(self.0.verifying_key())
     }
 
+    /// The X25519 secret of this key, for opening boxes sealed to it (`sealed`).
+    pub(crate) fn scalar_bytes(&self) -> [u8; 32] {
+        self.0.to_scalar_bytes()
+    }
+
     pub fn sign(&self, method: &str, path: &str, body: &[u8], timestamp: i64, nonce: &str) -> SignedHeaders {
         let signature = self.0.sign(&canonical_message(method, path, timestamp, nonce, body));
         SignedHeaders {
@@ -134,6 +139,15 @@ impl NodePublicKey {
 
     pub fn to_base64(&self) -> String {
         B64.encode(self.0.as_bytes())
+    }
+
+    pub(crate) fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// The X25519 form of this key, for sealing to it (`sealed`).
+    pub(crate) fn to_montgomery(&self) -> curve25519_dalek::montgomery::MontgomeryPoint {
+        self.0.to_montgomery()
     }
 
     /// Short public fingerprint that names the key in requests: the first 16 hex digits of SHA-256.

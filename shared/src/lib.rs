@@ -21,6 +21,7 @@ pub mod normalize;
 pub mod notice;
 pub mod qualification;
 pub mod region;
+pub mod sealed;
 pub mod secret;
 pub mod time;
 pub mod tls;

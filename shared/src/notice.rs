@@ -155,6 +155,10 @@ pub enum NoticeBody {
         workplace_type: Option<WorkplaceType>,
         workplace_lgcode: Option<String>,
         weekly_hours: Option<u8>,
+        /// The day this status holds from (e.g. the first day at a new job); without it, the day
+        /// the notice was filed. Notices are judged by this date (issue #7).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        as_of: Option<NaiveDate>,
     },
     Change {
         family_name: Option<String>,
@@ -166,6 +170,26 @@ pub enum NoticeBody {
 }
 
 impl NoticeBody {
+    /// The day the notice speaks for (離職日, or the employment status's date, else the day it
+    /// was filed); `None` for a change notice, which says nothing about work. The latest notice
+    /// by this date decides whether she works; ties go to the one filed later.
+    pub fn effective_on(&self, filed_on: NaiveDate) -> Option<NaiveDate> {
+        match self {
+            Self::Separation { left_on, .. } => Some(*left_on),
+            Self::EmploymentStatus { as_of, .. } => Some(as_of.unwrap_or(filed_on)),
+            Self::Change { .. } => None,
+        }
+    }
+
+    /// Whether the notice says she works as a nurse (`None` for a change notice).
+    pub fn says_working(&self) -> Option<bool> {
+        match self {
+            Self::Separation { .. } => Some(false),
+            Self::EmploymentStatus { employed, .. } => Some(*employed),
+            Self::Change { .. } => None,
+        }
+    }
+
     pub fn kind(&self) -> NoticeKind {
         match self {
             Self::Separation { .. } => NoticeKind::Separation,
@@ -189,7 +213,10 @@ impl NoticeBody {
                     ));
                 }
             }
-            Self::EmploymentStatus { employed, workplace_type, workplace_lgcode, weekly_hours } => {
+            Self::EmploymentStatus { employed, workplace_type, workplace_lgcode, weekly_hours, as_of } => {
+                if as_of.is_some_and(|d| d > today) {
+                    errors.push(FieldError::new("as_of", "就業状況の日付に未来の日付は指定できません。"));
+                }
                 if *employed && workplace_type.is_none() {
                     errors.push(FieldError::new(
                         "workplace_type",
@@ -257,9 +284,10 @@ impl NoticeBody {
                 lines.extend(return_when.clone().map(|w| ("復職を希望する時期", w)));
                 lines
             }
-            Self::EmploymentStatus { employed, workplace_type, workplace_lgcode, weekly_hours } => {
+            Self::EmploymentStatus { employed, workplace_type, workplace_lgcode, weekly_hours, as_of } => {
                 let mut lines =
                     vec![("看護職としての就業", yes_no(*employed, "就業している", "就業していない"))];
+                lines.extend(as_of.map(|d| ("この状況の日付", crate::time::date_ja(d))));
                 lines.extend(workplace_type.map(|t| ("勤務先の種類", t.label_ja().to_string())));
                 lines.extend(
                     workplace_lgcode
@@ -294,7 +322,7 @@ impl NoticeBody {
                 format!("{} 離職（{}）、{wish}", crate::time::date_ja(*left_on), reason.label_ja())
             }
             Self::EmploymentStatus { employed: false, .. } => "就業していない".to_string(),
-            Self::EmploymentStatus { employed: true, workplace_type, workplace_lgcode, weekly_hours } => {
+            Self::EmploymentStatus { employed: true, workplace_type, workplace_lgcode, weekly_hours, .. } => {
                 let mut parts = vec!["就業中".to_string()];
                 parts.extend(workplace_type.map(|t| t.label_ja().to_string()));
                 parts.extend(
@@ -384,6 +412,7 @@ mod tests {
             workplace_type: None,
             workplace_lgcode: None,
             weekly_hours: None,
+            as_of: None,
         };
         assert_eq!(employed_without_type.validate(today).unwrap_err()[0].field, "workplace_type");
 
@@ -392,6 +421,7 @@ mod tests {
             workplace_type: Some(WorkplaceType::Hospital),
             workplace_lgcode: Some("999999".into()),
             weekly_hours: Some(90),
+            as_of: None,
         };
         let fields: Vec<_> = bad_place.validate(today).unwrap_err().iter().map(|e| e.field).collect();
         assert_eq!(fields, ["workplace_lgcode", "weekly_hours"]);

@@ -89,7 +89,7 @@ fn unknown_kinds_wait_for_an_upgrade_and_do_not_block(backend: Backend) {
         |json: String| serde_json::from_str::<serde_json::Value>(&json).unwrap()["payload"].to_string();
     // 1: a kind this node's code does not know (from a newer national server);
     // 2: a newer version of a kind it knows; 3: a confirmation it reads.
-    enqueue(&f, "27", "moved_out", 1, &format!(r#"{{"agency_code":"{code}"}}"#));
+    enqueue(&f, "27", "preference_changed", 1, &format!(r#"{{"agency_code":"{code}"}}"#));
     enqueue(&f, "27", "withdrawal_applied", 2, &payload_of(confirmation(1)));
     enqueue(&f, "27", "withdrawal_applied", 1, &payload_of(confirmation(2)));
 
@@ -100,7 +100,7 @@ fn unknown_kinds_wait_for_an_upgrade_and_do_not_block(backend: Backend) {
     assert_eq!(
         states,
         [
-            ("moved_out", "awaiting_upgrade"),
+            ("preference_changed", "awaiting_upgrade"),
             ("withdrawal_applied", "awaiting_upgrade"),
             ("withdrawal_applied", "applied")
         ]
@@ -118,7 +118,7 @@ fn unknown_kinds_wait_for_an_upgrade_and_do_not_block(backend: Backend) {
             .into_iter()
             .map(|e| e.kind)
             .collect();
-    assert_eq!(on_her_page, ["moved_out", "withdrawal_applied"], "both are shown on her detail page");
+    assert_eq!(on_her_page, ["preference_changed", "withdrawal_applied"], "both are shown on her detail page");
 
     // The upgrade: this build stands in for newer code by reading the stored event at a version
     // it knows (as code that knows version 2 would); the kind it has never heard of stays waiting.

@@ -293,76 +293,26 @@ fn withdrawal_is_confirmed_back_to_the_node_once(backend: Backend) {
 }
 both_backends!(withdrawal_is_confirmed_back_to_the_node_once);
 
-#[derive(QueryableByName, Debug, PartialEq)]
-struct ContactRow {
-    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
-    family_name: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
-    email: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
-    phone: Option<String>,
-}
-
-fn contact_details_travel_only_under_their_own_scope(backend: Backend) {
+fn contact_details_never_reach_the_national_server(backend: Backend) {
     let f = federation(backend);
     let (mut conn, hanako) = opt_in(&f, &f.osaka, &f.cast[0]);
-    consent::record(&mut conn, &hanako.id, &[(ConsentScope::AddressLinkage, true)], Channel::Web, None)
-        .unwrap();
-    let change = |email: Option<&str>, family: Option<&str>| notices::NoticeBody::Change {
-        family_name: family.map(str::to_string),
+    let all: Vec<(ConsentScope, bool)> = ConsentScope::ALL.into_iter().map(|s| (s, true)).collect();
+    consent::record(&mut conn, &hanako.id, &all, Channel::Web, None).unwrap();
+    let change = notices::NoticeBody::Change {
+        family_name: Some("中村".into()),
         given_name: None,
-        address: None,
-        email: email.map(str::to_string),
-        phone: None,
+        address: Some("大阪市北区梅田1-1-1".into()),
+        email: Some("hanako.new@example.jp".into()),
+        phone: Some("090-1234-5678".into()),
     };
-    notices::file(&mut conn, &hanako.id, &change(Some("new@example.jp"), None), Channel::Web, None).unwrap();
+    let filed = notices::file(&mut conn, &hanako.id, &change, Channel::Web, None).unwrap();
+    assert_eq!(filed.outbox_seq, None, "a change notice stays at the node, whatever her consents");
     push(&f, &f.osaka);
-    let contacts = || -> Vec<ContactRow> {
-        diesel::sql_query("SELECT family_name, email, phone FROM nurse_contacts")
-            .load(&mut f.national_db.connect())
-            .unwrap()
-    };
-    assert!(contacts().is_empty(), "no share consent: contact details stayed at the node");
+    let nurse = prefecture_node::nurses::get(&mut conn, &hanako.id).unwrap().unwrap();
+    assert_eq!((nurse.family_name.as_str(), nurse.email.as_str()), ("中村", "hanako.new@example.jp"));
+    for needle in ["example.jp", "090-1234-5678", "梅田"] {
+        assert_eq!(national_text_containing(&f, needle), Vec::<String>::new(), "{needle}");
+    }
     assert!(national_notices(&f).is_empty(), "a change notice never travels as a notice");
-    assert_eq!(prefecture_node::nurses::get(&mut conn, &hanako.id).unwrap().unwrap().email, "new@example.jp");
-
-    // Sharing allowed: her current details go, then each change.
-    consent::record(
-        &mut conn,
-        &hanako.id,
-        &[(ConsentScope::ShareWithResidencePrefecture, true)],
-        Channel::Web,
-        None,
-    )
-    .unwrap();
-    push(&f, &f.osaka);
-    assert_eq!(
-        contacts(),
-        [ContactRow {
-            family_name: Some(f.cast[0].family_name.clone()),
-            email: Some("new@example.jp".into()),
-            phone: None
-        }]
-    );
-    notices::file(&mut conn, &hanako.id, &change(None, Some("中村")), Channel::Paper, Some("staff")).unwrap();
-    push(&f, &f.osaka);
-    assert_eq!(
-        contacts(),
-        [ContactRow {
-            family_name: Some("中村".into()), email: Some("new@example.jp".into()), phone: None
-        }]
-    );
-
-    // Withdrawn: deleted at the national server.
-    consent::record(
-        &mut conn,
-        &hanako.id,
-        &[(ConsentScope::ShareWithResidencePrefecture, false)],
-        Channel::Web,
-        None,
-    )
-    .unwrap();
-    push(&f, &f.osaka);
-    assert!(contacts().is_empty());
 }
-both_backends!(contact_details_travel_only_under_their_own_scope);
+both_backends!(contact_details_never_reach_the_national_server);

@@ -21,6 +21,8 @@ pub struct NoticeForm {
     pub workplace_type: String,
     pub workplace_lgcode: String,
     pub weekly_hours: String,
+    /// The day the employment status holds from (empty: the day it is filed).
+    pub as_of: String,
     pub family_name: String,
     pub given_name: String,
     pub address: String,
@@ -36,13 +38,14 @@ pub struct NoticeForm {
 }
 
 /// The notice form's fields in page order (for the error summary).
-pub const NOTICE_FIELDS: [&str; 14] = [
+pub const NOTICE_FIELDS: [&str; 15] = [
     "received_on",
     "left_on",
     "reason",
     "wish_to_return",
     "return_when",
     "employed",
+    "as_of",
     "workplace_type",
     "workplace_lgcode",
     "weekly_hours",
@@ -83,6 +86,7 @@ impl NoticeForm {
             ("wish_to_return", &self.wish_to_return),
             ("return_when", &self.return_when),
             ("employed", &self.employed),
+            ("as_of", &self.as_of),
             ("workplace_type", &self.workplace_type),
             ("workplace_lgcode", &self.workplace_lgcode),
             ("weekly_hours", &self.weekly_hours),
@@ -230,11 +234,16 @@ impl NoticeForm {
                 if hours == Some(None) {
                     errors.insert("weekly_hours", "週の勤務時間は0〜80の数字で入力してください。");
                 }
+                let as_of = optional(&self.as_of).map(|d| parse_date(&d));
+                if as_of == Some(None) {
+                    errors.insert("as_of", "日付は 2026年10月1日 や 2026-10-01 のように入力してください。");
+                }
                 employed.map(|employed| NoticeBody::EmploymentStatus {
                     employed,
                     workplace_type: workplace_type.flatten(),
                     workplace_lgcode: optional(&self.workplace_lgcode),
                     weekly_hours: hours.flatten(),
+                    as_of: as_of.flatten(),
                 })
             }
             NoticeKind::Change => Some(NoticeBody::Change {

@@ -11,6 +11,7 @@ pub mod nurse;
 pub mod opt_in;
 pub mod routes;
 pub mod staff;
+pub mod transfer;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
@@ -257,6 +258,7 @@ pub(crate) fn routes() -> Routes {
         .get("/accessibility", Access::Public, accessibility)
         .get("/help", Access::Public, help);
     opt_in::routes(&mut routes);
+    transfer::routes(&mut routes);
     nurse::routes(&mut routes);
     staff::routes(&mut routes);
     api::routes(&mut routes);

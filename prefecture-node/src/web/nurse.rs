@@ -235,6 +235,8 @@ struct HomePage {
     letter_requested: String,
     /// A message about her last proofing step (wrong code, no address...).
     proofing_note: String,
+    /// What the national server holds about her (latent, home center, residence, reminders).
+    national: crate::life_events::StatusView,
 }
 
 pub(crate) fn channel_ja(channel: &str) -> &'static str {
@@ -318,7 +320,10 @@ pub(crate) fn shared_notice_ids(
         .filter_map(|e| match e.message()? {
             NodeToNational::NoticeFiled(n) => Some(n.notice_id),
             NodeToNational::ContactChanged(c) => c.notice_id,
-            NodeToNational::ConsentChanged(_) | NodeToNational::IdentityProofed(_) => None,
+            NodeToNational::ConsentChanged(_)
+            | NodeToNational::IdentityProofed(_)
+            | NodeToNational::TransferContact(_)
+            | NodeToNational::TransferConfirmed(_) => None,
         })
         .collect())
 }
@@ -391,16 +396,18 @@ async fn home(
 ) -> HttpResponse {
     let (session, nurse) = me.into_parts();
     let id = nurse.id.clone();
+    let here = state.prefecture;
     let loaded = state
         .db(move |conn| {
             let consents = crate::consent::history(conn, &id)?;
             let notices = crate::notices::for_nurse(conn, &id)?;
             let shared = shared_notice_ids(conn, &id)?;
             let letter = crate::proofing::latest_letter(conn, &id)?;
-            Ok((consents, notices, shared, letter))
+            let national = crate::life_events::view(conn, &id, here)?;
+            Ok((consents, notices, shared, letter, national))
         })
         .await;
-    let (consents, notices, shared, letter) = match loaded {
+    let (consents, notices, shared, letter, national) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => return unavailable(&state, &e, SIGN_IN),
     };
@@ -465,6 +472,7 @@ async fn home(
             proofed,
             letter_requested,
             proofing_note: proofing_note.to_string(),
+            national,
         },
     )
 }
@@ -661,15 +669,16 @@ fn unknown_kind(state: &WebState) -> HttpResponse {
 
 /// Where a notice of this kind goes, under her current consents (the gate, in words).
 pub(crate) fn notice_note(kind: NoticeKind, consents: &crate::consent::CurrentConsents) -> String {
-    let scope = ncf_shared::contract::consent_for_notice(kind);
-    let outcome = match kind {
-        NoticeKind::Change => {
-            "新しい氏名・メールアドレス・電話番号は国のデータベースにも送られ、転居先のナースセンターが利用できます（住所は送られません）。"
-        }
-        _ => "この届出は国のデータベースにも送られます。",
+    let Some(scope) = ncf_shared::contract::consent_for_notice(kind) else {
+        let share = ncf_shared::ConsentScope::ShareWithResidencePrefecture;
+        return if consents.granted(share) {
+            "変更届はこのセンターにだけ保存されます。他の都道府県に転居したときは、新しい氏名・メールアドレス・電話番号が転居先のナースセンターに引き継がれます（住所は引き継がれません）。".to_string()
+        } else {
+            "変更届はこのセンターにだけ保存され、外には送られません。".to_string()
+        };
     };
     if consents.granted(scope) {
-        outcome.to_string()
+        "この届出は国のデータベースにも送られます。".to_string()
     } else {
         format!("「{}」に同意していないため、この届出はこのセンターの外には送られません。", scope.title_ja())
     }

@@ -366,6 +366,8 @@ struct DetailPage {
     /// How she proved who she is, e.g. 「窓口での確認（運転免許証、2026年…）」; empty until then.
     proofed: String,
     documents: [&'static str; 5],
+    /// What the national server holds about her (latent, home center, residence, 転出, reminders).
+    national: crate::life_events::StatusView,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -406,6 +408,7 @@ async fn detail_page(
     flash: String,
     error: String,
 ) -> HttpResponse {
+    let here = state.prefecture;
     let loaded = state
         .db(move |conn| {
             let Some(nurse) = crate::nurses::get(conn, &id)? else {
@@ -417,10 +420,11 @@ async fn detail_page(
             let events = crate::outbox::for_nurse(conn, &id)?;
             let cursor = crate::sync::cursor(conn)?;
             let received = crate::sync::unapplied(conn, Some(&id))?;
-            Ok(Some((nurse, consents, notices, shared, events, cursor, received)))
+            let national = crate::life_events::view(conn, &id, here)?;
+            Ok(Some((nurse, consents, notices, shared, events, cursor, received, national)))
         })
         .await;
-    let (nurse, consents, notices, shared, events, cursor, received) = match loaded {
+    let (nurse, consents, notices, shared, events, cursor, received, national) = match loaded {
         Ok(Some(found)) => found,
         Ok(None) => {
             return PageError::NotFound("この看護職は登録されていません。".into()).page(state, LIST);
@@ -436,6 +440,8 @@ async fn detail_page(
                 "notice_filed" => "届出",
                 "contact_changed" => "連絡先",
                 "identity_proofed" => "本人確認",
+                "transfer_contact" => "転居先への引継ぎ（連絡先）",
+                "transfer_confirmed" => "引継ぎの完了",
                 _ => "その他",
             },
             created_at: jst(e.created_at),
@@ -452,6 +458,11 @@ async fn detail_page(
             seq: e.seq,
             kind: match e.kind.as_str() {
                 "withdrawal_applied" => "同意取消による削除の確認",
+                "status_changed" => "就業支援の対象・ご案内するセンター",
+                "moved_out" => "転出",
+                "moved_in" => "転入（引継ぎ）",
+                "erase" => "連絡先の削除",
+                "reminder_due" => "届出のお願い",
                 _ => "このバージョンでは扱えない通知",
             },
             created_at: jst(e.received_at),
@@ -483,6 +494,7 @@ async fn detail_page(
             kinds: NoticeKind::ALL.into_iter().map(|k| (k.as_str(), k.title_ja())).collect(),
             flash,
             error,
+            national,
             proofed: match (&nurse.proofing_method, nurse.proofed_at) {
                 (Some(method), Some(at)) => format!(
                     "{}（{}{}）",

@@ -184,9 +184,10 @@ async fn proofing_code(
 )]
 async fn push(state: web::Data<AppState>, request: Signed<PushRequest>) -> Result<HttpResponse, AppError> {
     let pool = state.pool.clone();
+    let key = state.agency_key.clone();
     let response = web::block(move || {
         let mut conn = pool.get()?;
-        crate::sync::apply_push(&mut conn, request.node.prefecture, &request.body)
+        crate::sync::apply_push(&mut conn, &key, request.node.prefecture, &request.body)
     })
     .await??;
     Ok(HttpResponse::Ok().json(response))

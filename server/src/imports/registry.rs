@@ -1,5 +1,6 @@
 //! `import-registry`: the licence registry (資格管理簿) in DESIGN's CSV format.
 
+use diesel::prelude::*;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
@@ -171,6 +172,31 @@ impl ImportTarget<LicenceRow> for LicenceTable {
     }
     fn json<'r>(&self, row: &'r LicenceRow) -> &'r str {
         &row.0
+    }
+
+    /// Refreshes what the national server derives for the people whose licences this import
+    /// changed (a licence that lapsed ends her latent status; one imported for a person already
+    /// recorded as deceased gets its ex-officio deletion). Only linked or deceased people can be
+    /// affected, so a first import of millions of licences reads nobody here.
+    fn finish(&mut self, conn: &mut DbConn, import_id: &ImportId) -> QueryResult<()> {
+        use crate::schema::{identity_links, licences, residents};
+        let changed = licences::table
+            .filter(licences::import_id.eq(import_id.as_str()))
+            .filter(
+                licences::person_key
+                    .eq_any(identity_links::table.select(identity_links::person_key))
+                    .or(licences::person_key.eq_any(
+                        residents::table
+                            .filter(residents::deceased_on.is_not_null())
+                            .select(residents::person_key),
+                    )),
+            )
+            .select(licences::person_key)
+            .distinct()
+            .load::<Vec<u8>>(conn)?;
+        let report = crate::routing::refresh(conn, changed)?;
+        tracing::info!(?report, "status refreshed for the people this registry import changed");
+        Ok(())
     }
 }
 

@@ -246,3 +246,53 @@ pub async fn confirm_by_mail(
     let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     browser.post("/opt-in/confirm", &fields).await
 }
+
+#[derive(QueryableByName)]
+struct TextColumn {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+}
+
+/// Every `table.column` of the national database that holds `needle` anywhere in a text value:
+/// how a test shows that something (an e-mail address) is not kept, in any table.
+pub fn national_text_containing(f: &Federation, needle: &str) -> Vec<String> {
+    national_db_text_containing(&f.national_db, needle)
+}
+
+pub fn national_db_text_containing(db: &TestDb, needle: &str) -> Vec<String> {
+    let mut conn = db.connect();
+    let columns: Vec<TextColumn> = match &mut conn {
+        DbConn::Postgresql(_) => diesel::sql_query(
+            "SELECT table_name::text AS table_name, column_name::text AS column_name \
+             FROM information_schema.columns WHERE table_schema = current_schema() \
+             AND data_type IN ('text', 'character varying')",
+        )
+        .load(&mut conn)
+        .unwrap(),
+        DbConn::Sqlite(_) => diesel::sql_query(
+            "SELECT m.name AS table_name, p.name AS column_name FROM sqlite_master m \
+             JOIN pragma_table_info(m.name) p WHERE m.type = 'table' AND upper(p.type) = 'TEXT'",
+        )
+        .load(&mut conn)
+        .unwrap(),
+    };
+    assert!(columns.len() > 20, "the national schema's text columns were found");
+    let mut found = Vec::new();
+    for c in columns {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM {} WHERE {} LIKE $1",
+            c.table_name, c.column_name
+        );
+        let n = diesel::sql_query(sql)
+            .bind::<Text, _>(format!("%{needle}%"))
+            .get_result::<Count>(&mut conn)
+            .unwrap()
+            .n;
+        if n > 0 {
+            found.push(format!("{}.{}", c.table_name, c.column_name));
+        }
+    }
+    found
+}

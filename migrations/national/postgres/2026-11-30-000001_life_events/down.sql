@@ -1,0 +1,16 @@
+CREATE TABLE nurse_contacts (
+    prefecture TEXT NOT NULL,
+    agency_code TEXT NOT NULL,
+    family_name TEXT,
+    given_name TEXT,
+    email TEXT,
+    phone TEXT,
+    changed_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (prefecture, agency_code)
+);
+DROP TABLE reminders;
+DROP TABLE transfers;
+DROP TABLE erasures;
+DROP TABLE licence_deletions;
+DROP TABLE told_status;
+DROP TABLE person_status;

@@ -1,0 +1,840 @@
+//! Where each linked person stands, kept true as registry, resident data and pushes change
+//! (DESIGN flows 4 and 6, issue #7; `docs/architecture.md` section 8).
+//!
+//! [`refresh`] recomputes, for the people a change touched, everything the national server derives
+//! about them, and acts only on differences from what it stored last time:
+//! - **deaths**: an ex-officio deletion (`licence_deletions`) beside each licence, and one `erase`
+//!   to every node linked to her, whatever her consents (the event does not say why);
+//! - **status**: employment by the latest notice by effective date, latent or not (the rule lives
+//!   in [`crate::latent`]), her home link, and the prefecture she lives in — from the resident data
+//!   and only under `address_linkage`; each node is told (`status_changed`) when what it may know
+//!   changes, and every such telling is a recorded provision;
+//! - **routing**, state-based: her residence is compared with the prefecture she was last routed
+//!   to. The first time it is known it is recorded and nobody is routed; after that a difference
+//!   starts one hand-over (`moved_out` to the old home node, with a request to seal her contact
+//!   for the new node when `share_with_residence_prefecture` allows). Re-imports and re-runs find
+//!   no difference and route nobody twice;
+//! - **withdrawal**: with none of `address_linkage`, `job_support`, `training_info` left, her
+//!   derived status is deleted; without `address_linkage`, her residence and routing state are.
+//!
+//! The relay itself (`transfer_contact` in, `moved_in` out) and the confirmation are applied with
+//! the pushes that carry them ([`relay_contact`], [`confirm_transfer`]).
+//!
+//! Everything runs inside the caller's transaction, so a change and what it causes commit together.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{NaiveDate, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use ncf_shared::contract::{
+    Erase, MovedIn, MovedOut, NationalToNode, ProofingMethod, ProvisionPurpose, StatusChanged, TransferConfirmed,
+    TransferContact, TransferRequest, TransferredLicence,
+};
+use ncf_shared::db::DbConn;
+use ncf_shared::ids::RecordId;
+use ncf_shared::notice::NoticeBody;
+use ncf_shared::{AgencyCode, AgencyCodeKey, ConsentScope, Municipality, PersonKey, Prefecture, Qualification, per_backend};
+
+use crate::latent::{Employment, Facts, NoticeFact};
+use crate::provisions::{ChainWriter, Provision};
+use crate::schema::{
+    erasures, identity_links, licence_deletions, licences, nodes, nurse_consents, nurse_notices, person_status,
+    resident_events, residents, told_status, transfers,
+};
+
+/// People per round of reads: every query below takes one `IN (…)` list of this size.
+const CHUNK: usize = 500;
+
+pub const DECEASED_REASON: &str = "deceased (resident registry)";
+
+/// What one refresh did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub persons: usize,
+    pub latent: usize,
+    pub moved: usize,
+    pub deletions: usize,
+    pub erased: usize,
+    pub events: usize,
+}
+
+impl std::ops::AddAssign for Report {
+    fn add_assign(&mut self, o: Self) {
+        self.persons += o.persons;
+        self.latent += o.latent;
+        self.moved += o.moved;
+        self.deletions += o.deletions;
+        self.erased += o.erased;
+        self.events += o.events;
+    }
+}
+
+/// Recomputes the people with these person keys (any order, repeats allowed).
+pub fn refresh(conn: &mut DbConn, persons: impl IntoIterator<Item = Vec<u8>>) -> QueryResult<Report> {
+    let persons: BTreeSet<Vec<u8>> = persons.into_iter().collect();
+    let persons: Vec<Vec<u8>> = persons.into_iter().collect();
+    let keys = NodeKeys::load(conn)?;
+    let mut report = Report::default();
+    for chunk in persons.chunks(CHUNK) {
+        report += refresh_chunk(conn, &keys, chunk)?;
+    }
+    Ok(report)
+}
+
+/// `rematch`: every person linked at any node, and everyone the resident data records as deceased.
+/// Reads in key order, one chunk at a time, so memory stays flat however many there are.
+pub fn refresh_all(conn: &mut DbConn) -> QueryResult<Report> {
+    let keys = NodeKeys::load(conn)?;
+    let mut report = Report::default();
+    let mut after: Vec<u8> = Vec::new();
+    loop {
+        let chunk: Vec<Vec<u8>> = identity_links::table
+            .filter(identity_links::person_key.gt(&after))
+            .select(identity_links::person_key)
+            .distinct()
+            .order(identity_links::person_key)
+            .limit(CHUNK as i64)
+            .load(conn)?;
+        let Some(last) = chunk.last() else { break };
+        after = last.clone();
+        // One transaction per chunk: an interrupted rematch leaves every chunk whole, and the
+        // next run finds nothing left to do for the chunks already written.
+        report += ncf_shared::db::write_transaction(conn, |conn| refresh_chunk(conn, &keys, &chunk))?;
+    }
+    let mut after: Vec<u8> = Vec::new();
+    loop {
+        let chunk: Vec<Vec<u8>> = residents::table
+            .filter(residents::deceased_on.is_not_null())
+            .filter(residents::person_key.gt(&after))
+            .select(residents::person_key)
+            .order(residents::person_key)
+            .limit(CHUNK as i64)
+            .load(conn)?;
+        let Some(last) = chunk.last() else { break };
+        after = last.clone();
+        let deaths = ncf_shared::db::write_transaction(conn, |conn| refresh_chunk(conn, &keys, &chunk))?;
+        report.deletions += deaths.deletions;
+        report.erased += deaths.erased;
+        report.events += deaths.events;
+    }
+    Ok(report)
+}
+
+/// The newest registered, unrevoked key of each prefecture's node: what a hand-over seals to.
+struct NodeKeys(HashMap<Prefecture, String>);
+
+impl NodeKeys {
+    fn load(conn: &mut DbConn) -> QueryResult<Self> {
+        let rows: Vec<(String, String)> = nodes::table
+            .filter(nodes::revoked_at.is_null())
+            .order(nodes::added_at)
+            .select((nodes::prefecture, nodes::public_key))
+            .load(conn)?;
+        Ok(Self(rows.into_iter().filter_map(|(p, k)| Some((Prefecture::from_code(&p)?, k))).collect()))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Link {
+    prefecture: Prefecture,
+    code: String,
+    linked_at: NaiveDateTime,
+    proofed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = person_status, treat_none_as_default_value = false)]
+struct StatusRow {
+    person_key: Vec<u8>,
+    employment: String,
+    employment_since: Option<NaiveDate>,
+    latent: bool,
+    home_prefecture: Option<String>,
+    home_agency_code: Option<String>,
+    residence_prefecture: Option<String>,
+    routed_prefecture: Option<String>,
+    latent_since: Option<NaiveDateTime>,
+    updated_at: NaiveDateTime,
+}
+
+impl StatusRow {
+    fn same_as(&self, other: &Self) -> bool {
+        let strip = |r: &Self| Self { updated_at: NaiveDateTime::default(), ..r.clone() };
+        strip(self) == strip(other)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Insertable)]
+#[diesel(table_name = told_status, treat_none_as_default_value = false)]
+struct ToldRow {
+    prefecture: String,
+    agency_code: String,
+    latent: bool,
+    home_here: bool,
+    residence: Option<String>,
+    told_at: NaiveDateTime,
+}
+
+/// Everything read for one chunk of people, grouped by person.
+#[derive(Default)]
+struct PersonData {
+    licences: Vec<(String, String, String)>, // qualification, registration number, status
+    deleted: HashSet<(String, String)>,
+    lgcode: Option<String>,
+    deceased_on: Option<NaiveDate>,
+    links: Vec<Link>,
+    status: Option<StatusRow>,
+}
+
+fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> QueryResult<Report> {
+    let now = ncf_shared::time::now_utc();
+    let mut people: HashMap<Vec<u8>, PersonData> = HashMap::with_capacity(chunk.len());
+    let links: Vec<(Vec<u8>, String, String, NaiveDateTime, Option<NaiveDateTime>)> =
+        identity_links::table
+            .filter(identity_links::person_key.eq_any(chunk))
+            .select((
+                identity_links::person_key,
+                identity_links::prefecture,
+                identity_links::agency_code,
+                identity_links::linked_at,
+                identity_links::proofed_at,
+            ))
+            .load(conn)?;
+    for (key, prefecture, code, linked_at, proofed_at) in links {
+        let Some(prefecture) = Prefecture::from_code(&prefecture) else { continue };
+        people.entry(key).or_default().links.push(Link {
+            prefecture,
+            code,
+            linked_at,
+            proofed: proofed_at.is_some(),
+        });
+    }
+    let resident_rows: Vec<(Vec<u8>, Option<String>, Option<NaiveDate>)> = residents::table
+        .filter(residents::person_key.eq_any(chunk))
+        .select((residents::person_key, residents::lgcode, residents::deceased_on))
+        .load(conn)?;
+    for (key, lgcode, deceased_on) in resident_rows {
+        // Only people with a link or a death need anything more.
+        if deceased_on.is_some() || people.contains_key(&key) {
+            let p = people.entry(key).or_default();
+            p.lgcode = lgcode;
+            p.deceased_on = deceased_on;
+        }
+    }
+    if people.is_empty() {
+        return Ok(Report::default());
+    }
+    let wanted: Vec<&Vec<u8>> = people.keys().collect();
+    let licence_rows: Vec<(Vec<u8>, String, String, String)> = licences::table
+        .filter(licences::person_key.eq_any(&wanted))
+        .select((licences::person_key, licences::qualification, licences::registration_number, licences::status))
+        .load(conn)?;
+    let deleted_rows: Vec<(Vec<u8>, String, String)> = licence_deletions::table
+        .filter(licence_deletions::person_key.eq_any(&wanted))
+        .select((
+            licence_deletions::person_key,
+            licence_deletions::qualification,
+            licence_deletions::registration_number,
+        ))
+        .load(conn)?;
+    let status_rows: Vec<StatusRow> = person_status::table
+        .filter(person_status::person_key.eq_any(&wanted))
+        .select(StatusRow::as_select())
+        .load(conn)?;
+    for (key, q, r, s) in licence_rows {
+        if let Some(p) = people.get_mut(&key) {
+            p.licences.push((q, r, s));
+        }
+    }
+    for (key, q, r) in deleted_rows {
+        if let Some(p) = people.get_mut(&key) {
+            p.deleted.insert((q, r));
+        }
+    }
+    for row in status_rows {
+        if let Some(p) = people.get_mut(&row.person_key) {
+            p.status = Some(row);
+        }
+    }
+
+    // Per link: consents, notices, what the node was last told, whether it was told to erase.
+    let codes: Vec<&str> = people.values().flat_map(|p| p.links.iter().map(|l| l.code.as_str())).collect();
+    let mut consents: HashMap<(Prefecture, String), HashMap<ConsentScope, bool>> = HashMap::new();
+    let mut notices: HashMap<(Prefecture, String), Vec<NoticeFact>> = HashMap::new();
+    let mut told: HashMap<(Prefecture, String), ToldRow> = HashMap::new();
+    let mut erased: HashSet<(Prefecture, String)> = HashSet::new();
+    if !codes.is_empty() {
+        let rows: Vec<(String, String, String, bool)> = nurse_consents::table
+            .filter(nurse_consents::agency_code.eq_any(&codes))
+            .select((
+                nurse_consents::prefecture,
+                nurse_consents::agency_code,
+                nurse_consents::scope,
+                nurse_consents::granted,
+            ))
+            .load(conn)?;
+        for (p, code, scope, granted) in rows {
+            if let (Some(p), Some(scope)) = (Prefecture::from_code(&p), ConsentScope::parse(&scope)) {
+                consents.entry((p, code)).or_default().insert(scope, granted);
+            }
+        }
+        let rows: Vec<(String, String, String, NaiveDateTime)> = nurse_notices::table
+            .filter(nurse_notices::agency_code.eq_any(&codes))
+            .select((
+                nurse_notices::prefecture,
+                nurse_notices::agency_code,
+                nurse_notices::body,
+                nurse_notices::filed_at,
+            ))
+            .load(conn)?;
+        for (p, code, body, filed_at) in rows {
+            let Some(p) = Prefecture::from_code(&p) else { continue };
+            let Ok(body) = serde_json::from_str::<NoticeBody>(&body) else { continue };
+            let filed_on = ncf_shared::time::jst_date(filed_at);
+            if let (Some(effective_on), Some(working)) = (body.effective_on(filed_on), body.says_working()) {
+                notices.entry((p, code)).or_default().push(NoticeFact { effective_on, filed_at, working });
+            }
+        }
+        let rows: Vec<(String, String, bool, bool, Option<String>, NaiveDateTime)> = told_status::table
+            .filter(told_status::agency_code.eq_any(&codes))
+            .select((
+                told_status::prefecture,
+                told_status::agency_code,
+                told_status::latent,
+                told_status::home_here,
+                told_status::residence,
+                told_status::told_at,
+            ))
+            .load(conn)?;
+        for (prefecture, agency_code, latent, home_here, residence, told_at) in rows {
+            if let Some(p) = Prefecture::from_code(&prefecture) {
+                told.insert(
+                    (p, agency_code.clone()),
+                    ToldRow { prefecture, agency_code, latent, home_here, residence, told_at },
+                );
+            }
+        }
+        let rows: Vec<(String, String)> = erasures::table
+            .filter(erasures::agency_code.eq_any(&codes))
+            .select((erasures::prefecture, erasures::agency_code))
+            .load(conn)?;
+        erased.extend(rows.into_iter().filter_map(|(p, c)| Some((Prefecture::from_code(&p)?, c))));
+    }
+
+    let mut report = Report::default();
+    let mut chain = ChainWriter::begin(conn)?;
+    let mut events: Vec<(Prefecture, NationalToNode)> = Vec::new();
+    let mut status_upserts: Vec<StatusRow> = Vec::new();
+    let mut status_deletes: Vec<Vec<u8>> = Vec::new();
+    let mut told_upserts: Vec<ToldRow> = Vec::new();
+    let mut deletions: Vec<(String, String, Vec<u8>, NaiveDate)> = Vec::new();
+    let mut erasure_rows: Vec<(String, String, Vec<u8>)> = Vec::new();
+    let mut new_transfers: Vec<TransferRow> = Vec::new();
+    let mut superseded: Vec<Vec<u8>> = Vec::new();
+    let granted = |link: &Link, scope: ConsentScope| {
+        consents
+            .get(&(link.prefecture, link.code.clone()))
+            .and_then(|c| c.get(&scope))
+            .copied()
+            .unwrap_or(false)
+    };
+
+    for (key, person) in &people {
+        // Deaths: recorded beside the registry, and every linked node erases her, once.
+        if let Some(died) = person.deceased_on {
+            for (q, r, _) in &person.licences {
+                if !person.deleted.contains(&(q.clone(), r.clone())) {
+                    deletions.push((q.clone(), r.clone(), key.clone(), died));
+                }
+            }
+            for link in &person.links {
+                if erased.contains(&(link.prefecture, link.code.clone())) {
+                    continue;
+                }
+                let Some(code) = AgencyCode::parse(&link.code) else { continue };
+                events.push((
+                    link.prefecture,
+                    NationalToNode::Erase(Erase { agency_code: code, decided_at: Utc::now() }),
+                ));
+                chain.append(&Provision::to_node(link.prefecture, &link.code, &["erase"], ProvisionPurpose::Erasure));
+                erasure_rows.push((link.prefecture.code(), link.code.clone(), key.clone()));
+                report.erased += 1;
+            }
+            if person.status.is_some() {
+                status_deletes.push(key.clone());
+            }
+            superseded.push(key.clone());
+            continue;
+        }
+        let proofed: Vec<&Link> = person.links.iter().filter(|l| l.proofed).collect();
+        if proofed.is_empty() {
+            if person.status.is_some() {
+                status_deletes.push(key.clone());
+            }
+            continue;
+        }
+        report.persons += 1;
+        let address_linkage = proofed.iter().any(|l| granted(l, ConsentScope::AddressLinkage));
+        let residence = address_linkage
+            .then(|| person.lgcode.as_deref().and_then(Municipality::by_lgcode).map(|m| m.prefecture))
+            .flatten();
+        // Her home link: the proofed link where she lives, else the one where she last opted in.
+        let home = residence
+            .and_then(|r| proofed.iter().find(|l| l.prefecture == r))
+            .or_else(|| proofed.iter().max_by_key(|l| l.linked_at))
+            .copied()
+            .expect("at least one proofed link");
+        let facts = Facts {
+            licence_in_force: person.licences.iter().any(|(q, r, s)| {
+                Qualification::from_code(q).is_some_and(Qualification::is_nursing)
+                    && s == ncf_shared::LicenceStatus::Active.as_str()
+                    && !person.deleted.contains(&(q.clone(), r.clone()))
+            }),
+            deceased: false,
+            notices: proofed
+                .iter()
+                .filter_map(|l| notices.get(&(l.prefecture, l.code.clone())))
+                .flatten()
+                .copied()
+                .collect(),
+            wants_information: granted(home, ConsentScope::JobSupport) || granted(home, ConsentScope::TrainingInfo),
+        };
+        let latent = facts.is_latent();
+        let employment: Employment = facts.employment();
+        let keeps_status = proofed.iter().any(|l| {
+            granted(l, ConsentScope::AddressLinkage)
+                || granted(l, ConsentScope::JobSupport)
+                || granted(l, ConsentScope::TrainingInfo)
+        });
+
+        // Routing, by state: compare where she lives with where she was last routed.
+        let previous = person.status.as_ref();
+        let routed_before = previous.and_then(|s| s.routed_prefecture.as_deref()).and_then(Prefecture::from_code);
+        if let (Some(from), Some(to)) = (routed_before, residence)
+            && from != to
+            && home.prefecture != to
+        {
+            report.moved += 1;
+            superseded.push(key.clone());
+            let share = granted(home, ConsentScope::ShareWithResidencePrefecture);
+            let recipient_key = keys.0.get(&to);
+            let transfer_id = RecordId::new().0;
+            let state = match (share, recipient_key) {
+                (false, _) => "not_shared",
+                (true, None) => "no_node",
+                (true, Some(_)) => "requested",
+            };
+            let request = match (share, recipient_key) {
+                (true, Some(k)) => {
+                    Some(TransferRequest { transfer_id: transfer_id.clone(), recipient_key: k.clone() })
+                }
+                _ => None,
+            };
+            if let Some(code) = AgencyCode::parse(&home.code) {
+                events.push((
+                    home.prefecture,
+                    NationalToNode::MovedOut(MovedOut {
+                        agency_code: code,
+                        destination: share.then_some(to),
+                        transfer: request,
+                        decided_at: Utc::now(),
+                    }),
+                ));
+                let fields: &[&str] = if share { &["moved_out", "destination"] } else { &["moved_out"] };
+                chain.append(&Provision::to_node(home.prefecture, &home.code, fields, ProvisionPurpose::HandOver));
+            }
+            new_transfers.push(TransferRow {
+                id: transfer_id,
+                person_key: key.clone(),
+                from_prefecture: home.prefecture.code(),
+                from_agency_code: home.code.clone(),
+                to_prefecture: to.code(),
+                to_agency_code: None,
+                state: state.into(),
+                requested_at: now,
+                relayed_at: None,
+                confirmed_at: None,
+            });
+        }
+
+        // What each node may know, told when it changes.
+        for link in &proofed {
+            let home_here = link.prefecture == home.prefecture;
+            let told_residence = residence.filter(|r| {
+                granted(link, ConsentScope::AddressLinkage)
+                    && (*r == link.prefecture || granted(link, ConsentScope::ShareWithResidencePrefecture))
+            });
+            let row = ToldRow {
+                prefecture: link.prefecture.code(),
+                agency_code: link.code.clone(),
+                latent: latent && home_here,
+                home_here,
+                residence: told_residence.map(Prefecture::code),
+                told_at: now,
+            };
+            let unchanged = told.get(&(link.prefecture, link.code.clone())).is_some_and(|t| {
+                (t.latent, t.home_here, &t.residence) == (row.latent, row.home_here, &row.residence)
+            });
+            if unchanged {
+                continue;
+            }
+            let Some(code) = AgencyCode::parse(&link.code) else { continue };
+            events.push((
+                link.prefecture,
+                NationalToNode::StatusChanged(StatusChanged {
+                    agency_code: code,
+                    latent: row.latent,
+                    home_here,
+                    residence: told_residence,
+                    decided_at: Utc::now(),
+                }),
+            ));
+            let fields: &[&str] =
+                if row.residence.is_some() { &["latent", "home", "residence"] } else { &["latent", "home"] };
+            chain.append(&Provision::to_node(link.prefecture, &link.code, fields, ProvisionPurpose::LatentStatus));
+            told_upserts.push(row);
+        }
+
+        if latent {
+            report.latent += 1;
+        }
+        if !keeps_status {
+            if previous.is_some() {
+                status_deletes.push(key.clone());
+            }
+            continue;
+        }
+        let row = StatusRow {
+            person_key: key.clone(),
+            employment: employment.as_str().into(),
+            employment_since: employment.since(),
+            latent,
+            home_prefecture: Some(home.prefecture.code()),
+            home_agency_code: Some(home.code.clone()),
+            residence_prefecture: residence.map(Prefecture::code),
+            routed_prefecture: residence.map(Prefecture::code),
+            latent_since: match previous {
+                Some(p) if p.latent && latent => p.latent_since,
+                _ if latent => Some(now),
+                _ => None,
+            },
+            updated_at: now,
+        };
+        if !previous.is_some_and(|p| p.same_as(&row)) {
+            status_upserts.push(row);
+        }
+    }
+
+    report.deletions = deletions.len();
+    report.events = events.len();
+    write_chunk(
+        conn,
+        ChunkWrites {
+            chain,
+            events,
+            status_upserts,
+            status_deletes,
+            told_upserts,
+            deletions,
+            erasure_rows,
+            new_transfers,
+            superseded,
+            now,
+        },
+    )?;
+    Ok(report)
+}
+
+#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
+#[diesel(table_name = transfers, treat_none_as_default_value = false)]
+struct TransferRow {
+    id: String,
+    person_key: Vec<u8>,
+    from_prefecture: String,
+    from_agency_code: String,
+    to_prefecture: String,
+    to_agency_code: Option<String>,
+    state: String,
+    requested_at: NaiveDateTime,
+    relayed_at: Option<NaiveDateTime>,
+    confirmed_at: Option<NaiveDateTime>,
+}
+
+struct ChunkWrites {
+    chain: ChainWriter,
+    events: Vec<(Prefecture, NationalToNode)>,
+    status_upserts: Vec<StatusRow>,
+    status_deletes: Vec<Vec<u8>>,
+    told_upserts: Vec<ToldRow>,
+    deletions: Vec<(String, String, Vec<u8>, NaiveDate)>,
+    erasure_rows: Vec<(String, String, Vec<u8>)>,
+    new_transfers: Vec<TransferRow>,
+    superseded: Vec<Vec<u8>>,
+    now: NaiveDateTime,
+}
+
+fn write_chunk(conn: &mut DbConn, w: ChunkWrites) -> QueryResult<()> {
+    let now = w.now;
+    if !w.deletions.is_empty() {
+        // The import that recorded each death, for the deletion record.
+        let dead: Vec<&Vec<u8>> = w.deletions.iter().map(|d| &d.2).collect();
+        let imports: HashMap<Vec<u8>, String> = resident_events::table
+            .filter(resident_events::person_key.eq_any(dead))
+            .filter(resident_events::event.eq(crate::imports::residents::DECEASED))
+            .order(resident_events::effective_on.desc())
+            .select((resident_events::person_key, resident_events::import_id))
+            .load::<(Vec<u8>, String)>(conn)?
+            .into_iter()
+            .collect();
+        let rows: Vec<_> = w
+            .deletions
+            .iter()
+            .map(|(q, r, key, died)| {
+                (
+                    licence_deletions::qualification.eq(q),
+                    licence_deletions::registration_number.eq(r),
+                    licence_deletions::person_key.eq(key),
+                    licence_deletions::deleted_on.eq(died),
+                    licence_deletions::reason.eq(DECEASED_REASON),
+                    licence_deletions::import_id.eq(imports.get(key).map_or("", String::as_str)),
+                    licence_deletions::recorded_at.eq(now),
+                )
+            })
+            .collect();
+        ncf_shared::insert_many!(&mut *conn, rows, |c, values| diesel::insert_into(licence_deletions::table)
+            .values(values)
+            .execute(c));
+        tracing::info!(licences = w.deletions.len(), "ex-officio deletions recorded (deceased)");
+    }
+    if !w.erasure_rows.is_empty() {
+        let rows: Vec<_> = w
+            .erasure_rows
+            .iter()
+            .map(|(p, c, key)| {
+                (
+                    erasures::prefecture.eq(p),
+                    erasures::agency_code.eq(c),
+                    erasures::person_key.eq(key),
+                    erasures::decided_at.eq(now),
+                )
+            })
+            .collect();
+        ncf_shared::insert_many!(&mut *conn, rows, |c, values| diesel::insert_into(erasures::table)
+            .values(values)
+            .execute(c));
+        let codes: Vec<&String> = w.erasure_rows.iter().map(|(_, c, _)| c).collect();
+        diesel::delete(told_status::table.filter(told_status::agency_code.eq_any(codes))).execute(conn)?;
+    }
+    if !w.superseded.is_empty() {
+        // She moved again, or died: an unfinished hand-over will not complete.
+        diesel::update(
+            transfers::table
+                .filter(transfers::person_key.eq_any(&w.superseded))
+                .filter(transfers::state.eq_any(["requested", "relayed"])),
+        )
+        .set(transfers::state.eq("superseded"))
+        .execute(conn)?;
+    }
+    if !w.new_transfers.is_empty() {
+        ncf_shared::insert_many!(&mut *conn, w.new_transfers, |c, values| diesel::insert_into(
+            transfers::table
+        )
+        .values(values)
+        .execute(c));
+    }
+    if !w.status_deletes.is_empty() {
+        diesel::delete(person_status::table.filter(person_status::person_key.eq_any(&w.status_deletes)))
+            .execute(conn)?;
+    }
+    use person_status::dsl as s;
+    per_backend!(&mut *conn, c => {
+        for chunk in w.status_upserts.chunks(CHUNK) {
+            diesel::insert_into(person_status::table)
+                .values(chunk)
+                .on_conflict(s::person_key)
+                .do_update()
+                .set((
+                    s::employment.eq(excluded(s::employment)),
+                    s::employment_since.eq(excluded(s::employment_since)),
+                    s::latent.eq(excluded(s::latent)),
+                    s::home_prefecture.eq(excluded(s::home_prefecture)),
+                    s::home_agency_code.eq(excluded(s::home_agency_code)),
+                    s::residence_prefecture.eq(excluded(s::residence_prefecture)),
+                    s::routed_prefecture.eq(excluded(s::routed_prefecture)),
+                    s::latent_since.eq(excluded(s::latent_since)),
+                    s::updated_at.eq(excluded(s::updated_at)),
+                ))
+                .execute(c)?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    use told_status::dsl as t;
+    per_backend!(&mut *conn, c => {
+        for chunk in w.told_upserts.chunks(CHUNK) {
+            diesel::insert_into(told_status::table)
+                .values(chunk)
+                .on_conflict((t::prefecture, t::agency_code))
+                .do_update()
+                .set((
+                    t::latent.eq(excluded(t::latent)),
+                    t::home_here.eq(excluded(t::home_here)),
+                    t::residence.eq(excluded(t::residence)),
+                    t::told_at.eq(excluded(t::told_at)),
+                ))
+                .execute(c)?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    crate::queue::enqueue_many(conn, &w.events)?;
+    w.chain.finish(conn)
+}
+
+/// Why a hand-over event cannot be applied (becomes the push's reject reason).
+pub struct NotApplicable(pub &'static str);
+
+/// The old node answered a `moved_out` with her sealed contact: make the new node's link and
+/// pass the sealed contact on with the new node's code (`moved_in`). Nothing of the contact is
+/// kept; the provision record gets one entry for each side.
+pub fn relay_contact(
+    conn: &mut DbConn,
+    agency_key: &AgencyCodeKey,
+    chain: &mut ChainWriter,
+    node: Prefecture,
+    t: &TransferContact,
+) -> QueryResult<Result<Vec<u8>, NotApplicable>> {
+    let row: Option<TransferRow> = transfers::table
+        .find(&t.transfer_id)
+        .select(TransferRow::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(row) = row.filter(|r| r.from_prefecture == node.code() && r.from_agency_code == t.agency_code.as_str())
+    else {
+        return Ok(Err(NotApplicable("no hand-over of this person from this node has that id")));
+    };
+    if row.state != "requested" {
+        // Already relayed (a retried push), or overtaken by a later move or a death.
+        return Ok(Err(NotApplicable("the hand-over is no longer waiting for her contact")));
+    }
+    if t.sealed_contact.len() > 8 * 1024 {
+        return Ok(Err(NotApplicable("sealed contact too large")));
+    }
+    let Some(to) = Prefecture::from_code(&row.to_prefecture) else {
+        return Ok(Err(NotApplicable("hand-over names an unknown prefecture")));
+    };
+    let Some(person) = PersonKey::from_slice(&row.person_key) else {
+        return Ok(Err(NotApplicable("stored person key has the wrong length")));
+    };
+    let (qualification, registration_number): (String, String) = identity_links::table
+        .find((node.code(), t.agency_code.as_str()))
+        .select((identity_links::qualification, identity_links::registration_number))
+        .first(conn)?;
+    let proofing_method: Option<String> = identity_links::table
+        .find((node.code(), t.agency_code.as_str()))
+        .select(identity_links::proofing_method)
+        .first(conn)?;
+    let licence: Option<(String, String, NaiveDate)> = licences::table
+        .find((&qualification, &registration_number))
+        .select((licences::family_name_kana, licences::given_name_kana, licences::birth_date))
+        .first(conn)
+        .optional()?;
+    let (Some((family_name_kana, given_name_kana, birth_date)), Some(q)) =
+        (licence, Qualification::from_code(&qualification))
+    else {
+        return Ok(Err(NotApplicable("her licence is no longer in the registry")));
+    };
+    let new_code = agency_key.code_for(to, &person);
+    per_backend!(&mut *conn, c => diesel::insert_into(identity_links::table)
+        .values((
+            identity_links::prefecture.eq(to.code()),
+            identity_links::agency_code.eq(new_code.as_str()),
+            identity_links::person_key.eq(&row.person_key),
+            identity_links::qualification.eq(&qualification),
+            identity_links::registration_number.eq(&registration_number),
+            identity_links::linked_at.eq(ncf_shared::time::now_utc()),
+        ))
+        .on_conflict((identity_links::prefecture, identity_links::agency_code))
+        .do_nothing()
+        .execute(c))?;
+    let moved_in = NationalToNode::MovedIn(MovedIn {
+        agency_code: new_code.clone(),
+        transfer_id: row.id.clone(),
+        from: node,
+        sealed_contact: t.sealed_contact.clone(),
+        licence: TransferredLicence {
+            qualification: q,
+            registration_number: registration_number.clone(),
+            family_name_kana,
+            given_name_kana,
+            birth_date,
+        },
+        proofing_method: proofing_method.as_deref().and_then(ProofingMethod::parse).unwrap_or(ProofingMethod::Legacy),
+        decided_at: Utc::now(),
+    });
+    crate::queue::enqueue(conn, to, &moved_in)?;
+    let contact: Vec<String> =
+        ncf_shared::contract::SealedContact::FIELDS.iter().map(|f| format!("contact:{f}")).collect();
+    let contact: Vec<&str> = contact.iter().map(String::as_str).collect();
+    chain.append(&Provision::from_node(node, t.agency_code.as_str(), &contact, ProvisionPurpose::HandOver));
+    let mut given: Vec<String> = vec!["agency_code".into()];
+    given.extend(contact.iter().map(|f| f.to_string()));
+    given.extend(TransferredLicence::FIELDS.iter().map(|f| format!("licence:{f}")));
+    let given: Vec<&str> = given.iter().map(String::as_str).collect();
+    chain.append(&Provision::to_node(to, new_code.as_str(), &given, ProvisionPurpose::HandOver));
+    diesel::update(transfers::table.find(&row.id))
+        .set((
+            transfers::state.eq("relayed"),
+            transfers::to_agency_code.eq(new_code.as_str()),
+            transfers::relayed_at.eq(ncf_shared::time::now_utc()),
+        ))
+        .execute(conn)?;
+    tracing::info!(from = %node, to = %to, "hand-over: contact relayed sealed");
+    Ok(Ok(row.person_key))
+}
+
+/// She confirmed the hand-over at the new node: its link becomes proofed (she proved who she is
+/// at the old node), which makes it her home link at the next refresh.
+pub fn confirm_transfer(
+    conn: &mut DbConn,
+    chain: &mut ChainWriter,
+    node: Prefecture,
+    t: &TransferConfirmed,
+) -> QueryResult<Result<Vec<u8>, NotApplicable>> {
+    let row: Option<TransferRow> = transfers::table
+        .find(&t.transfer_id)
+        .select(TransferRow::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(row) = row.filter(|r| r.to_prefecture == node.code() && r.to_agency_code.as_deref() == Some(t.agency_code.as_str()))
+    else {
+        return Ok(Err(NotApplicable("no hand-over to this node for this person has that id")));
+    };
+    if row.state == "confirmed" {
+        return Ok(Ok(row.person_key));
+    }
+    if row.state != "relayed" {
+        return Ok(Err(NotApplicable("the hand-over was overtaken by a later change")));
+    }
+    diesel::update(
+        identity_links::table
+            .filter(identity_links::prefecture.eq(node.code()))
+            .filter(identity_links::agency_code.eq(t.agency_code.as_str()))
+            .filter(identity_links::proofed_at.is_null()),
+    )
+    .set((
+        identity_links::proofing_method.eq(ProofingMethod::Transfer.as_str()),
+        identity_links::proofed_at.eq(t.confirmed_at.naive_utc()),
+    ))
+    .execute(conn)?;
+    diesel::update(transfers::table.find(&row.id))
+        .set((transfers::state.eq("confirmed"), transfers::confirmed_at.eq(t.confirmed_at.naive_utc())))
+        .execute(conn)?;
+    chain.append(&Provision::from_node(
+        node,
+        t.agency_code.as_str(),
+        &["transfer_confirmation"],
+        ProvisionPurpose::HandOver,
+    ));
+    tracing::info!(to = %node, "hand-over confirmed by her");
+    Ok(Ok(row.person_key))
+}
