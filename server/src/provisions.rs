@@ -232,16 +232,22 @@ pub fn for_nurse(
     agency_code: &str,
 ) -> QueryResult<Vec<ProvisionEntry>> {
     use crate::schema::identity_links;
-    let person: Option<Vec<u8>> = identity_links::table
+    let asking: Option<(Vec<u8>, Option<NaiveDateTime>)> = identity_links::table
         .find((prefecture.code(), agency_code))
-        .select(identity_links::person_key)
+        .select((identity_links::person_key, identity_links::proofed_at))
         .first(conn)
         .optional()?;
-    let Some(person) = person else { return Ok(Vec::new()) };
-    let links: Vec<(String, String)> = identity_links::table
-        .filter(identity_links::person_key.eq(&person))
-        .select((identity_links::prefecture, identity_links::agency_code))
-        .load(conn)?;
+    let Some((person, proofed_at)) = asking else { return Ok(Vec::new()) };
+    // Her entries at other nodes only for a link where she proved who she is: a registration
+    // made with a copy of her licence learns nothing of her history elsewhere.
+    let links: Vec<(String, String)> = if proofed_at.is_some() {
+        identity_links::table
+            .filter(identity_links::person_key.eq(&person))
+            .select((identity_links::prefecture, identity_links::agency_code))
+            .load(conn)?
+    } else {
+        vec![(prefecture.code(), agency_code.to_string())]
+    };
     let mut entries = Vec::new();
     for (p, code) in links {
         entries.extend(

@@ -473,10 +473,13 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
                 residence: told_residence.map(Prefecture::code),
                 told_at: now,
             };
-            let unchanged = told.get(&(link.prefecture, link.code.clone())).is_some_and(|t| {
+            let before = told.get(&(link.prefecture, link.code.clone()));
+            let unchanged = before.is_some_and(|t| {
                 (t.latent, t.home_here, &t.residence) == (row.latent, row.home_here, &row.residence)
             });
-            if unchanged {
+            // Nothing derived and nothing told before: nothing to tell (a nurse who gave none
+            // of the scopes the status comes from gets no event about it).
+            if unchanged || (before.is_none() && !keeps_status) {
                 continue;
             }
             let Some(code) = AgencyCode::parse(&link.code) else { continue };

@@ -60,9 +60,12 @@ fn enqueue(f: &support::Federation, prefecture: &str, kind: &str, version: i32, 
     .bind::<diesel::sql_types::Timestamp, _>(ncf_shared::time::now_utc())
     .execute(&mut conn)
     .unwrap();
-    diesel::sql_query("UPDATE sequences SET last_value = $1 WHERE name = $2")
-        .bind::<BigInt, _>(seq)
+    diesel::sql_query(
+        "INSERT INTO sequences (name, last_value) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET last_value = excluded.last_value",
+    )
         .bind::<Text, _>(format!("node_events:{prefecture}"))
+        .bind::<BigInt, _>(seq)
         .execute(&mut conn)
         .unwrap();
 }

@@ -244,6 +244,11 @@ struct ResidentRow {
 fn residents_fold_into_current_state_and_reimport_changes_nothing(backend: Backend) {
     let db = TestDb::new(backend);
     let cast = people(3);
+    // The feed is about licence holders: their licences first.
+    let registry = db.path("registry.csv");
+    write_csv(&registry, REGISTRY_HEADER, &cast.iter().map(Person::registry_row).collect::<Vec<_>>());
+    let (ok, _, stderr) = import(&db, "import-registry", &registry, &[]);
+    assert!(ok, "{stderr}");
     let file = db.path("residents.csv");
     let mut rows: Vec<String> = cast.iter().map(Person::moved_in_row).collect();
     rows.push(format!(

@@ -60,9 +60,10 @@ fn opted_in_nurse_reaches_the_national_server_as_her_consent_allows(backend: Bac
     let (_, at_kyoto) = opt_in(&f, &f.kyoto, &f.cast[0]);
     assert_ne!(at_kyoto.agency_code, hanako.agency_code);
 
-    // Every provision is recorded: two identity links and four pushed events; the chain holds.
+    // Every provision is recorded: two identity links, four pushed events and her status told to
+    // Osaka (latent); the chain holds.
     let entries = count(&f.national_db, "SELECT COUNT(*) AS n FROM provisions");
-    assert_eq!(entries, 6);
+    assert_eq!(entries, 7);
     let (answer_status, entries_for_her) = block_on(signed_post(
         &f,
         &f.osaka.key,
@@ -79,14 +80,17 @@ fn opted_in_nurse_reaches_the_national_server_as_her_consent_allows(backend: Bac
             "identity_proofing",
             "consent_record",
             "consent_record",
-            "latent_nurse_identification"
+            "latent_nurse_identification",
+            "latent_status",
+            // Her record covers all her links: someone used her licence at Kyoto.
+            "identity_link",
         ]
     );
     let mut cmd = national(&f.national_db);
     cmd.args(["audit", "verify"]);
     let (out, stdout, stderr) = run(cmd);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("6 entries verified"), "{stdout}");
+    assert!(stdout.contains("7 entries verified"), "{stdout}");
 }
 both_backends!(opted_in_nurse_reaches_the_national_server_as_her_consent_allows);
 
