@@ -278,7 +278,12 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             let (_, mut conn) = open(&cli.database_url)?;
             let exported = crate::proofing::export(&mut conn, &secret.proofing_code_key(), &out)
                 .map_err(|e| Failure(e.message))?;
-            println!("{}: {} letter(s) for the print vendor", out.display(), exported.letters);
+            println!(
+                "{}: {} letter(s) and {} filing reminder(s) for the print vendor",
+                out.display(),
+                exported.letters,
+                exported.reminders
+            );
             Ok(())
         }
         Command::Serve(args) => {

@@ -199,6 +199,8 @@ fn same(a: &str, b: &str) -> bool {
 #[derive(Debug)]
 pub struct Exported {
     pub letters: usize,
+    /// Filing reminders (届出勧奨) for people no node may tell (`reminders.rs`).
+    pub reminders: usize,
 }
 
 /// Writes every letter not yet exported to `out` (UTF-8 CSV with a header, for the print
@@ -238,7 +240,8 @@ pub fn export(conn: &mut DbConn, key: &ProofingCodeKey, out: &Path) -> Result<Ex
         file.set_len(0).map_err(io_err)?;
         std::io::Seek::seek(&mut &file, std::io::SeekFrom::Start(0)).map_err(io_err)?;
         let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(&file));
-        let header = ["letter_id", "family_name", "given_name", "address", "sender", "code", "valid_until"];
+        let header =
+            ["letter_id", "family_name", "given_name", "address", "sender", "code", "valid_until", "letter"];
         let write_err = |e: csv::Error| AppError::internal("postal export", e.to_string());
         writer.write_record(header).map_err(write_err)?;
         let valid_until = ncf_shared::time::date_ja((expires_at + chrono::Duration::hours(9)).date());
@@ -254,6 +257,7 @@ pub fn export(conn: &mut DbConn, key: &ProofingCodeKey, out: &Path) -> Result<Ex
                 sender.as_str(),
                 code.as_str(),
                 valid_until.as_str(),
+                "本人確認コードのお知らせ",
             ];
             ncf_shared::csvfile::write_record(&mut writer, cells).map_err(write_err)?;
             diesel::update(postal_letters::table.find(id))
@@ -267,13 +271,34 @@ pub fn export(conn: &mut DbConn, key: &ProofingCodeKey, out: &Path) -> Result<Ex
                 ))
                 .execute(conn)?;
         }
+        // Filing reminders for the postal batch: to the address of her resident registration (her
+        // family's, after a death), from the nurse center of that prefecture. Name and address are
+        // read now and not copied anywhere.
+        let reminders = crate::reminders::for_post(conn)?;
+        for r in &reminders {
+            let sender = r
+                .prefecture
+                .map_or_else(|| "ナースセンター".to_string(), |p| format!("{}ナースセンター", p.name_ja()));
+            let cells = [
+                r.id.as_str(),
+                r.family_name.as_str(),
+                r.given_name.as_str(),
+                r.address.as_str(),
+                sender.as_str(),
+                "",
+                "",
+                r.kind.title_ja(),
+            ];
+            ncf_shared::csvfile::write_record(&mut writer, cells).map_err(write_err)?;
+        }
+        crate::reminders::mark_exported(conn, reminders.iter().map(|r| r.id.as_str()), now)?;
         let mut inner =
             writer.into_inner().map_err(|e| AppError::internal("postal export", e.to_string()))?;
         inner
             .flush()
             .and_then(|()| inner.get_ref().sync_all())
             .map_err(|e| AppError::internal("postal export", e.to_string()))?;
-        Ok::<_, AppError>(Exported { letters: letters.len() })
+        Ok::<_, AppError>(Exported { letters: letters.len(), reminders: reminders.len() })
     });
     if result.is_err() {
         let _ = std::fs::remove_file(out);

@@ -197,6 +197,63 @@ fn check_chunk(conn: &mut DbConn, chunk: &[Vec<u8>]) -> QueryResult<usize> {
     Ok(added)
 }
 
+/// A reminder for the postal batch, with the name and address of her resident registration.
+pub struct PostalReminder {
+    pub id: String,
+    pub kind: ReminderKind,
+    pub family_name: String,
+    pub given_name: String,
+    pub address: String,
+    pub prefecture: Option<Prefecture>,
+}
+
+/// Reminders to post that were not exported yet (those with no current address wait).
+pub fn for_post(conn: &mut DbConn) -> QueryResult<Vec<PostalReminder>> {
+    type Row = (String, String, Option<String>, Option<String>, Option<String>, Option<String>);
+    let rows: Vec<Row> = reminders::table
+        .inner_join(residents::table.on(residents::person_key.eq(reminders::person_key)))
+        .filter(reminders::delivery.eq("post"))
+        .filter(reminders::exported_at.is_null())
+        .filter(residents::address.is_not_null())
+        .order(reminders::created_at)
+        .select((
+            reminders::id,
+            reminders::kind,
+            residents::family_name,
+            residents::given_name,
+            residents::address,
+            residents::lgcode,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, kind, family, given, address, lgcode)| {
+            Some(PostalReminder {
+                id,
+                kind: ReminderKind::parse(&kind)?,
+                family_name: family.unwrap_or_default(),
+                given_name: given.unwrap_or_default(),
+                address: address?,
+                prefecture: lgcode.as_deref().and_then(ncf_shared::Municipality::by_lgcode).map(|m| m.prefecture),
+            })
+        })
+        .collect())
+}
+
+pub fn mark_exported<'a>(
+    conn: &mut DbConn,
+    ids: impl Iterator<Item = &'a str>,
+    at: chrono::NaiveDateTime,
+) -> QueryResult<()> {
+    let ids: Vec<&str> = ids.collect();
+    for chunk in ids.chunks(CHUNK) {
+        diesel::update(reminders::table.filter(reminders::id.eq_any(chunk)))
+            .set(reminders::exported_at.eq(at))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// The yearly reconciliation's default time: 1 April (the start of Japan's fiscal year), 03:00.
 pub const DEFAULT_SCHEDULE: &str = "0 0 3 1 4 *";
 

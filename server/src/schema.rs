@@ -302,3 +302,5 @@ diesel::table! {
         resolved_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::allow_tables_to_appear_in_same_query!(reminders, residents);

@@ -332,6 +332,16 @@ fn a_name_change_brings_a_filing_reminder_once(backend: Backend) {
     assert!(out.contains("0 new"), "{out}");
     national_command(&f, &["reconcile"]);
     assert_eq!(reminders().len(), 2, "reconcile twice adds nothing");
+    // The postal batch carries Yoko's, to the address of her resident registration, once.
+    let batch = f.national_db.path("postal.csv");
+    let out = national_command(&f, &["postal", "export", "--out", batch.to_str().unwrap()]);
+    assert!(out.contains("1 filing reminder(s)"), "{out}");
+    let text = std::fs::read_to_string(&batch).unwrap();
+    let line = text.lines().find(|l| l.contains("伊藤")).expect("her reminder is in the print file");
+    assert!(line.contains("陽子") && line.contains("大阪府内1丁目1番1号") && line.contains("籍の訂正"), "{line}");
+    let again = f.national_db.path("postal-again.csv");
+    let out = national_command(&f, &["postal", "export", "--out", again.to_str().unwrap()]);
+    assert!(out.contains("0 filing reminder(s)"), "{out}");
     push(&f, &f.osaka);
     let shown = prefecture_node::life_events::view(
         &mut f.osaka.db.connect(),

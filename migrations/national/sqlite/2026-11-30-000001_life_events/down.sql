@@ -1,3 +1,7 @@
+DROP INDEX erasures_code;
+DROP INDEX told_status_code;
+DROP INDEX nurse_notices_code;
+DROP INDEX nurse_consents_code;
 CREATE TABLE nurse_contacts (
     prefecture TEXT NOT NULL,
     agency_code TEXT NOT NULL,

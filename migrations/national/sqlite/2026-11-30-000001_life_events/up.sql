@@ -86,5 +86,12 @@ CREATE TABLE reminders (
 );
 CREATE INDEX reminders_post ON reminders (delivery, exported_at);
 
+-- A refresh reads a chunk of people's rows by agency code (codes differ between nodes, so the
+-- code alone finds them); without these, each chunk would scan the whole table.
+CREATE INDEX nurse_consents_code ON nurse_consents (agency_code);
+CREATE INDEX nurse_notices_code ON nurse_notices (agency_code);
+CREATE INDEX told_status_code ON told_status (agency_code);
+CREATE INDEX erasures_code ON erasures (agency_code);
+
 -- The national server keeps no contact details (issue #7): they are relayed at hand-over only.
 DROP TABLE nurse_contacts;
