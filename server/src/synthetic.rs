@@ -257,7 +257,10 @@ pub fn generate(people: u64, seed: u64, out: &Path) -> std::io::Result<Synthetic
             } else {
                 places.pick(&mut rng)
             };
-            let when = date_between(&mut rng, moves_from, moves_to);
+            // After she moved in (registered in 2024 or later, she may have moved in on a day
+            // of the same window): never the same day, which would be a second address for it.
+            let after = moves_from.max(moved_in + chrono::Days::new(1));
+            let when = date_between(&mut rng, after, moves_to.max(after));
             writeln!(residents, "{mn},address_changed,{when},{},{},,", to.lgcode, address(&mut rng, to))?;
             events += 1;
         }
