@@ -229,6 +229,34 @@ fn run() -> Result<(), String> {
             "  (the code is in the \"code\" column; type it on her page — until then nothing about her leaves the node)"
         );
     }
+    // A move for the hand-over: the first seeded nurse of Osaka moves to Kyoto today.
+    if let Some((_, p)) = opted.iter().find(|(pref, _)| *pref == "27") {
+        let move_file = dir.join("move-to-kyoto.csv");
+        let today = ncf_shared::time::today_jst();
+        write_private(
+            &move_file,
+            &format!(
+                "{}\n{},address_changed,{today},261025,京都市上京区1丁目2番3号,{},{}\n",
+                "my_number,event,effective_on,lgcode,address,family_name,given_name",
+                p.my_number,
+                p.family_name,
+                p.given_name
+            ),
+        )?;
+        println!("\nhand-over: move {} {} from Osaka to Kyoto by importing the resident feed's file", p.family_name, p.given_name);
+        println!(
+            "  DATABASE_URL=sqlite://{} NATIONAL_SECRET_FILE={} target/release/national-server import-residents {}",
+            dir.join("national.db").display(),
+            dir.join("national-secret.key").display(),
+            move_file.display()
+        );
+        println!(
+            "  Osaka's staff page for her then shows 転出（京都府へ）; Kyoto's node mails her a link to confirm (written to {}),"
+            ,
+            dir.join("node-26.log").display()
+        );
+        println!("  and once she confirms, Kyoto's staff list has her (転居前のナースセンターでの本人確認).");
+    }
     println!("\nCtrl-C stops everything.");
     actix_rt_block_on_ctrl_c();
     println!("stopping…");
@@ -280,6 +308,7 @@ fn wait_for_port(port: u16) -> Result<(), String> {
 
 struct SamplePerson {
     prefecture: String,
+    my_number: String,
     qualification: String,
     registration_number: String,
     family_name: String,
@@ -307,6 +336,7 @@ fn sample_people(registry: &Path, residents: &Path) -> Result<Vec<SamplePerson>,
             let f: Vec<&str> = l.split(',').collect();
             (f.len() == 11 && f[10] == "active").then(|| SamplePerson {
                 prefecture: homes.get(f[3]).cloned().unwrap_or_default(),
+                my_number: f[3].into(),
                 qualification: f[0].into(),
                 registration_number: f[1].into(),
                 family_name: f[4].into(),
@@ -376,6 +406,7 @@ async fn opt_in(ca: &Path, port: u16, p: &SamplePerson, node_log: &Path) -> Resu
         ("address_linkage", "on"),
         ("job_support", "on"),
         ("training_info", "on"),
+        ("share_with_residence_prefecture", "on"),
     ];
     let res = client.post(format!("{base}/opt-in")).form(&form).send().await.map_err(|e| e.to_string())?;
     if !res.status().is_success() {
