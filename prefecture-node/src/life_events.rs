@@ -54,12 +54,16 @@ pub fn erase(conn: &mut DbConn, agency_code: &str, now: NaiveDateTime) -> QueryR
             .set((nurses::email.eq(""), nurses::phone.eq(None::<String>)))
             .execute(conn)?;
         crate::nurses::refresh_search_key(conn, id)?;
-        diesel::delete(sessions::table.filter(sessions::kind.eq("nurse")).filter(sessions::subject_id.eq(id)))
-            .execute(conn)?;
+        diesel::delete(
+            sessions::table.filter(sessions::kind.eq("nurse")).filter(sessions::subject_id.eq(id)),
+        )
+        .execute(conn)?;
         diesel::delete(login_links::table.filter(login_links::nurse_id.eq(id))).execute(conn)?;
         if !email.is_empty() {
             diesel::delete(
-                mail_outbox::table.filter(mail_outbox::to_address.eq(email)).filter(mail_outbox::state.eq("queued")),
+                mail_outbox::table
+                    .filter(mail_outbox::to_address.eq(email))
+                    .filter(mail_outbox::state.eq("queued")),
             )
             .execute(conn)?;
         }
@@ -74,11 +78,19 @@ pub fn erase(conn: &mut DbConn, agency_code: &str, now: NaiveDateTime) -> QueryR
             .execute(conn)?;
     }
     diesel::delete(transfers_in::table.filter(transfers_in::agency_code.eq(agency_code))).execute(conn)?;
-    tracing::info!(registrations = found.len(), "contact details erased on the national server's instruction");
+    tracing::info!(
+        registrations = found.len(),
+        "contact details erased on the national server's instruction"
+    );
     Ok(found.len())
 }
 
-pub fn record_reminder(conn: &mut DbConn, nurse_id: &str, r: &ReminderDue, now: NaiveDateTime) -> QueryResult<()> {
+pub fn record_reminder(
+    conn: &mut DbConn,
+    nurse_id: &str,
+    r: &ReminderDue,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
     per_backend!(&mut *conn, c => diesel::insert_into(reminders::table)
         .values((
             reminders::id.eq(&r.reminder_id),
@@ -165,11 +177,18 @@ pub fn view(conn: &mut DbConn, nurse_id: &str, here: Prefecture) -> QueryResult<
     if let Some(latent) = s.latent {
         lines.push((
             "就業支援の対象",
-            if latent { "対象です（看護職として就業していない方）" } else { "対象ではありません" }.to_string(),
+            if latent {
+                "対象です（看護職として就業していない方）"
+            } else {
+                "対象ではありません"
+            }
+            .to_string(),
         ));
     }
     match s.home_here {
-        Some(true) => lines.push(("ご案内するセンター", format!("{}ナースセンター（このセンター）", here.name_ja()))),
+        Some(true) => {
+            lines.push(("ご案内するセンター", format!("{}ナースセンター（このセンター）", here.name_ja())))
+        }
         Some(false) => lines.push(("ご案内するセンター", "他の都道府県のナースセンター".to_string())),
         None => {}
     }

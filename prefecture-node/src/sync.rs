@@ -230,8 +230,12 @@ fn apply_one(
     let outcome = conn.transaction(|conn| {
         Ok::<_, diesel::result::Error>(match &message {
             NationalToNode::WithdrawalApplied(w) => record_withdrawal(conn, &nurse_id, w, now).map(Ok)?,
-            NationalToNode::StatusChanged(s) => crate::life_events::apply_status(conn, &nurse_id, s).map(Ok)?,
-            NationalToNode::ReminderDue(r) => crate::life_events::record_reminder(conn, &nurse_id, r, now).map(Ok)?,
+            NationalToNode::StatusChanged(s) => {
+                crate::life_events::apply_status(conn, &nurse_id, s).map(Ok)?
+            }
+            NationalToNode::ReminderDue(r) => {
+                crate::life_events::record_reminder(conn, &nurse_id, r, now).map(Ok)?
+            }
             NationalToNode::MovedOut(m) => crate::transfers::moved_out(conn, &nurse_id, m, now),
             NationalToNode::MovedIn(_) | NationalToNode::Erase(_) => unreachable!("applied above"),
         })
@@ -564,7 +568,8 @@ impl Syncer {
         // Every pull, not only one that stored something: a transfer pulled by `sync` (which
         // cannot mail) is invited by the serving node on its next round.
         if let Some((url, here)) = self.invitations.clone() {
-            let invited = self.blocking(move |conn| crate::transfers::invite_pending(conn, &url, here)).await?;
+            let invited =
+                self.blocking(move |conn| crate::transfers::invite_pending(conn, &url, here)).await?;
             if invited > 0 {
                 tracing::info!(invited, "hand-over invitations mailed");
             }

@@ -49,7 +49,8 @@ pub fn moved_out(conn: &mut DbConn, nurse_id: &str, m: &MovedOut, now: NaiveDate
         // it anyway; saying so keeps the inbox honest).
         return Ok(());
     }
-    let recipient = NodePublicKey::parse(&request.recipient_key).map_err(|e| format!("recipient key: {e}"))?;
+    let recipient =
+        NodePublicKey::parse(&request.recipient_key).map_err(|e| format!("recipient key: {e}"))?;
     let contact = SealedContact {
         family_name: nurse.family_name.clone(),
         given_name: nurse.given_name.clone(),
@@ -70,7 +71,12 @@ pub fn moved_out(conn: &mut DbConn, nurse_id: &str, m: &MovedOut, now: NaiveDate
 
 /// Stores a pending transfer (a repeated event changes nothing). The sealed contact is opened
 /// with this node's key; one that does not open, or that a page would refuse, fails the event.
-pub fn moved_in(conn: &mut DbConn, key: Option<&NodeSigningKey>, m: &MovedIn, now: NaiveDateTime) -> Result<(), String> {
+pub fn moved_in(
+    conn: &mut DbConn,
+    key: Option<&NodeSigningKey>,
+    m: &MovedIn,
+    now: NaiveDateTime,
+) -> Result<(), String> {
     let key = key.ok_or("this process has no node key to open the sealed contact")?;
     let plain = ncf_shared::sealed::open(key, &m.sealed_contact).map_err(|e| e.to_string())?;
     let contact: SealedContact =
@@ -207,7 +213,11 @@ pub struct Confirmed {
     pub receipt: String,
 }
 
-pub fn confirm(conn: &mut DbConn, token: &str, decisions: &[(ConsentScope, bool)]) -> Result<Confirmed, NodeError> {
+pub fn confirm(
+    conn: &mut DbConn,
+    token: &str,
+    decisions: &[(ConsentScope, bool)],
+) -> Result<Confirmed, NodeError> {
     ncf_shared::db::write_transaction(conn, |conn| {
         let t = by_token(conn, token)?.ok_or(NodeError::NotFound("transfer"))?;
         let code = ncf_shared::AgencyCode::parse(&t.agency_code).ok_or(NodeError::NotFound("transfer"))?;
@@ -237,9 +247,8 @@ pub fn confirm(conn: &mut DbConn, token: &str, decisions: &[(ConsentScope, bool)
             .set((
                 nurses_table::proofing_method.eq(ProofingMethod::Transfer.as_str()),
                 nurses_table::proofed_at.eq(now),
-                nurses_table::proofing_document.eq(
-                    t.from().map(|p| format!("{}ナースセンターからの引継ぎ", p.name_ja())),
-                ),
+                nurses_table::proofing_document
+                    .eq(t.from().map(|p| format!("{}ナースセンターからの引継ぎ", p.name_ja()))),
             ))
             .execute(conn)?;
         diesel::update(transfers_in::table.find(&t.transfer_id))

@@ -301,7 +301,8 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             };
             let pool = db::connect(&url, workers as u32 + 4)?;
             crate::migrate(&mut *pool.get()?)?;
-            let held = crate::sync::apply_held(&mut *pool.get()?, &secret.agency_code_key()).map_err(|e| Failure(e.to_string()))?;
+            let held = crate::sync::apply_held(&mut *pool.get()?, &secret.agency_code_key())
+                .map_err(|e| Failure(e.to_string()))?;
             if held > 0 {
                 tracing::info!(events = held, "applied events held for an upgrade");
             }

@@ -26,8 +26,12 @@ pub struct NoticeFact {
 /// Her employment status by her notices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Employment {
-    Working { since: NaiveDate },
-    NotWorking { since: NaiveDate },
+    Working {
+        since: NaiveDate,
+    },
+    NotWorking {
+        since: NaiveDate,
+    },
     /// No notice says anything about work.
     Unknown,
 }
@@ -90,7 +94,11 @@ mod tests {
     }
 
     fn notice(effective: &str, filed: &str, working: bool) -> NoticeFact {
-        NoticeFact { effective_on: day(effective), filed_at: day(filed).and_hms_opt(9, 0, 0).unwrap(), working }
+        NoticeFact {
+            effective_on: day(effective),
+            filed_at: day(filed).and_hms_opt(9, 0, 0).unwrap(),
+            working,
+        }
     }
 
     fn facts(notices: Vec<NoticeFact>) -> Facts {
@@ -106,17 +114,26 @@ mod tests {
             ("no notice at all", facts(vec![]), false),
             (
                 "employment notice dated after the separation",
-                facts(vec![notice("2026-03-31", "2026-04-02", false), notice("2026-06-01", "2026-06-03", true)]),
+                facts(vec![
+                    notice("2026-03-31", "2026-04-02", false),
+                    notice("2026-06-01", "2026-06-03", true),
+                ]),
                 false,
             ),
             (
                 "employer's separation filed later but dated before her employment notice",
-                facts(vec![notice("2026-06-01", "2026-06-03", true), notice("2026-05-31", "2026-09-01", false)]),
+                facts(vec![
+                    notice("2026-06-01", "2026-06-03", true),
+                    notice("2026-05-31", "2026-09-01", false),
+                ]),
                 false,
             ),
             (
                 "separation dated after her employment notice",
-                facts(vec![notice("2026-06-01", "2026-06-03", true), notice("2026-08-31", "2026-09-01", false)]),
+                facts(vec![
+                    notice("2026-06-01", "2026-06-03", true),
+                    notice("2026-08-31", "2026-09-01", false),
+                ]),
                 true,
             ),
             (
@@ -126,17 +143,27 @@ mod tests {
             ),
             (
                 "same effective date: the one filed later wins (working)",
-                facts(vec![notice("2026-07-01", "2026-07-01", false), notice("2026-07-01", "2026-07-05", true)]),
+                facts(vec![
+                    notice("2026-07-01", "2026-07-01", false),
+                    notice("2026-07-01", "2026-07-05", true),
+                ]),
                 false,
             ),
             (
                 "same effective date: the one filed later wins (not working)",
-                facts(vec![notice("2026-07-01", "2026-07-01", true), notice("2026-07-01", "2026-07-05", false)]),
+                facts(vec![
+                    notice("2026-07-01", "2026-07-01", true),
+                    notice("2026-07-01", "2026-07-05", false),
+                ]),
                 true,
             ),
             ("licence not in force", Facts { licence_in_force: false, ..facts(separated()) }, false),
             ("deceased", Facts { deceased: true, ..facts(separated()) }, false),
-            ("wants no job or training information", Facts { wants_information: false, ..facts(separated()) }, false),
+            (
+                "wants no job or training information",
+                Facts { wants_information: false, ..facts(separated()) },
+                false,
+            ),
         ];
         for (case, facts, latent) in cases {
             assert_eq!(facts.is_latent(), latent, "{case}");
@@ -145,7 +172,8 @@ mod tests {
 
     #[test]
     fn employment_names_the_deciding_date() {
-        let f = facts(vec![notice("2026-03-31", "2026-04-02", false), notice("2026-06-01", "2026-06-03", true)]);
+        let f =
+            facts(vec![notice("2026-03-31", "2026-04-02", false), notice("2026-06-01", "2026-06-03", true)]);
         assert_eq!(f.employment(), Employment::Working { since: day("2026-06-01") });
         assert_eq!(f.employment().as_str(), "working");
         assert_eq!(facts(vec![]).employment(), Employment::Unknown);

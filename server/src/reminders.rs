@@ -178,7 +178,8 @@ fn check_chunk(conn: &mut DbConn, chunk: &[Vec<u8>]) -> QueryResult<usize> {
         }
         added += 1;
         if let (true, Some((prefecture, code))) = (by_node, home)
-            && let (Some(node), Some(agency_code)) = (Prefecture::from_code(prefecture), AgencyCode::parse(code))
+            && let (Some(node), Some(agency_code)) =
+                (Prefecture::from_code(prefecture), AgencyCode::parse(code))
         {
             events.push((
                 node,
@@ -234,7 +235,10 @@ pub fn for_post(conn: &mut DbConn) -> QueryResult<Vec<PostalReminder>> {
                 family_name: family.unwrap_or_default(),
                 given_name: given.unwrap_or_default(),
                 address: address?,
-                prefecture: lgcode.as_deref().and_then(ncf_shared::Municipality::by_lgcode).map(|m| m.prefecture),
+                prefecture: lgcode
+                    .as_deref()
+                    .and_then(ncf_shared::Municipality::by_lgcode)
+                    .map(|m| m.prefecture),
             })
         })
         .collect())

@@ -28,19 +28,21 @@ use chrono::{NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use ncf_shared::contract::{
-    Erase, MovedIn, MovedOut, NationalToNode, ProofingMethod, ProvisionPurpose, StatusChanged, TransferConfirmed,
-    TransferContact, TransferRequest, TransferredLicence,
+    Erase, MovedIn, MovedOut, NationalToNode, ProofingMethod, ProvisionPurpose, StatusChanged,
+    TransferConfirmed, TransferContact, TransferRequest, TransferredLicence,
 };
 use ncf_shared::db::DbConn;
 use ncf_shared::ids::RecordId;
 use ncf_shared::notice::NoticeBody;
-use ncf_shared::{AgencyCode, AgencyCodeKey, ConsentScope, Municipality, PersonKey, Prefecture, Qualification, per_backend};
+use ncf_shared::{
+    AgencyCode, AgencyCodeKey, ConsentScope, Municipality, PersonKey, Prefecture, Qualification, per_backend,
+};
 
 use crate::latent::{Employment, Facts, NoticeFact};
 use crate::provisions::{ChainWriter, Provision};
 use crate::schema::{
-    erasures, identity_links, licence_deletions, licences, nodes, nurse_consents, nurse_notices, person_status,
-    resident_events, residents, told_status, transfers,
+    erasures, identity_links, licence_deletions, licences, nodes, nurse_consents, nurse_notices,
+    person_status, resident_events, residents, told_status, transfers,
 };
 
 /// People per round of reads: every query below takes one `IN (…)` list of this size.
@@ -200,17 +202,17 @@ struct PersonData {
 fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> QueryResult<Report> {
     let now = ncf_shared::time::now_utc();
     let mut people: HashMap<Vec<u8>, PersonData> = HashMap::with_capacity(chunk.len());
-    let links: Vec<(Vec<u8>, String, String, NaiveDateTime, Option<NaiveDateTime>)> =
-        identity_links::table
-            .filter(identity_links::person_key.eq_any(chunk))
-            .select((
-                identity_links::person_key,
-                identity_links::prefecture,
-                identity_links::agency_code,
-                identity_links::linked_at,
-                identity_links::proofed_at,
-            ))
-            .load(conn)?;
+    type LinkRow = (Vec<u8>, String, String, NaiveDateTime, Option<NaiveDateTime>);
+    let links: Vec<LinkRow> = identity_links::table
+        .filter(identity_links::person_key.eq_any(chunk))
+        .select((
+            identity_links::person_key,
+            identity_links::prefecture,
+            identity_links::agency_code,
+            identity_links::linked_at,
+            identity_links::proofed_at,
+        ))
+        .load(conn)?;
     for (key, prefecture, code, linked_at, proofed_at) in links {
         let Some(prefecture) = Prefecture::from_code(&prefecture) else { continue };
         people.entry(key).or_default().links.push(Link {
@@ -238,7 +240,12 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
     let wanted: Vec<&Vec<u8>> = people.keys().collect();
     let licence_rows: Vec<(Vec<u8>, String, String, String)> = licences::table
         .filter(licences::person_key.eq_any(&wanted))
-        .select((licences::person_key, licences::qualification, licences::registration_number, licences::status))
+        .select((
+            licences::person_key,
+            licences::qualification,
+            licences::registration_number,
+            licences::status,
+        ))
         .load(conn)?;
     let deleted_rows: Vec<(Vec<u8>, String, String)> = licence_deletions::table
         .filter(licence_deletions::person_key.eq_any(&wanted))
@@ -367,7 +374,12 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
                     link.prefecture,
                     NationalToNode::Erase(Erase { agency_code: code, decided_at: Utc::now() }),
                 ));
-                chain.append(&Provision::to_node(link.prefecture, &link.code, &["erase"], ProvisionPurpose::Erasure));
+                chain.append(&Provision::to_node(
+                    link.prefecture,
+                    &link.code,
+                    &["erase"],
+                    ProvisionPurpose::Erasure,
+                ));
                 erasure_rows.push((link.prefecture.code(), link.code.clone(), key.clone()));
                 report.erased += 1;
             }
@@ -408,7 +420,8 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
                 .flatten()
                 .copied()
                 .collect(),
-            wants_information: granted(home, ConsentScope::JobSupport) || granted(home, ConsentScope::TrainingInfo),
+            wants_information: granted(home, ConsentScope::JobSupport)
+                || granted(home, ConsentScope::TrainingInfo),
         };
         let latent = facts.is_latent();
         let employment: Employment = facts.employment();
@@ -420,7 +433,8 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
 
         // Routing, by state: compare where she lives with where she was last routed.
         let previous = person.status.as_ref();
-        let routed_before = previous.and_then(|s| s.routed_prefecture.as_deref()).and_then(Prefecture::from_code);
+        let routed_before =
+            previous.and_then(|s| s.routed_prefecture.as_deref()).and_then(Prefecture::from_code);
         if let (Some(from), Some(to)) = (routed_before, residence)
             && from != to
             && home.prefecture != to
@@ -452,7 +466,12 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
                     }),
                 ));
                 let fields: &[&str] = if share { &["moved_out", "destination"] } else { &["moved_out"] };
-                chain.append(&Provision::to_node(home.prefecture, &home.code, fields, ProvisionPurpose::HandOver));
+                chain.append(&Provision::to_node(
+                    home.prefecture,
+                    &home.code,
+                    fields,
+                    ProvisionPurpose::HandOver,
+                ));
             }
             new_transfers.push(TransferRow {
                 id: transfer_id,
@@ -505,7 +524,12 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
             ));
             let fields: &[&str] =
                 if row.residence.is_some() { &["latent", "home", "residence"] } else { &["latent", "home"] };
-            chain.append(&Provision::to_node(link.prefecture, &link.code, fields, ProvisionPurpose::LatentStatus));
+            chain.append(&Provision::to_node(
+                link.prefecture,
+                &link.code,
+                fields,
+                ProvisionPurpose::LatentStatus,
+            ));
             told_upserts.push(row);
         }
 
@@ -716,12 +740,10 @@ pub fn relay_contact(
     node: Prefecture,
     t: &TransferContact,
 ) -> QueryResult<Result<Vec<u8>, NotApplicable>> {
-    let row: Option<TransferRow> = transfers::table
-        .find(&t.transfer_id)
-        .select(TransferRow::as_select())
-        .first(conn)
-        .optional()?;
-    let Some(row) = row.filter(|r| r.from_prefecture == node.code() && r.from_agency_code == t.agency_code.as_str())
+    let row: Option<TransferRow> =
+        transfers::table.find(&t.transfer_id).select(TransferRow::as_select()).first(conn).optional()?;
+    let Some(row) =
+        row.filter(|r| r.from_prefecture == node.code() && r.from_agency_code == t.agency_code.as_str())
     else {
         return Ok(Err(NotApplicable("no hand-over of this person from this node has that id")));
     };
@@ -781,7 +803,10 @@ pub fn relay_contact(
             given_name_kana,
             birth_date,
         },
-        proofing_method: proofing_method.as_deref().and_then(ProofingMethod::parse).unwrap_or(ProofingMethod::Legacy),
+        proofing_method: proofing_method
+            .as_deref()
+            .and_then(ProofingMethod::parse)
+            .unwrap_or(ProofingMethod::Legacy),
         decided_at: Utc::now(),
     });
     crate::queue::enqueue(conn, to, &moved_in)?;
@@ -813,13 +838,11 @@ pub fn confirm_transfer(
     node: Prefecture,
     t: &TransferConfirmed,
 ) -> QueryResult<Result<Vec<u8>, NotApplicable>> {
-    let row: Option<TransferRow> = transfers::table
-        .find(&t.transfer_id)
-        .select(TransferRow::as_select())
-        .first(conn)
-        .optional()?;
-    let Some(row) = row.filter(|r| r.to_prefecture == node.code() && r.to_agency_code.as_deref() == Some(t.agency_code.as_str()))
-    else {
+    let row: Option<TransferRow> =
+        transfers::table.find(&t.transfer_id).select(TransferRow::as_select()).first(conn).optional()?;
+    let Some(row) = row.filter(|r| {
+        r.to_prefecture == node.code() && r.to_agency_code.as_deref() == Some(t.agency_code.as_str())
+    }) else {
         return Ok(Err(NotApplicable("no hand-over to this node for this person has that id")));
     };
     if row.state == "confirmed" {

@@ -483,7 +483,11 @@ impl<'k> Applier<'k> {
         Ok(outcome)
     }
 
-    fn apply_inner(&mut self, conn: &mut DbConn, message: &NodeToNational) -> QueryResult<Result<(), Permanent>> {
+    fn apply_inner(
+        &mut self,
+        conn: &mut DbConn,
+        message: &NodeToNational,
+    ) -> QueryResult<Result<(), Permanent>> {
         // Defence in depth, as for consents: a node's gate lets nothing about her out before she
         // proved who she is, and nothing else is held for a link that is not proofed.
         if let NodeToNational::IdentityProofed(p) = message {
@@ -491,10 +495,12 @@ impl<'k> Applier<'k> {
         }
         // Confirming a hand-over is how the new node's link becomes proofed.
         if let NodeToNational::TransferConfirmed(t) = message {
-            return Ok(crate::routing::confirm_transfer(conn, &mut self.chain, self.node, t)?.map(|person| {
-                self.proofed.insert(t.agency_code.as_str().to_string());
-                self.persons.insert(t.agency_code.as_str().to_string(), person);
-            }).map_err(|e| Permanent::new(RejectCode::Invalid, e.0)));
+            return Ok(crate::routing::confirm_transfer(conn, &mut self.chain, self.node, t)?
+                .map(|person| {
+                    self.proofed.insert(t.agency_code.as_str().to_string());
+                    self.persons.insert(t.agency_code.as_str().to_string(), person);
+                })
+                .map_err(|e| Permanent::new(RejectCode::Invalid, e.0)));
         }
         if !self.proofed.contains(message.agency_code().as_str()) {
             return Ok(Err(Permanent::new(

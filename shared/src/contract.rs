@@ -816,7 +816,13 @@ mod tests {
                 prop::option::of(0u8..=80)
             )
                 .prop_map(|(employed, workplace_type, workplace_lgcode, weekly_hours)| {
-                    NoticeBody::EmploymentStatus { employed, workplace_type, workplace_lgcode, weekly_hours, as_of: None }
+                    NoticeBody::EmploymentStatus {
+                        employed,
+                        workplace_type,
+                        workplace_lgcode,
+                        weekly_hours,
+                        as_of: None,
+                    }
                 }),
         ]
     }
@@ -861,11 +867,19 @@ mod tests {
             ),
             (code(), "[0-9a-f-]{36}", "[A-Za-z0-9+/=]{0,200}").prop_map(
                 |(agency_code, transfer_id, sealed_contact)| {
-                    NodeToNational::TransferContact(TransferContact { agency_code, transfer_id, sealed_contact })
+                    NodeToNational::TransferContact(TransferContact {
+                        agency_code,
+                        transfer_id,
+                        sealed_contact,
+                    })
                 }
             ),
             (code(), "[0-9a-f-]{36}", time()).prop_map(|(agency_code, transfer_id, confirmed_at)| {
-                NodeToNational::TransferConfirmed(TransferConfirmed { agency_code, transfer_id, confirmed_at })
+                NodeToNational::TransferConfirmed(TransferConfirmed {
+                    agency_code,
+                    transfer_id,
+                    confirmed_at,
+                })
             }),
         ]
     }
@@ -889,38 +903,74 @@ mod tests {
             ),
             (code(), any::<bool>(), any::<bool>(), prop::option::of(prefecture()), time()).prop_map(
                 |(agency_code, latent, home_here, residence, decided_at)| {
-                    NationalToNode::StatusChanged(StatusChanged { agency_code, latent, home_here, residence, decided_at })
+                    NationalToNode::StatusChanged(StatusChanged {
+                        agency_code,
+                        latent,
+                        home_here,
+                        residence,
+                        decided_at,
+                    })
                 }
             ),
-            (code(), prop::option::of(prefecture()), prop::option::of(("[0-9a-f-]{36}", "[A-Za-z0-9+/]{43}=")), time())
+            (
+                code(),
+                prop::option::of(prefecture()),
+                prop::option::of(("[0-9a-f-]{36}", "[A-Za-z0-9+/]{43}=")),
+                time()
+            )
                 .prop_map(|(agency_code, destination, transfer, decided_at)| {
                     NationalToNode::MovedOut(MovedOut {
                         agency_code,
                         destination,
-                        transfer: transfer
-                            .map(|(transfer_id, recipient_key)| TransferRequest { transfer_id, recipient_key }),
+                        transfer: transfer.map(|(transfer_id, recipient_key)| TransferRequest {
+                            transfer_id,
+                            recipient_key,
+                        }),
                         decided_at,
                     })
                 }),
-            (code(), "[0-9a-f-]{36}", prefecture(), "[A-Za-z0-9+/=]{0,200}", "[0-9]{6}", "\\PC{1,10}", date(), time())
-                .prop_map(|(agency_code, transfer_id, from, sealed_contact, registration_number, kana, birth_date, decided_at)| {
-                    NationalToNode::MovedIn(MovedIn {
+            (
+                code(),
+                "[0-9a-f-]{36}",
+                prefecture(),
+                "[A-Za-z0-9+/=]{0,200}",
+                "[0-9]{6}",
+                "\\PC{1,10}",
+                date(),
+                time()
+            )
+                .prop_map(
+                    |(
                         agency_code,
                         transfer_id,
                         from,
                         sealed_contact,
-                        licence: TransferredLicence {
-                            qualification: crate::Qualification::from_code("03").expect("看護師"),
-                            registration_number,
-                            family_name_kana: kana.clone(),
-                            given_name_kana: kana,
-                            birth_date,
-                        },
-                        proofing_method: ProofingMethod::Counter,
+                        registration_number,
+                        kana,
+                        birth_date,
                         decided_at,
-                    })
-                }),
-            (code(), time()).prop_map(|(agency_code, decided_at)| NationalToNode::Erase(Erase { agency_code, decided_at })),
+                    )| {
+                        NationalToNode::MovedIn(MovedIn {
+                            agency_code,
+                            transfer_id,
+                            from,
+                            sealed_contact,
+                            licence: TransferredLicence {
+                                qualification: crate::Qualification::from_code("03").expect("看護師"),
+                                registration_number,
+                                family_name_kana: kana.clone(),
+                                given_name_kana: kana,
+                                birth_date,
+                            },
+                            proofing_method: ProofingMethod::Counter,
+                            decided_at,
+                        })
+                    }
+                ),
+            (code(), time()).prop_map(|(agency_code, decided_at)| NationalToNode::Erase(Erase {
+                agency_code,
+                decided_at
+            })),
             (code(), "[0-9a-f-]{36}", prop::sample::select(ReminderKind::ALL.to_vec()), date()).prop_map(
                 |(agency_code, reminder_id, kind, since)| {
                     NationalToNode::ReminderDue(ReminderDue { agency_code, reminder_id, kind, since })
@@ -960,7 +1010,8 @@ mod tests {
 
     #[test]
     fn unknown_kinds_and_newer_versions_wait_for_an_upgrade_and_bad_payloads_do_not() {
-        let unknown = Envelope::from_stored(1, "a".into(), "preference_changed".into(), 1, "{}".into()).unwrap();
+        let unknown =
+            Envelope::from_stored(1, "a".into(), "preference_changed".into(), 1, "{}".into()).unwrap();
         let error = unknown.open::<NationalToNode>().unwrap_err();
         assert_eq!(error, Unreadable::UnknownKind { kind: "preference_changed".into() });
         assert!(error.awaits_upgrade());

@@ -322,7 +322,9 @@ impl NoticeBody {
                 format!("{} 離職（{}）、{wish}", crate::time::date_ja(*left_on), reason.label_ja())
             }
             Self::EmploymentStatus { employed: false, .. } => "就業していない".to_string(),
-            Self::EmploymentStatus { employed: true, workplace_type, workplace_lgcode, weekly_hours, .. } => {
+            Self::EmploymentStatus {
+                employed: true, workplace_type, workplace_lgcode, weekly_hours, ..
+            } => {
                 let mut parts = vec!["就業中".to_string()];
                 parts.extend(workplace_type.map(|t| t.label_ja().to_string()));
                 parts.extend(

@@ -75,7 +75,8 @@ fn main() {
     let count: usize = args.get(3).map_or(1_000_000, |c| c.parse().expect("COUNT is a number"));
     let url = DatabaseUrl::parse(url).expect("database URL");
     let mut conn = ncf_shared::db::connect_one(&url).expect("connect");
-    let (secret, _) = ncf_shared::secret::ServerSecret::load_or_create(std::path::Path::new(secret)).expect("secret");
+    let (secret, _) =
+        ncf_shared::secret::ServerSecret::load_or_create(std::path::Path::new(secret)).expect("secret");
     let key = secret.agency_code_key();
     let started = Instant::now();
     let now = ncf_shared::time::now_utc();
@@ -86,7 +87,12 @@ fn main() {
             .inner_join(licences::table.on(licences::person_key.eq(residents::person_key)))
             .filter(residents::person_key.gt(&after))
             .order(residents::person_key)
-            .select((residents::person_key, residents::lgcode, licences::qualification, licences::registration_number))
+            .select((
+                residents::person_key,
+                residents::lgcode,
+                licences::qualification,
+                licences::registration_number,
+            ))
             .limit(CHUNK)
             .load(&mut conn)
             .expect("read people");
@@ -105,7 +111,8 @@ fn main() {
             if seen % 3 != 0 || linked >= count {
                 continue;
             }
-            let Some(prefecture) = lgcode.as_deref().and_then(Municipality::by_lgcode).map(|m| m.prefecture) else {
+            let Some(prefecture) = lgcode.as_deref().and_then(Municipality::by_lgcode).map(|m| m.prefecture)
+            else {
                 continue;
             };
             let p = PersonKey::from_slice(&person).expect("32-byte key");
@@ -164,12 +171,16 @@ fn main() {
             ncf_shared::insert_many!(&mut *c, links, |cc, values| diesel::insert_into(identity_links::table)
                 .values(values)
                 .execute(cc));
-            ncf_shared::insert_many!(&mut *c, consents, |cc, values| diesel::insert_into(nurse_consents::table)
-                .values(values)
-                .execute(cc));
-            ncf_shared::insert_many!(&mut *c, notices, |cc, values| diesel::insert_into(nurse_notices::table)
-                .values(values)
-                .execute(cc));
+            ncf_shared::insert_many!(&mut *c, consents, |cc, values| diesel::insert_into(
+                nurse_consents::table
+            )
+            .values(values)
+            .execute(cc));
+            ncf_shared::insert_many!(&mut *c, notices, |cc, values| diesel::insert_into(
+                nurse_notices::table
+            )
+            .values(values)
+            .execute(cc));
             Ok::<_, diesel::result::Error>(())
         })
         .expect("insert");

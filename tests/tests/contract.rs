@@ -64,10 +64,10 @@ fn enqueue(f: &support::Federation, prefecture: &str, kind: &str, version: i32, 
         "INSERT INTO sequences (name, last_value) VALUES ($1, $2) \
          ON CONFLICT (name) DO UPDATE SET last_value = excluded.last_value",
     )
-        .bind::<Text, _>(format!("node_events:{prefecture}"))
-        .bind::<BigInt, _>(seq)
-        .execute(&mut conn)
-        .unwrap();
+    .bind::<Text, _>(format!("node_events:{prefecture}"))
+    .bind::<BigInt, _>(seq)
+    .execute(&mut conn)
+    .unwrap();
 }
 
 fn confirmations(db: &TestDb) -> i64 {
@@ -121,7 +121,11 @@ fn unknown_kinds_wait_for_an_upgrade_and_do_not_block(backend: Backend) {
             .into_iter()
             .map(|e| e.kind)
             .collect();
-    assert_eq!(on_her_page, ["preference_changed", "withdrawal_applied"], "both are shown on her detail page");
+    assert_eq!(
+        on_her_page,
+        ["preference_changed", "withdrawal_applied"],
+        "both are shown on her detail page"
+    );
 
     // The upgrade: this build stands in for newer code by reading the stored event at a version
     // it knows (as code that knows version 2 would); the kind it has never heard of stays waiting.

@@ -29,7 +29,10 @@ fn import_residents(f: &Federation, name: &str, rows: &[String]) -> String {
 }
 
 fn moved_to_kyoto(p: &Person, on: &str) -> String {
-    format!("{},address_changed,{on},{KYOTO_WARD},京都市上京区1丁目2番3号,{},{}", p.my_number, p.family_name, p.given_name)
+    format!(
+        "{},address_changed,{on},{KYOTO_WARD},京都市上京区1丁目2番3号,{},{}",
+        p.my_number, p.family_name, p.given_name
+    )
 }
 
 fn national_command(f: &Federation, args: &[&str]) -> String {
@@ -116,7 +119,10 @@ fn a_nurse_who_moves_is_handed_over_with_her_contact_relayed_sealed(backend: Bac
     assert!(queued_for(&f, "26").is_empty());
     push(&f, &f.osaka);
     let at_osaka = node_status(&f.osaka, &hanako.id);
-    assert_eq!((at_osaka.latent, at_osaka.home_here, at_osaka.residence.as_deref()), (Some(true), Some(true), Some("27")));
+    assert_eq!(
+        (at_osaka.latent, at_osaka.home_here, at_osaka.residence.as_deref()),
+        (Some(true), Some(true), Some("27"))
+    );
 
     // She moves to Kyoto: one hand-over, routed in the residents import itself.
     let stdout = import_residents(&f, "move.csv", &[moved_to_kyoto(&f.cast[0], "2026-10-01")]);
@@ -151,7 +157,11 @@ fn a_nurse_who_moves_is_handed_over_with_her_contact_relayed_sealed(backend: Bac
         let browser = Browser::new(&kyoto);
         let page = browser.get(&path).await;
         assert_eq!(page.status, 200, "{}", page.body);
-        assert!(page.body.contains("大阪府ナースセンターから") && page.body.contains("山田 花子"), "{}", page.body);
+        assert!(
+            page.body.contains("大阪府ナースセンターから") && page.body.contains("山田 花子"),
+            "{}",
+            page.body
+        );
         let csrf = page.hidden("csrf");
         let refused = browser.post(&path, &[("csrf", &csrf)]).await;
         assert_eq!(refused.status, 422, "no consent chosen");
@@ -159,7 +169,12 @@ fn a_nurse_who_moves_is_handed_over_with_her_contact_relayed_sealed(backend: Bac
         let done = browser
             .post(
                 &path,
-                &[("csrf", &csrf), ("address_linkage", "on"), ("job_support", "on"), ("share_with_residence_prefecture", "on")],
+                &[
+                    ("csrf", &csrf),
+                    ("address_linkage", "on"),
+                    ("job_support", "on"),
+                    ("share_with_residence_prefecture", "on"),
+                ],
             )
             .await;
         assert_eq!(done.status, 303, "{}", done.body);
@@ -177,11 +192,15 @@ fn a_nurse_who_moves_is_handed_over_with_her_contact_relayed_sealed(backend: Bac
     let kyoto_nurse = &at_kyoto[0];
     assert_eq!(kyoto_nurse.proofing_method.as_deref(), Some("transfer"));
     assert_ne!(kyoto_nurse.agency_code, hanako.agency_code, "Kyoto knows her by its own code");
-    assert_eq!((kyoto_nurse.family_name.as_str(), kyoto_nurse.registration_number.as_str()), ("山田", f.cast[0].registration_number.as_str()));
+    assert_eq!(
+        (kyoto_nurse.family_name.as_str(), kyoto_nurse.registration_number.as_str()),
+        ("山田", f.cast[0].registration_number.as_str())
+    );
 
     // Kyoto's node pushes the confirmation: Kyoto becomes her home node; Osaka stops.
     assert!(eventually(std::time::Duration::from_secs(20), || {
-        national_status(&f, "26", &kyoto_nurse.agency_code).is_some_and(|s| s.home_prefecture.as_deref() == Some("26"))
+        national_status(&f, "26", &kyoto_nurse.agency_code)
+            .is_some_and(|s| s.home_prefecture.as_deref() == Some("26"))
     }));
     let status = national_status(&f, "26", &kyoto_nurse.agency_code).unwrap();
     assert_eq!((status.latent, status.residence_prefecture.as_deref()), (true, Some("26")));
@@ -210,7 +229,10 @@ fn a_nurse_who_moves_is_handed_over_with_her_contact_relayed_sealed(backend: Bac
         .collect();
     assert!(hand_over.contains(&("node:27".into(), "national".into())), "{hand_over:?}");
     assert!(hand_over.contains(&("national".into(), "node:26".into())), "{hand_over:?}");
-    assert!(entries.as_array().unwrap().iter().any(|e| e["purpose"] == "identity_link"), "her history from Osaka survives");
+    assert!(
+        entries.as_array().unwrap().iter().any(|e| e["purpose"] == "identity_link"),
+        "her history from Osaka survives"
+    );
     assert_eq!(national_text_containing(&f, "nurse@example.jp"), Vec::<String>::new());
     let audit = national_command(&f, &["audit", "verify"]);
     assert!(audit.contains("entries verified"), "{audit}");
@@ -258,7 +280,7 @@ fn a_death_erases_her_everywhere_and_no_import_revives_the_licence(backend: Back
     let (_, at_kyoto) = opt_in(&f, &f.kyoto, &f.cast[0]);
     push(&f, &f.kyoto);
     let death = format!("{},deceased,2026-11-01,,,,", f.cast[0].my_number);
-    import_residents(&f, "death.csv", &[death.clone()]);
+    import_residents(&f, "death.csv", std::slice::from_ref(&death));
     let deletions: Vec<DeletionRow> =
         diesel::sql_query("SELECT reason, deleted_on, import_id FROM licence_deletions")
             .load(&mut f.national_db.connect())
@@ -287,15 +309,23 @@ fn a_death_erases_her_everywhere_and_no_import_revives_the_licence(backend: Back
     let registry = f.national_db.path("registry-again.csv");
     write_csv(&registry, ncf_tests::REGISTRY_HEADER, &[f.cast[0].registry_row()]);
     national_command(&f, &["import-registry", registry.to_str().unwrap()]);
-    assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM licence_deletions"), 1, "the deletion stands");
+    assert_eq!(
+        count(&f.national_db, "SELECT COUNT(*) AS n FROM licence_deletions"),
+        1,
+        "the deletion stands"
+    );
     // A new opt-in with her licence is refused like any licence not in force.
     let claims = serde_json::json!({
         "qualification": "03", "registration_number": f.cast[0].registration_number,
         "family_name": "山田", "given_name": "花子", "family_name_kana": "ヤマダ", "given_name_kana": "ハナコ",
         "birth_date": "1985-04-01",
     });
-    let (status, answer) =
-        block_on(signed_post(&f, &f.osaka.key, "/federation/v1/identity-link", &serde_json::to_vec(&claims).unwrap()));
+    let (status, answer) = block_on(signed_post(
+        &f,
+        &f.osaka.key,
+        "/federation/v1/identity-link",
+        &serde_json::to_vec(&claims).unwrap(),
+    ));
     assert_eq!((status, answer["error"].as_str()), (422, Some("no_match")), "{answer}");
 }
 both_backends!(a_death_erases_her_everywhere_and_no_import_revives_the_licence);
@@ -338,7 +368,10 @@ fn a_name_change_brings_a_filing_reminder_once(backend: Backend) {
     assert!(out.contains("1 filing reminder(s)"), "{out}");
     let text = std::fs::read_to_string(&batch).unwrap();
     let line = text.lines().find(|l| l.contains("伊藤")).expect("her reminder is in the print file");
-    assert!(line.contains("陽子") && line.contains("大阪府内1丁目1番1号") && line.contains("籍の訂正"), "{line}");
+    assert!(
+        line.contains("陽子") && line.contains("大阪府内1丁目1番1号") && line.contains("籍の訂正"),
+        "{line}"
+    );
     let again = f.national_db.path("postal-again.csv");
     let out = national_command(&f, &["postal", "export", "--out", again.to_str().unwrap()]);
     assert!(out.contains("0 filing reminder(s)"), "{out}");
@@ -390,7 +423,8 @@ fn withdrawals_delete_what_was_derived(backend: Backend) {
     let f = federation(backend);
     let hanako = latent_nurse(&f, &f.osaka, &f.cast[0], true);
     let mut conn = f.osaka.db.connect();
-    consent::record(&mut conn, &hanako.id, &[(ConsentScope::AddressLinkage, false)], Channel::Web, None).unwrap();
+    consent::record(&mut conn, &hanako.id, &[(ConsentScope::AddressLinkage, false)], Channel::Web, None)
+        .unwrap();
     push(&f, &f.osaka);
     let status = national_status(&f, "27", &hanako.agency_code).unwrap();
     assert_eq!((status.latent, status.residence_prefecture), (false, None), "residence and routing gone");
@@ -426,7 +460,8 @@ fn residents_files_with_unknown_people_or_future_dates_are_refused_whole(backend
     assert!(stderr.contains("line 4") && stderr.contains("in the future"), "{stderr}");
     assert!(stderr.contains("line 5") && stderr.contains("unknown municipality"), "{stderr}");
     assert!(!stderr.contains(&stranger), "the unknown My Number is masked: {stderr}");
-    let residents_in_kyoto = count(&f.national_db, "SELECT COUNT(*) AS n FROM residents WHERE lgcode LIKE '26%'");
+    let residents_in_kyoto =
+        count(&f.national_db, "SELECT COUNT(*) AS n FROM residents WHERE lgcode LIKE '26%'");
     assert_eq!(residents_in_kyoto, 0, "nothing applied");
     // --accept-valid applies the one good row.
     let mut cmd = national(&f.national_db);
@@ -443,6 +478,9 @@ fn a_bad_reconcile_schedule_stops_start_up_with_its_name(backend: Backend) {
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--reconcile-cron", "30 9 * * Mon"]);
     let (out, _, stderr) = run(cmd);
     assert!(!out.status.success());
-    assert!(stderr.contains("--reconcile-cron \"30 9 * * Mon\"") && stderr.contains("six fields"), "{stderr}");
+    assert!(
+        stderr.contains("--reconcile-cron \"30 9 * * Mon\"") && stderr.contains("six fields"),
+        "{stderr}"
+    );
 }
 both_backends!(a_bad_reconcile_schedule_stops_start_up_with_its_name);

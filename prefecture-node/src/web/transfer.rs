@@ -10,7 +10,9 @@ use ncf_shared::ConsentScope;
 use serde::Deserialize;
 
 use super::routes::{Access, Routes};
-use super::{PageError, WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, with_csrf_cookie};
+use super::{
+    PageError, WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, with_csrf_cookie,
+};
 use crate::transfers::{self, PendingTransfer};
 
 const BACK: (&str, &str) = ("/sign-in", "ログインページへ");
@@ -40,7 +42,14 @@ struct TransferPage {
     errors: super::forms::Errors,
 }
 
-fn page(state: &WebState, csrf: String, token: String, t: &PendingTransfer, chosen: &[ConsentScope], errors: super::forms::Errors) -> TransferPage {
+fn page(
+    state: &WebState,
+    csrf: String,
+    token: String,
+    t: &PendingTransfer,
+    chosen: &[ConsentScope],
+    errors: super::forms::Errors,
+) -> TransferPage {
     let qualification = ncf_shared::Qualification::from_code(&t.qualification).map_or("", |q| q.name_ja());
     TransferPage {
         center: state.center(),
@@ -80,7 +89,8 @@ async fn form(state: web::Data<WebState>, req: HttpRequest, token: web::Path<Str
         Err(e) => return super::unavailable(&state, &e, BACK),
     };
     let (csrf, new) = csrf_cookie_token(&req);
-    let response = html(StatusCode::OK, &page(&state, csrf.clone(), token, &pending, &[], Default::default()));
+    let response =
+        html(StatusCode::OK, &page(&state, csrf.clone(), token, &pending, &[], Default::default()));
     with_csrf_cookie(&state, response, csrf, new)
 }
 
@@ -129,7 +139,10 @@ async fn submit(
         };
         let mut errors = super::forms::Errors::new();
         errors.insert("scopes", "同意する項目を1つ以上選んでください。");
-        return html(StatusCode::UNPROCESSABLE_ENTITY, &page(&state, form.csrf, token, &pending, &[], errors));
+        return html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &page(&state, form.csrf, token, &pending, &[], errors),
+        );
     }
     let confirmed = state.db(move |conn| transfers::confirm(conn, &token, &decisions)).await;
     match confirmed {

@@ -183,13 +183,13 @@ impl ImportTarget<LicenceRow> for LicenceTable {
         let changed = licences::table
             .filter(licences::import_id.eq(import_id.as_str()))
             .filter(
-                licences::person_key
-                    .eq_any(identity_links::table.select(identity_links::person_key))
-                    .or(licences::person_key.eq_any(
+                licences::person_key.eq_any(identity_links::table.select(identity_links::person_key)).or(
+                    licences::person_key.eq_any(
                         residents::table
                             .filter(residents::deceased_on.is_not_null())
                             .select(residents::person_key),
-                    )),
+                    ),
+                ),
             )
             .select(licences::person_key)
             .distinct()

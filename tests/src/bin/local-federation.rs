@@ -243,7 +243,10 @@ fn run() -> Result<(), String> {
                 p.given_name
             ),
         )?;
-        println!("\nhand-over: move {} {} from Osaka to Kyoto by importing the resident feed's file", p.family_name, p.given_name);
+        println!(
+            "\nhand-over: move {} {} from Osaka to Kyoto by importing the resident feed's file",
+            p.family_name, p.given_name
+        );
         println!(
             "  DATABASE_URL=sqlite://{} NATIONAL_SECRET_FILE={} target/release/national-server import-residents {}",
             dir.join("national.db").display(),
@@ -251,8 +254,7 @@ fn run() -> Result<(), String> {
             move_file.display()
         );
         println!(
-            "  Osaka's staff page for her then shows 転出（京都府へ）; Kyoto's node mails her a link to confirm (written to {}),"
-            ,
+            "  Osaka's staff page for her then shows 転出（京都府へ）; Kyoto's node mails her a link to confirm (written to {}),",
             dir.join("node-26.log").display()
         );
         println!("  and once she confirms, Kyoto's staff list has her (転居前のナースセンターでの本人確認).");

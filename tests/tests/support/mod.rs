@@ -281,10 +281,7 @@ pub fn national_db_text_containing(db: &TestDb, needle: &str) -> Vec<String> {
     assert!(columns.len() > 20, "the national schema's text columns were found");
     let mut found = Vec::new();
     for c in columns {
-        let sql = format!(
-            "SELECT COUNT(*) AS n FROM {} WHERE {} LIKE $1",
-            c.table_name, c.column_name
-        );
+        let sql = format!("SELECT COUNT(*) AS n FROM {} WHERE {} LIKE $1", c.table_name, c.column_name);
         let n = diesel::sql_query(sql)
             .bind::<Text, _>(format!("%{needle}%"))
             .get_result::<Count>(&mut conn)
