@@ -133,6 +133,11 @@ fn a_nurse_who_moves_is_handed_over_with_her_contact_relayed_sealed(backend: Bac
     push(&f, &f.osaka);
     push(&f, &f.osaka);
     assert_eq!(queued_for(&f, "26"), ["moved_in"], "the sealed contact is relayed to Kyoto");
+    // Osaka was offline from the import until its sync: the hand-over waited in its queue. More
+    // syncs send nothing again.
+    push(&f, &f.osaka);
+    assert_eq!(queued_for(&f, "26"), ["moved_in"], "relayed once");
+    assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM transfers"), 1);
     let at_osaka = node_status(&f.osaka, &hanako.id);
     assert_eq!(at_osaka.moved_out_ja().as_deref(), Some("転出（京都府へ）"));
     // In transit and after: the national database holds her e-mail address nowhere.
