@@ -17,7 +17,7 @@ use ncf_shared::contract::{ReminderDue, StatusChanged};
 use ncf_shared::db::DbConn;
 use ncf_shared::{Prefecture, per_backend};
 
-use crate::schema::{login_links, mail_outbox, national_status, nurses, reminders, sessions, transfers_in};
+use crate::schema::{login_links, mail_outbox, national_status, nurses, reminders, sessions};
 
 /// Makes sure she has a status row; returns its key.
 pub(crate) fn status_row(conn: &mut DbConn, nurse_id: &str) -> QueryResult<String> {
@@ -77,7 +77,8 @@ pub fn erase(conn: &mut DbConn, agency_code: &str, now: NaiveDateTime) -> QueryR
             ))
             .execute(conn)?;
     }
-    diesel::delete(transfers_in::table.filter(transfers_in::agency_code.eq(agency_code))).execute(conn)?;
+    // A pending transfer for her, with its invitation still queued.
+    crate::transfers::forget(conn, None, Some(agency_code))?;
     tracing::info!(
         registrations = found.len(),
         "contact details erased on the national server's instruction"

@@ -148,7 +148,10 @@ pub fn complete(conn: &mut DbConn, nurse_id: &str, proof: &Proof) -> Result<Comp
 
 /// Deletes the unproofed registrations that claimed the same licence (their data never left this
 /// node), and returns their addresses.
-fn remove_other_registrations(conn: &mut DbConn, keeper: &Nurse) -> Result<Vec<String>, NodeError> {
+pub(crate) fn remove_other_registrations(
+    conn: &mut DbConn,
+    keeper: &Nurse,
+) -> Result<Vec<String>, NodeError> {
     let others: Vec<(String, String)> = nurses_table::table
         .filter(nurses_table::agency_code.eq(&keeper.agency_code))
         .filter(nurses_table::id.ne(&keeper.id))

@@ -196,15 +196,19 @@ fn apply_one(
         }
     };
     // Kinds about someone who may have no proofed registration here.
-    let unregistered = match &message {
-        NationalToNode::MovedIn(m) => Some(conn.transaction(|conn| {
-            Ok::<_, diesel::result::Error>(crate::transfers::moved_in(conn, key, m, now))
-        })),
-        NationalToNode::Erase(e) => Some(conn.transaction(|conn| {
-            crate::life_events::erase(conn, e.agency_code.as_str(), now).map(|_| Ok(()))
-        })),
-        _ => None,
-    };
+    let unregistered =
+        match &message {
+            NationalToNode::MovedIn(m) => Some(conn.transaction(|conn| {
+                Ok::<_, diesel::result::Error>(crate::transfers::moved_in(conn, key, m, now))
+            })),
+            NationalToNode::Erase(e) => Some(conn.transaction(|conn| {
+                crate::life_events::erase(conn, e.agency_code.as_str(), now).map(|_| Ok(()))
+            })),
+            NationalToNode::TransferCancelled(t) => Some(conn.transaction(|conn| {
+                crate::transfers::forget(conn, Some(&t.transfer_id), None).map(|_| Ok(()))
+            })),
+            _ => None,
+        };
     if let Some(outcome) = unregistered {
         let nurse_id = nurses::table
             .filter(nurses::agency_code.eq(message.agency_code().as_str()))
@@ -237,7 +241,9 @@ fn apply_one(
                 crate::life_events::record_reminder(conn, &nurse_id, r, now).map(Ok)?
             }
             NationalToNode::MovedOut(m) => crate::transfers::moved_out(conn, &nurse_id, m, now),
-            NationalToNode::MovedIn(_) | NationalToNode::Erase(_) => unreachable!("applied above"),
+            NationalToNode::MovedIn(_) | NationalToNode::Erase(_) | NationalToNode::TransferCancelled(_) => {
+                unreachable!("applied above")
+            }
         })
     });
     Ok(match outcome {

@@ -58,7 +58,8 @@ pub fn moved_out(conn: &mut DbConn, nurse_id: &str, m: &MovedOut, now: NaiveDate
         phone: nurse.phone.clone(),
     };
     let json = serde_json::to_vec(&contact).map_err(|e| e.to_string())?;
-    let sealed = ncf_shared::sealed::seal(&recipient, &json).map_err(|e| e.to_string())?;
+    let sealed = ncf_shared::sealed::seal(&recipient, request.transfer_id.as_bytes(), &json)
+        .map_err(|e| e.to_string())?;
     let event = NodeToNational::TransferContact(TransferContact {
         agency_code: m.agency_code.clone(),
         transfer_id: request.transfer_id.clone(),
@@ -78,7 +79,8 @@ pub fn moved_in(
     now: NaiveDateTime,
 ) -> Result<(), String> {
     let key = key.ok_or("this process has no node key to open the sealed contact")?;
-    let plain = ncf_shared::sealed::open(key, &m.sealed_contact).map_err(|e| e.to_string())?;
+    let plain = ncf_shared::sealed::open(key, m.transfer_id.as_bytes(), &m.sealed_contact)
+        .map_err(|e| e.to_string())?;
     let contact: SealedContact =
         serde_json::from_slice(&plain).map_err(|_| "the sealed contact is not a contact".to_string())?;
     if PersonName::check(&contact.family_name).is_err() || PersonName::check(&contact.given_name).is_err() {
@@ -113,10 +115,46 @@ pub fn moved_in(
     Ok(())
 }
 
+/// Deletes a pending transfer (and an invitation still queued for it): the national server
+/// cancelled it, or her contact was erased. A confirmed one is left alone.
+pub fn forget(
+    conn: &mut DbConn,
+    filter_transfer: Option<&str>,
+    filter_code: Option<&str>,
+) -> QueryResult<usize> {
+    let mut query = transfers_in::table.filter(transfers_in::confirmed_at.is_null()).into_boxed();
+    if let Some(id) = filter_transfer {
+        query = query.filter(transfers_in::transfer_id.eq(id.to_string()));
+    }
+    if let Some(code) = filter_code {
+        query = query.filter(transfers_in::agency_code.eq(code.to_string()));
+    }
+    let rows: Vec<(String, String)> =
+        query.select((transfers_in::transfer_id, transfers_in::email)).load(conn)?;
+    for (id, email) in &rows {
+        diesel::delete(
+            crate::schema::mail_outbox::table
+                .filter(crate::schema::mail_outbox::to_address.eq(email))
+                .filter(crate::schema::mail_outbox::state.eq("queued")),
+        )
+        .execute(conn)?;
+        diesel::delete(transfers_in::table.find(id)).execute(conn)?;
+    }
+    Ok(rows.len())
+}
+
 /// Mails an invitation for each pending transfer not invited yet; returns how many. Called by
-/// the serving node after a pull (it knows its public address; `sync` alone does not).
+/// the serving node after a pull (it knows its public address; `sync` alone does not). Pending
+/// transfers whose link expired unused are deleted here (her contact is not kept for nothing).
 pub fn invite_pending(conn: &mut DbConn, public_url: &str, here: Prefecture) -> QueryResult<usize> {
     ncf_shared::db::write_transaction(conn, |conn| {
+        let expired_before = ncf_shared::time::now_utc() - chrono::Duration::days(INVITATION_DAYS);
+        diesel::delete(
+            transfers_in::table
+                .filter(transfers_in::confirmed_at.is_null())
+                .filter(transfers_in::invited_at.lt(expired_before)),
+        )
+        .execute(conn)?;
         let pending: Vec<(String, String, String, String, String)> = transfers_in::table
             .filter(transfers_in::invited_at.is_null())
             .filter(transfers_in::confirmed_at.is_null())
@@ -211,6 +249,8 @@ pub struct Confirmed {
     pub nurse: Nurse,
     pub session: String,
     pub receipt: String,
+    /// Addresses of other (unproofed) registrations for her licence, now removed; to be told.
+    pub removed_addresses: Vec<String>,
 }
 
 pub fn confirm(
@@ -251,9 +291,19 @@ pub fn confirm(
                     .eq(t.from().map(|p| format!("{}ナースセンターからの引継ぎ", p.name_ja()))),
             ))
             .execute(conn)?;
+        // Her contact now lives in her registration; the transfer keeps no copy of it.
         diesel::update(transfers_in::table.find(&t.transfer_id))
-            .set((transfers_in::confirmed_at.eq(now), transfers_in::nurse_id.eq(&nurse.id)))
+            .set((
+                transfers_in::confirmed_at.eq(now),
+                transfers_in::nurse_id.eq(&nurse.id),
+                transfers_in::email.eq(""),
+                transfers_in::phone.eq(None::<String>),
+            ))
             .execute(conn)?;
+        // As when she proves who she is: unproofed registrations for her licence (someone holding
+        // a copy of it) are removed, and their addresses returned to be told.
+        let nurse_now = nurses::get(conn, &nurse.id)?.ok_or(NodeError::NotFound("nurse"))?;
+        let removed_addresses = crate::proofing::remove_other_registrations(conn, &nurse_now)?;
         let gate = consent::current(conn, &nurse.id)?;
         let event = NodeToNational::TransferConfirmed(TransferConfirmed {
             agency_code: code,
@@ -267,7 +317,7 @@ pub fn confirm(
         let (session, _) = crate::auth::start_session(conn, crate::auth::SessionKind::Nurse, &nurse.id)?;
         tracing::info!(nurse = %nurse.id, "hand-over confirmed by her");
         let nurse = nurses::get(conn, &nurse.id)?.ok_or(NodeError::NotFound("nurse"))?;
-        Ok(Confirmed { nurse, session, receipt })
+        Ok(Confirmed { nurse, session, receipt, removed_addresses })
     })
 }
 

@@ -222,32 +222,51 @@ pub fn verify(conn: &mut DbConn) -> QueryResult<Result<i64, Broken>> {
     }
 }
 
-/// A nurse's entries (for her page), oldest first: those about every link she has, so that her
-/// history from a node she left survives a hand-over. Asked by the node that knows her by
-/// `agency_code`; the entries name other nodes only as `node:NN`, never by their codes for her —
-/// the codes are not part of the answer (`ProvisionListing`).
+/// A nurse's entries (for her page), oldest first: those about the asking link and, when that
+/// link is proofed, about the links she was handed over from or to (confirmed hand-overs, in
+/// either direction, followed through), so that her history survives a move. A registration she
+/// keeps at another node for any other reason is not shown: the entries would tell this node
+/// where else she is registered, and what those nodes were told (her residence among it).
 pub fn for_nurse(
     conn: &mut DbConn,
     prefecture: Prefecture,
     agency_code: &str,
 ) -> QueryResult<Vec<ProvisionEntry>> {
-    use crate::schema::identity_links;
-    let asking: Option<(Vec<u8>, Option<NaiveDateTime>)> = identity_links::table
+    use crate::schema::{identity_links, transfers};
+    let asking: Option<Option<NaiveDateTime>> = identity_links::table
         .find((prefecture.code(), agency_code))
-        .select((identity_links::person_key, identity_links::proofed_at))
+        .select(identity_links::proofed_at)
         .first(conn)
         .optional()?;
-    let Some((person, proofed_at)) = asking else { return Ok(Vec::new()) };
-    // Her entries at other nodes only for a link where she proved who she is: a registration
-    // made with a copy of her licence learns nothing of her history elsewhere.
-    let links: Vec<(String, String)> = if proofed_at.is_some() {
-        identity_links::table
-            .filter(identity_links::person_key.eq(&person))
-            .select((identity_links::prefecture, identity_links::agency_code))
-            .load(conn)?
-    } else {
-        vec![(prefecture.code(), agency_code.to_string())]
-    };
+    let Some(proofed_at) = asking else { return Ok(Vec::new()) };
+    let mut links: Vec<(String, String)> = vec![(prefecture.code(), agency_code.to_string())];
+    if proofed_at.is_some() {
+        let mut i = 0;
+        while i < links.len() {
+            let (p, code) = links[i].clone();
+            let joined: Vec<(String, String, String, Option<String>)> = transfers::table
+                .filter(transfers::state.eq("confirmed"))
+                .filter(
+                    (transfers::from_prefecture.eq(&p).and(transfers::from_agency_code.eq(&code)))
+                        .or(transfers::to_prefecture.eq(&p).and(transfers::to_agency_code.eq(&code))),
+                )
+                .select((
+                    transfers::from_prefecture,
+                    transfers::from_agency_code,
+                    transfers::to_prefecture,
+                    transfers::to_agency_code,
+                ))
+                .load(conn)?;
+            for (fp, fc, tp, tc) in joined {
+                for link in [(fp, fc), (tp, tc.unwrap_or_default())] {
+                    if !link.1.is_empty() && !links.contains(&link) {
+                        links.push(link);
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
     let mut entries = Vec::new();
     for (p, code) in links {
         entries.extend(

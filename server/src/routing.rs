@@ -200,6 +200,9 @@ struct PersonData {
 }
 
 fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> QueryResult<Report> {
+    // The chain's lock before any read: a push that commits while this chunk is being decided
+    // cannot be overwritten with what was read before it (pushes take the same lock).
+    let mut chain = ChainWriter::begin(conn)?;
     let now = ncf_shared::time::now_utc();
     let mut people: HashMap<Vec<u8>, PersonData> = HashMap::with_capacity(chunk.len());
     type LinkRow = (Vec<u8>, String, String, NaiveDateTime, Option<NaiveDateTime>);
@@ -235,6 +238,7 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
         }
     }
     if people.is_empty() {
+        chain.finish(conn)?;
         return Ok(Report::default());
     }
     let wanted: Vec<&Vec<u8>> = people.keys().collect();
@@ -340,7 +344,6 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
     }
 
     let mut report = Report::default();
-    let mut chain = ChainWriter::begin(conn)?;
     let mut events: Vec<(Prefecture, NationalToNode)> = Vec::new();
     let mut status_upserts: Vec<StatusRow> = Vec::new();
     let mut status_deletes: Vec<Vec<u8>> = Vec::new();
@@ -435,9 +438,12 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
         let previous = person.status.as_ref();
         let routed_before =
             previous.and_then(|s| s.routed_prefecture.as_deref()).and_then(Prefecture::from_code);
+        // The home node hears of a move only if she let the national server use her address
+        // there (`address_linkage` at the home link); otherwise the state is recorded silently.
         if let (Some(from), Some(to)) = (routed_before, residence)
             && from != to
             && home.prefecture != to
+            && granted(home, ConsentScope::AddressLinkage)
         {
             report.moved += 1;
             superseded.push(key.clone());
@@ -616,14 +622,17 @@ fn write_chunk(conn: &mut DbConn, w: ChunkWrites) -> QueryResult<()> {
     if !w.deletions.is_empty() {
         // The import that recorded each death, for the deletion record.
         let dead: Vec<&Vec<u8>> = w.deletions.iter().map(|d| &d.2).collect();
-        let imports: HashMap<Vec<u8>, String> = resident_events::table
+        // Newest death record first; the first one seen per person wins.
+        let mut imports: HashMap<Vec<u8>, String> = HashMap::new();
+        for (key, import) in resident_events::table
             .filter(resident_events::person_key.eq_any(dead))
             .filter(resident_events::event.eq(crate::imports::residents::DECEASED))
             .order(resident_events::effective_on.desc())
             .select((resident_events::person_key, resident_events::import_id))
             .load::<(Vec<u8>, String)>(conn)?
-            .into_iter()
-            .collect();
+        {
+            imports.entry(key).or_insert(import);
+        }
         let rows: Vec<_> = w
             .deletions
             .iter()
@@ -663,15 +672,15 @@ fn write_chunk(conn: &mut DbConn, w: ChunkWrites) -> QueryResult<()> {
         let codes: Vec<&String> = w.erasure_rows.iter().map(|(_, c, _)| c).collect();
         diesel::delete(told_status::table.filter(told_status::agency_code.eq_any(codes))).execute(conn)?;
     }
+    let mut events = w.events;
     if !w.superseded.is_empty() {
         // She moved again, or died: an unfinished hand-over will not complete.
-        diesel::update(
-            transfers::table
-                .filter(transfers::person_key.eq_any(&w.superseded))
-                .filter(transfers::state.eq_any(["requested", "relayed"])),
-        )
-        .set(transfers::state.eq("superseded"))
-        .execute(conn)?;
+        let open: Vec<TransferRow> = transfers::table
+            .filter(transfers::person_key.eq_any(&w.superseded))
+            .filter(transfers::state.eq_any(["requested", "relayed"]))
+            .select(TransferRow::as_select())
+            .load(conn)?;
+        events.extend(cancel(conn, &open, "superseded")?);
     }
     if !w.new_transfers.is_empty() {
         ncf_shared::insert_many!(&mut *conn, w.new_transfers, |c, values| diesel::insert_into(
@@ -723,8 +732,55 @@ fn write_chunk(conn: &mut DbConn, w: ChunkWrites) -> QueryResult<()> {
         }
         Ok::<_, diesel::result::Error>(())
     })?;
-    crate::queue::enqueue_many(conn, &w.events)?;
+    crate::queue::enqueue_many(conn, &events)?;
     w.chain.finish(conn)
+}
+
+/// Ends these open hand-overs in `state`; returns the `transfer_cancelled` events for the new
+/// nodes that already hold a pending transfer (those relayed).
+fn cancel(
+    conn: &mut DbConn,
+    open: &[TransferRow],
+    state: &str,
+) -> QueryResult<Vec<(Prefecture, NationalToNode)>> {
+    if open.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&String> = open.iter().map(|t| &t.id).collect();
+    diesel::update(transfers::table.filter(transfers::id.eq_any(ids)))
+        .set(transfers::state.eq(state))
+        .execute(conn)?;
+    Ok(open
+        .iter()
+        .filter(|t| t.state == "relayed")
+        .filter_map(|t| {
+            let to = Prefecture::from_code(&t.to_prefecture)?;
+            let code = AgencyCode::parse(t.to_agency_code.as_deref()?)?;
+            Some((
+                to,
+                NationalToNode::TransferCancelled(ncf_shared::contract::TransferCancelled {
+                    agency_code: code,
+                    transfer_id: t.id.clone(),
+                    decided_at: Utc::now(),
+                }),
+            ))
+        })
+        .collect())
+}
+
+/// She withdrew `share_with_residence_prefecture` at the node handing her over: the hand-over
+/// stops, and a new node holding her sealed contact deletes it. Call in the withdrawal's
+/// transaction.
+pub fn cancel_from(conn: &mut DbConn, node: Prefecture, agency_code: &str) -> QueryResult<usize> {
+    let open: Vec<TransferRow> = transfers::table
+        .filter(transfers::from_prefecture.eq(node.code()))
+        .filter(transfers::from_agency_code.eq(agency_code))
+        .filter(transfers::state.eq_any(["requested", "relayed"]))
+        .select(TransferRow::as_select())
+        .load(conn)?;
+    let events = cancel(conn, &open, "cancelled")?;
+    crate::queue::enqueue_many(conn, &events)?;
+    Ok(open.len())
 }
 
 /// Why a hand-over event cannot be applied (becomes the push's reject reason).

@@ -637,6 +637,12 @@ impl<'k> Applier<'k> {
             } else {
                 0
             };
+            if scope == ConsentScope::ShareWithResidencePrefecture {
+                let stopped = crate::routing::cancel_from(conn, node, c.agency_code.as_str())?;
+                if stopped > 0 {
+                    tracing::info!(prefecture = %node, "consent withdrawn: hand-over stopped");
+                }
+            }
             tracing::info!(prefecture = %node, scope = scope.as_str(), notices_deleted, "consent withdrawn: data deleted");
             let confirmation = NationalToNode::WithdrawalApplied(WithdrawalApplied {
                 agency_code: c.agency_code.clone(),

@@ -190,6 +190,9 @@ direction! {
         Erase(Erase) = ("erase", 1),
         /// A filing reminder (届出勧奨) for her, shown on her page and to staff.
         ReminderDue(ReminderDue) = ("reminder_due", 1),
+        /// A pending transfer will not complete (she withdrew the consent it rested on, moved
+        /// again or died): the new node deletes it and its invitation.
+        TransferCancelled(TransferCancelled) = ("transfer_cancelled", 1),
     }
 }
 
@@ -240,6 +243,7 @@ impl NationalToNode {
             Self::MovedIn(e) => &e.agency_code,
             Self::Erase(e) => &e.agency_code,
             Self::ReminderDue(e) => &e.agency_code,
+            Self::TransferCancelled(e) => &e.agency_code,
         }
     }
 }
@@ -478,6 +482,16 @@ pub struct TransferConfirmed {
     pub agency_code: AgencyCode,
     pub transfer_id: String,
     pub confirmed_at: DateTime<Utc>,
+}
+
+/// `transfer_cancelled` v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferCancelled {
+    /// The new node's code for her (as in the `moved_in`).
+    pub agency_code: AgencyCode,
+    pub transfer_id: String,
+    pub decided_at: DateTime<Utc>,
 }
 
 /// `erase` v1.

@@ -15,8 +15,9 @@
 //! key agreement is sound for Ed25519/X25519 (Thormarker, "On using the same key pair for Ed25519
 //! and an X25519 based KEM", 2021) and keeps one key per node to register and rotate.
 //!
-//! The label binds the purpose and the recipient's key, so a box sealed for one node or purpose
-//! does not open as another.
+//! The label binds the purpose, the recipient's key and a context the caller names (the transfer
+//! it belongs to), so a box sealed for one node, purpose or transfer does not open as another: a
+//! relay cannot swap two nurses' boxes.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -53,8 +54,14 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 
 /// (encryption key, MAC key) from the shared secret, bound to the label, the ephemeral key and
 /// the recipient's key.
-fn keys(shared: &MontgomeryPoint, ephemeral: &MontgomeryPoint, recipient: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
-    let root = mac(shared.as_bytes(), &[LABEL, ephemeral.as_bytes(), recipient]);
+fn keys(
+    shared: &MontgomeryPoint,
+    ephemeral: &MontgomeryPoint,
+    recipient: &[u8; 32],
+    context: &[u8],
+) -> ([u8; 32], [u8; 32]) {
+    let length = (context.len() as u64).to_be_bytes();
+    let root = mac(shared.as_bytes(), &[LABEL, ephemeral.as_bytes(), recipient, &length, context]);
     (mac(&root, &[b"encrypt"]), mac(&root, &[b"authenticate"]))
 }
 
@@ -67,8 +74,9 @@ fn keystream_xor(key: &[u8; 32], data: &mut [u8]) {
     }
 }
 
-/// Seals `plaintext` so that only the holder of `recipient`'s private key can read it.
-pub fn seal(recipient: &NodePublicKey, plaintext: &[u8]) -> Result<String, SealError> {
+/// Seals `plaintext` so that only the holder of `recipient`'s private key can read it, and only
+/// by naming the same `context`.
+pub fn seal(recipient: &NodePublicKey, context: &[u8], plaintext: &[u8]) -> Result<String, SealError> {
     if plaintext.len() > MAX_PLAINTEXT {
         return Err(SealError::TooLong);
     }
@@ -76,7 +84,7 @@ pub fn seal(recipient: &NodePublicKey, plaintext: &[u8]) -> Result<String, SealE
     getrandom::fill(&mut secret).expect("the operating system's random source");
     let ephemeral = MontgomeryPoint::mul_base_clamped(secret);
     let shared = recipient.to_montgomery().mul_clamped(secret);
-    let (enc, auth) = keys(&shared, &ephemeral, &recipient.to_bytes());
+    let (enc, auth) = keys(&shared, &ephemeral, &recipient.to_bytes(), context);
     let mut body = plaintext.to_vec();
     keystream_xor(&enc, &mut body);
     let tag = mac(&auth, &[ephemeral.as_bytes(), &body]);
@@ -87,8 +95,9 @@ pub fn seal(recipient: &NodePublicKey, plaintext: &[u8]) -> Result<String, SealE
     Ok(STANDARD.encode(out))
 }
 
-/// Opens a box sealed for this node's key; refuses one altered or sealed for another key.
-pub fn open(key: &NodeSigningKey, sealed: &str) -> Result<Vec<u8>, SealError> {
+/// Opens a box sealed for this node's key and `context`; refuses one altered, or sealed for
+/// another key or context.
+pub fn open(key: &NodeSigningKey, context: &[u8], sealed: &str) -> Result<Vec<u8>, SealError> {
     let raw = STANDARD.decode(sealed.trim()).map_err(|_| SealError::Format)?;
     if raw.len() < 32 + TAG_LEN || raw.len() > 32 + MAX_PLAINTEXT + TAG_LEN {
         return Err(SealError::Format);
@@ -96,7 +105,7 @@ pub fn open(key: &NodeSigningKey, sealed: &str) -> Result<Vec<u8>, SealError> {
     let ephemeral = MontgomeryPoint(raw[..32].try_into().expect("32 bytes"));
     let (body, tag) = raw[32..].split_at(raw.len() - 32 - TAG_LEN);
     let shared = ephemeral.mul_clamped(key.scalar_bytes());
-    let (enc, auth) = keys(&shared, &ephemeral, &key.public_key().to_bytes());
+    let (enc, auth) = keys(&shared, &ephemeral, &key.public_key().to_bytes(), context);
     let mut check = <HmacSha256 as KeyInit>::new_from_slice(&auth).expect("any key length");
     check.update(ephemeral.as_bytes());
     check.update(body);
@@ -115,16 +124,17 @@ mod tests {
         let kyoto = NodeSigningKey::generate();
         let osaka = NodeSigningKey::generate();
         let text = "{\"email\":\"hanako@example.jp\",\"family_name\":\"山田\"}".repeat(3);
-        let sealed = seal(&kyoto.public_key(), text.as_bytes()).unwrap();
+        let sealed = seal(&kyoto.public_key(), b"transfer-1", text.as_bytes()).unwrap();
         assert!(!sealed.contains("hanako"));
-        assert_eq!(open(&kyoto, &sealed).unwrap(), text.as_bytes());
-        assert_eq!(open(&osaka, &sealed), Err(SealError::Tampered));
+        assert_eq!(open(&kyoto, b"transfer-1", &sealed).unwrap(), text.as_bytes());
+        assert_eq!(open(&osaka, b"transfer-1", &sealed), Err(SealError::Tampered));
+        assert_eq!(open(&kyoto, b"transfer-2", &sealed), Err(SealError::Tampered), "bound to its transfer");
         let mut raw = STANDARD.decode(&sealed).unwrap();
         raw[40] ^= 1;
-        assert_eq!(open(&kyoto, &STANDARD.encode(&raw)), Err(SealError::Tampered));
-        assert_eq!(open(&kyoto, "not base64!"), Err(SealError::Format));
+        assert_eq!(open(&kyoto, b"transfer-1", &STANDARD.encode(&raw)), Err(SealError::Tampered));
+        assert_eq!(open(&kyoto, b"transfer-1", "not base64!"), Err(SealError::Format));
         // Two seals of the same text differ (a fresh ephemeral key each time).
-        assert_ne!(seal(&kyoto.public_key(), text.as_bytes()).unwrap(), sealed);
-        assert_eq!(seal(&kyoto.public_key(), &vec![0; MAX_PLAINTEXT + 1]), Err(SealError::TooLong));
+        assert_ne!(seal(&kyoto.public_key(), b"transfer-1", text.as_bytes()).unwrap(), sealed);
+        assert_eq!(seal(&kyoto.public_key(), b"t", &vec![0; MAX_PLAINTEXT + 1]), Err(SealError::TooLong));
     }
 }

@@ -253,6 +253,32 @@ fn a_nurse_who_moves_is_handed_over_with_her_contact_relayed_sealed(backend: Bac
 }
 both_backends!(a_nurse_who_moves_is_handed_over_with_her_contact_relayed_sealed);
 
+fn withdrawing_the_share_consent_stops_a_hand_over_in_progress(backend: Backend) {
+    let f = federation(backend);
+    let hanako = latent_nurse(&f, &f.osaka, &f.cast[0], true);
+    import_residents(&f, "move.csv", &[moved_to_kyoto(&f.cast[0], "2026-10-01")]);
+    push(&f, &f.osaka);
+    push(&f, &f.osaka);
+    push(&f, &f.kyoto);
+    let pending = || count(&f.kyoto.db, "SELECT COUNT(*) AS n FROM transfers_in");
+    assert_eq!(pending(), 1, "Kyoto holds the pending transfer");
+    let mut conn = f.osaka.db.connect();
+    consent::record(
+        &mut conn,
+        &hanako.id,
+        &[(ConsentScope::ShareWithResidencePrefecture, false)],
+        Channel::Web,
+        None,
+    )
+    .unwrap();
+    push(&f, &f.osaka);
+    assert_eq!(queued_for(&f, "26"), ["moved_in", "transfer_cancelled"]);
+    assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM transfers WHERE state = 'cancelled'"), 1);
+    push(&f, &f.kyoto);
+    assert_eq!(pending(), 0, "Kyoto deleted her contact and the transfer");
+}
+both_backends!(withdrawing_the_share_consent_stops_a_hand_over_in_progress);
+
 fn without_share_consent_the_new_prefecture_gets_nothing(backend: Backend) {
     let f = federation(backend);
     let misaki = latent_nurse(&f, &f.osaka, &f.cast[1], false);

@@ -81,9 +81,8 @@ fn opted_in_nurse_reaches_the_national_server_as_her_consent_allows(backend: Bac
             "consent_record",
             "consent_record",
             "latent_nurse_identification",
+            // Her status told to Osaka. Kyoto's link is not a hand-over: Osaka is not shown it.
             "latent_status",
-            // Her record covers all her links: someone used her licence at Kyoto.
-            "identity_link",
         ]
     );
     let mut cmd = national(&f.national_db);

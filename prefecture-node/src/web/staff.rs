@@ -463,6 +463,7 @@ async fn detail_page(
                 "moved_in" => "転入（引継ぎ）",
                 "erase" => "連絡先の削除",
                 "reminder_due" => "届出のお願い",
+                "transfer_cancelled" => "引継ぎの取りやめ",
                 _ => "このバージョンでは扱えない通知",
             },
             created_at: jst(e.received_at),

@@ -147,6 +147,7 @@ async fn submit(
     let confirmed = state.db(move |conn| transfers::confirm(conn, &token, &decisions)).await;
     match confirmed {
         Ok(done) => {
+            super::tell_removed_registrations(&state, &done.removed_addresses).await;
             state.mail.wake();
             let mut response = super::see_other(&format!("/me/receipts/{}", done.receipt));
             let _ = response.add_cookie(&state.session_cookie(crate::auth::SessionKind::Nurse, done.session));

@@ -194,6 +194,9 @@ impl ImportTarget<EventRow> for ResidentTables {
     /// are left alone (and keep the import that last changed them).
     fn finish(&mut self, conn: &mut DbConn, import_id: &ImportId) -> QueryResult<()> {
         let keys: Vec<Vec<u8>> = std::mem::take(&mut self.touched).into_iter().collect();
+        // Only people whose current state changed can have anything new to derive: a file
+        // imported again refreshes nobody.
+        let mut changed_keys: Vec<Vec<u8>> = Vec::new();
         for chunk in keys.chunks(STATEMENT_ROWS) {
             let events: Vec<ResidentEvent> = resident_events::table
                 .filter(resident_events::person_key.eq_any(chunk))
@@ -221,12 +224,13 @@ impl ImportTarget<EventRow> for ResidentTables {
                 })
                 .collect();
             upsert_residents(conn, &changed)?;
+            changed_keys.extend(changed.into_iter().map(|r| r.person_key));
         }
-        // Deaths, moves and withdrawals of routing take effect in the same transaction: the
-        // import of 10,000 moves routes them all in this one pass.
-        let report = crate::routing::refresh(conn, keys.iter().cloned())?;
-        tracing::info!(?report, "status refreshed for the people this residents import touched");
-        let reminders = crate::reminders::check(conn, &keys)?;
+        // Deaths, moves and name changes take effect in the same transaction: the import of
+        // 10,000 moves routes them all in this one pass.
+        let report = crate::routing::refresh(conn, changed_keys.iter().cloned())?;
+        tracing::info!(?report, "status refreshed for the people this residents import changed");
+        let reminders = crate::reminders::check(conn, &changed_keys)?;
         if reminders > 0 {
             tracing::info!(reminders, "filing reminders added");
         }

@@ -61,7 +61,7 @@ CREATE TABLE transfers (
     from_agency_code TEXT NOT NULL,
     to_prefecture TEXT NOT NULL,
     to_agency_code TEXT,
-    state TEXT NOT NULL CHECK (state IN ('requested', 'relayed', 'confirmed', 'not_shared', 'no_node', 'superseded')),
+    state TEXT NOT NULL CHECK (state IN ('requested', 'relayed', 'confirmed', 'not_shared', 'no_node', 'superseded', 'cancelled')),
     requested_at TIMESTAMP NOT NULL,
     relayed_at TIMESTAMP,
     confirmed_at TIMESTAMP
