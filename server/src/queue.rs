@@ -11,31 +11,13 @@ use crate::schema::{node_events, sequences};
 
 pub const MAX_PULL: u32 = 1000;
 
-/// Queues an event for `node`; call inside the transaction that decides it.
+/// Queues an event for `node`; call inside the transaction that decides it. Returns its sequence
+/// number.
 pub fn enqueue(conn: &mut DbConn, node: Prefecture, event: &NationalToNode) -> QueryResult<i64> {
-    let counter = format!("node_events:{}", node.code());
-    per_backend!(&mut *conn, c => diesel::insert_into(sequences::table)
-        .values((sequences::name.eq(&counter), sequences::last_value.eq(0i64)))
-        .on_conflict(sequences::name)
-        .do_nothing()
-        .execute(c))?;
-    // The UPDATE takes the row lock: writers for one node queue up, and a rollback returns the number.
-    diesel::update(sequences::table.find(&counter))
-        .set(sequences::last_value.eq(sequences::last_value + 1))
-        .execute(conn)?;
-    let seq: i64 = sequences::table.find(&counter).select(sequences::last_value).first(conn)?;
-    diesel::insert_into(node_events::table)
-        .values((
-            node_events::prefecture.eq(node.code()),
-            node_events::seq.eq(seq),
-            node_events::event_id.eq(RecordId::new().0),
-            node_events::kind.eq(event.kind()),
-            node_events::version.eq(i32::from(event.version())),
-            node_events::payload.eq(event.payload_json()),
-            node_events::created_at.eq(ncf_shared::time::now_utc()),
-        ))
-        .execute(conn)?;
-    Ok(seq)
+    Ok(enqueue_many(conn, std::slice::from_ref(&(node, event.clone())))?
+        .into_iter()
+        .next()
+        .unwrap_or_default())
 }
 
 /// The node's events after `after`, in order, as stored (the payload is not parsed again).
@@ -64,11 +46,14 @@ pub fn after(conn: &mut DbConn, node: Prefecture, after: i64, limit: u32) -> Que
 /// Queues many events in one go (a refresh may decide thousands): one counter update per node
 /// reserves the whole range, and the rows go in multi-row inserts. Call inside the transaction
 /// that decides them.
-pub fn enqueue_many(conn: &mut DbConn, events: &[(Prefecture, NationalToNode)]) -> QueryResult<()> {
-    let mut by_node: std::collections::BTreeMap<Prefecture, Vec<&NationalToNode>> = Default::default();
-    for (node, event) in events {
-        by_node.entry(*node).or_default().push(event);
+/// Returns the sequence numbers given, in the order of `events`.
+pub fn enqueue_many(conn: &mut DbConn, events: &[(Prefecture, NationalToNode)]) -> QueryResult<Vec<i64>> {
+    let mut by_node: std::collections::BTreeMap<Prefecture, Vec<(usize, &NationalToNode)>> =
+        Default::default();
+    for (i, (node, event)) in events.iter().enumerate() {
+        by_node.entry(*node).or_default().push((i, event));
     }
+    let mut seqs = vec![0; events.len()];
     let now = ncf_shared::time::now_utc();
     for (node, events) in by_node {
         let counter = format!("node_events:{}", node.code());
@@ -85,7 +70,8 @@ pub fn enqueue_many(conn: &mut DbConn, events: &[(Prefecture, NationalToNode)]) 
         let rows: Vec<_> = events
             .iter()
             .enumerate()
-            .map(|(i, event)| {
+            .map(|(i, (at, event))| {
+                seqs[*at] = first + i as i64;
                 (
                     node_events::prefecture.eq(node.code()),
                     node_events::seq.eq(first + i as i64),
@@ -101,5 +87,5 @@ pub fn enqueue_many(conn: &mut DbConn, events: &[(Prefecture, NationalToNode)]) 
             .values(values)
             .execute(c));
     }
-    Ok(())
+    Ok(seqs)
 }

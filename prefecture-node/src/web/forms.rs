@@ -449,3 +449,24 @@ mod tests {
         assert!(errors.contains_key("change"));
     }
 }
+
+/// One consent scope as the opt-in and hand-over pages offer it: a checkbox with its full text.
+pub(crate) struct ScopeView {
+    pub field: &'static str,
+    pub title: &'static str,
+    pub text: &'static str,
+    pub checked: bool,
+}
+
+/// Every scope, in the order pages list them, checked as `chosen` says.
+pub(crate) fn scope_views(chosen: impl Fn(ncf_shared::ConsentScope) -> bool) -> Vec<ScopeView> {
+    ncf_shared::ConsentScope::ALL
+        .into_iter()
+        .map(|s| ScopeView {
+            field: s.as_str(),
+            title: s.title_ja(),
+            text: crate::consent::text_ja(s),
+            checked: chosen(s),
+        })
+        .collect()
+}

@@ -80,13 +80,6 @@ impl OptInForm {
     }
 }
 
-struct ScopeView {
-    field: &'static str,
-    title: &'static str,
-    text: &'static str,
-    checked: bool,
-}
-
 #[derive(Template)]
 #[template(path = "opt_in.html")]
 struct OptInPage {
@@ -97,7 +90,7 @@ struct OptInPage {
     alert: String,
     qualifications: Vec<(&'static str, &'static str)>,
     distances: [u32; 5],
-    scopes: Vec<ScopeView>,
+    scopes: Vec<super::forms::ScopeView>,
 }
 
 fn page(
@@ -107,15 +100,7 @@ fn page(
     errors: super::forms::Errors,
     alert: String,
 ) -> OptInPage {
-    let scopes = ConsentScope::ALL
-        .into_iter()
-        .map(|s| ScopeView {
-            field: s.as_str(),
-            title: s.title_ja(),
-            text: crate::consent::text_ja(s),
-            checked: form.chosen(s),
-        })
-        .collect();
+    let scopes = super::forms::scope_views(|s| form.chosen(s));
     OptInPage {
         center: state.center(),
         csrf,

@@ -21,24 +21,18 @@ pub(super) fn routes(routes: &mut Routes) {
     routes.get("/transfer/{token}", Access::Public, form).post("/transfer/{token}", Access::Public, submit);
 }
 
-struct ScopeView {
-    field: &'static str,
-    title: &'static str,
-    text: &'static str,
-    checked: bool,
-}
-
 #[derive(Template)]
 #[template(path = "transfer.html")]
 struct TransferPage {
     center: crate::web::Center,
+    legend: String,
     csrf: String,
     token: String,
     from: String,
     name: String,
     email: String,
     licence: String,
-    scopes: Vec<ScopeView>,
+    scopes: Vec<super::forms::ScopeView>,
     errors: super::forms::Errors,
 }
 
@@ -51,23 +45,17 @@ fn page(
     errors: super::forms::Errors,
 ) -> TransferPage {
     let qualification = ncf_shared::Qualification::from_code(&t.qualification).map_or("", |q| q.name_ja());
+    let center = state.center();
     TransferPage {
-        center: state.center(),
+        legend: format!("{}への同意", center.name),
+        center,
         csrf,
         token,
         from: t.from().map_or_else(String::new, |p| format!("{}ナースセンター", p.name_ja())),
         name: format!("{} {}", t.family_name, t.given_name),
         email: t.email.clone(),
         licence: format!("{qualification}（籍登録番号 {}）", t.registration_number),
-        scopes: ConsentScope::ALL
-            .into_iter()
-            .map(|s| ScopeView {
-                field: s.as_str(),
-                title: s.title_ja(),
-                text: crate::consent::text_ja(s),
-                checked: chosen.contains(&s),
-            })
-            .collect(),
+        scopes: super::forms::scope_views(|s| chosen.contains(&s)),
         errors,
     }
 }
