@@ -33,7 +33,6 @@ use ncf_shared::contract::{
 };
 use ncf_shared::db::DbConn;
 use ncf_shared::ids::RecordId;
-use ncf_shared::notice::NoticeBody;
 use ncf_shared::{
     AgencyCode, AgencyCodeKey, ConsentScope, Municipality, PersonKey, Prefecture, Qualification, per_backend,
 };
@@ -300,22 +299,42 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
                 consents.entry((p, code)).or_default().insert(scope, granted);
             }
         }
-        let rows: Vec<(String, String, String, NaiveDateTime)> = nurse_notices::table
-            .filter(nurse_notices::agency_code.eq_any(&codes))
-            .select((
-                nurse_notices::prefecture,
-                nurse_notices::agency_code,
-                nurse_notices::body,
-                nurse_notices::filed_at,
-            ))
-            .load(conn)?;
-        for (p, code, body, filed_at) in rows {
-            let Some(p) = Prefecture::from_code(&p) else { continue };
-            let Ok(body) = serde_json::from_str::<NoticeBody>(&body) else { continue };
-            let filed_on = ncf_shared::time::jst_date(filed_at);
-            if let (Some(effective_on), Some(working)) = (body.effective_on(filed_on), body.says_working()) {
-                notices.entry((p, code)).or_default().push(NoticeFact { effective_on, filed_at, working });
-            }
+        // Only the latest notice of each link (by effective date, then filing time): no later
+        // one exists for the same link. A person with thousands of notices costs one row here.
+        let later = diesel::alias!(nurse_notices as later);
+        let rows: Vec<(String, String, Option<NaiveDate>, NaiveDateTime, Option<bool>)> =
+            nurse_notices::table
+                .filter(nurse_notices::agency_code.eq_any(&codes))
+                .filter(nurse_notices::effective_on.is_not_null())
+                .filter(diesel::dsl::not(diesel::dsl::exists(
+                    later
+                        .filter(later.field(nurse_notices::agency_code).eq(nurse_notices::agency_code))
+                        .filter(later.field(nurse_notices::prefecture).eq(nurse_notices::prefecture))
+                        .filter(later.field(nurse_notices::effective_on).is_not_null())
+                        .filter(
+                            later.field(nurse_notices::effective_on).gt(nurse_notices::effective_on).or(
+                                later
+                                    .field(nurse_notices::effective_on)
+                                    .eq(nurse_notices::effective_on)
+                                    .and(later.field(nurse_notices::filed_at).gt(nurse_notices::filed_at)),
+                            ),
+                        ),
+                )))
+                .select((
+                    nurse_notices::prefecture,
+                    nurse_notices::agency_code,
+                    nurse_notices::effective_on,
+                    nurse_notices::filed_at,
+                    nurse_notices::working,
+                ))
+                .load(conn)?;
+        for (p, code, effective_on, filed_at, working) in rows {
+            let (Some(p), Some(effective_on), Some(working)) =
+                (Prefecture::from_code(&p), effective_on, working)
+            else {
+                continue;
+            };
+            notices.entry((p, code)).or_default().push(NoticeFact { effective_on, filed_at, working });
         }
         let rows: Vec<(String, String, bool, bool, Option<String>, NaiveDateTime)> = told_status::table
             .filter(told_status::agency_code.eq_any(&codes))

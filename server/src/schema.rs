@@ -188,6 +188,8 @@ diesel::table! {
         kind -> Text,
         body -> Text,
         filed_at -> Timestamp,
+        effective_on -> Nullable<Date>,
+        working -> Nullable<Bool>,
     }
 }
 

@@ -413,6 +413,8 @@ struct NoticeRow {
     kind: String,
     body: String,
     filed_at: chrono::NaiveDateTime,
+    effective_on: Option<chrono::NaiveDate>,
+    working: Option<bool>,
 }
 
 impl<'k> Applier<'k> {
@@ -717,6 +719,8 @@ impl<'k> Applier<'k> {
             kind: kind.as_str().to_string(),
             body: serde_json::to_string(&n.notice).expect("notice bodies serialise"),
             filed_at: n.filed_at.naive_utc(),
+            effective_on: n.notice.effective_on(ncf_shared::time::jst_date(n.filed_at.naive_utc())),
+            working: n.notice.says_working(),
         });
         let field = format!("notice:{}", kind.as_str());
         self.chain.append(&Provision::from_node(

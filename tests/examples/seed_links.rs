@@ -60,6 +60,8 @@ diesel::table! {
         kind -> Text,
         body -> Text,
         filed_at -> Timestamp,
+        effective_on -> Nullable<Date>,
+        working -> Nullable<Bool>,
     }
 }
 diesel::allow_tables_to_appear_in_same_query!(residents, licences);
@@ -152,6 +154,8 @@ fn main() {
                     r#"{{"kind":"separation","left_on":"{left_on}","reason":"childcare","wish_to_return":true,"return_when":null}}"#
                 )),
                 nurse_notices::filed_at.eq(now),
+                nurse_notices::effective_on.eq(chrono::NaiveDate::parse_from_str(&left_on, "%Y-%m-%d").ok()),
+                nurse_notices::working.eq(Some(false)),
             ));
             if n % 10 < 3 {
                 notices.push((
@@ -163,6 +167,8 @@ fn main() {
                         r#"{"kind":"employment_status","employed":true,"workplace_type":"hospital","workplace_lgcode":null,"weekly_hours":38,"as_of":"2026-04-01"}"#.to_string(),
                     ),
                     nurse_notices::filed_at.eq(now),
+                    nurse_notices::effective_on.eq(chrono::NaiveDate::from_ymd_opt(2026, 4, 1)),
+                    nurse_notices::working.eq(Some(true)),
                 ));
             }
             linked += 1;

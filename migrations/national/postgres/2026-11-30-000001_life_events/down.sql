@@ -1,3 +1,6 @@
+DROP INDEX nurse_notices_latest;
+ALTER TABLE nurse_notices DROP COLUMN working;
+ALTER TABLE nurse_notices DROP COLUMN effective_on;
 DROP INDEX erasures_code;
 DROP INDEX told_status_code;
 DROP INDEX nurse_notices_code;

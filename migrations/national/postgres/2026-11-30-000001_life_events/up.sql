@@ -95,3 +95,13 @@ CREATE INDEX erasures_code ON erasures (agency_code);
 
 -- The national server keeps no contact details (issue #7): they are relayed at hand-over only.
 DROP TABLE nurse_contacts;
+
+-- Each notice's effective date and what it says about work, computed when it is stored, so that
+-- a refresh reads only the latest notice per link instead of parsing every body.
+ALTER TABLE nurse_notices ADD COLUMN effective_on DATE;
+ALTER TABLE nurse_notices ADD COLUMN working BOOLEAN;
+UPDATE nurse_notices SET
+    working = (body::json ->> 'kind') = 'employment_status' AND (body::json ->> 'employed')::boolean,
+    effective_on = COALESCE((body::json ->> 'left_on')::date, (body::json ->> 'as_of')::date,
+                            (filed_at + interval '9 hours')::date);
+CREATE INDEX nurse_notices_latest ON nurse_notices (agency_code, effective_on, filed_at);
