@@ -299,35 +299,30 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
                 consents.entry((p, code)).or_default().insert(scope, granted);
             }
         }
-        // Only the latest notice of each link (by effective date, then filing time): no later
-        // one exists for the same link. A person with thousands of notices costs one row here.
-        let later = diesel::alias!(nurse_notices as later);
-        let rows: Vec<(String, String, Option<NaiveDate>, NaiveDateTime, Option<bool>)> =
+        // Per link, per effective date and per what it says about work, the latest filing: the
+        // database aggregates, so a person with thousands of notices costs a few rows here, and
+        // the latest (date, filing) among them is her latest notice.
+        let rows: Vec<(String, String, Option<NaiveDate>, Option<bool>, Option<NaiveDateTime>)> =
             nurse_notices::table
                 .filter(nurse_notices::agency_code.eq_any(&codes))
                 .filter(nurse_notices::effective_on.is_not_null())
-                .filter(diesel::dsl::not(diesel::dsl::exists(
-                    later
-                        .filter(later.field(nurse_notices::agency_code).eq(nurse_notices::agency_code))
-                        .filter(later.field(nurse_notices::prefecture).eq(nurse_notices::prefecture))
-                        .filter(later.field(nurse_notices::effective_on).is_not_null())
-                        .filter(
-                            later.field(nurse_notices::effective_on).gt(nurse_notices::effective_on).or(
-                                later
-                                    .field(nurse_notices::effective_on)
-                                    .eq(nurse_notices::effective_on)
-                                    .and(later.field(nurse_notices::filed_at).gt(nurse_notices::filed_at)),
-                            ),
-                        ),
-                )))
+                .group_by((
+                    nurse_notices::prefecture,
+                    nurse_notices::agency_code,
+                    nurse_notices::effective_on,
+                    nurse_notices::working,
+                ))
                 .select((
                     nurse_notices::prefecture,
                     nurse_notices::agency_code,
                     nurse_notices::effective_on,
-                    nurse_notices::filed_at,
                     nurse_notices::working,
+                    diesel::dsl::max(nurse_notices::filed_at),
                 ))
                 .load(conn)?;
+        let rows = rows.into_iter().map(|(p, code, effective_on, working, filed_at)| {
+            (p, code, effective_on, filed_at.unwrap_or_default(), working)
+        });
         for (p, code, effective_on, filed_at, working) in rows {
             let (Some(p), Some(effective_on), Some(working)) =
                 (Prefecture::from_code(&p), effective_on, working)
