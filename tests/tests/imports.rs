@@ -351,8 +351,26 @@ fn indexes(db: &TestDb) -> Vec<IndexDef> {
     diesel::sql_query(sql).load(&mut db.connect()).expect("indexes")
 }
 
-/// The initial load drops and rebuilds the tables' indexes: they must come back exactly as the
-/// migrations define them, and still enforce uniqueness.
+/// The tables' foreign keys as the database describes them.
+fn foreign_keys(db: &TestDb) -> Vec<IndexDef> {
+    let sql = match db.backend {
+        Backend::Sqlite => {
+            "SELECT m.name || '.' || f.\"from\" AS name, f.\"table\" || '.' || f.\"to\" AS definition \
+             FROM sqlite_master m, pragma_foreign_key_list(m.name) f \
+             WHERE m.name IN ('licences', 'resident_events') ORDER BY name"
+        }
+        Backend::Postgres => {
+            "SELECT conname::text AS name, pg_get_constraintdef(oid) AS definition FROM pg_constraint \
+             WHERE contype = 'f' AND conrelid::regclass::text IN ('licences', 'resident_events') \
+             ORDER BY conname"
+        }
+    };
+    diesel::sql_query(sql).load(&mut db.connect()).expect("foreign keys")
+}
+
+/// The initial load drops and rebuilds the tables' indexes (and, on PostgreSQL, their
+/// `import_id` foreign keys): they must come back exactly as the migrations define them, and
+/// still enforce uniqueness and the reference to the import.
 fn initial_bulk_load_restores_the_migration_indexes(backend: Backend) {
     let db = TestDb::new(backend);
     let mut cmd = national(&db);
@@ -360,6 +378,8 @@ fn initial_bulk_load_restores_the_migration_indexes(backend: Backend) {
     assert!(run(cmd).0.status.success());
     let migrated = indexes(&db);
     assert_eq!(migrated.len(), 3, "{migrated:?}");
+    let migrated_fks = foreign_keys(&db);
+    assert_eq!(migrated_fks.len(), 2, "{migrated_fks:?}");
 
     let cast = people(5);
     let registry = db.path("registry.csv");
@@ -369,6 +389,7 @@ fn initial_bulk_load_restores_the_migration_indexes(backend: Backend) {
     assert!(import(&db, "import-registry", &registry, &[]).0);
     assert!(import(&db, "import-residents", &residents, &[]).0);
     assert_eq!(indexes(&db), migrated);
+    assert_eq!(foreign_keys(&db), migrated_fks);
 
     let mut conn = db.connect();
     let duplicate = diesel::sql_query(
@@ -376,6 +397,11 @@ fn initial_bulk_load_restores_the_migration_indexes(backend: Backend) {
     )
     .execute(&mut conn);
     assert!(duplicate.is_err(), "the key index enforces uniqueness after a bulk load");
+    let orphan = diesel::sql_query(
+        "UPDATE licences SET import_id = 'no-such-import' WHERE registration_number = '1000000'",
+    )
+    .execute(&mut conn);
+    assert!(orphan.is_err(), "a licence must still name a recorded import after a bulk load");
 }
 both_backends!(initial_bulk_load_restores_the_migration_indexes);
 

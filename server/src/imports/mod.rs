@@ -153,8 +153,8 @@ pub(crate) trait RowParser: Send {
 /// Where the rows go: a `Merge` into one table, plus anything to do per batch and at the end.
 pub(crate) trait ImportTarget<Row> {
     fn merge(&self) -> &'static Merge;
-    /// The row as the JSON array the merge expects.
-    fn json<'r>(&self, row: &'r Row) -> &'r str;
+    /// The row as the merge expects it (see `Encoding`).
+    fn encoded<'r>(&self, row: &'r Row) -> &'r str;
     /// Sees each batch before it is written.
     fn observe(&mut self, _rows: &[Row]) {}
     /// Runs after the last batch, in the same transaction.
@@ -250,6 +250,15 @@ where
         use diesel::connection::SimpleConnection;
         c.batch_execute("PRAGMA cache_size = -1048576; PRAGMA threads = 2;")?;
     }
+    // SQLite cannot drop a constraint for an initial load as PostgreSQL does (`Merge::begin`), and
+    // its per-row check of `import_id REFERENCES imports` costs 1.5 s per 3 million rows, a sixth
+    // of the load. Every row carries this import's id, inserted first in the same transaction, so
+    // the constraint holds by construction; the check is off for the load only (it can only be
+    // switched outside a transaction) and back on whatever happens.
+    let unchecked = matches!(conn, DbConn::Sqlite(_)) && target.merge().count(conn)? == 0;
+    if unchecked {
+        diesel::sql_query("PRAGMA foreign_keys = OFF").execute(conn)?;
+    }
     let accept_valid = options.accept_valid;
     let failed = AtomicBool::new(false);
     let (tx, rx) = mpsc::sync_channel::<Vec<P::Row>>(4);
@@ -279,16 +288,14 @@ where
             // the end (sorted builds instead of millions of random B-tree inserts). Rows are
             // unique within a file (the parser rejects duplicates), so this equals the upsert.
             let bulk = before == 0;
-            if bulk {
-                merge.drop_indexes(conn)?;
-            }
+            let run = merge.begin(conn, bulk)?;
             let mut affected = 0u64;
             for batch in rx {
                 // In all-or-nothing mode a bad row dooms the import: keep draining so the reader can
                 // report every bad row, but stop writing.
                 if !failed.load(Ordering::Relaxed) {
                     target.observe(&batch);
-                    affected += merge.apply(conn, batch.iter().map(|r| target.json(r)), bulk)? as u64;
+                    affected += run.apply(conn, batch.iter().map(|r| target.encoded(r)))? as u64;
                 }
             }
             let outcome = match reader_thread.join() {
@@ -310,10 +317,8 @@ where
                 Some(target_path)
             };
             tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "rows written");
-            if bulk {
-                merge.create_indexes(conn)?;
-                tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "indexes built");
-            }
+            affected += run.finish(conn)? as u64;
+            tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "rows merged, indexes built");
             target.finish(conn, &import_id)?;
             let after = merge.count(conn)?;
             let inserted = (after - before).max(0) as u64;
@@ -335,6 +340,9 @@ where
         })
     });
 
+    if unchecked {
+        diesel::sql_query("PRAGMA foreign_keys = ON").execute(conn)?;
+    }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "import transaction ended");
     let (outcome, (inserted, updated, unchanged), rejects_file) = match result {
         Ok(ok) => ok,
@@ -521,12 +529,49 @@ pub(crate) enum Col {
     SmallInt,
 }
 
-/// Bulk idempotent upsert of one batch: the rows travel as one JSON array of arrays (a single
-/// bind), are expanded by the database itself (`json_each` / `jsonb_array_elements`), and merged
-/// with `INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE <a compared column differs>`. A row is
-/// only touched, and re-stamped with the import id, when something in it differs, so re-imports
-/// change nothing. All compared columns are NOT NULL, so `<>` is exact. The last column is
-/// `import_id`; the first `key` columns are the conflict target (a unique index).
+/// Where a PostgreSQL `COPY` of one batch goes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum CopyInto {
+    /// The target table itself (initial load: nothing to merge with).
+    Table,
+    /// The import's temporary staging table, merged into the target once at the end.
+    Staging,
+}
+
+/// A `COPY … FROM STDIN` (text format) of already encoded lines into the target table or its
+/// staging table. One function per target, as diesel's `COPY` names its table by type.
+pub(crate) type CopyFn = fn(&mut diesel::PgConnection, CopyInto, &[u8]) -> QueryResult<usize>;
+
+/// Copies text-format lines into `$table` (all its columns, by name). A macro, not a function:
+/// diesel's `COPY` types are generic over the table in ways a function bound cannot name.
+macro_rules! copy_text {
+    ($conn:expr, $table:expr, $data:expr) => {{
+        let data: &[u8] = $data;
+        diesel::copy_from($table)
+            .from_raw_data($table, |out: &mut dyn std::io::Write| {
+                out.write_all(data).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+            })
+            .with_format(diesel::pg::CopyFormat::Text)
+            .execute($conn)
+    }};
+}
+pub(crate) use copy_text;
+
+/// Bulk idempotent upsert of an import's rows into one table. A row is only touched, and
+/// re-stamped with the import id, when something in it differs, so re-imports change nothing.
+/// All compared columns are NOT NULL, so `<>` is exact. The last column is `import_id`; the first
+/// `key` columns are the conflict target (a unique index).
+///
+/// - SQLite: each batch travels as one JSON array of arrays (a single bind), is expanded by the
+///   database itself (`jsonb_each`) and merged with `INSERT … SELECT … ON CONFLICT DO UPDATE …
+///   WHERE <a compared column differs>`.
+/// - PostgreSQL: each batch is `COPY`ed in text format, the database's fastest way in: straight
+///   into the table on an initial load, otherwise into a temporary staging table that one
+///   `INSERT … SELECT … ON CONFLICT` merges at the end.
+///
+/// On an initial load (empty table) the indexes are dropped first and built once at the end
+/// (sorted builds instead of millions of random B-tree inserts). Rows are unique within a file
+/// (the parsers reject duplicates), so appending equals the upsert there.
 pub(crate) struct Merge {
     pub table: &'static str,
     pub columns: &'static [(&'static str, Col)],
@@ -534,12 +579,43 @@ pub(crate) struct Merge {
     /// The table's indexes (name, definition) exactly as its migration creates them; a test checks
     /// that a bulk load leaves the same indexes behind.
     pub indexes: &'static [(&'static str, &'static str)],
+    /// PostgreSQL's name for the table's `import_id REFERENCES imports (id)` constraint. Its
+    /// trigger checks every row one by one (3 s a million rows, as long as the `COPY` itself), so
+    /// an initial load drops it and adds it back at the end, which checks all rows in one join.
+    pub import_fk: &'static str,
+    pub copy: CopyFn,
 }
 
 #[derive(diesel::QueryableByName)]
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     n: i64,
+}
+
+/// How the reader thread encodes each validated row for the writer (it has time to spare; the
+/// writer holds the transaction).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Encoding {
+    /// A JSON array in `columns` order, for the SQLite merge.
+    Json,
+    /// One line of PostgreSQL's `COPY` text format.
+    CopyText,
+}
+
+impl Encoding {
+    pub fn for_conn(conn: &DbConn) -> Self {
+        match conn {
+            DbConn::Postgresql(_) => Self::CopyText,
+            DbConn::Sqlite(_) => Self::Json,
+        }
+    }
+}
+
+/// An import's merge in progress: knows the backend and whether this is an initial load.
+pub(crate) struct MergeRun {
+    merge: &'static Merge,
+    postgres: bool,
+    bulk: bool,
 }
 
 impl Merge {
@@ -563,97 +639,223 @@ impl Merge {
         Ok(())
     }
 
-    fn sql(&self, postgres: bool, bulk: bool) -> String {
+    fn staging(&self) -> String {
+        format!("{}_incoming", self.table)
+    }
+
+    /// Starts the merge inside the import's transaction: an initial load drops the indexes; a
+    /// merge on PostgreSQL makes its staging table (gone at commit or rollback).
+    pub fn begin(&'static self, conn: &mut DbConn, bulk: bool) -> QueryResult<MergeRun> {
+        let postgres = matches!(conn, DbConn::Postgresql(_));
+        if bulk {
+            self.drop_indexes(conn)?;
+            if postgres {
+                diesel::sql_query(format!("ALTER TABLE {} DROP CONSTRAINT {}", self.table, self.import_fk))
+                    .execute(conn)?;
+            }
+        } else if postgres {
+            diesel::sql_query(format!(
+                "CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP",
+                self.staging(),
+                self.table
+            ))
+            .execute(conn)?;
+        }
+        Ok(MergeRun { merge: self, postgres, bulk })
+    }
+
+    /// `INSERT … SELECT <select> … ON CONFLICT DO UPDATE … WHERE <a compared column differs>`.
+    fn upsert_sql(&self, select: &str) -> String {
         let names: Vec<&str> = self.columns.iter().map(|(n, _)| *n).collect();
-        let values: Vec<String> = self
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, (_, col))| match (postgres, col) {
-                (false, Col::Hex) => format!("unhex(value->>{i})"),
-                (false, _) => format!("value->>{i}"),
-                (true, Col::Text) => format!("r->>{i}"),
-                (true, Col::Hex) => format!("decode(r->>{i}, 'hex')"),
-                (true, Col::Date) => format!("(r->>{i})::date"),
-                (true, Col::SmallInt) => format!("(r->>{i})::smallint"),
-            })
-            .collect();
-        // jsonb_each (SQLite) hands each row over as JSONB, so `->>` reads it without re-parsing text.
-        let source = if postgres { "jsonb_array_elements($1::jsonb) AS r" } else { "jsonb_each($1)" };
         let compared = &names[self.key..names.len() - 1];
         let set: Vec<String> = names[self.key..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
         let differs: Vec<String> =
             compared.iter().map(|c| format!("{t}.{c} <> excluded.{c}", t = self.table)).collect();
-        let insert = format!(
-            "INSERT INTO {t} ({names}) SELECT {values} FROM {source}",
+        format!(
+            "INSERT INTO {t} ({names}) {select} ON CONFLICT ({key}) DO UPDATE SET {set} WHERE {differs}",
             t = self.table,
             names = names.join(", "),
-            values = values.join(", "),
-        );
-        if bulk {
-            return insert;
-        }
-        format!(
-            "{insert} WHERE true ON CONFLICT ({key}) DO UPDATE SET {set} WHERE {differs}",
             key = names[..self.key].join(", "),
             set = set.join(", "),
             differs = differs.join(" OR "),
         )
     }
 
-    /// Merges rows (each a JSON array in `columns` order); returns how many were inserted or changed.
-    pub fn apply<'a>(
-        &self,
-        conn: &mut DbConn,
-        rows: impl Iterator<Item = &'a str>,
-        bulk: bool,
-    ) -> QueryResult<usize> {
-        let mut batch = String::from("[");
-        for (i, row) in rows.enumerate() {
-            if i > 0 {
-                batch.push(',');
-            }
-            batch.push_str(row);
+    /// SQLite's statement for one JSON batch.
+    fn sqlite_sql(&self, bulk: bool) -> String {
+        let names: Vec<&str> = self.columns.iter().map(|(n, _)| *n).collect();
+        // jsonb_each hands each row over as JSONB, so `->>` reads it without re-parsing text.
+        let values: Vec<String> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, col))| match col {
+                Col::Hex => format!("unhex(value->>{i})"),
+                _ => format!("value->>{i}"),
+            })
+            .collect();
+        // `WHERE true`: SQLite cannot otherwise tell `ON CONFLICT` from a join constraint.
+        let select = format!("SELECT {} FROM jsonb_each($1) WHERE true", values.join(", "));
+        if bulk {
+            format!("INSERT INTO {} ({}) {select}", self.table, names.join(", "))
+        } else {
+            self.upsert_sql(&select)
         }
-        batch.push(']');
-        let sql = self.sql(matches!(conn, DbConn::Postgresql(_)), bulk);
-        diesel::sql_query(sql).bind::<diesel::sql_types::Text, _>(batch).execute(conn)
     }
 }
 
-/// Builds one row's JSON array (on the reader thread, which has time to spare).
-pub(crate) struct JsonRow(Vec<u8>);
+impl MergeRun {
+    /// Writes one batch of encoded rows; returns how many were inserted or changed so far known
+    /// (a staged batch counts when `finish` merges it).
+    pub fn apply<'a>(&self, conn: &mut DbConn, rows: impl Iterator<Item = &'a str>) -> QueryResult<usize> {
+        match conn {
+            DbConn::Postgresql(pg) => {
+                let mut data = Vec::with_capacity(BATCH_ROWS * 160);
+                for row in rows {
+                    data.extend_from_slice(row.as_bytes());
+                }
+                let into = if self.bulk { CopyInto::Table } else { CopyInto::Staging };
+                let copied = (self.merge.copy)(pg, into, &data)?;
+                Ok(if self.bulk { copied } else { 0 })
+            }
+            DbConn::Sqlite(_) => {
+                let mut batch = String::from("[");
+                for (i, row) in rows.enumerate() {
+                    if i > 0 {
+                        batch.push(',');
+                    }
+                    batch.push_str(row);
+                }
+                batch.push(']');
+                diesel::sql_query(self.merge.sqlite_sql(self.bulk))
+                    .bind::<diesel::sql_types::Text, _>(batch)
+                    .execute(conn)
+            }
+        }
+    }
 
-impl JsonRow {
-    pub fn new() -> Self {
+    /// Ends the merge: merges the staged rows (PostgreSQL; returns how many were inserted or
+    /// changed) and rebuilds the indexes after an initial load.
+    pub fn finish(self, conn: &mut DbConn) -> QueryResult<usize> {
+        let mut affected = 0;
+        if self.postgres && !self.bulk {
+            let staging = self.merge.staging();
+            let names: Vec<&str> = self.merge.columns.iter().map(|(n, _)| *n).collect();
+            // Unchanged rows (most of a re-import) are dropped by one anti-join before the
+            // upsert, instead of each costing an index probe and a speculative insertion. The join
+            // is on the key alone, the other columns a row comparison the planner cannot turn into
+            // join keys: a hash join on the key, not a sort of both tables by every column.
+            let key = self.merge.key;
+            let on: Vec<String> = names[..key].iter().map(|c| format!("t.{c} = s.{c}")).collect();
+            let rest = &names[key..names.len() - 1];
+            let row = |alias: &str| rest.iter().map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ");
+            let columns: Vec<String> = names.iter().map(|c| format!("s.{c}")).collect();
+            let select = format!(
+                "SELECT {} FROM {staging} s WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE {} AND ({}) IS NOT DISTINCT FROM ({}))",
+                columns.join(", "),
+                self.merge.table,
+                on.join(" AND "),
+                row("t"),
+                row("s"),
+            );
+            diesel::sql_query(format!("ANALYZE {staging}")).execute(conn)?;
+            affected = diesel::sql_query(self.merge.upsert_sql(&select)).execute(conn)?;
+            diesel::sql_query(format!("DROP TABLE {staging}")).execute(conn)?;
+        }
+        if self.bulk {
+            self.merge.create_indexes(conn)?;
+            if self.postgres {
+                diesel::sql_query(format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY (import_id) REFERENCES imports (id)",
+                    self.merge.table, self.merge.import_fk
+                ))
+                .execute(conn)?;
+            }
+        }
+        Ok(affected)
+    }
+}
+
+/// Builds one row in the writer's encoding (on the reader thread).
+pub(crate) struct RowBuf {
+    encoding: Encoding,
+    buf: Vec<u8>,
+    fields: usize,
+}
+
+impl RowBuf {
+    pub fn new(encoding: Encoding) -> Self {
         let mut buf = Vec::with_capacity(256);
-        buf.push(b'[');
-        Self(buf)
+        if encoding == Encoding::Json {
+            buf.push(b'[');
+        }
+        Self { encoding, buf, fields: 0 }
     }
     fn sep(&mut self) {
-        if self.0.len() > 1 {
-            self.0.push(b',');
+        if self.fields > 0 {
+            self.buf.push(if self.encoding == Encoding::Json { b',' } else { b'\t' });
         }
+        self.fields += 1;
     }
     pub fn text(&mut self, s: &str) -> &mut Self {
         self.sep();
-        serde_json::to_writer(&mut self.0, s).expect("writing JSON to memory cannot fail");
+        match self.encoding {
+            Encoding::Json => {
+                serde_json::to_writer(&mut self.buf, s).expect("writing JSON to memory cannot fail")
+            }
+            Encoding::CopyText => {
+                // COPY text format: backslash, tab, newline and carriage return are escaped.
+                for b in s.bytes() {
+                    match b {
+                        b'\\' => self.buf.extend_from_slice(b"\\\\"),
+                        b'\t' => self.buf.extend_from_slice(b"\\t"),
+                        b'\n' => self.buf.extend_from_slice(b"\\n"),
+                        b'\r' => self.buf.extend_from_slice(b"\\r"),
+                        _ => self.buf.push(b),
+                    }
+                }
+            }
+        }
         self
     }
     pub fn hex(&mut self, bytes: &[u8]) -> &mut Self {
         self.sep();
-        self.0.push(b'"');
-        self.0.extend_from_slice(ncf_shared::encoding::hex(bytes).as_bytes());
-        self.0.push(b'"');
+        let hex = ncf_shared::encoding::hex(bytes);
+        match self.encoding {
+            Encoding::Json => {
+                self.buf.push(b'"');
+                self.buf.extend_from_slice(hex.as_bytes());
+                self.buf.push(b'"');
+            }
+            // bytea's hex input `\x…`, its backslash escaped for the COPY text format.
+            Encoding::CopyText => {
+                self.buf.extend_from_slice(b"\\\\x");
+                self.buf.extend_from_slice(hex.as_bytes());
+            }
+        }
         self
     }
     pub fn number(&mut self, n: i64) -> &mut Self {
         self.sep();
-        self.0.extend_from_slice(n.to_string().as_bytes());
+        self.buf.extend_from_slice(n.to_string().as_bytes());
         self
     }
     pub fn finish(&mut self) -> String {
-        self.0.push(b']');
-        String::from_utf8(std::mem::take(&mut self.0)).expect("JSON built from str is UTF-8")
+        self.buf.push(if self.encoding == Encoding::Json { b']' } else { b'\n' });
+        self.fields = 0;
+        String::from_utf8(std::mem::take(&mut self.buf)).expect("rows built from str are UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_what_the_format_reserves() {
+        let line = RowBuf::new(Encoding::CopyText).text("").text("a\tb\\c\nd\re").hex(&[0xab, 0x01]).number(7).finish();
+        assert_eq!(line, "\ta\\tb\\\\c\\nd\\re\t\\\\xab01\t7\n");
+        let json = RowBuf::new(Encoding::Json).text("").text("a\"b").hex(&[0xab]).number(7).finish();
+        assert_eq!(json, r#"["","a\"b","ab",7]"#);
     }
 }

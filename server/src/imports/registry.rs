@@ -11,8 +11,8 @@ use ncf_shared::licence::{LicenceStatus, RegistrationNumber, Sex};
 use ncf_shared::{MyNumber, MyNumberHasher, Qualification};
 
 use super::{
-    Col, ImportError, ImportOptions, ImportSummary, ImportTarget, JsonRow, Merge, RowCheck, RowError,
-    RowParser,
+    Col, CopyInto, Encoding, ImportError, ImportOptions, ImportSummary, ImportTarget, Merge, RowBuf,
+    RowCheck, RowError, RowParser,
 };
 
 pub const HEADER: [&str; 11] = [
@@ -29,19 +29,20 @@ pub const HEADER: [&str; 11] = [
     "status",
 ];
 
-/// A validated licence row, as the JSON array `MERGE` expects.
+/// A validated licence row, encoded as `MERGE` expects it.
 pub struct LicenceRow(String);
 
 pub struct RegistryParser {
     hasher: MyNumberHasher,
     import_id: String,
+    encoding: Encoding,
     /// (qualification, registration number) -> first line, to report duplicates within the file.
     seen: HashMap<u64, u64, BuildHasherDefault<MixHasher>>,
 }
 
 impl RegistryParser {
-    pub fn new(hasher: MyNumberHasher, import_id: &ImportId) -> Self {
-        Self { hasher, import_id: import_id.to_string(), seen: HashMap::default() }
+    pub(crate) fn new(hasher: MyNumberHasher, import_id: &ImportId, encoding: Encoding) -> Self {
+        Self { hasher, import_id: import_id.to_string(), encoding, seen: HashMap::default() }
     }
 }
 
@@ -121,7 +122,7 @@ impl RowParser for RegistryParser {
         let row = (|| {
             // Dates are stored as validated (YYYY-MM-DD), names as given.
             let _ = (registered_on?, birth_date?);
-            let json = JsonRow::new()
+            let encoded = RowBuf::new(self.encoding)
                 .text(qualification?.code())
                 .text(&registration_number?.canonical())
                 .hex(self.hasher.person_key(my_number.as_ref()?).as_bytes())
@@ -135,7 +136,7 @@ impl RowParser for RegistryParser {
                 .text(status?.as_str())
                 .text(&self.import_id)
                 .finish();
-            Some(LicenceRow(json))
+            Some(LicenceRow(encoded))
         })();
         c.finish(row)
     }
@@ -162,7 +163,35 @@ const MERGE: Merge = Merge {
         ("licences_key", "CREATE UNIQUE INDEX licences_key ON licences (qualification, registration_number)"),
         ("licences_person_key", "CREATE INDEX licences_person_key ON licences (person_key)"),
     ],
+    import_fk: "licences_import_id_fkey",
+    copy: copy_licences,
 };
+
+// The staging table `Merge::begin` makes on PostgreSQL (`LIKE licences`), declared for diesel's
+// `COPY`, which names its target by type.
+diesel::table! {
+    licences_incoming (qualification, registration_number) {
+        qualification -> Text,
+        registration_number -> Text,
+        person_key -> Binary,
+        registered_on -> Date,
+        family_name -> Text,
+        given_name -> Text,
+        family_name_kana -> Text,
+        given_name_kana -> Text,
+        birth_date -> Date,
+        sex -> SmallInt,
+        status -> Text,
+        import_id -> Text,
+    }
+}
+
+fn copy_licences(conn: &mut diesel::PgConnection, into: CopyInto, data: &[u8]) -> QueryResult<usize> {
+    match into {
+        CopyInto::Table => super::copy_text!(conn, crate::schema::licences::table, data),
+        CopyInto::Staging => super::copy_text!(conn, licences_incoming::table, data),
+    }
+}
 
 pub struct LicenceTable;
 
@@ -170,7 +199,7 @@ impl ImportTarget<LicenceRow> for LicenceTable {
     fn merge(&self) -> &'static Merge {
         &MERGE
     }
-    fn json<'r>(&self, row: &'r LicenceRow) -> &'r str {
+    fn encoded<'r>(&self, row: &'r LicenceRow) -> &'r str {
         &row.0
     }
 
@@ -207,6 +236,6 @@ pub fn import(
     options: &ImportOptions,
 ) -> Result<ImportSummary, ImportError> {
     let import_id = ImportId::new();
-    let parser = RegistryParser::new(hasher, &import_id);
+    let parser = RegistryParser::new(hasher, &import_id, Encoding::for_conn(conn));
     super::run_import(conn, path, parser, &mut LicenceTable, import_id, options)
 }

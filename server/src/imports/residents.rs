@@ -12,8 +12,8 @@ use ncf_shared::ids::ImportId;
 use ncf_shared::{Municipality, MyNumber, MyNumberHasher, PersonKey, per_backend};
 
 use super::{
-    Col, ImportError, ImportOptions, ImportSummary, ImportTarget, JsonRow, Merge, RowCheck, RowError,
-    RowParser,
+    Col, CopyInto, Encoding, ImportError, ImportOptions, ImportSummary, ImportTarget, Merge, RowBuf,
+    RowCheck, RowError, RowParser,
 };
 use crate::schema::{resident_events, residents};
 
@@ -55,6 +55,7 @@ pub struct Resident {
 pub struct ResidentsParser {
     hasher: MyNumberHasher,
     import_id: String,
+    encoding: Encoding,
     /// Every person with a licence in the registry: the feed is about licence holders, and an
     /// event for anyone else is refused (a mistyped My Number, or a file meant for another
     /// system). About 40 bytes a person: 120 MB for Japan's 3 million nursing licences.
@@ -130,7 +131,7 @@ impl RowParser for ResidentsParser {
         }
         let row = (|| {
             let person_key = person?;
-            let json = JsonRow::new()
+            let encoded = RowBuf::new(self.encoding)
                 .hex(person_key.as_bytes())
                 .text(event?)
                 .text(f[2])
@@ -141,7 +142,7 @@ impl RowParser for ResidentsParser {
                 .text(&self.import_id)
                 .finish();
             let _ = effective_on?;
-            Some(EventRow { person_key, json })
+            Some(EventRow { person_key, encoded })
         })();
         c.finish(row)
     }
@@ -171,20 +172,44 @@ const MERGE: Merge = Merge {
         "resident_events_key",
         "CREATE UNIQUE INDEX resident_events_key ON resident_events (person_key, event, effective_on)",
     )],
+    import_fk: "resident_events_import_id_fkey",
+    copy: copy_events,
 };
 
-/// A validated event: the person it concerns and the JSON array `MERGE` expects.
+/// A validated event: the person it concerns and the row encoded as `MERGE` expects it.
 pub struct EventRow {
     person_key: PersonKey,
-    json: String,
+    encoded: String,
+}
+
+// The staging table `Merge::begin` makes on PostgreSQL (`LIKE resident_events`), declared for
+// diesel's `COPY`, which names its target by type.
+diesel::table! {
+    resident_events_incoming (person_key, event, effective_on) {
+        person_key -> Binary,
+        event -> Text,
+        effective_on -> Date,
+        lgcode -> Text,
+        address -> Text,
+        family_name -> Text,
+        given_name -> Text,
+        import_id -> Text,
+    }
+}
+
+fn copy_events(conn: &mut diesel::PgConnection, into: CopyInto, data: &[u8]) -> QueryResult<usize> {
+    match into {
+        CopyInto::Table => super::copy_text!(conn, resident_events::table, data),
+        CopyInto::Staging => super::copy_text!(conn, resident_events_incoming::table, data),
+    }
 }
 
 impl ImportTarget<EventRow> for ResidentTables {
     fn merge(&self) -> &'static Merge {
         &MERGE
     }
-    fn json<'r>(&self, row: &'r EventRow) -> &'r str {
-        &row.json
+    fn encoded<'r>(&self, row: &'r EventRow) -> &'r str {
+        &row.encoded
     }
     fn observe(&mut self, rows: &[EventRow]) {
         self.touched.extend(rows.iter().map(|r| r.person_key.as_bytes().to_vec()));
@@ -306,6 +331,7 @@ pub fn import(
     let parser = ResidentsParser {
         hasher,
         import_id: import_id.to_string(),
+        encoding: Encoding::for_conn(conn),
         known,
         today: ncf_shared::time::today_jst(),
         seen: HashMap::new(),
