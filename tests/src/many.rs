@@ -167,6 +167,20 @@ pub fn linked_nurse(
     email: &str,
 ) -> nurses::Nurse {
     let code = crate::block_on(link(server, key, person));
+    let nurse = register_linked(conn, person, code, email);
+    consent::record(conn, &nurse.id, &[(ConsentScope::AddressLinkage, true)], Channel::Web, None)
+        .expect("consent");
+    nurses::get(conn, &nurse.id).expect("read").expect("nurse")
+}
+
+/// Registers a person the national server linked under `code` at this node, proofed at the
+/// counter so that what she files may leave the node.
+pub fn register_linked(
+    conn: &mut ncf_shared::db::DbConn,
+    person: &Person,
+    code: ncf_shared::AgencyCode,
+    email: &str,
+) -> nurses::Nurse {
     let nurse = nurses::register(
         conn,
         NewNurse {
@@ -184,12 +198,27 @@ pub fn linked_nurse(
         },
     )
     .expect("nurse");
-    // Proofed at the counter, so that what the tests file may leave the node.
     let proof = prefecture_node::proofing::Proof::at_counter("test-staff", "運転免許証").expect("document");
     prefecture_node::proofing::complete(conn, &nurse.id, &proof).expect("proofed");
-    consent::record(conn, &nurse.id, &[(ConsentScope::AddressLinkage, true)], Channel::Web, None)
-        .expect("consent");
-    nurses::get(conn, &nurse.id).expect("read").expect("nurse")
+    nurse
+}
+
+/// Links many people, each through the node `node_of(i)` (an index into `keys`), 16 requests in
+/// flight; the agency codes in the people's order.
+pub async fn link_all(
+    server: &TestServer,
+    keys: &[NodeSigningKey],
+    people: &[Person],
+    node_of: impl Fn(usize) -> usize,
+) -> Vec<ncf_shared::AgencyCode> {
+    let mut codes = Vec::with_capacity(people.len());
+    for (chunk_start, chunk) in people.chunks(16).enumerate().map(|(c, ch)| (c * 16, ch)) {
+        let links = chunk.iter().enumerate().map(|(j, p)| link(server, &keys[node_of(chunk_start + j)], p));
+        for code in futures_util::future::join_all(links).await {
+            codes.push(code);
+        }
+    }
+    codes
 }
 
 async fn link(server: &TestServer, key: &NodeSigningKey, p: &Person) -> ncf_shared::AgencyCode {

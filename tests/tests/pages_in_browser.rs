@@ -4,6 +4,9 @@
 //! find her by the name they hear on the phone. Every page is checked with axe-core (no serious
 //! or critical violations) and, on the phone, for sideways scrolling.
 //!
+//! A nurse who moved from Osaka to Kyoto opens, on her phone, the link Kyoto's center mailed her,
+//! chooses the new center's consents and gets a receipt.
+//!
 //! Both backends, like every test that touches a database.
 
 mod support;
@@ -11,7 +14,11 @@ mod support;
 use std::time::Duration;
 
 use ncf_tests::webdriver::{Driver, Session, axe_script};
-use ncf_tests::{Backend, Person, SmtpReceiver, TestServer, block_on, both_backends};
+use ncf_shared::ConsentScope;
+use ncf_tests::{
+    Backend, Person, RESIDENTS_HEADER, SmtpReceiver, TestServer, block_on, both_backends, national, run, write_csv,
+};
+use prefecture_node::{Channel, consent, notices};
 
 /// Her licence: 看護師, born 昭和41年11月14日 (1966-11-14).
 fn yuko() -> Person {
@@ -226,3 +233,78 @@ fn a_nurse_on_her_phone_and_staff_at_a_desk(backend: Backend) {
     });
 }
 both_backends!(a_nurse_on_her_phone_and_staff_at_a_desk);
+
+/// The hand-over page (issue #7) as she meets it: from the invitation mail to the receipt, on a
+/// 390-pixel phone, with a mistake on the way.
+fn a_nurse_who_moved_confirms_at_her_new_center_on_her_phone(backend: Backend) {
+    let f = support::federation(backend);
+    let smtp = SmtpReceiver::start();
+    let (mut conn, nurse) = support::opt_in(&f, &f.osaka, &f.cast[0]);
+    let every: Vec<(ConsentScope, bool)> = ConsentScope::ALL.into_iter().map(|s| (s, true)).collect();
+    consent::record(&mut conn, &nurse.id, &every, Channel::Web, None).unwrap();
+    notices::file(&mut conn, &nurse.id, &support::separation(), Channel::Web, None).unwrap();
+    support::push(&f, &f.osaka);
+
+    // She moves to Kyoto; Osaka's node relays her contact sealed (pulled in one sync, pushed in
+    // the next), and Kyoto's node mails her the link.
+    let moves = f.national_db.path("moves.csv");
+    let row = format!("{},address_changed,2026-10-01,261025,京都市上京区1丁目2番3号,,", f.cast[0].my_number);
+    write_csv(&moves, RESIDENTS_HEADER, &[row]);
+    let mut cmd = national(&f.national_db);
+    cmd.arg("import-residents").arg(&moves);
+    let (out, _, stderr) = run(cmd);
+    assert!(out.status.success(), "{stderr}");
+    support::push(&f, &f.osaka);
+    support::push(&f, &f.osaka);
+    let kyoto = TestServer::node_with(
+        &f.kyoto.db,
+        &f.kyoto.key_file,
+        &f.server.base_url,
+        "26",
+        &["--smtp-url", &smtp.url, "--center-phone", "075-000-0000"],
+    );
+    let mail = smtp.wait_for(1).remove(0).text();
+    let start = mail.find("http://").expect("a link in the invitation");
+    let link = mail[start..].split_whitespace().next().unwrap().to_string();
+    assert!(link.starts_with(&kyoto.base_url), "{link}");
+
+    let axe = axe_script();
+    let driver = Driver::start();
+    block_on(async {
+        let phone = driver.session(true).await;
+        phone.goto(&link).await;
+        let text = wait_for_text(&phone, "への引継ぎ").await;
+        assert!(text.contains("大阪府ナースセンターから") && text.contains("山田 花子"), "{text}");
+        assert!(text.contains("本人確認は大阪府ナースセンターで済んでいます"), "{text}");
+        check_page(&phone, &axe, true, "hand-over").await;
+
+        // Nothing chosen: the summary says what to do and links to the choices.
+        phone.click("button[type=submit]").await;
+        let text = wait_for_text(&phone, "1つ以上選んでください").await;
+        assert!(text.contains("入力内容を確認してください"), "{text}");
+        assert!(phone.exists("a[href=\"#scopes\"]").await, "the summary links to the choices");
+        check_page(&phone, &axe, true, "hand-over with errors").await;
+
+        phone.click("input[name=address_linkage]").await;
+        phone.click("input[name=job_support]").await;
+        phone.click("button[type=submit]").await;
+        let text = wait_for_text(&phone, "受付番号").await;
+        let number = receipt_number(&text);
+        check_page(&phone, &axe, true, "hand-over receipt").await;
+
+        // Signed in at Kyoto: her page there shows what she chose and how she was proofed.
+        phone.goto(&kyoto.url("/me")).await;
+        let text = wait_for_text(&phone, "同意の内容").await;
+        assert!(text.contains("転居前のナースセンターでの本人確認"), "{text}");
+        assert!(text.contains("求人情報のお知らせ：同意しています"), "{text}");
+        assert!(text.contains("研修情報のお知らせ：同意していません"), "{text}");
+        check_page(&phone, &axe, true, "her page at the new center").await;
+
+        // The link worked once.
+        phone.goto(&link).await;
+        let text = wait_for_text(&phone, "このリンクは").await;
+        assert!(!text.contains(&number), "{text}");
+        phone.close().await;
+    });
+}
+both_backends!(a_nurse_who_moved_confirms_at_her_new_center_on_her_phone);
