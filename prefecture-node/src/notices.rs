@@ -277,7 +277,70 @@ pub fn for_nurse(conn: &mut DbConn, nurse_id: &str) -> QueryResult<Vec<Notice>> 
         .load(conn)
 }
 
-/// Whether she works, by the latest separation or employment-status notice (`None`: no such notice).
-pub fn employed(notices_newest_first: &[Notice]) -> Option<bool> {
-    notices_newest_first.iter().filter_map(Notice::body).find_map(|b| b.employed())
+/// Whether she works, by her separation and employment-status notices judged by their effective
+/// dates, as the national server judges them (`None`: no such notice).
+pub fn employed(notices: &[Notice]) -> Option<bool> {
+    let facts = notices.iter().filter_map(|n| {
+        let body = n.body()?;
+        let effective_on = body.effective_on(ncf_shared::time::jst_date(n.filed_at))?;
+        Some((effective_on, n.filed_at, body.says_working()?))
+    });
+    ncf_shared::notice::deciding(facts).map(|(_, _, working)| working)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(body: &NoticeBody, filed_at: &str) -> Notice {
+        Notice {
+            id: String::new(),
+            nurse_id: String::new(),
+            kind: body.kind().as_str().to_string(),
+            body: serde_json::to_string(body).unwrap(),
+            channel: "web".into(),
+            entered_by: None,
+            filed_at: chrono::NaiveDateTime::parse_from_str(filed_at, "%Y-%m-%d %H:%M").unwrap(),
+            proofing: "counter".into(),
+            receipt: None,
+            received_on: None,
+        }
+    }
+
+    fn date(s: &str) -> chrono::NaiveDate {
+        s.parse().unwrap()
+    }
+
+    /// The staff page's 就業状況 follows effective dates, not the order of filing: an employer's
+    /// separation entered later but dated before her own employment notice does not make her
+    /// "not working".
+    #[test]
+    fn employment_is_judged_by_effective_date() {
+        let separation = |left_on: &str| NoticeBody::Separation {
+            left_on: date(left_on),
+            reason: SeparationReason::Childcare,
+            wish_to_return: true,
+            return_when: None,
+        };
+        let working = |as_of: Option<&str>| NoticeBody::EmploymentStatus {
+            employed: true,
+            workplace_type: None,
+            workplace_lgcode: None,
+            weekly_hours: None,
+            as_of: as_of.map(date),
+        };
+        assert_eq!(employed(&[]), None);
+        let own_then_employer = [
+            notice(&working(Some("2026-09-01")), "2026-09-02 01:00"),
+            notice(&separation("2026-03-31"), "2026-10-01 01:00"),
+        ];
+        assert_eq!(employed(&own_then_employer), Some(true));
+        let later_separation =
+            [notice(&working(None), "2026-04-01 01:00"), notice(&separation("2026-08-31"), "2026-09-01 01:00")];
+        assert_eq!(employed(&later_separation), Some(false));
+        // Same effective date: the one filed later decides.
+        let same_day =
+            [notice(&separation("2026-05-01"), "2026-05-02 01:00"), notice(&working(Some("2026-05-01")), "2026-05-03 01:00")];
+        assert_eq!(employed(&same_day), Some(true));
+    }
 }

@@ -38,10 +38,10 @@ pub enum Employment {
 
 impl Employment {
     pub fn from_notices(notices: &[NoticeFact]) -> Self {
-        match notices.iter().max_by_key(|n| (n.effective_on, n.filed_at)) {
+        match ncf_shared::notice::deciding(notices.iter().map(|n| (n.effective_on, n.filed_at, n.working))) {
             None => Self::Unknown,
-            Some(n) if n.working => Self::Working { since: n.effective_on },
-            Some(n) => Self::NotWorking { since: n.effective_on },
+            Some((since, _, true)) => Self::Working { since },
+            Some((since, _, false)) => Self::NotWorking { since },
         }
     }
 

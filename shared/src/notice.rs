@@ -1,4 +1,5 @@
-//! Notice kinds (DESIGN flow 2). Notices are append-only; the latest decides a nurse's status.
+//! Notice kinds (DESIGN flow 2). Notices are append-only; the latest by effective date decides a
+//! nurse's status (`deciding`).
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -348,15 +349,16 @@ impl NoticeBody {
             }
         }
     }
+}
 
-    /// Whether this notice says she is at work (`None`: a change notice says nothing about it).
-    pub fn employed(&self) -> Option<bool> {
-        match self {
-            Self::Separation { .. } => Some(false),
-            Self::EmploymentStatus { employed, .. } => Some(*employed),
-            Self::Change { .. } => None,
-        }
-    }
+/// Which notice about work decides (issue #7: notices are judged by their effective date): the
+/// latest by effective date (離職日, or the employment status's date, else the day filed), ties to
+/// the one filed later. Items are (effective date, filed at, whatever the caller carries along);
+/// `None` when there is none. The national server's latent rule and the node's pages both ask here.
+pub fn deciding<T>(
+    notices: impl IntoIterator<Item = (NaiveDate, chrono::NaiveDateTime, T)>,
+) -> Option<(NaiveDate, chrono::NaiveDateTime, T)> {
+    notices.into_iter().max_by_key(|(effective_on, filed_at, _)| (*effective_on, *filed_at))
 }
 
 pub fn looks_like_email(text: &str) -> bool {

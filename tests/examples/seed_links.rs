@@ -88,6 +88,9 @@ fn main() {
         let rows: Vec<(Vec<u8>, Option<String>, String, String)> = residents::table
             .inner_join(licences::table.on(licences::person_key.eq(residents::person_key)))
             .filter(residents::person_key.gt(&after))
+            // On both sides of the join: PostgreSQL merge-joins the two key-ordered indexes, and
+            // without this would walk `licences` from its first key on every page.
+            .filter(licences::person_key.gt(&after))
             .order(residents::person_key)
             .select((
                 residents::person_key,

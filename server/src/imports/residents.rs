@@ -251,6 +251,11 @@ impl ImportTarget<EventRow> for ResidentTables {
             upsert_residents(conn, &changed)?;
             changed_keys.extend(changed.into_iter().map(|r| r.person_key));
         }
+        // Many people folded (a first import fills the table): fresh statistics, or PostgreSQL
+        // plans the reads below and every later join on `residents` as if it were still empty.
+        if changed_keys.len() >= 10_000 && matches!(conn, DbConn::Postgresql(_)) {
+            diesel::sql_query("ANALYZE residents").execute(conn)?;
+        }
         // Deaths, moves and name changes take effect in the same transaction: the import of
         // 10,000 moves routes them all in this one pass.
         let report = crate::routing::refresh(conn, changed_keys.iter().cloned())?;
