@@ -335,12 +335,16 @@ mod tests {
             notice(&separation("2026-03-31"), "2026-10-01 01:00"),
         ];
         assert_eq!(employed(&own_then_employer), Some(true));
-        let later_separation =
-            [notice(&working(None), "2026-04-01 01:00"), notice(&separation("2026-08-31"), "2026-09-01 01:00")];
+        let later_separation = [
+            notice(&working(None), "2026-04-01 01:00"),
+            notice(&separation("2026-08-31"), "2026-09-01 01:00"),
+        ];
         assert_eq!(employed(&later_separation), Some(false));
         // Same effective date: the one filed later decides.
-        let same_day =
-            [notice(&separation("2026-05-01"), "2026-05-02 01:00"), notice(&working(Some("2026-05-01")), "2026-05-03 01:00")];
+        let same_day = [
+            notice(&separation("2026-05-01"), "2026-05-02 01:00"),
+            notice(&working(Some("2026-05-01")), "2026-05-03 01:00"),
+        ];
         assert_eq!(employed(&same_day), Some(true));
     }
 }

@@ -9,6 +9,7 @@ pub mod identity;
 pub mod imports;
 pub mod latent;
 pub mod nodes;
+pub mod notices;
 pub mod proofing;
 pub mod provisions;
 pub mod queue;

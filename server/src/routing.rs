@@ -40,8 +40,8 @@ use ncf_shared::{
 use crate::latent::{Employment, Facts, NoticeFact};
 use crate::provisions::{ChainWriter, Provision};
 use crate::schema::{
-    erasures, identity_links, licence_deletions, licences, nodes, nurse_consents, nurse_notices,
-    person_status, resident_events, residents, told_status, transfers,
+    erasures, identity_links, licence_deletions, licences, nodes, nurse_consents, person_status,
+    resident_events, residents, told_status, transfers,
 };
 
 /// People per round of reads: every query below takes one `IN (…)` list of this size.
@@ -303,37 +303,10 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
                 consents.entry((p, code)).or_default().insert(scope, granted);
             }
         }
-        // Per link, per effective date and per what it says about work, the latest filing: the
-        // database aggregates, so a person with thousands of notices costs a few rows here, and
-        // the latest (date, filing) among them is her latest notice.
-        let rows: Vec<(String, String, Option<NaiveDate>, Option<bool>, Option<NaiveDateTime>)> =
-            nurse_notices::table
-                .filter(nurse_notices::agency_code.eq_any(&codes))
-                .filter(nurse_notices::effective_on.is_not_null())
-                .group_by((
-                    nurse_notices::prefecture,
-                    nurse_notices::agency_code,
-                    nurse_notices::effective_on,
-                    nurse_notices::working,
-                ))
-                .select((
-                    nurse_notices::prefecture,
-                    nurse_notices::agency_code,
-                    nurse_notices::effective_on,
-                    nurse_notices::working,
-                    diesel::dsl::max(nurse_notices::filed_at),
-                ))
-                .load(conn)?;
-        let rows = rows.into_iter().map(|(p, code, effective_on, working, filed_at)| {
-            (p, code, effective_on, filed_at.unwrap_or_default(), working)
-        });
-        for (p, code, effective_on, filed_at, working) in rows {
-            let (Some(p), Some(effective_on), Some(working)) =
-                (Prefecture::from_code(&p), effective_on, working)
-            else {
-                continue;
-            };
-            notices.entry((p, code)).or_default().push(NoticeFact { effective_on, filed_at, working });
+        // Per link, the notice that decides (kept as pushes apply them): one row, however many
+        // notices she filed.
+        for (link, fact) in crate::notices::latest_of(conn, &codes)? {
+            notices.entry(link).or_default().push(fact);
         }
         let rows: Vec<(String, String, bool, bool, Option<String>, NaiveDateTime)> = told_status::table
             .filter(told_status::agency_code.eq_any(&codes))

@@ -194,6 +194,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    latest_notices (prefecture, agency_code) {
+        prefecture -> Text,
+        agency_code -> Text,
+        effective_on -> Date,
+        filed_at -> Timestamp,
+        working -> Bool,
+    }
+}
+
+diesel::table! {
     provisions (seq) {
         seq -> BigInt,
         recorded_at -> Timestamp,

@@ -594,6 +594,21 @@ impl<'k> Applier<'k> {
                 }
             };
         }
+        // Per link, the batch's deciding notice, kept where it is later than the one held.
+        let mut deciding: HashMap<(&str, &str), (chrono::NaiveDate, chrono::NaiveDateTime, bool)> =
+            HashMap::new();
+        for n in &self.notices {
+            let (Some(effective_on), Some(working)) = (n.effective_on, n.working) else { continue };
+            let candidate = (effective_on, n.filed_at, working);
+            deciding
+                .entry((n.prefecture.as_str(), n.agency_code.as_str()))
+                .and_modify(|held| {
+                    // Applied later, the candidate wins a tie (`deciding` keeps the last of equals).
+                    *held = ncf_shared::notice::deciding([*held, candidate]).expect("two notices");
+                })
+                .or_insert(candidate);
+        }
+        crate::notices::keep_latest(conn, deciding.into_iter().map(|((p, c), fact)| (p, c, fact)))?;
         self.notices.clear();
         Ok(())
     }
@@ -630,6 +645,7 @@ impl<'k> Applier<'k> {
             // Withdrawal: what this scope let us hold goes (rule 3), and the node is told so, for
             // the nurse's page.
             let notices_deleted = if scope == ConsentScope::AddressLinkage {
+                crate::notices::forget_latest(conn, node, c.agency_code.as_str())?;
                 diesel::delete(
                     nurse_notices::table
                         .filter(nurse_notices::prefecture.eq(node.code()))

@@ -116,7 +116,8 @@ fn run_delta(backend: Backend, people: usize) {
         nodes.iter().map(|n| TestServer::node(&n.db, &n.key_file, &server.base_url, n.prefecture)).collect();
     let mut national_conn = national_db.connect();
     wait_until("opt-ins synced", Duration::from_secs(900), || {
-        count(&mut national_conn, "SELECT COUNT(*) AS n FROM person_status WHERE latent", None) == people as i64
+        count(&mut national_conn, "SELECT COUNT(*) AS n FROM person_status WHERE latent", None)
+            == people as i64
             && nodes_caught_up(&mut national_conn, &nodes)
     });
     eprintln!("# {backend:?}: {people} nurses opted in and synced in {:.1} s", setup.elapsed().as_secs_f64());

@@ -64,6 +64,15 @@ diesel::table! {
         working -> Nullable<Bool>,
     }
 }
+diesel::table! {
+    latest_notices (prefecture, agency_code) {
+        prefecture -> Text,
+        agency_code -> Text,
+        effective_on -> Date,
+        filed_at -> Timestamp,
+        working -> Bool,
+    }
+}
 diesel::allow_tables_to_appear_in_same_query!(residents, licences);
 
 const CHUNK: i64 = 6_000;
@@ -106,6 +115,7 @@ fn main() {
         let mut links = Vec::new();
         let mut consents = Vec::new();
         let mut notices = Vec::new();
+        let mut latest = Vec::new();
         let mut previous: Option<Vec<u8>> = None;
         for (person, lgcode, qualification, registration_number) in rows {
             if previous.as_ref() == Some(&person) {
@@ -160,6 +170,17 @@ fn main() {
                 nurse_notices::effective_on.eq(chrono::NaiveDate::parse_from_str(&left_on, "%Y-%m-%d").ok()),
                 nurse_notices::working.eq(Some(false)),
             ));
+            // The deciding notice per link, as the national server keeps it when pushes apply.
+            let employed_since = chrono::NaiveDate::from_ymd_opt(2026, 4, 1).expect("date");
+            let left = chrono::NaiveDate::parse_from_str(&left_on, "%Y-%m-%d").expect("date");
+            let (decides_on, working) = if n % 10 < 3 { (employed_since, true) } else { (left, false) };
+            latest.push((
+                latest_notices::prefecture.eq(pref.clone()),
+                latest_notices::agency_code.eq(code.clone()),
+                latest_notices::effective_on.eq(decides_on),
+                latest_notices::filed_at.eq(now),
+                latest_notices::working.eq(working),
+            ));
             if n % 10 < 3 {
                 notices.push((
                     nurse_notices::notice_id.eq(format!("seed-e-{n}")),
@@ -187,6 +208,11 @@ fn main() {
             .execute(cc));
             ncf_shared::insert_many!(&mut *c, notices, |cc, values| diesel::insert_into(
                 nurse_notices::table
+            )
+            .values(values)
+            .execute(cc));
+            ncf_shared::insert_many!(&mut *c, latest, |cc, values| diesel::insert_into(
+                latest_notices::table
             )
             .values(values)
             .execute(cc));

@@ -139,10 +139,11 @@ fn notices_leave_only_under_address_linkage(backend: Backend) {
     assert!(consent::current(&mut conn, &hanako.id).unwrap().granted(ConsentScope::AddressLinkage));
     assert_eq!(consent::history(&mut conn, &hanako.id).unwrap().len(), 4);
 
-    // All three notices are kept; the latest status notice decides.
+    // All three notices are kept; the latest by effective date decides (issue #7): the employment
+    // status dated the day it was filed, not the later-filed separation dated 31 March.
     let mine = notices::for_nurse(&mut conn, &hanako.id).unwrap();
     assert_eq!(mine.len(), 3);
-    assert_eq!(notices::employed(&mine), Some(false));
+    assert_eq!(notices::employed(&mine), Some(true));
     assert_eq!(mine[1].channel, "paper");
     assert_eq!(mine[1].entered_by.as_deref(), Some("staff-1"));
 }

@@ -13,10 +13,11 @@ mod support;
 
 use std::time::Duration;
 
-use ncf_tests::webdriver::{Driver, Session, axe_script};
 use ncf_shared::ConsentScope;
+use ncf_tests::webdriver::{Driver, Session, axe_script};
 use ncf_tests::{
-    Backend, Person, RESIDENTS_HEADER, SmtpReceiver, TestServer, block_on, both_backends, national, run, write_csv,
+    Backend, Person, RESIDENTS_HEADER, SmtpReceiver, TestServer, block_on, both_backends, national, run,
+    write_csv,
 };
 use prefecture_node::{Channel, consent, notices};
 

@@ -390,6 +390,27 @@ pub(crate) fn nursing_qualifications() -> Vec<(&'static str, &'static str)> {
     ncf_shared::Qualification::all().filter(|q| q.is_nursing()).map(|q| (q.code(), q.name_ja())).collect()
 }
 
+/// One consent scope as the opt-in and hand-over pages offer it: a checkbox with its full text.
+pub(crate) struct ScopeView {
+    pub field: &'static str,
+    pub title: &'static str,
+    pub text: &'static str,
+    pub checked: bool,
+}
+
+/// Every scope, in the order pages list them, checked as `chosen` says.
+pub(crate) fn scope_views(chosen: impl Fn(ncf_shared::ConsentScope) -> bool) -> Vec<ScopeView> {
+    ncf_shared::ConsentScope::ALL
+        .into_iter()
+        .map(|s| ScopeView {
+            field: s.as_str(),
+            title: s.title_ja(),
+            text: crate::consent::text_ja(s),
+            checked: chosen(s),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,25 +469,4 @@ mod tests {
         let errors = NoticeForm::default().to_body(NoticeKind::Change, today()).unwrap_err();
         assert!(errors.contains_key("change"));
     }
-}
-
-/// One consent scope as the opt-in and hand-over pages offer it: a checkbox with its full text.
-pub(crate) struct ScopeView {
-    pub field: &'static str,
-    pub title: &'static str,
-    pub text: &'static str,
-    pub checked: bool,
-}
-
-/// Every scope, in the order pages list them, checked as `chosen` says.
-pub(crate) fn scope_views(chosen: impl Fn(ncf_shared::ConsentScope) -> bool) -> Vec<ScopeView> {
-    ncf_shared::ConsentScope::ALL
-        .into_iter()
-        .map(|s| ScopeView {
-            field: s.as_str(),
-            title: s.title_ja(),
-            text: crate::consent::text_ja(s),
-            checked: chosen(s),
-        })
-        .collect()
 }

@@ -748,7 +748,8 @@ impl MergeRun {
             let key = self.merge.key;
             let on: Vec<String> = names[..key].iter().map(|c| format!("t.{c} = s.{c}")).collect();
             let rest = &names[key..names.len() - 1];
-            let row = |alias: &str| rest.iter().map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ");
+            let row =
+                |alias: &str| rest.iter().map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ");
             let columns: Vec<String> = names.iter().map(|c| format!("s.{c}")).collect();
             let select = format!(
                 "SELECT {} FROM {staging} s WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE {} AND ({}) IS NOT DISTINCT FROM ({}))",
@@ -857,7 +858,12 @@ mod tests {
 
     #[test]
     fn copy_text_escapes_what_the_format_reserves() {
-        let line = RowBuf::new(Encoding::CopyText).text("").text("a\tb\\c\nd\re").hex(&[0xab, 0x01]).number(7).finish();
+        let line = RowBuf::new(Encoding::CopyText)
+            .text("")
+            .text("a\tb\\c\nd\re")
+            .hex(&[0xab, 0x01])
+            .number(7)
+            .finish();
         assert_eq!(line, "\ta\\tb\\\\c\\nd\\re\t\\\\xab01\t7\n");
         let json = RowBuf::new(Encoding::Json).text("").text("a\"b").hex(&[0xab]).number(7).finish();
         assert_eq!(json, r#"["","a\"b","ab",7]"#);
