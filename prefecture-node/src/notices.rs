@@ -279,8 +279,10 @@ pub fn for_nurse(conn: &mut DbConn, nurse_id: &str) -> QueryResult<Vec<Notice>> 
 
 /// Whether she works, by her separation and employment-status notices judged by their effective
 /// dates, as the national server judges them (`None`: no such notice).
-pub fn employed(notices: &[Notice]) -> Option<bool> {
-    let facts = notices.iter().filter_map(|n| {
+pub fn employed(notices_newest_first: &[Notice]) -> Option<bool> {
+    // Oldest first: `deciding` keeps the last of equals, so of two notices filed at the same
+    // instant with the same date the one stored later decides, as at the national server.
+    let facts = notices_newest_first.iter().rev().filter_map(|n| {
         let body = n.body()?;
         let effective_on = body.effective_on(ncf_shared::time::jst_date(n.filed_at))?;
         Some((effective_on, n.filed_at, body.says_working()?))

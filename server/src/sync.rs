@@ -581,23 +581,29 @@ impl<'k> Applier<'k> {
     fn flush_notices(&mut self, conn: &mut DbConn) -> QueryResult<()> {
         // A notice sent again (a node retrying) is kept once. diesel cannot put ON CONFLICT and
         // many rows into one SQLite statement; SQLite's own INSERT OR IGNORE does the same here
-        // (the rows are typed, so the only constraint they can meet is the notice id's).
+        // (the rows are typed, so the only constraint they can meet is the notice id's). Only the
+        // notices actually stored may decide below: one whose id was already held (a retry, or a
+        // node reusing an id) must not decide a status that its stored notices do not show.
+        let mut stored: HashSet<String> = HashSet::with_capacity(self.notices.len());
         for values in self.notices.chunks(1000) {
-            match &mut *conn {
+            let ids: Vec<String> = match &mut *conn {
                 DbConn::Postgresql(c) => diesel::insert_into(nurse_notices::table)
                     .values(values)
                     .on_conflict(nurse_notices::notice_id)
                     .do_nothing()
-                    .execute(c)?,
-                DbConn::Sqlite(c) => {
-                    diesel::insert_or_ignore_into(nurse_notices::table).values(values).execute(c)?
-                }
+                    .returning(nurse_notices::notice_id)
+                    .get_results(c)?,
+                DbConn::Sqlite(c) => diesel::insert_or_ignore_into(nurse_notices::table)
+                    .values(values)
+                    .returning(nurse_notices::notice_id)
+                    .get_results(c)?,
             };
+            stored.extend(ids);
         }
         // Per link, the batch's deciding notice, kept where it is later than the one held.
         let mut deciding: HashMap<(&str, &str), (chrono::NaiveDate, chrono::NaiveDateTime, bool)> =
             HashMap::new();
-        for n in &self.notices {
+        for n in self.notices.iter().filter(|n| stored.contains(&n.notice_id)) {
             let (Some(effective_on), Some(working)) = (n.effective_on, n.working) else { continue };
             let candidate = (effective_on, n.filed_at, working);
             deciding

@@ -301,10 +301,13 @@ fn a_nurse_who_moved_confirms_at_her_new_center_on_her_phone(backend: Backend) {
         assert!(text.contains("研修情報のお知らせ：同意していません"), "{text}");
         check_page(&phone, &axe, true, "her page at the new center").await;
 
-        // The link worked once.
+        // The link worked once: the second visit says why and offers nothing to submit.
         phone.goto(&link).await;
-        let text = wait_for_text(&phone, "このリンクは").await;
+        let text = wait_for_text(&phone, "このリンクは使用済みか、有効期限が切れています").await;
+        assert!(text.contains("ログインしてください"), "{text}");
+        assert!(!phone.exists("form[action^=\"/transfer/\"]").await, "no hand-over form the second time");
         assert!(!text.contains(&number), "{text}");
+        check_page(&phone, &axe, true, "hand-over link used").await;
         phone.close().await;
     });
 }

@@ -254,7 +254,11 @@ where
     // its per-row check of `import_id REFERENCES imports` costs 1.5 s per 3 million rows, a sixth
     // of the load. Every row carries this import's id, inserted first in the same transaction, so
     // the constraint holds by construction; the check is off for the load only (it can only be
-    // switched outside a transaction) and back on whatever happens.
+    // switched outside a transaction) and back on after it, failed or not (a panic ends the
+    // command and its connection). The load's `finish` also writes residents, person_status,
+    // told_status, provisions, node_events, transfers, erasures and reminders in that window:
+    // their only foreign keys today are `import_id → imports`, set to this import. A foreign key
+    // added to any of them must be checked here too (`PRAGMA foreign_key_check`).
     let unchecked = matches!(conn, DbConn::Sqlite(_)) && target.merge().count(conn)? == 0;
     if unchecked {
         diesel::sql_query("PRAGMA foreign_keys = OFF").execute(conn)?;

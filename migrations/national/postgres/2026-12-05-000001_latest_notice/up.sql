@@ -15,7 +15,7 @@ INSERT INTO latest_notices (prefecture, agency_code, effective_on, filed_at, wor
 SELECT prefecture, agency_code, effective_on, filed_at, working FROM (
     SELECT prefecture, agency_code, effective_on, filed_at, working,
            ROW_NUMBER() OVER (PARTITION BY prefecture, agency_code
-                              ORDER BY effective_on DESC, filed_at DESC) AS n
+                              ORDER BY effective_on DESC, filed_at DESC, notice_id DESC) AS n
     FROM nurse_notices WHERE effective_on IS NOT NULL AND working IS NOT NULL
 ) ranked WHERE n = 1;
 -- Read by nothing now that the deciding notice is kept per link; it only slowed every push.
