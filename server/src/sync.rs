@@ -581,38 +581,55 @@ impl<'k> Applier<'k> {
     fn flush_notices(&mut self, conn: &mut DbConn) -> QueryResult<()> {
         // A notice sent again (a node retrying) is kept once. diesel cannot put ON CONFLICT and
         // many rows into one SQLite statement; SQLite's own INSERT OR IGNORE does the same here
-        // (the rows are typed, so the only constraint they can meet is the notice id's). Only the
-        // notices actually stored may decide below: one whose id was already held (a retry, or a
-        // node reusing an id) must not decide a status that its stored notices do not show.
-        let mut stored: HashSet<String> = HashSet::with_capacity(self.notices.len());
+        // (the rows are typed, so the only constraint they can meet is the notice id's).
+        // Only stored notices may decide a link's status: where a chunk met an id already held (a
+        // retry, or a node reusing an id with other content), its links are decided from what is
+        // stored instead of from what was sent. That is rare; counting is all the common case costs.
+        let mut uncertain: HashSet<(&str, &str)> = HashSet::new();
         for values in self.notices.chunks(1000) {
-            let ids: Vec<String> = match &mut *conn {
+            let inserted = match &mut *conn {
                 DbConn::Postgresql(c) => diesel::insert_into(nurse_notices::table)
                     .values(values)
                     .on_conflict(nurse_notices::notice_id)
                     .do_nothing()
-                    .returning(nurse_notices::notice_id)
-                    .get_results(c)?,
-                DbConn::Sqlite(c) => diesel::insert_or_ignore_into(nurse_notices::table)
-                    .values(values)
-                    .returning(nurse_notices::notice_id)
-                    .get_results(c)?,
+                    .execute(c)?,
+                DbConn::Sqlite(c) => {
+                    diesel::insert_or_ignore_into(nurse_notices::table).values(values).execute(c)?
+                }
             };
-            stored.extend(ids);
+            if inserted < values.len() {
+                uncertain.extend(values.iter().map(|n| (n.prefecture.as_str(), n.agency_code.as_str())));
+            }
         }
         // Per link, the batch's deciding notice, kept where it is later than the one held.
         let mut deciding: HashMap<(&str, &str), (chrono::NaiveDate, chrono::NaiveDateTime, bool)> =
             HashMap::new();
-        for n in self.notices.iter().filter(|n| stored.contains(&n.notice_id)) {
+        for n in &self.notices {
+            let link = (n.prefecture.as_str(), n.agency_code.as_str());
             let (Some(effective_on), Some(working)) = (n.effective_on, n.working) else { continue };
+            if uncertain.contains(&link) {
+                continue;
+            }
             let candidate = (effective_on, n.filed_at, working);
             deciding
-                .entry((n.prefecture.as_str(), n.agency_code.as_str()))
+                .entry(link)
                 .and_modify(|held| {
                     // Applied later, the candidate wins a tie (`deciding` keeps the last of equals).
                     *held = ncf_shared::notice::deciding([*held, candidate]).expect("two notices");
                 })
                 .or_insert(candidate);
+        }
+        for (prefecture, code) in uncertain {
+            let stored: Vec<(Option<chrono::NaiveDate>, chrono::NaiveDateTime, Option<bool>)> =
+                nurse_notices::table
+                    .filter(nurse_notices::prefecture.eq(prefecture))
+                    .filter(nurse_notices::agency_code.eq(code))
+                    .select((nurse_notices::effective_on, nurse_notices::filed_at, nurse_notices::working))
+                    .load(conn)?;
+            let facts = stored.into_iter().filter_map(|(e, f, w)| Some((e?, f, w?)));
+            if let Some(fact) = ncf_shared::notice::deciding(facts) {
+                deciding.insert((prefecture, code), fact);
+            }
         }
         crate::notices::keep_latest(conn, deciding.into_iter().map(|((p, c), fact)| (p, c, fact)))?;
         self.notices.clear();

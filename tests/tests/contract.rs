@@ -432,3 +432,54 @@ fn her_withdrawal_drops_what_the_national_server_holds_unread(backend: Backend) 
     assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM pushed_events WHERE payload IS NOT NULL"), 0);
 }
 both_backends!(her_withdrawal_drops_what_the_national_server_holds_unread);
+
+/// A node that sends a notice under an id the national server already holds, with other content
+/// (a bug, or a node misbehaving): the stored notice stays, and the status follows what is stored,
+/// not what was sent.
+fn a_reused_notice_id_does_not_decide_her_status(backend: Backend) {
+    let f = federation(backend);
+    let (mut conn, hanako) = opt_in(&f, &f.osaka, &f.cast[0]);
+    let every: Vec<(ConsentScope, bool)> = ConsentScope::ALL.into_iter().map(|s| (s, true)).collect();
+    consent::record(&mut conn, &hanako.id, &every, Channel::Web, None).unwrap();
+    let first = notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap();
+    push(&f, &f.osaka);
+    let deciding = |f: &support::Federation| {
+        count(&f.national_db, "SELECT COUNT(*) AS n FROM latest_notices WHERE working")
+    };
+    assert_eq!(deciding(&f), 0, "her separation decides");
+    assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM person_status WHERE latent"), 1);
+
+    // She is at work from tomorrow's date on, but the node sends it under the separation's id.
+    let working = prefecture_node::notices::NoticeBody::EmploymentStatus {
+        employed: true,
+        workplace_type: Some(prefecture_node::notices::WorkplaceType::Hospital),
+        workplace_lgcode: None,
+        weekly_hours: Some(32),
+        as_of: Some(ncf_shared::time::today_jst()),
+    };
+    let second = notices::file(&mut conn, &hanako.id, &working, Channel::Web, None).unwrap();
+    let seq = second.outbox_seq.expect("it may leave");
+    #[derive(QueryableByName)]
+    struct Payload {
+        #[diesel(sql_type = Text)]
+        payload: String,
+    }
+    let payload = diesel::sql_query("SELECT payload FROM outbox WHERE seq = $1")
+        .bind::<BigInt, _>(seq)
+        .get_result::<Payload>(&mut conn)
+        .unwrap()
+        .payload;
+    let reused = payload.replace(&second.notice.id, &first.notice.id);
+    assert_ne!(reused, payload, "the payload names its notice id");
+    diesel::sql_query("UPDATE outbox SET payload = $1 WHERE seq = $2")
+        .bind::<Text, _>(&reused)
+        .bind::<BigInt, _>(seq)
+        .execute(&mut conn)
+        .unwrap();
+    push(&f, &f.osaka);
+    assert_eq!(national_notices(&f).len(), 1, "the id is held once, as first stored");
+    assert!(national_notices(&f)[0].body.contains("separation"));
+    assert_eq!(deciding(&f), 0, "what was sent under a held id does not decide");
+    assert_eq!(count(&f.national_db, "SELECT COUNT(*) AS n FROM person_status WHERE latent"), 1);
+}
+both_backends!(a_reused_notice_id_does_not_decide_her_status);
