@@ -27,23 +27,13 @@ pub fn keep_latest<'a>(
         return Ok(());
     }
     let codes: Vec<&str> = candidates.iter().map(|(_, code, _)| *code).collect();
-    let mut held: HashMap<(String, String), (NaiveDate, NaiveDateTime)> = HashMap::new();
-    for chunk in codes.chunks(1000) {
-        let rows: Vec<(String, String, NaiveDate, NaiveDateTime)> = latest_notices::table
-            .filter(latest_notices::agency_code.eq_any(chunk))
-            .select((
-                latest_notices::prefecture,
-                latest_notices::agency_code,
-                latest_notices::effective_on,
-                latest_notices::filed_at,
-            ))
-            .load(conn)?;
-        held.extend(rows.into_iter().map(|(p, c, e, f)| ((p, c), (e, f))));
-    }
+    let held = latest_of(conn, &codes)?;
     let rows: Vec<_> = candidates
         .into_iter()
         .filter(|(p, c, fact)| {
-            let held = held.get(&(p.to_string(), c.to_string())).map(|&(e, f)| (e, f, false));
+            let held = Prefecture::from_code(p)
+                .and_then(|p| held.get(&(p, c.to_string())))
+                .map(|n| (n.effective_on, n.filed_at, false));
             // `deciding` keeps the last of equals: listed after what is held, the candidate (a
             // notice applied later) wins a tie.
             ncf_shared::notice::deciding(held.into_iter().chain([(fact.0, fact.1, true)]))

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use ncf_shared::ConsentScope;
-use ncf_shared::federation::NodeSigningKey;
 use ncf_tests::{Backend, Person, RESIDENTS_HEADER, TestDb, TestServer, national, run, write_csv};
 use prefecture_node::notices::{NoticeBody, SeparationReason};
 use prefecture_node::{Channel, consent, notices};
@@ -82,14 +81,7 @@ fn run_delta(backend: Backend, people: usize) {
     let mut nodes = Vec::new();
     let mut keys = Vec::new();
     for (prefecture, _, _) in PLACES {
-        let db = TestDb::new(backend);
-        prefecture_node::migrate(&mut db.connect()).expect("node migrations");
-        let key = NodeSigningKey::generate();
-        let key_file = db.path("node.key");
-        std::fs::write(&key_file, key.to_base64()).expect("key file");
-        let mut cmd = national(&national_db);
-        cmd.args(["nodes", "add", "--prefecture", prefecture, "--public-key", &key.public_key().to_base64()]);
-        assert!(run(cmd).0.status.success());
+        let (db, key, key_file) = ncf_tests::many::new_node(backend, &national_db, prefecture);
         nodes.push(Node { prefecture, db, key_file });
         keys.push(key);
     }

@@ -62,15 +62,8 @@ pub fn run_many(backend: Backend, node_count: usize, events_per_node: usize) -> 
     }
     let mut nodes = Vec::new();
     for (prefecture, person) in prefectures.iter().zip(&people) {
-        let db = TestDb::new(backend);
+        let (db, key, key_file) = new_node(backend, &national_db, prefecture);
         let mut conn = db.connect();
-        prefecture_node::migrate(&mut conn).expect("node migrations");
-        let key = NodeSigningKey::generate();
-        let key_file = db.path("node.key");
-        std::fs::write(&key_file, key.to_base64()).expect("key file");
-        let mut cmd = national(&national_db);
-        cmd.args(["nodes", "add", "--prefecture", prefecture, "--public-key", &key.public_key().to_base64()]);
-        assert!(run(cmd).0.status.success());
         let nurse = linked_nurse(&mut conn, &server, &key, person, &format!("nurse{prefecture}@example.jp"));
         let notice = NoticeBody::Separation {
             left_on: chrono::NaiveDate::from_ymd_opt(2026, 3, 31).expect("date"),
@@ -132,6 +125,24 @@ pub fn run_many(backend: Backend, node_count: usize, events_per_node: usize) -> 
         server.log().lines().filter(|l| l.contains("/federation/v1/") && !l.contains(" 200 ")).count();
     drop(running);
     Report { nodes: node_count, events_per_node, elapsed, retried_rounds, failed_requests }
+}
+
+/// A node's database (migrated) and signing key (also written to a key file), the key registered
+/// at the national server for `prefecture` with the real `nodes add` command.
+pub fn new_node(
+    backend: Backend,
+    national_db: &TestDb,
+    prefecture: &str,
+) -> (TestDb, NodeSigningKey, std::path::PathBuf) {
+    let db = TestDb::new(backend);
+    prefecture_node::migrate(&mut db.connect()).expect("node migrations");
+    let key = NodeSigningKey::generate();
+    let key_file = db.path("node.key");
+    std::fs::write(&key_file, key.to_base64()).expect("key file");
+    let mut cmd = national(national_db);
+    cmd.args(["nodes", "add", "--prefecture", prefecture, "--public-key", &key.public_key().to_base64()]);
+    assert!(run(cmd).0.status.success(), "nodes add");
+    (db, key, key_file)
 }
 
 /// A national database with these people in the registry and the resident data, imported by the

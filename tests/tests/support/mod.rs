@@ -9,7 +9,7 @@ use diesel::sql_types::{BigInt, Text};
 use ncf_shared::AgencyCode;
 use ncf_shared::db::DbConn;
 use ncf_shared::federation::NodeSigningKey;
-use ncf_tests::{Backend, Person, TestDb, TestServer, block_on, http_client, national, node_command, run};
+use ncf_tests::{Backend, Person, TestDb, TestServer, block_on, http_client, node_command, run};
 use prefecture_node::notices::{NoticeBody, SeparationReason};
 use prefecture_node::nurses::{self, NewNurse, Nurse};
 use serde_json::{Value, json};
@@ -29,14 +29,7 @@ pub struct Federation {
 }
 
 pub fn node(backend: Backend, national_db: &TestDb, prefecture: &'static str) -> Node {
-    let db = TestDb::new(backend);
-    prefecture_node::migrate(&mut db.connect()).expect("node migrations");
-    let key = NodeSigningKey::generate();
-    let key_file = db.path("node.key");
-    std::fs::write(&key_file, key.to_base64()).unwrap();
-    let mut cmd = national(national_db);
-    cmd.args(["nodes", "add", "--prefecture", prefecture, "--public-key", &key.public_key().to_base64()]);
-    assert!(run(cmd).0.status.success());
+    let (db, key, key_file) = ncf_tests::many::new_node(backend, national_db, prefecture);
     Node { db, key, key_file }
 }
 
