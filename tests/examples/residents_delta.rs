@@ -49,11 +49,15 @@ struct Node {
 }
 
 /// Whether every node has stored and applied everything the national server queued for it.
-fn nodes_caught_up(national_conn: &mut ncf_shared::db::DbConn, nodes: &[Node]) -> bool {
-    nodes.iter().all(|node| {
+/// Polled every 20 ms: the connections stay open (`node_conns` in `nodes`' order).
+fn nodes_caught_up(
+    national_conn: &mut ncf_shared::db::DbConn,
+    nodes: &[Node],
+    node_conns: &mut [ncf_shared::db::DbConn],
+) -> bool {
+    nodes.iter().zip(node_conns.iter_mut()).all(|(node, conn)| {
         let queued =
             count(national_conn, "SELECT COUNT(*) AS n FROM node_events WHERE prefecture = $1", Some(node.prefecture));
-        let conn = &mut node.db.connect();
         let applied = count(conn, "SELECT COUNT(*) AS n FROM inbox WHERE state = 'applied'", None);
         let pending = count(conn, "SELECT COUNT(*) AS n FROM outbox WHERE seq > (SELECT value FROM sync_state WHERE name = 'push_cursor')", None);
         applied == queued && pending == 0
@@ -107,10 +111,11 @@ fn run_delta(backend: Backend, people: usize) {
     let running: Vec<TestServer> =
         nodes.iter().map(|n| TestServer::node(&n.db, &n.key_file, &server.base_url, n.prefecture)).collect();
     let mut national_conn = national_db.connect();
+    let mut node_conns: Vec<_> = nodes.iter().map(|n| n.db.connect()).collect();
     wait_until("opt-ins synced", Duration::from_secs(900), || {
         count(&mut national_conn, "SELECT COUNT(*) AS n FROM person_status WHERE latent", None)
             == people as i64
-            && nodes_caught_up(&mut national_conn, &nodes)
+            && nodes_caught_up(&mut national_conn, &nodes, &mut node_conns)
     });
     eprintln!("# {backend:?}: {people} nurses opted in and synced in {:.1} s", setup.elapsed().as_secs_f64());
 
@@ -134,7 +139,7 @@ fn run_delta(backend: Backend, people: usize) {
     wait_until("hand-overs applied", Duration::from_secs(900), || {
         count(&mut national_conn, "SELECT COUNT(*) AS n FROM transfers WHERE state = 'relayed'", None)
             == people as i64
-            && nodes_caught_up(&mut national_conn, &nodes)
+            && nodes_caught_up(&mut national_conn, &nodes, &mut node_conns)
     });
     let elapsed = started.elapsed();
 

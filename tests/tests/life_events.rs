@@ -155,8 +155,7 @@ fn a_nurse_who_moves_is_handed_over_with_her_contact_relayed_sealed(backend: Bac
     assert_eq!(mails[0].to, ["nurse@example.jp"]);
     let text = mails[0].text();
     assert!(text.contains("大阪府のナースセンターから") && text.contains("京都府のナースセンター"), "{text}");
-    let start = text.find("http://").expect("a link");
-    let link = text[start..].split_whitespace().next().unwrap().to_string();
+    let link = link_in(&text);
     let path = link.strip_prefix(&kyoto.base_url).expect("a link to Kyoto's node").to_string();
     block_on(async {
         let browser = Browser::new(&kyoto);

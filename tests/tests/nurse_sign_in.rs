@@ -14,12 +14,6 @@ use ncf_tests::{
 use prefecture_node::Channel;
 use support::*;
 
-/// The sign-in link in a mail body.
-fn link_in(text: &str) -> String {
-    let start = text.find("http://").expect("a link in the mail");
-    text[start..].split_whitespace().next().unwrap().to_string()
-}
-
 async fn request_link(browser: &Browser, email: &str) -> ncf_tests::Page {
     let form = browser.get("/sign-in").await;
     assert_eq!(form.status, 200);

@@ -264,9 +264,7 @@ fn a_nurse_who_moved_confirms_at_her_new_center_on_her_phone(backend: Backend) {
         "26",
         &["--smtp-url", &smtp.url, "--center-phone", "075-000-0000"],
     );
-    let mail = smtp.wait_for(1).remove(0).text();
-    let start = mail.find("http://").expect("a link in the invitation");
-    let link = mail[start..].split_whitespace().next().unwrap().to_string();
+    let link = support::link_in(&smtp.wait_for(1).remove(0).text());
     assert!(link.starts_with(&kyoto.base_url), "{link}");
 
     let axe = axe_script();

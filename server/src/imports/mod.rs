@@ -620,6 +620,8 @@ pub(crate) struct MergeRun {
     merge: &'static Merge,
     postgres: bool,
     bulk: bool,
+    /// SQLite's statement for one batch, built once per import.
+    sqlite_sql: String,
 }
 
 impl Merge {
@@ -665,7 +667,8 @@ impl Merge {
             ))
             .execute(conn)?;
         }
-        Ok(MergeRun { merge: self, postgres, bulk })
+        let sqlite_sql = if postgres { String::new() } else { self.sqlite_sql(bulk) };
+        Ok(MergeRun { merge: self, postgres, bulk, sqlite_sql })
     }
 
     /// `INSERT … SELECT <select> … ON CONFLICT DO UPDATE … WHERE <a compared column differs>`.
@@ -731,9 +734,7 @@ impl MergeRun {
                     batch.push_str(row);
                 }
                 batch.push(']');
-                diesel::sql_query(self.merge.sqlite_sql(self.bulk))
-                    .bind::<diesel::sql_types::Text, _>(batch)
-                    .execute(conn)
+                diesel::sql_query(&self.sqlite_sql).bind::<diesel::sql_types::Text, _>(batch).execute(conn)
             }
         }
     }

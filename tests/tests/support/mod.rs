@@ -286,3 +286,9 @@ pub fn national_db_text_containing(db: &TestDb, needle: &str) -> Vec<String> {
     }
     found
 }
+
+/// The first link in a mail body (sign-in, hand-over invitation).
+pub fn link_in(text: &str) -> String {
+    let start = text.find("http://").expect("a link in the mail");
+    text[start..].split_whitespace().next().unwrap().to_string()
+}
