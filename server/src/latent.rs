@@ -45,6 +45,17 @@ impl Employment {
         }
     }
 
+    /// Back from what [`Employment::as_str`] and [`Employment::since`] stored; `None` for a
+    /// pair this code never writes.
+    pub fn parse(kind: &str, since: Option<NaiveDate>) -> Option<Self> {
+        match (kind, since) {
+            ("working", Some(since)) => Some(Self::Working { since }),
+            ("not_working", Some(since)) => Some(Self::NotWorking { since }),
+            ("unknown", None) => Some(Self::Unknown),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Working { .. } => "working",

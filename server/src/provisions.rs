@@ -94,6 +94,13 @@ impl<'a> Provision<'a> {
     }
 }
 
+const CHAIN_LOCKS: &str = "chain_locks";
+
+/// How many transactions have taken the chain's lock, as the caller's snapshot sees it.
+pub fn lock_count(conn: &mut DbConn) -> QueryResult<i64> {
+    sequences::table.find(CHAIN_LOCKS).select(sequences::last_value).first(conn)
+}
+
 /// Appends entries within one transaction: takes the chain's lock once (the `sequences` row, so
 /// concurrent writers append one after the other), keeps the tip's hash in memory, and writes the
 /// entries in one statement at [`ChainWriter::finish`] — a push of 500 events costs one insert, not
@@ -103,28 +110,41 @@ pub struct ChainWriter {
     next_seq: i64,
     prev_hash: String,
     pending: Vec<ProvisionEntry>,
+    lock_count: i64,
 }
 
 impl ChainWriter {
-    /// Locks the chain, then reads its tip. The lock is a no-op update of the `sequences` row: on
-    /// PostgreSQL it is a row lock held to the end of the transaction, and the tip read after it
-    /// (READ COMMITTED: a fresh snapshot per statement) sees the previous writer's committed entry;
-    /// on SQLite it takes the database's write lock. Outside a transaction the lock would end with
-    /// the statement and two writers would take the same sequence number, so that is refused.
+    /// Locks the chain, then reads its tip. The lock is an update of the `chain_locks` row of
+    /// `sequences`: on PostgreSQL it is a row lock held to the end of the transaction, and the tip
+    /// read after it (READ COMMITTED: a fresh snapshot per statement) sees the previous writer's
+    /// committed entry; on SQLite it takes the database's write lock. Outside a transaction the
+    /// lock would end with the statement and two writers would take the same sequence number, so
+    /// that is refused.
+    ///
+    /// The update counts: every transaction that changes what the national server derives takes
+    /// this lock (pushes, identity links, imports through `routing::refresh`), so a count that
+    /// moved by exactly one's own transactions since a read proves that nobody else changed
+    /// anything meanwhile ([`ChainWriter::lock_count`]; rematch relies on it).
     pub fn begin(conn: &mut DbConn) -> QueryResult<Self> {
         if !ncf_shared::db::in_transaction(conn) {
             return Err(diesel::result::Error::NotInTransaction);
         }
-        diesel::update(sequences::table.find("provisions"))
-            .set(sequences::last_value.eq(sequences::last_value))
+        diesel::update(sequences::table.find(CHAIN_LOCKS))
+            .set(sequences::last_value.eq(sequences::last_value + 1))
             .execute(conn)?;
+        let lock_count = lock_count(conn)?;
         let last: i64 = sequences::table.find("provisions").select(sequences::last_value).first(conn)?;
         let prev_hash = if last == 0 {
             GENESIS.to_string()
         } else {
             provisions::table.find(last).select(provisions::hash).first(conn)?
         };
-        Ok(Self { next_seq: last + 1, prev_hash, pending: Vec::new() })
+        Ok(Self { next_seq: last + 1, prev_hash, pending: Vec::new(), lock_count })
+    }
+
+    /// How many transactions have taken the chain's lock, this one included.
+    pub fn lock_count(&self) -> i64 {
+        self.lock_count
     }
 
     /// Adds an entry after the previous one; returns its sequence number.

@@ -316,3 +316,11 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(reminders, residents);
+diesel::allow_tables_to_appear_in_same_query!(
+    identity_links,
+    nurse_consents,
+    latest_notices,
+    told_status,
+    person_status,
+    licence_deletions,
+);

@@ -22,7 +22,7 @@
 //!
 //! Everything runs inside the caller's transaction, so a change and what it causes commit together.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -34,15 +34,18 @@ use ncf_shared::contract::{
 use ncf_shared::db::DbConn;
 use ncf_shared::ids::RecordId;
 use ncf_shared::{
-    AgencyCode, AgencyCodeKey, ConsentScope, Municipality, PersonKey, Prefecture, Qualification, per_backend,
+    AgencyCode, AgencyCodeKey, ConsentScope, PersonKey, Prefecture, Qualification, per_backend,
 };
 
-use crate::latent::{Employment, Facts, NoticeFact};
+use crate::latent::{Employment, Facts};
+
+mod gather;
 use crate::provisions::{ChainWriter, Provision};
 use crate::schema::{
-    erasures, identity_links, licence_deletions, licences, nodes, nurse_consents, person_status,
-    resident_events, residents, told_status, transfers,
+    erasures, identity_links, licence_deletions, licences, nodes, person_status, resident_events, residents,
+    told_status, transfers,
 };
+use gather::{Key, Link, PersonData, Status, Told, Whom};
 
 /// People per round of reads: every query below takes one `IN (…)` list of this size.
 const CHUNK: usize = 2_000;
@@ -84,39 +87,25 @@ pub fn refresh(conn: &mut DbConn, persons: impl IntoIterator<Item = Vec<u8>>) ->
 }
 
 /// `rematch`: every person linked at any node, and everyone the resident data records as deceased.
-/// Reads in key order, one chunk at a time, so memory stays flat however many there are.
+///
+/// Everyone linked is read in one pass, one statement per table, in one transaction that sees one
+/// state of the database, and merged by person key in memory (a few hundred bytes per person)
+/// instead of asking the database once per table for every chunk of people. They are then decided
+/// and written in chunks of [`CHUNK`] people in key order, one transaction each: an interrupted
+/// rematch leaves every chunk whole, and the next run finds nothing left to do for the chunks
+/// already written.
+///
+/// A chunk is decided from that one read only while nobody else has taken the chain's lock since:
+/// every change to what is derived here takes it ([`ChainWriter::begin`]), so an unchanged count
+/// of takers proves the read still true. Once something else wrote (a push, an import), the
+/// remaining chunks are read afresh under the lock, as a refresh reads.
 pub fn refresh_all(conn: &mut DbConn) -> QueryResult<Report> {
     let keys = NodeKeys::load(conn)?;
-    let mut report = Report::default();
-    let mut after: Vec<u8> = Vec::new();
-    let mut chunks: u64 = 0;
-    let mut analyzed_at = 0;
-    loop {
-        // A first rematch fills `person_status` and `told_status` from empty. PostgreSQL plans
-        // each chunk's reads with the statistics of when they were nearly empty and scans the
-        // whole table every time (100,000 people took 120 s instead of 15); refreshing the
-        // statistics at chunks 1, 2, 4, 8, … keeps the plans on the indexes at a cost of a few
-        // samples.
-        // A rerun over unchanged data writes nothing, so its statistics stay true: only chunks
-        // after one that wrote trigger the refresh.
-        chunks += 1;
-        if chunks.is_power_of_two() && report.events > analyzed_at && matches!(conn, DbConn::Postgresql(_)) {
-            diesel::sql_query("ANALYZE person_status, told_status").execute(conn)?;
-            analyzed_at = report.events;
-        }
-        let chunk: Vec<Vec<u8>> = identity_links::table
-            .filter(identity_links::person_key.gt(&after))
-            .select(identity_links::person_key)
-            .distinct()
-            .order(identity_links::person_key)
-            .limit(CHUNK as i64)
-            .load(conn)?;
-        let Some(last) = chunk.last() else { break };
-        after = last.clone();
-        // One transaction per chunk: an interrupted rematch leaves every chunk whole, and the
-        // next run finds nothing left to do for the chunks already written.
-        report += ncf_shared::db::write_transaction(conn, |conn| refresh_chunk(conn, &keys, &chunk))?;
-    }
+    let started = std::time::Instant::now();
+    let (tables, lock_count) = read_everyone_linked(conn)?;
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "read everyone linked");
+    let mut report = decide_everyone(conn, &keys, tables, lock_count)?;
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "everyone linked decided");
     let mut after: Vec<u8> = Vec::new();
     loop {
         let chunk: Vec<Vec<u8>> = residents::table
@@ -136,6 +125,72 @@ pub fn refresh_all(conn: &mut DbConn) -> QueryResult<Report> {
     Ok(report)
 }
 
+/// Decides everyone in `tables` (read when the chain's lock had been taken `lock_count` times),
+/// chunk by chunk in key order.
+fn decide_everyone(
+    conn: &mut DbConn,
+    keys: &NodeKeys,
+    tables: gather::Tables,
+    mut lock_count: i64,
+) -> QueryResult<Report> {
+    let order = tables.keys();
+    let mut everyone = tables.into_people();
+    let mut report = Report::default();
+    let mut stale = false;
+    let mut chunks: u64 = 0;
+    let mut analyzed_at = 0;
+    for chunk in order.chunks(CHUNK) {
+        // Read afresh, a first rematch fills `person_status` and `told_status` from empty, and
+        // PostgreSQL plans each chunk's reads with the statistics of when they were nearly empty
+        // (scanning them whole every time); refreshing the statistics at chunks 1, 2, 4, 8, …
+        // after a chunk that wrote keeps the plans on the indexes at a cost of a few samples.
+        chunks += 1;
+        if stale
+            && chunks.is_power_of_two()
+            && report.events > analyzed_at
+            && matches!(conn, DbConn::Postgresql(_))
+        {
+            diesel::sql_query("ANALYZE person_status, told_status").execute(conn)?;
+            analyzed_at = report.events;
+        }
+        let mut read = Some(everyone.take(chunk));
+        report += ncf_shared::db::write_transaction(conn, |conn| {
+            let chain = ChainWriter::begin(conn)?;
+            // A transaction tried again (SQLite busy) finds `read` spent and reads afresh.
+            let people = match read.take() {
+                Some(people) if !stale && chain.lock_count() == lock_count + 1 => people,
+                _ => {
+                    if !stale {
+                        tracing::info!("the data changed during rematch; reading the rest chunk by chunk");
+                        stale = true;
+                    }
+                    let chunk: Vec<Vec<u8>> = chunk.iter().map(|k| k.to_vec()).collect();
+                    gather::read(conn, Whom::These(&chunk))?.people()
+                }
+            };
+            lock_count = chain.lock_count();
+            decide(conn, keys, chain, people)
+        })?;
+    }
+    if report.events > analyzed_at && matches!(conn, DbConn::Postgresql(_)) {
+        diesel::sql_query("ANALYZE person_status, told_status").execute(conn)?;
+    }
+    Ok(report)
+}
+
+/// Everyone linked at any node, read in one transaction that sees one state of the database
+/// (READ COMMITTED would give each statement its own), with the chain's lock count in that state.
+fn read_everyone_linked(conn: &mut DbConn) -> QueryResult<(gather::Tables, i64)> {
+    conn.transaction(|conn| {
+        if let DbConn::Postgresql(c) = conn {
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(c)?;
+        }
+        // SQLite in WAL mode: the first read fixes what the whole transaction sees.
+        let count = crate::provisions::lock_count(conn)?;
+        Ok((gather::read(conn, Whom::Linked)?, count))
+    })
+}
+
 /// The newest registered, unrevoked key of each prefecture's node: what a hand-over seals to.
 struct NodeKeys(HashMap<Prefecture, String>);
 
@@ -150,15 +205,7 @@ impl NodeKeys {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Link {
-    prefecture: Prefecture,
-    code: String,
-    linked_at: NaiveDateTime,
-    proofed: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, Insertable)]
 #[diesel(table_name = person_status, treat_none_as_default_value = false)]
 struct StatusRow {
     person_key: Vec<u8>,
@@ -173,13 +220,6 @@ struct StatusRow {
     updated_at: NaiveDateTime,
 }
 
-impl StatusRow {
-    fn same_as(&self, other: &Self) -> bool {
-        let strip = |r: &Self| Self { updated_at: NaiveDateTime::default(), ..r.clone() };
-        strip(self) == strip(other)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Insertable)]
 #[diesel(table_name = told_status, treat_none_as_default_value = false)]
 struct ToldRow {
@@ -191,158 +231,27 @@ struct ToldRow {
     told_at: NaiveDateTime,
 }
 
-/// Everything read for one chunk of people, grouped by person.
-#[derive(Default)]
-struct PersonData {
-    licences: Vec<(String, String, String)>, // qualification, registration number, status
-    deleted: HashSet<(String, String)>,
-    lgcode: Option<String>,
-    deceased_on: Option<NaiveDate>,
-    links: Vec<Link>,
-    status: Option<StatusRow>,
-}
-
 fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> QueryResult<Report> {
     // The chain's lock before any read: a push that commits while this chunk is being decided
     // cannot be overwritten with what was read before it (pushes take the same lock).
-    let mut chain = ChainWriter::begin(conn)?;
-    let now = ncf_shared::time::now_utc();
-    let mut people: HashMap<Vec<u8>, PersonData> = HashMap::with_capacity(chunk.len());
-    type LinkRow = (Vec<u8>, String, String, NaiveDateTime, Option<NaiveDateTime>);
-    let links: Vec<LinkRow> = identity_links::table
-        .filter(identity_links::person_key.eq_any(chunk))
-        .select((
-            identity_links::person_key,
-            identity_links::prefecture,
-            identity_links::agency_code,
-            identity_links::linked_at,
-            identity_links::proofed_at,
-        ))
-        .load(conn)?;
-    for (key, prefecture, code, linked_at, proofed_at) in links {
-        let Some(prefecture) = Prefecture::from_code(&prefecture) else { continue };
-        people.entry(key).or_default().links.push(Link {
-            prefecture,
-            code,
-            linked_at,
-            proofed: proofed_at.is_some(),
-        });
-    }
-    let resident_rows: Vec<(Vec<u8>, Option<String>, Option<NaiveDate>)> = residents::table
-        .filter(residents::person_key.eq_any(chunk))
-        .select((residents::person_key, residents::lgcode, residents::deceased_on))
-        .load(conn)?;
-    for (key, lgcode, deceased_on) in resident_rows {
-        // Only people with a link or a death need anything more.
-        if deceased_on.is_some() || people.contains_key(&key) {
-            let p = people.entry(key).or_default();
-            p.lgcode = lgcode;
-            p.deceased_on = deceased_on;
-        }
-    }
+    let chain = ChainWriter::begin(conn)?;
+    let people = gather::read(conn, Whom::These(chunk))?.people();
+    decide(conn, keys, chain, people)
+}
+
+/// Decides each of these people and writes what differs from what was stored, with the chain's
+/// lock held since before the read.
+fn decide(
+    conn: &mut DbConn,
+    keys: &NodeKeys,
+    mut chain: ChainWriter,
+    people: Vec<(Key, PersonData)>,
+) -> QueryResult<Report> {
     if people.is_empty() {
         chain.finish(conn)?;
         return Ok(Report::default());
     }
-    let wanted: Vec<&Vec<u8>> = people.keys().collect();
-    let licence_rows: Vec<(Vec<u8>, String, String, String)> = licences::table
-        .filter(licences::person_key.eq_any(&wanted))
-        .select((
-            licences::person_key,
-            licences::qualification,
-            licences::registration_number,
-            licences::status,
-        ))
-        .load(conn)?;
-    let deleted_rows: Vec<(Vec<u8>, String, String)> = licence_deletions::table
-        .filter(licence_deletions::person_key.eq_any(&wanted))
-        .select((
-            licence_deletions::person_key,
-            licence_deletions::qualification,
-            licence_deletions::registration_number,
-        ))
-        .load(conn)?;
-    let status_rows: Vec<StatusRow> = person_status::table
-        .filter(person_status::person_key.eq_any(&wanted))
-        .select(StatusRow::as_select())
-        .load(conn)?;
-    for (key, q, r, s) in licence_rows {
-        if let Some(p) = people.get_mut(&key) {
-            p.licences.push((q, r, s));
-        }
-    }
-    for (key, q, r) in deleted_rows {
-        if let Some(p) = people.get_mut(&key) {
-            p.deleted.insert((q, r));
-        }
-    }
-    for row in status_rows {
-        if let Some(p) = people.get_mut(&row.person_key) {
-            p.status = Some(row);
-        }
-    }
-
-    // Per link: consents, notices, what the node was last told, whether it was told to erase.
-    let codes: Vec<&str> = people.values().flat_map(|p| p.links.iter().map(|l| l.code.as_str())).collect();
-    let mut consents: HashMap<(Prefecture, String), HashMap<ConsentScope, bool>> = HashMap::new();
-    let mut notices: HashMap<(Prefecture, String), Vec<NoticeFact>> = HashMap::new();
-    let mut told: HashMap<(Prefecture, String), ToldRow> = HashMap::new();
-    let mut erased: HashSet<(Prefecture, String)> = HashSet::new();
-    if !codes.is_empty() {
-        let rows: Vec<(String, String, String, bool)> = nurse_consents::table
-            .filter(nurse_consents::agency_code.eq_any(&codes))
-            .select((
-                nurse_consents::prefecture,
-                nurse_consents::agency_code,
-                nurse_consents::scope,
-                nurse_consents::granted,
-            ))
-            .load(conn)?;
-        for (p, code, scope, granted) in rows {
-            if let (Some(p), Some(scope)) = (Prefecture::from_code(&p), ConsentScope::parse(&scope)) {
-                consents.entry((p, code)).or_default().insert(scope, granted);
-            }
-        }
-        // Per link, the notice that decides (kept as pushes apply them): one row, however many
-        // notices she filed.
-        for (link, fact) in crate::notices::latest_of(conn, &codes)? {
-            notices.entry(link).or_default().push(fact);
-        }
-        let rows: Vec<(String, String, bool, bool, Option<String>, NaiveDateTime)> = told_status::table
-            .filter(told_status::agency_code.eq_any(&codes))
-            .select((
-                told_status::prefecture,
-                told_status::agency_code,
-                told_status::latent,
-                told_status::home_here,
-                told_status::residence,
-                told_status::told_at,
-            ))
-            .load(conn)?;
-        for (prefecture, agency_code, latent, home_here, residence, told_at) in rows {
-            if let Some(p) = Prefecture::from_code(&prefecture) {
-                told.insert(
-                    (p, agency_code.clone()),
-                    ToldRow { prefecture, agency_code, latent, home_here, residence, told_at },
-                );
-            }
-        }
-        // Only the dead are erased: the links of the living need no lookup (a chunk without a
-        // death, nearly every chunk, needs none at all).
-        let dead_codes: Vec<&str> = people
-            .values()
-            .filter(|p| p.deceased_on.is_some())
-            .flat_map(|p| p.links.iter().map(|l| l.code.as_str()))
-            .collect();
-        if !dead_codes.is_empty() {
-            let rows: Vec<(String, String)> = erasures::table
-                .filter(erasures::agency_code.eq_any(&dead_codes))
-                .select((erasures::prefecture, erasures::agency_code))
-                .load(conn)?;
-            erased.extend(rows.into_iter().filter_map(|(p, c)| Some((Prefecture::from_code(&p)?, c))));
-        }
-    }
-
+    let now = ncf_shared::time::now_utc();
     let mut report = Report::default();
     let mut events: Vec<(Prefecture, NationalToNode)> = Vec::new();
     let mut status_upserts: Vec<StatusRow> = Vec::new();
@@ -352,24 +261,23 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
     let mut erasure_rows: Vec<(String, String, Vec<u8>)> = Vec::new();
     let mut new_transfers: Vec<TransferRow> = Vec::new();
     let mut superseded: Vec<Vec<u8>> = Vec::new();
-    let granted = |link: &Link, scope: ConsentScope| {
-        consents
-            .get(&(link.prefecture, link.code.clone()))
-            .and_then(|c| c.get(&scope))
-            .copied()
-            .unwrap_or(false)
-    };
+    let granted = |link: &Link, scope: ConsentScope| link.grants.has(scope);
 
     for (key, person) in &people {
         // Deaths: recorded beside the registry, and every linked node erases her, once.
         if let Some(died) = person.deceased_on {
-            for (q, r, _) in &person.licences {
-                if !person.deleted.contains(&(q.clone(), r.clone())) {
-                    deletions.push((q.clone(), r.clone(), key.clone(), died));
+            for l in &person.licences {
+                if !person.deleted(l) {
+                    deletions.push((
+                        l.qualification.clone(),
+                        l.registration_number.clone(),
+                        key.to_vec(),
+                        died,
+                    ));
                 }
             }
             for link in &person.links {
-                if erased.contains(&(link.prefecture, link.code.clone())) {
+                if link.erased {
                     continue;
                 }
                 let Some(code) = AgencyCode::parse(&link.code) else { continue };
@@ -383,27 +291,25 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
                     &["erase"],
                     ProvisionPurpose::Erasure,
                 ));
-                erasure_rows.push((link.prefecture.code(), link.code.clone(), key.clone()));
+                erasure_rows.push((link.prefecture.code(), link.code.clone(), key.to_vec()));
                 report.erased += 1;
             }
             if person.status.is_some() {
-                status_deletes.push(key.clone());
+                status_deletes.push(key.to_vec());
             }
-            superseded.push(key.clone());
+            superseded.push(key.to_vec());
             continue;
         }
         let proofed: Vec<&Link> = person.links.iter().filter(|l| l.proofed).collect();
         if proofed.is_empty() {
             if person.status.is_some() {
-                status_deletes.push(key.clone());
+                status_deletes.push(key.to_vec());
             }
             continue;
         }
         report.persons += 1;
         let address_linkage = proofed.iter().any(|l| granted(l, ConsentScope::AddressLinkage));
-        let residence = address_linkage
-            .then(|| person.lgcode.as_deref().and_then(Municipality::by_lgcode).map(|m| m.prefecture))
-            .flatten();
+        let residence = address_linkage.then_some(person.lives_in).flatten();
         // Her home link: the proofed link where she lives, else the one where she last opted in.
         let home = residence
             .and_then(|r| proofed.iter().find(|l| l.prefecture == r))
@@ -411,18 +317,13 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
             .copied()
             .expect("at least one proofed link");
         let facts = Facts {
-            licence_in_force: person.licences.iter().any(|(q, r, s)| {
-                Qualification::from_code(q).is_some_and(Qualification::is_nursing)
-                    && s == ncf_shared::LicenceStatus::Active.as_str()
-                    && !person.deleted.contains(&(q.clone(), r.clone()))
+            licence_in_force: person.licences.iter().any(|l| {
+                Qualification::from_code(&l.qualification).is_some_and(Qualification::is_nursing)
+                    && l.active
+                    && !person.deleted(l)
             }),
             deceased: false,
-            notices: proofed
-                .iter()
-                .filter_map(|l| notices.get(&(l.prefecture, l.code.clone())))
-                .flatten()
-                .copied()
-                .collect(),
+            notices: proofed.iter().filter_map(|l| l.notice).collect(),
             wants_information: granted(home, ConsentScope::JobSupport)
                 || granted(home, ConsentScope::TrainingInfo),
         };
@@ -436,8 +337,7 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
 
         // Routing, by state: compare where she lives with where she was last routed.
         let previous = person.status.as_ref();
-        let routed_before =
-            previous.and_then(|s| s.routed_prefecture.as_deref()).and_then(Prefecture::from_code);
+        let routed_before = previous.and_then(|s| s.routed);
         // The home node hears of a move only if she let the national server use her address
         // there (`address_linkage` at the home link); otherwise the state is recorded silently.
         if let (Some(from), Some(to)) = (routed_before, residence)
@@ -446,7 +346,7 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
             && granted(home, ConsentScope::AddressLinkage)
         {
             report.moved += 1;
-            superseded.push(key.clone());
+            superseded.push(key.to_vec());
             let share = granted(home, ConsentScope::ShareWithResidencePrefecture);
             let recipient_key = keys.0.get(&to);
             let transfer_id = RecordId::new().0;
@@ -481,7 +381,7 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
             }
             new_transfers.push(TransferRow {
                 id: transfer_id,
-                person_key: key.clone(),
+                person_key: key.to_vec(),
                 from_prefecture: home.prefecture.code(),
                 from_agency_code: home.code.clone(),
                 to_prefecture: to.code(),
@@ -500,21 +400,11 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
                 granted(link, ConsentScope::AddressLinkage)
                     && (*r == link.prefecture || granted(link, ConsentScope::ShareWithResidencePrefecture))
             });
-            let row = ToldRow {
-                prefecture: link.prefecture.code(),
-                agency_code: link.code.clone(),
-                latent: latent && home_here,
-                home_here,
-                residence: told_residence.map(Prefecture::code),
-                told_at: now,
-            };
-            let before = told.get(&(link.prefecture, link.code.clone()));
-            let unchanged = before.is_some_and(|t| {
-                (t.latent, t.home_here, &t.residence) == (row.latent, row.home_here, &row.residence)
-            });
+            let told = Told { latent: latent && home_here, home_here, residence: told_residence };
+            let before = link.told;
             // Nothing derived and nothing told before: nothing to tell (a nurse who gave none
             // of the scopes the status comes from gets no event about it).
-            if unchanged || (before.is_none() && !keeps_status) {
+            if before == Some(told) || (before.is_none() && !keeps_status) {
                 continue;
             }
             let Some(code) = AgencyCode::parse(&link.code) else { continue };
@@ -522,21 +412,28 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
                 link.prefecture,
                 NationalToNode::StatusChanged(StatusChanged {
                     agency_code: code,
-                    latent: row.latent,
+                    latent: told.latent,
                     home_here,
                     residence: told_residence,
                     decided_at: Utc::now(),
                 }),
             ));
             let fields: &[&str] =
-                if row.residence.is_some() { &["latent", "home", "residence"] } else { &["latent", "home"] };
+                if told_residence.is_some() { &["latent", "home", "residence"] } else { &["latent", "home"] };
             chain.append(&Provision::to_node(
                 link.prefecture,
                 &link.code,
                 fields,
                 ProvisionPurpose::LatentStatus,
             ));
-            told_upserts.push(row);
+            told_upserts.push(ToldRow {
+                prefecture: link.prefecture.code(),
+                agency_code: link.code.clone(),
+                latent: told.latent,
+                home_here,
+                residence: told_residence.map(Prefecture::code),
+                told_at: now,
+            });
         }
 
         if latent {
@@ -544,28 +441,36 @@ fn refresh_chunk(conn: &mut DbConn, keys: &NodeKeys, chunk: &[Vec<u8>]) -> Query
         }
         if !keeps_status {
             if previous.is_some() {
-                status_deletes.push(key.clone());
+                status_deletes.push(key.to_vec());
             }
             continue;
         }
-        let row = StatusRow {
-            person_key: key.clone(),
-            employment: employment.as_str().into(),
-            employment_since: employment.since(),
+        let status = Status {
+            employment: Some(employment),
             latent,
-            home_prefecture: Some(home.prefecture.code()),
+            home_prefecture: Some(home.prefecture),
             home_agency_code: Some(home.code.clone()),
-            residence_prefecture: residence.map(Prefecture::code),
-            routed_prefecture: residence.map(Prefecture::code),
+            residence,
+            routed: residence,
             latent_since: match previous {
                 Some(p) if p.latent && latent => p.latent_since,
                 _ if latent => Some(now),
                 _ => None,
             },
-            updated_at: now,
         };
-        if !previous.is_some_and(|p| p.same_as(&row)) {
-            status_upserts.push(row);
+        if previous != Some(&status) {
+            status_upserts.push(StatusRow {
+                person_key: key.to_vec(),
+                employment: employment.as_str().into(),
+                employment_since: employment.since(),
+                latent,
+                home_prefecture: Some(home.prefecture.code()),
+                home_agency_code: status.home_agency_code,
+                residence_prefecture: residence.map(Prefecture::code),
+                routed_prefecture: residence.map(Prefecture::code),
+                latent_since: status.latent_since,
+                updated_at: now,
+            });
         }
     }
 
@@ -929,4 +834,147 @@ pub fn confirm_transfer(
     ));
     tracing::info!(to = %node, "hand-over confirmed by her");
     Ok(Ok(row.person_key))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+    use ncf_shared::MyNumberHasher;
+    use ncf_shared::db::DatabaseUrl;
+
+    use super::*;
+    use crate::schema::{latest_notices, nurse_consents};
+
+    /// A national database on SQLite with `n` people (of a synthetic registry twice that size)
+    /// linked and proofed at Osaka, each wanting job information and separated on 2026-03-31.
+    fn linked(n: i64) -> (tempfile::TempDir, DbConn, Vec<(Vec<u8>, String)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let url =
+            DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("national.db").display())).unwrap();
+        let mut conn = ncf_shared::db::connect_one(&url).unwrap();
+        crate::migrate(&mut conn).unwrap();
+        let files = crate::synthetic::generate(2 * n as u64, 11, dir.path()).unwrap();
+        let hasher = || MyNumberHasher::new(&[7; 32]);
+        crate::imports::registry::import(&mut conn, &files.registry, hasher(), &Default::default()).unwrap();
+        crate::imports::residents::import(&mut conn, &files.residents, hasher(), &Default::default())
+            .unwrap();
+        let osaka = Prefecture::from_code("27").unwrap();
+        let agency = AgencyCodeKey::new(&[9; 32]);
+        let people: Vec<(Vec<u8>, String, String)> = licences::table
+            .inner_join(residents::table.on(residents::person_key.eq(licences::person_key)))
+            .filter(residents::deceased_on.is_null())
+            .filter(licences::status.eq("active"))
+            .select((licences::person_key, licences::qualification, licences::registration_number))
+            .limit(n)
+            .load(&mut conn)
+            .unwrap();
+        let now = ncf_shared::time::now_utc();
+        let mut linked = Vec::new();
+        for (key, qualification, number) in people {
+            let code = agency.code_for(osaka, &PersonKey::from_slice(&key).unwrap()).as_str().to_string();
+            diesel::insert_into(identity_links::table)
+                .values((
+                    identity_links::prefecture.eq("27"),
+                    identity_links::agency_code.eq(&code),
+                    identity_links::person_key.eq(&key),
+                    identity_links::qualification.eq(&qualification),
+                    identity_links::registration_number.eq(&number),
+                    identity_links::linked_at.eq(now),
+                    identity_links::proofing_method.eq("post"),
+                    identity_links::proofed_at.eq(now),
+                ))
+                .execute(&mut conn)
+                .unwrap();
+            diesel::insert_into(nurse_consents::table)
+                .values((
+                    nurse_consents::prefecture.eq("27"),
+                    nurse_consents::agency_code.eq(&code),
+                    nurse_consents::scope.eq("job_support"),
+                    nurse_consents::granted.eq(true),
+                    nurse_consents::version.eq(1),
+                    nurse_consents::text_sha256.eq("0"),
+                    nurse_consents::recorded_at.eq(now),
+                ))
+                .execute(&mut conn)
+                .unwrap();
+            set_notice(&mut conn, &code, "2026-03-31", false);
+            linked.push((key, code));
+        }
+        (dir, conn, linked)
+    }
+
+    fn set_notice(conn: &mut DbConn, code: &str, effective_on: &str, working: bool) {
+        diesel::delete(latest_notices::table.find(("27", code))).execute(conn).unwrap();
+        diesel::insert_into(latest_notices::table)
+            .values((
+                latest_notices::prefecture.eq("27"),
+                latest_notices::agency_code.eq(code),
+                latest_notices::effective_on.eq(NaiveDate::parse_from_str(effective_on, "%Y-%m-%d").unwrap()),
+                latest_notices::filed_at.eq(ncf_shared::time::now_utc()),
+                latest_notices::working.eq(working),
+            ))
+            .execute(conn)
+            .unwrap();
+    }
+
+    fn latent(conn: &mut DbConn, key: &[u8]) -> bool {
+        person_status::table.find(key).select(person_status::latent).first(conn).unwrap()
+    }
+
+    #[test]
+    fn rematch_reads_once_and_decides_what_a_refresh_would() {
+        let (_dir, mut conn, people) = linked(30);
+        let first = refresh_all(&mut conn).unwrap();
+        assert_eq!(first.persons, people.len());
+        let latent_count: i64 = person_status::table
+            .filter(person_status::latent.eq(true))
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        assert!(latent_count > 0, "someone is latent");
+        assert_eq!(first.latent as i64, latent_count);
+        // Every link was told once, and a second run over unchanged data tells nobody again.
+        assert_eq!(first.events, people.len());
+        let again = refresh_all(&mut conn).unwrap();
+        assert_eq!((again.events, again.latent), (0, first.latent));
+
+        // What one read decides is what a refresh of each person decides: a refresh afterwards
+        // changes nothing either.
+        let keys: Vec<Vec<u8>> = people.iter().map(|(k, _)| k.clone()).collect();
+        let refreshed = ncf_shared::db::write_transaction(&mut conn, |c| refresh(c, keys.clone())).unwrap();
+        assert_eq!((refreshed.events, refreshed.latent), (0, first.latent));
+    }
+
+    #[test]
+    fn a_change_committed_after_rematch_read_is_not_overwritten() {
+        let (_dir, mut conn, people) = linked(30);
+        refresh_all(&mut conn).unwrap();
+        let (key, code) = people.iter().find(|(k, _)| latent(&mut conn, k)).cloned().expect("someone latent");
+
+        // What is derived about her is out of date (what rematch is run to repair): an employment
+        // notice is stored and nothing refreshed her.
+        set_notice(&mut conn, &code, "2026-06-01", true);
+        // Rematch reads everyone; then a push files her separation of 2026-09-01 and refreshes
+        // her, as pushes do, before rematch writes.
+        let node_keys = NodeKeys::load(&mut conn).unwrap();
+        let (tables, lock_count) = read_everyone_linked(&mut conn).unwrap();
+        ncf_shared::db::write_transaction(&mut conn, |c| {
+            drop(ChainWriter::begin(c)?);
+            set_notice(c, &code, "2026-09-01", false);
+            refresh(c, [key.clone()])
+        })
+        .unwrap();
+        assert!(latent(&mut conn, &key), "the push's refresh decided she does not work");
+
+        let report = decide_everyone(&mut conn, &node_keys, tables, lock_count).unwrap();
+        assert!(latent(&mut conn, &key), "rematch wrote back what it read before the push");
+        assert_eq!(report.events, 0, "nothing differs from what the push's refresh told");
+
+        // Read with nobody writing in between, the same rematch repairs what is out of date.
+        set_notice(&mut conn, &code, "2026-10-01", true);
+        let (tables, lock_count) = read_everyone_linked(&mut conn).unwrap();
+        let report = decide_everyone(&mut conn, &node_keys, tables, lock_count).unwrap();
+        assert!(!latent(&mut conn, &key));
+        assert_eq!(report.events, 1, "her node is told once");
+    }
 }

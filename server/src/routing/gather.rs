@@ -1,0 +1,428 @@
+//! Gathering what the national server knows about people, for [`super`] to decide on.
+//!
+//! One statement per table, narrowed to a chunk of people (a refresh) or to everyone linked at any
+//! node (rematch's one pass). Rows are kept compact and sorted by person key, and people are
+//! assembled from them by merging the tables in key order, a chunk at a time: a full rematch
+//! holds a few hundred bytes per linked person instead of asking the database once per person
+//! and table.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::connection::DefaultLoadingMode;
+use diesel::prelude::*;
+use ncf_shared::db::DbConn;
+use ncf_shared::{ConsentScope, Municipality, Prefecture};
+
+use crate::latent::{Employment, NoticeFact};
+use crate::schema::{
+    erasures, identity_links, latest_notices, licence_deletions, licences, nurse_consents, person_status,
+    residents, told_status,
+};
+
+/// A person key (HMAC-SHA-256 under the server's secret).
+pub(super) type Key = [u8; 32];
+
+/// One of her links, with what is known at that link.
+#[derive(Debug, Clone)]
+pub(super) struct Link {
+    pub prefecture: Prefecture,
+    pub code: String,
+    pub linked_at: NaiveDateTime,
+    pub proofed: bool,
+    /// The scopes she granted at this link.
+    pub grants: Grants,
+    /// The notice that decides her employment at this link (kept as pushes apply them): one row
+    /// however many notices she filed.
+    pub notice: Option<NoticeFact>,
+    /// What this node was last told.
+    pub told: Option<Told>,
+    /// Whether this node was told to erase her.
+    pub erased: bool,
+}
+
+/// A set of consent scopes.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Grants(u8);
+
+impl Grants {
+    fn add(&mut self, scope: ConsentScope) {
+        self.0 |= 1 << scope as u8;
+    }
+
+    pub fn has(self, scope: ConsentScope) -> bool {
+        self.0 & (1 << scope as u8) != 0
+    }
+}
+
+/// What a node was last told about her (`told_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Told {
+    pub latent: bool,
+    pub home_here: bool,
+    pub residence: Option<Prefecture>,
+}
+
+/// One of her licences.
+#[derive(Debug, Clone)]
+pub(super) struct Licence {
+    pub qualification: String,
+    pub registration_number: String,
+    pub active: bool,
+}
+
+/// What was derived about her last time (`person_status`), as the decision computes it, so that
+/// the two compare directly. A stored value this code cannot read leaves `employment` empty,
+/// which differs from every decision and so gets rewritten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Status {
+    pub employment: Option<Employment>,
+    pub latent: bool,
+    pub home_prefecture: Option<Prefecture>,
+    pub home_agency_code: Option<String>,
+    pub residence: Option<Prefecture>,
+    pub routed: Option<Prefecture>,
+    pub latent_since: Option<NaiveDateTime>,
+}
+
+/// Everything known about one person.
+#[derive(Debug, Default)]
+pub(super) struct PersonData {
+    pub licences: Vec<Licence>,
+    /// Licences (qualification, registration number) deleted ex officio.
+    pub deleted: Vec<(String, String)>,
+    /// The prefecture of the municipality the resident data has her living in.
+    pub lives_in: Option<Prefecture>,
+    pub deceased_on: Option<NaiveDate>,
+    pub links: Vec<Link>,
+    pub status: Option<Status>,
+}
+
+impl PersonData {
+    pub fn deleted(&self, l: &Licence) -> bool {
+        self.deleted.iter().any(|(q, r)| *q == l.qualification && *r == l.registration_number)
+    }
+}
+
+/// Whose data a read covers.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Whom<'a> {
+    /// These people (a refresh, one chunk).
+    These(&'a [Vec<u8>]),
+    /// Everyone linked at any node (rematch, in one pass).
+    Linked,
+}
+
+/// What one read found, table by table, each sorted by person key once complete.
+#[derive(Default)]
+pub(super) struct Tables {
+    links: Vec<(Key, Link)>,
+    residents: Vec<(Key, Option<Prefecture>, Option<NaiveDate>)>,
+    licences: Vec<(Key, Licence)>,
+    deleted: Vec<(Key, (String, String))>,
+    status: Vec<(Key, Status)>,
+}
+
+fn key(bytes: Vec<u8>) -> Option<Key> {
+    bytes.try_into().ok()
+}
+
+/// Narrows a boxed query on a person-keyed table to the people a read covers.
+macro_rules! whose {
+    ($query:expr, $column:expr, $whom:expr) => {
+        match $whom {
+            Whom::These(keys) => $query.filter($column.eq_any(keys)),
+            Whom::Linked => {
+                $query.filter($column.eq_any(identity_links::table.select(identity_links::person_key)))
+            }
+        }
+    };
+}
+
+/// Reads everything the decision needs about these people: one statement per table.
+pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
+    let mut t = Tables::default();
+
+    // Her links, each with its deciding notice and what its node was last told (one row each).
+    macro_rules! on_link {
+        ($table:ident) => {
+            $table::table.on($table::prefecture
+                .eq(identity_links::prefecture)
+                .and($table::agency_code.eq(identity_links::agency_code)))
+        };
+    }
+    let mut query = identity_links::table
+        .left_join(on_link!(latest_notices))
+        .left_join(on_link!(told_status))
+        .select((
+            (
+                identity_links::person_key,
+                identity_links::prefecture,
+                identity_links::agency_code,
+                identity_links::linked_at,
+                identity_links::proofed_at,
+            ),
+            (latest_notices::effective_on, latest_notices::filed_at, latest_notices::working).nullable(),
+            (told_status::latent, told_status::home_here, told_status::residence).nullable(),
+        ))
+        .into_boxed();
+    if let Whom::These(keys) = whom {
+        query = query.filter(identity_links::person_key.eq_any(keys));
+    }
+    type LinkRow = (
+        (Vec<u8>, String, String, NaiveDateTime, Option<NaiveDateTime>),
+        Option<(NaiveDate, NaiveDateTime, bool)>,
+        Option<(bool, bool, Option<String>)>,
+    );
+    for row in query.load_iter::<LinkRow, DefaultLoadingMode>(conn)? {
+        let ((person, prefecture, code, linked_at, proofed_at), notice, told) = row?;
+        let (Some(person), Some(prefecture)) = (key(person), Prefecture::from_code(&prefecture)) else {
+            continue;
+        };
+        t.links.push((
+            person,
+            Link {
+                prefecture,
+                code,
+                linked_at,
+                proofed: proofed_at.is_some(),
+                grants: Grants::default(),
+                notice: notice.map(|(effective_on, filed_at, working)| NoticeFact {
+                    effective_on,
+                    filed_at,
+                    working,
+                }),
+                told: told.map(|(latent, home_here, residence)| Told {
+                    latent,
+                    home_here,
+                    residence: residence.as_deref().and_then(Prefecture::from_code),
+                }),
+                erased: false,
+            },
+        ));
+    }
+    t.links.sort_unstable_by_key(|r| r.0);
+
+    // The scopes granted at each link. An agency code is derived from the prefecture and the
+    // person, so a person has at most one link per prefecture: the two name the link.
+    let mut query = nurse_consents::table
+        .inner_join(
+            identity_links::table.on(identity_links::prefecture
+                .eq(nurse_consents::prefecture)
+                .and(identity_links::agency_code.eq(nurse_consents::agency_code))),
+        )
+        .filter(nurse_consents::granted.eq(true))
+        .select((identity_links::person_key, identity_links::prefecture, nurse_consents::scope))
+        .into_boxed();
+    if let Whom::These(keys) = whom {
+        query = query.filter(identity_links::person_key.eq_any(keys));
+    }
+    for row in query.load_iter::<(Vec<u8>, String, String), DefaultLoadingMode>(conn)? {
+        let (person, prefecture, scope) = row?;
+        if let (Some(link), Some(scope)) =
+            (link_mut(&mut t.links, person, &prefecture), ConsentScope::parse(&scope))
+        {
+            link.grants.add(scope);
+        }
+    }
+
+    let query = residents::table.select((residents::person_key, residents::lgcode, residents::deceased_on));
+    for row in
+        whose!(query.into_boxed(), residents::person_key, whom)
+            .load_iter::<(Vec<u8>, Option<String>, Option<NaiveDate>), DefaultLoadingMode>(conn)?
+    {
+        let (person, lgcode, deceased_on) = row?;
+        let Some(person) = key(person) else { continue };
+        let lives_in = lgcode.as_deref().and_then(Municipality::by_lgcode).map(|m| m.prefecture);
+        t.residents.push((person, lives_in, deceased_on));
+    }
+    t.residents.sort_unstable_by_key(|r| r.0);
+
+    let query = licences::table.select((
+        licences::person_key,
+        licences::qualification,
+        licences::registration_number,
+        licences::status,
+    ));
+    for row in whose!(query.into_boxed(), licences::person_key, whom)
+        .load_iter::<(Vec<u8>, String, String, String), DefaultLoadingMode>(conn)?
+    {
+        let (person, qualification, registration_number, status) = row?;
+        let Some(person) = key(person) else { continue };
+        let active = status == ncf_shared::LicenceStatus::Active.as_str();
+        t.licences.push((person, Licence { qualification, registration_number, active }));
+    }
+    t.licences.sort_unstable_by_key(|r| r.0);
+
+    let query = licence_deletions::table.select((
+        licence_deletions::person_key,
+        licence_deletions::qualification,
+        licence_deletions::registration_number,
+    ));
+    for row in whose!(query.into_boxed(), licence_deletions::person_key, whom)
+        .load_iter::<(Vec<u8>, String, String), DefaultLoadingMode>(conn)?
+    {
+        let (person, q, r) = row?;
+        if let Some(person) = key(person) {
+            t.deleted.push((person, (q, r)));
+        }
+    }
+    t.deleted.sort_unstable_by_key(|r| r.0);
+
+    let query = person_status::table.select((
+        person_status::person_key,
+        person_status::employment,
+        person_status::employment_since,
+        person_status::latent,
+        person_status::home_prefecture,
+        person_status::home_agency_code,
+        person_status::residence_prefecture,
+        person_status::routed_prefecture,
+        person_status::latent_since,
+    ));
+    type StatusRead = (
+        Vec<u8>,
+        String,
+        Option<NaiveDate>,
+        bool,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<NaiveDateTime>,
+    );
+    for row in whose!(query.into_boxed(), person_status::person_key, whom)
+        .load_iter::<StatusRead, DefaultLoadingMode>(conn)?
+    {
+        let (person, employment, since, latent, home, home_code, residence, routed, latent_since) = row?;
+        let Some(person) = key(person) else { continue };
+        // A prefecture code this code cannot read makes the whole row unreadable.
+        let prefecture = |code: Option<String>| match code {
+            None => Some(None),
+            Some(c) => Prefecture::from_code(&c).map(Some),
+        };
+        let (home, residence, routed) = (prefecture(home), prefecture(residence), prefecture(routed));
+        let readable = home.is_some() && residence.is_some() && routed.is_some();
+        t.status.push((
+            person,
+            Status {
+                employment: Employment::parse(&employment, since).filter(|_| readable),
+                latent,
+                home_prefecture: home.flatten(),
+                home_agency_code: home_code,
+                residence: residence.flatten(),
+                routed: routed.flatten(),
+                latent_since,
+            },
+        ));
+    }
+    t.status.sort_unstable_by_key(|r| r.0);
+
+    // Only the dead are erased: the links of the living need no lookup (a refresh without a
+    // death, nearly every one, needs none at all).
+    let dead: Vec<&[u8]> =
+        t.residents.iter().filter(|(_, _, died)| died.is_some()).map(|(k, _, _)| k.as_slice()).collect();
+    if !dead.is_empty() {
+        let rows: Vec<(Vec<u8>, String)> = match whom {
+            Whom::These(_) => erasures::table
+                .filter(erasures::person_key.eq_any(&dead))
+                .select((erasures::person_key, erasures::prefecture))
+                .load(conn)?,
+            Whom::Linked => {
+                erasures::table.select((erasures::person_key, erasures::prefecture)).load(conn)?
+            }
+        };
+        for (person, prefecture) in rows {
+            if let Some(link) = link_mut(&mut t.links, person, &prefecture) {
+                link.erased = true;
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// Her link at this prefecture's node, in links sorted by person key.
+fn link_mut<'a>(links: &'a mut [(Key, Link)], person: Vec<u8>, prefecture: &str) -> Option<&'a mut Link> {
+    let person = key(person)?;
+    let prefecture = Prefecture::from_code(prefecture)?;
+    let start = links.partition_point(|(k, _)| *k < person);
+    links[start..]
+        .iter_mut()
+        .take_while(|(k, _)| *k == person)
+        .map(|(_, l)| l)
+        .find(|l| l.prefecture == prefecture)
+}
+
+impl Tables {
+    /// Everyone read who has a link or a death, in key order.
+    pub fn keys(&self) -> Vec<Key> {
+        let mut keys: Vec<Key> = self.links.iter().map(|(k, _)| *k).collect();
+        keys.extend(self.residents.iter().filter(|(_, _, died)| died.is_some()).map(|(k, _, _)| *k));
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    pub fn into_people(self) -> Merge {
+        Merge {
+            links: Cursor::new(self.links),
+            residents: Cursor::new(self.residents.into_iter().map(|(k, p, d)| (k, (p, d))).collect()),
+            licences: Cursor::new(self.licences),
+            deleted: Cursor::new(self.deleted),
+            status: Cursor::new(self.status),
+        }
+    }
+
+    /// Everyone read who has a link or a death.
+    pub fn people(self) -> Vec<(Key, PersonData)> {
+        let keys = self.keys();
+        self.into_people().take(&keys)
+    }
+}
+
+/// The tables merged by person key, taken a chunk of people at a time in key order.
+pub(super) struct Merge {
+    links: Cursor<Link>,
+    residents: Cursor<(Option<Prefecture>, Option<NaiveDate>)>,
+    licences: Cursor<Licence>,
+    deleted: Cursor<(String, String)>,
+    status: Cursor<Status>,
+}
+
+impl Merge {
+    /// These people (in key order, after any taken before).
+    pub fn take(&mut self, keys: &[Key]) -> Vec<(Key, PersonData)> {
+        keys.iter()
+            .map(|k| {
+                let mut p = PersonData::default();
+                self.links.take(k, |l| p.links.push(l));
+                self.residents.take(k, |(lives_in, deceased_on)| {
+                    p.lives_in = lives_in;
+                    p.deceased_on = deceased_on;
+                });
+                self.licences.take(k, |l| p.licences.push(l));
+                self.deleted.take(k, |d| p.deleted.push(d));
+                self.status.take(k, |s| p.status = Some(s));
+                (*k, p)
+            })
+            .collect()
+    }
+}
+
+/// Rows sorted by person key, read forward.
+struct Cursor<T> {
+    rows: std::iter::Peekable<std::vec::IntoIter<(Key, T)>>,
+}
+
+impl<T> Cursor<T> {
+    fn new(rows: Vec<(Key, T)>) -> Self {
+        debug_assert!(rows.is_sorted_by(|a, b| a.0 <= b.0));
+        Self { rows: rows.into_iter().peekable() }
+    }
+
+    /// Hands over the rows of `key`, passing over those of keys before it.
+    fn take(&mut self, key: &Key, mut each: impl FnMut(T)) {
+        while self.rows.next_if(|(k, _)| k < key).is_some() {}
+        while let Some((_, row)) = self.rows.next_if(|(k, _)| k == key) {
+            each(row);
+        }
+    }
+}
