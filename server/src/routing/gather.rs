@@ -6,6 +6,8 @@
 //! holds a few hundred bytes per linked person instead of asking the database once per person
 //! and table.
 
+use std::collections::HashMap;
+
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
@@ -125,112 +127,198 @@ fn key(bytes: Vec<u8>) -> Option<Key> {
     bytes.try_into().ok()
 }
 
-/// Narrows a boxed query on a person-keyed table to the people a read covers.
+/// Narrows a boxed query on a person-keyed table to the people a read covers. Everyone linked:
+/// PostgreSQL hash-joins the link table's keys; SQLite would look each of them up in the index
+/// (a million random probes), so it reads the whole table in storage order and the rows of
+/// linked people are kept in memory.
 macro_rules! whose {
-    ($query:expr, $column:expr, $whom:expr) => {
-        match $whom {
-            Whom::These(keys) => $query.filter($column.eq_any(keys)),
-            Whom::Linked => {
+    ($conn:expr, $query:expr, $column:expr, $whom:expr) => {
+        match ($whom, &*$conn) {
+            (Whom::These(keys), _) => $query.filter($column.eq_any(keys)),
+            (Whom::Linked, DbConn::Postgresql(_)) => {
                 $query.filter($column.eq_any(identity_links::table.select(identity_links::person_key)))
             }
+            (Whom::Linked, DbConn::Sqlite(_)) => $query,
         }
     };
 }
 
+/// Narrows a boxed query on a link-keyed table (prefecture, agency code) to the links read: for
+/// a refresh, by the agency code index; for everyone linked, the whole table, joined to the links
+/// in memory ([`Links::at`]) rather than probed once per link.
+macro_rules! whose_links {
+    ($query:expr, $column:expr, $whom:expr, $codes:expr) => {
+        match $whom {
+            Whom::These(_) => $query.filter($column.eq_any($codes)),
+            Whom::Linked => $query,
+        }
+    };
+}
+
+/// What a link-keyed table says about each link, by the link's place in the links read.
+#[derive(Default, Clone)]
+struct AtLink {
+    grants: Grants,
+    notice: Option<NoticeFact>,
+    told: Option<Told>,
+    erased: bool,
+}
+
+/// The links read, with an index by agency code and what is learned at each.
+struct Links {
+    links: Vec<(Key, Link)>,
+    /// Agency codes are HMACs over prefecture and person, so one code names one link; the
+    /// prefecture is checked on every find all the same.
+    by_code: HashMap<String, u32>,
+    at: Vec<AtLink>,
+}
+
+impl Links {
+    fn new(links: Vec<(Key, Link)>) -> Self {
+        let mut by_code = HashMap::with_capacity(links.len());
+        for (i, (_, l)) in links.iter().enumerate() {
+            by_code.entry(l.code.clone()).or_insert(i as u32);
+        }
+        let at = vec![AtLink::default(); links.len()];
+        Self { links, by_code, at }
+    }
+
+    /// What is learned at the link with this prefecture and agency code.
+    fn at(&mut self, prefecture: &str, code: &str) -> Option<&mut AtLink> {
+        let prefecture = Prefecture::from_code(prefecture)?;
+        let first = *self.by_code.get(code)? as usize;
+        let i = if self.links[first].1.prefecture == prefecture {
+            first
+        } else {
+            // The same code at two nodes: not made by this server, but look further all the same.
+            self.links.iter().position(|(_, l)| l.prefecture == prefecture && l.code == code)?
+        };
+        Some(&mut self.at[i])
+    }
+
+    /// The links, sorted by person key, with what was learned at each.
+    fn into_sorted(self) -> Vec<(Key, Link)> {
+        let mut links: Vec<(Key, Link)> = self
+            .links
+            .into_iter()
+            .zip(self.at)
+            .map(|((k, l), at)| {
+                (k, Link { grants: at.grants, notice: at.notice, told: at.told, erased: at.erased, ..l })
+            })
+            .collect();
+        links.sort_unstable_by_key(|r| r.0);
+        links
+    }
+}
+
 /// Reads everything the decision needs about these people: one statement per table.
 pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
-    let mut t = Tables::default();
-
-    // Her links, each with its deciding notice and what its node was last told (one row each).
-    macro_rules! on_link {
-        ($table:ident) => {
-            $table::table.on($table::prefecture
-                .eq(identity_links::prefecture)
-                .and($table::agency_code.eq(identity_links::agency_code)))
-        };
-    }
     let mut query = identity_links::table
-        .left_join(on_link!(latest_notices))
-        .left_join(on_link!(told_status))
         .select((
-            (
-                identity_links::person_key,
-                identity_links::prefecture,
-                identity_links::agency_code,
-                identity_links::linked_at,
-                identity_links::proofed_at,
-            ),
-            (latest_notices::effective_on, latest_notices::filed_at, latest_notices::working).nullable(),
-            (told_status::latent, told_status::home_here, told_status::residence).nullable(),
+            identity_links::person_key,
+            identity_links::prefecture,
+            identity_links::agency_code,
+            identity_links::linked_at,
+            identity_links::proofed_at,
         ))
         .into_boxed();
     if let Whom::These(keys) = whom {
         query = query.filter(identity_links::person_key.eq_any(keys));
     }
-    type LinkRow = (
-        (Vec<u8>, String, String, NaiveDateTime, Option<NaiveDateTime>),
-        Option<(NaiveDate, NaiveDateTime, bool)>,
-        Option<(bool, bool, Option<String>)>,
-    );
+    let mut links = Vec::new();
+    type LinkRow = (Vec<u8>, String, String, NaiveDateTime, Option<NaiveDateTime>);
     for row in query.load_iter::<LinkRow, DefaultLoadingMode>(conn)? {
-        let ((person, prefecture, code, linked_at, proofed_at), notice, told) = row?;
+        let (person, prefecture, code, linked_at, proofed_at) = row?;
         let (Some(person), Some(prefecture)) = (key(person), Prefecture::from_code(&prefecture)) else {
             continue;
         };
-        t.links.push((
-            person,
-            Link {
-                prefecture,
-                code,
-                linked_at,
-                proofed: proofed_at.is_some(),
-                grants: Grants::default(),
-                notice: notice.map(|(effective_on, filed_at, working)| NoticeFact {
-                    effective_on,
-                    filed_at,
-                    working,
-                }),
-                told: told.map(|(latent, home_here, residence)| Told {
-                    latent,
-                    home_here,
-                    residence: residence.as_deref().and_then(Prefecture::from_code),
-                }),
-                erased: false,
-            },
-        ));
+        let link = Link {
+            prefecture,
+            code,
+            linked_at,
+            proofed: proofed_at.is_some(),
+            grants: Grants::default(),
+            notice: None,
+            told: None,
+            erased: false,
+        };
+        links.push((person, link));
     }
-    t.links.sort_unstable_by_key(|r| r.0);
+    // Everyone linked on SQLite comes as whole tables below: keep the rows of linked people.
+    let mut linked: Vec<Key> = links.iter().map(|(k, _)| *k).collect();
+    linked.sort_unstable();
+    let mut links = Links::new(links);
+    // For a refresh: the agency codes of these people's links (other nodes' links with the same
+    // code, if any, are not found by `find` and so ignored).
+    let codes: Vec<String> = match whom {
+        Whom::These(_) => links.links.iter().map(|(_, l)| l.code.clone()).collect(),
+        Whom::Linked => Vec::new(),
+    };
 
-    // The scopes granted at each link. An agency code is derived from the prefecture and the
-    // person, so a person has at most one link per prefecture: the two name the link.
-    let mut query = nurse_consents::table
-        .inner_join(
-            identity_links::table.on(identity_links::prefecture
-                .eq(nurse_consents::prefecture)
-                .and(identity_links::agency_code.eq(nurse_consents::agency_code))),
-        )
+    // Per link: the scopes granted, the deciding notice (kept as pushes apply them: one row
+    // however many notices she filed), and what its node was last told.
+    let query = nurse_consents::table
         .filter(nurse_consents::granted.eq(true))
-        .select((identity_links::person_key, identity_links::prefecture, nurse_consents::scope))
+        .select((nurse_consents::prefecture, nurse_consents::agency_code, nurse_consents::scope))
         .into_boxed();
-    if let Whom::These(keys) = whom {
-        query = query.filter(identity_links::person_key.eq_any(keys));
-    }
-    for row in query.load_iter::<(Vec<u8>, String, String), DefaultLoadingMode>(conn)? {
-        let (person, prefecture, scope) = row?;
-        if let (Some(link), Some(scope)) =
-            (link_mut(&mut t.links, person, &prefecture), ConsentScope::parse(&scope))
-        {
+    for row in whose_links!(query, nurse_consents::agency_code, whom, &codes)
+        .load_iter::<(String, String, String), DefaultLoadingMode>(conn)?
+    {
+        let (prefecture, code, scope) = row?;
+        if let (Some(link), Some(scope)) = (links.at(&prefecture, &code), ConsentScope::parse(&scope)) {
             link.grants.add(scope);
         }
     }
+    let query = latest_notices::table
+        .select((
+            latest_notices::prefecture,
+            latest_notices::agency_code,
+            latest_notices::effective_on,
+            latest_notices::filed_at,
+            latest_notices::working,
+        ))
+        .into_boxed();
+    type NoticeRow = (String, String, NaiveDate, NaiveDateTime, bool);
+    for row in whose_links!(query, latest_notices::agency_code, whom, &codes)
+        .load_iter::<NoticeRow, DefaultLoadingMode>(conn)?
+    {
+        let (prefecture, code, effective_on, filed_at, working) = row?;
+        if let Some(link) = links.at(&prefecture, &code) {
+            link.notice = Some(NoticeFact { effective_on, filed_at, working });
+        }
+    }
+    let query = told_status::table
+        .select((
+            told_status::prefecture,
+            told_status::agency_code,
+            told_status::latent,
+            told_status::home_here,
+            told_status::residence,
+        ))
+        .into_boxed();
+    type ToldRead = (String, String, bool, bool, Option<String>);
+    for row in whose_links!(query, told_status::agency_code, whom, &codes)
+        .load_iter::<ToldRead, DefaultLoadingMode>(conn)?
+    {
+        let (prefecture, code, latent, home_here, residence) = row?;
+        if let Some(link) = links.at(&prefecture, &code) {
+            let residence = residence.as_deref().and_then(Prefecture::from_code);
+            link.told = Some(Told { latent, home_here, residence });
+        }
+    }
 
+    // Per person.
+    let wanted = |person: &Key| matches!(whom, Whom::These(_)) || linked.binary_search(person).is_ok();
+    let mut t = Tables::default();
     let query = residents::table.select((residents::person_key, residents::lgcode, residents::deceased_on));
-    for row in
-        whose!(query.into_boxed(), residents::person_key, whom)
-            .load_iter::<(Vec<u8>, Option<String>, Option<NaiveDate>), DefaultLoadingMode>(conn)?
+    for row in whose!(conn, query.into_boxed(), residents::person_key, whom).load_iter::<(
+        Vec<u8>,
+        Option<String>,
+        Option<NaiveDate>,
+    ), DefaultLoadingMode>(conn)?
     {
         let (person, lgcode, deceased_on) = row?;
-        let Some(person) = key(person) else { continue };
+        let Some(person) = key(person).filter(wanted) else { continue };
         let lives_in = lgcode.as_deref().and_then(Municipality::by_lgcode).map(|m| m.prefecture);
         t.residents.push((person, lives_in, deceased_on));
     }
@@ -242,11 +330,12 @@ pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
         licences::registration_number,
         licences::status,
     ));
-    for row in whose!(query.into_boxed(), licences::person_key, whom)
-        .load_iter::<(Vec<u8>, String, String, String), DefaultLoadingMode>(conn)?
+    for row in
+        whose!(conn, query.into_boxed(), licences::person_key, whom)
+            .load_iter::<(Vec<u8>, String, String, String), DefaultLoadingMode>(conn)?
     {
         let (person, qualification, registration_number, status) = row?;
-        let Some(person) = key(person) else { continue };
+        let Some(person) = key(person).filter(wanted) else { continue };
         let active = status == ncf_shared::LicenceStatus::Active.as_str();
         t.licences.push((person, Licence { qualification, registration_number, active }));
     }
@@ -257,11 +346,12 @@ pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
         licence_deletions::qualification,
         licence_deletions::registration_number,
     ));
-    for row in whose!(query.into_boxed(), licence_deletions::person_key, whom)
-        .load_iter::<(Vec<u8>, String, String), DefaultLoadingMode>(conn)?
+    for row in
+        whose!(conn, query.into_boxed(), licence_deletions::person_key, whom)
+            .load_iter::<(Vec<u8>, String, String), DefaultLoadingMode>(conn)?
     {
         let (person, q, r) = row?;
-        if let Some(person) = key(person) {
+        if let Some(person) = key(person).filter(wanted) {
             t.deleted.push((person, (q, r)));
         }
     }
@@ -289,11 +379,11 @@ pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
         Option<String>,
         Option<NaiveDateTime>,
     );
-    for row in whose!(query.into_boxed(), person_status::person_key, whom)
+    for row in whose!(conn, query.into_boxed(), person_status::person_key, whom)
         .load_iter::<StatusRead, DefaultLoadingMode>(conn)?
     {
         let (person, employment, since, latent, home, home_code, residence, routed, latent_since) = row?;
-        let Some(person) = key(person) else { continue };
+        let Some(person) = key(person).filter(wanted) else { continue };
         // A prefecture code this code cannot read makes the whole row unreadable.
         let prefecture = |code: Option<String>| match code {
             None => Some(None),
@@ -321,34 +411,23 @@ pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
     let dead: Vec<&[u8]> =
         t.residents.iter().filter(|(_, _, died)| died.is_some()).map(|(k, _, _)| k.as_slice()).collect();
     if !dead.is_empty() {
-        let rows: Vec<(Vec<u8>, String)> = match whom {
+        let rows: Vec<(String, String)> = match whom {
             Whom::These(_) => erasures::table
                 .filter(erasures::person_key.eq_any(&dead))
-                .select((erasures::person_key, erasures::prefecture))
+                .select((erasures::prefecture, erasures::agency_code))
                 .load(conn)?,
             Whom::Linked => {
-                erasures::table.select((erasures::person_key, erasures::prefecture)).load(conn)?
+                erasures::table.select((erasures::prefecture, erasures::agency_code)).load(conn)?
             }
         };
-        for (person, prefecture) in rows {
-            if let Some(link) = link_mut(&mut t.links, person, &prefecture) {
+        for (prefecture, code) in rows {
+            if let Some(link) = links.at(&prefecture, &code) {
                 link.erased = true;
             }
         }
     }
+    t.links = links.into_sorted();
     Ok(t)
-}
-
-/// Her link at this prefecture's node, in links sorted by person key.
-fn link_mut<'a>(links: &'a mut [(Key, Link)], person: Vec<u8>, prefecture: &str) -> Option<&'a mut Link> {
-    let person = key(person)?;
-    let prefecture = Prefecture::from_code(prefecture)?;
-    let start = links.partition_point(|(k, _)| *k < person);
-    links[start..]
-        .iter_mut()
-        .take_while(|(k, _)| *k == person)
-        .map(|(_, l)| l)
-        .find(|l| l.prefecture == prefecture)
 }
 
 impl Tables {
