@@ -182,6 +182,9 @@ pub fn check_code(
         if redeemed == 0 {
             return Ok(CodeCheckResponse::NewLetterNeeded); // spent by a parallel wrong guess
         }
+        // A change to what the national server derives: it takes the chain's lock like every
+        // other (rematch counts the takers). Her status follows with her node's next push.
+        drop(crate::provisions::ChainWriter::begin(conn)?);
         diesel::update(identity_links::table.find((node.code(), code.as_str())))
             .set((identity_links::proofing_method.eq("post"), identity_links::proofed_at.eq(now)))
             .execute(conn)?;

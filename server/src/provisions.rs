@@ -122,7 +122,8 @@ impl ChainWriter {
     /// that is refused.
     ///
     /// The update counts: every transaction that changes what the national server derives takes
-    /// this lock (pushes, identity links, imports through `routing::refresh`), so a count that
+    /// this lock (pushes, identity links, proofing by post, imports through `routing::refresh`),
+    /// so a count that
     /// moved by exactly one's own transactions since a read proves that nobody else changed
     /// anything meanwhile ([`ChainWriter::lock_count`]; rematch relies on it).
     pub fn begin(conn: &mut DbConn) -> QueryResult<Self> {

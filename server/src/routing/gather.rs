@@ -7,6 +7,7 @@
 //! and table.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::connection::DefaultLoadingMode;
@@ -127,14 +128,14 @@ fn key(bytes: Vec<u8>) -> Option<Key> {
     bytes.try_into().ok()
 }
 
-/// Narrows a boxed query on a person-keyed table to the people a read covers. Everyone linked:
-/// PostgreSQL hash-joins the link table's keys; SQLite would look each of them up in the index
-/// (a million random probes), so it reads the whole table in storage order and the rows of
-/// linked people are kept in memory.
+/// Narrows a boxed query on a person-keyed table to the people a read covers: for a refresh,
+/// `$keys` (those with a link or a death). Everyone linked: PostgreSQL hash-joins the link table's
+/// keys; SQLite would look each of them up in the index (a million random probes), so it reads
+/// the whole table in storage order and the rows of linked people are kept in memory.
 macro_rules! whose {
-    ($conn:expr, $query:expr, $column:expr, $whom:expr) => {
+    ($conn:expr, $query:expr, $column:expr, $whom:expr, $keys:expr) => {
         match ($whom, &*$conn) {
-            (Whom::These(keys), _) => $query.filter($column.eq_any(keys)),
+            (Whom::These(_), _) => $query.filter($column.eq_any($keys)),
             (Whom::Linked, DbConn::Postgresql(_)) => {
                 $query.filter($column.eq_any(identity_links::table.select(identity_links::person_key)))
             }
@@ -167,33 +168,46 @@ struct AtLink {
 /// The links read, with an index by agency code and what is learned at each.
 struct Links {
     links: Vec<(Key, Link)>,
-    /// Agency codes are HMACs over prefecture and person, so one code names one link; the
-    /// prefecture is checked on every find all the same.
-    by_code: HashMap<String, u32>,
+    /// Link by a hash of its agency code (no copy of the million codes); a hash already taken
+    /// sends the later link to `overflow`, searched when the first does not match.
+    by_code: HashMap<u64, u32>,
+    overflow: Vec<u32>,
     at: Vec<AtLink>,
+}
+
+fn code_hash(code: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(code)
 }
 
 impl Links {
     fn new(links: Vec<(Key, Link)>) -> Self {
         let mut by_code = HashMap::with_capacity(links.len());
+        let mut overflow = Vec::new();
         for (i, (_, l)) in links.iter().enumerate() {
-            by_code.entry(l.code.clone()).or_insert(i as u32);
+            match by_code.entry(code_hash(&l.code)) {
+                Entry::Vacant(v) => {
+                    v.insert(i as u32);
+                }
+                Entry::Occupied(_) => overflow.push(i as u32),
+            }
         }
         let at = vec![AtLink::default(); links.len()];
-        Self { links, by_code, at }
+        Self { links, by_code, overflow, at }
     }
 
     /// What is learned at the link with this prefecture and agency code.
     fn at(&mut self, prefecture: &str, code: &str) -> Option<&mut AtLink> {
         let prefecture = Prefecture::from_code(prefecture)?;
-        let first = *self.by_code.get(code)? as usize;
-        let i = if self.links[first].1.prefecture == prefecture {
-            first
-        } else {
-            // The same code at two nodes: not made by this server, but look further all the same.
-            self.links.iter().position(|(_, l)| l.prefecture == prefecture && l.code == code)?
+        let is = |i: u32| {
+            let l = &self.links[i as usize].1;
+            l.prefecture == prefecture && l.code == code
         };
-        Some(&mut self.at[i])
+        let i = match self.by_code.get(&code_hash(code)) {
+            Some(&i) if is(i) => i,
+            _ => *self.overflow.iter().find(|&&i| is(i))?,
+        };
+        Some(&mut self.at[i as usize])
     }
 
     /// The links, sorted by person key, with what was learned at each.
@@ -213,6 +227,7 @@ impl Links {
 
 /// Reads everything the decision needs about these people: one statement per table.
 pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
+    let mut t = Tables::default();
     let mut query = identity_links::table
         .select((
             identity_links::person_key,
@@ -244,99 +259,139 @@ pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
         };
         links.push((person, link));
     }
-    // Everyone linked on SQLite comes as whole tables below: keep the rows of linked people.
     let mut linked: Vec<Key> = links.iter().map(|(k, _)| *k).collect();
     linked.sort_unstable();
-    let mut links = Links::new(links);
-    // For a refresh: the agency codes of these people's links (other nodes' links with the same
-    // code, if any, are not found by `find` and so ignored).
-    let codes: Vec<String> = match whom {
-        Whom::These(_) => links.links.iter().map(|(_, l)| l.code.clone()).collect(),
-        Whom::Linked => Vec::new(),
-    };
+    linked.dedup();
 
-    // Per link: the scopes granted, the deciding notice (kept as pushes apply them: one row
-    // however many notices she filed), and what its node was last told.
-    let query = nurse_consents::table
-        .filter(nurse_consents::granted.eq(true))
-        .select((nurse_consents::prefecture, nurse_consents::agency_code, nurse_consents::scope))
-        .into_boxed();
-    for row in whose_links!(query, nurse_consents::agency_code, whom, &codes)
-        .load_iter::<(String, String, String), DefaultLoadingMode>(conn)?
-    {
-        let (prefecture, code, scope) = row?;
-        if let (Some(link), Some(scope)) = (links.at(&prefecture, &code), ConsentScope::parse(&scope)) {
-            link.grants.add(scope);
-        }
-    }
-    let query = latest_notices::table
-        .select((
-            latest_notices::prefecture,
-            latest_notices::agency_code,
-            latest_notices::effective_on,
-            latest_notices::filed_at,
-            latest_notices::working,
-        ))
-        .into_boxed();
-    type NoticeRow = (String, String, NaiveDate, NaiveDateTime, bool);
-    for row in whose_links!(query, latest_notices::agency_code, whom, &codes)
-        .load_iter::<NoticeRow, DefaultLoadingMode>(conn)?
-    {
-        let (prefecture, code, effective_on, filed_at, working) = row?;
-        if let Some(link) = links.at(&prefecture, &code) {
-            link.notice = Some(NoticeFact { effective_on, filed_at, working });
-        }
-    }
-    let query = told_status::table
-        .select((
-            told_status::prefecture,
-            told_status::agency_code,
-            told_status::latent,
-            told_status::home_here,
-            told_status::residence,
-        ))
-        .into_boxed();
-    type ToldRead = (String, String, bool, bool, Option<String>);
-    for row in whose_links!(query, told_status::agency_code, whom, &codes)
-        .load_iter::<ToldRead, DefaultLoadingMode>(conn)?
-    {
-        let (prefecture, code, latent, home_here, residence) = row?;
-        if let Some(link) = links.at(&prefecture, &code) {
-            let residence = residence.as_deref().and_then(Prefecture::from_code);
-            link.told = Some(Told { latent, home_here, residence });
-        }
-    }
-
-    // Per person.
-    let wanted = |person: &Key| matches!(whom, Whom::These(_)) || linked.binary_search(person).is_ok();
-    let mut t = Tables::default();
+    // Where they live and whether they died. For a refresh, only people with a link or a death
+    // need anything more; everyone linked on SQLite comes as the whole table: keep the linked.
     let query = residents::table.select((residents::person_key, residents::lgcode, residents::deceased_on));
-    for row in whose!(conn, query.into_boxed(), residents::person_key, whom).load_iter::<(
-        Vec<u8>,
-        Option<String>,
-        Option<NaiveDate>,
-    ), DefaultLoadingMode>(conn)?
-    {
+    let query = match (whom, &*conn) {
+        (Whom::These(keys), _) => query.into_boxed().filter(residents::person_key.eq_any(keys)),
+        (Whom::Linked, DbConn::Postgresql(_)) => query
+            .into_boxed()
+            .filter(residents::person_key.eq_any(identity_links::table.select(identity_links::person_key))),
+        (Whom::Linked, DbConn::Sqlite(_)) => query.into_boxed(),
+    };
+    type ResidentRow = (Vec<u8>, Option<String>, Option<NaiveDate>);
+    for row in query.load_iter::<ResidentRow, DefaultLoadingMode>(conn)? {
         let (person, lgcode, deceased_on) = row?;
-        let Some(person) = key(person).filter(wanted) else { continue };
+        let Some(person) = key(person) else { continue };
+        if deceased_on.is_none() && linked.binary_search(&person).is_err() {
+            continue;
+        }
         let lives_in = lgcode.as_deref().and_then(Municipality::by_lgcode).map(|m| m.prefecture);
         t.residents.push((person, lives_in, deceased_on));
     }
     t.residents.sort_unstable_by_key(|r| r.0);
+    let wanted: Vec<&[u8]> = match whom {
+        Whom::These(_) => {
+            let mut wanted: Vec<&[u8]> = linked.iter().map(|k| k.as_slice()).collect();
+            wanted.extend(t.residents.iter().filter(|r| r.2.is_some()).map(|r| r.0.as_slice()));
+            wanted
+        }
+        Whom::Linked => Vec::new(),
+    };
+    if matches!(whom, Whom::These(_)) && wanted.is_empty() {
+        return Ok(Tables::default());
+    }
+    let wanted_here = |person: &Key| matches!(whom, Whom::These(_)) || linked.binary_search(person).is_ok();
 
+    let mut links = Links::new(links);
+    if !links.links.is_empty() {
+        // For a refresh: the agency codes of these people's links (a code at another node, if
+        // any, is not found by `at` and so ignored).
+        let codes: Vec<String> = match whom {
+            Whom::These(_) => links.links.iter().map(|(_, l)| l.code.clone()).collect(),
+            Whom::Linked => Vec::new(),
+        };
+        // Per link: the scopes granted, the deciding notice (kept as pushes apply them: one row
+        // however many notices she filed), and what its node was last told.
+        let query = nurse_consents::table
+            .filter(nurse_consents::granted.eq(true))
+            .select((nurse_consents::prefecture, nurse_consents::agency_code, nurse_consents::scope))
+            .into_boxed();
+        for row in whose_links!(query, nurse_consents::agency_code, whom, &codes)
+            .load_iter::<(String, String, String), DefaultLoadingMode>(conn)?
+        {
+            let (prefecture, code, scope) = row?;
+            if let (Some(link), Some(scope)) = (links.at(&prefecture, &code), ConsentScope::parse(&scope)) {
+                link.grants.add(scope);
+            }
+        }
+        let query = latest_notices::table
+            .select((
+                latest_notices::prefecture,
+                latest_notices::agency_code,
+                latest_notices::effective_on,
+                latest_notices::filed_at,
+                latest_notices::working,
+            ))
+            .into_boxed();
+        type NoticeRow = (String, String, NaiveDate, NaiveDateTime, bool);
+        for row in whose_links!(query, latest_notices::agency_code, whom, &codes)
+            .load_iter::<NoticeRow, DefaultLoadingMode>(conn)?
+        {
+            let (prefecture, code, effective_on, filed_at, working) = row?;
+            if let Some(link) = links.at(&prefecture, &code) {
+                link.notice = Some(NoticeFact { effective_on, filed_at, working });
+            }
+        }
+        let query = told_status::table
+            .select((
+                told_status::prefecture,
+                told_status::agency_code,
+                told_status::latent,
+                told_status::home_here,
+                told_status::residence,
+            ))
+            .into_boxed();
+        type ToldRead = (String, String, bool, bool, Option<String>);
+        for row in whose_links!(query, told_status::agency_code, whom, &codes)
+            .load_iter::<ToldRead, DefaultLoadingMode>(conn)?
+        {
+            let (prefecture, code, latent, home_here, residence) = row?;
+            if let Some(link) = links.at(&prefecture, &code) {
+                let residence = residence.as_deref().and_then(Prefecture::from_code);
+                link.told = Some(Told { latent, home_here, residence });
+            }
+        }
+        // Only the dead are erased: the links of the living need no lookup (a refresh without a
+        // death, nearly every one, needs none at all).
+        let dead =
+            |k: &Key| t.residents.binary_search_by_key(k, |r| r.0).is_ok_and(|i| t.residents[i].2.is_some());
+        let dead_codes: Vec<String> =
+            links.links.iter().filter(|(k, _)| dead(k)).map(|(_, l)| l.code.clone()).collect();
+        if !dead_codes.is_empty() {
+            let query = erasures::table.select((erasures::prefecture, erasures::agency_code)).into_boxed();
+            for row in whose_links!(query, erasures::agency_code, whom, &dead_codes)
+                .load_iter::<(String, String), DefaultLoadingMode>(conn)?
+            {
+                let (prefecture, code) = row?;
+                if let Some(link) = links.at(&prefecture, &code) {
+                    link.erased = true;
+                }
+            }
+        }
+    }
+
+    // Per person.
     let query = licences::table.select((
         licences::person_key,
         licences::qualification,
         licences::registration_number,
-        licences::status,
+        licences::status.eq(ncf_shared::LicenceStatus::Active.as_str()),
     ));
-    for row in
-        whose!(conn, query.into_boxed(), licences::person_key, whom)
-            .load_iter::<(Vec<u8>, String, String, String), DefaultLoadingMode>(conn)?
-    {
-        let (person, qualification, registration_number, status) = row?;
-        let Some(person) = key(person).filter(wanted) else { continue };
-        let active = status == ncf_shared::LicenceStatus::Active.as_str();
+    for row in whose!(conn, query.into_boxed(), licences::person_key, whom, &wanted).load_iter::<(
+        Vec<u8>,
+        String,
+        String,
+        bool,
+    ), DefaultLoadingMode>(
+        conn
+    )? {
+        let (person, qualification, registration_number, active) = row?;
+        let Some(person) = key(person).filter(wanted_here) else { continue };
         t.licences.push((person, Licence { qualification, registration_number, active }));
     }
     t.licences.sort_unstable_by_key(|r| r.0);
@@ -346,12 +401,11 @@ pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
         licence_deletions::qualification,
         licence_deletions::registration_number,
     ));
-    for row in
-        whose!(conn, query.into_boxed(), licence_deletions::person_key, whom)
-            .load_iter::<(Vec<u8>, String, String), DefaultLoadingMode>(conn)?
+    for row in whose!(conn, query.into_boxed(), licence_deletions::person_key, whom, &wanted)
+        .load_iter::<(Vec<u8>, String, String), DefaultLoadingMode>(conn)?
     {
         let (person, q, r) = row?;
-        if let Some(person) = key(person).filter(wanted) {
+        if let Some(person) = key(person).filter(wanted_here) {
             t.deleted.push((person, (q, r)));
         }
     }
@@ -379,11 +433,11 @@ pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
         Option<String>,
         Option<NaiveDateTime>,
     );
-    for row in whose!(conn, query.into_boxed(), person_status::person_key, whom)
+    for row in whose!(conn, query.into_boxed(), person_status::person_key, whom, &wanted)
         .load_iter::<StatusRead, DefaultLoadingMode>(conn)?
     {
         let (person, employment, since, latent, home, home_code, residence, routed, latent_since) = row?;
-        let Some(person) = key(person).filter(wanted) else { continue };
+        let Some(person) = key(person).filter(wanted_here) else { continue };
         // A prefecture code this code cannot read makes the whole row unreadable.
         let prefecture = |code: Option<String>| match code {
             None => Some(None),
@@ -405,27 +459,6 @@ pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
         ));
     }
     t.status.sort_unstable_by_key(|r| r.0);
-
-    // Only the dead are erased: the links of the living need no lookup (a refresh without a
-    // death, nearly every one, needs none at all).
-    let dead: Vec<&[u8]> =
-        t.residents.iter().filter(|(_, _, died)| died.is_some()).map(|(k, _, _)| k.as_slice()).collect();
-    if !dead.is_empty() {
-        let rows: Vec<(String, String)> = match whom {
-            Whom::These(_) => erasures::table
-                .filter(erasures::person_key.eq_any(&dead))
-                .select((erasures::prefecture, erasures::agency_code))
-                .load(conn)?,
-            Whom::Linked => {
-                erasures::table.select((erasures::prefecture, erasures::agency_code)).load(conn)?
-            }
-        };
-        for (prefecture, code) in rows {
-            if let Some(link) = links.at(&prefecture, &code) {
-                link.erased = true;
-            }
-        }
-    }
     t.links = links.into_sorted();
     Ok(t)
 }

@@ -134,7 +134,8 @@ fn decide_everyone(
     mut lock_count: i64,
 ) -> QueryResult<Report> {
     let order = tables.keys();
-    let mut everyone = tables.into_people();
+    // Gone once stale: the rest is read chunk by chunk.
+    let mut everyone = Some(tables.into_people());
     let mut report = Report::default();
     let mut stale = false;
     let mut chunks: u64 = 0;
@@ -153,7 +154,7 @@ fn decide_everyone(
             diesel::sql_query("ANALYZE person_status, told_status").execute(conn)?;
             analyzed_at = report.events;
         }
-        let mut read = Some(everyone.take(chunk));
+        let mut read = everyone.as_mut().map(|e| e.take(chunk));
         report += ncf_shared::db::write_transaction(conn, |conn| {
             let chain = ChainWriter::begin(conn)?;
             // A transaction tried again (SQLite busy) finds `read` spent and reads afresh.
@@ -163,6 +164,7 @@ fn decide_everyone(
                     if !stale {
                         tracing::info!("the data changed during rematch; reading the rest chunk by chunk");
                         stale = true;
+                        everyone = None;
                     }
                     let chunk: Vec<Vec<u8>> = chunk.iter().map(|k| k.to_vec()).collect();
                     gather::read(conn, Whom::These(&chunk))?.people()
@@ -848,6 +850,12 @@ mod tests {
     /// A national database on SQLite with `n` people (of a synthetic registry twice that size)
     /// linked and proofed at Osaka, each wanting job information and separated on 2026-03-31.
     fn linked(n: i64) -> (tempfile::TempDir, DbConn, Vec<(Vec<u8>, String)>) {
+        linked_with(n, false)
+    }
+
+    /// As [`linked`]; `mixed` varies the consents and notices from person to person and links the
+    /// dead too.
+    fn linked_with(n: i64, mixed: bool) -> (tempfile::TempDir, DbConn, Vec<(Vec<u8>, String)>) {
         let dir = tempfile::tempdir().unwrap();
         let url =
             DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("national.db").display())).unwrap();
@@ -860,17 +868,18 @@ mod tests {
             .unwrap();
         let osaka = Prefecture::from_code("27").unwrap();
         let agency = AgencyCodeKey::new(&[9; 32]);
-        let people: Vec<(Vec<u8>, String, String)> = licences::table
+        let mut query = licences::table
             .inner_join(residents::table.on(residents::person_key.eq(licences::person_key)))
-            .filter(residents::deceased_on.is_null())
-            .filter(licences::status.eq("active"))
             .select((licences::person_key, licences::qualification, licences::registration_number))
             .limit(n)
-            .load(&mut conn)
-            .unwrap();
+            .into_boxed();
+        if !mixed {
+            query = query.filter(residents::deceased_on.is_null()).filter(licences::status.eq("active"));
+        }
+        let people: Vec<(Vec<u8>, String, String)> = query.load(&mut conn).unwrap();
         let now = ncf_shared::time::now_utc();
         let mut linked = Vec::new();
-        for (key, qualification, number) in people {
+        for (i, (key, qualification, number)) in people.into_iter().enumerate() {
             let code = agency.code_for(osaka, &PersonKey::from_slice(&key).unwrap()).as_str().to_string();
             diesel::insert_into(identity_links::table)
                 .values((
@@ -885,19 +894,31 @@ mod tests {
                 ))
                 .execute(&mut conn)
                 .unwrap();
-            diesel::insert_into(nurse_consents::table)
-                .values((
-                    nurse_consents::prefecture.eq("27"),
-                    nurse_consents::agency_code.eq(&code),
-                    nurse_consents::scope.eq("job_support"),
-                    nurse_consents::granted.eq(true),
-                    nurse_consents::version.eq(1),
-                    nurse_consents::text_sha256.eq("0"),
-                    nurse_consents::recorded_at.eq(now),
-                ))
-                .execute(&mut conn)
-                .unwrap();
-            set_notice(&mut conn, &code, "2026-03-31", false);
+            let scopes: &[(&str, bool)] = match (mixed, i % 4) {
+                (false, _) | (true, 0) => &[("job_support", true)],
+                (true, 1) => &[("address_linkage", true), ("training_info", true)],
+                (true, 2) => &[("address_linkage", true), ("job_support", false)],
+                (true, _) => &[],
+            };
+            for (scope, granted) in scopes {
+                diesel::insert_into(nurse_consents::table)
+                    .values((
+                        nurse_consents::prefecture.eq("27"),
+                        nurse_consents::agency_code.eq(&code),
+                        nurse_consents::scope.eq(scope),
+                        nurse_consents::granted.eq(granted),
+                        nurse_consents::version.eq(1),
+                        nurse_consents::text_sha256.eq("0"),
+                        nurse_consents::recorded_at.eq(now),
+                    ))
+                    .execute(&mut conn)
+                    .unwrap();
+            }
+            match (mixed, i % 3) {
+                (true, 0) => set_notice(&mut conn, &code, "2026-05-01", true),
+                (true, 1) => {}
+                _ => set_notice(&mut conn, &code, "2026-03-31", false),
+            }
             linked.push((key, code));
         }
         (dir, conn, linked)
@@ -976,5 +997,58 @@ mod tests {
         let report = decide_everyone(&mut conn, &node_keys, tables, lock_count).unwrap();
         assert!(!latent(&mut conn, &key));
         assert_eq!(report.events, 1, "her node is told once");
+    }
+
+    #[test]
+    fn rematch_decides_from_its_one_read_while_nobody_takes_the_lock() {
+        let (_dir, mut conn, people) = linked(30);
+        refresh_all(&mut conn).unwrap();
+        let (key, code) = people.iter().find(|(k, _)| latent(&mut conn, k)).cloned().expect("someone latent");
+        let node_keys = NodeKeys::load(&mut conn).unwrap();
+        let (tables, lock_count) = read_everyone_linked(&mut conn).unwrap();
+        // A change behind the lock's back (no real writer does this) shows which read decides.
+        set_notice(&mut conn, &code, "2026-06-01", true);
+        decide_everyone(&mut conn, &node_keys, tables, lock_count).unwrap();
+        assert!(latent(&mut conn, &key), "decided from the one read, not read again");
+    }
+
+    #[test]
+    fn over_several_chunks_of_mixed_people_rematch_agrees_with_refreshing_each() {
+        let n = CHUNK as i64 + 600;
+        let (_dir, mut conn, people) = linked_with(n, true);
+        assert_eq!(people.len() as i64, n);
+        let first = refresh_all(&mut conn).unwrap();
+        assert!(first.latent > 0 && first.erased > 0, "{first:?}");
+        let with_residence: i64 = person_status::table
+            .filter(person_status::residence_prefecture.is_not_null())
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        assert!(with_residence > 0, "some gave address_linkage");
+        let stored = |conn: &mut DbConn| -> Vec<(Vec<u8>, String, bool, Option<String>)> {
+            person_status::table
+                .order(person_status::person_key)
+                .select((
+                    person_status::person_key,
+                    person_status::employment,
+                    person_status::latent,
+                    person_status::residence_prefecture,
+                ))
+                .load(conn)
+                .unwrap()
+        };
+        let after_rematch = stored(&mut conn);
+
+        // Refreshing every one of them, chunk by chunk, finds nothing to change or tell.
+        let keys: Vec<Vec<u8>> = people.iter().map(|(k, _)| k.clone()).collect();
+        let refreshed = ncf_shared::db::write_transaction(&mut conn, |c| refresh(c, keys.clone())).unwrap();
+        assert_eq!((refreshed.events, refreshed.latent), (0, first.latent));
+        assert_eq!(stored(&mut conn), after_rematch);
+
+        // And from nothing stored, refreshing decides what rematch decided.
+        diesel::delete(person_status::table).execute(&mut conn).unwrap();
+        diesel::delete(told_status::table).execute(&mut conn).unwrap();
+        ncf_shared::db::write_transaction(&mut conn, |c| refresh(c, keys.clone())).unwrap();
+        assert_eq!(stored(&mut conn), after_rematch);
     }
 }
