@@ -79,6 +79,21 @@ pub fn forget_latest(conn: &mut DbConn, node: Prefecture, agency_code: &str) -> 
     .execute(conn)
 }
 
+/// A link's deciding notice as read: prefecture, agency code, effective date, filed at, working.
+pub const COLUMNS: (
+    latest_notices::prefecture,
+    latest_notices::agency_code,
+    latest_notices::effective_on,
+    latest_notices::filed_at,
+    latest_notices::working,
+) = (
+    latest_notices::prefecture,
+    latest_notices::agency_code,
+    latest_notices::effective_on,
+    latest_notices::filed_at,
+    latest_notices::working,
+);
+
 /// The deciding notice of each of these links, keyed by (prefecture, agency code).
 pub fn latest_of(
     conn: &mut DbConn,
@@ -88,13 +103,7 @@ pub fn latest_of(
     for chunk in codes.chunks(2000) {
         let rows: Vec<(String, String, NaiveDate, NaiveDateTime, bool)> = latest_notices::table
             .filter(latest_notices::agency_code.eq_any(chunk))
-            .select((
-                latest_notices::prefecture,
-                latest_notices::agency_code,
-                latest_notices::effective_on,
-                latest_notices::filed_at,
-                latest_notices::working,
-            ))
+            .select(COLUMNS)
             .load(conn)?;
         for (p, code, effective_on, filed_at, working) in rows {
             if let Some(p) = Prefecture::from_code(&p) {

@@ -319,15 +319,7 @@ pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
                 link.grants.add(scope);
             }
         }
-        let query = latest_notices::table
-            .select((
-                latest_notices::prefecture,
-                latest_notices::agency_code,
-                latest_notices::effective_on,
-                latest_notices::filed_at,
-                latest_notices::working,
-            ))
-            .into_boxed();
+        let query = latest_notices::table.select(crate::notices::COLUMNS).into_boxed();
         type NoticeRow = (String, String, NaiveDate, NaiveDateTime, bool);
         for row in whose_links!(query, latest_notices::agency_code, whom, &codes)
             .load_iter::<NoticeRow, DefaultLoadingMode>(conn)?
