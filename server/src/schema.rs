@@ -316,11 +316,5 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(reminders, residents);
-diesel::allow_tables_to_appear_in_same_query!(
-    identity_links,
-    nurse_consents,
-    latest_notices,
-    told_status,
-    person_status,
-    licence_deletions,
-);
+// Rematch narrows these to linked people with a subquery on identity_links (routing/gather.rs).
+diesel::allow_tables_to_appear_in_same_query!(identity_links, person_status, licence_deletions);
