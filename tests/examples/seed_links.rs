@@ -13,67 +13,11 @@
 use std::time::Instant;
 
 use diesel::prelude::*;
+use national_server::schema::{
+    identity_links, latest_notices, licences, nurse_consents, nurse_notices, residents,
+};
 use ncf_shared::db::{DatabaseUrl, DbConn};
 use ncf_shared::{Municipality, PersonKey};
-
-diesel::table! {
-    residents (person_key) {
-        person_key -> Binary,
-        lgcode -> Nullable<Text>,
-    }
-}
-diesel::table! {
-    licences (qualification, registration_number) {
-        qualification -> Text,
-        registration_number -> Text,
-        person_key -> Binary,
-    }
-}
-diesel::table! {
-    identity_links (prefecture, agency_code) {
-        prefecture -> Text,
-        agency_code -> Text,
-        person_key -> Binary,
-        qualification -> Text,
-        registration_number -> Text,
-        linked_at -> Timestamp,
-        proofing_method -> Nullable<Text>,
-        proofed_at -> Nullable<Timestamp>,
-    }
-}
-diesel::table! {
-    nurse_consents (prefecture, agency_code, scope) {
-        prefecture -> Text,
-        agency_code -> Text,
-        scope -> Text,
-        granted -> Bool,
-        version -> Integer,
-        text_sha256 -> Text,
-        recorded_at -> Timestamp,
-    }
-}
-diesel::table! {
-    nurse_notices (notice_id) {
-        notice_id -> Text,
-        prefecture -> Text,
-        agency_code -> Text,
-        kind -> Text,
-        body -> Text,
-        filed_at -> Timestamp,
-        effective_on -> Nullable<Date>,
-        working -> Nullable<Bool>,
-    }
-}
-diesel::table! {
-    latest_notices (prefecture, agency_code) {
-        prefecture -> Text,
-        agency_code -> Text,
-        effective_on -> Date,
-        filed_at -> Timestamp,
-        working -> Bool,
-    }
-}
-diesel::allow_tables_to_appear_in_same_query!(residents, licences);
 
 const CHUNK: i64 = 6_000;
 

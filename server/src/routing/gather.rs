@@ -156,23 +156,13 @@ macro_rules! whose_links {
     };
 }
 
-/// What a link-keyed table says about each link, by the link's place in the links read.
-#[derive(Default, Clone)]
-struct AtLink {
-    grants: Grants,
-    notice: Option<NoticeFact>,
-    told: Option<Told>,
-    erased: bool,
-}
-
-/// The links read, with an index by agency code and what is learned at each.
+/// The links read, with an index by agency code.
 struct Links {
     links: Vec<(Key, Link)>,
     /// Link by a hash of its agency code (no copy of the million codes); a hash already taken
     /// sends the later link to `overflow`, searched when the first does not match.
     by_code: HashMap<u64, u32>,
     overflow: Vec<u32>,
-    at: Vec<AtLink>,
 }
 
 fn code_hash(code: &str) -> u64 {
@@ -192,12 +182,11 @@ impl Links {
                 Entry::Occupied(_) => overflow.push(i as u32),
             }
         }
-        let at = vec![AtLink::default(); links.len()];
-        Self { links, by_code, overflow, at }
+        Self { links, by_code, overflow }
     }
 
-    /// What is learned at the link with this prefecture and agency code.
-    fn at(&mut self, prefecture: &str, code: &str) -> Option<&mut AtLink> {
+    /// The link with this prefecture and agency code.
+    fn at(&mut self, prefecture: &str, code: &str) -> Option<&mut Link> {
         let prefecture = Prefecture::from_code(prefecture)?;
         let is = |i: u32| {
             let l = &self.links[i as usize].1;
@@ -207,21 +196,13 @@ impl Links {
             Some(&i) if is(i) => i,
             _ => *self.overflow.iter().find(|&&i| is(i))?,
         };
-        Some(&mut self.at[i as usize])
+        Some(&mut self.links[i as usize].1)
     }
 
-    /// The links, sorted by person key, with what was learned at each.
-    fn into_sorted(self) -> Vec<(Key, Link)> {
-        let mut links: Vec<(Key, Link)> = self
-            .links
-            .into_iter()
-            .zip(self.at)
-            .map(|((k, l), at)| {
-                (k, Link { grants: at.grants, notice: at.notice, told: at.told, erased: at.erased, ..l })
-            })
-            .collect();
-        links.sort_unstable_by_key(|r| r.0);
-        links
+    /// The links, sorted by person key.
+    fn into_sorted(mut self) -> Vec<(Key, Link)> {
+        self.links.sort_unstable_by_key(|r| r.0);
+        self.links
     }
 }
 
@@ -265,16 +246,15 @@ pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
 
     // Where they live and whether they died. For a refresh, only people with a link or a death
     // need anything more; everyone linked on SQLite comes as the whole table: keep the linked.
-    let query = residents::table.select((residents::person_key, residents::lgcode, residents::deceased_on));
-    let query = match (whom, &*conn) {
-        (Whom::These(keys), _) => query.into_boxed().filter(residents::person_key.eq_any(keys)),
-        (Whom::Linked, DbConn::Postgresql(_)) => query
-            .into_boxed()
-            .filter(residents::person_key.eq_any(identity_links::table.select(identity_links::person_key))),
-        (Whom::Linked, DbConn::Sqlite(_)) => query.into_boxed(),
+    let chunk: &[Vec<u8>] = match whom {
+        Whom::These(keys) => keys,
+        Whom::Linked => &[],
     };
+    let query = residents::table.select((residents::person_key, residents::lgcode, residents::deceased_on));
     type ResidentRow = (Vec<u8>, Option<String>, Option<NaiveDate>);
-    for row in query.load_iter::<ResidentRow, DefaultLoadingMode>(conn)? {
+    for row in whose!(conn, query.into_boxed(), residents::person_key, whom, chunk)
+        .load_iter::<ResidentRow, DefaultLoadingMode>(conn)?
+    {
         let (person, lgcode, deceased_on) = row?;
         let Some(person) = key(person) else { continue };
         if deceased_on.is_none() && linked.binary_search(&person).is_err() {

@@ -137,7 +137,6 @@ fn decide_everyone(
     // Gone once stale: the rest is read chunk by chunk.
     let mut everyone = Some(tables.into_people());
     let mut report = Report::default();
-    let mut stale = false;
     let mut chunks: u64 = 0;
     let mut analyzed_at = 0;
     for chunk in order.chunks(CHUNK) {
@@ -146,7 +145,7 @@ fn decide_everyone(
         // (scanning them whole every time); refreshing the statistics at chunks 1, 2, 4, 8, …
         // after a chunk that wrote keeps the plans on the indexes at a cost of a few samples.
         chunks += 1;
-        if stale
+        if everyone.is_none()
             && chunks.is_power_of_two()
             && report.events > analyzed_at
             && matches!(conn, DbConn::Postgresql(_))
@@ -159,12 +158,10 @@ fn decide_everyone(
             let chain = ChainWriter::begin(conn)?;
             // A transaction tried again (SQLite busy) finds `read` spent and reads afresh.
             let people = match read.take() {
-                Some(people) if !stale && chain.lock_count() == lock_count + 1 => people,
+                Some(people) if chain.lock_count() == lock_count + 1 => people,
                 _ => {
-                    if !stale {
+                    if everyone.take().is_some() {
                         tracing::info!("the data changed during rematch; reading the rest chunk by chunk");
-                        stale = true;
-                        everyone = None;
                     }
                     let chunk: Vec<Vec<u8>> = chunk.iter().map(|k| k.to_vec()).collect();
                     gather::read(conn, Whom::These(&chunk))?.people()
