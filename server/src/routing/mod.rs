@@ -48,7 +48,7 @@ use crate::schema::{
 use gather::{Key, Link, PersonData, Status, Told, Whom};
 
 /// People per round of reads: every query below takes one `IN (…)` list of this size.
-const CHUNK: usize = 2_000;
+pub const CHUNK: usize = 2_000;
 
 pub const DECEASED_REASON: &str = "deceased (resident registry)";
 
@@ -100,11 +100,11 @@ pub fn refresh(conn: &mut DbConn, persons: impl IntoIterator<Item = Vec<u8>>) ->
 /// of takers proves the read still true. Once something else wrote (a push, an import), the
 /// remaining chunks are read afresh under the lock, as a refresh reads.
 pub fn refresh_all(conn: &mut DbConn) -> QueryResult<Report> {
-    let keys = NodeKeys::load(conn)?;
     let started = std::time::Instant::now();
-    let (tables, lock_count) = read_everyone_linked(conn)?;
+    let read = Rematch::read(conn)?;
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "read everyone linked");
-    let mut report = decide_everyone(conn, &keys, tables, lock_count)?;
+    let keys = read.keys.clone();
+    let mut report = read.decide(conn)?;
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "everyone linked decided");
     let mut after: Vec<u8> = Vec::new();
     loop {
@@ -125,8 +125,37 @@ pub fn refresh_all(conn: &mut DbConn) -> QueryResult<Report> {
     Ok(report)
 }
 
-/// Decides everyone in `tables` (read when the chain's lock had been taken `lock_count` times),
-/// chunk by chunk in key order.
+/// Rematch's two steps for everyone linked: the one read, then deciding from it ([`refresh_all`]
+/// also covers the unlinked dead).
+pub struct Rematch {
+    keys: NodeKeys,
+    tables: gather::Tables,
+    /// How many transactions had taken the chain's lock when the read was made.
+    lock_count: i64,
+}
+
+impl Rematch {
+    /// Everyone linked at any node, read in one transaction that sees one state of the database
+    /// (READ COMMITTED would give each statement its own), with the chain's lock count in that
+    /// state.
+    pub fn read(conn: &mut DbConn) -> QueryResult<Self> {
+        let keys = NodeKeys::load(conn)?;
+        conn.transaction(|conn| {
+            if let DbConn::Postgresql(c) = conn {
+                diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(c)?;
+            }
+            // SQLite in WAL mode: the first read fixes what the whole transaction sees.
+            let lock_count = crate::provisions::lock_count(conn)?;
+            Ok(Self { keys, tables: gather::read(conn, Whom::Linked)?, lock_count })
+        })
+    }
+
+    /// Decides everyone read, chunk by chunk in key order.
+    pub fn decide(self, conn: &mut DbConn) -> QueryResult<Report> {
+        decide_everyone(conn, &self.keys, self.tables, self.lock_count)
+    }
+}
+
 fn decide_everyone(
     conn: &mut DbConn,
     keys: &NodeKeys,
@@ -177,20 +206,8 @@ fn decide_everyone(
     Ok(report)
 }
 
-/// Everyone linked at any node, read in one transaction that sees one state of the database
-/// (READ COMMITTED would give each statement its own), with the chain's lock count in that state.
-fn read_everyone_linked(conn: &mut DbConn) -> QueryResult<(gather::Tables, i64)> {
-    conn.transaction(|conn| {
-        if let DbConn::Postgresql(c) = conn {
-            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(c)?;
-        }
-        // SQLite in WAL mode: the first read fixes what the whole transaction sees.
-        let count = crate::provisions::lock_count(conn)?;
-        Ok((gather::read(conn, Whom::Linked)?, count))
-    })
-}
-
 /// The newest registered, unrevoked key of each prefecture's node: what a hand-over seals to.
+#[derive(Clone)]
 struct NodeKeys(HashMap<Prefecture, String>);
 
 impl NodeKeys {
@@ -833,219 +850,4 @@ pub fn confirm_transfer(
     ));
     tracing::info!(to = %node, "hand-over confirmed by her");
     Ok(Ok(row.person_key))
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::NaiveDate;
-    use ncf_shared::MyNumberHasher;
-    use ncf_shared::db::DatabaseUrl;
-
-    use super::*;
-    use crate::schema::{latest_notices, nurse_consents};
-
-    /// A national database on SQLite with `n` people (of a synthetic registry twice that size)
-    /// linked and proofed at Osaka, each wanting job information and separated on 2026-03-31.
-    fn linked(n: i64) -> (tempfile::TempDir, DbConn, Vec<(Vec<u8>, String)>) {
-        linked_with(n, false)
-    }
-
-    /// As [`linked`]; `mixed` varies the consents and notices from person to person and links the
-    /// dead too.
-    fn linked_with(n: i64, mixed: bool) -> (tempfile::TempDir, DbConn, Vec<(Vec<u8>, String)>) {
-        let dir = tempfile::tempdir().unwrap();
-        let url =
-            DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("national.db").display())).unwrap();
-        let mut conn = ncf_shared::db::connect_one(&url).unwrap();
-        crate::migrate(&mut conn).unwrap();
-        let files = crate::synthetic::generate(2 * n as u64, 11, dir.path()).unwrap();
-        let hasher = || MyNumberHasher::new(&[7; 32]);
-        crate::imports::registry::import(&mut conn, &files.registry, hasher(), &Default::default()).unwrap();
-        crate::imports::residents::import(&mut conn, &files.residents, hasher(), &Default::default())
-            .unwrap();
-        let osaka = Prefecture::from_code("27").unwrap();
-        let agency = AgencyCodeKey::new(&[9; 32]);
-        let mut query = licences::table
-            .inner_join(residents::table.on(residents::person_key.eq(licences::person_key)))
-            .select((licences::person_key, licences::qualification, licences::registration_number))
-            .limit(n)
-            .into_boxed();
-        if !mixed {
-            query = query.filter(residents::deceased_on.is_null()).filter(licences::status.eq("active"));
-        }
-        let people: Vec<(Vec<u8>, String, String)> = query.load(&mut conn).unwrap();
-        let now = ncf_shared::time::now_utc();
-        let mut linked = Vec::new();
-        for (i, (key, qualification, number)) in people.into_iter().enumerate() {
-            let code = agency.code_for(osaka, &PersonKey::from_slice(&key).unwrap()).as_str().to_string();
-            diesel::insert_into(identity_links::table)
-                .values((
-                    identity_links::prefecture.eq("27"),
-                    identity_links::agency_code.eq(&code),
-                    identity_links::person_key.eq(&key),
-                    identity_links::qualification.eq(&qualification),
-                    identity_links::registration_number.eq(&number),
-                    identity_links::linked_at.eq(now),
-                    identity_links::proofing_method.eq("post"),
-                    identity_links::proofed_at.eq(now),
-                ))
-                .execute(&mut conn)
-                .unwrap();
-            let scopes: &[(&str, bool)] = match (mixed, i % 4) {
-                (false, _) | (true, 0) => &[("job_support", true)],
-                (true, 1) => &[("address_linkage", true), ("training_info", true)],
-                (true, 2) => &[("address_linkage", true), ("job_support", false)],
-                (true, _) => &[],
-            };
-            for (scope, granted) in scopes {
-                diesel::insert_into(nurse_consents::table)
-                    .values((
-                        nurse_consents::prefecture.eq("27"),
-                        nurse_consents::agency_code.eq(&code),
-                        nurse_consents::scope.eq(scope),
-                        nurse_consents::granted.eq(granted),
-                        nurse_consents::version.eq(1),
-                        nurse_consents::text_sha256.eq("0"),
-                        nurse_consents::recorded_at.eq(now),
-                    ))
-                    .execute(&mut conn)
-                    .unwrap();
-            }
-            match (mixed, i % 3) {
-                (true, 0) => set_notice(&mut conn, &code, "2026-05-01", true),
-                (true, 1) => {}
-                _ => set_notice(&mut conn, &code, "2026-03-31", false),
-            }
-            linked.push((key, code));
-        }
-        (dir, conn, linked)
-    }
-
-    fn set_notice(conn: &mut DbConn, code: &str, effective_on: &str, working: bool) {
-        diesel::delete(latest_notices::table.find(("27", code))).execute(conn).unwrap();
-        diesel::insert_into(latest_notices::table)
-            .values((
-                latest_notices::prefecture.eq("27"),
-                latest_notices::agency_code.eq(code),
-                latest_notices::effective_on.eq(NaiveDate::parse_from_str(effective_on, "%Y-%m-%d").unwrap()),
-                latest_notices::filed_at.eq(ncf_shared::time::now_utc()),
-                latest_notices::working.eq(working),
-            ))
-            .execute(conn)
-            .unwrap();
-    }
-
-    fn latent(conn: &mut DbConn, key: &[u8]) -> bool {
-        person_status::table.find(key).select(person_status::latent).first(conn).unwrap()
-    }
-
-    #[test]
-    fn rematch_reads_once_and_decides_what_a_refresh_would() {
-        let (_dir, mut conn, people) = linked(30);
-        let first = refresh_all(&mut conn).unwrap();
-        assert_eq!(first.persons, people.len());
-        let latent_count: i64 = person_status::table
-            .filter(person_status::latent.eq(true))
-            .count()
-            .get_result(&mut conn)
-            .unwrap();
-        assert!(latent_count > 0, "someone is latent");
-        assert_eq!(first.latent as i64, latent_count);
-        // Every link was told once, and a second run over unchanged data tells nobody again.
-        assert_eq!(first.events, people.len());
-        let again = refresh_all(&mut conn).unwrap();
-        assert_eq!((again.events, again.latent), (0, first.latent));
-
-        // What one read decides is what a refresh of each person decides: a refresh afterwards
-        // changes nothing either.
-        let keys: Vec<Vec<u8>> = people.iter().map(|(k, _)| k.clone()).collect();
-        let refreshed = ncf_shared::db::write_transaction(&mut conn, |c| refresh(c, keys.clone())).unwrap();
-        assert_eq!((refreshed.events, refreshed.latent), (0, first.latent));
-    }
-
-    #[test]
-    fn a_change_committed_after_rematch_read_is_not_overwritten() {
-        let (_dir, mut conn, people) = linked(30);
-        refresh_all(&mut conn).unwrap();
-        let (key, code) = people.iter().find(|(k, _)| latent(&mut conn, k)).cloned().expect("someone latent");
-
-        // What is derived about her is out of date (what rematch is run to repair): an employment
-        // notice is stored and nothing refreshed her.
-        set_notice(&mut conn, &code, "2026-06-01", true);
-        // Rematch reads everyone; then a push files her separation of 2026-09-01 and refreshes
-        // her, as pushes do, before rematch writes.
-        let node_keys = NodeKeys::load(&mut conn).unwrap();
-        let (tables, lock_count) = read_everyone_linked(&mut conn).unwrap();
-        ncf_shared::db::write_transaction(&mut conn, |c| {
-            drop(ChainWriter::begin(c)?);
-            set_notice(c, &code, "2026-09-01", false);
-            refresh(c, [key.clone()])
-        })
-        .unwrap();
-        assert!(latent(&mut conn, &key), "the push's refresh decided she does not work");
-
-        let report = decide_everyone(&mut conn, &node_keys, tables, lock_count).unwrap();
-        assert!(latent(&mut conn, &key), "rematch wrote back what it read before the push");
-        assert_eq!(report.events, 0, "nothing differs from what the push's refresh told");
-
-        // Read with nobody writing in between, the same rematch repairs what is out of date.
-        set_notice(&mut conn, &code, "2026-10-01", true);
-        let (tables, lock_count) = read_everyone_linked(&mut conn).unwrap();
-        let report = decide_everyone(&mut conn, &node_keys, tables, lock_count).unwrap();
-        assert!(!latent(&mut conn, &key));
-        assert_eq!(report.events, 1, "her node is told once");
-    }
-
-    #[test]
-    fn rematch_decides_from_its_one_read_while_nobody_takes_the_lock() {
-        let (_dir, mut conn, people) = linked(30);
-        refresh_all(&mut conn).unwrap();
-        let (key, code) = people.iter().find(|(k, _)| latent(&mut conn, k)).cloned().expect("someone latent");
-        let node_keys = NodeKeys::load(&mut conn).unwrap();
-        let (tables, lock_count) = read_everyone_linked(&mut conn).unwrap();
-        // A change behind the lock's back (no real writer does this) shows which read decides.
-        set_notice(&mut conn, &code, "2026-06-01", true);
-        decide_everyone(&mut conn, &node_keys, tables, lock_count).unwrap();
-        assert!(latent(&mut conn, &key), "decided from the one read, not read again");
-    }
-
-    #[test]
-    fn over_several_chunks_of_mixed_people_rematch_agrees_with_refreshing_each() {
-        let n = CHUNK as i64 + 600;
-        let (_dir, mut conn, people) = linked_with(n, true);
-        assert_eq!(people.len() as i64, n);
-        let first = refresh_all(&mut conn).unwrap();
-        assert!(first.latent > 0 && first.erased > 0, "{first:?}");
-        let with_residence: i64 = person_status::table
-            .filter(person_status::residence_prefecture.is_not_null())
-            .count()
-            .get_result(&mut conn)
-            .unwrap();
-        assert!(with_residence > 0, "some gave address_linkage");
-        let stored = |conn: &mut DbConn| -> Vec<(Vec<u8>, String, bool, Option<String>)> {
-            person_status::table
-                .order(person_status::person_key)
-                .select((
-                    person_status::person_key,
-                    person_status::employment,
-                    person_status::latent,
-                    person_status::residence_prefecture,
-                ))
-                .load(conn)
-                .unwrap()
-        };
-        let after_rematch = stored(&mut conn);
-
-        // Refreshing every one of them, chunk by chunk, finds nothing to change or tell.
-        let keys: Vec<Vec<u8>> = people.iter().map(|(k, _)| k.clone()).collect();
-        let refreshed = ncf_shared::db::write_transaction(&mut conn, |c| refresh(c, keys.clone())).unwrap();
-        assert_eq!((refreshed.events, refreshed.latent), (0, first.latent));
-        assert_eq!(stored(&mut conn), after_rematch);
-
-        // And from nothing stored, refreshing decides what rematch decided.
-        diesel::delete(person_status::table).execute(&mut conn).unwrap();
-        diesel::delete(told_status::table).execute(&mut conn).unwrap();
-        ncf_shared::db::write_transaction(&mut conn, |c| refresh(c, keys.clone())).unwrap();
-        assert_eq!(stored(&mut conn), after_rematch);
-    }
 }
