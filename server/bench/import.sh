@@ -6,8 +6,12 @@
 #
 #   bash server/bench/import.sh                 # 3,000,000 rows
 #   ROWS=300000 bash server/bench/import.sh     # smaller
+#   ROUNDS=1 bash server/bench/import.sh        # one round instead of three
 #
-# Environment: ROWS (3000000), DATA (/tmp/ncf-bench, generated files and databases),
+# Every method runs once per round, the rounds interleave the methods (so a slow minute of the
+# machine hits all of them), and the table shows each method's median over the rounds.
+#
+# Environment: ROWS (3000000), ROUNDS (3), DATA (/tmp/ncf-bench, generated files and databases),
 # BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/postgres: a server where a database may be
 # created), CARGO_TARGET_DIR (where the release build goes). Needs sqlite3 and psql (installed
 # from Debian's packages when missing).
@@ -37,34 +41,36 @@ if [ ! -f "$CSV" ]; then
 fi
 export NATIONAL_SECRET_FILE=$DATA/bench-secret.key RUST_LOG=warn
 
+ROUNDS=${ROUNDS:-3}
 now() { date +%s.%N; }
-results=()
-record() { results+=("$1|$2"); printf '  %-46s %8.2f s\n' "$1" "$2" >&2; }
-# Dirty pages of the previous step are flushed first (untimed), so no run pays for another's writes.
-timed() { local t0 t1; sync; t0=$(now); "$@" >/dev/null; t1=$(now); echo "$t1 - $t0" | bc -l; }
+declare -A times
+order=()
+record() {
+  [ -n "${times[$1]:-}" ] || order+=("$1")
+  times[$1]="${times[$1]:-} $2"
+  printf '  %-50s %8.2f s\n' "$1" "$2" >&2
+}
+# Before each timed step the machine settles: PostgreSQL's dirty buffers written (CHECKPOINT) and
+# its autovacuum done with the tables an earlier step loaded (it vacuums and analyzes 3 million
+# fresh rows for many seconds, on one of the two cores), then the OS's dirty pages flushed.
+settle() {
+  local i
+  for i in $(seq 120); do
+    [ "$(psql "$PG_ADMIN" -XAtc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND state = 'active'")" = 0 ] && break
+    sleep 1
+  done
+  psql "$PG_ADMIN" -Xqc "CHECKPOINT"
+  sync
+}
+timed() { local t0 t1; settle; t0=$(now); "$@" >/dev/null; t1=$(now); echo "$t1 - $t0" | bc -l; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-echo "# import benchmark: $CSV ($ROWS rows, $(du -m "$CSV" | cut -f1) MiB); $(nproc) cores" >&2
+echo "# import benchmark: $CSV ($ROWS rows, $(du -m "$CSV" | cut -f1) MiB); $(nproc) cores; $ROUNDS round(s)" >&2
 echo "# $(sqlite3 --version | cut -d' ' -f1-2); $(psql "$PG_ADMIN" -XAtc 'SHOW server_version')" >&2
 
-# national-server on SQLite (migrations untimed): initial load, then the same file again.
-rm -f "$DATA"/ncf.db*
-export DATABASE_URL=sqlite://$DATA/ncf.db
-"$BIN" migrate >/dev/null
-record "national-server SQLite (initial load)" "$(timed "$BIN" import-registry "$CSV")"
-record "national-server SQLite (re-import, unchanged)" "$(timed "$BIN" import-registry "$CSV")"
-rm -f "$DATA"/ncf.db*
-
-# national-server on PostgreSQL, in a throw-away database.
 DB=ncf_bench_$$
-psql "$PG_ADMIN" -Xqc "CREATE DATABASE $DB"
 trap 'psql "$PG_ADMIN" -Xqc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
 PG_URL=${PG_ADMIN%/*}/$DB
-export DATABASE_URL=$PG_URL
-"$BIN" migrate >/dev/null
-record "national-server PostgreSQL (initial load)" "$(timed "$BIN" import-registry "$CSV")"
-record "national-server PostgreSQL (re-import, unchanged)" "$(timed "$BIN" import-registry "$CSV")"
-
-# Anchor: PostgreSQL COPY into a table with the same primary key, one transaction.
 COLS_PG="qualification text NOT NULL, registration_number text NOT NULL, registered_on date NOT NULL,
   my_number text NOT NULL, family_name text NOT NULL, given_name text NOT NULL, family_name_kana text NOT NULL,
   given_name_kana text NOT NULL, birth_date date NOT NULL, sex smallint NOT NULL, status text NOT NULL,
@@ -77,10 +83,6 @@ CREATE TABLE registry_copy ($COLS_PG);
 COMMIT;
 SQL
 }
-psql "$PG_URL" -Xqc "CHECKPOINT"
-record "PostgreSQL COPY (anchor)" "$(timed copy_pg)"
-
-# Anchor: sqlite3 .import into a table with the same primary key (default pragmas).
 COLS_SQ=$(echo "$COLS_PG" | sed -e 's/text/TEXT/g; s/date/TEXT/g; s/smallint/INTEGER/g')
 import_sqlite() {
   sqlite3 "$DATA/anchor.db" <<SQL
@@ -89,17 +91,36 @@ BEGIN;
 COMMIT;
 SQL
 }
-rm -f "$DATA/anchor.db"
-sqlite3 "$DATA/anchor.db" "CREATE TABLE registry_copy ($COLS_SQ);"
-record "sqlite3 .import (anchor)" "$(timed import_sqlite)"
-rows_sqlite=$(sqlite3 "$DATA/anchor.db" "SELECT count(*) FROM registry_copy")
-rm -f "$DATA/anchor.db"
-[ "$rows_sqlite" = "$ROWS" ] || { echo "sqlite3 .import loaded $rows_sqlite rows, expected $ROWS" >&2; exit 1; }
 
-copy_s=""
-for r in "${results[@]}"; do [ "${r%%|*}" = "PostgreSQL COPY (anchor)" ] && copy_s=${r##*|}; done
-printf '\n%-50s %9s %12s %14s\n' "method ($ROWS rows)" "seconds" "rows/s" "vs COPY rate"
-for r in "${results[@]}"; do
-  name=${r%%|*}; s=${r##*|}
-  printf '%-50s %9.2f %12.0f %13.2fx\n' "$name" "$s" "$(echo "$ROWS / $s" | bc -l)" "$(echo "$copy_s / $s" | bc -l)"
+for round in $(seq "$ROUNDS"); do
+  echo "# round $round" >&2
+  rm -f "$DATA"/ncf.db*
+  export DATABASE_URL=sqlite://$DATA/ncf.db
+  "$BIN" migrate >/dev/null
+  record "national-server SQLite (initial load)" "$(timed "$BIN" import-registry "$CSV")"
+  record "national-server SQLite (re-import, unchanged)" "$(timed "$BIN" import-registry "$CSV")"
+  rm -f "$DATA"/ncf.db*
+
+  psql "$PG_ADMIN" -Xqc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+  export DATABASE_URL=$PG_URL
+  "$BIN" migrate >/dev/null
+  record "national-server PostgreSQL (initial load)" "$(timed "$BIN" import-registry "$CSV")"
+  record "national-server PostgreSQL (re-import, unchanged)" "$(timed "$BIN" import-registry "$CSV")"
+
+  record "PostgreSQL COPY (anchor)" "$(timed copy_pg)"
+
+  rm -f "$DATA/anchor.db"
+  sqlite3 "$DATA/anchor.db" "CREATE TABLE registry_copy ($COLS_SQ);"
+  record "sqlite3 .import (anchor)" "$(timed import_sqlite)"
+  rows_sqlite=$(sqlite3 "$DATA/anchor.db" "SELECT count(*) FROM registry_copy")
+  rm -f "$DATA/anchor.db"
+  [ "$rows_sqlite" = "$ROWS" ] || { echo "sqlite3 .import loaded $rows_sqlite rows, expected $ROWS" >&2; exit 1; }
+done
+
+copy_s=$(echo "${times["PostgreSQL COPY (anchor)"]}" | median)
+printf '\n%-50s %9s %12s %14s   %s\n' "method ($ROWS rows, median of $ROUNDS)" "seconds" "rows/s" "vs COPY rate" "every round (s)"
+for name in "${order[@]}"; do
+  s=$(echo "${times[$name]}" | median)
+  printf '%-50s %9.2f %12.0f %13.2fx  %s\n' "$name" "$s" "$(echo "$ROWS / $s" | bc -l)" "$(echo "$copy_s / $s" | bc -l)" \
+    "$(for t in ${times[$name]}; do printf '%.2f ' "$t"; done)"
 done

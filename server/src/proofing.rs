@@ -65,6 +65,7 @@ pub fn request_letter(
     let (family, given) = match (family, given) {
         (Some(f), Some(g)) => (f, g),
         _ => licences::table
+            .filter(licences::person_no.eq(ncf_shared::PersonKey::number_of(&person_key)))
             .filter(licences::person_key.eq(&person_key))
             .select((licences::family_name, licences::given_name))
             .first::<(String, String)>(conn)?,

@@ -82,10 +82,11 @@ fn check_chunk(conn: &mut DbConn, chunk: &[Vec<u8>]) -> QueryResult<usize> {
     if resident_rows.is_empty() {
         return Ok(0);
     }
-    let keys: Vec<&Vec<u8>> = resident_rows.iter().map(|r| &r.0).collect();
+    // By the indexed number; a row of someone else with the same number is never looked up below.
+    let numbers: Vec<i64> = resident_rows.iter().map(|r| ncf_shared::PersonKey::number_of(&r.0)).collect();
     let mut licence_rows: HashMap<Vec<u8>, Vec<(String, String, String)>> = HashMap::new();
     for (key, family, given, status) in licences::table
-        .filter(licences::person_key.eq_any(&keys))
+        .filter(licences::person_no.eq_any(&numbers))
         .select((licences::person_key, licences::family_name, licences::given_name, licences::status))
         .load::<(Vec<u8>, String, String, String)>(conn)?
     {

@@ -22,6 +22,7 @@ diesel::table! {
         qualification -> Text,
         registration_number -> Text,
         person_key -> Binary,
+        person_no -> BigInt,
         registered_on -> Date,
         family_name -> Text,
         given_name -> Text,

@@ -218,6 +218,21 @@ impl PersonKey {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+    /// The key's first eight bytes as a big-endian signed integer: what the licence table is
+    /// indexed by (`licences.person_no`). An 8-byte integer index builds and probes faster than one
+    /// of 32-byte blobs, the better part of a second per million licences on an initial load. It
+    /// is not unique (two people may share it, about once in 10^12 pairs), so every lookup by it
+    /// compares the whole key too.
+    pub fn number(&self) -> i64 {
+        Self::number_of(&self.0)
+    }
+    /// [`PersonKey::number`] of a key held as bytes (as read from the database).
+    pub fn number_of(key: &[u8]) -> i64 {
+        let mut first = [0u8; 8];
+        let n = key.len().min(8);
+        first[..n].copy_from_slice(&key[..n]);
+        i64::from_be_bytes(first)
+    }
 }
 
 impl std::fmt::Debug for PersonKey {

@@ -10,6 +10,8 @@
 //! cargo run --release -p ncf-tests --example seed_links -- DATABASE_URL SECRET_FILE [COUNT]
 //! ```
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::time::Instant;
 
 use diesel::prelude::*;
@@ -38,34 +40,44 @@ fn main() {
     let mut after: Vec<u8> = Vec::new();
     let (mut linked, mut seen) = (0usize, 0usize);
     while linked < count {
-        let rows: Vec<(Vec<u8>, Option<String>, String, String)> = residents::table
-            .inner_join(licences::table.on(licences::person_key.eq(residents::person_key)))
+        let page: Vec<(Vec<u8>, Option<String>)> = residents::table
             .filter(residents::person_key.gt(&after))
-            // On both sides of the join: PostgreSQL merge-joins the two key-ordered indexes, and
-            // without this would walk `licences` from its first key on every page.
-            .filter(licences::person_key.gt(&after))
             .order(residents::person_key)
-            .select((
-                residents::person_key,
-                residents::lgcode,
-                licences::qualification,
-                licences::registration_number,
-            ))
+            .select((residents::person_key, residents::lgcode))
             .limit(CHUNK)
             .load(&mut conn)
             .expect("read people");
-        let Some(last) = rows.last() else { break };
+        let Some(last) = page.last() else { break };
         after = last.0.clone();
+        // Their licences, by the index on the key's number; the first by (qualification,
+        // registration number) when she holds several.
+        let numbers: Vec<i64> = page.iter().map(|(k, _)| PersonKey::number_of(k)).collect();
+        let mut held: HashMap<Vec<u8>, (String, String)> = HashMap::new();
+        for (person, q, r) in licences::table
+            .filter(licences::person_no.eq_any(&numbers))
+            .select((licences::person_key, licences::qualification, licences::registration_number))
+            .load::<(Vec<u8>, String, String)>(&mut conn)
+            .expect("read licences")
+        {
+            match held.entry(person) {
+                Entry::Vacant(v) => {
+                    v.insert((q, r));
+                }
+                Entry::Occupied(mut o) if (&q, &r) < (&o.get().0, &o.get().1) => {
+                    o.insert((q, r));
+                }
+                Entry::Occupied(_) => {}
+            }
+        }
+        let rows = page.into_iter().filter_map(|(person, lgcode)| {
+            let (q, r) = held.remove(&person)?;
+            Some((person, lgcode, q, r))
+        });
         let mut links = Vec::new();
         let mut consents = Vec::new();
         let mut notices = Vec::new();
         let mut latest = Vec::new();
-        let mut previous: Option<Vec<u8>> = None;
         for (person, lgcode, qualification, registration_number) in rows {
-            if previous.as_ref() == Some(&person) {
-                continue; // a second licence of the same person
-            }
-            previous = Some(person.clone());
             seen += 1;
             if seen % 3 != 0 || linked >= count {
                 continue;

@@ -386,8 +386,26 @@ fn initial_bulk_load_restores_the_migration_indexes(backend: Backend) {
     write_csv(&registry, REGISTRY_HEADER, &cast.iter().map(Person::registry_row).collect::<Vec<_>>());
     let residents = db.path("residents.csv");
     write_csv(&residents, RESIDENTS_HEADER, &cast.iter().map(Person::moved_in_row).collect::<Vec<_>>());
-    assert!(import(&db, "import-registry", &registry, &[]).0);
-    assert!(import(&db, "import-residents", &residents, &[]).0);
+    let (ok, _, stderr) = import(&db, "import-registry", &registry, &[]);
+    assert!(ok, "{stderr}");
+    // On SQLite, a load nobody else is reading runs with a rollback journal (one write per page
+    // instead of two), then the database is back in WAL mode; a load while another connection is
+    // open stays in WAL mode and succeeds all the same.
+    let reader = db.connect();
+    let (ok, _, residents_stderr) = import(&db, "import-residents", &residents, &[]);
+    assert!(ok, "{residents_stderr}");
+    drop(reader);
+    if backend == Backend::Sqlite {
+        assert!(stderr.contains("initial load with a rollback journal"), "{stderr}");
+        assert!(residents_stderr.contains("stays in WAL mode"), "{residents_stderr}");
+        #[derive(QueryableByName)]
+        struct Mode {
+            #[diesel(sql_type = Text)]
+            journal_mode: String,
+        }
+        let mode: Mode = diesel::sql_query("PRAGMA journal_mode").get_result(&mut db.connect()).expect("mode");
+        assert_eq!(mode.journal_mode, "wal");
+    }
     assert_eq!(indexes(&db), migrated);
     assert_eq!(foreign_keys(&db), migrated_fks);
 
@@ -562,3 +580,113 @@ fn formula_cells_are_neutralised_in_the_rejects_file(backend: Backend) {
     }
 }
 both_backends!(formula_cells_are_neutralised_in_the_rejects_file);
+
+#[derive(QueryableByName, Debug)]
+struct KeyNumber {
+    #[diesel(sql_type = diesel::sql_types::Binary)]
+    person_key: Vec<u8>,
+    #[diesel(sql_type = BigInt)]
+    person_no: i64,
+}
+
+fn key_numbers(db: &TestDb) -> Vec<KeyNumber> {
+    diesel::sql_query("SELECT person_key, person_no FROM licences ORDER BY registration_number")
+        .load(&mut db.connect())
+        .expect("key numbers")
+}
+
+/// The migration that added `licences.person_no`, by its version.
+const PERSON_NO: &str = "20261205000003";
+
+/// Reverts the national migrations down to and including `version`.
+fn revert_through(db: &TestDb, version: &str) {
+    use diesel_migrations::MigrationHarness;
+    use ncf_shared::db::DbConn;
+    let mut conn = db.connect();
+    loop {
+        let reverted = match &mut conn {
+            DbConn::Sqlite(c) => c.revert_last_migration(national_server::SQLITE_MIGRATIONS).map(|v| v.to_string()),
+            DbConn::Postgresql(c) => {
+                c.revert_last_migration(national_server::POSTGRES_MIGRATIONS).map(|v| v.to_string())
+            }
+        }
+        .expect("revert a migration");
+        if reverted.as_str() <= version {
+            return;
+        }
+    }
+}
+
+/// Licences are found by person through `person_no`, the person key's first eight bytes as a
+/// big-endian signed integer (`PersonKey::number`). The importer writes it; the migration that
+/// added it computed it in SQL for the rows already there. Both must give the same number, for
+/// keys of either sign, or a person's licence would not be found; the migration's way back
+/// restores the index on the key.
+fn person_numbers_agree_between_the_importer_and_the_migration(backend: Backend) {
+    let db = TestDb::new(backend);
+    national_server::migrate(&mut db.connect()).expect("migrate");
+    revert_through(&db, PERSON_NO);
+    assert!(
+        indexes(&db).iter().any(|i| i.name == "licences_person_key"),
+        "the way back restores the key index: {:?}",
+        indexes(&db)
+    );
+
+    // Rows as they were before the column: keys whose first byte has the sign bit set or not.
+    let keys: [[u8; 32]; 5] = [
+        [0u8; 32],
+        [0xff; 32],
+        std::array::from_fn(|i| if i == 0 { 0x80 } else { i as u8 }),
+        std::array::from_fn(|i| if i == 0 { 0x7f } else { 0xff - i as u8 }),
+        std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11)),
+    ];
+    let blob = |k: &[u8; 32]| {
+        let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+        match backend {
+            Backend::Sqlite => format!("X'{hex}'"),
+            Backend::Postgres => format!("decode('{hex}', 'hex')"),
+        }
+    };
+    let mut conn = db.connect();
+    diesel::sql_query(
+        "INSERT INTO imports (id, kind, file_name, file_sha256, mode, started_at) \
+         VALUES ('before', 'registry', 'old.csv', '', 'all_or_nothing', CURRENT_TIMESTAMP)",
+    )
+    .execute(&mut conn)
+    .expect("an import");
+    for (i, k) in keys.iter().enumerate() {
+        diesel::sql_query(format!(
+            "INSERT INTO licences (qualification, registration_number, person_key, registered_on, \
+             family_name, given_name, family_name_kana, given_name_kana, birth_date, sex, status, import_id) \
+             VALUES ('03', '900000{i}', {}, '2001-04-01', '看護', '花子', 'カンゴ', 'ハナコ', '1979-01-02', 2, \
+             'active', 'before')",
+            blob(k)
+        ))
+        .execute(&mut conn)
+        .expect("a licence before the column");
+    }
+    drop(conn);
+    national_server::migrate(&mut db.connect()).expect("migrate forward");
+    let migrated = key_numbers(&db);
+    assert_eq!(migrated.len(), keys.len());
+    for row in &migrated {
+        assert_eq!(row.person_no, ncf_shared::PersonKey::number_of(&row.person_key), "{row:?}");
+    }
+    assert!(migrated.iter().any(|r| r.person_no < 0) && migrated.iter().any(|r| r.person_no > 0));
+
+    // The importer, on the same database.
+    let registry = db.path("registry.csv");
+    write_csv(&registry, REGISTRY_HEADER, &people(6).iter().map(Person::registry_row).collect::<Vec<_>>());
+    let (ok, _, stderr) = import(&db, "import-registry", &registry, &[]);
+    assert!(ok, "{stderr}");
+    let all = key_numbers(&db);
+    assert_eq!(all.len(), keys.len() + 6);
+    for row in &all {
+        assert_eq!(row.person_no, ncf_shared::PersonKey::number_of(&row.person_key), "{row:?}");
+    }
+    assert_eq!(
+        indexes(&db).iter().filter(|i| i.name.starts_with("licences_person")).map(|i| i.name.as_str()).collect::<Vec<_>>(),
+        ["licences_person_no"]
+    );
+}
+both_backends!(person_numbers_agree_between_the_importer_and_the_migration);

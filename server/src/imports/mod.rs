@@ -263,6 +263,13 @@ where
     if unchecked {
         diesel::sql_query("PRAGMA foreign_keys = OFF").execute(conn)?;
     }
+    // An initial load writes the whole table at once. In WAL mode every page is written twice (into
+    // the WAL at commit, then into the database at the checkpoint after it), a third of the load's
+    // time. A rollback journal writes each new page once and journals only the few pages that
+    // existed before, so a crash still rolls the load back whole. SQLite leaves WAL mode only when
+    // no other connection has the database open (a `serve` running beside the first import keeps
+    // WAL, and the load is merely slower); WAL is restored after the load, failed or not.
+    let journal_switched = unchecked && leave_wal(conn);
     let accept_valid = options.accept_valid;
     let failed = AtomicBool::new(false);
     let (tx, rx) = mpsc::sync_channel::<Vec<P::Row>>(4);
@@ -346,6 +353,10 @@ where
 
     if unchecked {
         diesel::sql_query("PRAGMA foreign_keys = ON").execute(conn)?;
+    }
+    if journal_switched {
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute("PRAGMA journal_mode = WAL")?;
     }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "import transaction ended");
     let (outcome, (inserted, updated, unchanged), rejects_file) = match result {
@@ -456,6 +467,43 @@ fn read_rows<P: RowParser, R: Read>(
     Ok(outcome)
 }
 
+/// Switches an SQLite connection from WAL to a rollback journal, if no other connection has the
+/// database open; says whether it did.
+fn leave_wal(conn: &mut DbConn) -> bool {
+    #[derive(QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+    }
+    #[derive(QueryableByName)]
+    struct Timeout {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        timeout: i32,
+    }
+    // SQLite answers with the mode in force: still "wal" (or SQLITE_BUSY) when others are reading.
+    // Asked without waiting: a busy database is an answer, not something to wait 15 s for.
+    let waited = diesel::sql_query("PRAGMA busy_timeout").get_result::<Timeout>(conn).map(|t| t.timeout);
+    let _ = diesel::sql_query("PRAGMA busy_timeout = 0").execute(conn);
+    let switched = diesel::sql_query("PRAGMA journal_mode = DELETE").get_result::<Mode>(conn);
+    if let Ok(ms) = waited {
+        let _ = diesel::sql_query(format!("PRAGMA busy_timeout = {ms}")).execute(conn);
+    }
+    match switched {
+        Ok(m) if m.journal_mode.eq_ignore_ascii_case("delete") => {
+            tracing::info!("initial load with a rollback journal; WAL mode is restored after it");
+            true
+        }
+        Ok(m) => {
+            tracing::info!(mode = %m.journal_mode, "other connections are open: the initial load stays in WAL mode");
+            false
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "other connections are open: the initial load stays in WAL mode");
+            false
+        }
+    }
+}
+
 fn error_rows(errors: &[RowError]) -> usize {
     let mut lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
     lines.dedup();
@@ -531,6 +579,7 @@ pub(crate) enum Col {
     /// `YYYY-MM-DD` (already validated).
     Date,
     SmallInt,
+    BigInt,
 }
 
 /// Where a PostgreSQL `COPY` of one batch goes.

@@ -122,10 +122,12 @@ impl RowParser for RegistryParser {
         let row = (|| {
             // Dates are stored as validated (YYYY-MM-DD), names as given.
             let _ = (registered_on?, birth_date?);
+            let person = self.hasher.person_key(my_number.as_ref()?);
             let encoded = RowBuf::new(self.encoding)
                 .text(qualification?.code())
                 .text(&registration_number?.canonical())
-                .hex(self.hasher.person_key(my_number.as_ref()?).as_bytes())
+                .hex(person.as_bytes())
+                .number(person.number())
                 .text(f[2])
                 .text(&family_name?)
                 .text(&given_name?)
@@ -148,6 +150,7 @@ const MERGE: Merge = Merge {
         ("qualification", Col::Text),
         ("registration_number", Col::Text),
         ("person_key", Col::Hex),
+        ("person_no", Col::BigInt),
         ("registered_on", Col::Date),
         ("family_name", Col::Text),
         ("given_name", Col::Text),
@@ -161,7 +164,7 @@ const MERGE: Merge = Merge {
     key: 2,
     indexes: &[
         ("licences_key", "CREATE UNIQUE INDEX licences_key ON licences (qualification, registration_number)"),
-        ("licences_person_key", "CREATE INDEX licences_person_key ON licences (person_key)"),
+        ("licences_person_no", "CREATE INDEX licences_person_no ON licences (person_no)"),
     ],
     import_fk: "licences_import_id_fkey",
     copy: copy_licences,
@@ -174,6 +177,7 @@ diesel::table! {
         qualification -> Text,
         registration_number -> Text,
         person_key -> Binary,
+        person_no -> BigInt,
         registered_on -> Date,
         family_name -> Text,
         given_name -> Text,
@@ -209,6 +213,17 @@ impl ImportTarget<LicenceRow> for LicenceTable {
     /// affected, so a first import of millions of licences reads nobody here.
     fn finish(&mut self, conn: &mut DbConn, import_id: &ImportId) -> QueryResult<()> {
         use crate::schema::{identity_links, licences, residents};
+        // Nobody linked and nobody dead (the first import at installation): nothing to refresh,
+        // and no reason to scan the licences just written.
+        let linked = identity_links::table.select(identity_links::person_key).first::<Vec<u8>>(conn).optional()?;
+        let dead = residents::table
+            .filter(residents::deceased_on.is_not_null())
+            .select(residents::person_key)
+            .first::<Vec<u8>>(conn)
+            .optional()?;
+        if linked.is_none() && dead.is_none() {
+            return Ok(());
+        }
         let changed = licences::table
             .filter(licences::import_id.eq(import_id.as_str()))
             .filter(

@@ -13,7 +13,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
 use ncf_shared::db::DbConn;
-use ncf_shared::{ConsentScope, Municipality, Prefecture};
+use ncf_shared::{ConsentScope, Municipality, PersonKey, Prefecture};
 
 use crate::latent::{Employment, NoticeFact};
 use crate::schema::{
@@ -268,6 +268,8 @@ pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
         Whom::These(_) => {
             let mut wanted: Vec<&[u8]> = linked.iter().map(|k| k.as_slice()).collect();
             wanted.extend(t.residents.iter().filter(|r| r.2.is_some()).map(|r| r.0.as_slice()));
+            wanted.sort_unstable();
+            wanted.dedup();
             wanted
         }
         Whom::Linked => Vec::new(),
@@ -275,7 +277,12 @@ pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
     if matches!(whom, Whom::These(_)) && wanted.is_empty() {
         return Ok(Tables::default());
     }
-    let wanted_here = |person: &Key| matches!(whom, Whom::These(_)) || linked.binary_search(person).is_ok();
+    // Also drops the rows a lookup by `licences.person_no` brings for someone else with the same
+    // number.
+    let wanted_here = |person: &Key| match whom {
+        Whom::These(_) => wanted.binary_search(&person.as_slice()).is_ok(),
+        Whom::Linked => linked.binary_search(person).is_ok(),
+    };
 
     let mut links = Links::new(links);
     if !links.links.is_empty() {
@@ -354,14 +361,15 @@ pub(super) fn read(conn: &mut DbConn, whom: Whom<'_>) -> QueryResult<Tables> {
         licences::registration_number,
         licences::status.eq(ncf_shared::LicenceStatus::Active.as_str()),
     ));
-    for row in whose!(conn, query.into_boxed(), licences::person_key, whom, &wanted).load_iter::<(
-        Vec<u8>,
-        String,
-        String,
-        bool,
-    ), DefaultLoadingMode>(
-        conn
-    )? {
+    // Licences are indexed by the key's number (`PersonKey::number`), not the key.
+    let query = match whom {
+        Whom::These(_) => {
+            let numbers: Vec<i64> = wanted.iter().map(|k| PersonKey::number_of(k)).collect();
+            query.filter(licences::person_no.eq_any(numbers)).into_boxed()
+        }
+        Whom::Linked => whose!(conn, query.into_boxed(), licences::person_key, whom, &wanted),
+    };
+    for row in query.load_iter::<(Vec<u8>, String, String, bool), DefaultLoadingMode>(conn)? {
         let (person, qualification, registration_number, active) = row?;
         let Some(person) = key(person).filter(wanted_here) else { continue };
         t.licences.push((person, Licence { qualification, registration_number, active }));

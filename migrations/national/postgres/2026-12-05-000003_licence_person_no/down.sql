@@ -1,0 +1,3 @@
+DROP INDEX licences_person_no;
+ALTER TABLE licences DROP COLUMN person_no;
+CREATE INDEX licences_person_key ON licences (person_key);
