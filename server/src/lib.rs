@@ -8,6 +8,7 @@ pub mod http;
 pub mod identity;
 pub mod imports;
 pub mod latent;
+pub mod matching;
 pub mod nodes;
 pub mod notices;
 pub mod proofing;

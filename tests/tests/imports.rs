@@ -403,7 +403,8 @@ fn initial_bulk_load_restores_the_migration_indexes(backend: Backend) {
             #[diesel(sql_type = Text)]
             journal_mode: String,
         }
-        let mode: Mode = diesel::sql_query("PRAGMA journal_mode").get_result(&mut db.connect()).expect("mode");
+        let mode: Mode =
+            diesel::sql_query("PRAGMA journal_mode").get_result(&mut db.connect()).expect("mode");
         assert_eq!(mode.journal_mode, "wal");
     }
     assert_eq!(indexes(&db), migrated);
@@ -605,7 +606,9 @@ fn revert_through(db: &TestDb, version: &str) {
     let mut conn = db.connect();
     loop {
         let reverted = match &mut conn {
-            DbConn::Sqlite(c) => c.revert_last_migration(national_server::SQLITE_MIGRATIONS).map(|v| v.to_string()),
+            DbConn::Sqlite(c) => {
+                c.revert_last_migration(national_server::SQLITE_MIGRATIONS).map(|v| v.to_string())
+            }
             DbConn::Postgresql(c) => {
                 c.revert_last_migration(national_server::POSTGRES_MIGRATIONS).map(|v| v.to_string())
             }
@@ -685,7 +688,11 @@ fn person_numbers_agree_between_the_importer_and_the_migration(backend: Backend)
         assert_eq!(row.person_no, ncf_shared::PersonKey::number_of(&row.person_key), "{row:?}");
     }
     assert_eq!(
-        indexes(&db).iter().filter(|i| i.name.starts_with("licences_person")).map(|i| i.name.as_str()).collect::<Vec<_>>(),
+        indexes(&db)
+            .iter()
+            .filter(|i| i.name.starts_with("licences_person"))
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>(),
         ["licences_person_no"]
     );
 }

@@ -215,7 +215,8 @@ impl ImportTarget<LicenceRow> for LicenceTable {
         use crate::schema::{identity_links, licences, residents};
         // Nobody linked and nobody dead (the first import at installation): nothing to refresh,
         // and no reason to scan the licences just written.
-        let linked = identity_links::table.select(identity_links::person_key).first::<Vec<u8>>(conn).optional()?;
+        let linked =
+            identity_links::table.select(identity_links::person_key).first::<Vec<u8>>(conn).optional()?;
         let dead = residents::table
             .filter(residents::deceased_on.is_not_null())
             .select(residents::person_key)
