@@ -19,6 +19,7 @@ pub mod logging;
 pub mod mynumber;
 pub mod normalize;
 pub mod notice;
+pub mod posting;
 pub mod qualification;
 pub mod region;
 pub mod sealed;
