@@ -136,8 +136,14 @@ pub struct DbManager {
     url: DatabaseUrl,
 }
 
-pub const SQLITE_PRAGMAS: &str = "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; \
-     PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 15000;";
+/// `busy_timeout` comes first: switching a database into WAL mode takes a write lock, and a
+/// connection opened while another process holds one (an initial import runs with a rollback
+/// journal, see `national_server::imports`) should wait for it like any other write, not fail.
+pub const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON; \
+     PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+
+/// The `busy_timeout` [`SQLITE_PRAGMAS`] sets, in milliseconds.
+pub const SQLITE_BUSY_TIMEOUT_MS: i32 = 15_000;
 
 impl DbManager {
     pub fn new(url: DatabaseUrl) -> Self {

@@ -266,9 +266,12 @@ where
     // An initial load writes the whole table at once. In WAL mode every page is written twice (into
     // the WAL at commit, then into the database at the checkpoint after it), a third of the load's
     // time. A rollback journal writes each new page once and journals only the few pages that
-    // existed before, so a crash still rolls the load back whole. SQLite leaves WAL mode only when
-    // no other connection has the database open (a `serve` running beside the first import keeps
-    // WAL, and the load is merely slower); WAL is restored after the load, failed or not.
+    // existed before, so a crash still rolls the load back whole (with `synchronous = FULL`, a
+    // power loss too). SQLite leaves WAL mode only when no other connection has the database open
+    // (a `serve` running beside the first import keeps WAL, and the load is merely slower); WAL is
+    // restored after the load, failed or not. The price: during such a load, a process that opens
+    // the database waits for it (up to `busy_timeout`, 15 s) instead of reading beside it. It only
+    // happens while a table is filled for the first time, at installation.
     let journal_switched = unchecked && leave_wal(conn);
     let accept_valid = options.accept_valid;
     let failed = AtomicBool::new(false);
@@ -351,12 +354,17 @@ where
         })
     });
 
-    if unchecked {
-        diesel::sql_query("PRAGMA foreign_keys = ON").execute(conn)?;
+    // Restored whatever happened, and a restore that fails does not turn a committed import into
+    // a failed one: both settings belong to this connection, which the command closes next, and
+    // every new connection sets them again (`SQLITE_PRAGMAS`).
+    if unchecked && let Err(e) = diesel::sql_query("PRAGMA foreign_keys = ON").execute(conn) {
+        tracing::warn!(error = %e, "could not switch foreign-key checks back on for this connection");
     }
     if journal_switched {
         use diesel::connection::SimpleConnection;
-        conn.batch_execute("PRAGMA journal_mode = WAL")?;
+        if let Err(e) = conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL") {
+            tracing::warn!(error = %e, "could not restore WAL mode; the next connection will");
+        }
     }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "import transaction ended");
     let (outcome, (inserted, updated, unchanged), rejects_file) = match result {
@@ -482,14 +490,22 @@ fn leave_wal(conn: &mut DbConn) -> bool {
     }
     // SQLite answers with the mode in force: still "wal" (or SQLITE_BUSY) when others are reading.
     // Asked without waiting: a busy database is an answer, not something to wait 15 s for.
-    let waited = diesel::sql_query("PRAGMA busy_timeout").get_result::<Timeout>(conn).map(|t| t.timeout);
+    let waited = diesel::sql_query("PRAGMA busy_timeout")
+        .get_result::<Timeout>(conn)
+        .map_or(ncf_shared::db::SQLITE_BUSY_TIMEOUT_MS, |t| t.timeout);
     let _ = diesel::sql_query("PRAGMA busy_timeout = 0").execute(conn);
     let switched = diesel::sql_query("PRAGMA journal_mode = DELETE").get_result::<Mode>(conn);
-    if let Ok(ms) = waited {
-        let _ = diesel::sql_query(format!("PRAGMA busy_timeout = {ms}")).execute(conn);
-    }
+    let _ = diesel::sql_query(format!("PRAGMA busy_timeout = {waited}")).execute(conn);
     match switched {
         Ok(m) if m.journal_mode.eq_ignore_ascii_case("delete") => {
+            // `synchronous = NORMAL` is safe against power loss in WAL mode only; with a rollback
+            // journal, FULL is (a few more fsyncs for the whole load).
+            if let Err(e) = diesel::sql_query("PRAGMA synchronous = FULL").execute(conn) {
+                tracing::warn!(error = %e, "could not set synchronous = FULL; staying in WAL mode");
+                use diesel::connection::SimpleConnection;
+                let _ = conn.batch_execute("PRAGMA journal_mode = WAL");
+                return false;
+            }
             tracing::info!("initial load with a rollback journal; WAL mode is restored after it");
             true
         }
