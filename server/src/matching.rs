@@ -46,14 +46,6 @@ impl Place {
         Self::new(m.lat, m.lng)
     }
 
-    pub fn lat(&self) -> f64 {
-        self.lat
-    }
-
-    pub fn lon(&self) -> f64 {
-        self.lon
-    }
-
     /// Great-circle distance in metres (Haversine on the mean sphere).
     pub fn distance_m(&self, other: &Place) -> f64 {
         Haversine.distance(Point::new(self.lon, self.lat), Point::new(other.lon, other.lat))
@@ -100,10 +92,6 @@ impl Reach {
         }
     }
 
-    pub fn center(&self) -> &Place {
-        &self.center
-    }
-
     fn reaches(&self, place: &Place) -> bool {
         self.center.chord2(&place.v) <= self.chord2
     }
@@ -137,8 +125,7 @@ pub trait Visitor<T> {
     /// An item within reach.
     fn one(&mut self, entry: &Entry<T>);
     /// The `items` items under a node that lies wholly within reach; by default, each of them.
-    fn whole(&mut self, node: &ParentNode<Entry<T>>, items: u64) {
-        let _ = items;
+    fn whole(&mut self, node: &ParentNode<Entry<T>>, _items: u64) {
         fn each<T>(node: &ParentNode<Entry<T>>, visitor: &mut (impl Visitor<T> + ?Sized)) {
             for child in node.children() {
                 match child {
@@ -197,14 +184,6 @@ impl<T> Index<T> {
         }
         walk(tree.root(), &mut nodes);
         Self { tree, nodes }
-    }
-
-    pub fn len(&self) -> usize {
-        self.tree.size()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tree.size() == 0
     }
 
     /// Hands `visitor` everything within reach, once each.

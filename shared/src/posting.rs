@@ -49,9 +49,6 @@ pub enum EmploymentType {
 }
 
 impl EmploymentType {
-    pub const ALL: [Self; 5] =
-        [Self::FullTime, Self::PartTime, Self::ShortHours, Self::DaysOnly, Self::NightShifts];
-
     pub fn label_ja(self) -> &'static str {
         match self {
             Self::FullTime => "常勤",
@@ -158,6 +155,10 @@ pub struct PostingBody {
     pub valid_from: NaiveDate,
     pub valid_until: NaiveDate,
 }
+
+/// The distances from home a nurse may choose, in km (issue #8 keeps these five). Her node offers
+/// them; the national server matches within the one she chose.
+pub const DISTANCE_CHOICES_KM: [u32; 5] = [5, 10, 20, 30, 50];
 
 pub const TITLE_MAX_CHARS: usize = 100;
 pub const DESCRIPTION_MAX_CHARS: usize = 4000;
@@ -385,6 +386,26 @@ mod tests {
             let errors = posting.validate().expect_err("refused");
             assert!(errors.iter().all(|e| !e.message.is_ascii()), "Japanese: {errors:?}");
         }
+    }
+
+    /// The words staff and nurses read, as the issue names them.
+    #[test]
+    fn labels_are_the_words_in_use() {
+        let kinds: Vec<_> = [PostingKind::Job, PostingKind::Training].map(PostingKind::label_ja).into();
+        assert_eq!(kinds, ["求人", "研修"]);
+        let types = [
+            EmploymentType::FullTime,
+            EmploymentType::PartTime,
+            EmploymentType::ShortHours,
+            EmploymentType::DaysOnly,
+            EmploymentType::NightShifts,
+        ]
+        .map(EmploymentType::label_ja);
+        assert_eq!(types, ["常勤", "非常勤", "短時間", "日勤のみ", "夜勤あり"]);
+        assert_eq!(
+            [WagePer::Hour, WagePer::Day, WagePer::Month, WagePer::Year].map(WagePer::label_ja),
+            ["時給", "日給", "月給", "年収"]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use ncf_shared::federation::IdentityLinkRequest;
 use ncf_shared::licence::PersonName;
+use ncf_shared::posting::DISTANCE_CHOICES_KM;
 use ncf_shared::{ConsentScope, Qualification, RegistrationNumber};
 use serde::Deserialize;
 
@@ -18,7 +19,6 @@ use super::{
     PageError, WebState, csrf_cookie_matches, csrf_cookie_token, expired_form, html, with_csrf_cookie,
 };
 
-pub const DISTANCES: [u32; 5] = [5, 10, 20, 30, 50];
 const BACK: (&str, &str) = ("/opt-in", "登録ページへ戻る");
 
 pub(super) fn routes(routes: &mut Routes) {
@@ -108,7 +108,7 @@ fn page(
         errors,
         alert,
         qualifications: super::forms::nursing_qualifications(),
-        distances: DISTANCES,
+        distances: DISTANCE_CHOICES_KM,
         scopes,
     }
 }
@@ -210,7 +210,7 @@ fn check(form: &OptInForm) -> Result<Checked, super::forms::Errors> {
     if phone.as_ref().is_some_and(|p| !looks_like_phone(p)) {
         errors.insert("phone", "電話番号は数字とハイフンで入力してください（例: 090-1234-5678）。");
     }
-    let distance = form.max_distance_km.parse::<u32>().ok().filter(|d| DISTANCES.contains(d));
+    let distance = form.max_distance_km.parse::<u32>().ok().filter(|d| DISTANCE_CHOICES_KM.contains(d));
     if distance.is_none() {
         errors.insert("max_distance_km", "お知らせを受け取る範囲を選んでください。".to_string());
     }
