@@ -132,7 +132,8 @@ impl CurrentConsents {
 /// (the national server must learn of a withdrawal to delete what it holds); notices need
 /// `address_linkage`; contact details need `share_with_residence_prefecture`.
 pub fn covers(current: &CurrentConsents, event: &NodeToNational) -> bool {
-    current.proofed.is_some() && event.required_consent().is_none_or(|scope| current.granted(scope))
+    let any_of = event.required_consent();
+    current.proofed.is_some() && (any_of.is_empty() || any_of.iter().any(|scope| current.granted(*scope)))
 }
 
 pub fn current(conn: &mut DbConn, nurse_id: &str) -> QueryResult<CurrentConsents> {
@@ -251,6 +252,17 @@ pub(crate) fn record_in(
             let event = changed_event(&record, agency_code.clone())?;
             outbox::enqueue_if_covered(conn, &before, &event, Some(nurse_id))?;
             written.push(record);
+        }
+        // Her distance travels only under job_support or training_info: when the first of them is
+        // given, it follows the consent that lets it.
+        let wanted_before = before.granted(ConsentScope::JobSupport) || before.granted(ConsentScope::TrainingInfo);
+        let wants_now = written.iter().any(|r| {
+            r.granted && (r.scope == ConsentScope::JobSupport.as_str() || r.scope == ConsentScope::TrainingInfo.as_str())
+        });
+        if wants_now && !wanted_before {
+            let after = current(conn, nurse_id)?;
+            let event = crate::nurses::distance_event(conn, nurse_id)?;
+            outbox::enqueue_if_covered(conn, &after, &event, Some(nurse_id))?;
         }
         Ok(written)
     }

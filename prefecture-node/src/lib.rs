@@ -15,6 +15,7 @@ pub mod notices;
 pub mod nurses;
 pub mod opt_in;
 pub mod outbox;
+pub mod postings;
 pub mod proofing;
 pub mod proxy;
 pub mod receipts;

@@ -67,6 +67,7 @@ pub fn erase(conn: &mut DbConn, agency_code: &str, now: NaiveDateTime) -> QueryR
             )
             .execute(conn)?;
         }
+        crate::postings::forget_matches(conn, id)?;
         let key = status_row(conn, id)?;
         diesel::update(national_status::table.find(&key))
             .set((

@@ -289,6 +289,14 @@ fn sync(database_url: &str, national: &NationalArgs) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async move {
         let upgraded = syncer.apply_waiting().await.map_err(|e| e.to_string())?;
         let (mut acknowledged, mut parked, mut pulled) = (0, 0, upgraded);
+        let mut postings = 0;
+        loop {
+            let (answered, more) = syncer.push_postings().await.map_err(|e| e.to_string())?;
+            postings += answered;
+            if !more {
+                break;
+            }
+        }
         loop {
             let report = syncer.push_once().await.map_err(|e| e.to_string())?;
             acknowledged += report.acknowledged;
@@ -305,7 +313,7 @@ fn sync(database_url: &str, national: &NationalArgs) -> Result<(), String> {
             }
         }
         println!(
-            "pushed: {acknowledged} event(s) acknowledged, {parked} parked; pulled: {pulled} event(s) applied"
+            "pushed: {postings} posting(s), {acknowledged} event(s) acknowledged, {parked} parked; pulled: {pulled} event(s) applied"
         );
         Ok(())
     })

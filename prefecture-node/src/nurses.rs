@@ -301,3 +301,35 @@ pub fn search(
     let page = ordered.limit(limit).offset(offset).select(Nurse::as_select()).load(conn)?;
     Ok((page, total))
 }
+
+/// `preference_changed` with her current distance, for the outbox (under `job_support` or
+/// `training_info`, as the contract says).
+pub fn distance_event(
+    conn: &mut DbConn,
+    nurse_id: &str,
+) -> Result<ncf_shared::contract::NodeToNational, crate::error::NodeError> {
+    let agency_code = agency_code_of(conn, nurse_id)?;
+    let km: i32 = nurses::table.find(nurse_id).select(nurses::max_distance_km).first(conn)?;
+    Ok(ncf_shared::contract::NodeToNational::PreferenceChanged(ncf_shared::contract::PreferenceChanged {
+        agency_code,
+        distance_km: km.max(0) as u32,
+        changed_at: chrono::Utc::now(),
+    }))
+}
+
+/// Changes her distance (one of the choices) and queues it for the national server, in one
+/// transaction. `Ok(false)` when the distance is not one of the choices.
+pub fn set_distance(conn: &mut DbConn, nurse_id: &str, km: u32) -> Result<bool, crate::error::NodeError> {
+    if !ncf_shared::posting::DISTANCE_CHOICES_KM.contains(&km) {
+        return Ok(false);
+    }
+    ncf_shared::db::write_transaction(conn, |conn| {
+        diesel::update(nurses::table.find(nurse_id))
+            .set(nurses::max_distance_km.eq(km as i32))
+            .execute(conn)?;
+        let gate = crate::consent::current(conn, nurse_id)?;
+        let event = distance_event(conn, nurse_id)?;
+        crate::outbox::enqueue_if_covered(conn, &gate, &event, Some(nurse_id))?;
+        Ok(true)
+    })
+}

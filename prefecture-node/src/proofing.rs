@@ -117,6 +117,7 @@ pub fn complete(conn: &mut DbConn, nurse_id: &str, proof: &Proof) -> Result<Comp
         for record in consent::latest_records(conn, nurse_id)? {
             events.push(consent::changed_event(&record, agency_code.clone())?);
         }
+        events.push(crate::nurses::distance_event(conn, nurse_id)?);
         for notice in notices::table
             .filter(notices::nurse_id.eq(nurse_id))
             .order((notices::filed_at, notices::id))

@@ -288,3 +288,43 @@ diesel::table! {
         received_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    postings (id) {
+        id -> Text,
+        kind -> Text,
+        title -> Text,
+        body -> Text,
+        version -> BigInt,
+        synced_version -> BigInt,
+        refused_reason -> Nullable<Text>,
+        valid_from -> Date,
+        valid_until -> Date,
+        withdrawn_at -> Nullable<Timestamp>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    matched_postings (prefecture, posting_id) {
+        prefecture -> Text,
+        posting_id -> Text,
+        version -> BigInt,
+        body -> Text,
+    }
+}
+
+diesel::table! {
+    nurse_matches (nurse_id, prefecture, posting_id) {
+        nurse_id -> Text,
+        kind -> Text,
+        prefecture -> Text,
+        posting_id -> Text,
+        distance_m -> Integer,
+        matched_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(nurse_matches, matched_postings);

@@ -32,6 +32,7 @@ pub const IDENTITY_LINK_PATH: &str = "/federation/v1/identity-link";
 pub const LETTER_PATH: &str = "/federation/v1/proofing/letter";
 pub const CODE_CHECK_PATH: &str = "/federation/v1/proofing/code";
 pub const PROVISIONS_PATH: &str = "/federation/v1/provisions";
+pub const POSTINGS_PATH: &str = "/federation/v1/postings";
 
 /// The national server's answer to an identity link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +242,9 @@ fn apply_one(
                 crate::life_events::record_reminder(conn, &nurse_id, r, now).map(Ok)?
             }
             NationalToNode::MovedOut(m) => crate::transfers::moved_out(conn, &nurse_id, m, now),
+            NationalToNode::MatchesChanged(m) => {
+                crate::postings::apply_matches(conn, &nurse_id, m, now).map(Ok)?
+            }
             NationalToNode::MovedIn(_) | NationalToNode::Erase(_) | NationalToNode::TransferCancelled(_) => {
                 unreachable!("applied above")
             }
@@ -675,6 +679,24 @@ impl Syncer {
         report
     }
 
+    /// Sends the postings changed since the national server's last answer (issue #8), a batch at
+    /// a time; returns how many it answered for and whether more wait.
+    pub async fn push_postings(&self) -> Result<(usize, bool), SyncError> {
+        let limit = ncf_shared::federation::MAX_POSTINGS_PER_PUSH as i64;
+        let changed = self.blocking(move |conn| crate::postings::unsynced(conn, limit + 1)).await?;
+        if changed.is_empty() {
+            return Ok((0, false));
+        }
+        let more = changed.len() as i64 > limit;
+        let postings: Vec<_> = changed.into_iter().take(limit as usize).collect();
+        let answer: ncf_shared::federation::PostingsPushResponse = self
+            .signed_post(POSTINGS_PATH, &ncf_shared::federation::PostingsPush { postings })
+            .await?;
+        let answered = answer.stored.len() + answer.refused.len();
+        self.blocking(move |conn| crate::postings::record_answer(conn, &answer)).await?;
+        Ok((answered, more))
+    }
+
     /// Applies the stored events that waited for a version of this software that reads them.
     pub async fn apply_waiting(&self) -> Result<usize, SyncError> {
         let key = self.key.clone();
@@ -700,6 +722,8 @@ impl Syncer {
             let pull_anyway = rounds.is_multiple_of(8);
             let round = async {
                 // A failing push does not stop the pull: confirmations still arrive.
+                // Postings first: they name nobody, and a staff member waits to see hers go out.
+                let (_, postings_more) = self.push_postings().await?;
                 let pushed = match self.push_pipelined(&mut ahead).await {
                     Ok(pushed) => pushed,
                     Err(e) => {
@@ -714,7 +738,7 @@ impl Syncer {
                 } else {
                     self.pull_once().await?
                 };
-                Ok::<_, SyncError>((pushed, pulled))
+                Ok::<_, SyncError>((PushReport { more: pushed.more || postings_more, ..pushed }, pulled))
             };
             match round.await {
                 Ok((pushed, pulled)) => {

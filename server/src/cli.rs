@@ -255,6 +255,10 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             let (_, mut conn) = open(&cli.database_url)?;
             let started = std::time::Instant::now();
             let r = crate::routing::refresh_all(&mut conn)?;
+            let swept = crate::postings::sweep_closed(&mut conn, ncf_shared::time::today_jst())?;
+            if swept > 0 {
+                println!("rematch: {swept} list(s) dropped postings that closed");
+            }
             println!(
                 "rematch: {} linked people, {} latent, {} moved (hand-overs started), {} licence deletions, {} erasures, {} events queued in {:.2} s",
                 r.persons,
@@ -312,14 +316,20 @@ fn execute(cli: Cli) -> Result<(), Failure> {
                 proofing_key: secret.proofing_code_key(),
             };
             let reconcile_pool = state.pool.clone();
+            let sweep_pool = state.pool.clone();
             actix_web::rt::System::new().block_on(async move {
                 actix_web::rt::spawn(schedule.run(reconcile_pool));
+                actix_web::rt::spawn(crate::postings::sweep_every(sweep_pool, SWEEP_EVERY));
                 serve(state, &args.listen, workers, &url, tls).await
             })?;
             Ok(())
         }
     }
 }
+
+/// How often `serve` drops closed postings from lists: a posting's last day ends at midnight in
+/// Japan, and a list may show it for up to this long after.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 type ImportFn = fn(&mut DbConn, &Path, MyNumberHasher, &ImportOptions) -> Result<ImportSummary, ImportError>;
 

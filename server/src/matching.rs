@@ -46,6 +46,14 @@ impl Place {
         Self::new(m.lat, m.lng)
     }
 
+    pub fn lat(&self) -> f64 {
+        self.lat
+    }
+
+    pub fn lon(&self) -> f64 {
+        self.lon
+    }
+
     /// Great-circle distance in metres (Haversine on the mean sphere).
     pub fn distance_m(&self, other: &Place) -> f64 {
         Haversine.distance(Point::new(self.lon, self.lat), Point::new(other.lon, other.lat))

@@ -319,3 +319,47 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(reminders, residents);
 // Rematch narrows these to linked people with a subquery on identity_links (routing/gather.rs).
 diesel::allow_tables_to_appear_in_same_query!(identity_links, person_status, licence_deletions);
+
+diesel::table! {
+    postings (prefecture, posting_id) {
+        prefecture -> Text,
+        posting_id -> Text,
+        version -> BigInt,
+        kind -> Text,
+        qualifications -> Integer,
+        lat -> Double,
+        lng -> Double,
+        valid_from -> Date,
+        valid_until -> Date,
+        withdrawn -> Bool,
+        body -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    match_preferences (prefecture, agency_code) {
+        prefecture -> Text,
+        agency_code -> Text,
+        distance_km -> Integer,
+        changed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    match_entries (person_key, kind, prefecture, posting_id) {
+        person_key -> Binary,
+        kind -> Text,
+        prefecture -> Text,
+        posting_id -> Text,
+        version -> BigInt,
+        distance_m -> Integer,
+        home_prefecture -> Text,
+        home_agency_code -> Text,
+    }
+}
+
+// Matching: people near a posting (residents by municipality, latent by person_status), and
+// lists holding a closed posting.
+diesel::allow_tables_to_appear_in_same_query!(person_status, residents);
+diesel::allow_tables_to_appear_in_same_query!(match_entries, postings);

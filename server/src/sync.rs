@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use diesel::prelude::*;
 use ncf_shared::contract::{
     ConsentChanged, ContactChanged, Envelope, IdentityProofed, Message, NationalToNode, NodeToNational,
-    NoticeFiled, ProvisionPurpose, RejectCode, WithdrawalApplied,
+    NoticeFiled, PreferenceChanged, ProvisionPurpose, RejectCode, WithdrawalApplied,
 };
 use ncf_shared::db::DbConn;
 use ncf_shared::federation::{PushRequest, PushResponse, RejectedEvent};
@@ -22,7 +22,9 @@ use ncf_shared::{AgencyCode, AgencyCodeKey, ConsentScope, Prefecture, per_backen
 
 use crate::error::AppError;
 use crate::provisions::{ChainWriter, Provision};
-use crate::schema::{identity_links, node_cursors, nurse_consents, nurse_notices, pushed_events};
+use crate::schema::{
+    identity_links, match_preferences, node_cursors, nurse_consents, nurse_notices, pushed_events,
+};
 
 pub const MAX_EVENTS_PER_PUSH: usize = 1000;
 
@@ -512,12 +514,12 @@ impl<'k> Applier<'k> {
         }
         // Defence in depth: the node's gate already checked, but nothing is held without the
         // consent the contract names for this kind.
-        if let Some(scope) = message.required_consent()
-            && !self.granted(message.agency_code(), scope)
-        {
+        let any_of = message.required_consent();
+        if !any_of.is_empty() && !any_of.iter().any(|scope| self.granted(message.agency_code(), *scope)) {
+            let names: Vec<&str> = any_of.iter().map(|s| s.as_str()).collect();
             return Ok(Err(Permanent::new(
                 RejectCode::NotCovered,
-                format!("{} is not covered by a {} consent", message.kind(), scope.as_str()),
+                format!("{} is not covered by a {} consent", message.kind(), names.join(" or ")),
             )));
         }
         match message {
@@ -527,6 +529,7 @@ impl<'k> Applier<'k> {
             }
             NodeToNational::NoticeFiled(n) => Ok(self.apply_notice(n)),
             NodeToNational::ContactChanged(c) => Ok(self.apply_contact(c)),
+            NodeToNational::PreferenceChanged(p) => self.apply_preference(conn, p),
             NodeToNational::TransferContact(t) => {
                 Ok(crate::routing::relay_contact(conn, self.agency_key, &mut self.chain, self.node, t)?
                     .map(drop)
@@ -678,6 +681,22 @@ impl<'k> Applier<'k> {
             } else {
                 0
             };
+            // Her distance is held only while she wants job or training information.
+            let other = match scope {
+                ConsentScope::JobSupport => Some(ConsentScope::TrainingInfo),
+                ConsentScope::TrainingInfo => Some(ConsentScope::JobSupport),
+                _ => None,
+            };
+            if let Some(other) = other
+                && !self.granted(&c.agency_code, other)
+            {
+                diesel::delete(
+                    match_preferences::table
+                        .filter(match_preferences::prefecture.eq(node.code()))
+                        .filter(match_preferences::agency_code.eq(c.agency_code.as_str())),
+                )
+                .execute(conn)?;
+            }
             if scope == ConsentScope::ShareWithResidencePrefecture {
                 let stopped = crate::routing::cancel_from(conn, node, c.agency_code.as_str())?;
                 if stopped > 0 {
@@ -711,6 +730,42 @@ impl<'k> Applier<'k> {
             c.agency_code.as_str(),
             &[&field],
             ProvisionPurpose::ConsentRecord,
+        ));
+        Ok(Ok(()))
+    }
+
+    /// Her distance for matching (issue #8), kept per link; her home link's is used.
+    fn apply_preference(
+        &mut self,
+        conn: &mut DbConn,
+        p: &PreferenceChanged,
+    ) -> QueryResult<Result<(), Permanent>> {
+        if !ncf_shared::posting::DISTANCE_CHOICES_KM.contains(&p.distance_km) {
+            return Ok(Err(Permanent::new(
+                RejectCode::Invalid,
+                format!("distance {} km is not one of the choices", p.distance_km),
+            )));
+        }
+        let row = (
+            match_preferences::prefecture.eq(self.node.code()),
+            match_preferences::agency_code.eq(p.agency_code.as_str()),
+            match_preferences::distance_km.eq(p.distance_km as i32),
+            match_preferences::changed_at.eq(p.changed_at.naive_utc()),
+        );
+        per_backend!(&mut *conn, db => diesel::insert_into(match_preferences::table)
+            .values(row)
+            .on_conflict((match_preferences::prefecture, match_preferences::agency_code))
+            .do_update()
+            .set((
+                match_preferences::distance_km.eq(p.distance_km as i32),
+                match_preferences::changed_at.eq(p.changed_at.naive_utc()),
+            ))
+            .execute(db))?;
+        self.chain.append(&Provision::from_node(
+            self.node,
+            p.agency_code.as_str(),
+            &["preference:distance"],
+            ProvisionPurpose::PostingMatches,
         ));
         Ok(Ok(()))
     }

@@ -168,6 +168,9 @@ direction! {
         /// She confirmed a hand-over at this node (the new one): from now on this node is her
         /// home node. Always travels, like `identity_proofed`: it is how this link becomes proofed.
         TransferConfirmed(TransferConfirmed) = ("transfer_confirmed", 1),
+        /// The distance from home within which she wants job and training information (issue
+        /// #8; under `job_support` or `training_info`).
+        PreferenceChanged(PreferenceChanged) = ("preference_changed", 1),
     }
 }
 
@@ -193,20 +196,24 @@ direction! {
         /// A pending transfer will not complete (she withdrew the consent it rested on, moved
         /// again or died): the new node deletes it and its invitation.
         TransferCancelled(TransferCancelled) = ("transfer_cancelled", 1),
+        /// Her list of the nearest open postings of one kind changed (issue #8): what to add
+        /// (with each posting as published) and what to remove. Sent to her home node only.
+        MatchesChanged(MatchesChanged) = ("matches_changed", 1),
     }
 }
 
 impl NodeToNational {
-    /// The consent that must be given before this event may leave the node (and that the national
-    /// server checks again on arrival); `None` for events that always travel.
-    pub fn required_consent(&self) -> Option<ConsentScope> {
+    /// The consents of which at least one must be given before this event may leave the node (and
+    /// that the national server checks again on arrival); empty for events that always travel.
+    pub fn required_consent(&self) -> &'static [ConsentScope] {
         match self {
-            Self::ConsentChanged(_) => None,
-            Self::NoticeFiled(_) => Some(NoticeFiled::REQUIRES),
-            Self::ContactChanged(_) => Some(ContactChanged::REQUIRES),
-            Self::IdentityProofed(_) => None,
-            Self::TransferContact(_) => Some(TransferContact::REQUIRES),
-            Self::TransferConfirmed(_) => None,
+            Self::ConsentChanged(_) => &[],
+            Self::NoticeFiled(_) => &[NoticeFiled::REQUIRES],
+            Self::ContactChanged(_) => &[ContactChanged::REQUIRES],
+            Self::IdentityProofed(_) => &[],
+            Self::TransferContact(_) => &[TransferContact::REQUIRES],
+            Self::TransferConfirmed(_) => &[],
+            Self::PreferenceChanged(_) => PreferenceChanged::REQUIRES_ANY,
         }
     }
 
@@ -219,6 +226,7 @@ impl NodeToNational {
             Self::IdentityProofed(e) => &e.agency_code,
             Self::TransferContact(e) => &e.agency_code,
             Self::TransferConfirmed(e) => &e.agency_code,
+            Self::PreferenceChanged(e) => &e.agency_code,
         }
     }
 }
@@ -244,6 +252,7 @@ impl NationalToNode {
             Self::Erase(e) => &e.agency_code,
             Self::ReminderDue(e) => &e.agency_code,
             Self::TransferCancelled(e) => &e.agency_code,
+            Self::MatchesChanged(e) => &e.agency_code,
         }
     }
 }
@@ -555,6 +564,54 @@ pub struct ReminderDue {
     pub since: chrono::NaiveDate,
 }
 
+/// `preference_changed` v1: the distance from home she chose (one of
+/// [`crate::posting::DISTANCE_CHOICES_KM`]). Employment types and the digest cadence stay at her
+/// node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreferenceChanged {
+    pub agency_code: AgencyCode,
+    pub distance_km: u32,
+    pub changed_at: DateTime<Utc>,
+}
+
+impl PreferenceChanged {
+    /// Her distance is of use only for the information she asked for: either scope carries it.
+    pub const REQUIRES_ANY: &'static [ConsentScope] = &[ConsentScope::JobSupport, ConsentScope::TrainingInfo];
+}
+
+/// A posting across the federation: the prefecture whose node published it and its id there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostingRef {
+    pub prefecture: crate::Prefecture,
+    pub posting_id: String,
+}
+
+/// One posting added to (or changed in) her list: as published, and how far from her home.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchedPosting {
+    pub posting: PostingRef,
+    /// The publishing node's version of the posting (an edit sends it again with a higher one).
+    pub version: i64,
+    /// Great-circle distance from her home point, in metres.
+    pub distance_m: u32,
+    pub body: crate::posting::PostingBody,
+}
+
+/// `matches_changed` v1: changes to her list of nearest open postings of one kind (at most
+/// [`crate::posting::MATCHES_PER_KIND`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchesChanged {
+    pub agency_code: AgencyCode,
+    pub kind: crate::posting::PostingKind,
+    pub added: Vec<MatchedPosting>,
+    pub removed: Vec<PostingRef>,
+    pub decided_at: DateTime<Utc>,
+}
+
 /// One event on the wire and at rest, in either direction.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 // The envelope itself may grow fields; an older receiver ignores them (the payload is where
@@ -633,13 +690,15 @@ pub enum ProvisionPurpose {
     Erasure,
     /// A filing reminder (届出勧奨).
     FilingReminder,
+    /// Job and training postings near her home, sent to her home node (issue #8).
+    PostingMatches,
     /// A purpose added by a newer national server.
     #[serde(other)]
     Other,
 }
 
 impl ProvisionPurpose {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::IdentityLink,
         Self::ConsentRecord,
         Self::LatentNurseIdentification,
@@ -650,6 +709,7 @@ impl ProvisionPurpose {
         Self::HandOver,
         Self::Erasure,
         Self::FilingReminder,
+        Self::PostingMatches,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -664,6 +724,7 @@ impl ProvisionPurpose {
             Self::HandOver => "hand_over",
             Self::Erasure => "erasure",
             Self::FilingReminder => "filing_reminder",
+            Self::PostingMatches => "posting_matches",
             Self::Other => "other",
         }
     }
@@ -684,6 +745,7 @@ impl ProvisionPurpose {
             Self::HandOver => "転居先の都道府県ナースセンターへの引継ぎ",
             Self::Erasure => "連絡先の削除",
             Self::FilingReminder => "届出のお願い",
+            Self::PostingMatches => "お住まいの近くの求人・研修のお知らせ",
             Self::Other => "その他",
         }
     }
@@ -1098,7 +1160,13 @@ mod tests {
             text_sha256: "0".repeat(64),
             recorded_at: at,
         });
-        assert_eq!(consent.required_consent(), None);
+        assert!(consent.required_consent().is_empty());
+        let distance = NodeToNational::PreferenceChanged(PreferenceChanged {
+            agency_code: code.clone(),
+            distance_km: 20,
+            changed_at: at,
+        });
+        assert_eq!(distance.required_consent(), [ConsentScope::JobSupport, ConsentScope::TrainingInfo]);
         let contact = NodeToNational::ContactChanged(ContactChanged {
             agency_code: code,
             notice_id: None,
@@ -1108,7 +1176,7 @@ mod tests {
             email: Some("a@b.jp".into()),
             phone: None,
         });
-        assert_eq!(contact.required_consent(), Some(ConsentScope::ShareWithResidencePrefecture));
+        assert_eq!(contact.required_consent(), [ConsentScope::ShareWithResidencePrefecture]);
         assert_eq!(consent_for_notice(NoticeKind::Separation), Some(ConsentScope::AddressLinkage));
         assert_eq!(consent_for_notice(NoticeKind::Change), None);
     }

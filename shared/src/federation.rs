@@ -292,6 +292,55 @@ pub struct RejectedEvent {
     pub reason: String,
 }
 
+/// `POST /federation/v1/postings`: the calling node's postings, new or changed since the last
+/// answer (issue #8). Not about any person, so not through the consent gate; each carries its
+/// whole state, so sending one twice changes nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostingsPush {
+    pub postings: Vec<PublishedPosting>,
+}
+
+/// Postings per request (and the national server's limit).
+pub const MAX_POSTINGS_PER_PUSH: usize = 200;
+
+/// A posting's whole state at its node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedPosting {
+    pub posting_id: String,
+    /// Grows with every edit at the node; the national server keeps the highest it has seen.
+    pub version: i64,
+    /// Withdrawn by staff: leaves every list.
+    pub withdrawn: bool,
+    pub body: crate::posting::PostingBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// Answers are read leniently: a field added by a newer national server must not break an
+// older node.
+pub struct PostingsPushResponse {
+    /// Each posting sent, with the version now held (a stale version leaves the newer one).
+    pub stored: Vec<PostingVersion>,
+    /// Postings the national server will never take at that version, with what is wrong.
+    #[serde(default)]
+    pub refused: Vec<PostingRefusal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostingVersion {
+    pub posting_id: String,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostingRefusal {
+    pub posting_id: String,
+    pub version: i64,
+    /// What is wrong, in Japanese, for staff.
+    pub reason: String,
+}
+
 /// `POST /federation/v1/pull`: the calling node's queued events after its cursor.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -160,6 +160,19 @@ pub struct PostingBody {
 /// them; the national server matches within the one she chose.
 pub const DISTANCE_CHOICES_KM: [u32; 5] = [5, 10, 20, 30, 50];
 
+/// How many postings of each kind her list holds at most: the nearest ones (issue #8).
+pub const MATCHES_PER_KIND: usize = 100;
+
+/// The farthest distance she can choose, in metres: no posting farther than this from anyone's
+/// home can be in a list.
+pub const MAX_DISTANCE_M: f64 = 50_000.0;
+
+/// The nursing qualifications a posting accepts, one bit each (by `Qualification::number`): what
+/// the national server stores beside a posting and compares with a nurse's licences.
+pub fn qualification_bits(qualifications: &[Qualification]) -> i32 {
+    qualifications.iter().filter(|q| q.is_nursing()).fold(0, |bits, q| bits | 1 << q.number())
+}
+
 pub const TITLE_MAX_CHARS: usize = 100;
 pub const DESCRIPTION_MAX_CHARS: usize = 4000;
 pub const FACILITY_MAX_CHARS: usize = 100;

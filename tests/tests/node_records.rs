@@ -93,7 +93,8 @@ fn notices_leave_only_under_address_linkage(backend: Backend) {
     assert_eq!(written[0].text_sha256, consent::text_sha256(ConsentScope::AddressLinkage));
 
     let filed = notices::file(&mut conn, &hanako.id, &employed(), Channel::Paper, Some("staff-1")).unwrap();
-    assert_eq!(filed.outbox_seq, Some(4));
+    // 1 proofed, 2–3 the two grants, 4 her distance (it travels once job_support is given).
+    assert_eq!(filed.outbox_seq, Some(5));
 
     // Withdrawal travels (the national server must delete), later notices do not.
     let withdrawn =
@@ -108,13 +109,14 @@ fn notices_leave_only_under_address_linkage(backend: Backend) {
             (1, "identity_proofed".to_string()),
             (2, "consent_changed".to_string()),
             (3, "consent_changed".to_string()),
-            (4, "notice_filed".to_string()),
-            (5, "consent_changed".to_string()),
+            (4, "preference_changed".to_string()),
+            (5, "notice_filed".to_string()),
+            (6, "consent_changed".to_string()),
         ]
     );
 
-    // What left carries her agency code and the notice, never her name.
-    let events = outbox::after(&mut conn, 3, 10).unwrap();
+    // What left carries her agency code and the notice (and her distance), never her name.
+    let events = outbox::after(&mut conn, 4, 10).unwrap();
     let notice_event: serde_json::Value = serde_json::from_str(&events[0].payload).unwrap();
     assert_eq!(notice_event["agency_code"], hanako.agency_code);
     assert_eq!(notice_event["notice"]["kind"], "employment_status");
@@ -254,7 +256,7 @@ fn notices_wait_for_proofing(backend: Backend) {
     // details never go to the national server: they are handed over, sealed, only if she moves).
     let proof = prefecture_node::proofing::Proof::at_counter("staff-9", "パスポート").unwrap();
     let done = prefecture_node::proofing::complete(&mut conn, &unproofed.id, &proof).unwrap();
-    assert_eq!(done.queued, 6);
+    assert_eq!(done.queued, 7);
     let kinds: Vec<String> = outbox_kinds(&mut conn).into_iter().map(|(_, k)| k).collect();
     assert_eq!(
         kinds,
@@ -264,6 +266,7 @@ fn notices_wait_for_proofing(backend: Backend) {
             "consent_changed",
             "consent_changed",
             "consent_changed",
+            "preference_changed",
             "notice_filed",
         ]
     );
@@ -273,7 +276,7 @@ fn notices_wait_for_proofing(backend: Backend) {
         (Some("counter"), Some("staff-9"), Some("パスポート"))
     );
     let later = notices::file(&mut conn, &unproofed.id, &separation(), Channel::Web, None).unwrap();
-    assert_eq!((later.outbox_seq, later.notice.proofing.as_str()), (Some(7), "counter"));
+    assert_eq!((later.outbox_seq, later.notice.proofing.as_str()), (Some(8), "counter"));
     // Proofing again changes nothing; an unknown document is refused.
     assert!(prefecture_node::proofing::complete(&mut conn, &unproofed.id, &proof).unwrap().already);
     assert!(prefecture_node::proofing::Proof::at_counter("staff-9", "名刺").is_err());

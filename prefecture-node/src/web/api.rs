@@ -27,7 +27,12 @@ pub(super) fn routes(routes: &mut Routes) {
         .data("/api/v1/nurses", query_errors)
         .get("/api/v1/nurses/{id}", Access::Api, detail)
         .post("/api/v1/nurses/{id}/notices", Access::Api, file_notice)
-        .post("/api/v1/separations", Access::Api, separations);
+        .post("/api/v1/separations", Access::Api, separations)
+        .get("/api/v1/postings", Access::Api, postings_list)
+        .post("/api/v1/postings", Access::Api, posting_create)
+        .get("/api/v1/postings/{posting}", Access::Api, posting_detail)
+        .post("/api/v1/postings/{posting}", Access::Api, posting_update)
+        .post("/api/v1/postings/{posting}/withdraw", Access::Api, posting_withdraw);
 }
 
 #[derive(Serialize)]
@@ -276,6 +281,138 @@ async fn separations(
             HttpResponse::UnprocessableEntity().json(report)
         }
         Ok(report) => HttpResponse::Ok().json(report),
+        Err(e) => node_error(e),
+    }
+}
+
+/// A posting of this node as the API shows it.
+#[derive(Serialize)]
+struct PostingJson {
+    id: String,
+    version: i64,
+    /// `open`, `not_yet_open`, `closed` or `withdrawn`, on today's date in Japan.
+    state: &'static str,
+    /// Whether the national server holds this version.
+    synced: bool,
+    /// Why the national server refused this version, if it did.
+    refused_reason: Option<String>,
+    withdrawn_at: Option<chrono::NaiveDateTime>,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
+    body: ncf_shared::posting::PostingBody,
+}
+
+fn posting_json(p: crate::postings::Posting) -> PostingJson {
+    let today = ncf_shared::time::today_jst();
+    let state = if p.withdrawn_at.is_some() {
+        "withdrawn"
+    } else if today < p.body.valid_from {
+        "not_yet_open"
+    } else if today > p.body.valid_until {
+        "closed"
+    } else {
+        "open"
+    };
+    PostingJson {
+        id: p.id,
+        version: p.version,
+        state,
+        synced: p.synced_version >= p.version,
+        refused_reason: p.refused_reason,
+        withdrawn_at: p.withdrawn_at,
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+        body: p.body,
+    }
+}
+
+async fn postings_list(state: web::Data<WebState>, _caller: ApiCaller) -> HttpResponse {
+    match state.db(|conn| Ok(crate::postings::list(conn)?)).await {
+        Ok(list) => HttpResponse::Ok().json(list.into_iter().map(posting_json).collect::<Vec<_>>()),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn posting_detail(state: web::Data<WebState>, _caller: ApiCaller, id: web::Path<String>) -> HttpResponse {
+    let id = id.into_inner();
+    match state.db(move |conn| Ok(crate::postings::get(conn, &id)?)).await {
+        Ok(Some(p)) => HttpResponse::Ok().json(posting_json(p)),
+        Ok(None) => error(StatusCode::NOT_FOUND, "not_found", "no such posting"),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn read_posting(payload: web::Payload) -> Result<ncf_shared::posting::PostingBody, HttpResponse> {
+    let bytes = read_body(payload, MAX_JSON_BYTES, "the posting").await?;
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        error(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not a posting: {} at {}", e.inner(), e.path()))
+    })
+}
+
+fn invalid(fields: Vec<FieldError>) -> HttpResponse {
+    node_error(NodeError::Invalid(fields))
+}
+
+/// Publishes a posting: the body is a `PostingBody` (the same checks as the staff page).
+async fn posting_create(state: web::Data<WebState>, caller: ApiCaller, payload: web::Payload) -> HttpResponse {
+    let member = caller.0;
+    let body = match read_posting(payload).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    match state.db(move |conn| Ok(crate::postings::create(conn, &member.id, &body)?)).await {
+        Ok(Ok(id)) => HttpResponse::Created().json(serde_json::json!({ "id": id, "version": 1 })),
+        Ok(Err(fields)) => invalid(fields),
+        Err(e) => node_error(e),
+    }
+}
+
+fn change_error(e: crate::postings::ChangeError) -> HttpResponse {
+    match e {
+        crate::postings::ChangeError::NotFound => error(StatusCode::NOT_FOUND, "not_found", "no such posting"),
+        crate::postings::ChangeError::Withdrawn => {
+            error(StatusCode::CONFLICT, "withdrawn", "the posting is withdrawn and can no longer change")
+        }
+        crate::postings::ChangeError::Invalid(fields) => invalid(fields),
+    }
+}
+
+/// Replaces a posting's content (a new version).
+async fn posting_update(
+    state: web::Data<WebState>,
+    _caller: ApiCaller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let body = match read_posting(payload).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let id = id.into_inner();
+    let wanted = id.clone();
+    match state.db(move |conn| Ok(crate::postings::update(conn, &wanted, &body)?)).await {
+        Ok(Ok(())) => posting_detail_now(&state, id).await,
+        Ok(Err(e)) => change_error(e),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn posting_detail_now(state: &WebState, id: String) -> HttpResponse {
+    match state.db(move |conn| Ok(crate::postings::get(conn, &id)?)).await {
+        Ok(Some(p)) => HttpResponse::Ok().json(posting_json(p)),
+        Ok(None) => error(StatusCode::NOT_FOUND, "not_found", "no such posting"),
+        Err(e) => node_error(e),
+    }
+}
+
+/// Withdraws a posting; withdrawing it again answers the same.
+async fn posting_withdraw(state: web::Data<WebState>, _caller: ApiCaller, id: web::Path<String>) -> HttpResponse {
+    let id = id.into_inner();
+    let wanted = id.clone();
+    match state.db(move |conn| Ok(crate::postings::withdraw(conn, &wanted)?)).await {
+        Ok(Ok(())) | Ok(Err(crate::postings::ChangeError::Withdrawn)) => posting_detail_now(&state, id).await,
+        Ok(Err(e)) => change_error(e),
         Err(e) => node_error(e),
     }
 }

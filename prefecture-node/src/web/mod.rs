@@ -9,6 +9,7 @@ pub mod forms;
 pub mod guard;
 pub mod nurse;
 pub mod opt_in;
+pub mod postings;
 pub mod routes;
 pub mod staff;
 pub mod transfer;
@@ -261,6 +262,7 @@ pub(crate) fn routes() -> Routes {
     transfer::routes(&mut routes);
     nurse::routes(&mut routes);
     staff::routes(&mut routes);
+    postings::routes(&mut routes);
     api::routes(&mut routes);
     routes
 }

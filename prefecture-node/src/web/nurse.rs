@@ -32,6 +32,7 @@ pub(super) fn routes(routes: &mut Routes) {
         .post("/sign-out", Access::Nurse, sign_out)
         .get("/me", Access::Nurse, home)
         .post("/me/consents", Access::Nurse, change_consent)
+        .post("/me/preferences", Access::Nurse, change_preferences)
         .post("/me/proofing/letter", Access::Nurse, request_letter)
         .post("/me/proofing/code", Access::Nurse, submit_code)
         .get("/me/receipts/{number}", Access::Nurse, receipt_page)
@@ -237,6 +238,69 @@ struct HomePage {
     proofing_note: String,
     /// What the national server holds about her (latent, home center, residence, reminders).
     national: crate::life_events::StatusView,
+    /// Her lists of nearby postings, nearest first: 求人, then 研修.
+    match_lists: Vec<(&'static str, Vec<MatchView>)>,
+    distances: [u32; 5],
+}
+
+/// One posting in her list, as her page shows it (every text escaped by the template).
+pub(crate) struct MatchView {
+    pub title: String,
+    pub facility: String,
+    pub contact: String,
+    pub place: String,
+    pub distance: String,
+    pub description: String,
+    pub details: Vec<(&'static str, String)>,
+}
+
+pub(crate) fn match_view(m: &crate::postings::Match) -> MatchView {
+    let b = &m.body;
+    let mut details: Vec<(&'static str, String)> = Vec::new();
+    if !b.employment_types.is_empty() {
+        details.push(("雇用形態", b.employment_types.iter().map(|t| t.label_ja()).collect::<Vec<_>>().join("・")));
+    }
+    if !b.hours.is_empty() {
+        details.push(("勤務時間", b.hours.clone()));
+    }
+    if let Some(w) = &b.wage {
+        details.push(("給与", format!("{} {}円〜{}円", w.per.label_ja(), yen(w.min_yen), yen(w.max_yen))));
+    }
+    if let Some(t) = &b.training {
+        details.push((
+            "日程",
+            format!("{}〜{}（{}時間）", ncf_shared::time::date_ja(t.starts_on), ncf_shared::time::date_ja(t.ends_on), t.hours),
+        ));
+        details.push(("定員", format!("{}人", t.capacity)));
+        details.push(("受講料", if t.fee_yen == 0 { "無料".to_string() } else { format!("{}円", yen(t.fee_yen)) }));
+    }
+    details.push((
+        "応募できる資格",
+        b.qualifications.iter().map(|q| q.name_ja()).collect::<Vec<_>>().join("・"),
+    ));
+    details.push(("掲載期限", ncf_shared::time::date_ja(b.valid_until)));
+    MatchView {
+        title: b.title.clone(),
+        facility: b.facility_name.clone(),
+        contact: b.facility_contact.clone(),
+        place: m.place_ja(),
+        distance: m.distance_ja(),
+        description: b.description.clone(),
+        details,
+    }
+}
+
+/// 1234567 → 「1,234,567」
+pub(crate) fn yen(amount: i64) -> String {
+    let digits = amount.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if amount < 0 { format!("-{out}") } else { out }
 }
 
 pub(crate) fn channel_ja(channel: &str) -> &'static str {
@@ -323,7 +387,8 @@ pub(crate) fn shared_notice_ids(
             NodeToNational::ConsentChanged(_)
             | NodeToNational::IdentityProofed(_)
             | NodeToNational::TransferContact(_)
-            | NodeToNational::TransferConfirmed(_) => None,
+            | NodeToNational::TransferConfirmed(_)
+            | NodeToNational::PreferenceChanged(_) => None,
         })
         .collect())
 }
@@ -363,6 +428,9 @@ fn field_ja(field: &str) -> String {
         "address" => "住所",
         "email" => "メールアドレス",
         "phone" => "電話番号",
+        "preference:distance" => "お知らせを受け取る範囲（自宅からの距離）",
+        "postings:job" => "お住まいの近くの求人の一覧",
+        "postings:training" => "お住まいの近くの研修の一覧",
         other => {
             if let Some(scope) = other.strip_prefix("consent:").and_then(ConsentScope::parse) {
                 return format!("同意（{}）", scope.title_ja());
@@ -404,10 +472,11 @@ async fn home(
             let shared = shared_notice_ids(conn, &id)?;
             let letter = crate::proofing::latest_letter(conn, &id)?;
             let national = crate::life_events::view(conn, &id, here)?;
-            Ok((consents, notices, shared, letter, national))
+            let matches = crate::postings::matches_for(conn, here, &id, ncf_shared::time::today_jst())?;
+            Ok((consents, notices, shared, letter, national, matches))
         })
         .await;
-    let (consents, notices, shared, letter, national) = match loaded {
+    let (consents, notices, shared, letter, national, matches) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => return unavailable(&state, &e, SIGN_IN),
     };
@@ -425,6 +494,7 @@ async fn home(
     };
     let flash = match query.done.as_str() {
         "consent" => "同意の内容を更新しました。",
+        "preferences" => "お知らせの設定を変更しました。",
         "notice" => "届出を受け付けました。",
         "letter" => "確認コードの郵送を申し込みました。住民票の住所に届きます。",
         "registered" => {
@@ -473,8 +543,52 @@ async fn home(
             letter_requested,
             proofing_note: proofing_note.to_string(),
             national,
+            match_lists: [ncf_shared::posting::PostingKind::Job, ncf_shared::posting::PostingKind::Training]
+                .into_iter()
+                .map(|kind| {
+                    (kind.label_ja(), matches.iter().filter(|m| m.kind == kind).map(match_view).collect())
+                })
+                .collect(),
+            distances: ncf_shared::posting::DISTANCE_CHOICES_KM,
         },
     )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PreferencesForm {
+    csrf: String,
+    max_distance_km: String,
+}
+
+/// Her distance for job and training information (travels to the national server under
+/// `job_support` or `training_info`).
+async fn change_preferences(
+    me: super::guard::SignedIn<Nurse>,
+    state: web::Data<WebState>,
+    form: web::Form<PreferencesForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let (_, nurse) = match me.checked(&state, DOOR.back, &form.csrf) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let Some(km) = form.max_distance_km.trim().parse::<u32>().ok() else {
+        return PageError::BadRequest {
+            heading: "範囲を選んでください",
+            text: "お知らせを受け取る範囲を 5・10・20・30・50 km から選んでください。".into(),
+        }
+        .page(&state, HOME);
+    };
+    match state.db(move |conn| crate::nurses::set_distance(conn, &nurse.id, km)).await {
+        Ok(true) => see_other("/me?done=preferences#matches"),
+        Ok(false) => PageError::BadRequest {
+            heading: "範囲を選んでください",
+            text: "お知らせを受け取る範囲を 5・10・20・30・50 km から選んでください。".into(),
+        }
+        .page(&state, HOME),
+        Err(e) => unavailable(&state, &e, HOME),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -46,6 +46,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/federation/v1/push").post(push).default_service(web::to(method_not_allowed)))
         .service(web::resource("/federation/v1/pull").post(pull).default_service(web::to(method_not_allowed)))
         .service(
+            web::resource("/federation/v1/postings").post(postings).default_service(web::to(method_not_allowed)),
+        )
+        .service(
             web::resource("/federation/v1/provisions")
                 .post(provisions_of_nurse)
                 .default_service(web::to(method_not_allowed)),
@@ -191,6 +194,33 @@ async fn push(state: web::Data<AppState>, request: Signed<PushRequest>) -> Resul
     })
     .await??;
     Ok(HttpResponse::Ok().json(response))
+}
+
+/// The calling node's postings (issue #8): stored at the highest version seen, each checked as the
+/// node's pages check it; the answer names what was stored and what is refused for good.
+async fn postings(
+    state: web::Data<AppState>,
+    request: Signed<ncf_shared::federation::PostingsPush>,
+) -> Result<HttpResponse, AppError> {
+    let sent = request.body.postings.len();
+    if sent == 0 || sent > ncf_shared::federation::MAX_POSTINGS_PER_PUSH {
+        return Err(AppError::bad_request(format!(
+            "send between 1 and {} postings",
+            ncf_shared::federation::MAX_POSTINGS_PER_PUSH
+        )));
+    }
+    let pool = state.pool.clone();
+    let answer = web::block(move || -> Result<_, AppError> {
+        let mut conn = pool.get()?;
+        Ok(crate::postings::store(
+            &mut conn,
+            request.node.prefecture,
+            &request.body.postings,
+            ncf_shared::time::today_jst(),
+        )?)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// The calling node's queued events after its cursor.

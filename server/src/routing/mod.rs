@@ -496,6 +496,7 @@ fn decide(
         conn,
         ChunkWrites {
             chain,
+            persons: people.iter().map(|(key, _)| key.to_vec()).collect(),
             events,
             status_upserts,
             status_deletes,
@@ -527,6 +528,8 @@ struct TransferRow {
 
 struct ChunkWrites {
     chain: ChainWriter,
+    /// Everyone decided in this chunk, for their lists of postings.
+    persons: Vec<Vec<u8>>,
     events: Vec<(Prefecture, NationalToNode)>,
     status_upserts: Vec<StatusRow>,
     status_deletes: Vec<Vec<u8>>,
@@ -654,7 +657,10 @@ fn write_chunk(conn: &mut DbConn, w: ChunkWrites) -> QueryResult<()> {
         Ok::<_, diesel::result::Error>(())
     })?;
     crate::queue::enqueue_many(conn, &events)?;
-    w.chain.finish(conn)
+    let mut chain = w.chain;
+    // Her lists of nearby postings follow what was just written (latent, home, residence).
+    crate::matches::refresh(conn, &mut chain, &w.persons, ncf_shared::time::today_jst())?;
+    chain.finish(conn)
 }
 
 /// Ends these open hand-overs in `state`; returns the `transfer_cancelled` events for the new

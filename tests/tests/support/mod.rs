@@ -43,8 +43,12 @@ pub fn federation(backend: Backend) -> Federation {
 }
 
 pub async fn signed_post(f: &Federation, key: &NodeSigningKey, path: &str, body: &[u8]) -> (u16, Value) {
+    signed_post_to(&f.server, key, path, body).await
+}
+
+pub async fn signed_post_to(server: &TestServer, key: &NodeSigningKey, path: &str, body: &[u8]) -> (u16, Value) {
     let mut req =
-        http_client().post(f.server.url(path)).header("content-type", "application/json").body(body.to_vec());
+        http_client().post(server.url(path)).header("content-type", "application/json").body(body.to_vec());
     for (name, value) in key.sign_now("POST", path, body).pairs() {
         req = req.header(name, value);
     }
@@ -54,14 +58,19 @@ pub async fn signed_post(f: &Federation, key: &NodeSigningKey, path: &str, body:
 
 /// Opt-in as the node does it: link the identity at the national server, then register her.
 pub fn opt_in(f: &Federation, node: &Node, p: &Person) -> (DbConn, Nurse) {
+    opt_in_at(&f.server, node, p)
+}
+
+/// [`opt_in`] against any national server.
+pub fn opt_in_at(server: &TestServer, node: &Node, p: &Person) -> (DbConn, Nurse) {
     let claims = json!({
         "qualification": p.qualification, "registration_number": p.registration_number,
         "family_name": p.family_name, "given_name": p.given_name,
         "family_name_kana": p.family_name_kana, "given_name_kana": p.given_name_kana,
         "birth_date": p.birth_date,
     });
-    let (status, answer) = block_on(signed_post(
-        f,
+    let (status, answer) = block_on(signed_post_to(
+        server,
         &node.key,
         "/federation/v1/identity-link",
         &serde_json::to_vec(&claims).unwrap(),
@@ -103,10 +112,15 @@ pub fn separation() -> NoticeBody {
 }
 
 pub fn push(f: &Federation, node: &Node) -> String {
-    let mut cmd = node_command(&node.db, &node.key_file, &f.server.base_url);
+    sync_at(&f.server, node)
+}
+
+/// `prefecture-node sync` against any national server: pushes postings and events, then pulls.
+pub fn sync_at(server: &TestServer, node: &Node) -> String {
+    let mut cmd = node_command(&node.db, &node.key_file, &server.base_url);
     cmd.arg("sync");
     let (out, stdout, stderr) = run(cmd);
-    assert!(out.status.success(), "{stderr}\nnational server log:\n{}", f.server.log());
+    assert!(out.status.success(), "{stderr}\nnational server log:\n{}", server.log());
     stdout
 }
 
@@ -291,4 +305,25 @@ pub fn national_db_text_containing(db: &TestDb, needle: &str) -> Vec<String> {
 pub fn link_in(text: &str) -> String {
     let start = text.find("http://").expect("a link in the mail");
     text[start..].split_whitespace().next().unwrap().to_string()
+}
+
+/// A job posting near 千代田区 open from yesterday for 60 days.
+pub fn sample_posting() -> ncf_shared::posting::PostingBody {
+    use ncf_shared::posting::*;
+    let today = ncf_shared::time::today_jst();
+    PostingBody {
+        kind: PostingKind::Job,
+        title: "病棟看護師（日勤のみ可）".into(),
+        description: "ブランクのある方も歓迎します。".into(),
+        facility_name: "テスト病院".into(),
+        facility_contact: "03-0000-0000（看護部）".into(),
+        place: PostingPlace::Municipality { lgcode: "131016".into() },
+        qualifications: vec![ncf_shared::Qualification::NURSE],
+        employment_types: vec![EmploymentType::DaysOnly],
+        hours: "8:30〜17:15".into(),
+        wage: None,
+        training: None,
+        valid_from: today - chrono::Duration::days(1),
+        valid_until: today + chrono::Duration::days(60),
+    }
 }

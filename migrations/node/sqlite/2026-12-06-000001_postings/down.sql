@@ -1,0 +1,3 @@
+DROP TABLE nurse_matches;
+DROP TABLE matched_postings;
+DROP TABLE postings;
