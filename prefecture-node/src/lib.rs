@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod bulk;
 pub mod consent;
+pub mod digests;
 pub mod error;
 pub mod life_events;
 pub mod mail;

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use ncf_shared::db::{DbConn, Pool};
 use ncf_shared::ids::RecordId;
@@ -80,17 +81,48 @@ impl Mailer {
 
     /// Sends a plain-text message.
     pub async fn send(&self, to: &str, subject: &str, body: String) -> Result<(), SendError> {
+        self.send_letter(&Letter {
+            to,
+            subject: subject.to_string(),
+            text: body,
+            html: None,
+            message_id: None,
+            unsubscribe: None,
+        })
+            .await
+    }
+
+    /// Sends a letter: plain text, or plain text and HTML as alternatives, with the headers given.
+    pub async fn send_letter(&self, letter: &Letter<'_>) -> Result<(), SendError> {
         match self {
             Self::Smtp { transport, from } => {
-                let to: Mailbox =
-                    to.parse().map_err(|e| SendError::Permanent(format!("invalid recipient: {e}")))?;
-                let message = Message::builder()
+                let to: Mailbox = letter
+                    .to
+                    .parse()
+                    .map_err(|e| SendError::Permanent(format!("invalid recipient: {e}")))?;
+                let mut builder = Message::builder()
                     .from(from.clone())
                     .to(to)
-                    .subject(subject)
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(body)
-                    .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))?;
+                    .subject(letter.subject.as_str())
+                    .message_id(letter.message_id.clone());
+                if let Some(url) = &letter.unsubscribe {
+                    // RFC 8058: a mail client may offer one-click unsubscribe by POSTing to it.
+                    builder = builder
+                        .raw_header(HeaderValue::new(
+                            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                            format!("<{url}>"),
+                        ))
+                        .raw_header(HeaderValue::new(
+                            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                            "List-Unsubscribe=One-Click".to_string(),
+                        ));
+                }
+                let message = match &letter.html {
+                    Some(html) => builder
+                        .multipart(MultiPart::alternative_plain_html(letter.text.clone(), html.clone())),
+                    None => builder.header(ContentType::TEXT_PLAIN).body(letter.text.clone()),
+                }
+                .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))?;
                 transport.send(message).await.map(drop).map_err(|e| {
                     let text = format!("SMTP delivery failed: {e}");
                     if e.is_permanent() { SendError::Permanent(text) } else { SendError::Transient(text) }
@@ -98,14 +130,30 @@ impl Mailer {
             }
             Self::Log => {
                 tracing::warn!(
-                    to = %mask_email(to),
-                    %subject,
-                    "--mail-to-log: this e-mail was not sent, it is only in this log:\n{body}"
+                    to = %mask_email(letter.to),
+                    subject = %letter.subject,
+                    message_id = letter.message_id.as_deref().unwrap_or(""),
+                    "--mail-to-log: this e-mail was not sent, it is only in this log:\n{}",
+                    letter.text
                 );
                 Ok(())
             }
         }
     }
+}
+
+/// One outgoing message.
+#[derive(Debug, Clone)]
+pub struct Letter<'a> {
+    pub to: &'a str,
+    pub subject: String,
+    pub text: String,
+    /// The same content as HTML, sent as an alternative to `text`.
+    pub html: Option<String>,
+    /// `<…@…>`; lettre makes one up when `None`.
+    pub message_id: Option<String>,
+    /// The one-click unsubscribe URL (`List-Unsubscribe` with `List-Unsubscribe-Post`).
+    pub unsubscribe: Option<String>,
 }
 
 /// Queues a mail, to be called inside the caller's transaction: it is sent only if that commits.

@@ -46,6 +46,9 @@ enum Command {
     },
     /// Push waiting outbox events and pull this node's queue until both are caught up, then exit.
     Sync(NationalArgs),
+    /// Send the digests due now (weekly or daily) and every digest left pending by an earlier
+    /// run, then exit. `serve` does the same on its schedule.
+    Digest(DigestArgs),
     /// Serve the node (the nurse's pages, the staff pages and API, health check) and sync with the
     /// national server in the background; migrations run first.
     Serve(ServeArgs),
@@ -97,26 +100,83 @@ struct ServeArgs {
     /// The center's postal address (for counter visits), shown in the footer.
     #[arg(long, env = "NODE_CENTER_ADDRESS", default_value = "")]
     center_address: String,
+    #[command(flatten)]
+    mail: MailArgs,
+    /// A reverse proxy in front of this node (an IP address or a network such as 10.0.0.0/8;
+    /// repeat the flag, or separate with commas in the variable). Only requests from these
+    /// addresses have their X-Forwarded-For header believed; elsewhere it is ignored.
+    #[arg(long = "trusted-proxy", env = "NODE_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<prefecture_node::proxy::IpNet>,
+    #[command(flatten)]
+    digests: DigestSchedule,
+    /// Milliseconds between sync rounds when nothing is waiting.
+    #[arg(long, env = "NODE_PUSH_IDLE_MS", default_value_t = 1000)]
+    push_idle_ms: u64,
+}
+
+/// How the node sends e-mail.
+#[derive(Debug, clap::Args)]
+struct MailArgs {
     /// SMTP server for e-mail: smtp://HOST:PORT (plain, e.g. a relay on loopback),
-    /// smtp://HOST:PORT?tls=required (STARTTLS) or smtps://USER:PASSWORD@HOST:PORT. Required
-    /// unless --mail-to-log is given.
+    /// smtp://HOST:PORT?tls=required (STARTTLS) or smtps://USER:PASSWORD@HOST:PORT (TLS).
+    /// Required unless --mail-to-log is given.
     #[arg(long, env = "NODE_SMTP_URL", conflicts_with = "mail_to_log")]
     smtp_url: Option<String>,
     /// Send no e-mail: write every e-mail, working sign-in links included, to the log instead.
     /// For local development only; never on a node that real nurses use.
     #[arg(long, env = "NODE_MAIL_TO_LOG")]
     mail_to_log: bool,
-    /// A reverse proxy in front of this node (an IP address or a network such as 10.0.0.0/8;
-    /// repeat the flag, or separate with commas in the variable). Only requests from these
-    /// addresses have their X-Forwarded-For header believed; elsewhere it is ignored.
-    #[arg(long = "trusted-proxy", env = "NODE_TRUSTED_PROXIES", value_delimiter = ',')]
-    trusted_proxies: Vec<prefecture_node::proxy::IpNet>,
     /// Sender of the node's e-mails.
     #[arg(long, env = "NODE_MAIL_FROM", default_value = "ナースセンター <no-reply@nurse-center.example.jp>")]
     mail_from: String,
-    /// Milliseconds between sync rounds when nothing is waiting.
-    #[arg(long, env = "NODE_PUSH_IDLE_MS", default_value_t = 1000)]
-    push_idle_ms: u64,
+}
+
+impl MailArgs {
+    /// Built inside the runtime: lettre's connection pool starts a task.
+    fn mailer(&self) -> Result<prefecture_node::mail::Mailer, String> {
+        match self.smtp_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            Some(url) => prefecture_node::mail::Mailer::smtp(url, &self.mail_from),
+            None => {
+                tracing::warn!(
+                    "--mail-to-log: NO E-MAIL IS SENT. Every e-mail, with working sign-in links, is \
+                     written to this log instead. Anyone who reads this log can sign in as the \
+                     nurses named in it. For local development only."
+                );
+                Ok(prefecture_node::mail::Mailer::Log)
+            }
+        }
+    }
+}
+
+/// When `serve` sends digests: cron expressions (six fields, `sec min hour day month weekday`),
+/// read in Japan time.
+#[derive(Debug, clap::Args)]
+struct DigestSchedule {
+    /// When weekly digests go out (default Monday 07:00).
+    #[arg(long, env = "NODE_DIGEST_WEEKLY_CRON", default_value = "0 0 7 * * Mon")]
+    digest_weekly_cron: String,
+    /// When daily digests go out (default every day at 07:00).
+    #[arg(long, env = "NODE_DIGEST_DAILY_CRON", default_value = "0 0 7 * * *")]
+    digest_daily_cron: String,
+}
+
+/// `digest`: one digest run now.
+#[derive(Debug, clap::Args)]
+struct DigestArgs {
+    /// Which digests: weekly or daily.
+    #[arg(long, value_parser = ["weekly", "daily"])]
+    cadence: String,
+    /// Prefecture code (JIS X 0401) this node serves.
+    #[arg(long, env = "NODE_PREFECTURE")]
+    prefecture: Prefecture,
+    /// The address nurses reach this node at (for the links in the digest).
+    #[arg(long, env = "NODE_PUBLIC_URL")]
+    public_url: String,
+    /// The node's private key (the unsubscribe links are keyed by it).
+    #[arg(long, env = "NODE_KEY_FILE", default_value = "var/node.key")]
+    key_file: PathBuf,
+    #[command(flatten)]
+    mail: MailArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,10 +228,14 @@ fn main() -> ExitCode {
         }),
         Command::Staff { command } => staff(&cli.database_url, command),
         Command::Sync(national) => sync(&cli.database_url, &national),
+        Command::Digest(args) => check_mail(&args.mail)
+            .and_then(|_| open(&cli.database_url))
+            .and_then(|(url, _)| digest(&url, args)),
         // The national URL is checked before anything else: a node never starts towards a
         // national server it would reach in clear.
         Command::Serve(args) => ncf_shared::tls::check_national_url(&args.national.national)
-            .and_then(|_| check_mail(&args))
+            .and_then(|_| check_mail(&args.mail))
+            .and_then(|_| check_schedules(&args.digests).map(drop))
             .and_then(|_| open(&cli.database_url))
             .and_then(|(url, _)| {
                 let syncer = syncer(&url, &args.national)?;
@@ -189,7 +253,7 @@ fn main() -> ExitCode {
 
 /// A node that would silently write working sign-in links to its log is refused: the operator
 /// chooses SMTP or, knowingly, the log.
-fn check_mail(args: &ServeArgs) -> Result<(), String> {
+fn check_mail(args: &MailArgs) -> Result<(), String> {
     let smtp = args.smtp_url.as_deref().is_some_and(|u| !u.trim().is_empty());
     if !smtp && !args.mail_to_log {
         return Err("no way to send e-mail: give --smtp-url (NODE_SMTP_URL) to send nurses their sign-in \
@@ -198,6 +262,48 @@ fn check_mail(args: &ServeArgs) -> Result<(), String> {
             .to_string());
     }
     Ok(())
+}
+
+/// A bad digest schedule stops start-up, naming the flag and the expression.
+fn check_schedules(
+    args: &DigestSchedule,
+) -> Result<(ncf_shared::schedule::Schedule, ncf_shared::schedule::Schedule), String> {
+    let weekly = ncf_shared::schedule::Schedule::parse(
+        "--digest-weekly-cron",
+        &args.digest_weekly_cron,
+        "0 0 7 * * Mon",
+    )?;
+    let daily =
+        ncf_shared::schedule::Schedule::parse("--digest-daily-cron", &args.digest_daily_cron, "0 0 7 * * *")?;
+    Ok((weekly, daily))
+}
+
+fn digest(url: &DatabaseUrl, args: DigestArgs) -> Result<(), String> {
+    let key = read_key(&args.key_file)?;
+    let cadence = prefecture_node::digests::Cadence::parse(&args.cadence).expect("checked by clap");
+    let pool = db::connect(url, 4).map_err(|e| e.to_string())?;
+    actix_web::rt::System::new().block_on(async move {
+        let digester = prefecture_node::digests::Digester {
+            pool,
+            mailer: args.mail.mailer()?,
+            key: prefecture_node::digests::UnsubscribeKey::from_signing_key(&key),
+            public_url: args.public_url.trim_end_matches('/').to_string(),
+            here: args.prefecture,
+        };
+        let started = std::time::Instant::now();
+        let r = digester.run(cadence, true).await?;
+        println!(
+            "digest {}: {} planned, {} sent, {} cancelled at send time, {} bounced, {} waiting for SMTP, in {:.2} s",
+            cadence.as_str(),
+            r.planned,
+            r.sent,
+            r.cancelled,
+            r.bounced,
+            r.waiting,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    })
 }
 
 /// Connects and migrates; returns the URL (password hidden) and how many migrations ran.
@@ -355,8 +461,8 @@ fn serve(args: ServeArgs, syncer: Syncer) -> Result<(), String> {
         prefecture,
         listen,
         public_url,
-        smtp_url,
-        mail_from,
+        mail: mail_args,
+        digests: digest_schedule,
         push_idle_ms,
         tls_cert,
         tls_key,
@@ -379,22 +485,9 @@ fn serve(args: ServeArgs, syncer: Syncer) -> Result<(), String> {
     let listen_for_error = listen.clone();
     actix_web::rt::System::new()
         .block_on(async move {
-            // Built inside the runtime: lettre's connection pool starts a task.
-            let mailer = match smtp_url.as_deref().filter(|u| !u.trim().is_empty()) {
-                Some(url) => {
-                    prefecture_node::mail::Mailer::smtp(url, &mail_from).map_err(std::io::Error::other)?
-                }
-                None => {
-                    tracing::warn!(
-                        "--mail-to-log: NO E-MAIL IS SENT. Every e-mail, with working sign-in links, is \
-                         written to this log instead. Anyone who reads this log can sign in as the \
-                         nurses named in it. For local development only."
-                    );
-                    prefecture_node::mail::Mailer::Log
-                }
-            };
+            let mailer = mail_args.mailer().map_err(std::io::Error::other)?;
             let pool = syncer.pool().clone();
-            let mail = prefecture_node::mail::Sender::new(pool.clone(), mailer);
+            let mail = prefecture_node::mail::Sender::new(pool.clone(), mailer.clone());
             actix_web::rt::spawn(mail.clone().run(Duration::from_secs(1)));
             if !trusted_proxies.is_empty() {
                 tracing::info!(proxies = ?trusted_proxies, "X-Forwarded-For is read from these proxies only");
@@ -424,6 +517,15 @@ fn serve(args: ServeArgs, syncer: Syncer) -> Result<(), String> {
                 .unwrap_or_else(|| ncf_shared::tls::base_url(tls.is_some(), bound))
                 .trim_end_matches('/')
                 .to_string();
+            let (weekly, daily) = check_schedules(&digest_schedule).map_err(std::io::Error::other)?;
+            let digester = prefecture_node::digests::Digester {
+                pool: pool.clone(),
+                mailer,
+                key: prefecture_node::digests::UnsubscribeKey::from_signing_key(syncer.key()),
+                public_url: public_url.clone(),
+                here: prefecture,
+            };
+            actix_web::rt::spawn(digester.clone().schedule(weekly, daily));
             let syncer = syncer.with_invitations(public_url.clone(), prefecture);
             actix_web::rt::spawn(syncer.clone().run(idle));
             let state = web::Data::new(prefecture_node::web::WebState {
@@ -439,6 +541,7 @@ fn serve(args: ServeArgs, syncer: Syncer) -> Result<(), String> {
                 public_url,
                 trusted_proxies: prefecture_node::proxy::TrustedProxies::new(trusted_proxies),
                 password_checks: prefecture_node::auth::PasswordChecks::default(),
+                unsubscribe: digester.key.clone(),
             });
             let server = HttpServer::new(server_factory(state));
             let server = match &tls {

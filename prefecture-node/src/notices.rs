@@ -145,6 +145,10 @@ pub(crate) fn file_many_in(
                         phone: trimmed(phone),
                     };
                     crate::nurses::update_contact(conn, nurse_id, &change)?;
+                    if change.email.is_some() {
+                        // A new address is tried afresh: the old one was what bounced.
+                        crate::digests::clear_bounce(conn, nurse_id)?;
+                    }
                     None
                 }
                 _ => Some(NodeToNational::NoticeFiled(NoticeFiled {

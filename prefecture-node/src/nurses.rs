@@ -323,6 +323,10 @@ pub fn set_distance(conn: &mut DbConn, nurse_id: &str, km: u32) -> Result<bool, 
     if !ncf_shared::posting::DISTANCE_CHOICES_KM.contains(&km) {
         return Ok(false);
     }
+    let current: i32 = nurses::table.find(nurse_id).select(nurses::max_distance_km).first(conn)?;
+    if current == km as i32 {
+        return Ok(true); // unchanged: nothing to tell the national server
+    }
     ncf_shared::db::write_transaction(conn, |conn| {
         diesel::update(nurses::table.find(nurse_id))
             .set(nurses::max_distance_km.eq(km as i32))

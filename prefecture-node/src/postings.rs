@@ -361,43 +361,65 @@ pub fn matches_for(
     nurse_id: &str,
     today: NaiveDate,
 ) -> QueryResult<Vec<Match>> {
-    let rows: Vec<(String, String, String, i32, NaiveDateTime, String)> = nurse_matches::table
-        .inner_join(
-            matched_postings::table.on(matched_postings::prefecture
-                .eq(nurse_matches::prefecture)
-                .and(matched_postings::posting_id.eq(nurse_matches::posting_id))),
-        )
-        .filter(nurse_matches::nurse_id.eq(nurse_id))
-        .order((nurse_matches::distance_m, nurse_matches::prefecture, nurse_matches::posting_id))
-        .select((
-            nurse_matches::kind,
-            nurse_matches::prefecture,
-            nurse_matches::posting_id,
-            nurse_matches::distance_m,
-            nurse_matches::matched_at,
-            matched_postings::body,
-        ))
-        .load(conn)?;
+    Ok(matches_of_many(conn, here, &[nurse_id], today)?.remove(nurse_id).unwrap_or_default())
+}
+
+/// [`matches_for`] for many nurses at once (digests), by nurse id.
+pub fn matches_of_many(
+    conn: &mut DbConn,
+    here: Prefecture,
+    nurse_ids: &[&str],
+    today: NaiveDate,
+) -> QueryResult<std::collections::HashMap<String, Vec<Match>>> {
     let withdrawn_here: std::collections::HashSet<String> = postings::table
         .filter(postings::withdrawn_at.is_not_null())
         .select(postings::id)
         .load::<String>(conn)?
         .into_iter()
         .collect();
-    Ok(rows
-        .into_iter()
-        .filter_map(|(kind, prefecture, posting_id, distance_m, matched_at, body)| {
-            let body: PostingBody = serde_json::from_str(&body).ok()?;
-            let prefecture = Prefecture::from_code(&prefecture)?;
-            Some(Match {
+    let mut bodies: std::collections::HashMap<(String, String), Option<PostingBody>> = Default::default();
+    let mut out: std::collections::HashMap<String, Vec<Match>> = Default::default();
+    for chunk in nurse_ids.chunks(500) {
+        let rows: Vec<(String, String, String, String, i32, NaiveDateTime, String)> = nurse_matches::table
+            .inner_join(
+                matched_postings::table.on(matched_postings::prefecture
+                    .eq(nurse_matches::prefecture)
+                    .and(matched_postings::posting_id.eq(nurse_matches::posting_id))),
+            )
+            .filter(nurse_matches::nurse_id.eq_any(chunk))
+            .order((nurse_matches::nurse_id, nurse_matches::distance_m, nurse_matches::prefecture, nurse_matches::posting_id))
+            .select((
+                nurse_matches::nurse_id,
+                nurse_matches::kind,
+                nurse_matches::prefecture,
+                nurse_matches::posting_id,
+                nurse_matches::distance_m,
+                nurse_matches::matched_at,
+                matched_postings::body,
+            ))
+            .load(conn)?;
+        for (nurse_id, kind, prefecture_code, posting_id, distance_m, matched_at, body) in rows {
+            // Each posting's text is read once however many nurses hold it.
+            let body = bodies
+                .entry((prefecture_code.clone(), posting_id.clone()))
+                .or_insert_with(|| serde_json::from_str::<PostingBody>(&body).ok())
+                .clone();
+            let (Some(body), Some(prefecture), Some(kind)) =
+                (body, Prefecture::from_code(&prefecture_code), parse_kind(&kind))
+            else {
+                continue;
+            };
+            if !body.open_on(today) || (prefecture == here && withdrawn_here.contains(&posting_id)) {
+                continue;
+            }
+            out.entry(nurse_id).or_default().push(Match {
                 posting: PostingRef { prefecture, posting_id },
-                kind: parse_kind(&kind)?,
+                kind,
                 body,
                 distance_m,
                 matched_at,
-            })
-        })
-        .filter(|m| m.body.open_on(today))
-        .filter(|m| !(m.posting.prefecture == here && withdrawn_here.contains(&m.posting.posting_id)))
-        .collect())
+            });
+        }
+    }
+    Ok(out)
 }

@@ -20,6 +20,11 @@ diesel::table! {
         proofed_by -> Nullable<Text>,
         proofing_document -> Nullable<Text>,
         search_key -> Text,
+        digest_cadence -> Text,
+        employment_filter -> Text,
+        last_digest_at -> Nullable<Timestamp>,
+        bouncing_since -> Nullable<Timestamp>,
+        bounce_reason -> Nullable<Text>,
     }
 }
 
@@ -328,3 +333,22 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(nurse_matches, matched_postings);
+
+diesel::table! {
+    digests (id) {
+        id -> Text,
+        nurse_id -> Text,
+        period -> Text,
+        message_id -> Text,
+        postings -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(digests -> nurses (nurse_id));
+diesel::allow_tables_to_appear_in_same_query!(digests, nurses);

@@ -463,6 +463,11 @@ impl Syncer {
         &self.pool
     }
 
+    /// The node's signing key (the digests' unsubscribe links are keyed by it).
+    pub fn key(&self) -> &NodeSigningKey {
+        &self.key
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut DbConn) -> QueryResult<T> + Send + 'static,

@@ -262,36 +262,30 @@ pub fn mark_exported<'a>(
 /// The yearly reconciliation's default time: 1 April (the start of Japan's fiscal year), 03:00.
 pub const DEFAULT_SCHEDULE: &str = "0 0 3 1 4 *";
 
-/// When `serve` runs [`reconcile`]: a cron expression read in Japan time (UTC+9; Japan has kept
-/// no daylight saving time since 1951, so a fixed offset is exact).
-pub struct Schedule(cron::Schedule);
+/// When `serve` runs [`reconcile`]: `--reconcile-cron`, read in Japan time
+/// (`ncf_shared::schedule`).
+pub struct Schedule(ncf_shared::schedule::Schedule);
 
 impl Schedule {
     pub fn parse(expression: &str) -> Result<Self, String> {
-        expression.parse::<cron::Schedule>().map(Self).map_err(|e| {
-            format!(
-                "--reconcile-cron {expression:?} is not a valid schedule ({e}); expected six fields \
-                 `sec min hour day month weekday`, e.g. {DEFAULT_SCHEDULE:?}"
-            )
-        })
-    }
-
-    fn jst() -> chrono::FixedOffset {
-        chrono::FixedOffset::east_opt(9 * 3600).expect("UTC+9 is a valid offset")
+        ncf_shared::schedule::Schedule::parse("--reconcile-cron", expression, DEFAULT_SCHEDULE).map(Self)
     }
 
     /// The next run after now, in Japan time.
     pub fn next(&self) -> Option<chrono::DateTime<chrono::FixedOffset>> {
-        self.0.upcoming(Self::jst()).next()
+        self.0.next()
     }
 
     /// Runs the reconciliation at each scheduled time, for as long as the server runs. A failed
     /// run is logged and the next one comes at its time.
     pub async fn run(self, pool: ncf_shared::db::Pool) {
-        while let Some(next) = self.next() {
-            tracing::info!(next = %next.to_rfc3339(), "yearly reconciliation scheduled");
-            let wait = (next.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or_default();
-            tokio::time::sleep(wait).await;
+        loop {
+            if let Some(next) = self.next() {
+                tracing::info!(next = %next.to_rfc3339(), "yearly reconciliation scheduled");
+            }
+            if self.0.wait_next().await.is_none() {
+                break;
+            }
             let pool = pool.clone();
             let outcome = tokio::task::spawn_blocking(move || -> Result<usize, String> {
                 let mut conn = pool.get().map_err(|e| e.to_string())?;

@@ -22,6 +22,7 @@ pub mod notice;
 pub mod posting;
 pub mod qualification;
 pub mod region;
+pub mod schedule;
 pub mod sealed;
 pub mod secret;
 pub mod time;

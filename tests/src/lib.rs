@@ -435,6 +435,8 @@ pub struct SmtpReceiver {
     pub url: String,
     mails: std::sync::Arc<std::sync::Mutex<Vec<Mail>>>,
     down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Recipients refused for good (550 at RCPT TO), as a mailbox that does not exist.
+    rejected: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -448,8 +450,10 @@ pub struct Mail {
 impl Mail {
     pub fn header(&self, name: &str) -> Option<String> {
         let (headers, _) = self.data.split_once("\r\n\r\n")?;
+        // Folded headers (a line starting with white space continues the previous one).
+        let unfolded = headers.replace("\r\n ", " ").replace("\r\n\t", " ");
         let prefix = format!("{}:", name.to_ascii_lowercase());
-        headers
+        unfolded
             .split("\r\n")
             .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
             .map(|l| l[prefix.len()..].trim().to_string())
@@ -469,6 +473,24 @@ impl Mail {
             _ => body.as_bytes().to_vec(),
         };
         String::from_utf8(bytes).expect("UTF-8 body").replace("\r\n", "\n")
+    }
+}
+
+impl Mail {
+    /// The decoded part of a multipart message whose Content-Type starts with `content_type`
+    /// (`text/plain`, `text/html`); for a single-part message of that type, its body.
+    pub fn part(&self, content_type: &str) -> Option<String> {
+        let top = self.header("content-type").unwrap_or_default();
+        let Some(boundary) = top.split("boundary=").nth(1).map(|b| b.trim_matches('"').to_string()) else {
+            return top.starts_with(content_type).then(|| self.text());
+        };
+        let body = self.data.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        body.split(&format!("--{boundary}")).find_map(|part| {
+            let part = part.trim_start_matches("\r\n");
+            let inner = Mail { from: String::new(), to: Vec::new(), data: part.to_string() };
+            inner.header("content-type").filter(|t| t.starts_with(content_type))?;
+            Some(inner.text())
+        })
     }
 }
 
@@ -499,7 +521,8 @@ impl SmtpReceiver {
         let url = format!("smtp://{}", listener.local_addr().expect("address"));
         let mails = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (store, is_down) = (mails.clone(), down.clone());
+        let rejected = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (store, is_down, refuse) = (mails.clone(), down.clone(), rejected.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
                 if is_down.load(std::sync::atomic::Ordering::SeqCst) {
@@ -507,13 +530,18 @@ impl SmtpReceiver {
                     let _ = stream.shutdown(std::net::Shutdown::Both);
                     continue;
                 }
-                let store = store.clone();
+                let (store, refuse) = (store.clone(), refuse.clone());
                 std::thread::spawn(move || {
-                    let _ = Self::session(stream, &store);
+                    let _ = Self::session(stream, &store, &refuse);
                 });
             }
         });
-        Self { url, mails, down }
+        Self { url, mails, down, rejected }
+    }
+
+    /// From now on, refuses mail to this address for good (`550 5.1.1`).
+    pub fn reject(&self, address: &str) {
+        self.rejected.lock().expect("rejected").push(address.to_string());
     }
 
     /// Takes the server out of service (every connection closed at once) or back.
@@ -521,7 +549,11 @@ impl SmtpReceiver {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
-    fn session(stream: std::net::TcpStream, store: &std::sync::Mutex<Vec<Mail>>) -> std::io::Result<()> {
+    fn session(
+        stream: std::net::TcpStream,
+        store: &std::sync::Mutex<Vec<Mail>>,
+        rejected: &std::sync::Mutex<Vec<String>>,
+    ) -> std::io::Result<()> {
         use std::io::Write;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut reader = BufReader::new(stream.try_clone()?);
@@ -555,8 +587,13 @@ impl SmtpReceiver {
                 from = address();
                 out.write_all(b"250 OK\r\n")?;
             } else if upper.starts_with("RCPT TO:") {
-                to.push(address());
-                out.write_all(b"250 OK\r\n")?;
+                let rcpt = address();
+                if rejected.lock().expect("rejected").contains(&rcpt) {
+                    out.write_all(b"550 5.1.1 no such mailbox\r\n")?;
+                } else {
+                    to.push(rcpt);
+                    out.write_all(b"250 OK\r\n")?;
+                }
             } else if upper.starts_with("DATA") {
                 out.write_all(b"354 go ahead\r\n")?;
                 let mut data = String::new();

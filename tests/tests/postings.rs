@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use ncf_shared::posting::{EmploymentType, PostingBody, PostingKind, PostingPlace, TrainingDetails};
 use ncf_shared::{ConsentScope, Prefecture, Qualification};
-use ncf_tests::{Backend, Person, TestDb, TestServer, block_on, both_backends};
+use ncf_tests::{Backend, Person, SmtpReceiver, TestDb, TestServer, block_on, both_backends};
 use prefecture_node::{Channel, consent, notices};
 use support::*;
 
@@ -31,7 +31,12 @@ struct Setup {
 }
 
 fn setup(backend: Backend) -> Setup {
-    let cast: Vec<Person> = (0..2)
+    setup_with(backend, 2)
+}
+
+/// Tokyo and Kanagawa nodes, and `people` nurses living in Kawasaki-ku.
+fn setup_with(backend: Backend, people: u64) -> Setup {
+    let cast: Vec<Person> = (0..people)
         .map(|i| Person { lgcode: KAWASAKI_KU, ..Person::sample(i) })
         .collect();
     let national_db = ncf_tests::many::national_with(backend, &cast);
@@ -239,3 +244,209 @@ fn the_national_server_refuses_a_bad_posting_and_says_why(backend: Backend) {
 }
 
 both_backends!(the_national_server_refuses_a_bad_posting_and_says_why);
+
+/// `prefecture-node digest` for the Kanagawa node, mailing through `smtp` (links to `public_url`).
+fn digest_command(s: &Setup, smtp: &SmtpReceiver, public_url: &str, cadence: &str) -> std::process::Command {
+    let mut cmd = ncf_tests::node_command(&s.kanagawa.db, &s.kanagawa.key_file, &s.server.base_url);
+    cmd.args(["digest", "--cadence", cadence, "--prefecture", "14", "--public-url", public_url])
+        .args(["--smtp-url", &smtp.url]);
+    cmd
+}
+
+fn run_digest(s: &Setup, smtp: &SmtpReceiver, public_url: &str, cadence: &str) -> String {
+    let (out, stdout, stderr) = ncf_tests::run(digest_command(s, smtp, public_url, cadence));
+    assert!(out.status.success(), "{stderr}");
+    stdout
+}
+
+fn mails_to<'a>(mails: &'a [ncf_tests::Mail], address: &str) -> Vec<&'a ncf_tests::Mail> {
+    mails.iter().filter(|m| m.to == [address]).collect()
+}
+
+/// Opted in with this address.
+fn with_email(s: &Setup, nurse: &prefecture_node::nurses::Nurse, email: &str) {
+    diesel::sql_query("UPDATE nurses SET email = $1 WHERE id = $2")
+        .bind::<Text, _>(email)
+        .bind::<Text, _>(&nurse.id)
+        .execute(&mut s.kanagawa.db.connect())
+        .unwrap();
+}
+
+fn digests_go_once_to_who_still_wants_them_and_stop_in_one_click(backend: Backend) {
+    let s = setup_with(backend, 3);
+    let all = [
+        ConsentScope::AddressLinkage,
+        ConsentScope::JobSupport,
+        ConsentScope::TrainingInfo,
+        ConsentScope::ShareWithResidencePrefecture,
+    ];
+    let hanako = latent_nurse(&s, &s.cast[0], &all);
+    let misaki = latent_nurse(&s, &s.cast[1], &[ConsentScope::AddressLinkage, ConsentScope::JobSupport]);
+    let yoko = latent_nurse(&s, &s.cast[2], &all);
+    for (n, email) in [(&hanako, "hanako@example.jp"), (&misaki, "misaki@example.jp"), (&yoko, "yoko@example.jp")] {
+        with_email(&s, n, email);
+    }
+    sync(&s, &s.kanagawa);
+    publish(&s, &posting(PostingKind::Job, "目黒の病棟看護師", MEGURO));
+    publish(&s, &posting(PostingKind::Training, "復職支援研修（目黒）", MEGURO));
+    sync(&s, &s.tokyo);
+    sync(&s, &s.kanagawa);
+    // The run's intents are recorded first (three digests); Yoko then withdraws both information
+    // consents before they go: checked again at send time, hers is not sent.
+    let planned = prefecture_node::digests::plan(
+        &mut s.kanagawa.db.connect(),
+        prefecture_node::digests::Cadence::Weekly,
+        kanagawa(),
+        "nc14.example.jp",
+        ncf_shared::time::now_utc(),
+    )
+    .unwrap();
+    assert_eq!(planned, 3);
+    consent::record(
+        &mut s.kanagawa.db.connect(),
+        &yoko.id,
+        &[(ConsentScope::JobSupport, false), (ConsentScope::TrainingInfo, false)],
+        Channel::Web,
+        None,
+    )
+    .unwrap();
+
+    let smtp = SmtpReceiver::start();
+    let public = "https://nc14.example.jp";
+    let out = run_digest(&s, &smtp, public, "weekly");
+    assert!(out.contains("0 planned, 2 sent, 1 cancelled at send time"), "{out}");
+    let mails = smtp.wait_for(2);
+    assert_eq!(mails.len(), 2);
+    assert!(mails_to(&mails, "yoko@example.jp").is_empty(), "consent withdrawn: no mail");
+    let mail = mails_to(&mails, "hanako@example.jp")[0].clone();
+    let text = mail.part("text/plain").unwrap_or_else(|| panic!("a plain-text part in {}", mail.data));
+    let html = mail.part("text/html").expect("an HTML part");
+    assert!(text.contains("目黒の病棟看護師") && text.contains("復職支援研修（目黒）"), "{text}");
+    assert!(text.contains("約12.4 km") && text.contains("東京都目黒区"), "{text}");
+    assert!(html.contains("目黒の病棟看護師"), "{html}");
+    let only_jobs = mails_to(&mails, "misaki@example.jp")[0].part("text/plain").unwrap();
+    assert!(only_jobs.contains("目黒の病棟看護師") && !only_jobs.contains("復職支援研修"), "{only_jobs}");
+    // RFC 8058 headers, and the same link visible in the text.
+    let unsubscribe = mail.header("list-unsubscribe").expect("List-Unsubscribe");
+    assert_eq!(mail.header("list-unsubscribe-post").as_deref(), Some("List-Unsubscribe=One-Click"));
+    let url = unsubscribe.trim_start_matches('<').trim_end_matches('>').to_string();
+    assert!(url.starts_with(&format!("{public}/unsubscribe/{}/", hanako.id)), "{url}");
+    assert!(text.contains(&url), "the unsubscribe link is in the text");
+    let message_id = mail.header("message-id").unwrap();
+    assert!(message_id.contains("weekly-") && message_id.ends_with(">"), "{message_id}");
+
+    // Again in the same week: nothing new, nothing sent.
+    let out = run_digest(&s, &smtp, public, "weekly");
+    assert!(out.contains("0 planned, 0 sent"), "{out}");
+    assert_eq!(smtp.mails().len(), 2);
+    assert!(message_id.contains("@nc14.example.jp>"), "{message_id}");
+
+    // One click: a POST without a session, cookie or token stops her digests; a forged link is
+    // refused; a second click changes nothing.
+    // The serving node checks the link (started after the runs: it sends pending digests itself).
+    let node = TestServer::node(&s.kanagawa.db, &s.kanagawa.key_file, &s.server.base_url, "14");
+    let path = url.strip_prefix(public).unwrap().to_string();
+    let forged = format!("{}x", &path[..path.len() - 1]);
+    block_on(async {
+        let client = ncf_tests::http_client();
+        let post = |p: String| {
+            client
+                .post(node.url(&p))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("List-Unsubscribe=One-Click")
+                .send()
+        };
+        let refused = post(forged.clone()).await.unwrap();
+        assert_eq!(refused.status().as_u16(), 404);
+        let other = post(path.replace(&hanako.id, &misaki.id)).await.unwrap();
+        assert_eq!(other.status().as_u16(), 404, "her link does not unsubscribe someone else");
+        let page = client.get(node.url(&path)).send().await.unwrap();
+        assert_eq!(page.status().as_u16(), 200);
+        assert!(page.text().await.unwrap().contains("配信を停止する"), "a GET only shows the button");
+        let done = post(path.clone()).await.unwrap();
+        assert_eq!(done.status().as_u16(), 200);
+        assert!(done.text().await.unwrap().contains("配信を停止しました"));
+        assert_eq!(post(path.clone()).await.unwrap().status().as_u16(), 200);
+    });
+    let settings = prefecture_node::digests::settings(&mut s.kanagawa.db.connect(), &hanako.id).unwrap();
+    assert_eq!(settings.cadence, prefecture_node::digests::Cadence::Off);
+    let misaki_settings = prefecture_node::digests::settings(&mut s.kanagawa.db.connect(), &misaki.id).unwrap();
+    assert_eq!(misaki_settings.cadence, prefecture_node::digests::Cadence::Weekly, "the forged click changed nothing");
+    drop(node);
+
+    // A new posting; both on the daily cadence would get it, but she unsubscribed: only Misaki,
+    // and only what is new since her last digest.
+    prefecture_node::digests::set_settings(
+        &mut s.kanagawa.db.connect(),
+        &misaki.id,
+        prefecture_node::digests::Cadence::Daily,
+        &[],
+    )
+    .unwrap();
+    publish(&s, &posting(PostingKind::Job, "品川のクリニック", "131091"));
+    sync(&s, &s.tokyo);
+    sync(&s, &s.kanagawa);
+    let out = run_digest(&s, &smtp, "http://node.test", "daily");
+    assert!(out.contains("1 planned, 1 sent"), "{out}");
+    let mails = smtp.wait_for(3);
+    assert_eq!(mails.len(), 3);
+    let latest = mails_to(&mails, "misaki@example.jp")[1].part("text/plain").unwrap();
+    assert!(latest.contains("品川のクリニック") && !latest.contains("目黒の病棟看護師"), "{latest}");
+    assert!(mails_to(&mails, "hanako@example.jp").len() == 1, "nothing after her unsubscribe");
+}
+
+both_backends!(digests_go_once_to_who_still_wants_them_and_stop_in_one_click);
+
+fn smtp_down_waits_and_a_permanent_refusal_marks_the_address_bouncing(backend: Backend) {
+    let s = setup_with(backend, 2);
+    let jobs = [ConsentScope::AddressLinkage, ConsentScope::JobSupport];
+    let hanako = latent_nurse(&s, &s.cast[0], &jobs);
+    let misaki = latent_nurse(&s, &s.cast[1], &jobs);
+    with_email(&s, &hanako, "hanako@example.jp");
+    with_email(&s, &misaki, "misaki@example.jp");
+    sync(&s, &s.kanagawa);
+    publish(&s, &posting(PostingKind::Job, "目黒の病棟看護師", MEGURO));
+    sync(&s, &s.tokyo);
+    sync(&s, &s.kanagawa);
+
+    let smtp = SmtpReceiver::start();
+    smtp.set_down(true);
+    let out = run_digest(&s, &smtp, "http://node.test", "weekly");
+    assert!(out.contains("2 planned, 0 sent") && out.contains("1 waiting for SMTP"), "{out}");
+    assert!(smtp.mails().is_empty());
+
+    // Back up, and Misaki's mailbox no longer exists: Hanako's digest goes (once), Misaki's
+    // address is marked bouncing and shown to staff.
+    smtp.set_down(false);
+    smtp.reject("misaki@example.jp");
+    let out = run_digest(&s, &smtp, "http://node.test", "weekly");
+    assert!(out.contains("0 planned, 1 sent") && out.contains("1 bounced"), "{out}");
+    let out = run_digest(&s, &smtp, "http://node.test", "weekly");
+    assert!(out.contains("0 planned, 0 sent"), "{out}");
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, ["hanako@example.jp"]);
+    let bouncing = prefecture_node::digests::settings(&mut s.kanagawa.db.connect(), &misaki.id).unwrap();
+    assert!(bouncing.bouncing_since.is_some());
+
+    let mut conn = s.kanagawa.db.connect();
+    prefecture_node::staff::add(&mut conn, "tanaka", "田中 美穂", "correct horse battery").unwrap();
+    let tanaka = prefecture_node::staff::find_active(&mut conn, "tanaka").unwrap().unwrap().id;
+    let (token, _) =
+        prefecture_node::auth::start_session(&mut conn, prefecture_node::auth::SessionKind::Staff, &tanaka).unwrap();
+    let node = TestServer::node(&s.kanagawa.db, &s.kanagawa.key_file, &s.server.base_url, "14");
+    let page = block_on(async {
+        ncf_tests::http_client()
+            .get(node.url(&format!("/staff/nurses/{}", misaki.id)))
+            .header("cookie", format!("ncf_staff={token}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(page.contains("メールが届きません"), "{page}");
+}
+
+both_backends!(smtp_down_waits_and_a_permanent_refusal_marks_the_address_bouncing);

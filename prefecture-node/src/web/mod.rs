@@ -5,6 +5,7 @@
 //! (double submit); after sign-in it is the session's own token.
 
 pub mod api;
+pub mod digests;
 pub mod forms;
 pub mod guard;
 pub mod nurse;
@@ -61,6 +62,8 @@ pub struct WebState {
     /// Proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
     pub trusted_proxies: TrustedProxies,
     pub password_checks: PasswordChecks,
+    /// Checks the one-click unsubscribe links of digests.
+    pub unsubscribe: crate::digests::UnsubscribeKey,
 }
 
 /// The center's telephone, hours and address, as the operator configured them.
@@ -263,6 +266,7 @@ pub(crate) fn routes() -> Routes {
     nurse::routes(&mut routes);
     staff::routes(&mut routes);
     postings::routes(&mut routes);
+    digests::routes(&mut routes);
     api::routes(&mut routes);
     routes
 }

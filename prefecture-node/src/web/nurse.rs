@@ -241,10 +241,17 @@ struct HomePage {
     /// Her lists of nearby postings, nearest first: 求人, then 研修.
     match_lists: Vec<(&'static str, Vec<MatchView>)>,
     distances: [u32; 5],
+    /// (value, label, chosen)
+    cadences: Vec<(&'static str, &'static str, bool)>,
+    employment: Vec<(&'static str, &'static str, bool)>,
+    /// Her address refused our mail for good: no digests until staff clear it.
+    bouncing: bool,
 }
 
 /// One posting in her list, as her page shows it (every text escaped by the template).
 pub(crate) struct MatchView {
+    /// Matched since her last digest (「新着」 on her page).
+    pub new: bool,
     pub title: String,
     pub facility: String,
     pub contact: String,
@@ -254,7 +261,7 @@ pub(crate) struct MatchView {
     pub details: Vec<(&'static str, String)>,
 }
 
-pub(crate) fn match_view(m: &crate::postings::Match) -> MatchView {
+pub(crate) fn match_view(m: &crate::postings::Match, last_digest_at: Option<chrono::NaiveDateTime>) -> MatchView {
     let b = &m.body;
     let mut details: Vec<(&'static str, String)> = Vec::new();
     if !b.employment_types.is_empty() {
@@ -280,6 +287,7 @@ pub(crate) fn match_view(m: &crate::postings::Match) -> MatchView {
     ));
     details.push(("掲載期限", ncf_shared::time::date_ja(b.valid_until)));
     MatchView {
+        new: last_digest_at.is_none_or(|l| m.matched_at > l),
         title: b.title.clone(),
         facility: b.facility_name.clone(),
         contact: b.facility_contact.clone(),
@@ -473,10 +481,11 @@ async fn home(
             let letter = crate::proofing::latest_letter(conn, &id)?;
             let national = crate::life_events::view(conn, &id, here)?;
             let matches = crate::postings::matches_for(conn, here, &id, ncf_shared::time::today_jst())?;
-            Ok((consents, notices, shared, letter, national, matches))
+            let digest = crate::digests::settings(conn, &id)?;
+            Ok((consents, notices, shared, letter, national, matches, digest))
         })
         .await;
-    let (consents, notices, shared, letter, national, matches) = match loaded {
+    let (consents, notices, shared, letter, national, matches, digest) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => return unavailable(&state, &e, SIGN_IN),
     };
@@ -546,10 +555,20 @@ async fn home(
             match_lists: [ncf_shared::posting::PostingKind::Job, ncf_shared::posting::PostingKind::Training]
                 .into_iter()
                 .map(|kind| {
-                    (kind.label_ja(), matches.iter().filter(|m| m.kind == kind).map(match_view).collect())
+                    let last = digest.last_digest_at;
+                    (kind.label_ja(), matches.iter().filter(|m| m.kind == kind).map(|m| match_view(m, last)).collect())
                 })
                 .collect(),
             distances: ncf_shared::posting::DISTANCE_CHOICES_KM,
+            cadences: crate::digests::Cadence::ALL
+                .into_iter()
+                .map(|c| (c.as_str(), c.label_ja(), c == digest.cadence))
+                .collect(),
+            employment: crate::digests::EMPLOYMENT_TYPES
+                .into_iter()
+                .map(|t| (crate::digests::employment_slug(t), t.label_ja(), digest.employment.contains(&t)))
+                .collect(),
+            bouncing: digest.bouncing_since.is_some(),
         },
     )
 }
@@ -559,6 +578,29 @@ async fn home(
 struct PreferencesForm {
     csrf: String,
     max_distance_km: String,
+    digest_cadence: String,
+    full_time: Option<String>,
+    part_time: Option<String>,
+    short_hours: Option<String>,
+    days_only: Option<String>,
+    night_shifts: Option<String>,
+}
+
+impl PreferencesForm {
+    fn employment(&self) -> Vec<ncf_shared::posting::EmploymentType> {
+        use ncf_shared::posting::EmploymentType::*;
+        [
+            (FullTime, &self.full_time),
+            (PartTime, &self.part_time),
+            (ShortHours, &self.short_hours),
+            (DaysOnly, &self.days_only),
+            (NightShifts, &self.night_shifts),
+        ]
+        .into_iter()
+        .filter(|(_, on)| on.is_some())
+        .map(|(t, _)| t)
+        .collect()
+    }
 }
 
 /// Her distance for job and training information (travels to the national server under
@@ -573,14 +615,27 @@ async fn change_preferences(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let Some(km) = form.max_distance_km.trim().parse::<u32>().ok() else {
+    let (Some(km), Some(cadence)) = (
+        form.max_distance_km.trim().parse::<u32>().ok(),
+        crate::digests::Cadence::parse(&form.digest_cadence),
+    ) else {
         return PageError::BadRequest {
-            heading: "範囲を選んでください",
-            text: "お知らせを受け取る範囲を 5・10・20・30・50 km から選んでください。".into(),
+            heading: "範囲と頻度を選んでください",
+            text: "お知らせを受け取る範囲を 5・10・20・30・50 km から、お知らせメールの頻度を 毎週・毎日・停止 から選んでください。".into(),
         }
         .page(&state, HOME);
     };
-    match state.db(move |conn| crate::nurses::set_distance(conn, &nurse.id, km)).await {
+    let employment = form.employment();
+    let changed = state
+        .db(move |conn| {
+            let distance_ok = nurse.max_distance_km == km as i32 || crate::nurses::set_distance(conn, &nurse.id, km)?;
+            if distance_ok {
+                crate::digests::set_settings(conn, &nurse.id, cadence, &employment)?;
+            }
+            Ok(distance_ok)
+        })
+        .await;
+    match changed {
         Ok(true) => see_other("/me?done=preferences#matches"),
         Ok(false) => PageError::BadRequest {
             heading: "範囲を選んでください",

@@ -368,6 +368,10 @@ struct DetailPage {
     documents: [&'static str; 5],
     /// What the national server holds about her (latent, home center, residence, 転出, reminders).
     national: crate::life_events::StatusView,
+    /// 毎週, 毎日 or 停止.
+    cadence: &'static str,
+    /// Her address refused a digest for good: when and why (empty when it does not bounce).
+    bouncing: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -421,10 +425,11 @@ async fn detail_page(
             let cursor = crate::sync::cursor(conn)?;
             let received = crate::sync::unapplied(conn, Some(&id))?;
             let national = crate::life_events::view(conn, &id, here)?;
-            Ok(Some((nurse, consents, notices, shared, events, cursor, received, national)))
+            let digest = crate::digests::settings(conn, &id)?;
+            Ok(Some((nurse, consents, notices, shared, events, cursor, received, national, digest)))
         })
         .await;
-    let (nurse, consents, notices, shared, events, cursor, received, national) = match loaded {
+    let (nurse, consents, notices, shared, events, cursor, received, national, digest) = match loaded {
         Ok(Some(found)) => found,
         Ok(None) => {
             return PageError::NotFound("この看護職は登録されていません。".into()).page(state, LIST);
@@ -488,6 +493,11 @@ async fn detail_page(
             email: nurse.email,
             phone: nurse.phone.unwrap_or_default(),
             distance: nurse.max_distance_km,
+            cadence: digest.cadence.label_ja(),
+            bouncing: match (digest.bouncing_since, &digest.bounce_reason) {
+                (Some(at), reason) => format!("{}（{}）", jst(at), reason.as_deref().unwrap_or("")),
+                (None, _) => String::new(),
+            },
             consents: consent_views(&consents),
             notices: notice_views(&notices, &shared),
             events,

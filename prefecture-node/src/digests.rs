@@ -1,0 +1,722 @@
+//! E-mail digests (issue #8): one message per nurse and period with the postings new to her list
+//! since her last digest, sent by her home node only, once.
+//!
+//! **Sent once.** A run first *plans*: for every nurse whose cadence is due and who has something
+//! new, it records the intent — a `digests` row with the period, a Message-ID derived from the
+//! nurse and the period, and the postings it will list — in one transaction, before anything is
+//! sent (`UNIQUE (nurse_id, period)`: a second run in the same period plans nobody twice). It then
+//! *sends* the pending rows one at a time and marks each `sent` when SMTP accepts it. After a
+//! crash the next run sends only what is not marked, under the same Message-ID; a crash between
+//! SMTP's acceptance and the mark repeats that one message, with the same Message-ID, and nothing
+//! else.
+//!
+//! **Checked again at send time**, for each batch just before it goes: her consent for jobs or
+//! training still given, her cadence not 停止 (one-click unsubscribe), this node still her home
+//! node, not erased, her address not bouncing. Otherwise the digest is cancelled, unsent.
+//!
+//! Temporary SMTP failures leave the digest pending with a capped backoff (`mail::retry_delay_secs`);
+//! a permanent refusal marks her address as bouncing (no more mail to it; staff see it).
+//!
+//! **Unsubscribe** (RFC 8058): each digest carries `List-Unsubscribe` with a one-click URL and
+//! `List-Unsubscribe-Post: List-Unsubscribe=One-Click`, and the same link in its text. The URL
+//! holds her nurse id and an HMAC of it under a key derived from this node's signing key, so it
+//! needs no session, no cookie and no CSRF token, cannot be forged for someone else, and nothing
+//! secret is stored.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{Datelike, NaiveDateTime};
+use diesel::prelude::*;
+use hmac::{Hmac, KeyInit, Mac};
+use ncf_shared::ConsentScope;
+use ncf_shared::db::{DbConn, Pool};
+use ncf_shared::federation::NodeSigningKey;
+use ncf_shared::posting::{EmploymentType, PostingKind};
+use sha2::{Digest, Sha256};
+
+use crate::mail::{Letter, Mailer, SendError};
+use crate::postings::Match;
+use crate::schema::{digests, national_status, nurses};
+
+/// How often she wants a digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cadence {
+    Weekly,
+    Daily,
+    Off,
+}
+
+impl Cadence {
+    pub const ALL: [Self; 3] = [Self::Weekly, Self::Daily, Self::Off];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Weekly => "weekly",
+            Self::Daily => "daily",
+            Self::Off => "off",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            Self::Weekly => "毎週",
+            Self::Daily => "毎日",
+            Self::Off => "停止",
+        }
+    }
+
+    /// The period a digest sent at `now` belongs to, in Japan time: `daily-2026-12-05` or
+    /// `weekly-2026-W49` (ISO week).
+    pub fn period(self, now: NaiveDateTime) -> String {
+        let day = (now + chrono::Duration::hours(9)).date();
+        match self {
+            Self::Daily => format!("daily-{day}"),
+            Self::Weekly | Self::Off => {
+                let w = day.iso_week();
+                format!("weekly-{}-W{:02}", w.year(), w.week())
+            }
+        }
+    }
+}
+
+/// The key of the one-click unsubscribe links.
+#[derive(Clone)]
+pub struct UnsubscribeKey([u8; 32]);
+
+impl UnsubscribeKey {
+    /// Derived from the node's signing key (what a node keeps secret anyway), so that the links
+    /// survive restarts and nothing more is stored.
+    pub fn from_signing_key(key: &NodeSigningKey) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"ncf/digest-unsubscribe/v1\n");
+        h.update(key.to_base64().as_bytes());
+        Self(h.finalize().into())
+    }
+
+    pub fn token(&self, nurse_id: &str) -> String {
+        use base64::Engine;
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key");
+        mac.update(nurse_id.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    pub fn verify(&self, nurse_id: &str, token: &str) -> bool {
+        crate::web::tokens_equal(&self.token(nurse_id), token)
+    }
+}
+
+/// The Message-ID of her digest for a period: the same whenever it is sent.
+pub fn message_id(nurse_id: &str, period: &str, host: &str) -> String {
+    let digest = Sha256::digest(format!("ncf-digest\n{nurse_id}").as_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("<{period}.{hex}@{host}>")
+}
+
+/// The host part of the public URL, for Message-IDs.
+pub fn host_of(public_url: &str) -> String {
+    let rest = public_url.split_once("://").map_or(public_url, |(_, r)| r);
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    if host.is_empty() { "localhost".into() } else { host.to_string() }
+}
+
+/// One posting planned into a digest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Planned {
+    prefecture: String,
+    posting_id: String,
+}
+
+/// Her settings as the digest needs them.
+#[derive(Debug, Clone)]
+pub struct DigestSettings {
+    pub cadence: Cadence,
+    /// Employment types she wants in job postings; empty: all.
+    pub employment: Vec<EmploymentType>,
+    pub last_digest_at: Option<NaiveDateTime>,
+    pub bouncing_since: Option<NaiveDateTime>,
+    pub bounce_reason: Option<String>,
+}
+
+pub fn employment_slug(t: EmploymentType) -> &'static str {
+    match t {
+        EmploymentType::FullTime => "full_time",
+        EmploymentType::PartTime => "part_time",
+        EmploymentType::ShortHours => "short_hours",
+        EmploymentType::DaysOnly => "days_only",
+        EmploymentType::NightShifts => "night_shifts",
+    }
+}
+
+pub const EMPLOYMENT_TYPES: [EmploymentType; 5] = [
+    EmploymentType::FullTime,
+    EmploymentType::PartTime,
+    EmploymentType::ShortHours,
+    EmploymentType::DaysOnly,
+    EmploymentType::NightShifts,
+];
+
+fn parse_filter(text: &str) -> Vec<EmploymentType> {
+    text.split(',').filter_map(|s| EMPLOYMENT_TYPES.into_iter().find(|t| employment_slug(*t) == s)).collect()
+}
+
+pub fn settings(conn: &mut DbConn, nurse_id: &str) -> QueryResult<DigestSettings> {
+    let (cadence, filter, last, bouncing, reason): (
+        String,
+        String,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+        Option<String>,
+    ) = nurses::table
+        .find(nurse_id)
+        .select((
+            nurses::digest_cadence,
+            nurses::employment_filter,
+            nurses::last_digest_at,
+            nurses::bouncing_since,
+            nurses::bounce_reason,
+        ))
+        .first(conn)?;
+    Ok(DigestSettings {
+        cadence: Cadence::parse(&cadence).unwrap_or(Cadence::Weekly),
+        employment: parse_filter(&filter),
+        last_digest_at: last,
+        bouncing_since: bouncing,
+        bounce_reason: reason,
+    })
+}
+
+/// Changes her cadence and employment-type filter (they stay at the node).
+pub fn set_settings(
+    conn: &mut DbConn,
+    nurse_id: &str,
+    cadence: Cadence,
+    employment: &[EmploymentType],
+) -> QueryResult<()> {
+    let filter: Vec<&str> = employment.iter().map(|t| employment_slug(*t)).collect();
+    ncf_shared::db::write_transaction(conn, |conn| {
+        diesel::update(nurses::table.find(nurse_id))
+            .set((nurses::digest_cadence.eq(cadence.as_str()), nurses::employment_filter.eq(filter.join(","))))
+            .execute(conn)?;
+        if cadence == Cadence::Off {
+            cancel_pending(conn, nurse_id, "配信停止")?;
+        }
+        Ok(())
+    })
+}
+
+/// One-click unsubscribe: her digests stop, and a digest planned but not sent is cancelled.
+/// Returns whether anything changed (a second click changes nothing).
+pub fn unsubscribe(conn: &mut DbConn, nurse_id: &str) -> QueryResult<bool> {
+    ncf_shared::db::write_transaction(conn, |conn| {
+        let changed = diesel::update(nurses::table.find(nurse_id).filter(nurses::digest_cadence.ne("off")))
+            .set(nurses::digest_cadence.eq("off"))
+            .execute(conn)?;
+        cancel_pending(conn, nurse_id, "配信停止")?;
+        if changed > 0 {
+            tracing::info!(nurse = %nurse_id, "digests stopped by one-click unsubscribe");
+        }
+        Ok(changed > 0)
+    })
+}
+
+fn cancel_pending(conn: &mut DbConn, nurse_id: &str, why: &str) -> QueryResult<usize> {
+    diesel::update(digests::table.filter(digests::nurse_id.eq(nurse_id)).filter(digests::state.eq("pending")))
+        .set((
+            digests::state.eq("cancelled"),
+            digests::last_error.eq(why),
+            digests::finished_at.eq(ncf_shared::time::now_utc()),
+        ))
+        .execute(conn)
+}
+
+/// Whether the match belongs in a digest that filters job postings by these employment types.
+fn wanted(m: &Match, employment: &[EmploymentType]) -> bool {
+    m.kind == PostingKind::Training
+        || employment.is_empty()
+        || m.body.employment_types.iter().any(|t| employment.contains(t))
+}
+
+/// The nurses among `ids` this node may mail a digest now, with their addresses (the send-time
+/// check, also used when planning).
+fn mailable(conn: &mut DbConn, ids: &[&str]) -> QueryResult<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let consents = crate::consent::current_many(conn, ids)?;
+    let mut blocked: HashSet<String> = HashSet::new();
+    for chunk in ids.chunks(1000) {
+        let statuses: Vec<(String, Option<bool>, Option<NaiveDateTime>)> = national_status::table
+            .filter(national_status::nurse_id.eq_any(chunk))
+            .select((national_status::nurse_id, national_status::home_here, national_status::erased_at))
+            .load(conn)?;
+        for (id, home_here, erased_at) in statuses {
+            if erased_at.is_some() || home_here == Some(false) {
+                blocked.insert(id);
+            }
+        }
+        let rows: Vec<(String, String, String, Option<NaiveDateTime>)> = nurses::table
+            .filter(nurses::id.eq_any(chunk))
+            .select((nurses::id, nurses::email, nurses::digest_cadence, nurses::bouncing_since))
+            .load(conn)?;
+        for (id, email, cadence, bouncing) in rows {
+            let consent = consents.get(&id).is_some_and(|c| {
+                c.proofed().is_some()
+                    && (c.granted(ConsentScope::JobSupport) || c.granted(ConsentScope::TrainingInfo))
+            });
+            if consent && !email.is_empty() && cadence != "off" && bouncing.is_none() && !blocked.contains(&id) {
+                out.insert(id, email);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Records the digests due for `cadence` at `now`: one per nurse with something new since her
+/// last digest, none for a nurse who already has one for this period. Returns how many.
+pub fn plan(conn: &mut DbConn, cadence: Cadence, here: ncf_shared::Prefecture, host: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    if cadence == Cadence::Off {
+        return Ok(0);
+    }
+    let period = cadence.period(now);
+    let today = (now + chrono::Duration::hours(9)).date();
+    let candidates: Vec<(String, String, Option<NaiveDateTime>)> = nurses::table
+        .filter(nurses::digest_cadence.eq(cadence.as_str()))
+        .filter(nurses::email.ne(""))
+        .filter(nurses::bouncing_since.is_null())
+        .filter(nurses::proofed_at.is_not_null())
+        .select((nurses::id, nurses::employment_filter, nurses::last_digest_at))
+        .load(conn)?;
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+    let planned_already: HashSet<String> =
+        digests::table.filter(digests::period.eq(&period)).select(digests::nurse_id).load::<String>(conn)?.into_iter().collect();
+    let ids: Vec<&str> =
+        candidates.iter().map(|c| c.0.as_str()).filter(|id| !planned_already.contains(*id)).collect();
+    let may = mailable(conn, &ids)?;
+    let mut matches = crate::postings::matches_of_many(conn, here, &ids, today)?;
+    let mut rows = Vec::new();
+    for (id, filter, last) in &candidates {
+        if planned_already.contains(id) || !may.contains_key(id) {
+            continue;
+        }
+        let employment = parse_filter(filter);
+        let new: Vec<Planned> = matches
+            .remove(id)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| last.is_none_or(|l| m.matched_at > l))
+            .filter(|m| wanted(m, &employment))
+            .map(|m| Planned { prefecture: m.posting.prefecture.code(), posting_id: m.posting.posting_id })
+            .collect();
+        if new.is_empty() {
+            continue;
+        }
+        rows.push((
+            digests::id.eq(ncf_shared::ids::RecordId::new().0),
+            digests::nurse_id.eq(id.clone()),
+            digests::period.eq(period.clone()),
+            digests::message_id.eq(message_id(id, &period, host)),
+            digests::postings.eq(serde_json::to_string(&new).expect("plain data")),
+            digests::state.eq("pending"),
+            digests::attempts.eq(0),
+            digests::next_attempt_at.eq(now),
+            digests::created_at.eq(now),
+        ));
+    }
+    let planned = rows.len();
+    ncf_shared::db::write_transaction(conn, |conn| {
+        for batch in rows.chunks(500) {
+            ncf_shared::per_backend!(&mut *conn, c => diesel::insert_into(digests::table)
+                .values(batch.to_vec())
+                .on_conflict_do_nothing()
+                .execute(c))?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    if planned > 0 {
+        tracing::info!(cadence = cadence.as_str(), %period, planned, "digests planned");
+    }
+    Ok(planned)
+}
+
+/// A pending digest as the sender takes it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = digests)]
+pub struct Pending {
+    pub id: String,
+    pub nurse_id: String,
+    pub period: String,
+    pub message_id: String,
+    pub postings: String,
+    pub attempts: i32,
+    pub created_at: NaiveDateTime,
+}
+
+fn due(conn: &mut DbConn, now: Option<NaiveDateTime>, limit: i64) -> QueryResult<Vec<Pending>> {
+    let q = digests::table.filter(digests::state.eq("pending")).into_boxed();
+    let q = match now {
+        Some(now) => q.filter(digests::next_attempt_at.le(now)),
+        None => q,
+    };
+    q.order((digests::created_at, digests::id)).limit(limit).select(Pending::as_select()).load(conn)
+}
+
+fn mark_sent(conn: &mut DbConn, d: &Pending, now: NaiveDateTime) -> QueryResult<()> {
+    ncf_shared::db::write_transaction(conn, |conn| {
+        diesel::update(digests::table.find(&d.id).filter(digests::state.eq("pending")))
+            .set((digests::state.eq("sent"), digests::finished_at.eq(now), digests::attempts.eq(d.attempts + 1)))
+            .execute(conn)?;
+        // What she was sent counts from when it was planned: matches that arrived since are new
+        // next time.
+        diesel::update(nurses::table.find(&d.nurse_id))
+            .set(nurses::last_digest_at.eq(d.created_at))
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+fn mark_failed(conn: &mut DbConn, d: &Pending, error: &SendError, now: NaiveDateTime) -> QueryResult<()> {
+    let attempts = d.attempts + 1;
+    ncf_shared::db::write_transaction(conn, |conn| match error {
+        SendError::Transient(e) => diesel::update(digests::table.find(&d.id))
+            .set((
+                digests::attempts.eq(attempts),
+                digests::next_attempt_at
+                    .eq(now + chrono::Duration::seconds(crate::mail::retry_delay_secs(attempts))),
+                digests::last_error.eq(e),
+            ))
+            .execute(conn)
+            .map(drop),
+        SendError::Permanent(e) => {
+            diesel::update(digests::table.find(&d.id))
+                .set((
+                    digests::attempts.eq(attempts),
+                    digests::state.eq("bounced"),
+                    digests::last_error.eq(e),
+                    digests::finished_at.eq(now),
+                ))
+                .execute(conn)?;
+            diesel::update(nurses::table.find(&d.nurse_id).filter(nurses::bouncing_since.is_null()))
+                .set((nurses::bouncing_since.eq(now), nurses::bounce_reason.eq(e)))
+                .execute(conn)?;
+            tracing::warn!(nurse = %d.nurse_id, "address marked as bouncing; no more mail to it");
+            Ok(())
+        }
+    })
+}
+
+fn cancel(conn: &mut DbConn, d: &Pending, why: &str) -> QueryResult<()> {
+    diesel::update(digests::table.find(&d.id).filter(digests::state.eq("pending")))
+        .set((
+            digests::state.eq("cancelled"),
+            digests::last_error.eq(why),
+            digests::finished_at.eq(ncf_shared::time::now_utc()),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Clears the bounce mark (staff, after she gave a working address).
+pub fn clear_bounce(conn: &mut DbConn, nurse_id: &str) -> QueryResult<usize> {
+    diesel::update(nurses::table.find(nurse_id))
+        .set((nurses::bouncing_since.eq(None::<NaiveDateTime>), nurses::bounce_reason.eq(None::<String>)))
+        .execute(conn)
+}
+
+/// One sender at a time: `serve`'s schedule and an operator's `digest` run must not both send the
+/// same pending digest. The sender holds a lease in `sync_state` (expiry in Unix milliseconds and
+/// a random holder id), renewed every batch; a sender killed mid-run leaves it to expire.
+pub const LEASE_MS: i64 = 10_000;
+
+fn set_state(conn: &mut DbConn, name: &str, value: i64) -> QueryResult<()> {
+    use crate::schema::sync_state;
+    ncf_shared::per_backend!(&mut *conn, c => diesel::insert_into(sync_state::table)
+        .values((sync_state::name.eq(name), sync_state::value.eq(value)))
+        .on_conflict(sync_state::name)
+        .do_update()
+        .set(sync_state::value.eq(value))
+        .execute(c))
+    .map(drop)
+}
+
+/// Takes (or renews) the sending lease for `holder`; false while another live sender holds it.
+fn take_lease(conn: &mut DbConn, holder: i64, now_ms: i64) -> QueryResult<bool> {
+    use crate::schema::sync_state;
+    ncf_shared::db::write_transaction(conn, |conn| {
+        let read = |conn: &mut DbConn, name: &str| -> QueryResult<Option<i64>> {
+            sync_state::table.find(name).select(sync_state::value).first(conn).optional()
+        };
+        let until = read(conn, "digest_lease_until")?.unwrap_or(0);
+        let held_by = read(conn, "digest_lease_holder")?.unwrap_or(0);
+        if until > now_ms && held_by != holder {
+            return Ok(false);
+        }
+        set_state(conn, "digest_lease_until", now_ms + LEASE_MS)?;
+        set_state(conn, "digest_lease_holder", holder)?;
+        Ok(true)
+    })
+}
+
+fn release_lease(conn: &mut DbConn, holder: i64) -> QueryResult<()> {
+    use crate::schema::sync_state;
+    let held_by: Option<i64> =
+        sync_state::table.find("digest_lease_holder").select(sync_state::value).first(conn).optional()?;
+    if held_by == Some(holder) {
+        set_state(conn, "digest_lease_until", 0)?;
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub planned: usize,
+    pub sent: usize,
+    pub cancelled: usize,
+    pub bounced: usize,
+    /// Left pending after a temporary failure (SMTP down): tried again later.
+    pub waiting: usize,
+}
+
+/// Renders and sends digests.
+#[derive(Clone)]
+pub struct Digester {
+    pub pool: Pool,
+    pub mailer: Mailer,
+    pub key: UnsubscribeKey,
+    pub public_url: String,
+    pub here: ncf_shared::Prefecture,
+}
+
+/// Digests checked and sent per batch.
+const BATCH: i64 = 50;
+
+#[derive(askama::Template)]
+#[template(path = "digest.html")]
+struct DigestHtml<'a> {
+    center: &'a str,
+    name: &'a str,
+    sections: &'a [(&'static str, Vec<crate::web::nurse::MatchView>)],
+    unsubscribe: &'a str,
+    page: &'a str,
+}
+
+#[derive(askama::Template)]
+#[template(path = "digest.txt")]
+struct DigestText<'a> {
+    center: &'a str,
+    name: &'a str,
+    sections: &'a [(&'static str, Vec<crate::web::nurse::MatchView>)],
+    unsubscribe: &'a str,
+    page: &'a str,
+}
+
+impl Digester {
+    pub fn host(&self) -> String {
+        host_of(&self.public_url)
+    }
+
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> QueryResult<T> + Send + 'static,
+    ) -> Result<T, String> {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            f(&mut conn).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// Plans the digests due for `cadence` now and sends every pending digest (also those left
+    /// by an earlier run), ignoring backoff when `now_all` (an operator's run).
+    pub async fn run(&self, cadence: Cadence, now_all: bool) -> Result<Report, String> {
+        let (here, host) = (self.here, self.host());
+        let planned =
+            self.db(move |conn| plan(conn, cadence, here, &host, ncf_shared::time::now_utc())).await?;
+        let mut report = self.send_due(now_all, now_all).await?;
+        report.planned = planned;
+        Ok(report)
+    }
+
+    /// Sends the pending digests that are due (all of them when `all`), oldest first, until none
+    /// is left or SMTP fails for the moment. With `wait`, waits (up to a lease's length) for
+    /// another sender to finish or expire; without, leaves the work to it.
+    pub async fn send_due(&self, all: bool, wait: bool) -> Result<Report, String> {
+        let holder = (u64::from_str_radix(&ncf_shared::secret::random_token(8), 16).unwrap_or(1) >> 1) as i64 | 1;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LEASE_MS as u64 + 2_000);
+        loop {
+            if self.db(move |conn| take_lease(conn, holder, now_ms())).await? {
+                break;
+            }
+            if !wait {
+                return Ok(Report::default());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err("another digest run is sending; try again when it has finished".into());
+            }
+            tracing::info!("waiting for another digest run to finish or its lease to expire");
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        let result = self.send_leased(all, holder).await;
+        let _ = self.db(move |conn| release_lease(conn, holder)).await;
+        result
+    }
+
+    async fn send_leased(&self, all: bool, holder: i64) -> Result<Report, String> {
+        let mut report = Report::default();
+        let mut skip: HashSet<String> = HashSet::new();
+        loop {
+            let now = ncf_shared::time::now_utc();
+            let batch = self.db(move |conn| due(conn, (!all).then_some(now), BATCH + 1_000)).await?;
+            let batch: Vec<Pending> =
+                batch.into_iter().filter(|d| !skip.contains(&d.id)).take(BATCH as usize).collect();
+            if batch.is_empty() {
+                return Ok(report);
+            }
+            if !self.db(move |conn| take_lease(conn, holder, now_ms())).await? {
+                return Err("the sending lease was lost (a batch took longer than the lease)".into());
+            }
+            let ids: Vec<String> = batch.iter().map(|d| d.nurse_id.clone()).collect();
+            let here = self.here;
+            let (may, lists, names) = self
+                .db(move |conn| {
+                    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                    let may = mailable(conn, &refs)?;
+                    let lists = crate::postings::matches_of_many(conn, here, &refs, ncf_shared::time::today_jst())?;
+                    let names: HashMap<String, String> = nurses::table
+                        .filter(nurses::id.eq_any(&refs))
+                        .select((nurses::id, nurses::family_name, nurses::given_name))
+                        .load::<(String, String, String)>(conn)?
+                        .into_iter()
+                        .map(|(id, f, g)| (id, format!("{f} {g}")))
+                        .collect();
+                    Ok((may, lists, names))
+                })
+                .await?;
+            for d in batch {
+                skip.insert(d.id.clone());
+                let Some(to) = may.get(&d.nurse_id) else {
+                    report.cancelled += 1;
+                    self.db(move |conn| cancel(conn, &d, "送信時の確認で対象外（同意の取消、配信停止、転出など）")).await?;
+                    continue;
+                };
+                let planned: Vec<Planned> = serde_json::from_str(&d.postings).unwrap_or_default();
+                let wanted: HashSet<(String, String)> =
+                    planned.into_iter().map(|p| (p.prefecture, p.posting_id)).collect();
+                let list: Vec<&Match> = lists
+                    .get(&d.nurse_id)
+                    .map(|l| {
+                        l.iter()
+                            .filter(|m| wanted.contains(&(m.posting.prefecture.code(), m.posting.posting_id.clone())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if list.is_empty() {
+                    report.cancelled += 1;
+                    self.db(move |conn| cancel(conn, &d, "掲載が終わり、お知らせする求人・研修がなくなりました")).await?;
+                    continue;
+                }
+                let name = names.get(&d.nurse_id).cloned().unwrap_or_default();
+                let letter = self.render(&d, to, &name, &list);
+                match self.mailer.send_letter(&letter).await {
+                    Ok(()) => {
+                        report.sent += 1;
+                        self.db(move |conn| mark_sent(conn, &d, ncf_shared::time::now_utc())).await?;
+                    }
+                    Err(error) => {
+                        tracing::warn!(digest = %d.id, to = %crate::mail::mask_email(to), %error, "digest not delivered");
+                        let transient = matches!(error, SendError::Transient(_));
+                        self.db(move |conn| mark_failed(conn, &d, &error, ncf_shared::time::now_utc())).await?;
+                        if transient {
+                            // SMTP is down: the rest would fail the same way; they wait.
+                            report.waiting += 1;
+                            return Ok(report);
+                        }
+                        report.bounced += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn render<'a>(&self, d: &Pending, to: &'a str, name: &str, list: &[&Match]) -> Letter<'a> {
+        use askama::Template;
+        let center = format!("{}ナースセンター", self.here.name_ja());
+        let sections: Vec<(&'static str, Vec<crate::web::nurse::MatchView>)> = [PostingKind::Job, PostingKind::Training]
+            .into_iter()
+            .map(|k| (k.label_ja(), list.iter().filter(|m| m.kind == k).map(|m| crate::web::nurse::match_view(m, None)).collect::<Vec<_>>()))
+            .filter(|(_, l)| !l.is_empty())
+            .collect();
+        let unsubscribe = format!("{}/unsubscribe/{}/{}", self.public_url, d.nurse_id, self.key.token(&d.nurse_id));
+        let page = format!("{}/me#matches", self.public_url);
+        let text = DigestText { center: &center, name, sections: &sections, unsubscribe: &unsubscribe, page: &page }
+            .render()
+            .expect("digest text renders");
+        let html = DigestHtml { center: &center, name, sections: &sections, unsubscribe: &unsubscribe, page: &page }
+            .render()
+            .expect("digest HTML renders");
+        let count = list.len();
+        Letter {
+            to,
+            subject: format!("【{center}】お住まいの近くの求人・研修 {count}件"),
+            text,
+            html: Some(html),
+            message_id: Some(d.message_id.clone()),
+            unsubscribe: Some(unsubscribe),
+        }
+    }
+}
+
+impl Digester {
+    /// `serve`'s digests: the weekly and daily runs at their scheduled times, and every 30 s the
+    /// pending digests whose retry is due (and those a crash left behind, at start).
+    pub async fn schedule(self, weekly: ncf_shared::schedule::Schedule, daily: ncf_shared::schedule::Schedule) {
+        for (cadence, schedule) in [(Cadence::Weekly, weekly), (Cadence::Daily, daily)] {
+            let me = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Some(next) = schedule.next() {
+                        tracing::info!(cadence = cadence.as_str(), next = %next.to_rfc3339(), "digests scheduled");
+                    }
+                    if schedule.wait_next().await.is_none() {
+                        break;
+                    }
+                    match me.run(cadence, false).await {
+                        Ok(r) => tracing::info!(
+                            cadence = cadence.as_str(),
+                            planned = r.planned,
+                            sent = r.sent,
+                            cancelled = r.cancelled,
+                            bounced = r.bounced,
+                            waiting = r.waiting,
+                            "digest run"
+                        ),
+                        Err(e) => tracing::error!(cadence = cadence.as_str(), error = %e, "digest run failed"),
+                    }
+                }
+            });
+        }
+        loop {
+            match self.send_due(false, false).await {
+                Ok(r) if r.sent + r.cancelled + r.bounced > 0 => {
+                    tracing::info!(sent = r.sent, cancelled = r.cancelled, bounced = r.bounced, "pending digests sent")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "pending digests not sent"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        }
+    }
+}
