@@ -164,22 +164,12 @@ fn parse_filter(text: &str) -> Vec<EmploymentType> {
 }
 
 pub fn settings(conn: &mut DbConn, nurse_id: &str) -> QueryResult<DigestSettings> {
-    let (cadence, filter, last, bouncing, reason): (
-        String,
-        String,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-        Option<String>,
-    ) = nurses::table
-        .find(nurse_id)
-        .select((
-            nurses::digest_cadence,
-            nurses::employment_filter,
-            nurses::last_digest_at,
-            nurses::bouncing_since,
-            nurses::bounce_reason,
-        ))
-        .first(conn)?;
+    let (cadence, filter, bouncing, reason): (String, String, Option<NaiveDateTime>, Option<String>) =
+        nurses::table
+            .find(nurse_id)
+            .select((nurses::digest_cadence, nurses::employment_filter, nurses::bouncing_since, nurses::bounce_reason))
+            .first(conn)?;
+    let last = last_sent(conn, &[nurse_id])?.remove(nurse_id);
     Ok(DigestSettings {
         cadence: Cadence::parse(&cadence).unwrap_or(Cadence::Weekly),
         employment: parse_filter(&filter),
@@ -284,12 +274,12 @@ pub fn plan(conn: &mut DbConn, cadence: Cadence, here: ncf_shared::Prefecture, h
     }
     let period = cadence.period(now);
     let today = (now + chrono::Duration::hours(9)).date();
-    let candidates: Vec<(String, String, Option<NaiveDateTime>)> = nurses::table
+    let candidates: Vec<(String, String)> = nurses::table
         .filter(nurses::digest_cadence.eq(cadence.as_str()))
         .filter(nurses::email.ne(""))
         .filter(nurses::bouncing_since.is_null())
         .filter(nurses::proofed_at.is_not_null())
-        .select((nurses::id, nurses::employment_filter, nurses::last_digest_at))
+        .select((nurses::id, nurses::employment_filter))
         .load(conn)?;
     if candidates.is_empty() {
         return Ok(0);
@@ -300,8 +290,10 @@ pub fn plan(conn: &mut DbConn, cadence: Cadence, here: ncf_shared::Prefecture, h
         candidates.iter().map(|c| c.0.as_str()).filter(|id| !planned_already.contains(*id)).collect();
     let may = mailable(conn, &ids)?;
     let mut matches = crate::postings::matches_of_many(conn, here, &ids, today)?;
+    let last_sent = last_sent(conn, &ids)?;
     let mut rows = Vec::new();
-    for (id, filter, last) in &candidates {
+    for (id, filter) in &candidates {
+        let last = last_sent.get(id);
         if planned_already.contains(id) || !may.contains_key(id) {
             continue;
         }
@@ -310,7 +302,7 @@ pub fn plan(conn: &mut DbConn, cadence: Cadence, here: ncf_shared::Prefecture, h
             .remove(id)
             .unwrap_or_default()
             .into_iter()
-            .filter(|m| last.is_none_or(|l| m.matched_at > l))
+            .filter(|m| last.is_none_or(|l| m.matched_at > *l))
             .filter(|m| wanted(m, &employment))
             .map(|m| Planned { prefecture: m.posting.prefecture.code(), posting_id: m.posting.posting_id })
             .collect();
@@ -367,18 +359,29 @@ fn due(conn: &mut DbConn, now: Option<NaiveDateTime>, limit: i64) -> QueryResult
     q.order((digests::created_at, digests::id)).limit(limit).select(Pending::as_select()).load(conn)
 }
 
-fn mark_sent(conn: &mut DbConn, d: &Pending, now: NaiveDateTime) -> QueryResult<()> {
-    ncf_shared::db::write_transaction(conn, |conn| {
-        diesel::update(digests::table.find(&d.id).filter(digests::state.eq("pending")))
-            .set((digests::state.eq("sent"), digests::finished_at.eq(now), digests::attempts.eq(d.attempts + 1)))
-            .execute(conn)?;
-        // What she was sent counts from when it was planned: matches that arrived since are new
-        // next time.
-        diesel::update(nurses::table.find(&d.nurse_id))
-            .set(nurses::last_digest_at.eq(d.created_at))
-            .execute(conn)?;
-        Ok(())
-    })
+/// One statement, right after SMTP accepted: the window in which a crash repeats a message is
+/// as short as it can be. (When she last got a digest is read from here: [`last_sent`].)
+fn mark_sent(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(digests::table.find(id).filter(digests::state.eq("pending")))
+        .set((digests::state.eq("sent"), digests::finished_at.eq(now), digests::attempts.eq(digests::attempts + 1)))
+        .execute(conn)
+        .map(drop)
+}
+
+/// When each of these nurses' latest sent digest was planned: what she was sent counts from
+/// then, so matches that arrived since are new next time.
+pub fn last_sent(conn: &mut DbConn, nurse_ids: &[&str]) -> QueryResult<HashMap<String, NaiveDateTime>> {
+    let mut out = HashMap::new();
+    for chunk in nurse_ids.chunks(1000) {
+        let rows: Vec<(String, Option<NaiveDateTime>)> = digests::table
+            .filter(digests::nurse_id.eq_any(chunk))
+            .filter(digests::state.eq("sent"))
+            .group_by(digests::nurse_id)
+            .select((digests::nurse_id, diesel::dsl::max(digests::created_at)))
+            .load(conn)?;
+        out.extend(rows.into_iter().filter_map(|(id, at)| Some((id, at?))));
+    }
+    Ok(out)
 }
 
 fn mark_failed(conn: &mut DbConn, d: &Pending, error: &SendError, now: NaiveDateTime) -> QueryResult<()> {
@@ -499,7 +502,7 @@ pub struct Digester {
 }
 
 /// Digests checked and sent per batch.
-const BATCH: i64 = 50;
+const BATCH: i64 = 500;
 
 #[derive(askama::Template)]
 #[template(path = "digest.html")]
@@ -543,9 +546,17 @@ impl Digester {
     /// by an earlier run), ignoring backoff when `now_all` (an operator's run).
     pub async fn run(&self, cadence: Cadence, now_all: bool) -> Result<Report, String> {
         let (here, host) = (self.here, self.host());
+        let started = std::time::Instant::now();
         let planned =
             self.db(move |conn| plan(conn, cadence, here, &host, ncf_shared::time::now_utc())).await?;
+        let planning = started.elapsed();
         let mut report = self.send_due(now_all, now_all).await?;
+        tracing::info!(
+            planned,
+            plan_seconds = planning.as_secs_f64(),
+            send_seconds = (started.elapsed() - planning).as_secs_f64(),
+            "digest run"
+        );
         report.planned = planned;
         Ok(report)
     }
@@ -574,12 +585,36 @@ impl Digester {
         result
     }
 
+    /// Marks a digest sent on a connection kept for the run (a pool checkout per message cost
+    /// as much as the update), off the async thread.
+    async fn mark(
+        &self,
+        held: Option<ncf_shared::db::PooledConn>,
+        id: String,
+    ) -> Result<ncf_shared::db::PooledConn, String> {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = match held {
+                Some(conn) => conn,
+                None => pool.get().map_err(|e| e.to_string())?,
+            };
+            mark_sent(&mut conn, &id, ncf_shared::time::now_utc()).map_err(|e| e.to_string())?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
     async fn send_leased(&self, all: bool, holder: i64) -> Result<Report, String> {
         let mut report = Report::default();
+        let mut marker: Option<ncf_shared::db::PooledConn> = None;
         let mut skip: HashSet<String> = HashSet::new();
         loop {
             let now = ncf_shared::time::now_utc();
-            let batch = self.db(move |conn| due(conn, (!all).then_some(now), BATCH + 1_000)).await?;
+            // Every digest taken leaves `pending` (sent, cancelled, bounced) or ends the run (SMTP
+            // down); `skip` only guards against a row that could not be marked.
+            let limit = BATCH + skip.len() as i64;
+            let batch = self.db(move |conn| due(conn, (!all).then_some(now), limit)).await?;
             let batch: Vec<Pending> =
                 batch.into_iter().filter(|d| !skip.contains(&d.id)).take(BATCH as usize).collect();
             if batch.is_empty() {
@@ -633,7 +668,7 @@ impl Digester {
                 match self.mailer.send_letter(&letter).await {
                     Ok(()) => {
                         report.sent += 1;
-                        self.db(move |conn| mark_sent(conn, &d, ncf_shared::time::now_utc())).await?;
+                        marker = Some(self.mark(marker.take(), d.id.clone()).await?);
                     }
                     Err(error) => {
                         tracing::warn!(digest = %d.id, to = %crate::mail::mask_email(to), %error, "digest not delivered");

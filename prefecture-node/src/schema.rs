@@ -22,7 +22,6 @@ diesel::table! {
         search_key -> Text,
         digest_cadence -> Text,
         employment_filter -> Text,
-        last_digest_at -> Nullable<Timestamp>,
         bouncing_since -> Nullable<Timestamp>,
         bounce_reason -> Nullable<Text>,
     }

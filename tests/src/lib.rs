@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 
+pub mod digest_seed;
 pub mod many;
 pub mod pki;
 pub mod postgres;

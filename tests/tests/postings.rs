@@ -450,3 +450,44 @@ fn smtp_down_waits_and_a_permanent_refusal_marks_the_address_bouncing(backend: B
 }
 
 both_backends!(smtp_down_waits_and_a_permanent_refusal_marks_the_address_bouncing);
+
+/// SIGKILL of the node in the middle of a digest run for 1,000 nurses, then a run again: every
+/// nurse has exactly one distinct Message-ID at the receiver, and at most one message came twice.
+fn a_digest_run_killed_midway_sends_each_digest_once(backend: Backend) {
+    let db = TestDb::new(backend);
+    prefecture_node::migrate(&mut db.connect()).unwrap();
+    let key = ncf_shared::federation::NodeSigningKey::generate();
+    let key_file = db.path("node.key");
+    std::fs::write(&key_file, key.to_base64()).unwrap();
+    let nurses = ncf_tests::digest_seed::seed(&mut db.connect(), 1_000, 3);
+    let smtp = SmtpReceiver::start();
+    let digest = || {
+        let mut cmd = ncf_tests::node_command(&db, &key_file, "https://national.invalid");
+        cmd.args(["digest", "--cadence", "weekly", "--prefecture", "14", "--public-url", "https://nc14.example.jp"])
+            .args(["--smtp-url", &smtp.url]);
+        cmd
+    };
+    let mut child = digest().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    ncf_tests::eventually(std::time::Duration::from_secs(120), || smtp.mails().len() >= 300);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = smtp.mails().len();
+    assert!(before < 1_000, "killed midway ({before} sent)");
+
+    let (out, stdout, stderr) = ncf_tests::run(digest());
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("0 planned"), "the intents were recorded before the kill: {stdout}");
+    let mails = smtp.mails();
+    let mut ids_by_recipient: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
+    for m in &mails {
+        ids_by_recipient.entry(m.to[0].clone()).or_default().insert(m.header("message-id").unwrap());
+    }
+    assert_eq!(ids_by_recipient.len(), nurses.len(), "every nurse got her digest");
+    assert!(ids_by_recipient.values().all(|ids| ids.len() == 1), "one Message-ID per nurse");
+    assert!(mails.len() <= nurses.len() + 1, "{} messages for {} nurses", mails.len(), nurses.len());
+    let sent = count(&db, "SELECT COUNT(*) AS n FROM digests WHERE state = 'sent'");
+    assert_eq!(sent, 1_000);
+}
+
+both_backends!(a_digest_run_killed_midway_sends_each_digest_once);

@@ -31,9 +31,10 @@ fn opted_in_nurse_reaches_the_national_server_as_her_consent_allows(backend: Bac
     notices::file(&mut conn, &hanako.id, &separation(), Channel::Web, None).unwrap();
 
     let stdout = push(&f, &f.osaka);
-    // Her proofing (queued when she was proofed at the counter), two consents, one notice.
-    assert!(stdout.contains("4 event(s) acknowledged, 0 parked"), "{stdout}");
-    assert_eq!(prefecture_node::sync::cursor(&mut conn).unwrap(), 4);
+    // Her proofing (queued when she was proofed at the counter), two consents, her distance (it
+    // travels once job_support is given), one notice.
+    assert!(stdout.contains("5 event(s) acknowledged, 0 parked"), "{stdout}");
+    assert_eq!(prefecture_node::sync::cursor(&mut conn).unwrap(), 5);
 
     let consents = national_consents(&f, &hanako.agency_code);
     assert_eq!(
@@ -60,10 +61,10 @@ fn opted_in_nurse_reaches_the_national_server_as_her_consent_allows(backend: Bac
     let (_, at_kyoto) = opt_in(&f, &f.kyoto, &f.cast[0]);
     assert_ne!(at_kyoto.agency_code, hanako.agency_code);
 
-    // Every provision is recorded: two identity links, four pushed events and her status told to
+    // Every provision is recorded: two identity links, five pushed events and her status told to
     // Osaka (latent); the chain holds.
     let entries = count(&f.national_db, "SELECT COUNT(*) AS n FROM provisions");
-    assert_eq!(entries, 7);
+    assert_eq!(entries, 8);
     let (answer_status, entries_for_her) = block_on(signed_post(
         &f,
         &f.osaka.key,
@@ -80,6 +81,8 @@ fn opted_in_nurse_reaches_the_national_server_as_her_consent_allows(backend: Bac
             "identity_proofing",
             "consent_record",
             "consent_record",
+            // Her distance, for job information near her home.
+            "posting_matches",
             "latent_nurse_identification",
             // Her status told to Osaka. Kyoto's link is not a hand-over: Osaka is not shown it.
             "latent_status",
@@ -89,7 +92,7 @@ fn opted_in_nurse_reaches_the_national_server_as_her_consent_allows(backend: Bac
     cmd.args(["audit", "verify"]);
     let (out, stdout, stderr) = run(cmd);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("7 entries verified"), "{stdout}");
+    assert!(stdout.contains("8 entries verified"), "{stdout}");
 }
 both_backends!(opted_in_nurse_reaches_the_national_server_as_her_consent_allows);
 

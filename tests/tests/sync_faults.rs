@@ -34,8 +34,8 @@ fn queue(f: &Federation, n: usize) -> (DbConn, i64) {
         Ok(())
     })
     .unwrap();
-    // Her proofing, her two consents, her notices.
-    (conn, n as i64 + 3)
+    // Her proofing, her two consents, her distance (it travels with job_support), her notices.
+    (conn, n as i64 + 4)
 }
 
 #[derive(QueryableByName)]
@@ -75,7 +75,7 @@ fn assert_exactly_once(f: &Federation, node_db: &TestDb, total: i64) {
     );
     let at_node =
         parse(diesel::sql_query("SELECT id, body FROM notices").load(&mut node_db.connect()).unwrap());
-    assert_eq!(at_national.len() as i64, total - 3, "all but her proofing and two consents");
+    assert_eq!(at_national.len() as i64, total - 4, "all but her proofing, two consents and her distance");
     assert_eq!(at_national, at_node, "the same notices with the same content");
     // One entry per applied event, her identity link, and her status told to the node once
     // (latent from the first batch on).

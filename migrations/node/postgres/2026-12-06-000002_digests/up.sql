@@ -1,8 +1,7 @@
--- Digests (issue #8): her cadence and employment-type filter, when her last digest went, and
+-- Digests (issue #8): her cadence and employment-type filter, and
 -- whether her address bounces (a permanent SMTP refusal stops mail to it; staff see it).
 ALTER TABLE nurses ADD COLUMN digest_cadence TEXT NOT NULL DEFAULT 'weekly';
 ALTER TABLE nurses ADD COLUMN employment_filter TEXT NOT NULL DEFAULT '';
-ALTER TABLE nurses ADD COLUMN last_digest_at TIMESTAMP;
 ALTER TABLE nurses ADD COLUMN bouncing_since TIMESTAMP;
 ALTER TABLE nurses ADD COLUMN bounce_reason TEXT;
 
