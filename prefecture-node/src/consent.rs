@@ -255,9 +255,12 @@ pub(crate) fn record_in(
         }
         // Her distance travels only under job_support or training_info: when the first of them is
         // given, it follows the consent that lets it.
-        let wanted_before = before.granted(ConsentScope::JobSupport) || before.granted(ConsentScope::TrainingInfo);
+        let wanted_before =
+            before.granted(ConsentScope::JobSupport) || before.granted(ConsentScope::TrainingInfo);
         let wants_now = written.iter().any(|r| {
-            r.granted && (r.scope == ConsentScope::JobSupport.as_str() || r.scope == ConsentScope::TrainingInfo.as_str())
+            r.granted
+                && (r.scope == ConsentScope::JobSupport.as_str()
+                    || r.scope == ConsentScope::TrainingInfo.as_str())
         });
         if wants_now && !wanted_before {
             let after = current(conn, nurse_id)?;

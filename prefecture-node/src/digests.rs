@@ -167,7 +167,12 @@ pub fn settings(conn: &mut DbConn, nurse_id: &str) -> QueryResult<DigestSettings
     let (cadence, filter, bouncing, reason): (String, String, Option<NaiveDateTime>, Option<String>) =
         nurses::table
             .find(nurse_id)
-            .select((nurses::digest_cadence, nurses::employment_filter, nurses::bouncing_since, nurses::bounce_reason))
+            .select((
+                nurses::digest_cadence,
+                nurses::employment_filter,
+                nurses::bouncing_since,
+                nurses::bounce_reason,
+            ))
             .first(conn)?;
     let last = last_sent(conn, &[nurse_id])?.remove(nurse_id);
     Ok(DigestSettings {
@@ -189,7 +194,10 @@ pub fn set_settings(
     let filter: Vec<&str> = employment.iter().map(|t| employment_slug(*t)).collect();
     ncf_shared::db::write_transaction(conn, |conn| {
         diesel::update(nurses::table.find(nurse_id))
-            .set((nurses::digest_cadence.eq(cadence.as_str()), nurses::employment_filter.eq(filter.join(","))))
+            .set((
+                nurses::digest_cadence.eq(cadence.as_str()),
+                nurses::employment_filter.eq(filter.join(",")),
+            ))
             .execute(conn)?;
         if cadence == Cadence::Off {
             cancel_pending(conn, nurse_id, "配信停止")?;
@@ -258,7 +266,12 @@ fn mailable(conn: &mut DbConn, ids: &[&str]) -> QueryResult<HashMap<String, Stri
                 c.proofed().is_some()
                     && (c.granted(ConsentScope::JobSupport) || c.granted(ConsentScope::TrainingInfo))
             });
-            if consent && !email.is_empty() && cadence != "off" && bouncing.is_none() && !blocked.contains(&id) {
+            if consent
+                && !email.is_empty()
+                && cadence != "off"
+                && bouncing.is_none()
+                && !blocked.contains(&id)
+            {
                 out.insert(id, email);
             }
         }
@@ -268,7 +281,13 @@ fn mailable(conn: &mut DbConn, ids: &[&str]) -> QueryResult<HashMap<String, Stri
 
 /// Records the digests due for `cadence` at `now`: one per nurse with something new since her
 /// last digest, none for a nurse who already has one for this period. Returns how many.
-pub fn plan(conn: &mut DbConn, cadence: Cadence, here: ncf_shared::Prefecture, host: &str, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn plan(
+    conn: &mut DbConn,
+    cadence: Cadence,
+    here: ncf_shared::Prefecture,
+    host: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
     if cadence == Cadence::Off {
         return Ok(0);
     }
@@ -284,8 +303,12 @@ pub fn plan(conn: &mut DbConn, cadence: Cadence, here: ncf_shared::Prefecture, h
     if candidates.is_empty() {
         return Ok(0);
     }
-    let planned_already: HashSet<String> =
-        digests::table.filter(digests::period.eq(&period)).select(digests::nurse_id).load::<String>(conn)?.into_iter().collect();
+    let planned_already: HashSet<String> = digests::table
+        .filter(digests::period.eq(&period))
+        .select(digests::nurse_id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
     let ids: Vec<&str> =
         candidates.iter().map(|c| c.0.as_str()).filter(|id| !planned_already.contains(*id)).collect();
     let may = mailable(conn, &ids)?;
@@ -363,7 +386,11 @@ fn due(conn: &mut DbConn, now: Option<NaiveDateTime>, limit: i64) -> QueryResult
 /// as short as it can be. (When she last got a digest is read from here: [`last_sent`].)
 fn mark_sent(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<()> {
     diesel::update(digests::table.find(id).filter(digests::state.eq("pending")))
-        .set((digests::state.eq("sent"), digests::finished_at.eq(now), digests::attempts.eq(digests::attempts + 1)))
+        .set((
+            digests::state.eq("sent"),
+            digests::finished_at.eq(now),
+            digests::attempts.eq(digests::attempts + 1),
+        ))
         .execute(conn)
         .map(drop)
 }
@@ -565,7 +592,8 @@ impl Digester {
     /// is left or SMTP fails for the moment. With `wait`, waits (up to a lease's length) for
     /// another sender to finish or expire; without, leaves the work to it.
     pub async fn send_due(&self, all: bool, wait: bool) -> Result<Report, String> {
-        let holder = (u64::from_str_radix(&ncf_shared::secret::random_token(8), 16).unwrap_or(1) >> 1) as i64 | 1;
+        let holder =
+            (u64::from_str_radix(&ncf_shared::secret::random_token(8), 16).unwrap_or(1) >> 1) as i64 | 1;
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LEASE_MS as u64 + 2_000);
         loop {
             if self.db(move |conn| take_lease(conn, holder, now_ms())).await? {
@@ -629,7 +657,8 @@ impl Digester {
                 .db(move |conn| {
                     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
                     let may = mailable(conn, &refs)?;
-                    let lists = crate::postings::matches_of_many(conn, here, &refs, ncf_shared::time::today_jst())?;
+                    let lists =
+                        crate::postings::matches_of_many(conn, here, &refs, ncf_shared::time::today_jst())?;
                     let names: HashMap<String, String> = nurses::table
                         .filter(nurses::id.eq_any(&refs))
                         .select((nurses::id, nurses::family_name, nurses::given_name))
@@ -644,7 +673,10 @@ impl Digester {
                 skip.insert(d.id.clone());
                 let Some(to) = may.get(&d.nurse_id) else {
                     report.cancelled += 1;
-                    self.db(move |conn| cancel(conn, &d, "送信時の確認で対象外（同意の取消、配信停止、転出など）")).await?;
+                    self.db(move |conn| {
+                        cancel(conn, &d, "送信時の確認で対象外（同意の取消、配信停止、転出など）")
+                    })
+                    .await?;
                     continue;
                 };
                 let planned: Vec<Planned> = serde_json::from_str(&d.postings).unwrap_or_default();
@@ -654,13 +686,18 @@ impl Digester {
                     .get(&d.nurse_id)
                     .map(|l| {
                         l.iter()
-                            .filter(|m| wanted.contains(&(m.posting.prefecture.code(), m.posting.posting_id.clone())))
+                            .filter(|m| {
+                                wanted.contains(&(m.posting.prefecture.code(), m.posting.posting_id.clone()))
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
                 if list.is_empty() {
                     report.cancelled += 1;
-                    self.db(move |conn| cancel(conn, &d, "掲載が終わり、お知らせする求人・研修がなくなりました")).await?;
+                    self.db(move |conn| {
+                        cancel(conn, &d, "掲載が終わり、お知らせする求人・研修がなくなりました")
+                    })
+                    .await?;
                     continue;
                 }
                 let name = names.get(&d.nurse_id).cloned().unwrap_or_default();
@@ -673,7 +710,8 @@ impl Digester {
                     Err(error) => {
                         tracing::warn!(digest = %d.id, to = %crate::mail::mask_email(to), %error, "digest not delivered");
                         let transient = matches!(error, SendError::Transient(_));
-                        self.db(move |conn| mark_failed(conn, &d, &error, ncf_shared::time::now_utc())).await?;
+                        self.db(move |conn| mark_failed(conn, &d, &error, ncf_shared::time::now_utc()))
+                            .await?;
                         if transient {
                             // SMTP is down: the rest would fail the same way; they wait.
                             report.waiting += 1;
@@ -689,19 +727,31 @@ impl Digester {
     fn render<'a>(&self, d: &Pending, to: &'a str, name: &str, list: &[&Match]) -> Letter<'a> {
         use askama::Template;
         let center = format!("{}ナースセンター", self.here.name_ja());
-        let sections: Vec<(&'static str, Vec<crate::web::nurse::MatchView>)> = [PostingKind::Job, PostingKind::Training]
-            .into_iter()
-            .map(|k| (k.label_ja(), list.iter().filter(|m| m.kind == k).map(|m| crate::web::nurse::match_view(m, None)).collect::<Vec<_>>()))
-            .filter(|(_, l)| !l.is_empty())
-            .collect();
-        let unsubscribe = format!("{}/unsubscribe/{}/{}", self.public_url, d.nurse_id, self.key.token(&d.nurse_id));
+        let sections: Vec<(&'static str, Vec<crate::web::nurse::MatchView>)> =
+            [PostingKind::Job, PostingKind::Training]
+                .into_iter()
+                .map(|k| {
+                    (
+                        k.label_ja(),
+                        list.iter()
+                            .filter(|m| m.kind == k)
+                            .map(|m| crate::web::nurse::match_view(m, None))
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .filter(|(_, l)| !l.is_empty())
+                .collect();
+        let unsubscribe =
+            format!("{}/unsubscribe/{}/{}", self.public_url, d.nurse_id, self.key.token(&d.nurse_id));
         let page = format!("{}/me#matches", self.public_url);
-        let text = DigestText { center: &center, name, sections: &sections, unsubscribe: &unsubscribe, page: &page }
-            .render()
-            .expect("digest text renders");
-        let html = DigestHtml { center: &center, name, sections: &sections, unsubscribe: &unsubscribe, page: &page }
-            .render()
-            .expect("digest HTML renders");
+        let text =
+            DigestText { center: &center, name, sections: &sections, unsubscribe: &unsubscribe, page: &page }
+                .render()
+                .expect("digest text renders");
+        let html =
+            DigestHtml { center: &center, name, sections: &sections, unsubscribe: &unsubscribe, page: &page }
+                .render()
+                .expect("digest HTML renders");
         let count = list.len();
         Letter {
             to,
@@ -717,7 +767,11 @@ impl Digester {
 impl Digester {
     /// `serve`'s digests: the weekly and daily runs at their scheduled times, and every 30 s the
     /// pending digests whose retry is due (and those a crash left behind, at start).
-    pub async fn schedule(self, weekly: ncf_shared::schedule::Schedule, daily: ncf_shared::schedule::Schedule) {
+    pub async fn schedule(
+        self,
+        weekly: ncf_shared::schedule::Schedule,
+        daily: ncf_shared::schedule::Schedule,
+    ) {
         for (cadence, schedule) in [(Cadence::Weekly, weekly), (Cadence::Daily, daily)] {
             let me = self.clone();
             tokio::spawn(async move {
@@ -738,7 +792,9 @@ impl Digester {
                             waiting = r.waiting,
                             "digest run"
                         ),
-                        Err(e) => tracing::error!(cadence = cadence.as_str(), error = %e, "digest run failed"),
+                        Err(e) => {
+                            tracing::error!(cadence = cadence.as_str(), error = %e, "digest run failed")
+                        }
                     }
                 }
             });
@@ -746,7 +802,12 @@ impl Digester {
         loop {
             match self.send_due(false, false).await {
                 Ok(r) if r.sent + r.cancelled + r.bounced > 0 => {
-                    tracing::info!(sent = r.sent, cancelled = r.cancelled, bounced = r.bounced, "pending digests sent")
+                    tracing::info!(
+                        sent = r.sent,
+                        cancelled = r.cancelled,
+                        bounced = r.bounced,
+                        "pending digests sent"
+                    )
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "pending digests not sent"),

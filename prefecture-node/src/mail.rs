@@ -94,17 +94,15 @@ impl Mailer {
             message_id: None,
             unsubscribe: None,
         })
-            .await
+        .await
     }
 
     /// Sends a letter: plain text, or plain text and HTML as alternatives, with the headers given.
     pub async fn send_letter(&self, letter: &Letter<'_>) -> Result<(), SendError> {
         match self {
             Self::Smtp { transport, from, direct } => {
-                let to: Mailbox = letter
-                    .to
-                    .parse()
-                    .map_err(|e| SendError::Permanent(format!("invalid recipient: {e}")))?;
+                let to: Mailbox =
+                    letter.to.parse().map_err(|e| SendError::Permanent(format!("invalid recipient: {e}")))?;
                 let mut builder = Message::builder()
                     .from(from.clone())
                     .to(to)
@@ -180,13 +178,15 @@ fn io_error(e: std::io::Error) -> SendError {
 impl Raw {
     async fn connect(host: &str, port: u16) -> Result<Self, SendError> {
         use tokio::io::AsyncWriteExt;
-        let stream = tokio::time::timeout(Duration::from_secs(15), tokio::net::TcpStream::connect((host, port)))
-            .await
-            .map_err(|_| SendError::Transient("SMTP server unreachable: connection timed out".into()))?
-            .map_err(|e| SendError::Transient(format!("SMTP server unreachable: {e}")))?;
+        let stream =
+            tokio::time::timeout(Duration::from_secs(15), tokio::net::TcpStream::connect((host, port)))
+                .await
+                .map_err(|_| SendError::Transient("SMTP server unreachable: connection timed out".into()))?
+                .map_err(|e| SendError::Transient(format!("SMTP server unreachable: {e}")))?;
         stream.set_nodelay(true).map_err(io_error)?;
         let (read, writer) = stream.into_split();
-        let mut raw = Self { reader: tokio::io::BufReader::new(read), writer, pipelining: false, eight_bit: false };
+        let mut raw =
+            Self { reader: tokio::io::BufReader::new(read), writer, pipelining: false, eight_bit: false };
         let (code, text) = raw.reply().await?;
         if code != 220 {
             return Err(reply_error(code, &text));
@@ -216,9 +216,10 @@ impl Raw {
             if n == 0 {
                 return Err(SendError::Transient("SMTP server closed the connection".into()));
             }
-            let code: u16 = line.get(..3).and_then(|c| c.parse().ok()).ok_or_else(|| {
-                SendError::Transient(format!("unreadable SMTP reply: {}", line.trim()))
-            })?;
+            let code: u16 = line
+                .get(..3)
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| SendError::Transient(format!("unreadable SMTP reply: {}", line.trim())))?;
             text.push_str(line.get(4..).unwrap_or("").trim_end());
             text.push('\n');
             if line.as_bytes().get(3) != Some(&b'-') {
@@ -230,7 +231,8 @@ impl Raw {
     async fn send(&mut self, from: &str, to: &str, data: &[u8]) -> Result<(), SendError> {
         use tokio::io::AsyncWriteExt;
         let body = if !data.is_ascii() && self.eight_bit { " BODY=8BITMIME" } else { "" };
-        let commands = [format!("MAIL FROM:<{from}>{body}\r\n"), format!("RCPT TO:<{to}>\r\n"), "DATA\r\n".into()];
+        let commands =
+            [format!("MAIL FROM:<{from}>{body}\r\n"), format!("RCPT TO:<{to}>\r\n"), "DATA\r\n".into()];
         let mut replies = Vec::with_capacity(3);
         if self.pipelining {
             self.writer.write_all(commands.concat().as_bytes()).await.map_err(io_error)?;
@@ -339,7 +341,10 @@ impl Direct {
         };
         let credentials = userinfo.map(|u| {
             let (user, password) = u.split_once(':').unwrap_or((u, ""));
-            lettre::transport::smtp::authentication::Credentials::new(percent_decode(user), percent_decode(password))
+            lettre::transport::smtp::authentication::Credentials::new(
+                percent_decode(user),
+                percent_decode(password),
+            )
         });
         Some(Self {
             host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
@@ -364,8 +369,11 @@ impl Direct {
         .map_err(|e| SendError::Transient(format!("SMTP server unreachable: {e}")))?;
         stream.set_nodelay(true).map_err(|e| SendError::Transient(format!("SMTP socket: {e}")))?;
         let hello = ClientId::default();
-        let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello).await.map_err(classify)?;
-        if self.starttls == StartTls::Required || self.starttls == StartTls::Opportunistic && conn.can_starttls() {
+        let mut conn =
+            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello).await.map_err(classify)?;
+        if self.starttls == StartTls::Required
+            || self.starttls == StartTls::Opportunistic && conn.can_starttls()
+        {
             let tls = TlsParameters::new(self.host.clone()).map_err(classify)?;
             conn.starttls(tls, &hello).await.map_err(classify)?;
         }

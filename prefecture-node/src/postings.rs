@@ -73,17 +73,8 @@ impl Posting {
     }
 }
 
-type Row = (
-    String,
-    String,
-    i64,
-    i64,
-    Option<String>,
-    Option<NaiveDateTime>,
-    String,
-    NaiveDateTime,
-    NaiveDateTime,
-);
+type Row =
+    (String, String, i64, i64, Option<String>, Option<NaiveDateTime>, String, NaiveDateTime, NaiveDateTime);
 
 fn from_row(r: Row) -> QueryResult<Posting> {
     let body: PostingBody =
@@ -294,15 +285,19 @@ pub fn apply_matches(
                     .execute(conn)?;
             }
             Some(v) if v < a.version => {
-                diesel::update(matched_postings::table.find((a.posting.prefecture.code(), &a.posting.posting_id)))
-                    .set((matched_postings::version.eq(a.version), matched_postings::body.eq(&body)))
-                    .execute(conn)?;
+                diesel::update(
+                    matched_postings::table.find((a.posting.prefecture.code(), &a.posting.posting_id)),
+                )
+                .set((matched_postings::version.eq(a.version), matched_postings::body.eq(&body)))
+                .execute(conn)?;
             }
             Some(_) => {}
         }
-        let updated = diesel::update(
-            nurse_matches::table.find((nurse_id, a.posting.prefecture.code(), &a.posting.posting_id)),
-        )
+        let updated = diesel::update(nurse_matches::table.find((
+            nurse_id,
+            a.posting.prefecture.code(),
+            &a.posting.posting_id,
+        )))
         .set(nurse_matches::distance_m.eq(a.distance_m as i32))
         .execute(conn)?;
         if updated == 0 {
@@ -387,7 +382,12 @@ pub fn matches_of_many(
                     .and(matched_postings::posting_id.eq(nurse_matches::posting_id))),
             )
             .filter(nurse_matches::nurse_id.eq_any(chunk))
-            .order((nurse_matches::nurse_id, nurse_matches::distance_m, nurse_matches::prefecture, nurse_matches::posting_id))
+            .order((
+                nurse_matches::nurse_id,
+                nurse_matches::distance_m,
+                nurse_matches::prefecture,
+                nurse_matches::posting_id,
+            ))
             .select((
                 nurse_matches::nurse_id,
                 nurse_matches::kind,

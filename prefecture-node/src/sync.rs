@@ -694,9 +694,8 @@ impl Syncer {
         }
         let more = changed.len() as i64 > limit;
         let postings: Vec<_> = changed.into_iter().take(limit as usize).collect();
-        let answer: ncf_shared::federation::PostingsPushResponse = self
-            .signed_post(POSTINGS_PATH, &ncf_shared::federation::PostingsPush { postings })
-            .await?;
+        let answer: ncf_shared::federation::PostingsPushResponse =
+            self.signed_post(POSTINGS_PATH, &ncf_shared::federation::PostingsPush { postings }).await?;
         let answered = answer.stored.len() + answer.refused.len();
         self.blocking(move |conn| crate::postings::record_answer(conn, &answer)).await?;
         Ok((answered, more))

@@ -129,7 +129,8 @@ fn refresh_chunk(
             match_entries::home_agency_code,
         ))
         .load(conn)?;
-    let any_posting = postings::table.select(postings::prefecture).first::<String>(conn).optional()?.is_some();
+    let any_posting =
+        postings::table.select(postings::prefecture).first::<String>(conn).optional()?.is_some();
     if rows.is_empty() && !any_posting {
         // Nothing held and nothing to match: the common case before any node publishes.
         return Ok(Report::default());
@@ -140,20 +141,17 @@ fn refresh_chunk(
         else {
             continue;
         };
-        before
-            .entry((key, kind))
-            .or_insert_with(|| (home_pref, home_code, Vec::new()))
-            .2
-            .push(Entry { posting: PostingRef { prefecture, posting_id }, version, distance_m });
+        before.entry((key, kind)).or_insert_with(|| (home_pref, home_code, Vec::new())).2.push(Entry {
+            posting: PostingRef { prefecture, posting_id },
+            version,
+            distance_m,
+        });
     }
 
     let subjects = if any_posting { subjects(conn, persons)? } else { Vec::new() };
     let open = open_near(conn, &subjects, today)?;
     let index = Index::new(
-        open.iter()
-            .enumerate()
-            .filter_map(|(i, o)| Some((i as u32, o.place?)))
-            .collect::<Vec<_>>(),
+        open.iter().enumerate().filter_map(|(i, o)| Some((i as u32, o.place?))).collect::<Vec<_>>(),
     );
 
     let mut after: BTreeMap<(Vec<u8>, PostingKind), (Prefecture, String, Vec<Entry>)> = BTreeMap::new();
@@ -174,7 +172,11 @@ fn refresh_chunk(
                 .into_iter()
                 .map(|(i, metres)| {
                     let o = &open[i as usize].posting;
-                    Entry { posting: o.posting.clone(), version: o.version, distance_m: metres.round() as i32 }
+                    Entry {
+                        posting: o.posting.clone(),
+                        version: o.version,
+                        distance_m: metres.round() as i32,
+                    }
                 })
                 .collect();
             after.insert((s.key.clone(), kind), (s.home.0, s.home.1.clone(), entries));
@@ -310,7 +312,10 @@ fn subjects(conn: &mut DbConn, persons: &[Vec<u8>]) -> QueryResult<Vec<Subject>>
     for (prefecture, code, scope) in nurse_consents::table
         .filter(nurse_consents::agency_code.eq_any(&codes))
         .filter(nurse_consents::granted.eq(true))
-        .filter(nurse_consents::scope.eq_any([ConsentScope::JobSupport.as_str(), ConsentScope::TrainingInfo.as_str()]))
+        .filter(
+            nurse_consents::scope
+                .eq_any([ConsentScope::JobSupport.as_str(), ConsentScope::TrainingInfo.as_str()]),
+        )
         .select((nurse_consents::prefecture, nurse_consents::agency_code, nurse_consents::scope))
         .load::<(String, String, String)>(conn)?
     {
@@ -323,7 +328,11 @@ fn subjects(conn: &mut DbConn, persons: &[Vec<u8>]) -> QueryResult<Vec<Subject>>
     }
     let distances: HashMap<(String, String), i32> = match_preferences::table
         .filter(match_preferences::agency_code.eq_any(&codes))
-        .select((match_preferences::prefecture, match_preferences::agency_code, match_preferences::distance_km))
+        .select((
+            match_preferences::prefecture,
+            match_preferences::agency_code,
+            match_preferences::distance_km,
+        ))
         .load::<(String, String, i32)>(conn)?
         .into_iter()
         .map(|(p, c, d)| ((p, c), d))
@@ -426,11 +435,7 @@ fn open_near(conn: &mut DbConn, subjects: &[Subject], today: NaiveDate) -> Query
 /// The people whose lists a change to these postings may change: those holding one of them, and
 /// those latent with a residence whose municipality lies within [`MAX_DISTANCE_M`] of one of the
 /// places (before or after the change).
-pub fn near_postings(
-    conn: &mut DbConn,
-    refs: &[PostingRef],
-    places: &[Place],
-) -> QueryResult<Vec<Vec<u8>>> {
+pub fn near_postings(conn: &mut DbConn, refs: &[PostingRef], places: &[Place]) -> QueryResult<Vec<Vec<u8>>> {
     let mut people: BTreeSet<Vec<u8>> = BTreeSet::new();
     for r in refs {
         people.extend(

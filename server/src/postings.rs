@@ -62,7 +62,9 @@ pub fn store(
                 .optional()?;
             let held = before.map(|b| b.0);
             if held.is_some_and(|v| v >= p.version) {
-                answer.stored.push(PostingVersion { posting_id: p.posting_id.clone(), version: held.unwrap_or(0) });
+                answer
+                    .stored
+                    .push(PostingVersion { posting_id: p.posting_id.clone(), version: held.unwrap_or(0) });
                 continue;
             }
             let body = serde_json::to_string(&p.body).expect("a posting serialises");

@@ -46,6 +46,9 @@ mod tests {
         let next = s.next().unwrap();
         assert_eq!(next.format("%m-%d %H:%M:%S %:z").to_string(), "04-01 03:00:00 +09:00");
         let error = Schedule::parse("--digest-weekly-cron", "30 9 * * Mon", "0 0 7 * * Mon").err().unwrap();
-        assert!(error.contains("--digest-weekly-cron \"30 9 * * Mon\"") && error.contains("six fields"), "{error}");
+        assert!(
+            error.contains("--digest-weekly-cron \"30 9 * * Mon\"") && error.contains("six fields"),
+            "{error}"
+        );
     }
 }

@@ -87,7 +87,8 @@ fn matrix(backend: Backend) {
     let (disabled_token, _) = auth::start_session(&mut conn, SessionKind::Staff, &sato).unwrap();
     prefecture_node::staff::disable(&mut conn, "sato").unwrap();
     let api_token = auth::issue_api_token(&mut conn, "tanaka", "matrix").unwrap();
-    let posting = prefecture_node::postings::create(&mut conn, &tanaka, &support::sample_posting()).unwrap().unwrap();
+    let posting =
+        prefecture_node::postings::create(&mut conn, &tanaka, &support::sample_posting()).unwrap().unwrap();
     // Kyoto: the same kinds of sessions, issued by another node.
     let (mut kyoto, kyoto_nurse) = opt_in(&f, &f.kyoto, &f.cast[1]);
     prefecture_node::staff::add(&mut kyoto, "tanaka", "田中 美穂", "correct horse battery").unwrap();

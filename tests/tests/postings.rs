@@ -36,9 +36,8 @@ fn setup(backend: Backend) -> Setup {
 
 /// Tokyo and Kanagawa nodes, and `people` nurses living in Kawasaki-ku.
 fn setup_with(backend: Backend, people: u64) -> Setup {
-    let cast: Vec<Person> = (0..people)
-        .map(|i| Person { lgcode: KAWASAKI_KU, ..Person::sample(i) })
-        .collect();
+    let cast: Vec<Person> =
+        (0..people).map(|i| Person { lgcode: KAWASAKI_KU, ..Person::sample(i) }).collect();
     let national_db = ncf_tests::many::national_with(backend, &cast);
     let tokyo = node(backend, &national_db, "13");
     let kanagawa = node(backend, &national_db, "14");
@@ -176,11 +175,7 @@ fn a_kawasaki_nurse_sees_tokyo_postings_within_her_distance(backend: Backend) {
         "SELECT COUNT(*) AS n FROM match_entries WHERE posting_id IN (SELECT posting_id FROM postings WHERE withdrawn OR valid_until < CURRENT_DATE)",
     );
     assert_eq!(held, 0, "the national lists hold no closed posting");
-    assert_eq!(
-        list_of(&s, &misaki.id),
-        [],
-        "her only job was withdrawn"
-    );
+    assert_eq!(list_of(&s, &misaki.id), [], "her only job was withdrawn");
 
     // Withdrawing job_support empties her job list; her distance is deleted with the last of the
     // two scopes.
@@ -195,7 +190,13 @@ fn a_kawasaki_nurse_sees_tokyo_postings_within_her_distance(backend: Backend) {
     sync(&s, &s.kanagawa);
     sync(&s, &s.kanagawa);
     assert_eq!(list_of(&s, &hanako.id), []);
-    assert_eq!(count(&s.national_db, "SELECT COUNT(*) AS n FROM match_preferences WHERE prefecture = '14' AND distance_km = 50"), 0);
+    assert_eq!(
+        count(
+            &s.national_db,
+            "SELECT COUNT(*) AS n FROM match_preferences WHERE prefecture = '14' AND distance_km = 50"
+        ),
+        0
+    );
 }
 
 both_backends!(a_kawasaki_nurse_sees_tokyo_postings_within_her_distance);
@@ -217,7 +218,8 @@ fn the_national_server_refuses_a_bad_posting_and_says_why(backend: Backend) {
     ));
     assert_eq!(status, 200, "{answer}");
     let reason = answer["refused"][0]["reason"].as_str().unwrap();
-    for expected in ["HTML", "999999", "看護職の資格ではありません", "掲載終了日が掲載開始日より前"] {
+    for expected in ["HTML", "999999", "看護職の資格ではありません", "掲載終了日が掲載開始日より前"]
+    {
         assert!(reason.contains(expected), "{expected} in {reason}");
     }
     assert_eq!(count(&s.national_db, "SELECT COUNT(*) AS n FROM postings"), 0, "nothing stored");
@@ -283,7 +285,9 @@ fn digests_go_once_to_who_still_wants_them_and_stop_in_one_click(backend: Backen
     let hanako = latent_nurse(&s, &s.cast[0], &all);
     let misaki = latent_nurse(&s, &s.cast[1], &[ConsentScope::AddressLinkage, ConsentScope::JobSupport]);
     let yoko = latent_nurse(&s, &s.cast[2], &all);
-    for (n, email) in [(&hanako, "hanako@example.jp"), (&misaki, "misaki@example.jp"), (&yoko, "yoko@example.jp")] {
+    for (n, email) in
+        [(&hanako, "hanako@example.jp"), (&misaki, "misaki@example.jp"), (&yoko, "yoko@example.jp")]
+    {
         with_email(&s, n, email);
     }
     sync(&s, &s.kanagawa);
@@ -370,8 +374,13 @@ fn digests_go_once_to_who_still_wants_them_and_stop_in_one_click(backend: Backen
     });
     let settings = prefecture_node::digests::settings(&mut s.kanagawa.db.connect(), &hanako.id).unwrap();
     assert_eq!(settings.cadence, prefecture_node::digests::Cadence::Off);
-    let misaki_settings = prefecture_node::digests::settings(&mut s.kanagawa.db.connect(), &misaki.id).unwrap();
-    assert_eq!(misaki_settings.cadence, prefecture_node::digests::Cadence::Weekly, "the forged click changed nothing");
+    let misaki_settings =
+        prefecture_node::digests::settings(&mut s.kanagawa.db.connect(), &misaki.id).unwrap();
+    assert_eq!(
+        misaki_settings.cadence,
+        prefecture_node::digests::Cadence::Weekly,
+        "the forged click changed nothing"
+    );
     drop(node);
 
     // A new posting; both on the daily cadence would get it, but she unsubscribed: only Misaki,
@@ -433,7 +442,8 @@ fn smtp_down_waits_and_a_permanent_refusal_marks_the_address_bouncing(backend: B
     prefecture_node::staff::add(&mut conn, "tanaka", "田中 美穂", "correct horse battery").unwrap();
     let tanaka = prefecture_node::staff::find_active(&mut conn, "tanaka").unwrap().unwrap().id;
     let (token, _) =
-        prefecture_node::auth::start_session(&mut conn, prefecture_node::auth::SessionKind::Staff, &tanaka).unwrap();
+        prefecture_node::auth::start_session(&mut conn, prefecture_node::auth::SessionKind::Staff, &tanaka)
+            .unwrap();
     let node = TestServer::node(&s.kanagawa.db, &s.kanagawa.key_file, &s.server.base_url, "14");
     let page = block_on(async {
         ncf_tests::http_client()
@@ -463,11 +473,20 @@ fn a_digest_run_killed_midway_sends_each_digest_once(backend: Backend) {
     let smtp = SmtpReceiver::start();
     let digest = || {
         let mut cmd = ncf_tests::node_command(&db, &key_file, "https://national.invalid");
-        cmd.args(["digest", "--cadence", "weekly", "--prefecture", "14", "--public-url", "https://nc14.example.jp"])
-            .args(["--smtp-url", &smtp.url]);
+        cmd.args([
+            "digest",
+            "--cadence",
+            "weekly",
+            "--prefecture",
+            "14",
+            "--public-url",
+            "https://nc14.example.jp",
+        ])
+        .args(["--smtp-url", &smtp.url]);
         cmd
     };
-    let mut child = digest().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child =
+        digest().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     ncf_tests::eventually(std::time::Duration::from_secs(120), || smtp.mails().len() >= 300);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();

@@ -333,7 +333,11 @@ async fn postings_list(state: web::Data<WebState>, _caller: ApiCaller) -> HttpRe
     }
 }
 
-async fn posting_detail(state: web::Data<WebState>, _caller: ApiCaller, id: web::Path<String>) -> HttpResponse {
+async fn posting_detail(
+    state: web::Data<WebState>,
+    _caller: ApiCaller,
+    id: web::Path<String>,
+) -> HttpResponse {
     let id = id.into_inner();
     match state.db(move |conn| Ok(crate::postings::get(conn, &id)?)).await {
         Ok(Some(p)) => HttpResponse::Ok().json(posting_json(p)),
@@ -346,7 +350,11 @@ async fn read_posting(payload: web::Payload) -> Result<ncf_shared::posting::Post
     let bytes = read_body(payload, MAX_JSON_BYTES, "the posting").await?;
     let mut de = serde_json::Deserializer::from_slice(&bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        error(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not a posting: {} at {}", e.inner(), e.path()))
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("the body is not a posting: {} at {}", e.inner(), e.path()),
+        )
     })
 }
 
@@ -355,7 +363,11 @@ fn invalid(fields: Vec<FieldError>) -> HttpResponse {
 }
 
 /// Publishes a posting: the body is a `PostingBody` (the same checks as the staff page).
-async fn posting_create(state: web::Data<WebState>, caller: ApiCaller, payload: web::Payload) -> HttpResponse {
+async fn posting_create(
+    state: web::Data<WebState>,
+    caller: ApiCaller,
+    payload: web::Payload,
+) -> HttpResponse {
     let member = caller.0;
     let body = match read_posting(payload).await {
         Ok(body) => body,
@@ -370,7 +382,9 @@ async fn posting_create(state: web::Data<WebState>, caller: ApiCaller, payload: 
 
 fn change_error(e: crate::postings::ChangeError) -> HttpResponse {
     match e {
-        crate::postings::ChangeError::NotFound => error(StatusCode::NOT_FOUND, "not_found", "no such posting"),
+        crate::postings::ChangeError::NotFound => {
+            error(StatusCode::NOT_FOUND, "not_found", "no such posting")
+        }
         crate::postings::ChangeError::Withdrawn => {
             error(StatusCode::CONFLICT, "withdrawn", "the posting is withdrawn and can no longer change")
         }
@@ -407,7 +421,11 @@ async fn posting_detail_now(state: &WebState, id: String) -> HttpResponse {
 }
 
 /// Withdraws a posting; withdrawing it again answers the same.
-async fn posting_withdraw(state: web::Data<WebState>, _caller: ApiCaller, id: web::Path<String>) -> HttpResponse {
+async fn posting_withdraw(
+    state: web::Data<WebState>,
+    _caller: ApiCaller,
+    id: web::Path<String>,
+) -> HttpResponse {
     let id = id.into_inner();
     let wanted = id.clone();
     match state.db(move |conn| Ok(crate::postings::withdraw(conn, &wanted)?)).await {

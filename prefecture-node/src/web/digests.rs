@@ -15,9 +15,11 @@ use super::{PageError, WebState, html, unavailable};
 const HOME: (&str, &str) = ("/", "トップページへ");
 
 pub(super) fn routes(routes: &mut Routes) {
-    routes
-        .get("/unsubscribe/{nurse}/{token}", Access::Public, page)
-        .post("/unsubscribe/{nurse}/{token}", Access::Public, one_click);
+    routes.get("/unsubscribe/{nurse}/{token}", Access::Public, page).post(
+        "/unsubscribe/{nurse}/{token}",
+        Access::Public,
+        one_click,
+    );
 }
 
 #[derive(Template)]
@@ -40,7 +42,11 @@ async fn page(state: web::Data<WebState>, path: web::Path<(String, String)>) -> 
     }
     html(
         StatusCode::OK,
-        &UnsubscribePage { center: state.center(), action: format!("/unsubscribe/{nurse}/{token}"), done: false },
+        &UnsubscribePage {
+            center: state.center(),
+            action: format!("/unsubscribe/{nurse}/{token}"),
+            done: false,
+        },
     )
 }
 
@@ -51,7 +57,10 @@ async fn one_click(state: web::Data<WebState>, path: web::Path<(String, String)>
         return not_found(&state);
     }
     match state.db(move |conn| Ok(crate::digests::unsubscribe(conn, &nurse)?)).await {
-        Ok(_) => html(StatusCode::OK, &UnsubscribePage { center: state.center(), action: String::new(), done: true }),
+        Ok(_) => html(
+            StatusCode::OK,
+            &UnsubscribePage { center: state.center(), action: String::new(), done: true },
+        ),
         Err(e) => unavailable(&state, &e, HOME),
     }
 }

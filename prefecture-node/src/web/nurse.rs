@@ -261,11 +261,17 @@ pub(crate) struct MatchView {
     pub details: Vec<(&'static str, String)>,
 }
 
-pub(crate) fn match_view(m: &crate::postings::Match, last_digest_at: Option<chrono::NaiveDateTime>) -> MatchView {
+pub(crate) fn match_view(
+    m: &crate::postings::Match,
+    last_digest_at: Option<chrono::NaiveDateTime>,
+) -> MatchView {
     let b = &m.body;
     let mut details: Vec<(&'static str, String)> = Vec::new();
     if !b.employment_types.is_empty() {
-        details.push(("雇用形態", b.employment_types.iter().map(|t| t.label_ja()).collect::<Vec<_>>().join("・")));
+        details.push((
+            "雇用形態",
+            b.employment_types.iter().map(|t| t.label_ja()).collect::<Vec<_>>().join("・"),
+        ));
     }
     if !b.hours.is_empty() {
         details.push(("勤務時間", b.hours.clone()));
@@ -276,10 +282,18 @@ pub(crate) fn match_view(m: &crate::postings::Match, last_digest_at: Option<chro
     if let Some(t) = &b.training {
         details.push((
             "日程",
-            format!("{}〜{}（{}時間）", ncf_shared::time::date_ja(t.starts_on), ncf_shared::time::date_ja(t.ends_on), t.hours),
+            format!(
+                "{}〜{}（{}時間）",
+                ncf_shared::time::date_ja(t.starts_on),
+                ncf_shared::time::date_ja(t.ends_on),
+                t.hours
+            ),
         ));
         details.push(("定員", format!("{}人", t.capacity)));
-        details.push(("受講料", if t.fee_yen == 0 { "無料".to_string() } else { format!("{}円", yen(t.fee_yen)) }));
+        details.push((
+            "受講料",
+            if t.fee_yen == 0 { "無料".to_string() } else { format!("{}円", yen(t.fee_yen)) },
+        ));
     }
     details.push((
         "応募できる資格",
@@ -556,7 +570,10 @@ async fn home(
                 .into_iter()
                 .map(|kind| {
                     let last = digest.last_digest_at;
-                    (kind.label_ja(), matches.iter().filter(|m| m.kind == kind).map(|m| match_view(m, last)).collect())
+                    (
+                        kind.label_ja(),
+                        matches.iter().filter(|m| m.kind == kind).map(|m| match_view(m, last)).collect(),
+                    )
                 })
                 .collect(),
             distances: ncf_shared::posting::DISTANCE_CHOICES_KM,
@@ -628,7 +645,8 @@ async fn change_preferences(
     let employment = form.employment();
     let changed = state
         .db(move |conn| {
-            let distance_ok = nurse.max_distance_km == km as i32 || crate::nurses::set_distance(conn, &nurse.id, km)?;
+            let distance_ok =
+                nurse.max_distance_km == km as i32 || crate::nurses::set_distance(conn, &nurse.id, km)?;
             if distance_ok {
                 crate::digests::set_settings(conn, &nurse.id, cadence, &employment)?;
             }

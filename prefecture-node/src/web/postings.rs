@@ -218,7 +218,8 @@ impl PostingForm {
         if valid_until.is_none() {
             errors.insert("valid_until", "掲載終了日を入力してください（例: 2027年3月31日）。");
         }
-        let (Some(kind), Some(place), Some(valid_from), Some(valid_until)) = (kind, place, valid_from, valid_until)
+        let (Some(kind), Some(place), Some(valid_from), Some(valid_until)) =
+            (kind, place, valid_from, valid_until)
         else {
             return Err(errors.ordered_as(&FIELDS));
         };
@@ -448,9 +449,7 @@ async fn create(
     };
     let staff_id = member.id.clone();
     match state.db(move |conn| Ok(crate::postings::create(conn, &staff_id, &body)?)).await {
-        Ok(Ok(_)) => {
-            see_other("/staff/postings?done=created")
-        }
+        Ok(Ok(_)) => see_other("/staff/postings?done=created"),
         Ok(Err(found)) => html(
             StatusCode::UNPROCESSABLE_ENTITY,
             &form_page(&state, session, member, None, false, form, found.into()),
@@ -508,9 +507,7 @@ async fn update(
     };
     let target = id.clone();
     match state.db(move |conn| Ok(crate::postings::update(conn, &target, &body)?)).await {
-        Ok(Ok(())) => {
-            see_other("/staff/postings?done=updated")
-        }
+        Ok(Ok(())) => see_other("/staff/postings?done=updated"),
         Ok(Err(ChangeError::Invalid(found))) => html(
             StatusCode::UNPROCESSABLE_ENTITY,
             &form_page(&state, session, member, Some(id), false, form, found.into()),
@@ -520,7 +517,9 @@ async fn update(
             text: "取り下げた求人・研修は変更できません。新しく掲載してください。".into(),
         }
         .page(&state, LIST),
-        Ok(Err(ChangeError::NotFound)) => PageError::NotFound("この求人・研修はありません。".into()).page(&state, LIST),
+        Ok(Err(ChangeError::NotFound)) => {
+            PageError::NotFound("この求人・研修はありません。".into()).page(&state, LIST)
+        }
         Err(e) => unavailable(&state, &e, LIST),
     }
 }
@@ -536,9 +535,7 @@ async fn withdraw(
     }
     let id = id.into_inner();
     match state.db(move |conn| Ok(crate::postings::withdraw(conn, &id)?)).await {
-        Ok(Ok(())) | Ok(Err(ChangeError::Withdrawn)) => {
-            see_other("/staff/postings?done=withdrawn")
-        }
+        Ok(Ok(())) | Ok(Err(ChangeError::Withdrawn)) => see_other("/staff/postings?done=withdrawn"),
         Ok(Err(_)) => PageError::NotFound("この求人・研修はありません。".into()).page(&state, LIST),
         Err(e) => unavailable(&state, &e, LIST),
     }

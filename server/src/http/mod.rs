@@ -46,7 +46,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/federation/v1/push").post(push).default_service(web::to(method_not_allowed)))
         .service(web::resource("/federation/v1/pull").post(pull).default_service(web::to(method_not_allowed)))
         .service(
-            web::resource("/federation/v1/postings").post(postings).default_service(web::to(method_not_allowed)),
+            web::resource("/federation/v1/postings")
+                .post(postings)
+                .default_service(web::to(method_not_allowed)),
         )
         .service(
             web::resource("/federation/v1/provisions")

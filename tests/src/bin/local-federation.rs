@@ -1,7 +1,10 @@
 //! Starts a whole local federation on SQLite files under ./var/federation: the national server and
-//! the nodes of 13 Tokyo, 26 Kyoto and 27 Osaka, keys generated and registered, registry and
-//! residents seeded from `generate-synthetic` (10,000 people), a few nurses opted in through the
-//! nodes' own pages. Prints the addresses; Ctrl-C stops everything.
+//! the nodes of 13 Tokyo, 14 Kanagawa, 26 Kyoto and 27 Osaka, keys generated and registered,
+//! registry and residents seeded from `generate-synthetic` (10,000 people), a few nurses opted in
+//! through the nodes' own pages (at Kanagawa, nurses living in Kawasaki first) and given a
+//! separation notice, so they are latent; job and training postings published at every node
+//! through the staff API; then a digest run at Kanagawa, written to its log, in which a Kawasaki
+//! nurse gets Tokyo postings. Prints the addresses; Ctrl-C stops everything.
 //!
 //!   cargo run --release -p ncf-tests --bin local-federation
 
@@ -10,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const NATIONAL_PORT: u16 = 8080;
-const NODES: [(&str, u16); 3] = [("13", 8113), ("26", 8126), ("27", 8127)];
+const NODES: [(&str, u16); 4] = [("13", 8113), ("14", 8114), ("26", 8126), ("27", 8127)];
 const PEOPLE: &str = "10000";
 const OPTED_IN_PER_NODE: usize = 3;
 
@@ -147,7 +150,10 @@ fn run() -> Result<(), String> {
     let mut waiting = Vec::new();
     for (pref, port) in NODES {
         let node_log = dir.join(format!("node-{pref}.log"));
-        for p in people.iter().filter(|p| p.prefecture == pref).take(OPTED_IN_PER_NODE) {
+        let mut here: Vec<&SamplePerson> = people.iter().filter(|p| p.prefecture == pref).collect();
+        // Kanagawa: nurses living in Kawasaki first, a short way from Tokyo's postings.
+        here.sort_by_key(|p| !p.lgcode.starts_with("1413"));
+        for p in here.into_iter().take(OPTED_IN_PER_NODE) {
             match ncf_tests::block_on(opt_in(&ca.ca_file, port, p, &node_log))? {
                 OptedIn::Registered(browser) => waiting.push((pref, port, p, browser)),
                 OptedIn::Earlier => opted.push((pref, p)),
@@ -169,6 +175,79 @@ fn run() -> Result<(), String> {
             opted.push((pref, p));
         }
         let _ = std::fs::remove_file(&letters);
+    }
+
+    println!("publishing postings at every node and a separation notice for each nurse (staff API)…");
+    let mut tokens = Vec::new();
+    for (pref, _) in NODES {
+        let mut cmd = Command::new(&node_bin);
+        cmd.args(["staff", "token", "--username", "staff", "--label", "local-federation"])
+            .env("NODE_DATABASE_URL", format!("sqlite://{}", dir.join(format!("node-{pref}.db")).display()))
+            .stderr(Stdio::null());
+        tokens.push((pref, step("staff token", cmd)?.trim().to_string()));
+    }
+    ncf_tests::block_on(seed_postings_and_notices(&ca.ca_file, &tokens, &opted))?;
+    let kawasaki =
+        opted.iter().find(|(pref, p)| *pref == "14" && p.lgcode.starts_with("1413")).map(|(_, p)| *p);
+    let digest_log = dir.join("digest-14.log");
+    if let Some(p) = kawasaki {
+        println!(
+            "waiting for the national server to match {} {} (Kawasaki) with Tokyo's postings…",
+            p.family_name, p.given_name
+        );
+        let node_db =
+            ncf_shared::db::DatabaseUrl::parse(&format!("sqlite://{}", dir.join("node-14.db").display()))
+                .map_err(|e| e.to_string())?;
+        let matched = (0..120).any(|_| {
+            let found = ncf_shared::db::connect_one(&node_db).ok().and_then(|mut conn| {
+                let ids: Vec<String> = {
+                    use diesel::prelude::*;
+                    prefecture_node::schema::nurses::table
+                        .filter(
+                            prefecture_node::schema::nurses::registration_number.eq(&p.registration_number),
+                        )
+                        .select(prefecture_node::schema::nurses::id)
+                        .load(&mut conn)
+                        .ok()?
+                };
+                let here = ncf_shared::Prefecture::from_code("14")?;
+                let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                let lists = prefecture_node::postings::matches_of_many(
+                    &mut conn,
+                    here,
+                    &refs,
+                    ncf_shared::time::today_jst(),
+                )
+                .ok()?;
+                Some(lists.values().flatten().any(|m| m.posting.prefecture.code() == "13"))
+            });
+            if found == Some(true) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            false
+        });
+        if matched {
+            let mut cmd = Command::new(&node_bin);
+            cmd.args([
+                "digest",
+                "--cadence",
+                "weekly",
+                "--prefecture",
+                "14",
+                "--public-url",
+                "https://127.0.0.1:8114",
+                "--mail-to-log",
+            ])
+            .env("NODE_DATABASE_URL", format!("sqlite://{}", dir.join("node-14.db").display()))
+            .env("NODE_KEY_FILE", dir.join("node-14.key"))
+            .env("RUST_LOG", "info")
+            .stderr(private_log(&digest_log)?);
+            let out = step("digest", cmd)?;
+            println!("  {}", out.trim());
+        } else {
+            println!("  (not matched within a minute; see {})", dir.join("node-14.log").display());
+        }
     }
 
     println!("\nlocal federation running over HTTPS (SQLite files and logs in {}):", dir.display());
@@ -259,6 +338,19 @@ fn run() -> Result<(), String> {
         );
         println!("  and once she confirms, Kyoto's staff list has her (転居前のナースセンターでの本人確認).");
     }
+    if let Some(p) = kawasaki {
+        println!(
+            "\njobs and training near home: {} {} lives in Kawasaki (Kanagawa); her page at https://127.0.0.1:8114/me lists",
+            p.family_name, p.given_name
+        );
+        println!(
+            "  Tokyo's postings within 20 km, nearest first, and her weekly digest (with them) is in {}",
+            digest_log.display()
+        );
+        println!(
+            "  publish another posting as Tokyo's staff at https://127.0.0.1:8113/staff/postings; it reaches her list within seconds"
+        );
+    }
     println!("\nCtrl-C stops everything.");
     actix_rt_block_on_ctrl_c();
     println!("stopping…");
@@ -310,6 +402,8 @@ fn wait_for_port(port: u16) -> Result<(), String> {
 
 struct SamplePerson {
     prefecture: String,
+    /// Her municipality (first address in the resident data).
+    lgcode: String,
     my_number: String,
     qualification: String,
     registration_number: String,
@@ -328,7 +422,7 @@ fn sample_people(registry: &Path, residents: &Path) -> Result<Vec<SamplePerson>,
         .skip(1)
         .filter_map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            (f.get(1) == Some(&"address_changed")).then(|| (f[0].to_string(), f[3][..2].to_string()))
+            (f.get(1) == Some(&"address_changed")).then(|| (f[0].to_string(), f[3].to_string()))
         })
         .collect();
     Ok(read(registry)?
@@ -337,7 +431,8 @@ fn sample_people(registry: &Path, residents: &Path) -> Result<Vec<SamplePerson>,
         .filter_map(|l| {
             let f: Vec<&str> = l.split(',').collect();
             (f.len() == 11 && f[10] == "active").then(|| SamplePerson {
-                prefecture: homes.get(f[3]).cloned().unwrap_or_default(),
+                prefecture: homes.get(f[3]).map(|l| l[..2].to_string()).unwrap_or_default(),
+                lgcode: homes.get(f[3]).cloned().unwrap_or_default(),
                 my_number: f[3].into(),
                 qualification: f[0].into(),
                 registration_number: f[1].into(),
@@ -498,4 +593,148 @@ async fn type_code(client: &reqwest::Client, port: u16, code: &str) -> Result<()
         Some("/me?done=proofed") => Ok(()),
         other => Err(format!("typing the postal code answered {} ({other:?})", res.status())),
     }
+}
+
+/// Every node publishes a few postings near home (first run only) and files a separation notice
+/// for each nurse opted in there (so she is latent), through the staff API.
+async fn seed_postings_and_notices(
+    ca: &Path,
+    tokens: &[(&str, String)],
+    opted: &[(&str, &SamplePerson)],
+) -> Result<(), String> {
+    let client = browser(ca)?;
+    let today = ncf_shared::time::today_jst();
+    let places: &[(&str, &[(&str, &str, bool)])] = &[
+        (
+            "13",
+            &[
+                ("131105", "目黒区の病院 病棟看護師（日勤のみ可）", false),
+                ("131091", "品川区 復職支援研修（2日間）", true),
+                ("132012", "八王子市 訪問看護ステーション", false),
+            ],
+        ),
+        (
+            "14",
+            &[
+                ("141330", "川崎市中原区 クリニック外来看護師", false),
+                ("141003", "横浜市 復職支援研修", true),
+            ],
+        ),
+        ("26", &[("261025", "京都市上京区 病棟看護師", false)]),
+        ("27", &[("271021", "大阪市都島区 病棟看護師", false), ("271004", "大阪府 復職支援研修", true)]),
+    ];
+    for (pref, token) in tokens {
+        let port = NODES.iter().find(|n| n.0 == *pref).map_or(0, |n| n.1);
+        let base = format!("https://127.0.0.1:{port}");
+        let existing: serde_json::Value = client
+            .get(format!("{base}/api/v1/postings"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        if existing.as_array().is_some_and(|a| a.is_empty()) {
+            for (lgcode, title, training) in places.iter().find(|p| p.0 == *pref).map_or(&[][..], |p| p.1) {
+                let kind = if *training {
+                    ncf_shared::posting::PostingKind::Training
+                } else {
+                    ncf_shared::posting::PostingKind::Job
+                };
+                let body = ncf_shared::posting::PostingBody {
+                    kind,
+                    title: (*title).into(),
+                    description: "ブランクのある方も歓迎します。見学・相談だけでもどうぞ。".into(),
+                    facility_name: format!("{}（試用データ）", title.split(' ').next().unwrap_or(title)),
+                    facility_contact: "00-0000-0000（看護部、試用データ）".into(),
+                    place: ncf_shared::posting::PostingPlace::Municipality { lgcode: (*lgcode).into() },
+                    qualifications: vec![
+                        ncf_shared::Qualification::NURSE,
+                        ncf_shared::Qualification::ASSISTANT_NURSE,
+                    ],
+                    employment_types: if *training {
+                        vec![]
+                    } else {
+                        vec![ncf_shared::posting::EmploymentType::DaysOnly]
+                    },
+                    hours: if *training {
+                        "9:30〜16:30".into()
+                    } else {
+                        "8:30〜17:15（休憩60分）".into()
+                    },
+                    wage: (!*training).then_some(ncf_shared::posting::WageRange {
+                        per: ncf_shared::posting::WagePer::Hour,
+                        min_yen: 1_800,
+                        max_yen: 2_200,
+                    }),
+                    training: training.then(|| ncf_shared::posting::TrainingDetails {
+                        starts_on: today + chrono::Duration::days(21),
+                        ends_on: today + chrono::Duration::days(22),
+                        hours: 12,
+                        capacity: 20,
+                        fee_yen: 0,
+                    }),
+                    valid_from: today,
+                    valid_until: today + chrono::Duration::days(90),
+                };
+                let res = client
+                    .post(format!("{base}/api/v1/postings"))
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if res.status().as_u16() != 201 {
+                    return Err(format!(
+                        "publishing {title} answered {}: {}",
+                        res.status(),
+                        res.text().await.unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        for (_, p) in opted.iter().filter(|(at, _)| at == pref) {
+            let found: serde_json::Value = client
+                // Registration numbers are digits: nothing to escape in the query string.
+                .get(format!("{base}/api/v1/nurses?q={}", p.registration_number))
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(id) = found["nurses"][0]["id"].as_str() else { continue };
+            let detail: serde_json::Value = client
+                .get(format!("{base}/api/v1/nurses/{id}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            if detail["notices"].as_array().is_some_and(|n| !n.is_empty()) {
+                continue; // an earlier run filed it
+            }
+            let separation = prefecture_node::notices::NoticeBody::Separation {
+                left_on: today - chrono::Duration::days(60),
+                reason: prefecture_node::notices::SeparationReason::Childcare,
+                wish_to_return: true,
+                return_when: Some("子どもが保育園に入ったら".into()),
+            };
+            let res = client
+                .post(format!("{base}/api/v1/nurses/{id}/notices"))
+                .bearer_auth(token)
+                .json(&separation)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if !res.status().is_success() {
+                return Err(format!("filing a separation answered {}", res.status()));
+            }
+        }
+    }
+    Ok(())
 }

@@ -46,7 +46,12 @@ pub async fn signed_post(f: &Federation, key: &NodeSigningKey, path: &str, body:
     signed_post_to(&f.server, key, path, body).await
 }
 
-pub async fn signed_post_to(server: &TestServer, key: &NodeSigningKey, path: &str, body: &[u8]) -> (u16, Value) {
+pub async fn signed_post_to(
+    server: &TestServer,
+    key: &NodeSigningKey,
+    path: &str,
+    body: &[u8],
+) -> (u16, Value) {
     let mut req =
         http_client().post(server.url(path)).header("content-type", "application/json").body(body.to_vec());
     for (name, value) in key.sign_now("POST", path, body).pairs() {
