@@ -141,26 +141,8 @@ pub struct DigestSettings {
     pub bounce_reason: Option<String>,
 }
 
-pub fn employment_slug(t: EmploymentType) -> &'static str {
-    match t {
-        EmploymentType::FullTime => "full_time",
-        EmploymentType::PartTime => "part_time",
-        EmploymentType::ShortHours => "short_hours",
-        EmploymentType::DaysOnly => "days_only",
-        EmploymentType::NightShifts => "night_shifts",
-    }
-}
-
-pub const EMPLOYMENT_TYPES: [EmploymentType; 5] = [
-    EmploymentType::FullTime,
-    EmploymentType::PartTime,
-    EmploymentType::ShortHours,
-    EmploymentType::DaysOnly,
-    EmploymentType::NightShifts,
-];
-
 fn parse_filter(text: &str) -> Vec<EmploymentType> {
-    text.split(',').filter_map(|s| EMPLOYMENT_TYPES.into_iter().find(|t| employment_slug(*t) == s)).collect()
+    text.split(',').filter_map(EmploymentType::parse).collect()
 }
 
 pub fn settings(conn: &mut DbConn, nurse_id: &str) -> QueryResult<DigestSettings> {
@@ -191,7 +173,7 @@ pub fn set_settings(
     cadence: Cadence,
     employment: &[EmploymentType],
 ) -> QueryResult<()> {
-    let filter: Vec<&str> = employment.iter().map(|t| employment_slug(*t)).collect();
+    let filter: Vec<&str> = employment.iter().map(|t| t.as_str()).collect();
     ncf_shared::db::write_transaction(conn, |conn| {
         diesel::update(nurses::table.find(nurse_id))
             .set((
@@ -479,6 +461,14 @@ fn set_state(conn: &mut DbConn, name: &str, value: i64) -> QueryResult<()> {
 fn take_lease(conn: &mut DbConn, holder: i64, now_ms: i64) -> QueryResult<bool> {
     use crate::schema::sync_state;
     ncf_shared::db::write_transaction(conn, |conn| {
+        // Take the row's lock before reading (a plain read under READ COMMITTED would let two
+        // senders both see an expired lease): write it first, then read.
+        ncf_shared::per_backend!(&mut *conn, c => diesel::insert_into(sync_state::table)
+            .values((sync_state::name.eq("digest_lease_until"), sync_state::value.eq(0i64)))
+            .on_conflict(sync_state::name)
+            .do_update()
+            .set(sync_state::value.eq(sync_state::value))
+            .execute(c))?;
         let read = |conn: &mut DbConn, name: &str| -> QueryResult<Option<i64>> {
             sync_state::table.find(name).select(sync_state::value).first(conn).optional()
         };
@@ -560,13 +550,7 @@ impl Digester {
         &self,
         f: impl FnOnce(&mut DbConn) -> QueryResult<T> + Send + 'static,
     ) -> Result<T, String> {
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| e.to_string())?;
-            f(&mut conn).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())?
+        crate::mail::on_pool(&self.pool, f).await
     }
 
     /// Plans the digests due for `cadence` now and sends every pending digest (also those left
@@ -651,6 +635,7 @@ impl Digester {
             if !self.db(move |conn| take_lease(conn, holder, now_ms())).await? {
                 return Err("the sending lease was lost (a batch took longer than the lease)".into());
             }
+            let mut renewed = std::time::Instant::now();
             let ids: Vec<String> = batch.iter().map(|d| d.nurse_id.clone()).collect();
             let here = self.here;
             let (may, lists, names) = self
@@ -701,6 +686,14 @@ impl Digester {
                     continue;
                 }
                 let name = names.get(&d.nurse_id).cloned().unwrap_or_default();
+                // Renewed as it goes, so that a slow relay never lets the lease lapse mid-batch
+                // (another sender would take the same pending rows).
+                if renewed.elapsed() > std::time::Duration::from_millis(LEASE_MS as u64 / 3) {
+                    if !self.db(move |conn| take_lease(conn, holder, now_ms())).await? {
+                        return Err("the sending lease was lost".into());
+                    }
+                    renewed = std::time::Instant::now();
+                }
                 let letter = self.render(&d, to, &name, &list);
                 match self.mailer.send_letter(&letter).await {
                     Ok(()) => {

@@ -164,6 +164,9 @@ struct Raw {
     writer: tokio::net::tcp::OwnedWriteHalf,
     pipelining: bool,
     eight_bit: bool,
+    /// The current message's data was written: the server may have accepted it even if its
+    /// reply never came, so it must not be sent again on another connection.
+    data_written: bool,
 }
 
 fn reply_error(code: u16, text: &str) -> SendError {
@@ -185,8 +188,13 @@ impl Raw {
                 .map_err(|e| SendError::Transient(format!("SMTP server unreachable: {e}")))?;
         stream.set_nodelay(true).map_err(io_error)?;
         let (read, writer) = stream.into_split();
-        let mut raw =
-            Self { reader: tokio::io::BufReader::new(read), writer, pipelining: false, eight_bit: false };
+        let mut raw = Self {
+            reader: tokio::io::BufReader::new(read),
+            writer,
+            pipelining: false,
+            eight_bit: false,
+            data_written: false,
+        };
         let (code, text) = raw.reply().await?;
         if code != 220 {
             return Err(reply_error(code, &text));
@@ -230,6 +238,7 @@ impl Raw {
 
     async fn send(&mut self, from: &str, to: &str, data: &[u8]) -> Result<(), SendError> {
         use tokio::io::AsyncWriteExt;
+        self.data_written = false;
         let body = if !data.is_ascii() && self.eight_bit { " BODY=8BITMIME" } else { "" };
         let commands =
             [format!("MAIL FROM:<{from}>{body}\r\n"), format!("RCPT TO:<{to}>\r\n"), "DATA\r\n".into()];
@@ -252,6 +261,11 @@ impl Raw {
         }
         let failed = replies.iter().take(2).find(|(code, _)| *code >= 400).cloned();
         let data_ok = replies.get(2).is_some_and(|(code, _)| *code == 354);
+        // Only a refused recipient says something about her address; a refused sender, DATA or
+        // message is the relay's configuration or policy, retried later like a server that is
+        // down (never a reason to mark her address as bouncing).
+        let recipient_refused = replies.first().is_some_and(|(code, _)| *code < 400)
+            && replies.get(1).is_some_and(|(code, _)| *code >= 500);
         if let Some((code, text)) = failed.or_else(|| (!data_ok).then(|| replies.last().cloned()).flatten()) {
             if data_ok {
                 // The server wants data although a command failed: end it empty, then reset.
@@ -260,7 +274,11 @@ impl Raw {
             }
             self.writer.write_all(b"RSET\r\n").await.map_err(io_error)?;
             self.reply().await?;
-            return Err(reply_error(code, &text));
+            return Err(if recipient_refused {
+                reply_error(code, &text)
+            } else {
+                SendError::Transient(format!("SMTP relay refused the message: {code} {}", text.trim()))
+            });
         }
         // Dot-stuffing (RFC 5321 4.5.2) and the end of data, in one write.
         let mut out = Vec::with_capacity(data.len() + 64);
@@ -280,9 +298,14 @@ impl Raw {
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b".\r\n");
+        self.data_written = true;
         self.writer.write_all(&out).await.map_err(io_error)?;
         let (code, text) = self.reply().await?;
-        if code == 250 { Ok(()) } else { Err(reply_error(code, &text)) }
+        if code == 250 {
+            Ok(())
+        } else {
+            Err(SendError::Transient(format!("SMTP relay refused the message: {code} {}", text.trim())))
+        }
     }
 }
 
@@ -408,8 +431,9 @@ impl Direct {
                         *held = Some(raw); // a refused recipient leaves the session usable (RSET)
                         return Err(SendError::Permanent(e));
                     }
-                    // A kept connection the server closed meanwhile: once more on a new one.
-                    Err(_) if reused && attempt == 0 => continue,
+                    // A kept connection the server closed meanwhile: once more on a new one, but
+                    // never a message whose data went out (it may have been accepted).
+                    Err(_) if reused && attempt == 0 && !raw.data_written => continue,
                     Err(e) => return Err(e),
                 }
             }
@@ -640,14 +664,22 @@ impl Sender {
         &self,
         f: impl FnOnce(&mut DbConn) -> QueryResult<T> + Send + 'static,
     ) -> Result<T, String> {
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| e.to_string())?;
-            f(&mut conn).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())?
+        on_pool(&self.pool, f).await
     }
+}
+
+/// Runs database work for the background senders (mail queue, digests) off the async threads.
+pub(crate) async fn on_pool<T: Send + 'static>(
+    pool: &Pool,
+    f: impl FnOnce(&mut DbConn) -> QueryResult<T> + Send + 'static,
+) -> Result<T, String> {
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        f(&mut conn).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// `hanako@example.jp` → `h***@example.jp`, for logs.

@@ -258,9 +258,12 @@ pub fn apply_matches(
     now: NaiveDateTime,
 ) -> QueryResult<()> {
     for r in &m.removed {
+        // Of this kind only: a posting changed from 研修 to 求人 arrives as an addition to the job
+        // list and a removal from the training list, in either order.
         diesel::delete(
             nurse_matches::table
                 .filter(nurse_matches::nurse_id.eq(nurse_id))
+                .filter(nurse_matches::kind.eq(kind_str(m.kind)))
                 .filter(nurse_matches::prefecture.eq(r.prefecture.code()))
                 .filter(nurse_matches::posting_id.eq(&r.posting_id)),
         )
@@ -298,7 +301,10 @@ pub fn apply_matches(
             a.posting.prefecture.code(),
             &a.posting.posting_id,
         )))
-        .set(nurse_matches::distance_m.eq(a.distance_m as i32))
+        .set((
+            nurse_matches::distance_m.eq(a.distance_m.min(i32::MAX as u32) as i32),
+            nurse_matches::kind.eq(kind_str(m.kind)),
+        ))
         .execute(conn)?;
         if updated == 0 {
             diesel::insert_into(nurse_matches::table)
@@ -307,7 +313,7 @@ pub fn apply_matches(
                     nurse_matches::kind.eq(kind_str(m.kind)),
                     nurse_matches::prefecture.eq(a.posting.prefecture.code()),
                     nurse_matches::posting_id.eq(&a.posting.posting_id),
-                    nurse_matches::distance_m.eq(a.distance_m as i32),
+                    nurse_matches::distance_m.eq(a.distance_m.min(i32::MAX as u32) as i32),
                     nurse_matches::matched_at.eq(now),
                 ))
                 .execute(conn)?;
@@ -332,18 +338,30 @@ pub struct Match {
 }
 
 impl Match {
-    /// 「12.3 km」
+    /// 「12 km」 (the national server sends whole kilometres).
     pub fn distance_ja(&self) -> String {
-        format!("{:.1} km", f64::from(self.distance_m) / 1000.0)
+        format!("{} km", (f64::from(self.distance_m) / 1000.0).round())
     }
 
     /// The prefecture and municipality (or 「緯度・経度で指定」) where it is.
     pub fn place_ja(&self) -> String {
         match &self.body.place {
+            // The municipality's own prefecture: a node may publish a posting across the border.
             ncf_shared::posting::PostingPlace::Municipality { lgcode } => Municipality::by_lgcode(lgcode)
-                .map(|m| format!("{}{}", self.posting.prefecture.name_ja(), m.name_ja))
-                .unwrap_or_else(|| self.posting.prefecture.name_ja().to_string()),
-            ncf_shared::posting::PostingPlace::Point { .. } => self.posting.prefecture.name_ja().to_string(),
+                .map(|m| format!("{}{}", m.prefecture.name_ja(), m.name_ja))
+                .unwrap_or_default(),
+            // Coordinates: named after the nearest municipality's point.
+            ncf_shared::posting::PostingPlace::Point { lat, lng } => Municipality::all()
+                .iter()
+                .filter(|m| m.is_residence())
+                .min_by(|a, b| {
+                    let d = |m: &Municipality| {
+                        (m.lat - lat).powi(2) + ((m.lng - lng) * lat.to_radians().cos()).powi(2)
+                    };
+                    d(a).total_cmp(&d(b))
+                })
+                .map(|m| format!("{}{}付近", m.prefecture.name_ja(), m.name_ja))
+                .unwrap_or_default(),
         }
     }
 }

@@ -692,8 +692,19 @@ impl Syncer {
         if changed.is_empty() {
             return Ok((0, false));
         }
-        let more = changed.len() as i64 > limit;
-        let postings: Vec<_> = changed.into_iter().take(limit as usize).collect();
+        // By count and by size: a request over the national server's body limit would be refused
+        // every round.
+        let total = changed.len();
+        let mut bytes = 0;
+        let mut postings = Vec::new();
+        for p in changed.into_iter().take(limit as usize) {
+            bytes += serde_json::to_vec(&p).map_or(0, |v| v.len());
+            if bytes > BATCH_BYTES && !postings.is_empty() {
+                break;
+            }
+            postings.push(p);
+        }
+        let more = total > postings.len();
         let answer: ncf_shared::federation::PostingsPushResponse =
             self.signed_post(POSTINGS_PATH, &ncf_shared::federation::PostingsPush { postings }).await?;
         let answered = answer.stored.len() + answer.refused.len();
@@ -727,7 +738,15 @@ impl Syncer {
             let round = async {
                 // A failing push does not stop the pull: confirmations still arrive.
                 // Postings first: they name nobody, and a staff member waits to see hers go out.
-                let (_, postings_more) = self.push_postings().await?;
+                // Their failure (a national server without the path, a refused batch) is logged and
+                // tried again next round; it never holds up her events or the pull.
+                let postings_more = match self.push_postings().await {
+                    Ok((_, more)) => more,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "postings not sent; trying again next round");
+                        false
+                    }
+                };
                 let pushed = match self.push_pipelined(&mut ahead).await {
                     Ok(pushed) => pushed,
                     Err(e) => {

@@ -175,7 +175,9 @@ fn refresh_chunk(
                     Entry {
                         posting: o.posting.clone(),
                         version: o.version,
-                        distance_m: metres.round() as i32,
+                        // Whole kilometres: exact metres from her municipality's point would let a
+                        // node publishing postings where it likes work out her municipality.
+                        distance_m: ((metres / 1000.0).round().max(1.0) * 1000.0) as i32,
                     }
                 })
                 .collect();
@@ -294,36 +296,42 @@ fn parse_kind(s: &str) -> Option<PostingKind> {
 /// The people among `persons` who are latent, live somewhere the national server may know
 /// (`address_linkage`) and want jobs or training at their home link.
 fn subjects(conn: &mut DbConn, persons: &[Vec<u8>]) -> QueryResult<Vec<Subject>> {
-    let status: Vec<(Vec<u8>, Option<String>, Option<String>)> = person_status::table
+    let status: Vec<(Vec<u8>, Option<String>, Option<String>, Option<String>)> = person_status::table
         .filter(person_status::person_key.eq_any(persons))
         .filter(person_status::latent.eq(true))
         .filter(person_status::residence_prefecture.is_not_null())
-        .select((person_status::person_key, person_status::home_prefecture, person_status::home_agency_code))
+        .select((
+            person_status::person_key,
+            person_status::home_prefecture,
+            person_status::home_agency_code,
+            person_status::residence_prefecture,
+        ))
         .load(conn)?;
-    let homes: Vec<(Vec<u8>, Prefecture, String)> = status
+    let homes: Vec<(Vec<u8>, Prefecture, String, Prefecture)> = status
         .into_iter()
-        .filter_map(|(key, p, code)| Some((key, Prefecture::from_code(&p?)?, code?)))
+        .filter_map(|(key, p, code, r)| {
+            Some((key, Prefecture::from_code(&p?)?, code?, Prefecture::from_code(&r?)?))
+        })
         .collect();
     if homes.is_empty() {
         return Ok(Vec::new());
     }
     let codes: Vec<&str> = homes.iter().map(|h| h.2.as_str()).collect();
-    let mut wants: HashMap<(String, String), [bool; 2]> = HashMap::new();
+    // Per home link: [jobs, training, address_linkage, share_with_residence_prefecture].
+    let mut grants: HashMap<(String, String), [bool; 4]> = HashMap::new();
     for (prefecture, code, scope) in nurse_consents::table
         .filter(nurse_consents::agency_code.eq_any(&codes))
         .filter(nurse_consents::granted.eq(true))
-        .filter(
-            nurse_consents::scope
-                .eq_any([ConsentScope::JobSupport.as_str(), ConsentScope::TrainingInfo.as_str()]),
-        )
         .select((nurse_consents::prefecture, nurse_consents::agency_code, nurse_consents::scope))
         .load::<(String, String, String)>(conn)?
     {
-        let w = wants.entry((prefecture, code)).or_default();
+        let g = grants.entry((prefecture, code)).or_default();
         match ConsentScope::parse(&scope) {
-            Some(ConsentScope::JobSupport) => w[PostingKind::Job as usize] = true,
-            Some(ConsentScope::TrainingInfo) => w[PostingKind::Training as usize] = true,
-            _ => {}
+            Some(ConsentScope::JobSupport) => g[0] = true,
+            Some(ConsentScope::TrainingInfo) => g[1] = true,
+            Some(ConsentScope::AddressLinkage) => g[2] = true,
+            Some(ConsentScope::ShareWithResidencePrefecture) => g[3] = true,
+            None => {}
         }
     }
     let distances: HashMap<(String, String), i32> = match_preferences::table
@@ -362,9 +370,16 @@ fn subjects(conn: &mut DbConn, persons: &[Vec<u8>]) -> QueryResult<Vec<Subject>>
     }
     Ok(homes
         .into_iter()
-        .filter_map(|(key, prefecture, code)| {
+        .filter_map(|(key, prefecture, code, residence)| {
             let link = (prefecture.code(), code);
-            let wants = *wants.get(&link)?;
+            let g = *grants.get(&link)?;
+            // Her list tells her home node roughly where she lives: only when that node may know
+            // her residence by the same rule as `status_changed` (address_linkage there, and it is
+            // her prefecture's node or share_with_residence_prefecture is given there).
+            if !(g[2] && (residence == prefecture || g[3])) {
+                return None;
+            }
+            let wants = [g[0], g[1]];
             let place = Place::of_municipality(Municipality::by_lgcode(lgcodes.get(&key)?)?);
             let km = distances.get(&link).copied().map_or(DEFAULT_DISTANCE_KM, |d| d.clamp(1, 50) as u32);
             let qualifications = *qualifications.get(&key)?;

@@ -5,7 +5,7 @@
 //! or late posting changes nothing. Whoever a change may concern (holding it, or living within
 //! the largest distance of where it was or is) gets a list refresh in the same transaction.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use diesel::prelude::*;
 use ncf_shared::contract::PostingRef;
 use ncf_shared::db::DbConn;
@@ -15,7 +15,10 @@ use ncf_shared::{Prefecture, per_backend};
 
 use crate::matching::Place;
 use crate::provisions::ChainWriter;
-use crate::schema::postings;
+use crate::schema::{postings, sequences};
+
+/// The last day (days from the common era) whose newly opened postings were matched.
+const OPENED_THROUGH: &str = "postings_opened_through";
 
 /// Whether a node's posting id is acceptable: what node ids look like (UUIDs), at most 64
 /// characters of letters, digits and `-`.
@@ -44,6 +47,26 @@ pub fn store(
             };
             if !valid_id(&p.posting_id) || p.version < 1 {
                 answer.refused.push(refuse("掲載IDまたは版が正しくありません。".into()));
+                continue;
+            }
+            // A withdrawal needs no valid body (a municipality merged away since must not keep a
+            // posting in lists): the stored copy is marked withdrawn.
+            if p.withdrawn {
+                let changed = diesel::update(
+                    postings::table
+                        .find((node.code(), &p.posting_id))
+                        .filter(postings::version.lt(p.version)),
+                )
+                .set((
+                    postings::withdrawn.eq(true),
+                    postings::version.eq(p.version),
+                    postings::received_at.eq(now),
+                ))
+                .execute(conn)?;
+                if changed > 0 {
+                    refs.push(PostingRef { prefecture: node, posting_id: p.posting_id.clone() });
+                }
+                answer.stored.push(PostingVersion { posting_id: p.posting_id.clone(), version: p.version });
                 continue;
             }
             if let Err(errors) = p.body.validate() {
@@ -114,10 +137,47 @@ pub fn store(
     })
 }
 
-/// Refreshes the lists that hold a posting no longer open (expired since, or withdrawn): run by
-/// `serve` every hour and by `rematch`. A posting's last day is the day it stops (Japan time).
+/// Refreshes the lists that hold a posting no longer open (expired since, or withdrawn), and those
+/// of the people near postings whose first day has come since the last sweep: run by `serve`
+/// every 10 minutes and by `rematch`. Days are Japan's.
 pub fn sweep_closed(conn: &mut DbConn, today: NaiveDate) -> QueryResult<usize> {
-    let people = crate::matches::holding_closed(conn, today)?;
+    let mut people = crate::matches::holding_closed(conn, today)?;
+    // Postings published ahead of their first day, which has come since the last sweep: the
+    // people near them get them now.
+    let today_n = i64::from(today.num_days_from_ce());
+    let swept_through: i64 = sequences::table
+        .find(OPENED_THROUGH)
+        .select(sequences::last_value)
+        .first(conn)
+        .optional()?
+        .unwrap_or(today_n - 1);
+    if swept_through < today_n {
+        let since = NaiveDate::from_num_days_from_ce_opt(swept_through as i32 + 1).unwrap_or(today);
+        let opened: Vec<(String, String, f64, f64)> = postings::table
+            .filter(postings::valid_from.between(since, today))
+            .filter(postings::valid_until.ge(today))
+            .filter(postings::withdrawn.eq(false))
+            .select((postings::prefecture, postings::posting_id, postings::lat, postings::lng))
+            .load(conn)?;
+        let refs: Vec<PostingRef> = opened
+            .iter()
+            .filter_map(|(p, id, _, _)| {
+                Some(PostingRef { prefecture: Prefecture::from_code(p)?, posting_id: id.clone() })
+            })
+            .collect();
+        let places: Vec<Place> = opened.iter().map(|(_, _, lat, lng)| Place::new(*lat, *lng)).collect();
+        if !refs.is_empty() {
+            people.extend(crate::matches::near_postings(conn, &refs, &places)?);
+        }
+        per_backend!(&mut *conn, c => diesel::insert_into(sequences::table)
+            .values((sequences::name.eq(OPENED_THROUGH), sequences::last_value.eq(today_n)))
+            .on_conflict(sequences::name)
+            .do_update()
+            .set(sequences::last_value.eq(today_n))
+            .execute(c))?;
+    }
+    people.sort();
+    people.dedup();
     if people.is_empty() {
         return Ok(0);
     }

@@ -49,6 +49,24 @@ pub enum EmploymentType {
 }
 
 impl EmploymentType {
+    pub const ALL: [Self; 5] =
+        [Self::FullTime, Self::PartTime, Self::ShortHours, Self::DaysOnly, Self::NightShifts];
+
+    /// The wire and form name (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FullTime => "full_time",
+            Self::PartTime => "part_time",
+            Self::ShortHours => "short_hours",
+            Self::DaysOnly => "days_only",
+            Self::NightShifts => "night_shifts",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
     pub fn label_ja(self) -> &'static str {
         match self {
             Self::FullTime => "常勤",

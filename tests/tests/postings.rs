@@ -326,7 +326,7 @@ fn digests_go_once_to_who_still_wants_them_and_stop_in_one_click(backend: Backen
     let text = mail.part("text/plain").unwrap_or_else(|| panic!("a plain-text part in {}", mail.data));
     let html = mail.part("text/html").expect("an HTML part");
     assert!(text.contains("目黒の病棟看護師") && text.contains("復職支援研修（目黒）"), "{text}");
-    assert!(text.contains("約12.4 km") && text.contains("東京都目黒区"), "{text}");
+    assert!(text.contains("約12 km") && text.contains("東京都目黒区"), "{text}");
     assert!(html.contains("目黒の病棟看護師"), "{html}");
     let only_jobs = mails_to(&mails, "misaki@example.jp")[0].part("text/plain").unwrap();
     assert!(only_jobs.contains("目黒の病棟看護師") && !only_jobs.contains("復職支援研修"), "{only_jobs}");
@@ -510,3 +510,71 @@ fn a_digest_run_killed_midway_sends_each_digest_once(backend: Backend) {
 }
 
 both_backends!(a_digest_run_killed_midway_sends_each_digest_once);
+
+/// Staff API and page: a bad posting gets a 4xx that names each problem in Japanese and saves
+/// nothing; text is escaped wherever it is shown.
+fn bad_postings_are_refused_by_name_and_nothing_is_saved(backend: Backend) {
+    let s = setup_with(backend, 1);
+    let mut conn = s.tokyo.db.connect();
+    prefecture_node::staff::add(&mut conn, "tanaka", "田中 美穂", "correct horse battery").unwrap();
+    let token = prefecture_node::auth::issue_api_token(&mut conn, "tanaka", "test").unwrap();
+    let node = TestServer::node(&s.tokyo.db, &s.tokyo.key_file, &s.server.base_url, "13");
+    let mut bad = posting(PostingKind::Job, "<img src=x onerror=alert(1)>", MEGURO);
+    bad.place = PostingPlace::Point { lat: 139.7, lng: 35.6 }; // latitude and longitude swapped
+    bad.wage = Some(ncf_shared::posting::WageRange {
+        per: ncf_shared::posting::WagePer::Hour,
+        min_yen: 2_000,
+        max_yen: 1_500,
+    });
+    bad.qualifications = vec![Qualification::from_code("05").unwrap()];
+    bad.valid_until = bad.valid_from - Duration::days(1);
+    let (status, answer) = block_on(async {
+        let res = ncf_tests::http_client()
+            .post(node.url("/api/v1/postings"))
+            .bearer_auth(&token)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
+    });
+    assert_eq!(status, 422, "{answer}");
+    let fields: Vec<&str> =
+        answer["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    for field in ["title", "place", "qualifications", "wage", "valid_until"] {
+        assert!(fields.contains(&field), "{field} named in {answer}");
+    }
+    assert!(answer["message"].as_str().unwrap().contains("日本国内ではありません"), "{answer}");
+    // An unknown municipality, and a body that is not a posting at all.
+    let mut unknown = posting(PostingKind::Job, "病棟看護師", "999999");
+    unknown.title = "病棟看護師".into();
+    let (status, answer) = block_on(async {
+        let client = ncf_tests::http_client();
+        let res = client
+            .post(node.url("/api/v1/postings"))
+            .bearer_auth(&token)
+            .json(&unknown)
+            .send()
+            .await
+            .unwrap();
+        let first = (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap());
+        let res = client
+            .post(node.url("/api/v1/postings"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(r#"{"kind":"job","title":1}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 400, "a body that is not a posting");
+        first
+    });
+    assert_eq!(status, 422);
+    assert!(
+        answer["message"].as_str().unwrap().contains("市区町村コード「999999」は見つかりません"),
+        "{answer}"
+    );
+    assert_eq!(count(&s.tokyo.db, "SELECT COUNT(*) AS n FROM postings"), 0, "nothing saved");
+}
+
+both_backends!(bad_postings_are_refused_by_name_and_nothing_is_saved);

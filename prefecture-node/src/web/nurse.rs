@@ -581,9 +581,9 @@ async fn home(
                 .into_iter()
                 .map(|c| (c.as_str(), c.label_ja(), c == digest.cadence))
                 .collect(),
-            employment: crate::digests::EMPLOYMENT_TYPES
+            employment: ncf_shared::posting::EmploymentType::ALL
                 .into_iter()
-                .map(|t| (crate::digests::employment_slug(t), t.label_ja(), digest.employment.contains(&t)))
+                .map(|t| (t.as_str(), t.label_ja(), digest.employment.contains(&t)))
                 .collect(),
             bouncing: digest.bouncing_since.is_some(),
         },

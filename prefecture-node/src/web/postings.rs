@@ -31,25 +31,7 @@ pub(super) fn routes(routes: &mut Routes) {
         .post("/staff/postings/{posting}/withdraw", Access::Staff, withdraw);
 }
 
-pub(crate) const EMPLOYMENT_TYPES: [EmploymentType; 5] = [
-    EmploymentType::FullTime,
-    EmploymentType::PartTime,
-    EmploymentType::ShortHours,
-    EmploymentType::DaysOnly,
-    EmploymentType::NightShifts,
-];
-
 const WAGE_PERS: [WagePer; 4] = [WagePer::Hour, WagePer::Day, WagePer::Month, WagePer::Year];
-
-pub(crate) fn employment_slug(t: EmploymentType) -> &'static str {
-    match t {
-        EmploymentType::FullTime => "full_time",
-        EmploymentType::PartTime => "part_time",
-        EmploymentType::ShortHours => "short_hours",
-        EmploymentType::DaysOnly => "days_only",
-        EmploymentType::NightShifts => "night_shifts",
-    }
-}
 
 fn wage_slug(w: WagePer) -> &'static str {
     match w {
@@ -171,7 +153,7 @@ impl PostingForm {
             .filter_map(ncf_shared::Qualification::from_code)
             .collect();
         let employment_types: Vec<EmploymentType> =
-            EMPLOYMENT_TYPES.into_iter().filter(|t| self.checked(employment_slug(*t))).collect();
+            EmploymentType::ALL.into_iter().filter(|t| self.checked(t.as_str())).collect();
         let wage = if self.wage_min.trim().is_empty() && self.wage_max.trim().is_empty() {
             None
         } else {
@@ -410,7 +392,7 @@ fn form_page(
         form,
         errors,
         qualifications: super::forms::nursing_qualifications(),
-        employment: EMPLOYMENT_TYPES.iter().map(|t| (employment_slug(*t), t.label_ja())).collect(),
+        employment: EmploymentType::ALL.iter().map(|t| (t.as_str(), t.label_ja())).collect(),
         wage_pers: WAGE_PERS.iter().map(|w| (wage_slug(*w), w.label_ja())).collect(),
     }
 }
