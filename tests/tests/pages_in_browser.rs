@@ -310,3 +310,124 @@ fn a_nurse_who_moved_confirms_at_her_new_center_on_her_phone(backend: Backend) {
     });
 }
 both_backends!(a_nurse_who_moved_confirms_at_her_new_center_on_her_phone);
+
+/// Jobs and training near home (issue #8) in the browser: Tokyo's staff publish a posting through
+/// the form (a mistake first), and a latent nurse living in Kawasaki finds it on her page at the
+/// Kanagawa node, on her phone, and changes her distance and digest settings.
+fn a_tokyo_posting_reaches_a_kawasaki_nurse_on_her_phone(backend: Backend) {
+    let her = Person { lgcode: "141313", ..Person::sample(0) };
+    let national_db = ncf_tests::many::national_with(backend, std::slice::from_ref(&her));
+    let tokyo = support::node(backend, &national_db, "13");
+    let kanagawa = support::node(backend, &national_db, "14");
+    let server = TestServer::national(&national_db);
+    let (mut conn, nurse) = support::opt_in_at(&server, &kanagawa, &her);
+    let every: Vec<(ConsentScope, bool)> = ConsentScope::ALL.into_iter().map(|s| (s, true)).collect();
+    consent::record(&mut conn, &nurse.id, &every, Channel::Web, None).unwrap();
+    notices::file(&mut conn, &nurse.id, &support::separation(), Channel::Web, None).unwrap();
+    support::sync_at(&server, &kanagawa);
+    prefecture_node::staff::add(&mut tokyo.db.connect(), "tanaka", "田中 美穂", "correct horse battery")
+        .unwrap();
+    let smtp = SmtpReceiver::start();
+    let tokyo_node = TestServer::node(&tokyo.db, &tokyo.key_file, &server.base_url, "13");
+    let kanagawa_node = TestServer::node_with(
+        &kanagawa.db,
+        &kanagawa.key_file,
+        &server.base_url,
+        "14",
+        &["--smtp-url", &smtp.url],
+    );
+    let axe = axe_script();
+    let driver = Driver::start();
+
+    block_on(async {
+        // ---- Tokyo's staff, at a desk.
+        let desk = driver.session(false).await;
+        desk.goto(&tokyo_node.url("/staff/sign-in")).await;
+        desk.fill("#username", "tanaka").await;
+        desk.fill("#password", "correct horse battery").await;
+        desk.click("button[type=submit]").await;
+        wait_for_text(&desk, "看護職の一覧").await;
+        desk.goto(&tokyo_node.url("/staff/postings")).await;
+        let text = wait_for_text(&desk, "求人・研修").await;
+        assert!(text.contains("掲載した求人・研修はまだありません"), "{text}");
+        check_page(&desk, &axe, false, "postings list").await;
+        desk.click("a[href=\"/staff/postings/new\"]").await;
+        wait_for_text(&desk, "求人・研修の掲載").await;
+        check_page(&desk, &axe, false, "posting form").await;
+        // A tag in the title and no facility: refused, each named, what was typed kept.
+        desk.fill("#title", "<b>急募</b> 病棟看護師").await;
+        desk.fill("#description", "ブランクのある方も歓迎します。").await;
+        desk.fill("#lgcode", "131105").await;
+        desk.fill("#valid_until", "2099年3月31日").await;
+        desk.click("form[action=\"/staff/postings\"] button[type=submit]").await;
+        let text = wait_for_text(&desk, "入力内容を確認してください").await;
+        assert!(text.contains("タイトルにHTMLタグやスクリプトは使えません"), "{text}");
+        assert!(text.contains("施設名を入力してください"), "{text}");
+        assert!(text.contains("雇用形態を1つ以上選んでください"), "{text}");
+        assert!(desk.exists("#title[aria-invalid=true]").await);
+        let kept =
+            desk.execute("return document.getElementById('lgcode').value", serde_json::json!([])).await;
+        assert_eq!(kept, "131105", "what was typed is kept");
+        check_page(&desk, &axe, false, "posting form with errors").await;
+        desk.fill("#title", "病棟看護師（日勤のみ可）").await;
+        desk.fill("#facility_name", "目黒テスト病院").await;
+        desk.fill("#facility_contact", "03-0000-0000（看護部）").await;
+        desk.click("input[name=days_only]").await;
+        desk.click("form[action=\"/staff/postings\"] button[type=submit]").await;
+        let text = wait_for_text(&desk, "掲載しました").await;
+        assert!(text.contains("病棟看護師（日勤のみ可）") && text.contains("掲載中"), "{text}");
+        assert!(text.contains("2099年3月31日"), "dates as people write them: {text}");
+        check_page(&desk, &axe, false, "postings list with one").await;
+        desk.close().await;
+
+        // The posting travels (Tokyo's sync), is matched, and her list arrives (Kanagawa's sync).
+        let listed = ncf_tests::eventually(Duration::from_secs(60), || {
+            !prefecture_node::postings::matches_for(
+                &mut kanagawa.db.connect(),
+                ncf_shared::Prefecture::from_code("14").unwrap(),
+                &nurse.id,
+                ncf_shared::time::today_jst(),
+            )
+            .unwrap()
+            .is_empty()
+        });
+        assert!(listed, "her list at Kanagawa: {}", kanagawa_node.log());
+
+        // ---- The nurse, on her phone: sign-in link by mail, then her page.
+        let phone = driver.session(true).await;
+        phone.goto(&kanagawa_node.url("/sign-in")).await;
+        phone.fill("#email", "nurse@example.jp").await;
+        phone.click("button[type=submit]").await;
+        wait_for_text(&phone, "ログイン用リンクをお送りしました").await;
+        let mut link = None;
+        for _ in 0..400 {
+            link =
+                smtp.mails().iter().map(|m| m.text()).find(|t| t.contains("/sign-in/link?token=")).map(|t| {
+                    let start = t.find("http").unwrap();
+                    t[start..].split_whitespace().next().unwrap().to_string()
+                });
+            if link.is_some() {
+                break;
+            }
+            tokio_sleep(Duration::from_millis(50)).await;
+        }
+        phone.goto(&link.expect("a sign-in mail")).await;
+        phone.click("button[type=submit]").await;
+        let text = wait_for_text(&phone, "お住まいの近くの求人・研修").await;
+        assert!(text.contains("病棟看護師（日勤のみ可）"), "{text}");
+        assert!(text.contains("東京都目黒区、自宅から約12 km"), "a Tokyo posting, across the border: {text}");
+        assert!(text.contains("新着"), "new since her last digest (none yet): {text}");
+        check_page(&phone, &axe, true, "her page with her matches").await;
+        phone.click("#matches + details summary").await;
+        phone.select("#max_distance_km", "50").await;
+        phone.click("input[name=digest_cadence][value=daily]").await;
+        phone.click("form[action=\"/me/preferences\"] button[type=submit]").await;
+        let text = wait_for_text(&phone, "お知らせの設定を変更しました").await;
+        assert!(text.contains("自宅から 50 km 以内"), "{text}");
+        check_page(&phone, &axe, true, "her page after changing her settings").await;
+        phone.close().await;
+    });
+    let settings = prefecture_node::digests::settings(&mut kanagawa.db.connect(), &nurse.id).unwrap();
+    assert_eq!(settings.cadence, prefecture_node::digests::Cadence::Daily);
+}
+both_backends!(a_tokyo_posting_reaches_a_kawasaki_nurse_on_her_phone);
