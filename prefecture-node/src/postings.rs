@@ -24,17 +24,6 @@ use ncf_shared::{Municipality, Prefecture};
 
 use crate::schema::{matched_postings, nurse_matches, postings};
 
-pub fn kind_str(kind: PostingKind) -> &'static str {
-    match kind {
-        PostingKind::Job => "job",
-        PostingKind::Training => "training",
-    }
-}
-
-pub fn parse_kind(s: &str) -> Option<PostingKind> {
-    [PostingKind::Job, PostingKind::Training].into_iter().find(|k| kind_str(*k) == s)
-}
-
 /// A posting of this node, as staff see it.
 #[derive(Debug, Clone)]
 pub struct Posting {
@@ -137,7 +126,7 @@ pub fn create(
     diesel::insert_into(postings::table)
         .values((
             postings::id.eq(&id),
-            postings::kind.eq(kind_str(body.kind)),
+            postings::kind.eq(body.kind.as_str()),
             postings::title.eq(&body.title),
             postings::body.eq(serde_json::to_string(body).expect("a posting serialises")),
             postings::version.eq(1i64),
@@ -149,7 +138,7 @@ pub fn create(
             postings::updated_at.eq(now),
         ))
         .execute(conn)?;
-    tracing::info!(posting = %id, kind = kind_str(body.kind), "posting published");
+    tracing::info!(posting = %id, kind = body.kind.as_str(), "posting published");
     Ok(Ok(id))
 }
 
@@ -173,7 +162,7 @@ pub fn update(conn: &mut DbConn, id: &str, body: &PostingBody) -> QueryResult<Re
         }
         diesel::update(postings::table.find(id))
             .set((
-                postings::kind.eq(kind_str(body.kind)),
+                postings::kind.eq(body.kind.as_str()),
                 postings::title.eq(&body.title),
                 postings::body.eq(serde_json::to_string(body).expect("a posting serialises")),
                 postings::version.eq(postings::version + 1),
@@ -263,7 +252,7 @@ pub fn apply_matches(
         diesel::delete(
             nurse_matches::table
                 .filter(nurse_matches::nurse_id.eq(nurse_id))
-                .filter(nurse_matches::kind.eq(kind_str(m.kind)))
+                .filter(nurse_matches::kind.eq(m.kind.as_str()))
                 .filter(nurse_matches::prefecture.eq(r.prefecture.code()))
                 .filter(nurse_matches::posting_id.eq(&r.posting_id)),
         )
@@ -303,14 +292,14 @@ pub fn apply_matches(
         )))
         .set((
             nurse_matches::distance_m.eq(a.distance_m.min(i32::MAX as u32) as i32),
-            nurse_matches::kind.eq(kind_str(m.kind)),
+            nurse_matches::kind.eq(m.kind.as_str()),
         ))
         .execute(conn)?;
         if updated == 0 {
             diesel::insert_into(nurse_matches::table)
                 .values((
                     nurse_matches::nurse_id.eq(nurse_id),
-                    nurse_matches::kind.eq(kind_str(m.kind)),
+                    nurse_matches::kind.eq(m.kind.as_str()),
                     nurse_matches::prefecture.eq(a.posting.prefecture.code()),
                     nurse_matches::posting_id.eq(&a.posting.posting_id),
                     nurse_matches::distance_m.eq(a.distance_m.min(i32::MAX as u32) as i32),
@@ -423,7 +412,7 @@ pub fn matches_of_many(
                 .or_insert_with(|| serde_json::from_str::<PostingBody>(&body).ok())
                 .clone();
             let (Some(body), Some(prefecture), Some(kind)) =
-                (body, Prefecture::from_code(&prefecture_code), parse_kind(&kind))
+                (body, Prefecture::from_code(&prefecture_code), PostingKind::parse(&kind))
             else {
                 continue;
             };

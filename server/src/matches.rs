@@ -44,15 +44,6 @@ const POSTINGS_PER_EVENT: usize = 20;
 const MARGIN_LAT: f64 = 0.46;
 const MARGIN_LNG: f64 = 0.7;
 
-const KINDS: [PostingKind; 2] = [PostingKind::Job, PostingKind::Training];
-
-fn kind_str(kind: PostingKind) -> &'static str {
-    match kind {
-        PostingKind::Job => "job",
-        PostingKind::Training => "training",
-    }
-}
-
 /// Who she is for matching: where her lists go, where she lives, how far, what she wants.
 #[derive(Debug, Clone)]
 struct Subject {
@@ -136,9 +127,11 @@ fn refresh_chunk(
         return Ok(Report::default());
     }
     for (key, kind, prefecture, posting_id, version, distance_m, home_pref, home_code) in rows {
-        let (Some(kind), Some(prefecture), Some(home_pref)) =
-            (parse_kind(&kind), Prefecture::from_code(&prefecture), Prefecture::from_code(&home_pref))
-        else {
+        let (Some(kind), Some(prefecture), Some(home_pref)) = (
+            PostingKind::parse(&kind),
+            Prefecture::from_code(&prefecture),
+            Prefecture::from_code(&home_pref),
+        ) else {
             continue;
         };
         before.entry((key, kind)).or_insert_with(|| (home_pref, home_code, Vec::new())).2.push(Entry {
@@ -156,7 +149,7 @@ fn refresh_chunk(
 
     let mut after: BTreeMap<(Vec<u8>, PostingKind), (Prefecture, String, Vec<Entry>)> = BTreeMap::new();
     for s in &subjects {
-        for kind in KINDS {
+        for kind in PostingKind::ALL {
             if !s.wants[kind as usize] {
                 continue;
             }
@@ -259,7 +252,7 @@ fn refresh_chunk(
         diesel::delete(
             match_entries::table
                 .filter(match_entries::person_key.eq(key))
-                .filter(match_entries::kind.eq(kind_str(*kind))),
+                .filter(match_entries::kind.eq(kind.as_str())),
         )
         .execute(conn)?;
     }
@@ -270,7 +263,7 @@ fn refresh_chunk(
             entries.iter().map(move |e| {
                 (
                     match_entries::person_key.eq(key.clone()),
-                    match_entries::kind.eq(kind_str(*kind)),
+                    match_entries::kind.eq(kind.as_str()),
                     match_entries::prefecture.eq(e.posting.prefecture.code()),
                     match_entries::posting_id.eq(e.posting.posting_id.clone()),
                     match_entries::version.eq(e.version),
@@ -287,10 +280,6 @@ fn refresh_chunk(
     report.events = events.len();
     crate::queue::enqueue_many(conn, &events)?;
     Ok(report)
-}
-
-fn parse_kind(s: &str) -> Option<PostingKind> {
-    KINDS.into_iter().find(|k| kind_str(*k) == s)
 }
 
 /// The people among `persons` who are latent, live somewhere the national server may know
@@ -437,7 +426,7 @@ fn open_near(conn: &mut DbConn, subjects: &[Subject], today: NaiveDate) -> Query
                 posting: Open {
                     posting: PostingRef { prefecture: Prefecture::from_code(&prefecture)?, posting_id },
                     version,
-                    kind: parse_kind(&kind)?,
+                    kind: PostingKind::parse(&kind)?,
                     qualifications,
                     body,
                 },

@@ -95,10 +95,7 @@ pub fn store(
                 postings::prefecture.eq(node.code()),
                 postings::posting_id.eq(&p.posting_id),
                 postings::version.eq(p.version),
-                postings::kind.eq(match p.body.kind {
-                    ncf_shared::posting::PostingKind::Job => "job",
-                    ncf_shared::posting::PostingKind::Training => "training",
-                }),
+                postings::kind.eq(p.body.kind.as_str()),
                 postings::qualifications.eq(qualification_bits(&p.body.qualifications)),
                 postings::lat.eq(lat),
                 postings::lng.eq(lng),

@@ -25,6 +25,20 @@ pub enum PostingKind {
 }
 
 impl PostingKind {
+    pub const ALL: [Self; 2] = [Self::Job, Self::Training];
+
+    /// The wire, form and storage name (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Job => "job",
+            Self::Training => "training",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn label_ja(self) -> &'static str {
         match self {
             Self::Job => "求人",

@@ -127,14 +127,10 @@ impl PostingForm {
     /// The body, or every field that cannot be read or does not pass `PostingBody::validate`.
     pub fn body(&self) -> Result<PostingBody, Errors> {
         let mut errors = Errors::new();
-        let kind = match self.kind.as_str() {
-            "job" => Some(PostingKind::Job),
-            "training" => Some(PostingKind::Training),
-            _ => {
-                errors.insert("kind", "求人か研修かを選んでください。");
-                None
-            }
-        };
+        let kind = PostingKind::parse(&self.kind);
+        if kind.is_none() {
+            errors.insert("kind", "求人か研修かを選んでください。");
+        }
         let place = if !self.lgcode.trim().is_empty() {
             Some(PostingPlace::Municipality { lgcode: ncf_shared::normalize::digits(self.lgcode.trim()) })
         } else {
@@ -231,7 +227,7 @@ impl PostingForm {
     /// The form filled from a stored posting (to change it).
     pub fn from_body(b: &PostingBody) -> Self {
         let mut f = Self {
-            kind: crate::postings::kind_str(b.kind).into(),
+            kind: b.kind.as_str().into(),
             title: b.title.clone(),
             description: b.description.clone(),
             facility_name: b.facility_name.clone(),
