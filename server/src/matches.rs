@@ -100,14 +100,23 @@ pub fn refresh(
     Ok(report)
 }
 
+/// Her list of one kind, by (person, kind): her home node and code, and the entries.
+type Lists = BTreeMap<(Vec<u8>, PostingKind), (Prefecture, String, Vec<Entry>)>;
+/// A `match_entries` row: person, kind, prefecture, posting, version, distance, home, home code.
+type EntryRow = (Vec<u8>, String, String, String, i64, i32, String, String);
+/// A `person_status` row: person, home prefecture, home code, residence.
+type StatusRow = (Vec<u8>, Option<String>, Option<String>, Option<String>);
+/// An open posting: prefecture, id, version, kind, qualifications, lat, lng, body.
+type OpenRow = (String, String, i64, String, i32, f64, f64, String);
+
 fn refresh_chunk(
     conn: &mut DbConn,
     chain: &mut ChainWriter,
     persons: &[Vec<u8>],
     today: NaiveDate,
 ) -> QueryResult<Report> {
-    let mut before: BTreeMap<(Vec<u8>, PostingKind), (Prefecture, String, Vec<Entry>)> = BTreeMap::new();
-    let rows: Vec<(Vec<u8>, String, String, String, i64, i32, String, String)> = match_entries::table
+    let mut before: Lists = BTreeMap::new();
+    let rows: Vec<EntryRow> = match_entries::table
         .filter(match_entries::person_key.eq_any(persons))
         .select((
             match_entries::person_key,
@@ -147,7 +156,7 @@ fn refresh_chunk(
         open.iter().enumerate().filter_map(|(i, o)| Some((i as u32, o.place?))).collect::<Vec<_>>(),
     );
 
-    let mut after: BTreeMap<(Vec<u8>, PostingKind), (Prefecture, String, Vec<Entry>)> = BTreeMap::new();
+    let mut after: Lists = BTreeMap::new();
     for s in &subjects {
         for kind in PostingKind::ALL {
             if !s.wants[kind as usize] {
@@ -232,7 +241,7 @@ fn refresh_chunk(
             let held: HashMap<&PostingRef, &Entry> = o.2.iter().map(|e| (&e.posting, e)).collect();
             let kept: BTreeSet<&PostingRef> = n.2.iter().map(|e| &e.posting).collect();
             let added: Vec<MatchedPosting> =
-                n.2.iter().filter(|e| held.get(&e.posting) != Some(&e)).filter_map(matched).collect();
+                n.2.iter().filter(|e| held.get(&e.posting) != Some(e)).filter_map(matched).collect();
             let removed: Vec<PostingRef> =
                 o.2.iter().filter(|e| !kept.contains(&e.posting)).map(|e| e.posting.clone()).collect();
             send(&(n.0, n.1.clone()), added, removed);
@@ -285,7 +294,7 @@ fn refresh_chunk(
 /// The people among `persons` who are latent, live somewhere the national server may know
 /// (`address_linkage`) and want jobs or training at their home link.
 fn subjects(conn: &mut DbConn, persons: &[Vec<u8>]) -> QueryResult<Vec<Subject>> {
-    let status: Vec<(Vec<u8>, Option<String>, Option<String>, Option<String>)> = person_status::table
+    let status: Vec<StatusRow> = person_status::table
         .filter(person_status::person_key.eq_any(persons))
         .filter(person_status::latent.eq(true))
         .filter(person_status::residence_prefecture.is_not_null())
@@ -401,7 +410,7 @@ fn open_near(conn: &mut DbConn, subjects: &[Subject], today: NaiveDate) -> Query
         lng0 = lng0.min(s.place.lon());
         lng1 = lng1.max(s.place.lon());
     }
-    let rows: Vec<(String, String, i64, String, i32, f64, f64, String)> = postings::table
+    let rows: Vec<OpenRow> = postings::table
         .filter(postings::valid_until.ge(today))
         .filter(postings::valid_from.le(today))
         .filter(postings::withdrawn.eq(false))

@@ -597,6 +597,9 @@ async fn type_code(client: &reqwest::Client, port: u16, code: &str) -> Result<()
 
 /// Every node publishes a few postings near home (first run only) and files a separation notice
 /// for each nurse opted in there (so she is latent), through the staff API.
+/// Per prefecture: (municipality code, title, whether it is training).
+type Seeded<'a> = &'a [(&'a str, &'a [(&'a str, &'a str, bool)])];
+
 async fn seed_postings_and_notices(
     ca: &Path,
     tokens: &[(&str, String)],
@@ -604,7 +607,7 @@ async fn seed_postings_and_notices(
 ) -> Result<(), String> {
     let client = browser(ca)?;
     let today = ncf_shared::time::today_jst();
-    let places: &[(&str, &[(&str, &str, bool)])] = &[
+    let places: Seeded = &[
         (
             "13",
             &[
