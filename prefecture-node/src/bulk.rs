@@ -5,51 +5,47 @@
 //! The same file cannot be filed twice: a file whose SHA-256 was uploaded before is refused with
 //! the date of that upload, and a row that repeats a separation already stored for her (same
 //! date, same content), or another row of the same file, is refused on its own. Row numbers are
-//! the lines Excel and editors show (`csvfile::LineIndex`), whatever the line endings.
+//! the lines Excel and editors show (`uploads::Sheet`), whatever the line endings.
 
 use std::collections::HashMap;
 
 use diesel::prelude::*;
-use ncf_shared::csvfile::LineIndex;
 use ncf_shared::db::DbConn;
 use ncf_shared::{Qualification, RegistrationNumber};
 use sha2::{Digest, Sha256};
 
 use crate::Channel;
-use crate::error::{FieldError, NodeError};
+use crate::error::NodeError;
 use crate::notices::NoticeBody;
 use crate::schema::{bulk_uploads, notices, nurses};
+use crate::uploads::{Sheet, SheetRow, file_error};
 use ncf_shared::normalize::{self, yes_no as parse_yes_no};
 use ncf_shared::notice::parse_reason;
 use ncf_shared::wareki::parse_written as parse_date;
 
 /// The columns, in any order; `return_when` may be left out. Each may also be headed by its
 /// Japanese name (the downloadable template uses those).
-pub const COLUMNS: [&str; 7] = [
-    "qualification",
-    "registration_number",
-    "birth_date",
-    "left_on",
-    "reason",
-    "wish_to_return",
-    "return_when",
-];
-/// The Japanese headings, in the order of [`COLUMNS`].
-pub const COLUMNS_JA: [&str; 7] =
-    ["資格", "籍登録番号", "生年月日", "離職日", "離職理由", "復職希望", "復職希望時期"];
-const REQUIRED: usize = 6;
-pub const MAX_ROWS: usize = 10_000;
+pub const SHEET: Sheet = Sheet {
+    columns: &[
+        "qualification",
+        "registration_number",
+        "birth_date",
+        "left_on",
+        "reason",
+        "wish_to_return",
+        "return_when",
+    ],
+    columns_ja: &["資格", "籍登録番号", "生年月日", "離職日", "離職理由", "復職希望", "復職希望時期"],
+    required: &["qualification", "registration_number", "birth_date", "left_on", "reason", "wish_to_return"],
+    max_rows: 10_000,
+};
 
-/// The template staff give to employers: Japanese headings and one example row, with a BOM so
-/// Excel opens it as UTF-8.
+/// The template staff give to employers: Japanese headings and one example row.
 pub fn template_csv() -> String {
-    format!(
-        "\u{feff}{}\r\n看護師,1234567,1985-04-01,2026-03-31,出産・育児,はい,来年4月ごろ\r\n",
-        COLUMNS_JA.join(",")
-    )
+    SHEET.template(&["看護師,1234567,1985-04-01,2026-03-31,出産・育児,はい,来年4月ごろ"])
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct RowResult {
     /// Line in the file as an editor or Excel shows it (the header is line 1).
     pub line: u64,
@@ -65,11 +61,17 @@ pub struct RowResult {
     pub receipt: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct BulkReport {
     pub rows: Vec<RowResult>,
     /// How many notices were saved (0 when a bad row stopped an all-or-nothing upload).
     pub saved: usize,
+}
+
+impl crate::uploads::Report for BulkReport {
+    fn stopped(&self) -> bool {
+        self.saved == 0 && self.rejected() > 0
+    }
 }
 
 impl BulkReport {
@@ -82,10 +84,6 @@ impl BulkReport {
     }
 }
 
-fn file_error(message: impl Into<String>) -> NodeError {
-    NodeError::Invalid(vec![FieldError::new("file", message)])
-}
-
 struct Parsed {
     line: u64,
     registration_number: String,
@@ -93,28 +91,6 @@ struct Parsed {
     outcome: Result<(String, NoticeBody), String>,
     /// Stored already: why it is not filed again.
     skipped: Option<String>,
-}
-
-/// Feeds the line index every byte the CSV reader reads.
-struct Tracked<'a> {
-    data: &'a [u8],
-    index: LineIndex,
-}
-
-impl std::io::Read for Tracked<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = buf.len().min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.index.feed(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
-    }
-}
-
-/// A column's canonical name from its heading (English or Japanese, any width, spaces ignored).
-fn column_of(heading: &str) -> Option<&'static str> {
-    let heading: String = normalize::width(heading).chars().filter(|c| !c.is_whitespace()).collect();
-    COLUMNS.iter().zip(COLUMNS_JA).find_map(|(en, ja)| (heading == *en || heading == ja).then_some(*en))
 }
 
 /// Checks every row and saves the valid ones (all of them or none, see the module).
@@ -126,16 +102,11 @@ pub fn upload_separations(
     file_name: &str,
 ) -> Result<BulkReport, NodeError> {
     let sha256 = ncf_shared::encoding::hex(&Sha256::digest(csv_bytes));
-    let text = std::str::from_utf8(csv_bytes).map_err(|_| {
-        file_error(
-            "ファイルを読み取れません。UTF-8 で保存してください（Excel では「CSV UTF-8（コンマ区切り）」）。",
-        )
-    })?;
     // One transaction from the first check to the last row, so two uploads of one file at the
     // same moment cannot both pass the checks: on SQLite the second waits and sees the first's
     // record; on PostgreSQL its record of the file collides with the first's and is refused.
     let uploaded = ncf_shared::db::write_transaction(conn, |conn| {
-        upload_in(conn, text, &sha256, accept_valid, staff_id, file_name)
+        upload_in(conn, csv_bytes, &sha256, accept_valid, staff_id, file_name)
     });
     match uploaded {
         Err(NodeError::Database(diesel::result::Error::DatabaseError(
@@ -165,7 +136,7 @@ fn already_uploaded(conn: &mut DbConn, sha256: &str) -> QueryResult<Option<NodeE
 
 fn upload_in(
     conn: &mut DbConn,
-    text: &str,
+    csv_bytes: &[u8],
     sha256: &str,
     accept_valid: bool,
     staff_id: &str,
@@ -174,59 +145,15 @@ fn upload_in(
     if let Some(refusal) = already_uploaded(conn, sha256)? {
         return Err(refusal);
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(false)
-        .from_reader(Tracked { data: text.as_bytes(), index: LineIndex::new() });
-    let header =
-        reader.headers().map_err(|e| file_error(format!("見出し行を読み取れません（{e}）。")))?.clone();
-    let header: Vec<String> = header.iter().map(|h| h.trim_start_matches('\u{feff}').to_string()).collect();
-    let index: HashMap<&str, usize> =
-        header.iter().enumerate().filter_map(|(i, h)| Some((column_of(h)?, i))).collect();
-    let missing: Vec<&str> = COLUMNS[..REQUIRED]
-        .iter()
-        .zip(COLUMNS_JA)
-        .filter(|(c, _)| !index.contains_key(*c))
-        .map(|(_, ja)| ja)
-        .collect();
-    if !missing.is_empty() {
-        return Err(file_error(format!(
-            "見出し行に必要な列がありません: {}。1行目は {} としてください（ひな形をダウンロードできます）。",
-            missing.join("、"),
-            COLUMNS_JA.join(",")
-        )));
-    }
     let today = ncf_shared::time::today_jst();
     let mut parsed = Vec::new();
-    let mut record = csv::StringRecord::new();
-    loop {
-        let more = reader.read_record(&mut record).map_err(|e| {
-            let start = e.position().map_or(0, csv::Position::byte);
-            let line = reader.get_mut().index.record_line(start);
-            file_error(format!(
-                "{line}行目を読み取れません（列の数が見出しと違うか、引用符が閉じていません）。"
-            ))
-        })?;
-        if !more {
-            break;
-        }
-        let start = record.position().map_or(0, csv::Position::byte);
-        let line = reader.get_mut().index.record_line(start);
-        if parsed.len() >= MAX_ROWS {
-            return Err(file_error(format!(
-                "1回に登録できるのは{MAX_ROWS}行までです。ファイルを分けてください。"
-            )));
-        }
-        let row = Row { record: &record, index: &index };
+    for row in SHEET.read(csv_bytes)? {
         let registration_number = normalize::digits(row.get("registration_number"));
         let (name, outcome) = match check_row(conn, &row, today)? {
             Ok((nurse_id, name, body)) => (name, Ok((nurse_id, body))),
             Err(reason) => (String::new(), Err(reason)),
         };
-        parsed.push(Parsed { line, registration_number, name, outcome, skipped: None });
-    }
-    if parsed.is_empty() {
-        return Err(file_error("データの行がありません。"));
+        parsed.push(Parsed { line: row.line, registration_number, name, outcome, skipped: None });
     }
     refuse_duplicates(conn, &mut parsed)?;
     let any_rejected = parsed.iter().any(|p| p.outcome.is_err());
@@ -325,21 +252,10 @@ fn refuse_duplicates(conn: &mut DbConn, parsed: &mut [Parsed]) -> QueryResult<()
     Ok(())
 }
 
-struct Row<'a> {
-    record: &'a csv::StringRecord,
-    index: &'a HashMap<&'a str, usize>,
-}
-
-impl Row<'_> {
-    fn get(&self, column: &str) -> &str {
-        self.index.get(column).and_then(|&i| self.record.get(i)).unwrap_or("")
-    }
-}
-
 /// One row: the nurse it names at this node and the notice; or why not (Japanese).
 fn check_row(
     conn: &mut DbConn,
-    row: &Row<'_>,
+    row: &SheetRow,
     today: chrono::NaiveDate,
 ) -> QueryResult<Result<(String, String, NoticeBody), String>> {
     let mut problems = Vec::new();

@@ -105,6 +105,14 @@ pub struct CurrentConsents {
 }
 
 impl CurrentConsents {
+    /// An applicant to one of this node's training sessions, relayed by the national server: she
+    /// proved who she is at her home node (`method`, as relayed) and asked for exactly what the
+    /// one event about her here carries back (`attendance_recorded`, which needs no scope). She
+    /// gave this node no consent, so nothing else about her can pass the gate.
+    pub fn relayed_applicant(method: ProofingMethod) -> Self {
+        Self { decisions: BTreeMap::new(), proofed: Some(method) }
+    }
+
     pub fn granted(&self, scope: ConsentScope) -> bool {
         self.decisions.get(&scope).copied().unwrap_or(false)
     }

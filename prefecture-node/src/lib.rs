@@ -23,7 +23,9 @@ pub mod receipts;
 pub mod schema;
 pub mod staff;
 pub mod sync;
+pub mod training;
 pub mod transfers;
+pub mod uploads;
 pub mod web;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};

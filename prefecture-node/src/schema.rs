@@ -351,3 +351,46 @@ diesel::table! {
 
 diesel::joinable!(digests -> nurses (nurse_id));
 diesel::allow_tables_to_appear_in_same_query!(digests, nurses);
+
+diesel::table! {
+    training_wishes (id) {
+        id -> Text,
+        nurse_id -> Text,
+        prefecture -> Text,
+        posting_id -> Text,
+        title -> Text,
+        facility_name -> Text,
+        starts_on -> Date,
+        ends_on -> Date,
+        planned_hours -> Integer,
+        consent_text_sha256 -> Text,
+        state -> Text,
+        refused_reason -> Nullable<Text>,
+        requested_at -> Timestamp,
+        attended -> Nullable<Bool>,
+        hours -> Nullable<Integer>,
+        recorded_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    training_applicants (from_prefecture, wish_id) {
+        from_prefecture -> Text,
+        wish_id -> Text,
+        posting_id -> Text,
+        agency_code -> Text,
+        family_name -> Text,
+        given_name -> Text,
+        family_name_kana -> Text,
+        given_name_kana -> Text,
+        qualification -> Text,
+        email -> Text,
+        phone -> Nullable<Text>,
+        proofing_method -> Text,
+        received_at -> Timestamp,
+        attended -> Nullable<Bool>,
+        hours -> Nullable<Integer>,
+        recorded_at -> Nullable<Timestamp>,
+        recorded_by -> Nullable<Text>,
+    }
+}

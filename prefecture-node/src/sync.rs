@@ -208,6 +208,10 @@ fn apply_one(
             NationalToNode::TransferCancelled(t) => Some(conn.transaction(|conn| {
                 crate::transfers::forget(conn, Some(&t.transfer_id), None).map(|_| Ok(()))
             })),
+            // An applicant to one of this node's training sessions: registered at her home node.
+            NationalToNode::TrainingApplicant(a) => Some(conn.transaction(|conn| {
+                Ok::<_, diesel::result::Error>(crate::training::applicant_arrived(conn, key, a, now))
+            })),
             _ => None,
         };
     if let Some(outcome) = unregistered {
@@ -245,7 +249,12 @@ fn apply_one(
             NationalToNode::MatchesChanged(m) => {
                 crate::postings::apply_matches(conn, &nurse_id, m, now).map(Ok)?
             }
-            NationalToNode::MovedIn(_) | NationalToNode::Erase(_) | NationalToNode::TransferCancelled(_) => {
+            NationalToNode::TrainingWishAnswered(a) => crate::training::answered(conn, &nurse_id, a),
+            NationalToNode::TrainingAttended(a) => crate::training::attended(conn, &nurse_id, a).map(Ok)?,
+            NationalToNode::MovedIn(_)
+            | NationalToNode::Erase(_)
+            | NationalToNode::TransferCancelled(_)
+            | NationalToNode::TrainingApplicant(_) => {
                 unreachable!("applied above")
             }
         })

@@ -21,6 +21,7 @@ pub mod routing;
 pub mod schema;
 pub mod sync;
 pub mod synthetic;
+pub mod training;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 

@@ -359,7 +359,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    training_wishes (home_prefecture, wish_id) {
+        home_prefecture -> Text,
+        wish_id -> Text,
+        home_agency_code -> Text,
+        person_key -> Binary,
+        publishing_prefecture -> Text,
+        posting_id -> Text,
+        publisher_agency_code -> Nullable<Text>,
+        state -> Text,
+        requested_at -> Timestamp,
+        relayed_at -> Nullable<Timestamp>,
+        attended -> Nullable<Bool>,
+        hours -> Nullable<Integer>,
+        recorded_at -> Nullable<Timestamp>,
+    }
+}
+
 // Matching: people near a posting (residents by municipality, latent by person_status), and
 // lists holding a closed posting.
 diesel::allow_tables_to_appear_in_same_query!(person_status, residents);
 diesel::allow_tables_to_appear_in_same_query!(match_entries, postings);
+diesel::allow_tables_to_appear_in_same_query!(training_wishes, postings);

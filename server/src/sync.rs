@@ -96,7 +96,7 @@ pub fn apply_push(
                 Err(unreadable) => {
                     Outcome::Rejected(Permanent::new(RejectCode::Malformed, unreadable.to_string()))
                 }
-                Ok(message) if !linked.contains_key(message.agency_code()) => {
+                Ok(message) if message.names_a_link() && !linked.contains_key(message.agency_code()) => {
                     tracing::warn!(prefecture = %node, seq = envelope.seq, "push names a person this node never linked");
                     Outcome::Rejected(Permanent::new(
                         RejectCode::UnknownAgencyCode,
@@ -363,7 +363,7 @@ fn apply_one_held(
     message: &NodeToNational,
 ) -> QueryResult<Result<(), Permanent>> {
     let linked = linked_codes(conn, node, std::iter::once(message))?;
-    if !linked.contains_key(message.agency_code()) {
+    if message.names_a_link() && !linked.contains_key(message.agency_code()) {
         return Ok(Err(Permanent::new(RejectCode::UnknownAgencyCode, "no link for this agency code")));
     }
     let outcome = conn.transaction(|conn| {
@@ -506,6 +506,12 @@ impl<'k> Applier<'k> {
                 })
                 .map_err(|e| Permanent::new(RejectCode::Invalid, e.0)));
         }
+        // An attendance is about an applicant relayed to this node, whom it knows only by the
+        // code given with her contact, not about one of its proofed links.
+        if let NodeToNational::AttendanceRecorded(a) = message {
+            return Ok(crate::training::attendance(conn, &mut self.chain, self.node, a)?
+                .map_err(|e| Permanent::new(RejectCode::Invalid, e.0)));
+        }
         if !self.proofed.contains(message.agency_code().as_str()) {
             return Ok(Err(Permanent::new(
                 RejectCode::NotProofed,
@@ -535,7 +541,20 @@ impl<'k> Applier<'k> {
                     .map(drop)
                     .map_err(|e| Permanent::new(RejectCode::Invalid, e.0)))
             }
-            NodeToNational::IdentityProofed(_) | NodeToNational::TransferConfirmed(_) => {
+            NodeToNational::TrainingWish(w) => {
+                let Some(person) = self.persons.get(w.agency_code.as_str()).cloned() else {
+                    return Ok(Err(Permanent::new(RejectCode::UnknownAgencyCode, "no link for this code")));
+                };
+                Ok(crate::training::wish(conn, self.node, &person, w)?
+                    .map_err(|e| Permanent::new(RejectCode::Invalid, e.0)))
+            }
+            NodeToNational::TrainingContact(t) => {
+                Ok(crate::training::relay_contact(conn, self.agency_key, &mut self.chain, self.node, t)?
+                    .map_err(|e| Permanent::new(RejectCode::Invalid, e.0)))
+            }
+            NodeToNational::IdentityProofed(_)
+            | NodeToNational::TransferConfirmed(_)
+            | NodeToNational::AttendanceRecorded(_) => {
                 unreachable!("handled above")
             }
         }

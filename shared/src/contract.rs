@@ -171,6 +171,16 @@ direction! {
         /// The distance from home within which she wants job and training information (issue
         /// #8; under `job_support` or `training_info`).
         PreferenceChanged(PreferenceChanged) = ("preference_changed", 1),
+        /// She wants to attend a training session another node publishes (研修の参加希望, issue
+        /// #8; under `training_info`, and her consent to this one hand-over of her contact,
+        /// recorded at the node). The national server answers with the publishing node's key.
+        TrainingWish(TrainingWish) = ("training_wish", 1),
+        /// Her contact, sealed to the publishing node's key, answering [`TrainingWishAnswered`].
+        TrainingContact(TrainingContact) = ("training_contact", 1),
+        /// The publishing node recorded whether an applicant attended, and for how many hours
+        /// (for her training history at her home node). About an applicant the national server
+        /// relayed, by the code it gave this node for her.
+        AttendanceRecorded(AttendanceRecorded) = ("attendance_recorded", 1),
     }
 }
 
@@ -199,6 +209,14 @@ direction! {
         /// Her list of the nearest open postings of one kind changed (issue #8): what to add
         /// (with each posting as published) and what to remove. Sent to her home node only.
         MatchesChanged(MatchesChanged) = ("matches_changed", 1),
+        /// The answer to her [`TrainingWish`]: the publishing node's key to seal her contact to,
+        /// or why it cannot go (Japanese, for her page).
+        TrainingWishAnswered(TrainingWishAnswered) = ("training_wish_answered", 1),
+        /// To the publishing node: someone wants to attend one of its training sessions; her
+        /// contact, sealed by her home node to this node's key, and this node's code for her.
+        TrainingApplicant(TrainingApplicant) = ("training_applicant", 1),
+        /// To her home node: the publishing node recorded her attendance.
+        TrainingAttended(TrainingAttended) = ("training_attended", 1),
     }
 }
 
@@ -214,7 +232,18 @@ impl NodeToNational {
             Self::TransferContact(_) => &[TransferContact::REQUIRES],
             Self::TransferConfirmed(_) => &[],
             Self::PreferenceChanged(_) => PreferenceChanged::REQUIRES_ANY,
+            Self::TrainingWish(_) | Self::TrainingContact(_) => &[TrainingWish::REQUIRES],
+            // Not about one of this node's nurses: about an applicant another node relayed, who
+            // asked for exactly this (see `TrainingApplicant`).
+            Self::AttendanceRecorded(_) => &[],
         }
+    }
+
+    /// Whether the event names one of the sending node's links (every kind but
+    /// `attendance_recorded`, which names an applicant by the code the national server gave the
+    /// node with her contact, and which the national server checks against that relay instead).
+    pub fn names_a_link(&self) -> bool {
+        !matches!(self, Self::AttendanceRecorded(_))
     }
 
     /// The person the event is about, by the sending node's code for her.
@@ -227,6 +256,9 @@ impl NodeToNational {
             Self::TransferContact(e) => &e.agency_code,
             Self::TransferConfirmed(e) => &e.agency_code,
             Self::PreferenceChanged(e) => &e.agency_code,
+            Self::TrainingWish(e) => &e.agency_code,
+            Self::TrainingContact(e) => &e.agency_code,
+            Self::AttendanceRecorded(e) => &e.agency_code,
         }
     }
 }
@@ -253,6 +285,9 @@ impl NationalToNode {
             Self::ReminderDue(e) => &e.agency_code,
             Self::TransferCancelled(e) => &e.agency_code,
             Self::MatchesChanged(e) => &e.agency_code,
+            Self::TrainingWishAnswered(e) => &e.agency_code,
+            Self::TrainingApplicant(e) => &e.agency_code,
+            Self::TrainingAttended(e) => &e.agency_code,
         }
     }
 }
@@ -612,6 +647,113 @@ pub struct MatchesChanged {
     pub decided_at: DateTime<Utc>,
 }
 
+/// `training_wish` v1: she wants to attend a training session (研修の参加希望).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingWish {
+    pub agency_code: AgencyCode,
+    /// Her node's id for the wish: every later event about it names it.
+    pub wish_id: String,
+    pub posting: PostingRef,
+    pub requested_at: DateTime<Utc>,
+}
+
+impl TrainingWish {
+    /// Only training she was told of under `training_info` can be asked for.
+    pub const REQUIRES: ConsentScope = ConsentScope::TrainingInfo;
+}
+
+/// `training_wish_answered` v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingWishAnswered {
+    pub agency_code: AgencyCode,
+    pub wish_id: String,
+    /// The publishing node's registered public key (base64): seal her contact to it.
+    pub recipient_key: Option<String>,
+    /// Why her contact will not go (Japanese, for her page): the session closed or was
+    /// withdrawn, or its node is not connected.
+    pub refused: Option<String>,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// What a training applicant's contact holds: sealed by her home node, opened by the publishing
+/// node's staff pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedApplicant {
+    pub family_name: String,
+    pub given_name: String,
+    pub family_name_kana: String,
+    pub given_name_kana: String,
+    pub qualification: crate::Qualification,
+    pub email: String,
+    pub phone: Option<String>,
+}
+
+impl SealedApplicant {
+    pub const FIELDS: [&'static str; 7] = [
+        "family_name",
+        "given_name",
+        "family_name_kana",
+        "given_name_kana",
+        "qualification",
+        "email",
+        "phone",
+    ];
+}
+
+/// `training_contact` v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingContact {
+    pub agency_code: AgencyCode,
+    pub wish_id: String,
+    /// A [`SealedApplicant`] as JSON, sealed to the publishing node's key with the wish id as
+    /// context.
+    pub sealed_contact: String,
+}
+
+/// `training_applicant` v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingApplicant {
+    /// This (publishing) node's code for her; she need not be registered here.
+    pub agency_code: AgencyCode,
+    pub wish_id: String,
+    pub posting_id: String,
+    /// Her home node's prefecture.
+    pub from: crate::Prefecture,
+    pub sealed_contact: String,
+    /// How she proved who she is at her home node.
+    pub proofing_method: ProofingMethod,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// `attendance_recorded` v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttendanceRecorded {
+    /// The code [`TrainingApplicant`] gave this node for her.
+    pub agency_code: AgencyCode,
+    pub wish_id: String,
+    pub attended: bool,
+    /// Hours she attended (0 when she did not).
+    pub hours: u16,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// `training_attended` v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingAttended {
+    pub agency_code: AgencyCode,
+    pub wish_id: String,
+    pub attended: bool,
+    pub hours: u16,
+    pub recorded_at: DateTime<Utc>,
+}
+
 /// One event on the wire and at rest, in either direction.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 // The envelope itself may grow fields; an older receiver ignores them (the payload is where
@@ -692,13 +834,17 @@ pub enum ProvisionPurpose {
     FilingReminder,
     /// Job and training postings near her home, sent to her home node (issue #8).
     PostingMatches,
+    /// Her wish to attend a training session, with her contact, to the node that holds it.
+    TrainingApplication,
+    /// Her attendance at a training session, to her home node for her training history.
+    TrainingRecord,
     /// A purpose added by a newer national server.
     #[serde(other)]
     Other,
 }
 
 impl ProvisionPurpose {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::IdentityLink,
         Self::ConsentRecord,
         Self::LatentNurseIdentification,
@@ -710,6 +856,8 @@ impl ProvisionPurpose {
         Self::Erasure,
         Self::FilingReminder,
         Self::PostingMatches,
+        Self::TrainingApplication,
+        Self::TrainingRecord,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -725,6 +873,8 @@ impl ProvisionPurpose {
             Self::Erasure => "erasure",
             Self::FilingReminder => "filing_reminder",
             Self::PostingMatches => "posting_matches",
+            Self::TrainingApplication => "training_application",
+            Self::TrainingRecord => "training_record",
             Self::Other => "other",
         }
     }
@@ -746,6 +896,8 @@ impl ProvisionPurpose {
             Self::Erasure => "連絡先の削除",
             Self::FilingReminder => "届出のお願い",
             Self::PostingMatches => "お住まいの近くの求人・研修のお知らせ",
+            Self::TrainingApplication => "研修の参加希望（研修を行うナースセンターへ）",
+            Self::TrainingRecord => "研修の受講記録（研修歴）",
             Self::Other => "その他",
         }
     }

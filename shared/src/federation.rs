@@ -295,7 +295,7 @@ pub struct RejectedEvent {
 /// `POST /federation/v1/postings`: the calling node's postings, new or changed since the last
 /// answer (issue #8). Not about any person, so not through the consent gate; each carries its
 /// whole state, so sending one twice changes nothing.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostingsPush {
     pub postings: Vec<PublishedPosting>,
@@ -305,7 +305,7 @@ pub struct PostingsPush {
 pub const MAX_POSTINGS_PER_PUSH: usize = 200;
 
 /// A posting's whole state at its node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishedPosting {
     pub posting_id: String,
@@ -316,7 +316,7 @@ pub struct PublishedPosting {
     pub body: crate::posting::PostingBody,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 // Answers are read leniently: a field added by a newer national server must not break an
 // older node.
 pub struct PostingsPushResponse {
@@ -327,13 +327,13 @@ pub struct PostingsPushResponse {
     pub refused: Vec<PostingRefusal>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PostingVersion {
     pub posting_id: String,
     pub version: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PostingRefusal {
     pub posting_id: String,
     pub version: i64,

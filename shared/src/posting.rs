@@ -15,7 +15,9 @@ use crate::Municipality;
 use crate::qualification::Qualification;
 use crate::validation::FieldError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PostingKind {
     /// 求人
@@ -47,7 +49,9 @@ impl PostingKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EmploymentType {
     /// 常勤
@@ -94,7 +98,7 @@ impl EmploymentType {
 
 /// Where the work or the training is: a municipality (its point from the shared data) or
 /// coordinates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum PostingPlace {
     Municipality { lgcode: String },
@@ -121,7 +125,7 @@ impl PostingPlace {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WagePer {
     /// 時給
@@ -147,7 +151,7 @@ impl WagePer {
 
 /// Pay in yen. Signed, so that a negative amount typed in is refused by name rather than by a
 /// parse error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WageRange {
     pub per: WagePer,
@@ -156,7 +160,7 @@ pub struct WageRange {
 }
 
 /// What only a training session has.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingDetails {
     pub starts_on: NaiveDate,
@@ -168,7 +172,7 @@ pub struct TrainingDetails {
 }
 
 /// A posting as its node publishes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostingBody {
     pub kind: PostingKind,

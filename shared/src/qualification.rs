@@ -110,6 +110,21 @@ impl<'de> Deserialize<'de> for Qualification {
     }
 }
 
+/// On the wire a qualification is its two-digit code.
+impl utoipa::PartialSchema for Qualification {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(CODES))
+            .description(Some(
+                "Qualification code, \"01\"..\"31\": 01 保健師, 02 助産師, 03 看護師, 04 准看護師",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Qualification {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

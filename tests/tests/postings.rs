@@ -578,3 +578,248 @@ fn bad_postings_are_refused_by_name_and_nothing_is_saved(backend: Backend) {
 }
 
 both_backends!(bad_postings_are_refused_by_name_and_nothing_is_saved);
+
+/// Posts a CSV file to the postings import of the staff API.
+fn import_csv(node: &TestServer, token: &str, csv: &str, accept_valid: bool) -> (u16, serde_json::Value) {
+    let path =
+        if accept_valid { "/api/v1/postings/import?accept_valid=true" } else { "/api/v1/postings/import" };
+    block_on(async {
+        let res = ncf_tests::http_client()
+            .post(node.url(path))
+            .bearer_auth(token)
+            .header("content-type", "text/csv")
+            .body(csv.to_string())
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
+    })
+}
+
+fn posting_csv_import_reports_each_row_by_its_excel_line_and_publishes_all_or_nothing(backend: Backend) {
+    let s = setup_with(backend, 1);
+    let mut conn = s.tokyo.db.connect();
+    prefecture_node::staff::add(&mut conn, "tanaka", "田中 美穂", "correct horse battery").unwrap();
+    let token = prefecture_node::auth::issue_api_token(&mut conn, "tanaka", "test").unwrap();
+    let node = TestServer::node(&s.tokyo.db, &s.tokyo.key_file, &s.server.base_url, "13");
+    // The template's own headings (BOM, CRLF, as Excel saves it); the first description spans
+    // two lines, so the rows after it are one line further down than their record number.
+    let header = prefecture_node::postings::import::template_csv().lines().next().unwrap().to_string();
+    let job = "求人,病棟看護師（目黒）,\"夜勤なしの病棟です。\r\nブランク歓迎。\",目黒テスト病院,03-0000-0000,131105,,,看護師・准看護師,常勤・日勤のみ,8:30〜17:15,月給,280000,340000,,,,,,2026-12-01,2027-03-31";
+    let training = "研修,復職支援研修（採血）,実技中心,ナースセンター研修室,03-0000-0001,131016,,,看護師,,,,,,2027-01-15,2027-01-16,12,20,0,2026-12-01,2027-01-10";
+    let bad_job = "求人,外来看護師,外来です,品川テスト医院,03-0000-0002,131091,,,医師,非常勤,9:00〜16:00,時給,2200,1800,,,,,,2026-12-01,2027-03-31";
+    let bad_visit = "求人,訪問看護師,<script>alert(1)</script>,訪問看護テスト,03-0000-0003,,35.6,139.7,看護師,週4日,9:00〜18:00,,,,,,,,,2026-12-01,2027-03-31";
+    let csv = [header.as_str(), job, training, bad_job, job, bad_visit].join("\r\n");
+    let (status, report) = import_csv(&node, &token, &csv, false);
+    assert_eq!(status, 422, "a bad row stops the whole file: {report}");
+    assert_eq!(report["saved"], 0);
+    let rows = report["rows"].as_array().unwrap();
+    let lines: Vec<u64> = rows.iter().map(|r| r["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [2, 4, 5, 6, 8], "the lines Excel shows (row 2's description takes two)");
+    assert!(rows[0]["rejected"].is_null() && rows[1]["rejected"].is_null(), "{report}");
+    let bad = rows[2]["rejected"].as_str().unwrap();
+    assert!(bad.contains("資格「医師」は載せられません"), "{bad}");
+    assert!(bad.contains("給与"), "the inverted wage range is named too: {bad}");
+    assert_eq!(rows[3]["rejected"], "2行目と同じ内容です。");
+    let bad = rows[4]["rejected"].as_str().unwrap();
+    assert!(bad.contains("雇用形態「週4日」は一覧にありません"), "{bad}");
+    assert!(bad.contains("内容"), "markup in the description is named: {bad}");
+    assert_eq!(count(&s.tokyo.db, "SELECT COUNT(*) AS n FROM postings"), 0, "nothing published");
+
+    // Staff choose to publish the valid rows: the two good ones, each with its id.
+    let (status, report) = import_csv(&node, &token, &csv, true);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["saved"], 2);
+    let rows = report["rows"].as_array().unwrap();
+    assert!(rows[0]["posting"].is_string() && rows[1]["posting"].is_string(), "{report}");
+    assert!(rows[2]["posting"].is_null() && rows[3]["posting"].is_null());
+    assert_eq!(count(&s.tokyo.db, "SELECT COUNT(*) AS n FROM postings"), 2);
+    let session =
+        prefecture_node::postings::get(&mut conn, rows[1]["posting"].as_str().unwrap()).unwrap().unwrap();
+    assert_eq!(session.body.kind, PostingKind::Training);
+    assert_eq!(session.body.training.as_ref().unwrap().hours, 12);
+
+    // The corrected file uploaded again as a whole: what is published already is not published
+    // twice, and says so.
+    let fixed_job = bad_job.replace("医師,", "看護師,").replace("2200,1800", "1800,2200");
+    let fixed_visit =
+        bad_visit.replace("<script>alert(1)</script>", "訪問看護です").replace("週4日", "非常勤");
+    let corrected = [header.as_str(), job, training, &fixed_job, &fixed_visit].join("\r\n");
+    let (status, report) = import_csv(&node, &token, &corrected, false);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["saved"], 2, "the two corrected rows: {report}");
+    let rows = report["rows"].as_array().unwrap();
+    assert!(rows[0]["skipped"].as_str().unwrap().contains("掲載済み"), "{report}");
+    assert!(rows[1]["skipped"].as_str().unwrap().contains("掲載済み"), "{report}");
+    assert_eq!(count(&s.tokyo.db, "SELECT COUNT(*) AS n FROM postings"), 4);
+
+    // A file that is not a postings file is refused as a whole, by name.
+    let (status, answer) = import_csv(&node, &token, "名前,住所\r\n山田,東京\r\n", false);
+    assert_eq!(status, 422);
+    assert!(answer["message"].as_str().unwrap().contains("見出し行に必要な列がありません: 種別"), "{answer}");
+
+    // What was imported travels like any posting.
+    assert!(sync(&s, &s.tokyo).contains("pushed: 4 posting(s)"));
+    assert_eq!(count(&s.national_db, "SELECT COUNT(*) AS n FROM postings"), 4);
+}
+
+both_backends!(posting_csv_import_reports_each_row_by_its_excel_line_and_publishes_all_or_nothing);
+
+fn the_node_api_is_described_by_an_openapi_document(backend: Backend) {
+    let s = setup_with(backend, 1);
+    let node = TestServer::node(&s.tokyo.db, &s.tokyo.key_file, &s.server.base_url, "13");
+    let (node_doc, national_doc) = block_on(async {
+        let client = ncf_tests::http_client();
+        let res = client.get(node.url("/api/v1/openapi.json")).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200, "served without a token: it describes, it holds nothing");
+        let node_doc = res.json::<serde_json::Value>().await.unwrap();
+        let national_doc = client
+            .get(s.server.url("/api/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap();
+        (node_doc, national_doc)
+    });
+    assert!(node_doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = node_doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/nurses", "get"),
+        ("/api/v1/nurses/{id}", "get"),
+        ("/api/v1/nurses/{id}/notices", "post"),
+        ("/api/v1/separations", "post"),
+        ("/api/v1/postings", "get"),
+        ("/api/v1/postings", "post"),
+        ("/api/v1/postings/import", "post"),
+        ("/api/v1/postings/{posting}", "post"),
+        ("/api/v1/postings/{posting}/withdraw", "post"),
+    ] {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} documented");
+    }
+    let schemas = node_doc["components"]["schemas"].as_object().unwrap();
+    for schema in ["PostingBody", "NoticeBody", "NurseJson", "ApiError", "BulkReport", "ImportReport"] {
+        assert!(schemas.contains_key(schema), "{schema} in the document");
+    }
+    assert!(
+        node_doc["components"]["securitySchemes"]["staff_token"].is_object(),
+        "the bearer token is documented"
+    );
+    assert!(
+        national_doc["paths"]["/federation/v1/postings"]["post"].is_object(),
+        "the postings path is documented"
+    );
+}
+
+both_backends!(the_node_api_is_described_by_an_openapi_document);
+
+fn a_kawasaki_nurse_attends_tokyo_training_and_it_joins_her_record(backend: Backend) {
+    use ncf_shared::contract::PostingRef;
+    use prefecture_node::training::{self, AttendanceError, WishRefusal};
+    let s = setup(backend);
+    let scopes = [ConsentScope::AddressLinkage, ConsentScope::TrainingInfo];
+    let hanako = latent_nurse(&s, &s.cast[0], &scopes);
+    // The second nurse gets no training information: she cannot ask.
+    let misaki = latent_nurse(&s, &s.cast[1], &[ConsentScope::AddressLinkage, ConsentScope::JobSupport]);
+    sync(&s, &s.kanagawa);
+    let session = publish(&s, &posting(PostingKind::Training, "復職支援研修（採血・注射）", MEGURO));
+    sync(&s, &s.tokyo);
+    sync(&s, &s.kanagawa);
+    let tokyo = Prefecture::from_code("13").unwrap();
+    let posting = PostingRef { prefecture: tokyo, posting_id: session.clone() };
+    let mut k = s.kanagawa.db.connect();
+
+    // Without ticking the consent nothing is recorded; a session not on her list cannot be asked
+    // for; nor can anyone without training information.
+    assert_eq!(
+        training::wish(&mut k, kanagawa(), &hanako.id, &posting, false).unwrap(),
+        Err(WishRefusal::NotAgreed)
+    );
+    let elsewhere = PostingRef { prefecture: tokyo, posting_id: "not-a-session".into() };
+    assert_eq!(
+        training::wish(&mut k, kanagawa(), &hanako.id, &elsewhere, true).unwrap(),
+        Err(WishRefusal::NotOnHerList)
+    );
+    assert_eq!(
+        training::wish(&mut k, kanagawa(), &misaki.id, &posting, true).unwrap(),
+        Err(WishRefusal::NotOnHerList),
+        "the training never reached her list"
+    );
+    assert_eq!(count(&s.kanagawa.db, "SELECT COUNT(*) AS n FROM training_wishes"), 0);
+
+    // She asks (twice: one wish, one event).
+    let wish = training::wish(&mut k, kanagawa(), &hanako.id, &posting, true).unwrap().unwrap();
+    let again = training::wish(&mut k, kanagawa(), &hanako.id, &posting, true).unwrap().unwrap();
+    assert_eq!(wish.id, again.id);
+    assert_eq!(count(&s.kanagawa.db, "SELECT COUNT(*) AS n FROM outbox WHERE kind = 'training_wish'"), 1);
+    assert_eq!(wish.title, "復職支援研修（採血・注射）");
+
+    // Kanagawa → national (wish) → Kanagawa (the answer: Tokyo's key) → national (her contact,
+    // sealed) → Tokyo.
+    sync(&s, &s.kanagawa);
+    sync(&s, &s.kanagawa);
+    let history = training::history(&mut k, &hanako.id).unwrap();
+    assert_eq!(history[0].state, "sent", "{history:?}");
+    sync(&s, &s.tokyo);
+    let mut t = s.tokyo.db.connect();
+    let applicants = training::applicants(&mut t, &session).unwrap();
+    assert_eq!(applicants.len(), 1);
+    let a = &applicants[0];
+    assert_eq!(
+        (a.family_name.as_str(), a.given_name.as_str()),
+        (hanako.family_name.as_str(), hanako.given_name.as_str())
+    );
+    assert_eq!(a.email, hanako.email);
+    assert_eq!(a.qualification, hanako.qualification);
+    assert_eq!(a.from_prefecture, kanagawa());
+    // The national server relayed what it could not read (her address appears nowhere in its
+    // database, not even in the queue that carried it to Tokyo).
+    assert_eq!(national_db_text_containing(&s.national_db, &hanako.email), Vec::<String>::new());
+
+    // Staff at Tokyo record attendance: more hours than the session has are refused by name.
+    let refused =
+        training::record_attendance(&mut t, "tokyo-staff", &session, kanagawa(), &a.wish_id, true, 13)
+            .unwrap();
+    match refused {
+        Err(AttendanceError::Invalid(fields)) => {
+            assert!(fields[0].message.contains("1〜12時間"), "{fields:?}")
+        }
+        other => panic!("13 hours of a 12-hour session: {other:?}"),
+    }
+    assert_eq!(
+        training::record_attendance(&mut t, "tokyo-staff", &session, tokyo, &a.wish_id, true, 12).unwrap(),
+        Err(AttendanceError::NotFound),
+        "the applicant is known by where she came from"
+    );
+    training::record_attendance(&mut t, "tokyo-staff", &session, kanagawa(), &a.wish_id, true, 12)
+        .unwrap()
+        .unwrap();
+    sync(&s, &s.tokyo);
+    sync(&s, &s.kanagawa);
+    let history = training::history(&mut k, &hanako.id).unwrap();
+    assert_eq!((history[0].attended, history[0].hours), (Some(true), Some(12)));
+    assert_eq!(history[0].state_ja(), "受講しました（12時間）");
+
+    // Counts, never names, for the national figures; every hand-over recorded as a provision.
+    let counts = national_server::training::attendance_counts(&mut s.national_db.connect()).unwrap();
+    assert_eq!(counts.len(), 1);
+    assert_eq!(
+        (counts[0].prefecture, counts[0].wishes, counts[0].attended, counts[0].hours),
+        (tokyo, 1, 1, 12)
+    );
+    let provided: Vec<Provided> = diesel::sql_query(
+        "SELECT recipient, fields FROM provisions WHERE purpose IN ('training_application', 'training_record') ORDER BY seq",
+    )
+    .load(&mut s.national_db.connect())
+    .unwrap();
+    let recipients: Vec<&str> = provided.iter().map(|p| p.recipient.as_str()).collect();
+    assert_eq!(
+        recipients,
+        ["national", "node:13", "national", "node:14"],
+        "from Kanagawa to Tokyo, then back"
+    );
+    assert!(provided[1].fields.contains("contact:email"));
+}
+
+both_backends!(a_kawasaki_nurse_attends_tokyo_training_and_it_joins_her_record);

@@ -24,6 +24,9 @@ use ncf_shared::{Municipality, Prefecture};
 
 use crate::schema::{matched_postings, nurse_matches, postings};
 
+pub mod import;
+pub mod text;
+
 /// A posting of this node, as staff see it.
 #[derive(Debug, Clone)]
 pub struct Posting {

@@ -13,6 +13,7 @@ use crate::error::{FieldError, NodeError};
 use crate::notices::NoticeBody;
 use crate::nurses::Nurse;
 use crate::staff::StaffMember;
+use ncf_shared::posting::PostingBody;
 
 const MAX_JSON_BYTES: usize = 64 * 1024;
 const MAX_CSV_BYTES: usize = 4 * 1024 * 1024;
@@ -30,17 +31,64 @@ pub(super) fn routes(routes: &mut Routes) {
         .post("/api/v1/separations", Access::Api, separations)
         .get("/api/v1/postings", Access::Api, postings_list)
         .post("/api/v1/postings", Access::Api, posting_create)
+        // Before `{posting}`: actix tries resources in the order they are registered.
+        .post("/api/v1/postings/import", Access::Api, postings_import)
         .get("/api/v1/postings/{posting}", Access::Api, posting_detail)
         .post("/api/v1/postings/{posting}", Access::Api, posting_update)
-        .post("/api/v1/postings/{posting}/withdraw", Access::Api, posting_withdraw);
+        .post("/api/v1/postings/{posting}/withdraw", Access::Api, posting_withdraw)
+        .get("/api/v1/openapi.json", Access::Public, openapi);
 }
 
-#[derive(Serialize)]
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Nurse Center Federation — prefecture node staff API",
+        description = "For scripts of the nurse center's staff. Every call carries `Authorization: Bearer ncf_…` (a token from `prefecture-node staff token`); every refusal answers with an ApiError. Messages for people are Japanese."
+    ),
+    paths(list, detail, file_notice, separations, postings_list, posting_create, postings_import, posting_detail, posting_update, posting_withdraw),
+    modifiers(&BearerToken)
+)]
+struct ApiDoc;
+
+/// The bearer token every path needs.
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        doc.components.get_or_insert_with(Default::default).add_security_scheme(
+            "staff_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        doc.security = Some(vec![SecurityRequirement::new("staff_token", Vec::<String>::new())]);
+    }
+}
+
+/// The API's OpenAPI document. Public: it describes the API, not anything in it.
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(<ApiDoc as utoipa::OpenApi>::openapi())
+}
+
+/// Every refusal: a code for scripts, a message for people, and for invalid input each field
+/// with its (Japanese) message.
+#[derive(Serialize, utoipa::ToSchema)]
 struct ApiError<'a> {
+    /// `unauthorized`, `invalid_query`, `invalid_body`, `payload_too_large`, `invalid`,
+    /// `not_found`, `withdrawn` or `unavailable`.
+    #[schema(value_type = String)]
     error: &'a str,
     message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<FieldErrorJson>)]
     fields: Vec<FieldError>,
+}
+
+/// One field of invalid input.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // the shape of `FieldError` as serialised, for the document only
+struct FieldErrorJson {
+    field: String,
+    message: String,
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
@@ -95,7 +143,7 @@ pub(super) async fn caller(state: &WebState, req: &HttpRequest) -> Result<StaffM
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct NurseJson {
     id: String,
     family_name: String,
@@ -128,15 +176,72 @@ impl From<Nurse> for NurseJson {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Name, kana, registration number or e-mail address, in part.
     q: String,
+    /// From 1; 100 nurses a page.
     page: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct NurseList {
+    total: i64,
+    page: i64,
+    nurses: Vec<NurseJson>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ConsentJson {
+    #[schema(value_type = String)]
+    scope: String,
+    granted: bool,
+    version: i32,
+    /// `web`, `paper` or `counter`.
+    channel: String,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct NoticeJson {
+    id: String,
+    notice: Option<NoticeBody>,
+    channel: String,
+    filed_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct NurseDetail {
+    nurse: NurseJson,
+    consents: Vec<ConsentJson>,
+    notices: Vec<NoticeJson>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct NoticeFiled {
+    notice_id: String,
+    /// The receipt number as printed for her.
+    receipt: Option<String>,
+    /// Whether the notice goes to the national server (her consents cover it).
+    leaves_node: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct PostingCreated {
+    id: String,
+    version: i64,
 }
 
 const PAGE_SIZE: i64 = 100;
 
+/// This node's nurses, searched, 100 a page.
+#[utoipa::path(get, path = "/api/v1/nurses", params(ListQuery), responses(
+    (status = 200, body = NurseList),
+    (status = 400, description = "A bad query parameter", body = ApiError),
+    (status = 401, description = "No, an unknown or a revoked token", body = ApiError),
+))]
 async fn list(state: web::Data<WebState>, _caller: ApiCaller, query: web::Query<ListQuery>) -> HttpResponse {
     let ListQuery { q, page } = query.into_inner();
     let page = page.unwrap_or(1).clamp(1, 1_000_000);
@@ -151,15 +256,21 @@ async fn list(state: web::Data<WebState>, _caller: ApiCaller, query: web::Query<
         })
         .await
     {
-        Ok((nurses, total)) => HttpResponse::Ok().json(serde_json::json!({
-            "total": total,
-            "page": page,
-            "nurses": nurses.into_iter().map(NurseJson::from).collect::<Vec<_>>(),
-        })),
+        Ok((nurses, total)) => HttpResponse::Ok().json(NurseList {
+            total,
+            page,
+            nurses: nurses.into_iter().map(NurseJson::from).collect(),
+        }),
         Err(e) => node_error(e),
     }
 }
 
+/// One nurse with her consents and notices.
+#[utoipa::path(get, path = "/api/v1/nurses/{id}", params(("id" = String, Path)), responses(
+    (status = 200, body = NurseDetail),
+    (status = 401, body = ApiError),
+    (status = 404, body = ApiError),
+))]
 async fn detail(state: web::Data<WebState>, _caller: ApiCaller, id: web::Path<String>) -> HttpResponse {
     let id = id.into_inner();
     let loaded = state
@@ -171,22 +282,28 @@ async fn detail(state: web::Data<WebState>, _caller: ApiCaller, id: web::Path<St
         })
         .await;
     match loaded {
-        Ok((nurse, consents, notices)) => HttpResponse::Ok().json(serde_json::json!({
-            "nurse": NurseJson::from(nurse),
-            "consents": consents.iter().map(|c| serde_json::json!({
-                "scope": c.scope,
-                "granted": c.granted,
-                "version": c.version,
-                "channel": c.channel,
-                "recorded_at": ncf_shared::time::to_utc(c.recorded_at),
-            })).collect::<Vec<_>>(),
-            "notices": notices.iter().map(|n| serde_json::json!({
-                "id": n.id,
-                "notice": n.body(),
-                "channel": n.channel,
-                "filed_at": ncf_shared::time::to_utc(n.filed_at),
-            })).collect::<Vec<_>>(),
-        })),
+        Ok((nurse, consents, notices)) => HttpResponse::Ok().json(NurseDetail {
+            nurse: NurseJson::from(nurse),
+            consents: consents
+                .into_iter()
+                .map(|c| ConsentJson {
+                    scope: c.scope,
+                    granted: c.granted,
+                    version: c.version,
+                    channel: c.channel,
+                    recorded_at: ncf_shared::time::to_utc(c.recorded_at),
+                })
+                .collect(),
+            notices: notices
+                .iter()
+                .map(|n| NoticeJson {
+                    id: n.id.clone(),
+                    notice: n.body(),
+                    channel: n.channel.clone(),
+                    filed_at: ncf_shared::time::to_utc(n.filed_at),
+                })
+                .collect(),
+        }),
         Err(e) => node_error(e),
     }
 }
@@ -216,6 +333,16 @@ async fn read_body(
 }
 
 /// A paper notice entered by a script on the nurse's behalf.
+#[utoipa::path(post, path = "/api/v1/nurses/{id}/notices", params(("id" = String, Path)),
+    request_body = NoticeBody,
+    responses(
+        (status = 201, body = NoticeFiled),
+        (status = 400, description = "The body is not a notice", body = ApiError),
+        (status = 401, body = ApiError),
+        (status = 404, body = ApiError),
+        (status = 413, body = ApiError),
+        (status = 422, description = "Each field that is wrong, with a Japanese message", body = ApiError),
+))]
 async fn file_notice(
     state: web::Data<WebState>,
     caller: ApiCaller,
@@ -238,31 +365,80 @@ async fn file_notice(
     let filed =
         state.db(move |conn| crate::notices::file(conn, &id, &body, Channel::Paper, Some(&member.id))).await;
     match filed {
-        Ok(filed) => HttpResponse::Created().json(serde_json::json!({
-            "notice_id": filed.notice.id,
-            "receipt": filed.notice.receipt.as_deref().map(crate::receipts::display),
-            "leaves_node": filed.outbox_seq.is_some(),
-        })),
+        Ok(filed) => HttpResponse::Created().json(NoticeFiled {
+            notice_id: filed.notice.id,
+            receipt: filed.notice.receipt.as_deref().map(crate::receipts::display),
+            leaves_node: filed.outbox_seq.is_some(),
+        }),
         Err(e) => node_error(e),
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(default)]
-struct SeparationsQuery {
+#[into_params(parameter_in = Query)]
+struct UploadQuery {
+    /// Save the valid rows of a file that has bad ones (otherwise one bad row saves nothing).
     accept_valid: bool,
 }
 
-/// The employer bulk upload as a script sends it: the CSV as the body. The token is checked
-/// before the body (up to 4 MiB) is read, so an unknown caller costs no upload.
+/// The employer bulk upload as a script sends it: the CSV (UTF-8) as the body, the columns of the
+/// staff page's template.
+#[utoipa::path(post, path = "/api/v1/separations", params(UploadQuery),
+    request_body(content = String, content_type = "text/csv"),
+    responses(
+        (status = 200, description = "A result per row", body = crate::bulk::BulkReport),
+        (status = 401, body = ApiError),
+        (status = 413, body = ApiError),
+        (status = 422, description = "Bad rows stopped it (nothing saved; each row's result), or the file cannot be read", body = crate::bulk::BulkReport),
+))]
 async fn separations(
     state: web::Data<WebState>,
     caller: ApiCaller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
+    csv_upload(state, caller, req, payload, |conn, body, accept_valid, staff_id| {
+        crate::bulk::upload_separations(conn, body, accept_valid, staff_id, "(API)")
+    })
+    .await
+}
+
+/// Postings from a CSV file, as a script sends it: the CSV (UTF-8) as the body, the columns of the
+/// staff page's template.
+#[utoipa::path(post, path = "/api/v1/postings/import", params(UploadQuery),
+    request_body(content = String, content_type = "text/csv"),
+    responses(
+        (status = 200, description = "A result per row", body = crate::postings::import::ImportReport),
+        (status = 401, body = ApiError),
+        (status = 413, body = ApiError),
+        (status = 422, description = "Bad rows stopped it (nothing published; each row's result), or the file cannot be read", body = crate::postings::import::ImportReport),
+))]
+async fn postings_import(
+    state: web::Data<WebState>,
+    caller: ApiCaller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    csv_upload(state, caller, req, payload, crate::postings::import::import).await
+}
+
+/// A CSV upload through the API: `?accept_valid=true` to save the valid rows of a file with bad
+/// ones. The token is checked before the body (up to 4 MiB) is read, so an unknown caller costs
+/// no upload. 200 with a result per row, or 422 when bad rows stopped it.
+async fn csv_upload<R, F>(
+    state: web::Data<WebState>,
+    caller: ApiCaller,
+    req: HttpRequest,
+    payload: web::Payload,
+    upload: F,
+) -> HttpResponse
+where
+    R: crate::uploads::Report + Send + 'static,
+    F: FnOnce(&mut ncf_shared::db::DbConn, &[u8], bool, &str) -> Result<R, NodeError> + Send + 'static,
+{
     let member = caller.0;
-    let query = match web::Query::<SeparationsQuery>::from_query(req.query_string()) {
+    let query = match web::Query::<UploadQuery>::from_query(req.query_string()) {
         Ok(query) => query.into_inner(),
         Err(e) => {
             return error(StatusCode::BAD_REQUEST, "invalid_query", format!("bad query parameter: {e}"));
@@ -273,24 +449,20 @@ async fn separations(
         Err(response) => return response,
     };
     let accept_valid = query.accept_valid;
-    let outcome = state
-        .db(move |conn| crate::bulk::upload_separations(conn, &body, accept_valid, &member.id, "(API)"))
-        .await;
-    match outcome {
-        Ok(report) if report.saved == 0 && report.rejected() > 0 => {
-            HttpResponse::UnprocessableEntity().json(report)
-        }
+    match state.db(move |conn| upload(conn, &body, accept_valid, &member.id)).await {
+        Ok(report) if report.stopped() => HttpResponse::UnprocessableEntity().json(report),
         Ok(report) => HttpResponse::Ok().json(report),
         Err(e) => node_error(e),
     }
 }
 
 /// A posting of this node as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PostingJson {
     id: String,
     version: i64,
     /// `open`, `not_yet_open`, `closed` or `withdrawn`, on today's date in Japan.
+    #[schema(value_type = String)]
     state: &'static str,
     /// Whether the national server holds this version.
     synced: bool,
@@ -326,6 +498,11 @@ fn posting_json(p: crate::postings::Posting) -> PostingJson {
     }
 }
 
+/// This node's postings, newest first.
+#[utoipa::path(get, path = "/api/v1/postings", responses(
+    (status = 200, body = Vec<PostingJson>),
+    (status = 401, body = ApiError),
+))]
 async fn postings_list(state: web::Data<WebState>, _caller: ApiCaller) -> HttpResponse {
     match state.db(|conn| Ok(crate::postings::list(conn)?)).await {
         Ok(list) => HttpResponse::Ok().json(list.into_iter().map(posting_json).collect::<Vec<_>>()),
@@ -333,6 +510,11 @@ async fn postings_list(state: web::Data<WebState>, _caller: ApiCaller) -> HttpRe
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/postings/{posting}", params(("posting" = String, Path)), responses(
+    (status = 200, body = PostingJson),
+    (status = 401, body = ApiError),
+    (status = 404, body = ApiError),
+))]
 async fn posting_detail(
     state: web::Data<WebState>,
     _caller: ApiCaller,
@@ -363,6 +545,13 @@ fn invalid(fields: Vec<FieldError>) -> HttpResponse {
 }
 
 /// Publishes a posting: the body is a `PostingBody` (the same checks as the staff page).
+#[utoipa::path(post, path = "/api/v1/postings", request_body = PostingBody, responses(
+    (status = 201, body = PostingCreated),
+    (status = 400, description = "The body is not a posting (the path of the first problem)", body = ApiError),
+    (status = 401, body = ApiError),
+    (status = 413, body = ApiError),
+    (status = 422, description = "Each field that is wrong, with a Japanese message", body = ApiError),
+))]
 async fn posting_create(
     state: web::Data<WebState>,
     caller: ApiCaller,
@@ -374,7 +563,7 @@ async fn posting_create(
         Err(response) => return response,
     };
     match state.db(move |conn| Ok(crate::postings::create(conn, &member.id, &body)?)).await {
-        Ok(Ok(id)) => HttpResponse::Created().json(serde_json::json!({ "id": id, "version": 1 })),
+        Ok(Ok(id)) => HttpResponse::Created().json(PostingCreated { id, version: 1 }),
         Ok(Err(fields)) => invalid(fields),
         Err(e) => node_error(e),
     }
@@ -393,6 +582,16 @@ fn change_error(e: crate::postings::ChangeError) -> HttpResponse {
 }
 
 /// Replaces a posting's content (a new version).
+#[utoipa::path(post, path = "/api/v1/postings/{posting}", params(("posting" = String, Path)),
+    request_body = PostingBody,
+    responses(
+        (status = 200, body = PostingJson),
+        (status = 400, body = ApiError),
+        (status = 401, body = ApiError),
+        (status = 404, body = ApiError),
+        (status = 409, description = "`withdrawn`: a withdrawn posting no longer changes", body = ApiError),
+        (status = 422, body = ApiError),
+))]
 async fn posting_update(
     state: web::Data<WebState>,
     _caller: ApiCaller,
@@ -421,6 +620,11 @@ async fn posting_detail_now(state: &WebState, id: String) -> HttpResponse {
 }
 
 /// Withdraws a posting; withdrawing it again answers the same.
+#[utoipa::path(post, path = "/api/v1/postings/{posting}/withdraw", params(("posting" = String, Path)), responses(
+    (status = 200, body = PostingJson),
+    (status = 401, body = ApiError),
+    (status = 404, body = ApiError),
+))]
 async fn posting_withdraw(
     state: web::Data<WebState>,
     _caller: ApiCaller,

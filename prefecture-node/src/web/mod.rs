@@ -13,6 +13,7 @@ pub mod opt_in;
 pub mod postings;
 pub mod routes;
 pub mod staff;
+pub mod training;
 pub mod transfer;
 
 use actix_web::cookie::{Cookie, SameSite};
@@ -266,6 +267,7 @@ pub(crate) fn routes() -> Routes {
     nurse::routes(&mut routes);
     staff::routes(&mut routes);
     postings::routes(&mut routes);
+    training::routes(&mut routes);
     digests::routes(&mut routes);
     api::routes(&mut routes);
     routes

@@ -246,6 +246,8 @@ struct HomePage {
     employment: Vec<(&'static str, &'static str, bool)>,
     /// Her address refused our mail for good: no digests until staff clear it.
     bouncing: bool,
+    /// Training she asked to attend, and what was recorded (研修歴).
+    training: Vec<TrainingView>,
 }
 
 /// One posting in her list, as her page shows it (every text escaped by the template).
@@ -259,6 +261,18 @@ pub(crate) struct MatchView {
     pub distance: String,
     pub description: String,
     pub details: Vec<(&'static str, String)>,
+    /// For a training session: where she asks to attend (empty for jobs).
+    pub apply: String,
+    /// Her wish for this session, if she made one: where it stands.
+    pub wish: String,
+}
+
+/// One training of her history, as her page shows it.
+pub(crate) struct TrainingView {
+    pub title: String,
+    pub holder: String,
+    pub dates: String,
+    pub state: String,
 }
 
 pub(crate) fn match_view(
@@ -309,6 +323,12 @@ pub(crate) fn match_view(
         distance: m.distance_ja(),
         description: b.description.clone(),
         details,
+        apply: if m.kind == ncf_shared::posting::PostingKind::Training {
+            format!("/me/training/{}/{}", m.posting.prefecture.code(), m.posting.posting_id)
+        } else {
+            String::new()
+        },
+        wish: String::new(),
     }
 }
 
@@ -317,7 +337,7 @@ pub(crate) fn yen(amount: i64) -> String {
     let digits = amount.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -410,7 +430,10 @@ pub(crate) fn shared_notice_ids(
             | NodeToNational::IdentityProofed(_)
             | NodeToNational::TransferContact(_)
             | NodeToNational::TransferConfirmed(_)
-            | NodeToNational::PreferenceChanged(_) => None,
+            | NodeToNational::PreferenceChanged(_)
+            | NodeToNational::TrainingWish(_)
+            | NodeToNational::TrainingContact(_)
+            | NodeToNational::AttendanceRecorded(_) => None,
         })
         .collect())
 }
@@ -496,10 +519,11 @@ async fn home(
             let national = crate::life_events::view(conn, &id, here)?;
             let matches = crate::postings::matches_for(conn, here, &id, ncf_shared::time::today_jst())?;
             let digest = crate::digests::settings(conn, &id)?;
-            Ok((consents, notices, shared, letter, national, matches, digest))
+            let training = crate::training::history(conn, &id)?;
+            Ok((consents, notices, shared, letter, national, matches, digest, training))
         })
         .await;
-    let (consents, notices, shared, letter, national, matches, digest) = match loaded {
+    let (consents, notices, shared, letter, national, matches, digest, training) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => return unavailable(&state, &e, SIGN_IN),
     };
@@ -518,6 +542,7 @@ async fn home(
     let flash = match query.done.as_str() {
         "consent" => "同意の内容を更新しました。",
         "preferences" => "お知らせの設定を変更しました。",
+        "training" => "研修の参加希望を受け付けました。研修を行うセンターに、次の同期で届きます。",
         "notice" => "届出を受け付けました。",
         "letter" => "確認コードの郵送を申し込みました。住民票の住所に届きます。",
         "registered" => {
@@ -572,7 +597,17 @@ async fn home(
                     let last = digest.last_digest_at;
                     (
                         kind.label_ja(),
-                        matches.iter().filter(|m| m.kind == kind).map(|m| match_view(m, last)).collect(),
+                        matches
+                            .iter()
+                            .filter(|m| m.kind == kind)
+                            .map(|m| {
+                                let mut view = match_view(m, last);
+                                if let Some(w) = training.iter().find(|w| w.posting == m.posting) {
+                                    view.wish = w.state_ja();
+                                }
+                                view
+                            })
+                            .collect(),
                     )
                 })
                 .collect(),
@@ -586,6 +621,15 @@ async fn home(
                 .map(|t| (t.as_str(), t.label_ja(), digest.employment.contains(&t)))
                 .collect(),
             bouncing: digest.bouncing_since.is_some(),
+            training: training
+                .iter()
+                .map(|w| TrainingView {
+                    title: w.title.clone(),
+                    holder: format!("{}・{}ナースセンター", w.facility_name, w.posting.prefecture.name_ja()),
+                    dates: w.dates_ja(),
+                    state: w.state_ja(),
+                })
+                .collect(),
         },
     )
 }

@@ -30,7 +30,7 @@ const LIST: (&str, &str) = ("/staff/nurses", "看護職の一覧へ戻る");
 const SIGN_IN: (&str, &str) = ("/staff/sign-in", "職員ログインへ");
 const PAGE_SIZE: i64 = 50;
 /// Largest bulk upload accepted (10,000 rows fit comfortably).
-const MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
+pub(super) const MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
 
 pub(super) fn routes(routes: &mut Routes) {
     routes
@@ -749,8 +749,8 @@ fn bulk_page(
         center: state.center(),
         staff_name: member.display_name,
         csrf: session.csrf,
-        columns: crate::bulk::COLUMNS.join(","),
-        columns_ja: crate::bulk::COLUMNS_JA.join(","),
+        columns: crate::bulk::SHEET.columns.join(","),
+        columns_ja: crate::bulk::SHEET.columns_ja.join(","),
         error,
         accept_valid,
         report,
@@ -759,15 +759,31 @@ fn bulk_page(
 
 /// The parts of the upload form.
 #[derive(Default)]
-struct Upload {
-    csrf: String,
-    accept_valid: bool,
-    file: Vec<u8>,
-    file_name: String,
-    too_large: bool,
+pub(super) struct Upload {
+    pub csrf: String,
+    pub accept_valid: bool,
+    pub file: Vec<u8>,
+    pub file_name: String,
+    pub too_large: bool,
 }
 
-async fn read_upload(mut payload: Multipart) -> Result<Upload, String> {
+impl Upload {
+    /// Why the file cannot be taken at all (Japanese), before a row is read.
+    pub fn refusal(&self) -> Option<String> {
+        if self.too_large {
+            Some(format!(
+                "ファイルが大きすぎます（{} MB まで）。ファイルを分けてください。",
+                MAX_UPLOAD_BYTES / 1024 / 1024
+            ))
+        } else if self.file.is_empty() {
+            Some("CSVファイルを選んでください。".into())
+        } else {
+            None
+        }
+    }
+}
+
+pub(super) async fn read_upload(mut payload: Multipart) -> Result<Upload, String> {
     let mut upload = Upload::default();
     while let Some(field) = payload.next().await {
         let mut field = field.map_err(|e| e.to_string())?;
@@ -832,18 +848,8 @@ async fn bulk_submit(
     let fail = |session, member, text: String| {
         html(StatusCode::UNPROCESSABLE_ENTITY, &bulk_page(&state, session, member, text, false, None))
     };
-    if upload.too_large {
-        return fail(
-            session,
-            member,
-            format!(
-                "ファイルが大きすぎます（{} MB まで）。ファイルを分けてください。",
-                MAX_UPLOAD_BYTES / 1024 / 1024
-            ),
-        );
-    }
-    if upload.file.is_empty() {
-        return fail(session, member, "CSVファイルを選んでください。".into());
+    if let Some(refusal) = upload.refusal() {
+        return fail(session, member, refusal);
     }
     let (file, file_name, staff_id) = (upload.file, upload.file_name, member.id.clone());
     let outcome = state
@@ -858,7 +864,7 @@ async fn bulk_submit(
                 rejected = report.rejected(),
                 "bulk separation upload"
             );
-            let status = if report.saved == 0 && report.rejected() > 0 {
+            let status = if crate::uploads::Report::stopped(&report) {
                 StatusCode::UNPROCESSABLE_ENTITY
             } else {
                 StatusCode::OK

@@ -8,8 +8,8 @@ use ncf_shared::contract::{Envelope, ErrorCode, ProvisionPurpose, RejectCode};
 use ncf_shared::db::{Health, Pool};
 use ncf_shared::federation::{
     CodeCheckRequest, CodeCheckResponse, ErrorBody, IdentityLinkRequest, IdentityLinkResponse, LetterRequest,
-    LetterResponse, ProvisionListing, ProvisionsQuery, PullRequest, PullResponse, PushRequest, PushResponse,
-    RejectedEvent,
+    LetterResponse, PostingsPush, PostingsPushResponse, ProvisionListing, ProvisionsQuery, PullRequest,
+    PullResponse, PushRequest, PushResponse, RejectedEvent,
 };
 use ncf_shared::secret::ProofingCodeKey;
 use utoipa::OpenApi;
@@ -200,6 +200,17 @@ async fn push(state: web::Data<AppState>, request: Signed<PushRequest>) -> Resul
 
 /// The calling node's postings (issue #8): stored at the highest version seen, each checked as the
 /// node's pages check it; the answer names what was stored and what is refused for good.
+#[utoipa::path(
+    post,
+    path = "/federation/v1/postings",
+    request_body = PostingsPush,
+    responses(
+        (status = 200, description = "The version now held of each, and those refused for good with why", body = PostingsPushResponse),
+        (status = 400, description = "None, or more than 200 postings", body = ErrorBody),
+        (status = 401, description = "Unknown key, bad signature or stale timestamp", body = ErrorBody),
+        (status = 409, description = "Replayed nonce", body = ErrorBody),
+    )
+)]
 async fn postings(
     state: web::Data<AppState>,
     request: Signed<ncf_shared::federation::PostingsPush>,
@@ -297,7 +308,7 @@ async fn provisions_of_nurse(
         title = "Nurse Center Federation — national server",
         description = "Federation endpoints are signed by the calling node (Ed25519 over method, path, timestamp, nonce and the body's SHA-256; see ncf_shared::federation). Every error answers with an ErrorBody."
     ),
-    paths(healthz, identity_link, proofing_letter, proofing_code, push, pull, provisions_of_nurse),
+    paths(healthz, identity_link, proofing_letter, proofing_code, push, pull, postings, provisions_of_nurse),
     components(schemas(
         Health,
         IdentityLinkRequest,
@@ -312,6 +323,8 @@ async fn provisions_of_nurse(
         RejectedEvent,
         PullRequest,
         PullResponse,
+        PostingsPush,
+        PostingsPushResponse,
         ProvisionsQuery,
         ProvisionListing,
         ProvisionPurpose,

@@ -1,0 +1,2 @@
+DROP TABLE training_applicants;
+DROP TABLE training_wishes;
