@@ -47,8 +47,10 @@ pub fn template_csv() -> String {
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct RowResult {
-    /// Line in the file as an editor or Excel shows it (the header is line 1).
+    /// Line in the file as an editor shows it (the header is line 1).
     pub line: u64,
+    /// The row Excel shows: the same as `line` unless a cell above holds line breaks.
+    pub excel_row: u64,
     pub registration_number: String,
     /// Her name as registered here, when the row names a nurse of this node.
     pub name: String,
@@ -86,6 +88,7 @@ impl BulkReport {
 
 struct Parsed {
     line: u64,
+    excel_row: u64,
     registration_number: String,
     name: String,
     outcome: Result<(String, NoticeBody), String>,
@@ -149,11 +152,22 @@ fn upload_in(
     let mut parsed = Vec::new();
     for row in SHEET.read(csv_bytes)? {
         let registration_number = normalize::digits(row.get("registration_number"));
-        let (name, outcome) = match check_row(conn, &row, today)? {
+        let checked = match &row.problem {
+            Some(problem) => Err(problem.clone()),
+            None => check_row(conn, &row, today)?,
+        };
+        let (name, outcome) = match checked {
             Ok((nurse_id, name, body)) => (name, Ok((nurse_id, body))),
             Err(reason) => (String::new(), Err(reason)),
         };
-        parsed.push(Parsed { line: row.line, registration_number, name, outcome, skipped: None });
+        parsed.push(Parsed {
+            line: row.line,
+            excel_row: row.excel_row,
+            registration_number,
+            name,
+            outcome,
+            skipped: None,
+        });
     }
     refuse_duplicates(conn, &mut parsed)?;
     let any_rejected = parsed.iter().any(|p| p.outcome.is_err());
@@ -190,6 +204,7 @@ fn upload_in(
         .enumerate()
         .map(|(i, p)| RowResult {
             line: p.line,
+            excel_row: p.excel_row,
             registration_number: p.registration_number,
             name: p.name,
             rejected: p.outcome.err(),
@@ -220,7 +235,7 @@ fn refuse_duplicates(conn: &mut DbConn, parsed: &mut [Parsed]) -> QueryResult<()
             }
         }
     }
-    let mut seen: HashMap<(String, chrono::NaiveDate), (u64, NoticeBody)> = HashMap::new();
+    let mut seen: HashMap<(String, chrono::NaiveDate), (String, NoticeBody)> = HashMap::new();
     for p in parsed.iter_mut() {
         let Ok((nurse_id, body)) = &p.outcome else { continue };
         let NoticeBody::Separation { left_on, .. } = body else { continue };
@@ -238,10 +253,13 @@ fn refuse_duplicates(conn: &mut DbConn, parsed: &mut [Parsed]) -> QueryResult<()
             continue;
         }
         let refusal = match seen.get(&(nurse_id.clone(), *left_on)) {
-            Some((line, first)) if first == body => Some(format!("{line}行目と同じ内容です")),
-            Some((line, _)) => Some(format!("{line}行目と同じ看護職・同じ離職日で、内容が異なります")),
+            Some((place, first)) if first == body => Some(format!("{place}と同じ内容です")),
+            Some((place, _)) => Some(format!("{place}と同じ看護職・同じ離職日で、内容が異なります")),
             None => {
-                seen.insert((nurse_id.clone(), *left_on), (p.line, body.clone()));
+                seen.insert(
+                    (nurse_id.clone(), *left_on),
+                    (crate::uploads::place_ja(p.line, p.excel_row), body.clone()),
+                );
                 None
             }
         };

@@ -29,6 +29,17 @@ pub(crate) fn status_row(conn: &mut DbConn, nurse_id: &str) -> QueryResult<Strin
     Ok(nurse_id.to_string())
 }
 
+/// Whether her contact details were erased here on the national server's instruction.
+pub fn erased(conn: &mut DbConn, nurse_id: &str) -> QueryResult<bool> {
+    Ok(national_status::table
+        .find(nurse_id)
+        .select(national_status::erased_at)
+        .first::<Option<chrono::NaiveDateTime>>(conn)
+        .optional()?
+        .flatten()
+        .is_some())
+}
+
 pub fn apply_status(conn: &mut DbConn, nurse_id: &str, s: &StatusChanged) -> QueryResult<()> {
     let key = status_row(conn, nurse_id)?;
     diesel::update(national_status::table.find(&key))
@@ -80,8 +91,11 @@ pub fn erase(conn: &mut DbConn, agency_code: &str, now: NaiveDateTime) -> QueryR
     }
     // A pending transfer for her, with its invitation still queued.
     crate::transfers::forget(conn, None, Some(agency_code))?;
+    // Her contact as an applicant to this node's training (she asked at her home node).
+    let applicants = crate::training::forget_applicant(conn, agency_code)?;
     tracing::info!(
         registrations = found.len(),
+        applicants,
         "contact details erased on the national server's instruction"
     );
     Ok(found.len())

@@ -660,6 +660,9 @@ impl Syncer {
                             outbox_table::parked_code.eq(r.code.as_str()),
                         ))
                         .execute(conn)?;
+                    // A wish to attend training refused on the way is hers to see, and to make
+                    // again.
+                    crate::training::parked(conn, r.seq)?;
                 }
                 diesel::update(sync_state::table.find("push_cursor"))
                     .set(sync_state::value.eq(last))

@@ -34,7 +34,7 @@ use crate::schema::{nurses, postings, training_applicants, training_wishes};
 pub fn consent_text(holder: Prefecture) -> String {
     let center = format!("{}ナースセンター", holder.name_ja());
     format!(
-        "この研修への参加を希望します。参加の案内のため、研修を行う{center}に、わたしの氏名・ふりがな・資格・メールアドレス・電話番号を伝えることに同意します。国の共通サーバーは暗号化されたまま中継し、読むことも保存することもしません。受講の記録（出席・時間数）は{center}からこのセンターに届き、わたしの研修歴になります。"
+        "この研修への参加を希望します。参加の案内のため、研修を行う{center}に、わたしの氏名・ふりがな・資格・メールアドレス・電話番号を伝えることに同意します。連絡先は暗号化して国の共通サーバーを経由し、国の共通サーバーはそれを読むことも保存することもしません（国の共通サーバーには、どの研修を希望し受講したかの記録が、中継と人数の集計のために残ります）。受講の記録（出席・時間数）は{center}からこのセンターに届き、わたしの研修歴になります。"
     )
 }
 
@@ -190,9 +190,35 @@ pub fn wish(
     posting: &PostingRef,
     agreed: bool,
 ) -> Result<Result<Wish, WishRefusal>, NodeError> {
-    ncf_shared::db::write_transaction(conn, |conn| {
-        if let Some(made) = wish_for(conn, nurse_id, posting)? {
-            return Ok(Ok(made));
+    let made = ncf_shared::db::write_transaction(conn, |conn| wish_in(conn, here, nurse_id, posting, agreed));
+    match made {
+        // The same wish sent twice at the same moment (a double tap): the first one stands.
+        Err(NodeError::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        ))) => match wish_for(conn, nurse_id, posting)? {
+            Some(first) => Ok(Ok(first)),
+            None => Err(NodeError::Conflict("参加希望を保存できませんでした。もう一度お試しください。")),
+        },
+        other => other,
+    }
+}
+
+fn wish_in(
+    conn: &mut DbConn,
+    here: Prefecture,
+    nurse_id: &str,
+    posting: &PostingRef,
+    agreed: bool,
+) -> Result<Result<Wish, WishRefusal>, NodeError> {
+    {
+        match wish_for(conn, nurse_id, posting)? {
+            // Refused on the way (closed, not connected, a consent withdrawn): she may ask again.
+            Some(made) if made.state == "refused" => {
+                diesel::delete(training_wishes::table.find(&made.id)).execute(conn)?;
+            }
+            Some(made) => return Ok(Ok(made)),
+            None => {}
         }
         if !agreed {
             return Ok(Err(WishRefusal::NotAgreed));
@@ -217,6 +243,7 @@ pub fn wish(
             agency_code,
             wish_id: id.clone(),
             posting: posting.clone(),
+            consent_text_sha256: sha256_hex(&consent_text(posting.prefecture)),
             requested_at: chrono::Utc::now(),
         });
         if !consent::covers(&gate, &event) {
@@ -242,7 +269,7 @@ pub fn wish(
         outbox::enqueue_if_covered(conn, &gate, &event, Some(nurse_id))?;
         tracing::info!(nurse = %nurse_id, holder = %posting.prefecture, "training wish recorded");
         Ok(Ok(wish_for(conn, nurse_id, posting)?.expect("just written")))
-    })
+    }
 }
 
 fn set_wish_state(conn: &mut DbConn, wish_id: &str, state: &str, reason: Option<&str>) -> QueryResult<usize> {
@@ -254,42 +281,63 @@ fn set_wish_state(conn: &mut DbConn, wish_id: &str, state: &str, reason: Option<
 /// The national server answered her wish: seal her contact to the holding node's key and send
 /// it, or keep why it cannot go. Applied twice, the second changes nothing.
 pub fn answered(conn: &mut DbConn, nurse_id: &str, a: &TrainingWishAnswered) -> Result<(), String> {
+    let db = |e: diesel::result::Error| e.to_string();
     let state: Option<String> = training_wishes::table
         .find(&a.wish_id)
         .filter(training_wishes::nurse_id.eq(nurse_id))
         .select(training_wishes::state)
         .first(conn)
         .optional()
-        .map_err(|e| e.to_string())?;
-    match state.as_deref() {
+        .map_err(db)?;
+    let waiting = match state.as_deref() {
         None => return Err("no such wish of hers".into()),
-        Some("requested") => {}
-        Some(_) => return Ok(()),
-    }
-    let db = |e: diesel::result::Error| e.to_string();
+        Some(state) => state,
+    };
     let key = match (&a.recipient_key, &a.refused) {
-        (Some(key), None) => key,
+        (Some(key), None) if waiting == "requested" => key,
+        // Asked and answered already (a repeated event), or recorded: nothing changes.
+        (Some(_), None) => return Ok(()),
+        // Refused: when she asked, or when her contact reached the national server after the
+        // session closed.
         (_, reason) => {
-            let reason = reason.as_deref().unwrap_or("研修を行うナースセンターに届けられません。");
-            set_wish_state(conn, &a.wish_id, "refused", Some(reason)).map_err(db)?;
+            if waiting == "requested" || waiting == "sent" {
+                let reason = reason.as_deref().unwrap_or("研修を行うナースセンターに届けられません。");
+                set_wish_state(conn, &a.wish_id, "refused", Some(reason)).map_err(db)?;
+            }
             return Ok(());
         }
     };
     let gate = consent::current(conn, nurse_id).map_err(db)?;
-    if !gate.granted(ConsentScope::TrainingInfo) {
+    let erased = crate::life_events::erased(conn, nurse_id).map_err(db)?;
+    let refusal = if erased {
+        Some("連絡先が削除されているため、送りませんでした。".to_string())
+    } else if !gate.granted(ConsentScope::TrainingInfo) {
         // Withdrawn since she asked: her contact does not leave.
-        set_wish_state(
-            conn,
-            &a.wish_id,
-            "refused",
-            Some("研修のお知らせへの同意を取り消したため、送りませんでした。"),
-        )
-        .map_err(db)?;
-        return Ok(());
-    }
-    let nurse = crate::nurses::get(conn, nurse_id).map_err(db)?.ok_or("nurse not found")?;
-    let recipient = NodePublicKey::parse(key).map_err(|e| format!("recipient key: {e}"))?;
-    let sealed = seal_applicant(&nurse, &recipient, &a.wish_id)?;
+        Some("研修のお知らせへの同意を取り消したため、送りませんでした。".to_string())
+    } else {
+        None
+    };
+    let sealed = match refusal {
+        Some(reason) => Err(reason),
+        None => {
+            let nurse = crate::nurses::get(conn, nurse_id).map_err(db)?.ok_or("nurse not found")?;
+            NodePublicKey::parse(key)
+                .map_err(|e| format!("recipient key: {e}"))
+                .and_then(|recipient| seal_applicant(&nurse, &recipient, &a.wish_id))
+                .map_err(|e| {
+                    tracing::error!(error = %e, "training wish: her contact could not be sealed");
+                    "研修を行うナースセンターに届けられませんでした（センターにお問い合わせください）。"
+                        .to_string()
+                })
+        }
+    };
+    let sealed = match sealed {
+        Ok(sealed) => sealed,
+        Err(reason) => {
+            set_wish_state(conn, &a.wish_id, "refused", Some(&reason)).map_err(db)?;
+            return Ok(());
+        }
+    };
     let event = NodeToNational::TrainingContact(TrainingContact {
         agency_code: a.agency_code.clone(),
         wish_id: a.wish_id.clone(),
@@ -298,6 +346,39 @@ pub fn answered(conn: &mut DbConn, nurse_id: &str, a: &TrainingWishAnswered) -> 
     outbox::enqueue_if_covered(conn, &gate, &event, Some(nurse_id)).map_err(db)?;
     set_wish_state(conn, &a.wish_id, "sent", None).map_err(db)?;
     tracing::info!(nurse = %nurse_id, "training wish: contact sealed for the holding node");
+    Ok(())
+}
+
+/// The context a training applicant's contact is sealed under: its purpose and the wish, so that
+/// a box made for one purpose or wish does not open as another.
+fn seal_context(wish_id: &str) -> Vec<u8> {
+    format!("ncf/training-applicant/{wish_id}").into_bytes()
+}
+
+/// An event of hers the national server refused for good (parked): a wish or its contact that
+/// will not reach the holding node is marked refused, so her page says so and she may ask again.
+pub fn parked(conn: &mut DbConn, seq: i64) -> QueryResult<()> {
+    use crate::schema::outbox;
+    let parked: Option<(String, String, Option<String>)> = outbox::table
+        .find(seq)
+        .select((outbox::kind, outbox::payload, outbox::parked_reason))
+        .first(conn)
+        .optional()?;
+    let Some((kind, payload, _)) = parked else { return Ok(()) };
+    let wish_id = match kind.as_str() {
+        "training_wish" => serde_json::from_str::<TrainingWish>(&payload).ok().map(|w| w.wish_id),
+        "training_contact" => serde_json::from_str::<TrainingContact>(&payload).ok().map(|c| c.wish_id),
+        _ => None,
+    };
+    if let Some(wish_id) = wish_id {
+        diesel::update(training_wishes::table.find(&wish_id).filter(training_wishes::state.ne("recorded")))
+            .set((
+                training_wishes::state.eq("refused"),
+                training_wishes::refused_reason
+                    .eq("国の共通サーバーが受け付けませんでした（センターにお問い合わせください）。"),
+            ))
+            .execute(conn)?;
+    }
     Ok(())
 }
 
@@ -313,7 +394,7 @@ fn seal_applicant(nurse: &Nurse, recipient: &NodePublicKey, wish_id: &str) -> Re
         phone: nurse.phone.clone(),
     };
     let json = serde_json::to_vec(&contact).map_err(|e| e.to_string())?;
-    ncf_shared::sealed::seal(recipient, wish_id.as_bytes(), &json).map_err(|e| e.to_string())
+    ncf_shared::sealed::seal(recipient, &seal_context(wish_id), &json).map_err(|e| e.to_string())
 }
 
 /// The holding node recorded her attendance: her training history.
@@ -357,8 +438,8 @@ pub fn applicant_arrived(
     now: NaiveDateTime,
 ) -> Result<(), String> {
     let key = key.ok_or("this process has no node key to open the sealed contact")?;
-    let plain =
-        ncf_shared::sealed::open(key, a.wish_id.as_bytes(), &a.sealed_contact).map_err(|e| e.to_string())?;
+    let plain = ncf_shared::sealed::open(key, &seal_context(&a.wish_id), &a.sealed_contact)
+        .map_err(|e| e.to_string())?;
     let c: SealedApplicant = serde_json::from_slice(&plain)
         .map_err(|_| "the sealed contact is not an applicant's contact".to_string())?;
     if ncf_shared::PersonName::check(&c.family_name).is_err()
@@ -503,6 +584,11 @@ pub fn record_attendance(
                 format!("受講時間は1〜{planned}時間（この研修の時間数まで）で入力してください。"),
             )])));
         }
+        let (Some(agency_code), Some(method)) =
+            (ncf_shared::AgencyCode::parse(&agency_code), ProofingMethod::parse(&method))
+        else {
+            return Ok(Err(AttendanceError::NotFound));
+        };
         let now = ncf_shared::time::now_utc();
         diesel::update(training_applicants::table.find((from.code(), wish_id)))
             .set((
@@ -512,11 +598,6 @@ pub fn record_attendance(
                 training_applicants::recorded_by.eq(staff_id),
             ))
             .execute(conn)?;
-        let (Some(agency_code), Some(method)) =
-            (ncf_shared::AgencyCode::parse(&agency_code), ProofingMethod::parse(&method))
-        else {
-            return Ok(Err(AttendanceError::NotFound));
-        };
         let event = NodeToNational::AttendanceRecorded(AttendanceRecorded {
             agency_code,
             wish_id: wish_id.to_string(),
@@ -528,4 +609,20 @@ pub fn record_attendance(
         tracing::info!(posting = %posting_id, attended, hours, "training attendance recorded");
         Ok(Ok(()))
     })
+}
+
+/// Erases her contact as an applicant to this node's training (the national server's `erase`
+/// after her death reaches the nodes holding it). Returns how many applications were removed.
+pub fn forget_applicant(conn: &mut DbConn, agency_code: &str) -> QueryResult<usize> {
+    diesel::delete(training_applicants::table.filter(training_applicants::agency_code.eq(agency_code)))
+        .execute(conn)
+}
+
+/// Whether this training session has applicants (its kind then stays training).
+pub fn has_applicants(conn: &mut DbConn, posting_id: &str) -> QueryResult<bool> {
+    let n: i64 = training_applicants::table
+        .filter(training_applicants::posting_id.eq(posting_id))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
 }

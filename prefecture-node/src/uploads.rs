@@ -30,9 +30,14 @@ pub struct Sheet {
     pub max_rows: usize,
 }
 
-/// One data row: its line as people see it and its cells by column.
+/// One data row: where people find it and its cells by column.
 pub struct SheetRow {
+    /// The line an editor shows (a cell with line breaks makes a row span several lines).
     pub line: u64,
+    /// The row Excel shows: the same as `line` unless a cell above holds line breaks.
+    pub excel_row: u64,
+    /// The row cannot be read as a whole (its number of cells differs from the heading's).
+    pub problem: Option<String>,
     cells: HashMap<&'static str, String>,
 }
 
@@ -41,6 +46,33 @@ impl SheetRow {
     pub fn get(&self, column: &str) -> &str {
         self.cells.get(column).map_or("", String::as_str)
     }
+
+    /// 「5行目」, or 「5行目（Excel では4行目）」 when the two differ.
+    pub fn place_ja(&self) -> String {
+        place_ja(self.line, self.excel_row)
+    }
+}
+
+/// Where a row is, as people look for it: 「5行目」, or 「5行目（Excel では4行目）」.
+pub fn place_ja(line: u64, excel_row: u64) -> String {
+    if line == excel_row {
+        format!("{line}行目")
+    } else {
+        format!("{line}行目（Excel では{excel_row}行目）")
+    }
+}
+
+/// Line breaks inside a cell (`\r\n`, `\n` or a lone `\r` each count once), as Excel keeps
+/// them within one row.
+fn breaks_in(cell: &str) -> u64 {
+    let bytes = cell.as_bytes();
+    let mut n = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'\n' || (*b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// A refusal of the whole file (the field is `file`).
@@ -78,12 +110,36 @@ impl Sheet {
         })?;
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
-            .flexible(false)
+            // A row with more or fewer cells is reported on its own, not the whole file.
+            .flexible(true)
             .from_reader(Tracked { data: text.as_bytes(), index: LineIndex::new() });
         let header =
             reader.headers().map_err(|e| file_error(format!("見出し行を読み取れません（{e}）。")))?.clone();
-        let columns: Vec<Option<&'static str>> =
-            header.iter().map(|h| self.column_of(h.trim_start_matches('\u{feff}'))).collect();
+        let headings: Vec<String> =
+            header.iter().map(|h| h.trim_start_matches('\u{feff}').to_string()).collect();
+        let columns: Vec<Option<&'static str>> = headings.iter().map(|h| self.column_of(h)).collect();
+        // A heading this file type does not know is a typo away from one it does: refused, so
+        // that a column is never silently left out. So is a column named twice.
+        let unknown: Vec<&str> = headings
+            .iter()
+            .zip(&columns)
+            .filter(|(h, c)| c.is_none() && !h.trim().is_empty())
+            .map(|(h, _)| h.as_str())
+            .collect();
+        if !unknown.is_empty() {
+            return Err(file_error(format!(
+                "見出し「{}」は使えません。見出しは {} のいずれかにしてください（ひな形をダウンロードできます）。",
+                unknown.join("」「"),
+                self.columns_ja.join(",")
+            )));
+        }
+        for (i, c) in columns.iter().enumerate() {
+            if let Some(c) = c
+                && columns[..i].contains(&Some(*c))
+            {
+                return Err(file_error(format!("見出し「{}」が2回あります。", headings[i])));
+            }
+        }
         let missing: Vec<&str> = self
             .columns
             .iter()
@@ -100,16 +156,24 @@ impl Sheet {
         }
         let mut rows = Vec::new();
         let mut record = csv::StringRecord::new();
+        // Line breaks inside cells so far: Excel keeps each within its row.
+        let mut inner_breaks = breaks_in(&headings.concat());
         loop {
             let more = reader.read_record(&mut record).map_err(|e| {
                 let start = e.position().map_or(0, csv::Position::byte);
                 let line = reader.get_mut().index.record_line(start);
-                file_error(format!(
-                    "{line}行目を読み取れません（列の数が見出しと違うか、引用符が閉じていません）。"
-                ))
+                file_error(format!("{line}行目を読み取れません（引用符 \" が閉じていません）。"))
             })?;
             if !more {
                 break;
+            }
+            let start = record.position().map_or(0, csv::Position::byte);
+            let line = reader.get_mut().index.record_line(start);
+            let excel_row = line - inner_breaks;
+            inner_breaks += record.iter().map(breaks_in).sum::<u64>();
+            // Rows Excel leaves behind with nothing in them (「,,,,」) are not rows of data.
+            if record.iter().all(|cell| cell.trim().is_empty()) {
+                continue;
             }
             if rows.len() >= self.max_rows {
                 return Err(file_error(format!(
@@ -117,14 +181,15 @@ impl Sheet {
                     self.max_rows
                 )));
             }
-            let start = record.position().map_or(0, csv::Position::byte);
-            let line = reader.get_mut().index.record_line(start);
+            let problem = (record.len() != headings.len()).then(|| {
+                format!("セルの数（{}）が見出しの列の数（{}）と違います。", record.len(), headings.len())
+            });
             let cells = columns
                 .iter()
                 .zip(record.iter())
                 .filter_map(|(column, cell)| Some(((*column)?, cell.to_string())))
                 .collect();
-            rows.push(SheetRow { line, cells });
+            rows.push(SheetRow { line, excel_row, problem, cells });
         }
         if rows.is_empty() {
             return Err(file_error("データの行がありません。"));

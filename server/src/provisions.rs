@@ -288,6 +288,26 @@ pub fn for_nurse(
             i += 1;
         }
     }
+    // The codes holding nodes of training she asked to attend know her by: what went there is
+    // hers to see too.
+    if proofed_at.is_some() {
+        use crate::schema::training_wishes;
+        let homes = links.clone();
+        for (p, code) in homes {
+            let held: Vec<(String, Option<String>)> = training_wishes::table
+                .filter(training_wishes::home_prefecture.eq(&p))
+                .filter(training_wishes::home_agency_code.eq(&code))
+                .filter(training_wishes::publisher_agency_code.is_not_null())
+                .select((training_wishes::publishing_prefecture, training_wishes::publisher_agency_code))
+                .load(conn)?;
+            for (holder, code) in held {
+                let link = (holder, code.unwrap_or_default());
+                if !links.contains(&link) {
+                    links.push(link);
+                }
+            }
+        }
+    }
     let mut entries = Vec::new();
     for (p, code) in links {
         entries.extend(

@@ -545,7 +545,7 @@ impl<'k> Applier<'k> {
                 let Some(person) = self.persons.get(w.agency_code.as_str()).cloned() else {
                     return Ok(Err(Permanent::new(RejectCode::UnknownAgencyCode, "no link for this code")));
                 };
-                Ok(crate::training::wish(conn, self.node, &person, w)?
+                Ok(crate::training::wish(conn, &mut self.chain, self.node, &person, w)?
                     .map_err(|e| Permanent::new(RejectCode::Invalid, e.0)))
             }
             NodeToNational::TrainingContact(t) => {

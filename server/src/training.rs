@@ -25,7 +25,7 @@ use ncf_shared::{AgencyCode, AgencyCodeKey, PersonKey, Prefecture};
 
 use crate::provisions::{ChainWriter, Provision};
 use crate::routing::NotApplicable;
-use crate::schema::{identity_links, nodes, postings, training_wishes};
+use crate::schema::{identity_links, match_entries, nodes, postings, training_wishes};
 
 /// Wish ids are the home node's record ids: short, plain text.
 fn plausible_id(id: &str) -> bool {
@@ -47,6 +47,7 @@ fn node_key(conn: &mut DbConn, prefecture: Prefecture) -> QueryResult<Option<Str
 /// cannot go. A wish sent again (a retried push) changes nothing and is not answered twice.
 pub fn wish(
     conn: &mut DbConn,
+    chain: &mut ChainWriter,
     node: Prefecture,
     person: &[u8],
     w: &TrainingWish,
@@ -62,13 +63,37 @@ pub fn wish(
     if exists.is_some() {
         return Ok(Ok(()));
     }
+    if w.consent_text_sha256.len() != 64 || !w.consent_text_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(Err(NotApplicable("the wish carries no digest of the consent text she agreed to")));
+    }
+    // One open wish per person and session, whichever node sends it.
+    let open: i64 = training_wishes::table
+        .filter(training_wishes::person_key.eq(person))
+        .filter(training_wishes::publishing_prefecture.eq(w.posting.prefecture.code()))
+        .filter(training_wishes::posting_id.eq(&w.posting.posting_id))
+        .filter(training_wishes::state.ne("refused"))
+        .count()
+        .get_result(conn)?;
+    if open > 0 {
+        return Ok(Err(NotApplicable("she has asked to attend this session already")));
+    }
     let today = ncf_shared::time::today_jst();
     let posting: Option<(String, bool, chrono::NaiveDate)> = postings::table
         .find((w.posting.prefecture.code(), &w.posting.posting_id))
         .select((postings::kind, postings::withdrawn, postings::valid_until))
         .first(conn)
         .optional()?;
+    // Only a session the national server put on her list (at her home node) can be asked for.
+    let listed: i64 = match_entries::table
+        .filter(match_entries::person_key.eq(person))
+        .filter(match_entries::kind.eq(PostingKind::Training.as_str()))
+        .filter(match_entries::prefecture.eq(w.posting.prefecture.code()))
+        .filter(match_entries::posting_id.eq(&w.posting.posting_id))
+        .filter(match_entries::home_prefecture.eq(node.code()))
+        .count()
+        .get_result(conn)?;
     let refused = match posting {
+        _ if listed == 0 => Some("この研修は、いまのお知らせの一覧にありません。"),
         None => Some("この研修は見つかりませんでした。"),
         Some((kind, _, _)) if kind != PostingKind::Training.as_str() => Some("研修ではありません。"),
         Some((_, true, _)) => Some("この研修は取り下げられました。"),
@@ -91,8 +116,15 @@ pub fn wish(
             training_wishes::posting_id.eq(&w.posting.posting_id),
             training_wishes::state.eq(if refused.is_some() { "refused" } else { "answered" }),
             training_wishes::requested_at.eq(w.requested_at.naive_utc()),
+            training_wishes::consent_text_sha256.eq(&w.consent_text_sha256),
         ))
         .execute(conn)?;
+    chain.append(&Provision::from_node(
+        node,
+        w.agency_code.as_str(),
+        &["training_wish:posting", "training_wish:consent_text_sha256"],
+        ProvisionPurpose::TrainingApplication,
+    ));
     let answer = NationalToNode::TrainingWishAnswered(TrainingWishAnswered {
         agency_code: w.agency_code.clone(),
         wish_id: w.wish_id.clone(),
@@ -186,21 +218,33 @@ pub fn attendance(
     node: Prefecture,
     a: &AttendanceRecorded,
 ) -> QueryResult<Result<(), NotApplicable>> {
-    let row: Option<(String, String, String)> = training_wishes::table
+    let row: Option<(String, String, String, String)> = training_wishes::table
         .filter(training_wishes::publishing_prefecture.eq(node.code()))
         .filter(training_wishes::wish_id.eq(&a.wish_id))
         .filter(training_wishes::publisher_agency_code.eq(a.agency_code.as_str()))
-        .select((training_wishes::home_prefecture, training_wishes::home_agency_code, training_wishes::state))
+        .select((
+            training_wishes::home_prefecture,
+            training_wishes::home_agency_code,
+            training_wishes::state,
+            training_wishes::posting_id,
+        ))
         .first(conn)
         .optional()?;
-    let Some((home, home_code, state)) = row else {
+    let Some((home, home_code, state, posting_id)) = row else {
         return Ok(Err(NotApplicable("no applicant relayed to this node has that wish id and code")));
     };
     if state != "relayed" && state != "recorded" {
         return Ok(Err(NotApplicable("the wish was not relayed")));
     }
-    if a.hours > 1000 || (!a.attended && a.hours > 0) {
-        return Ok(Err(NotApplicable("attendance hours out of range")));
+    // At most the session's hours, as the node published them.
+    let body: Option<String> =
+        postings::table.find((node.code(), &posting_id)).select(postings::body).first(conn).optional()?;
+    let planned = body
+        .and_then(|b| serde_json::from_str::<ncf_shared::posting::PostingBody>(&b).ok())
+        .and_then(|b| b.training.map(|t| t.hours))
+        .unwrap_or(0);
+    if a.hours > planned || (a.attended && a.hours == 0) || (!a.attended && a.hours > 0) {
+        return Ok(Err(NotApplicable("attendance hours out of range for the session")));
     }
     let Some(home) = Prefecture::from_code(&home) else {
         return Ok(Err(NotApplicable("the stored wish is unreadable")));
@@ -281,4 +325,37 @@ pub fn attendance_counts(conn: &mut DbConn) -> QueryResult<Vec<AttendanceCount>>
             })
         })
         .collect())
+}
+
+/// The nodes holding her contact for training she asked to attend, with their codes for her:
+/// the ones an erasure (her death) must reach. Each is returned once: the code is forgotten here
+/// as it is returned (attendance counts stay).
+pub fn holders_to_erase(conn: &mut DbConn, person: &[u8]) -> QueryResult<Vec<(Prefecture, AgencyCode)>> {
+    let rows: Vec<(String, String, Option<String>)> = training_wishes::table
+        .filter(training_wishes::person_key.eq(person))
+        .filter(training_wishes::publisher_agency_code.is_not_null())
+        .select((
+            training_wishes::home_prefecture,
+            training_wishes::wish_id,
+            training_wishes::publisher_agency_code,
+        ))
+        .load(conn)?;
+    let mut holders = Vec::new();
+    for (home, wish_id, code) in rows {
+        let held: Option<(String,)> = training_wishes::table
+            .find((&home, &wish_id))
+            .select((training_wishes::publishing_prefecture,))
+            .first(conn)
+            .optional()?;
+        if let (Some((holder,)), Some(code)) = (held, code.as_deref().and_then(AgencyCode::parse))
+            && let Some(holder) = Prefecture::from_code(&holder)
+            && !holders.contains(&(holder, code.clone()))
+        {
+            holders.push((holder, code));
+        }
+        diesel::update(training_wishes::table.find((&home, &wish_id)))
+            .set(training_wishes::publisher_agency_code.eq(None::<String>))
+            .execute(conn)?;
+    }
+    Ok(holders)
 }

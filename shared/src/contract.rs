@@ -655,6 +655,9 @@ pub struct TrainingWish {
     /// Her node's id for the wish: every later event about it names it.
     pub wish_id: String,
     pub posting: PostingRef,
+    /// SHA-256 (hex) of the consent text she agreed to: her contact to the node that holds the
+    /// session. Kept with the wish at both ends.
+    pub consent_text_sha256: String,
     pub requested_at: DateTime<Utc>,
 }
 

@@ -210,6 +210,8 @@ pub fn qualification_bits(qualifications: &[Qualification]) -> i32 {
 }
 
 pub const TITLE_MAX_CHARS: usize = 100;
+/// Most hours one training session may count (a year-long course of a few hours a day).
+pub const MAX_TRAINING_HOURS: u16 = 1000;
 pub const DESCRIPTION_MAX_CHARS: usize = 4000;
 pub const FACILITY_MAX_CHARS: usize = 100;
 pub const CONTACT_MAX_CHARS: usize = 200;
@@ -321,6 +323,11 @@ impl PostingBody {
                 }
                 if t.hours == 0 {
                     errors.push(FieldError::new("training", "研修の時間数を入力してください。"));
+                } else if t.hours > MAX_TRAINING_HOURS {
+                    errors.push(FieldError::new(
+                        "training",
+                        format!("研修の時間数は{MAX_TRAINING_HOURS}時間以内で入力してください。"),
+                    ));
                 }
             }
             (PostingKind::Job, None) => {}

@@ -95,6 +95,15 @@ pub fn seal(recipient: &NodePublicKey, context: &[u8], plaintext: &[u8]) -> Resu
     Ok(STANDARD.encode(out))
 }
 
+/// Whether `text` has the shape of a sealed box (base64 of an ephemeral key, a body and a tag, no
+/// longer than the largest): what a relay checks so that it never passes on contact details a
+/// node sent in the clear. It cannot tell for whom the box is sealed.
+pub fn looks_sealed(text: &str) -> bool {
+    STANDARD
+        .decode(text.trim())
+        .is_ok_and(|raw| raw.len() > 32 + TAG_LEN && raw.len() <= 32 + MAX_PLAINTEXT + TAG_LEN)
+}
+
 /// Opens a box sealed for this node's key and `context`; refuses one altered, or sealed for
 /// another key or context.
 pub fn open(key: &NodeSigningKey, context: &[u8], sealed: &str) -> Result<Vec<u8>, SealError> {

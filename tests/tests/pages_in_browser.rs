@@ -327,6 +327,21 @@ fn a_tokyo_posting_reaches_a_kawasaki_nurse_on_her_phone(backend: Backend) {
     support::sync_at(&server, &kanagawa);
     prefecture_node::staff::add(&mut tokyo.db.connect(), "tanaka", "田中 美穂", "correct horse battery")
         .unwrap();
+    // A training session in Tokyo (12 hours), besides the job staff publish through the form.
+    let mut session = support::sample_posting();
+    session.kind = ncf_shared::posting::PostingKind::Training;
+    session.title = "復職支援研修（採血・注射）".into();
+    session.place = ncf_shared::posting::PostingPlace::Municipality { lgcode: "131091".into() };
+    session.employment_types = vec![];
+    session.training = Some(ncf_shared::posting::TrainingDetails {
+        starts_on: ncf_shared::time::today_jst() + chrono::Duration::days(20),
+        ends_on: ncf_shared::time::today_jst() + chrono::Duration::days(21),
+        hours: 12,
+        capacity: 20,
+        fee_yen: 0,
+    });
+    let session_id =
+        prefecture_node::postings::create(&mut tokyo.db.connect(), "tokyo-staff", &session).unwrap().unwrap();
     let smtp = SmtpReceiver::start();
     let tokyo_node = TestServer::node(&tokyo.db, &tokyo.key_file, &server.base_url, "13");
     let kanagawa_node = TestServer::node_with(
@@ -349,7 +364,7 @@ fn a_tokyo_posting_reaches_a_kawasaki_nurse_on_her_phone(backend: Backend) {
         wait_for_text(&desk, "看護職の一覧").await;
         desk.goto(&tokyo_node.url("/staff/postings")).await;
         let text = wait_for_text(&desk, "求人・研修").await;
-        assert!(text.contains("掲載した求人・研修はまだありません"), "{text}");
+        assert!(text.contains("復職支援研修（採血・注射）") && text.contains("掲載中"), "{text}");
         check_page(&desk, &axe, false, "postings list").await;
         desk.click("a[href=\"/staff/postings/new\"]").await;
         wait_for_text(&desk, "求人・研修の掲載").await;
@@ -425,6 +440,73 @@ fn a_tokyo_posting_reaches_a_kawasaki_nurse_on_her_phone(backend: Backend) {
         let text = wait_for_text(&phone, "お知らせの設定を変更しました").await;
         assert!(text.contains("自宅から 50 km 以内"), "{text}");
         check_page(&phone, &axe, true, "her page after changing her settings").await;
+
+        // She asks to attend the Tokyo training: without ticking the consent, nothing is sent.
+        let wish_link = format!("a[href=\"/me/training/13/{session_id}\"]");
+        assert!(phone.exists(&wish_link).await, "a training on her list can be asked for");
+        phone.click(&wish_link).await;
+        let text = wait_for_text(&phone, "研修の参加希望").await;
+        assert!(
+            text.contains(
+                "東京都ナースセンターに、わたしの氏名・ふりがな・資格・メールアドレス・電話番号を伝える"
+            ),
+            "{text}"
+        );
+        check_page(&phone, &axe, true, "asking to attend a training").await;
+        phone.click("form button[type=submit]").await;
+        let text = wait_for_text(&phone, "同意にチェックを入れてください").await;
+        assert!(!text.contains("参加希望を受け付けました"), "{text}");
+        check_page(&phone, &axe, true, "asking without the consent").await;
+        phone.click("input[name=agree]").await;
+        phone.click("form button[type=submit]").await;
+        let text = wait_for_text(&phone, "研修の参加希望を受け付けました").await;
+        assert!(text.contains("研修歴"), "{text}");
+
+        // Her wish reaches Tokyo (Kanagawa → national → Kanagawa seals her contact → Tokyo).
+        let arrived = ncf_tests::eventually(Duration::from_secs(60), || {
+            !prefecture_node::training::applicants(&mut tokyo.db.connect(), &session_id).unwrap().is_empty()
+        });
+        assert!(arrived, "the applicant at Tokyo: {}", tokyo_node.log());
+
+        // ---- Tokyo's staff record her attendance.
+        let desk = driver.session(false).await;
+        desk.goto(&tokyo_node.url("/staff/sign-in")).await;
+        desk.fill("#username", "tanaka").await;
+        desk.fill("#password", "correct horse battery").await;
+        desk.click("button[type=submit]").await;
+        wait_for_text(&desk, "看護職の一覧").await;
+        desk.goto(&tokyo_node.url(&format!("/staff/postings/{session_id}/applicants"))).await;
+        let text = wait_for_text(&desk, "研修の参加希望者").await;
+        assert!(text.contains(&format!("{} {}", nurse.family_name, nurse.given_name)), "{text}");
+        assert!(text.contains("nurse@example.jp") && text.contains("神奈川県ナースセンター"), "{text}");
+        check_page(&desk, &axe, false, "applicants of a training").await;
+        desk.fill("input[name=hours]", "13").await;
+        desk.click("td form button[type=submit]").await;
+        let text = wait_for_text(&desk, "受講時間は1〜12時間").await;
+        check_page(&desk, &axe, false, "attendance refused").await;
+        assert!(!text.contains("出欠を記録しました"), "{text}");
+        desk.fill("input[name=hours]", "12").await;
+        desk.click("td form button[type=submit]").await;
+        let text = wait_for_text(&desk, "出欠を記録しました").await;
+        assert!(text.contains("出席（12時間）"), "{text}");
+        desk.close().await;
+
+        // ---- Back to her: the record arrives, and prints.
+        let recorded = ncf_tests::eventually(Duration::from_secs(60), || {
+            prefecture_node::training::history(&mut kanagawa.db.connect(), &nurse.id)
+                .unwrap()
+                .iter()
+                .any(|w| w.attended == Some(true))
+        });
+        assert!(recorded, "her history at Kanagawa: {}", kanagawa_node.log());
+        phone.goto(&kanagawa_node.url("/me")).await;
+        let text = wait_for_text(&phone, "研修歴").await;
+        assert!(text.contains("受講しました（12時間）"), "{text}");
+        phone.click("a[href=\"/me/training-record\"]").await;
+        let text = wait_for_text(&phone, "研修受講記録").await;
+        assert!(text.contains("復職支援研修（採血・注射）") && text.contains("12時間"), "{text}");
+        assert!(text.contains("令和"), "a record prints the Japanese era: {text}");
+        check_page(&phone, &axe, true, "her printable training record").await;
         phone.close().await;
     });
     let settings = prefecture_node::digests::settings(&mut kanagawa.db.connect(), &nurse.id).unwrap();

@@ -609,13 +609,16 @@ fn posting_csv_import_reports_each_row_by_its_excel_line_and_publishes_all_or_no
     let training = "研修,復職支援研修（採血）,実技中心,ナースセンター研修室,03-0000-0001,131016,,,看護師,,,,,,2027-01-15,2027-01-16,12,20,0,2026-12-01,2027-01-10";
     let bad_job = "求人,外来看護師,外来です,品川テスト医院,03-0000-0002,131091,,,医師,非常勤,9:00〜16:00,時給,2200,1800,,,,,,2026-12-01,2027-03-31";
     let bad_visit = "求人,訪問看護師,<script>alert(1)</script>,訪問看護テスト,03-0000-0003,,35.6,139.7,看護師,週4日,9:00〜18:00,,,,,,,,,2026-12-01,2027-03-31";
-    let csv = [header.as_str(), job, training, bad_job, job, bad_visit].join("\r\n");
+    // Excel leaves a row of empty cells behind: not a row of data.
+    let csv = [header.as_str(), job, training, bad_job, job, bad_visit, ",,,,,,,,,,,,,,,,,,,,"].join("\r\n");
     let (status, report) = import_csv(&node, &token, &csv, false);
     assert_eq!(status, 422, "a bad row stops the whole file: {report}");
     assert_eq!(report["saved"], 0);
     let rows = report["rows"].as_array().unwrap();
     let lines: Vec<u64> = rows.iter().map(|r| r["line"].as_u64().unwrap()).collect();
-    assert_eq!(lines, [2, 4, 5, 6, 8], "the lines Excel shows (row 2's description takes two)");
+    assert_eq!(lines, [2, 4, 5, 6, 8], "the lines an editor shows (row 2's description takes two)");
+    let excel: Vec<u64> = rows.iter().map(|r| r["excel_row"].as_u64().unwrap()).collect();
+    assert_eq!(excel, [2, 3, 4, 5, 6], "and the rows Excel shows, where a cell holds line breaks");
     assert!(rows[0]["rejected"].is_null() && rows[1]["rejected"].is_null(), "{report}");
     let bad = rows[2]["rejected"].as_str().unwrap();
     assert!(bad.contains("資格「医師」は載せられません"), "{bad}");
@@ -653,10 +656,26 @@ fn posting_csv_import_reports_each_row_by_its_excel_line_and_publishes_all_or_no
     assert!(rows[1]["skipped"].as_str().unwrap().contains("掲載済み"), "{report}");
     assert_eq!(count(&s.tokyo.db, "SELECT COUNT(*) AS n FROM postings"), 4);
 
+    // A mistyped heading is refused rather than its column silently left out; a row with a cell
+    // too many is reported on its own.
+    let typo = format!("{}\r\n{}", header.replace("給与の下限", "給与下限"), job);
+    let (status, answer) = import_csv(&node, &token, &typo, false);
+    assert_eq!(status, 422);
+    assert!(answer["message"].as_str().unwrap().contains("見出し「給与下限」は使えません"), "{answer}");
+    let (status, report) = import_csv(&node, &token, &format!("{header}\r\n{training},余分"), false);
+    assert_eq!(status, 422, "{report}");
+    assert!(
+        report["rows"][0]["rejected"]
+            .as_str()
+            .unwrap()
+            .contains("セルの数（22）が見出しの列の数（21）と違います"),
+        "{report}"
+    );
+
     // A file that is not a postings file is refused as a whole, by name.
     let (status, answer) = import_csv(&node, &token, "名前,住所\r\n山田,東京\r\n", false);
     assert_eq!(status, 422);
-    assert!(answer["message"].as_str().unwrap().contains("見出し行に必要な列がありません: 種別"), "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("見出し「名前」「住所」は使えません"), "{answer}");
 
     // What was imported travels like any posting.
     assert!(sync(&s, &s.tokyo).contains("pushed: 4 posting(s)"));
@@ -727,13 +746,13 @@ fn a_kawasaki_nurse_attends_tokyo_training_and_it_joins_her_record(backend: Back
     sync(&s, &s.tokyo);
     sync(&s, &s.kanagawa);
     let tokyo = Prefecture::from_code("13").unwrap();
-    let posting = PostingRef { prefecture: tokyo, posting_id: session.clone() };
+    let asked_for = PostingRef { prefecture: tokyo, posting_id: session.clone() };
     let mut k = s.kanagawa.db.connect();
 
     // Without ticking the consent nothing is recorded; a session not on her list cannot be asked
     // for; nor can anyone without training information.
     assert_eq!(
-        training::wish(&mut k, kanagawa(), &hanako.id, &posting, false).unwrap(),
+        training::wish(&mut k, kanagawa(), &hanako.id, &asked_for, false).unwrap(),
         Err(WishRefusal::NotAgreed)
     );
     let elsewhere = PostingRef { prefecture: tokyo, posting_id: "not-a-session".into() };
@@ -742,15 +761,15 @@ fn a_kawasaki_nurse_attends_tokyo_training_and_it_joins_her_record(backend: Back
         Err(WishRefusal::NotOnHerList)
     );
     assert_eq!(
-        training::wish(&mut k, kanagawa(), &misaki.id, &posting, true).unwrap(),
+        training::wish(&mut k, kanagawa(), &misaki.id, &asked_for, true).unwrap(),
         Err(WishRefusal::NotOnHerList),
         "the training never reached her list"
     );
     assert_eq!(count(&s.kanagawa.db, "SELECT COUNT(*) AS n FROM training_wishes"), 0);
 
     // She asks (twice: one wish, one event).
-    let wish = training::wish(&mut k, kanagawa(), &hanako.id, &posting, true).unwrap().unwrap();
-    let again = training::wish(&mut k, kanagawa(), &hanako.id, &posting, true).unwrap().unwrap();
+    let wish = training::wish(&mut k, kanagawa(), &hanako.id, &asked_for, true).unwrap().unwrap();
+    let again = training::wish(&mut k, kanagawa(), &hanako.id, &asked_for, true).unwrap().unwrap();
     assert_eq!(wish.id, again.id);
     assert_eq!(count(&s.kanagawa.db, "SELECT COUNT(*) AS n FROM outbox WHERE kind = 'training_wish'"), 1);
     assert_eq!(wish.title, "復職支援研修（採血・注射）");
@@ -816,10 +835,69 @@ fn a_kawasaki_nurse_attends_tokyo_training_and_it_joins_her_record(backend: Back
     let recipients: Vec<&str> = provided.iter().map(|p| p.recipient.as_str()).collect();
     assert_eq!(
         recipients,
-        ["national", "node:13", "national", "node:14"],
-        "from Kanagawa to Tokyo, then back"
+        ["national", "national", "node:13", "national", "node:14"],
+        "her wish, her contact from Kanagawa to Tokyo, then her attendance back"
     );
-    assert!(provided[1].fields.contains("contact:email"));
+    assert!(provided[2].fields.contains("contact:email"));
+
+    // Kanagawa cannot record attendance for a wish Tokyo holds (nor Tokyo for one it does not).
+    let forged =
+        ncf_shared::contract::NodeToNational::AttendanceRecorded(ncf_shared::contract::AttendanceRecorded {
+            agency_code: ncf_shared::AgencyCode::parse(&hanako.agency_code).unwrap(),
+            wish_id: wish.id.clone(),
+            attended: true,
+            hours: 12,
+            recorded_at: chrono::Utc::now(),
+        });
+    let relayed = prefecture_node::consent::CurrentConsents::relayed_applicant(
+        ncf_shared::contract::ProofingMethod::Post,
+    );
+    prefecture_node::outbox::enqueue_if_covered(&mut k, &relayed, &forged, None).unwrap().unwrap();
+    sync(&s, &s.kanagawa);
+    assert_eq!(
+        count(
+            &s.kanagawa.db,
+            "SELECT COUNT(*) AS n FROM outbox WHERE kind = 'attendance_recorded' AND parked_reason LIKE '%no applicant relayed to this node%'"
+        ),
+        1,
+        "refused by the national server"
+    );
+
+    // A second session: she asks, then withdraws training information before the answer comes.
+    // Her contact stays with her; her page says why.
+    let second = publish(&s, &posting(PostingKind::Training, "復職支援研修（看護記録）", MEGURO));
+    sync(&s, &s.tokyo);
+    sync(&s, &s.kanagawa);
+    let later = PostingRef { prefecture: tokyo, posting_id: second.clone() };
+    let asked = training::wish(&mut k, kanagawa(), &hanako.id, &later, true).unwrap().unwrap();
+    consent::record(&mut k, &hanako.id, &[(ConsentScope::TrainingInfo, false)], Channel::Web, None).unwrap();
+    sync(&s, &s.kanagawa);
+    sync(&s, &s.kanagawa);
+    sync(&s, &s.tokyo);
+    let asked =
+        training::history(&mut k, &hanako.id).unwrap().into_iter().find(|w| w.id == asked.id).unwrap();
+    assert_eq!(asked.state, "refused");
+    assert!(asked.state_ja().contains("同意を取り消したため"), "{}", asked.state_ja());
+    assert!(training::applicants(&mut t, &second).unwrap().is_empty(), "nothing reached Tokyo");
+
+    // Her death: the national server has Tokyo erase her contact as an applicant too.
+    let path = s.national_db.path("death.csv");
+    ncf_tests::write_csv(
+        &path,
+        ncf_tests::RESIDENTS_HEADER,
+        &[format!("{},deceased,2026-11-01,,,,", s.cast[0].my_number)],
+    );
+    let mut import = ncf_tests::national(&s.national_db);
+    import.arg("import-residents").arg(&path);
+    let (out, _, stderr) = ncf_tests::run(import);
+    assert!(out.status.success(), "{stderr}");
+    sync(&s, &s.tokyo);
+    assert!(training::applicants(&mut t, &session).unwrap().is_empty(), "her contact is gone from Tokyo");
+    assert_eq!(
+        national_server::training::attendance_counts(&mut s.national_db.connect()).unwrap()[0].attended,
+        1,
+        "the count stays"
+    );
 }
 
 both_backends!(a_kawasaki_nurse_attends_tokyo_training_and_it_joins_her_record);

@@ -305,6 +305,14 @@ fn employer_bulk_upload_is_all_or_nothing(backend: Backend) {
         // Whole-file problems name the problem; nothing changes.
         let page = browser.post_multipart("/staff/bulk", upload("name,date\nx,y\n", true, &csrf)).await;
         assert_eq!(page.status, 422);
+        assert!(page.body.contains("見出し「name」「date」は使えません"), "{}", page.body);
+        let page = browser
+            .post_multipart(
+                "/staff/bulk",
+                upload("qualification,registration_number\n03,1234567\n", true, &csrf),
+            )
+            .await;
+        assert_eq!(page.status, 422);
         assert!(page.body.contains("見出し行に必要な列がありません"), "{}", page.body);
         let page =
             browser.post_multipart("/staff/bulk", upload(&format!("{CSV_HEADER}\n"), true, &csrf)).await;

@@ -87,8 +87,10 @@ pub fn template_csv() -> String {
 /// What became of one row.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ImportRow {
-    /// Line in the file as an editor or Excel shows it (the header is line 1).
+    /// Line in the file as an editor shows it (the header is line 1).
     pub line: u64,
+    /// The row Excel shows: the same as `line` unless a cell above holds line breaks.
+    pub excel_row: u64,
     pub title: String,
     /// `None`: valid; otherwise every problem of the row (Japanese).
     pub rejected: Option<String>,
@@ -184,6 +186,7 @@ fn text_of(row: &SheetRow) -> (PostingText, Vec<String>) {
 
 struct Parsed {
     line: u64,
+    excel_row: u64,
     title: String,
     outcome: Result<PostingBody, String>,
 }
@@ -200,6 +203,7 @@ pub fn import(
         .iter()
         .map(|row| {
             let (text, mut problems) = text_of(row);
+            problems.splice(0..0, row.problem.clone());
             let outcome = match text.body() {
                 Ok(body) if problems.is_empty() => Ok(body),
                 Ok(_) => Err(problems.concat()),
@@ -208,18 +212,28 @@ pub fn import(
                     Err(problems.concat())
                 }
             };
-            Parsed { line: row.line, title: row.get("title").to_string(), outcome }
+            Parsed { line: row.line, excel_row: row.excel_row, title: row.get("title").to_string(), outcome }
         })
         .collect();
     ncf_shared::db::write_transaction(conn, |conn| {
+        // Two imports at the same moment must not both find a row new and both publish it: on
+        // PostgreSQL the second waits here for the first to commit (SQLite's write transaction
+        // already lets one writer in at a time).
+        if let ncf_shared::db::DbConn::Postgresql(c) = &mut *conn {
+            diesel::RunQueryDsl::execute(
+                diesel::sql_query("LOCK TABLE postings IN SHARE ROW EXCLUSIVE MODE"),
+                c,
+            )?;
+        }
         // Each row as it stands against what is published and the rows above it.
         let published = super::list(conn)?;
-        let mut seen: Vec<(u64, &PostingBody)> = Vec::new();
+        let mut seen: Vec<(&Parsed, &PostingBody)> = Vec::new();
         let mut rows: Vec<ImportRow> = Vec::with_capacity(parsed.len());
         let mut valid: Vec<(usize, &PostingBody)> = Vec::new();
         for p in &parsed {
             let mut row = ImportRow {
                 line: p.line,
+                excel_row: p.excel_row,
                 title: p.title.clone(),
                 rejected: None,
                 skipped: None,
@@ -235,10 +249,13 @@ pub fn import(
                             body.kind.label_ja(),
                             ncf_shared::time::datetime_ja(same.created_at)
                         ));
-                    } else if let Some((line, _)) = seen.iter().find(|(_, b)| *b == body) {
-                        row.rejected = Some(format!("{line}行目と同じ内容です。"));
+                    } else if let Some((first, _)) = seen.iter().find(|(_, b)| *b == body) {
+                        row.rejected = Some(format!(
+                            "{}と同じ内容です。",
+                            crate::uploads::place_ja(first.line, first.excel_row)
+                        ));
                     } else {
-                        seen.push((p.line, body));
+                        seen.push((p, body));
                         valid.push((rows.len(), body));
                     }
                 }

@@ -163,6 +163,14 @@ pub fn update(conn: &mut DbConn, id: &str, body: &PostingBody) -> QueryResult<Re
         if current.withdrawn_at.is_some() {
             return Ok(Err(ChangeError::Withdrawn));
         }
+        // Applicants asked for a training session: it stays one (their attendance is recorded
+        // against its hours).
+        if current.body.kind != body.kind && crate::training::has_applicants(conn, id)? {
+            return Ok(Err(ChangeError::Invalid(vec![FieldError::new(
+                "kind",
+                "参加希望者のいる研修は、求人に変更できません。新しく掲載してください。",
+            )])));
+        }
         diesel::update(postings::table.find(id))
             .set((
                 postings::kind.eq(body.kind.as_str()),

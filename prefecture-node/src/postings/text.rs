@@ -109,6 +109,15 @@ fn yen(text: &str) -> Option<i64> {
     t.parse().ok()
 }
 
+/// A whole number as people type it: any width, and its unit if they add one (「１２時間」, 「20名」).
+fn count(text: &str, units: &[&str]) -> Option<u32> {
+    let t = ncf_shared::normalize::digits(text.trim());
+    let t = units
+        .iter()
+        .fold(t.trim().to_string(), |t, u| t.strip_suffix(u).map_or(t.clone(), |s| s.trim().to_string()));
+    t.parse().ok()
+}
+
 fn day(text: &str) -> Option<NaiveDate> {
     ncf_shared::wareki::parse_written(text)
 }
@@ -172,20 +181,33 @@ impl PostingText {
             }
         };
         let training = if kind == Some(PostingKind::Training) {
-            match (
-                day(&self.training_starts_on),
-                day(&self.training_ends_on),
-                self.training_hours.trim().parse::<u16>(),
-                self.capacity.trim().parse::<u32>(),
-                yen(if self.fee.trim().is_empty() { "0" } else { &self.fee }),
-            ) {
-                (Some(starts_on), Some(ends_on), Ok(hours), Ok(capacity), Some(fee_yen)) => {
+            let starts_on = day(&self.training_starts_on);
+            let ends_on = day(&self.training_ends_on);
+            let hours = count(&self.training_hours, &["時間", "h"]).and_then(|n| u16::try_from(n).ok());
+            let capacity = count(&self.capacity, &["人", "名"]);
+            let fee_yen = yen(if self.fee.trim().is_empty() { "0" } else { &self.fee });
+            match (starts_on, ends_on, hours, capacity, fee_yen) {
+                (Some(starts_on), Some(ends_on), Some(hours), Some(capacity), Some(fee_yen)) => {
                     Some(TrainingDetails { starts_on, ends_on, hours, capacity, fee_yen })
                 }
                 _ => {
+                    let missing: Vec<&str> = [
+                        ("開始日", starts_on.is_some()),
+                        ("終了日", ends_on.is_some()),
+                        ("時間数", hours.is_some()),
+                        ("定員", capacity.is_some()),
+                        ("受講料", fee_yen.is_some()),
+                    ]
+                    .into_iter()
+                    .filter(|(_, ok)| !ok)
+                    .map(|(name, _)| name)
+                    .collect();
                     errors.insert(
                         "training",
-                        "研修の開始日・終了日（例: 2027年1月15日）、時間数、定員、受講料（無料は0）を入力してください。",
+                        format!(
+                            "研修の{}を入力してください（日付は 2027年1月15日 などの形、時間数と定員は数字、受講料は円で無料は0）。",
+                            missing.join("・")
+                        ),
                     );
                     None
                 }

@@ -388,9 +388,10 @@ struct UploadQuery {
     request_body(content = String, content_type = "text/csv"),
     responses(
         (status = 200, description = "A result per row", body = crate::bulk::BulkReport),
+        (status = 400, description = "`invalid_query`: a bad query parameter", body = ApiError),
         (status = 401, body = ApiError),
         (status = 413, body = ApiError),
-        (status = 422, description = "Bad rows stopped it (nothing saved; each row's result), or the file cannot be read", body = crate::bulk::BulkReport),
+        (status = 422, description = "Bad rows stopped it: nothing saved, each row's result. When the file itself cannot be read (encoding, headings, no rows), an ApiError `invalid` naming the problem instead.", body = crate::bulk::BulkReport),
 ))]
 async fn separations(
     state: web::Data<WebState>,
@@ -410,9 +411,10 @@ async fn separations(
     request_body(content = String, content_type = "text/csv"),
     responses(
         (status = 200, description = "A result per row", body = crate::postings::import::ImportReport),
+        (status = 400, description = "`invalid_query`: a bad query parameter", body = ApiError),
         (status = 401, body = ApiError),
         (status = 413, body = ApiError),
-        (status = 422, description = "Bad rows stopped it (nothing published; each row's result), or the file cannot be read", body = crate::postings::import::ImportReport),
+        (status = 422, description = "Bad rows stopped it: nothing published, each row's result. When the file itself cannot be read (encoding, headings, no rows), an ApiError `invalid` naming the problem instead.", body = crate::postings::import::ImportReport),
 ))]
 async fn postings_import(
     state: web::Data<WebState>,

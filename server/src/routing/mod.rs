@@ -310,6 +310,20 @@ fn decide(
                 erasure_rows.push((link.prefecture.code(), link.code.clone(), key.to_vec()));
                 report.erased += 1;
             }
+            // Her contact, relayed sealed to nodes whose training she asked to attend, is erased
+            // there too.
+            for (holder, code) in crate::training::holders_to_erase(conn, key)? {
+                events.push((
+                    holder,
+                    NationalToNode::Erase(Erase { agency_code: code.clone(), decided_at: Utc::now() }),
+                ));
+                chain.append(&Provision::to_node(
+                    holder,
+                    code.as_str(),
+                    &["erase"],
+                    ProvisionPurpose::Erasure,
+                ));
+            }
             if person.status.is_some() {
                 status_deletes.push(key.to_vec());
             }

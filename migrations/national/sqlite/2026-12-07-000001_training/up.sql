@@ -2,7 +2,8 @@
 -- node that holds the session: who asked (her home link and person), for which posting, and what
 -- the publishing node recorded. No name and no contact: her contact passes through sealed to the
 -- publishing node's key and is never stored here. Attendance counts for the national figures
--- are read from here (never names).
+-- are read from here (never names). The person and the codes are kept while the wish may still
+-- need routing (attendance, a correction, an erasure at the holding node after her death).
 CREATE TABLE training_wishes (
     home_prefecture TEXT NOT NULL,
     wish_id TEXT NOT NULL,
@@ -14,6 +15,8 @@ CREATE TABLE training_wishes (
     publisher_agency_code TEXT,
     -- answered (key sent to her node), refused, relayed (contact passed on), recorded.
     state TEXT NOT NULL,
+    -- The digest of the consent text she agreed to (her contact to the holding node).
+    consent_text_sha256 TEXT NOT NULL,
     requested_at TIMESTAMP NOT NULL,
     relayed_at TIMESTAMP,
     attended BOOLEAN,
