@@ -246,7 +246,10 @@ fn wish_in(
             consent_text_sha256: sha256_hex(&consent_text(posting.prefecture)),
             requested_at: chrono::Utc::now(),
         });
-        if !consent::covers(&gate, &event) {
+        // Her contact goes to another center on her word alone: only someone who proved who she
+        // is (by post, at a counter, or at the center she moved from) may give it, not a
+        // registration carried over from before proofing existed.
+        if !consent::covers(&gate, &event) || matches!(gate.proofed(), None | Some(ProofingMethod::Legacy)) {
             return Ok(Err(WishRefusal::NotCovered));
         }
         let now = ncf_shared::time::now_utc();
