@@ -521,6 +521,9 @@ pub struct Digester {
 /// Digests checked and sent per batch.
 const BATCH: i64 = 500;
 
+/// A digest's mark in flight, giving back the connection it used.
+type Marking = tokio::task::JoinHandle<Result<ncf_shared::db::PooledConn, String>>;
+
 #[derive(askama::Template)]
 #[template(path = "digest.html")]
 struct DigestHtml<'a> {
@@ -598,12 +601,9 @@ impl Digester {
     }
 
     /// Marks a digest sent on a connection kept for the run (a pool checkout per message cost
-    /// as much as the update), off the async thread.
-    async fn mark(
-        &self,
-        held: Option<ncf_shared::db::PooledConn>,
-        id: String,
-    ) -> Result<ncf_shared::db::PooledConn, String> {
+    /// as much as the update), on a blocking thread: it runs while the next message's envelope
+    /// and data go out (see `send_leased`).
+    fn start_mark(&self, held: Option<ncf_shared::db::PooledConn>, id: String) -> Marking {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = match held {
@@ -613,11 +613,36 @@ impl Digester {
             mark_sent(&mut conn, &id, ncf_shared::time::now_utc()).map_err(|e| e.to_string())?;
             Ok(conn)
         })
-        .await
-        .map_err(|e| e.to_string())?
+    }
+
+    /// Waits for the mark in flight, if any; returns the connection it used.
+    async fn marked(marking: &mut Option<Marking>) -> Result<Option<ncf_shared::db::PooledConn>, String> {
+        match marking.take() {
+            Some(m) => Ok(Some(m.await.map_err(|e| e.to_string())??)),
+            None => Ok(None),
+        }
     }
 
     async fn send_leased(&self, all: bool, holder: i64) -> Result<Report, String> {
+        let mut marking: Option<Marking> = None;
+        let sent = self.send_marking(all, holder, &mut marking).await;
+        // The last message's mark, before the lease is given up.
+        let marked = Self::marked(&mut marking).await;
+        let report = sent?;
+        marked?;
+        Ok(report)
+    }
+
+    /// Sends the batches. Each message's mark runs while the next message's envelope and data
+    /// are written, and is waited for before that message's data is ended: the server can accept
+    /// a message only once the previous one is recorded as sent, so a crash still leaves at most
+    /// one message accepted but not marked.
+    async fn send_marking(
+        &self,
+        all: bool,
+        holder: i64,
+        marking: &mut Option<Marking>,
+    ) -> Result<Report, String> {
         let mut report = Report::default();
         let mut marker: Option<ncf_shared::db::PooledConn> = None;
         let mut skip: HashSet<String> = HashSet::new();
@@ -654,6 +679,8 @@ impl Digester {
                     Ok((may, lists, names))
                 })
                 .await?;
+            // Checked again and rendered first; what is no longer wanted is cancelled.
+            let mut ready: Vec<(Pending, Letter<'_>)> = Vec::with_capacity(batch.len());
             for d in batch {
                 skip.insert(d.id.clone());
                 let Some(to) = may.get(&d.nurse_id) else {
@@ -686,6 +713,19 @@ impl Digester {
                     continue;
                 }
                 let name = names.get(&d.nurse_id).cloned().unwrap_or_default();
+                let letter = self.render(&d, to, &name, &list);
+                ready.push((d, letter));
+            }
+            // Then sent as a pipeline of two: while one message's data is ended and it is
+            // recorded as sent, the next one's envelope and data go out on another session. Its
+            // data is ended only after that record is written, so at any moment at most one
+            // message is accepted but not recorded (what a crash may repeat).
+            let mut items = ready.iter();
+            let mut current = match items.next() {
+                Some((d, letter)) => Some((d, letter, self.mailer.begin(letter).await)),
+                None => None,
+            };
+            while let Some((d, letter, prepared)) = current.take() {
                 // Renewed as it goes, so that a slow relay never lets the lease lapse mid-batch
                 // (another sender would take the same pending rows).
                 if renewed.elapsed() > std::time::Duration::from_millis(LEASE_MS as u64 / 3) {
@@ -694,16 +734,36 @@ impl Digester {
                     }
                     renewed = std::time::Instant::now();
                 }
-                let letter = self.render(&d, to, &name, &list);
-                match self.mailer.send_letter(&letter).await {
-                    Ok(()) => {
-                        report.sent += 1;
-                        marker = Some(self.mark(marker.take(), d.id.clone()).await?);
+                let following = items.next();
+                let end_this = async {
+                    // The previous message recorded as sent before this one can be accepted.
+                    if let Some(conn) = Self::marked(marking).await? {
+                        marker = Some(conn);
                     }
+                    let sent = match prepared {
+                        Ok(prepared) => prepared.commit().await,
+                        Err(e) => Err(e),
+                    };
+                    if sent.is_ok() {
+                        *marking = Some(self.start_mark(marker.take(), d.id.clone()));
+                    }
+                    Ok::<_, String>(sent)
+                };
+                let begin_next = async {
+                    match following {
+                        Some((_, next)) => Some(self.mailer.begin(next).await),
+                        None => None,
+                    }
+                };
+                // On an error, the next message's session is dropped unended: never accepted.
+                let (sent, begun) = tokio::join!(end_this, begin_next);
+                match sent? {
+                    Ok(()) => report.sent += 1,
                     Err(error) => {
-                        tracing::warn!(digest = %d.id, to = %crate::mail::mask_email(to), %error, "digest not delivered");
+                        tracing::warn!(digest = %d.id, to = %crate::mail::mask_email(letter.to), %error, "digest not delivered");
                         let transient = matches!(error, SendError::Transient(_));
-                        self.db(move |conn| mark_failed(conn, &d, &error, ncf_shared::time::now_utc()))
+                        let failed = d.clone();
+                        self.db(move |conn| mark_failed(conn, &failed, &error, ncf_shared::time::now_utc()))
                             .await?;
                         if transient {
                             // SMTP is down: the rest would fail the same way; they wait.
@@ -713,6 +773,7 @@ impl Digester {
                         report.bounced += 1;
                     }
                 }
+                current = following.zip(begun).map(|((d, letter), begun)| (d, letter, begun));
             }
         }
     }

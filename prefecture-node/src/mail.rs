@@ -99,36 +99,20 @@ impl Mailer {
 
     /// Sends a letter: plain text, or plain text and HTML as alternatives, with the headers given.
     pub async fn send_letter(&self, letter: &Letter<'_>) -> Result<(), SendError> {
+        self.begin(letter).await?.commit().await
+    }
+
+    /// Writes a letter up to, not including, the end of its data: the server cannot have
+    /// accepted it before [`Prepared::commit`]. Dropping the result instead closes the
+    /// connection, which discards the message. (What a caller may do in between — the digests
+    /// record the previous message as sent — overlaps with this message's round trips.)
+    pub async fn begin<'a>(&'a self, letter: &Letter<'_>) -> Result<Prepared<'a>, SendError> {
         match self {
             Self::Smtp { transport, from, direct } => {
-                let to: Mailbox =
-                    letter.to.parse().map_err(|e| SendError::Permanent(format!("invalid recipient: {e}")))?;
-                let mut builder = Message::builder()
-                    .from(from.clone())
-                    .to(to)
-                    .subject(letter.subject.as_str())
-                    .message_id(letter.message_id.clone());
-                if let Some(url) = &letter.unsubscribe {
-                    // RFC 8058: a mail client may offer one-click unsubscribe by POSTing to it.
-                    builder = builder
-                        .raw_header(HeaderValue::new(
-                            HeaderName::new_from_ascii_str("List-Unsubscribe"),
-                            format!("<{url}>"),
-                        ))
-                        .raw_header(HeaderValue::new(
-                            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
-                            "List-Unsubscribe=One-Click".to_string(),
-                        ));
-                }
-                let message = match &letter.html {
-                    Some(html) => builder
-                        .multipart(MultiPart::alternative_plain_html(letter.text.clone(), html.clone())),
-                    None => builder.header(ContentType::TEXT_PLAIN).body(letter.text.clone()),
-                }
-                .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))?;
+                let message = build(from, letter)?;
                 match direct {
-                    Some(direct) => direct.send(&message).await,
-                    None => transport.send(message).await.map(drop).map_err(classify),
+                    Some(direct) => direct.begin(message).await,
+                    None => Ok(Prepared(Stage::Whole { transport, message })),
                 }
             }
             Self::Log => {
@@ -139,8 +123,80 @@ impl Mailer {
                     "--mail-to-log: this e-mail was not sent, it is only in this log:\n{}",
                     letter.text
                 );
-                Ok(())
+                Ok(Prepared(Stage::Logged))
             }
+        }
+    }
+}
+
+fn build(from: &Mailbox, letter: &Letter<'_>) -> Result<Message, SendError> {
+    let to: Mailbox =
+        letter.to.parse().map_err(|e| SendError::Permanent(format!("invalid recipient: {e}")))?;
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(letter.subject.as_str())
+        .message_id(letter.message_id.clone());
+    if let Some(url) = &letter.unsubscribe {
+        // RFC 8058: a mail client may offer one-click unsubscribe by POSTing to it.
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{url}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_string(),
+            ));
+    }
+    match &letter.html {
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(letter.text.clone(), html.clone())),
+        None => builder.header(ContentType::TEXT_PLAIN).body(letter.text.clone()),
+    }
+    .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))
+}
+
+/// A letter written up to the end of its data ([`Mailer::begin`]).
+pub struct Prepared<'a>(Stage<'a>);
+
+enum Stage<'a> {
+    /// On our own session: envelope accepted, data written but for its end.
+    Raw {
+        direct: &'a Direct,
+        raw: Raw,
+    },
+    /// Through lettre (STARTTLS, credentials, `smtps://`): sent whole at commit.
+    Whole {
+        transport: &'a AsyncSmtpTransport<Tokio1Executor>,
+        message: Message,
+    },
+    Lettre {
+        direct: &'a Direct,
+        message: Message,
+    },
+    /// `--mail-to-log`: written to the log already.
+    Logged,
+}
+
+impl Prepared<'_> {
+    /// Ends the data: from here the server may have accepted the message.
+    pub async fn commit(self) -> Result<(), SendError> {
+        match self.0 {
+            Stage::Raw { direct, mut raw } => match raw.commit().await {
+                Ok(()) => {
+                    direct.keep(raw);
+                    Ok(())
+                }
+                // A refused message leaves the session usable.
+                Err(SendError::Permanent(e)) => {
+                    direct.keep(raw);
+                    Err(SendError::Permanent(e))
+                }
+                Err(e) => Err(e),
+            },
+            Stage::Whole { transport, message } => transport.send(message).await.map(drop).map_err(classify),
+            Stage::Lettre { direct, message } => direct.send(&message).await,
+            Stage::Logged => Ok(()),
         }
     }
 }
@@ -154,8 +210,9 @@ pub struct Direct {
     conn: tokio::sync::Mutex<Option<lettre::transport::smtp::client::AsyncSmtpConnection>>,
     /// Plain `smtp://` without credentials (a relay on loopback or in the data centre): our own
     /// minimal client, which pipelines MAIL, RCPT and DATA (RFC 2920) when the server offers it:
-    /// two round trips a message instead of four.
-    raw: tokio::sync::Mutex<Option<Raw>>,
+    /// two round trips a message instead of four. Idle sessions are kept here; a message being
+    /// written owns its session (so the next one can begin on another while it ends).
+    idle: std::sync::Mutex<Vec<Raw>>,
 }
 
 /// A plain SMTP session: what `Direct` needs of RFC 5321, no more.
@@ -164,9 +221,6 @@ struct Raw {
     writer: tokio::net::tcp::OwnedWriteHalf,
     pipelining: bool,
     eight_bit: bool,
-    /// The current message's data was written: the server may have accepted it even if its
-    /// reply never came, so it must not be sent again on another connection.
-    data_written: bool,
 }
 
 fn reply_error(code: u16, text: &str) -> SendError {
@@ -188,13 +242,8 @@ impl Raw {
                 .map_err(|e| SendError::Transient(format!("SMTP server unreachable: {e}")))?;
         stream.set_nodelay(true).map_err(io_error)?;
         let (read, writer) = stream.into_split();
-        let mut raw = Self {
-            reader: tokio::io::BufReader::new(read),
-            writer,
-            pipelining: false,
-            eight_bit: false,
-            data_written: false,
-        };
+        let mut raw =
+            Self { reader: tokio::io::BufReader::new(read), writer, pipelining: false, eight_bit: false };
         let (code, text) = raw.reply().await?;
         if code != 220 {
             return Err(reply_error(code, &text));
@@ -236,9 +285,9 @@ impl Raw {
         }
     }
 
-    async fn send(&mut self, from: &str, to: &str, data: &[u8]) -> Result<(), SendError> {
+    /// The envelope, and the data but for its end (the server accepts nothing before it).
+    async fn begin(&mut self, from: &str, to: &str, data: &[u8]) -> Result<(), SendError> {
         use tokio::io::AsyncWriteExt;
-        self.data_written = false;
         let body = if !data.is_ascii() && self.eight_bit { " BODY=8BITMIME" } else { "" };
         let commands =
             [format!("MAIL FROM:<{from}>{body}\r\n"), format!("RCPT TO:<{to}>\r\n"), "DATA\r\n".into()];
@@ -297,9 +346,13 @@ impl Raw {
         if !out.ends_with(b"\r\n") {
             out.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(b".\r\n");
-        self.data_written = true;
-        self.writer.write_all(&out).await.map_err(io_error)?;
+        self.writer.write_all(&out).await.map_err(io_error)
+    }
+
+    /// Ends the data; the server's answer says whether it took the message.
+    async fn commit(&mut self) -> Result<(), SendError> {
+        use tokio::io::AsyncWriteExt;
+        self.writer.write_all(b".\r\n").await.map_err(io_error)?;
         let (code, text) = self.reply().await?;
         if code == 250 {
             Ok(())
@@ -375,7 +428,7 @@ impl Direct {
             starttls,
             credentials,
             conn: tokio::sync::Mutex::new(None),
-            raw: tokio::sync::Mutex::new(None),
+            idle: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -407,38 +460,48 @@ impl Direct {
         Ok(conn)
     }
 
-    /// Sends on the kept connection; a connection that turns out to be closed (the server timed
-    /// it out while idle) is replaced once.
+    /// Writes a message on the kept connection up to the end of its data; a kept connection
+    /// found closed (the server timed it out while idle) is replaced once — nothing of the
+    /// message can have been accepted yet.
+    async fn begin(&self, message: Message) -> Result<Prepared<'_>, SendError> {
+        if self.starttls != StartTls::Never || self.credentials.is_some() {
+            return Ok(Prepared(Stage::Lettre { direct: self, message }));
+        }
+        let bytes = message.formatted();
+        let envelope = message.envelope();
+        let from = envelope.from().map(|a| a.to_string()).unwrap_or_default();
+        let to = envelope.to().first().map(|a| a.to_string()).unwrap_or_default();
+        for attempt in 0..2 {
+            let kept = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+            let reused = kept.is_some();
+            let mut raw = match kept {
+                Some(raw) => raw,
+                None => Raw::connect(&self.host, self.port).await?,
+            };
+            match raw.begin(&from, &to, &bytes).await {
+                Ok(()) => return Ok(Prepared(Stage::Raw { direct: self, raw })),
+                Err(SendError::Permanent(e)) => {
+                    self.keep(raw); // a refused recipient leaves the session usable (RSET)
+                    return Err(SendError::Permanent(e));
+                }
+                Err(_) if reused && attempt == 0 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    /// Keeps a session for the next message (a few at most: one per message in flight).
+    fn keep(&self, raw: Raw) {
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < 4 {
+            idle.push(raw);
+        }
+    }
+
+    /// Sends through lettre's connection (STARTTLS, credentials), kept between messages.
     async fn send(&self, message: &Message) -> Result<(), SendError> {
         let bytes = message.formatted();
-        if self.starttls == StartTls::Never && self.credentials.is_none() {
-            let envelope = message.envelope();
-            let from = envelope.from().map(|a| a.to_string()).unwrap_or_default();
-            let to = envelope.to().first().map(|a| a.to_string()).unwrap_or_default();
-            let mut held = self.raw.lock().await;
-            for attempt in 0..2 {
-                let reused = held.is_some();
-                let mut raw = match held.take() {
-                    Some(raw) => raw,
-                    None => Raw::connect(&self.host, self.port).await?,
-                };
-                match raw.send(&from, &to, &bytes).await {
-                    Ok(()) => {
-                        *held = Some(raw);
-                        return Ok(());
-                    }
-                    Err(SendError::Permanent(e)) => {
-                        *held = Some(raw); // a refused recipient leaves the session usable (RSET)
-                        return Err(SendError::Permanent(e));
-                    }
-                    // A kept connection the server closed meanwhile: once more on a new one, but
-                    // never a message whose data went out (it may have been accepted).
-                    Err(_) if reused && attempt == 0 && !raw.data_written => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            unreachable!("the second attempt returns");
-        }
         let mut held = self.conn.lock().await;
         for attempt in 0..2 {
             let reused = held.as_ref().is_some_and(|c| !c.has_broken());
