@@ -222,7 +222,23 @@ fn wanted(m: &Match, employment: &[EmploymentType]) -> bool {
 
 /// The nurses among `ids` this node may mail a digest now, with their addresses (the send-time
 /// check, also used when planning).
-fn mailable(conn: &mut DbConn, ids: &[&str]) -> QueryResult<HashMap<String, String>> {
+/// Who may still be mailed, as it stands now, and what for.
+struct Mailable {
+    email: String,
+    /// The kinds her consents cover now: jobs under `job_support`, training under
+    /// `training_info`.
+    kinds: Vec<PostingKind>,
+    employment: Vec<EmploymentType>,
+}
+
+impl Mailable {
+    /// Whether a posting planned for her digest may still go in it.
+    fn wants(&self, m: &Match) -> bool {
+        self.kinds.contains(&m.kind) && wanted(m, &self.employment)
+    }
+}
+
+fn mailable(conn: &mut DbConn, ids: &[&str]) -> QueryResult<HashMap<String, Mailable>> {
     let mut out = HashMap::new();
     if ids.is_empty() {
         return Ok(out);
@@ -239,22 +255,38 @@ fn mailable(conn: &mut DbConn, ids: &[&str]) -> QueryResult<HashMap<String, Stri
                 blocked.insert(id);
             }
         }
-        let rows: Vec<(String, String, String, Option<NaiveDateTime>)> = nurses::table
+        let rows: Vec<(String, String, String, Option<NaiveDateTime>, String)> = nurses::table
             .filter(nurses::id.eq_any(chunk))
-            .select((nurses::id, nurses::email, nurses::digest_cadence, nurses::bouncing_since))
+            .select((
+                nurses::id,
+                nurses::email,
+                nurses::digest_cadence,
+                nurses::bouncing_since,
+                nurses::employment_filter,
+            ))
             .load(conn)?;
-        for (id, email, cadence, bouncing) in rows {
-            let consent = consents.get(&id).is_some_and(|c| {
-                c.proofed().is_some()
-                    && (c.granted(ConsentScope::JobSupport) || c.granted(ConsentScope::TrainingInfo))
-            });
-            if consent
+        for (id, email, cadence, bouncing, filter) in rows {
+            let kinds: Vec<PostingKind> = consents
+                .get(&id)
+                .filter(|c| c.proofed().is_some())
+                .map(|c| {
+                    [
+                        (PostingKind::Job, ConsentScope::JobSupport),
+                        (PostingKind::Training, ConsentScope::TrainingInfo),
+                    ]
+                    .into_iter()
+                    .filter(|(_, scope)| c.granted(*scope))
+                    .map(|(kind, _)| kind)
+                    .collect()
+                })
+                .unwrap_or_default();
+            if !kinds.is_empty()
                 && !email.is_empty()
                 && cadence != "off"
                 && bouncing.is_none()
                 && !blocked.contains(&id)
             {
-                out.insert(id, email);
+                out.insert(id, Mailable { email, kinds, employment: parse_filter(&filter) });
             }
         }
     }
@@ -610,6 +642,19 @@ impl Digester {
                 Some(conn) => conn,
                 None => pool.get().map_err(|e| e.to_string())?,
             };
+            // The message was accepted: a passing database error must not leave it unmarked
+            // (the next run would send it again). The update is idempotent.
+            let mut pause = std::time::Duration::from_millis(50);
+            for _ in 0..4 {
+                match mark_sent(&mut conn, &id, ncf_shared::time::now_utc()) {
+                    Ok(()) => return Ok(conn),
+                    Err(e) => {
+                        tracing::warn!(digest = %id, error = %e, "could not mark a digest sent; trying again");
+                        std::thread::sleep(pause);
+                        pause *= 4;
+                    }
+                }
+            }
             mark_sent(&mut conn, &id, ncf_shared::time::now_utc()).map_err(|e| e.to_string())?;
             Ok(conn)
         })
@@ -683,7 +728,7 @@ impl Digester {
             let mut ready: Vec<(Pending, Letter<'_>)> = Vec::with_capacity(batch.len());
             for d in batch {
                 skip.insert(d.id.clone());
-                let Some(to) = may.get(&d.nurse_id) else {
+                let Some(mailable) = may.get(&d.nurse_id) else {
                     report.cancelled += 1;
                     self.db(move |conn| {
                         cancel(conn, &d, "送信時の確認で対象外（同意の取消、配信停止、転出など）")
@@ -700,6 +745,9 @@ impl Digester {
                         l.iter()
                             .filter(|m| {
                                 wanted.contains(&(m.posting.prefecture.code(), m.posting.posting_id.clone()))
+                                    // What she still asks for now: a scope withdrawn or a filter
+                                    // changed since planning takes those postings out.
+                                    && mailable.wants(m)
                             })
                             .collect()
                     })
@@ -713,7 +761,7 @@ impl Digester {
                     continue;
                 }
                 let name = names.get(&d.nurse_id).cloned().unwrap_or_default();
-                let letter = self.render(&d, to, &name, &list);
+                let letter = self.render(&d, &mailable.email, &name, &list);
                 ready.push((d, letter));
             }
             // Then sent as a pipeline of two: while one message's data is ended and it is
@@ -756,7 +804,14 @@ impl Digester {
                     }
                 };
                 // On an error, the next message's session is dropped unended: never accepted.
-                let (sent, begun) = tokio::join!(end_this, begin_next);
+                let (sent, mut begun) = tokio::join!(end_this, begin_next);
+                // A relay that takes one session at a time refuses the second: begin the next
+                // message again, now that this one's session is free.
+                if let (Ok(Ok(())), Some(Err(SendError::Transient(_))), Some((_, next))) =
+                    (&sent, &begun, following)
+                {
+                    begun = Some(self.mailer.begin(next).await);
+                }
                 match sent? {
                     Ok(()) => report.sent += 1,
                     Err(error) => {

@@ -115,16 +115,12 @@ impl Mailer {
                     None => Ok(Prepared(Stage::Whole { transport, message })),
                 }
             }
-            Self::Log => {
-                tracing::warn!(
-                    to = %mask_email(letter.to),
-                    subject = %letter.subject,
-                    message_id = letter.message_id.as_deref().unwrap_or(""),
-                    "--mail-to-log: this e-mail was not sent, it is only in this log:\n{}",
-                    letter.text
-                );
-                Ok(Prepared(Stage::Logged))
-            }
+            Self::Log => Ok(Prepared(Stage::Logged {
+                to: mask_email(letter.to),
+                subject: letter.subject.clone(),
+                message_id: letter.message_id.clone().unwrap_or_default(),
+                text: letter.text.clone(),
+            })),
         }
     }
 }
@@ -174,29 +170,40 @@ enum Stage<'a> {
         direct: &'a Direct,
         message: Message,
     },
-    /// `--mail-to-log`: written to the log already.
-    Logged,
+    /// `--mail-to-log`: written to the log at commit.
+    Logged {
+        to: String,
+        subject: String,
+        message_id: String,
+        text: String,
+    },
 }
 
 impl Prepared<'_> {
     /// Ends the data: from here the server may have accepted the message.
     pub async fn commit(self) -> Result<(), SendError> {
         match self.0 {
-            Stage::Raw { direct, mut raw } => match raw.commit().await {
-                Ok(()) => {
+            // A refusal of the message itself (4xx or 5xx to the final dot) is the relay's policy,
+            // retried later, never her address bouncing; the session is not kept after one.
+            Stage::Raw { direct, mut raw } => {
+                let ended = raw.commit().await;
+                if ended.is_ok() {
                     direct.keep(raw);
-                    Ok(())
                 }
-                // A refused message leaves the session usable.
-                Err(SendError::Permanent(e)) => {
-                    direct.keep(raw);
-                    Err(SendError::Permanent(e))
-                }
-                Err(e) => Err(e),
-            },
+                ended
+            }
             Stage::Whole { transport, message } => transport.send(message).await.map(drop).map_err(classify),
             Stage::Lettre { direct, message } => direct.send(&message).await,
-            Stage::Logged => Ok(()),
+            Stage::Logged { to, subject, message_id, text } => {
+                tracing::warn!(
+                    to = %to,
+                    subject = %subject,
+                    message_id = %message_id,
+                    "--mail-to-log: this e-mail was not sent, it is only in this log:\n{}",
+                    text
+                );
+                Ok(())
+            }
         }
     }
 }
@@ -221,6 +228,8 @@ struct Raw {
     writer: tokio::net::tcp::OwnedWriteHalf,
     pipelining: bool,
     eight_bit: bool,
+    /// The server answered the last reset: the session can carry another message.
+    reusable: bool,
 }
 
 fn reply_error(code: u16, text: &str) -> SendError {
@@ -242,17 +251,27 @@ impl Raw {
                 .map_err(|e| SendError::Transient(format!("SMTP server unreachable: {e}")))?;
         stream.set_nodelay(true).map_err(io_error)?;
         let (read, writer) = stream.into_split();
-        let mut raw =
-            Self { reader: tokio::io::BufReader::new(read), writer, pipelining: false, eight_bit: false };
+        let mut raw = Self {
+            reader: tokio::io::BufReader::new(read),
+            writer,
+            pipelining: false,
+            eight_bit: false,
+            reusable: true,
+        };
+        // Whatever the server says before a message (a full session table, a HELO-only relay)
+        // is about the server, never about a recipient: temporary.
         let (code, text) = raw.reply().await?;
         if code != 220 {
-            return Err(reply_error(code, &text));
+            return Err(SendError::Transient(format!(
+                "SMTP server refused the session: {code} {}",
+                text.trim()
+            )));
         }
         let hello = hostname();
         raw.writer.write_all(format!("EHLO {hello}\r\n").as_bytes()).await.map_err(io_error)?;
         let (code, text) = raw.reply().await?;
         if code != 250 {
-            return Err(reply_error(code, &text));
+            return Err(SendError::Transient(format!("SMTP server refused EHLO: {code} {}", text.trim())));
         }
         let upper = text.to_ascii_uppercase();
         raw.pipelining = upper.lines().any(|l| l.trim() == "PIPELINING");
@@ -322,7 +341,7 @@ impl Raw {
                 self.reply().await?;
             }
             self.writer.write_all(b"RSET\r\n").await.map_err(io_error)?;
-            self.reply().await?;
+            self.reusable = self.reply().await?.0 == 250;
             return Err(if recipient_refused {
                 reply_error(code, &text)
             } else {
@@ -472,7 +491,14 @@ impl Direct {
         let from = envelope.from().map(|a| a.to_string()).unwrap_or_default();
         let to = envelope.to().first().map(|a| a.to_string()).unwrap_or_default();
         for attempt in 0..2 {
-            let kept = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+            // The second attempt always on a new session: the idle ones may all have timed out.
+            let kept = match attempt {
+                0 => self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop(),
+                _ => {
+                    self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+                    None
+                }
+            };
             let reused = kept.is_some();
             let mut raw = match kept {
                 Some(raw) => raw,
@@ -493,6 +519,9 @@ impl Direct {
 
     /// Keeps a session for the next message (a few at most: one per message in flight).
     fn keep(&self, raw: Raw) {
+        if !raw.reusable {
+            return;
+        }
         let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if idle.len() < 4 {
             idle.push(raw);
@@ -503,28 +532,23 @@ impl Direct {
     async fn send(&self, message: &Message) -> Result<(), SendError> {
         let bytes = message.formatted();
         let mut held = self.conn.lock().await;
-        for attempt in 0..2 {
-            let reused = held.as_ref().is_some_and(|c| !c.has_broken());
-            let mut conn = match held.take().filter(|c| !c.has_broken()) {
-                Some(conn) => conn,
-                None => self.connect().await?,
-            };
-            match conn.send(message.envelope(), &bytes).await {
-                Ok(_) => {
-                    *held = Some(conn);
-                    return Ok(());
-                }
-                // A kept connection the server closed meanwhile: once more on a new one.
-                Err(e) if reused && attempt == 0 && !e.is_permanent() && !e.is_transient() => continue,
-                Err(e) => {
-                    if !conn.has_broken() {
-                        *held = Some(conn);
-                    }
-                    return Err(classify(e));
-                }
-            }
+        // A kept connection is tested (NOOP) before the message, never after: once the message
+        // went out, a lost reply may hide an acceptance, and sending again could repeat it.
+        let mut kept = held.take().filter(|c| !c.has_broken());
+        if let Some(conn) = kept.as_mut()
+            && !conn.test_connected().await
+        {
+            kept = None;
         }
-        unreachable!("the second attempt returns")
+        let mut conn = match kept {
+            Some(conn) => conn,
+            None => self.connect().await?,
+        };
+        let sent = conn.send(message.envelope(), &bytes).await;
+        if !conn.has_broken() {
+            *held = Some(conn);
+        }
+        sent.map(drop).map_err(classify)
     }
 }
 

@@ -441,22 +441,37 @@ fn smtp_down_waits_and_a_permanent_refusal_marks_the_address_bouncing(backend: B
     let mut conn = s.kanagawa.db.connect();
     prefecture_node::staff::add(&mut conn, "tanaka", "田中 美穂", "correct horse battery").unwrap();
     let tanaka = prefecture_node::staff::find_active(&mut conn, "tanaka").unwrap().unwrap().id;
-    let (token, _) =
+    let (token, session) =
         prefecture_node::auth::start_session(&mut conn, prefecture_node::auth::SessionKind::Staff, &tanaka)
             .unwrap();
     let node = TestServer::node(&s.kanagawa.db, &s.kanagawa.key_file, &s.server.base_url, "14");
-    let page = block_on(async {
-        ncf_tests::http_client()
+    let nurse_page = |client: &reqwest::Client| {
+        client
             .get(node.url(&format!("/staff/nurses/{}", misaki.id)))
             .header("cookie", format!("ncf_staff={token}"))
             .send()
+    };
+    let (before, cleared, after) = block_on(async {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let before = nurse_page(&client).await.unwrap().text().await.unwrap();
+        // She says her mailbox works again: staff resume her mail.
+        let cleared = client
+            .post(node.url(&format!("/staff/nurses/{}/bounce/clear", misaki.id)))
+            .header("cookie", format!("ncf_staff={token}"))
+            .form(&[("csrf", session.csrf.as_str())])
+            .send()
             .await
             .unwrap()
-            .text()
-            .await
-            .unwrap()
+            .status()
+            .as_u16();
+        let after = nurse_page(&client).await.unwrap().text().await.unwrap();
+        (before, cleared, after)
     });
-    assert!(page.contains("メールが届きません"), "{page}");
+    assert!(before.contains("メールが届きません") && before.contains("メールの送信を再開する"), "{before}");
+    assert_eq!(cleared, 303);
+    assert!(!after.contains("メールが届きません"), "{after}");
+    let settings = prefecture_node::digests::settings(&mut s.kanagawa.db.connect(), &misaki.id).unwrap();
+    assert!(settings.bouncing_since.is_none(), "her mail resumes");
 }
 
 both_backends!(smtp_down_waits_and_a_permanent_refusal_marks_the_address_bouncing);

@@ -270,6 +270,12 @@ pub fn apply_matches(
         .execute(conn)?;
     }
     for a in &m.added {
+        // Shown on her page and in her mail: checked here too, as every way in checks a posting
+        // (the national server checked it, but this node does not rely on another's checks).
+        if let Err(errors) = a.body.validate() {
+            tracing::warn!(posting = %a.posting.posting_id, from = %a.posting.prefecture, errors = errors.len(), "matched posting refused: it does not pass the posting checks");
+            continue;
+        }
         let body = serde_json::to_string(&a.body).expect("a posting serialises");
         let held: Option<i64> = matched_postings::table
             .find((a.posting.prefecture.code(), &a.posting.posting_id))

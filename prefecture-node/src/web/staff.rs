@@ -42,6 +42,7 @@ pub(super) fn routes(routes: &mut Routes) {
         .get("/staff/nurses/{id}", Access::Staff, detail)
         .post("/staff/nurses/{id}/consents", Access::Staff, paper_consent)
         .post("/staff/nurses/{id}/proofing", Access::Staff, counter_proofing)
+        .post("/staff/nurses/{id}/bounce/clear", Access::Staff, clear_bounce)
         .get("/staff/nurses/{id}/notices/{kind}", Access::Staff, notice_form)
         .post("/staff/nurses/{id}/notices/{kind}", Access::Staff, notice_submit)
         .get("/staff/bulk", Access::Staff, bulk_form)
@@ -393,6 +394,7 @@ async fn detail(
         "consent_unchanged" => "すでに同じ内容で記録されているため、同意の記録は変わっていません。",
         "notice" => "書面の届出を登録しました。",
         "proofed" => "窓口での本人確認を記録しました。同意の範囲で情報の連携を始めます。",
+        "bounce_cleared" => "メールの送信を再開しました。次のお知らせから届けます。",
         _ => "",
     };
     let flash = match crate::receipts::parse(&query.receipt) {
@@ -536,6 +538,26 @@ struct CounterForm {
     csrf: String,
     document: String,
     licence_checked: Option<String>,
+}
+
+/// Staff resume mail to an address marked bouncing (she says it works again, or it was a
+/// passing refusal by her provider).
+async fn clear_bounce(
+    me: super::guard::SignedIn<StaffMember>,
+    state: web::Data<WebState>,
+    id: web::Path<String>,
+    form: web::Form<CsrfOnly>,
+) -> HttpResponse {
+    if let Err(response) = me.checked(&state, DOOR.back, &form.csrf) {
+        return response;
+    }
+    let id = id.into_inner();
+    let nurse_id = id.clone();
+    match state.db(move |conn| Ok(crate::digests::clear_bounce(conn, &nurse_id)?)).await {
+        Ok(0) => PageError::NotFound("この看護職は登録されていません。".into()).page(&state, DOOR.back),
+        Ok(_) => see_other(&format!("/staff/nurses/{id}?done=bounce_cleared")),
+        Err(e) => unavailable(&state, &e, DOOR.back),
+    }
 }
 
 /// Staff who checked her licence certificate and a photo ID in person mark her proofed.
