@@ -71,8 +71,8 @@ pub struct BulkReport {
 }
 
 impl crate::uploads::Report for BulkReport {
-    fn stopped(&self) -> bool {
-        self.saved == 0 && self.rejected() > 0
+    fn counts(&self) -> (usize, usize, usize) {
+        (self.rows.len(), self.saved, self.rejected())
     }
 }
 

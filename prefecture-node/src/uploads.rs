@@ -14,8 +14,14 @@ use crate::error::{FieldError, NodeError};
 
 /// The result of an upload, a line per row.
 pub trait Report: serde::Serialize {
+    /// (rows, saved, rejected), for the log.
+    fn counts(&self) -> (usize, usize, usize);
+
     /// Bad rows stopped the upload: nothing was saved.
-    fn stopped(&self) -> bool;
+    fn stopped(&self) -> bool {
+        let (_, saved, rejected) = self.counts();
+        saved == 0 && rejected > 0
+    }
 }
 
 /// The columns an upload knows.

@@ -337,6 +337,39 @@ fn employer_bulk_upload_is_all_or_nothing(backend: Backend) {
 }
 both_backends!(employer_bulk_upload_is_all_or_nothing);
 
+fn staff_publish_postings_from_the_template_they_download(backend: Backend) {
+    let f = federation(backend);
+    add_staff(&f.osaka, "tanaka");
+    let node = TestServer::node(&f.osaka.db, &f.osaka.key_file, &f.server.base_url, "27");
+    block_on(async {
+        let browser = Browser::new(&node);
+        assert_eq!(sign_in(&browser, "tanaka", PASSWORD).await.status, 303);
+        let page = browser.get("/staff/postings/import").await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("/staff/postings/import/template.csv"), "{}", page.body);
+        let csrf = page.hidden("csrf");
+        // The template as downloaded, filled in as is: a job and a training session.
+        let template = browser.get("/staff/postings/import/template.csv").await;
+        assert!(template.body.starts_with("\u{feff}種別,タイトル,内容"), "{}", template.body);
+        let page =
+            browser.post_multipart("/staff/postings/import", upload(&template.body, false, &csrf)).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("2件を掲載しました"), "{}", page.body);
+        // Again: both are published already, and nothing is published twice.
+        let page =
+            browser.post_multipart("/staff/postings/import", upload(&template.body, false, &csrf)).await;
+        assert!(page.body.contains("掲載済みのため掲載しなかった行 2行"), "{}", page.body);
+        assert!(page.body.contains("新しく掲載するものはありませんでした"), "{}", page.body);
+        // A forged form token changes nothing.
+        let page =
+            browser.post_multipart("/staff/postings/import", upload(&template.body, false, "forged")).await;
+        assert_eq!(page.status, 403);
+    });
+    assert_eq!(count(&f.osaka.db, "SELECT COUNT(*) AS n FROM postings"), 2);
+}
+
+both_backends!(staff_publish_postings_from_the_template_they_download);
+
 /// The same employer file twice, a file saved from Excel (CRLF, BOM, Japanese headings), rows
 /// that repeat what is stored or each other: nothing is filed twice, and every refusal names the
 /// row as Excel numbers it.

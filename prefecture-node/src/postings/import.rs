@@ -76,12 +76,24 @@ pub const SHEET: Sheet = Sheet {
     max_rows: 2_000,
 };
 
-/// The template: Japanese headings, a job and a training session.
+/// The template: Japanese headings, a job and a training session, dated from today so that
+/// it can be uploaded as it is to try the import.
 pub fn template_csv() -> String {
-    SHEET.template(&[
-        "求人,外来看護師（日勤のみ）,ブランクのある方も歓迎します。,さくら病院,03-0000-0000（看護部）,131016,,,看護師・准看護師,非常勤・日勤のみ,9:00〜16:00,時給,1800,2200,,,,,,2026-12-01,2027-03-31",
-        "研修,復職支援研修（採血・注射）,実技を中心に学び直します。,ナースセンター研修室,03-0000-0001,131016,,,看護師・准看護師,,,,,,2027-01-15,2027-01-16,12,20,0,2026-12-01,2027-01-10",
-    ])
+    let today = ncf_shared::time::today_jst();
+    let day = |days: i64| (today + chrono::Duration::days(days)).format("%Y-%m-%d").to_string();
+    let job = format!(
+        "求人,外来看護師（日勤のみ）,ブランクのある方も歓迎します。,さくら病院,03-0000-0000（看護部）,131016,,,看護師・准看護師,非常勤・日勤のみ,9:00〜16:00,時給,1800,2200,,,,,,{},{}",
+        day(0),
+        day(90)
+    );
+    let training = format!(
+        "研修,復職支援研修（採血・注射）,実技を中心に学び直します。,ナースセンター研修室,03-0000-0001,131016,,,看護師・准看護師,,,,,,{},{},12,20,0,{},{}",
+        day(45),
+        day(46),
+        day(0),
+        day(40)
+    );
+    SHEET.template(&[&job, &training])
 }
 
 /// What became of one row.
@@ -108,8 +120,8 @@ pub struct ImportReport {
 }
 
 impl crate::uploads::Report for ImportReport {
-    fn stopped(&self) -> bool {
-        self.saved == 0 && self.rejected() > 0
+    fn counts(&self) -> (usize, usize, usize) {
+        (self.rows.len(), self.saved, self.rejected())
     }
 }
 

@@ -352,51 +352,16 @@ async fn import_submit(
     state: web::Data<WebState>,
     payload: actix_multipart::Multipart,
 ) -> HttpResponse {
-    // Who is asking is checked before the body is read; the form token once it is read.
-    let (session, member) = me.into_parts();
-    let upload = match super::staff::read_upload(payload).await {
-        Ok(upload) => upload,
-        Err(e) => {
-            tracing::warn!(error = %e, "unreadable postings upload");
-            return PageError::BadRequest {
-                heading: "アップロードを読み取れませんでした",
-                text: "ファイルを選び直して、もう一度送信してください。".into(),
-            }
-            .page(&state, IMPORT);
-        }
-    };
-    if !super::tokens_equal(&session.csrf, &upload.csrf) {
-        return super::expired_form(&state, IMPORT);
-    }
-    let fail = |session, member, text: String| {
-        html(StatusCode::UNPROCESSABLE_ENTITY, &import_page(&state, session, member, text, None))
-    };
-    if let Some(refusal) = upload.refusal() {
-        return fail(session, member, refusal);
-    }
-    let (file, accept_valid, staff_id) = (upload.file, upload.accept_valid, member.id.clone());
-    match state
-        .db(move |conn| Ok(crate::postings::import::import(conn, &file, accept_valid, &staff_id)))
-        .await
-    {
-        Ok(Ok(report)) => {
-            tracing::info!(
-                staff = %member.username,
-                rows = report.rows.len(),
-                saved = report.saved,
-                rejected = report.rejected(),
-                "postings imported from CSV"
-            );
-            let status = if crate::uploads::Report::stopped(&report) {
-                StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                StatusCode::OK
-            };
-            html(status, &import_page(&state, session, member, String::new(), Some(report)))
-        }
-        Ok(Err(crate::error::NodeError::Invalid(fields))) => {
-            fail(session, member, fields.into_iter().map(|f| f.message).collect::<Vec<_>>().join(" "))
-        }
-        Ok(Err(e)) | Err(e) => unavailable(&state, &e, IMPORT),
-    }
+    super::staff::csv_upload(
+        me,
+        &state,
+        payload,
+        IMPORT,
+        "postings imported from CSV",
+        |conn, upload, staff_id| {
+            crate::postings::import::import(conn, &upload.file, upload.accept_valid, &staff_id)
+        },
+        import_page,
+    )
+    .await
 }

@@ -849,55 +849,79 @@ async fn bulk_submit(
     state: web::Data<WebState>,
     payload: Multipart,
 ) -> HttpResponse {
-    // Who is asking is checked before a byte of the (up to 4 MiB) body is read; the form token,
-    // which travels inside the body, once it is read.
+    csv_upload(
+        me,
+        &state,
+        payload,
+        ("/staff/bulk", "一括登録へ戻る"),
+        "bulk separation upload",
+        |conn, upload, staff_id| {
+            crate::bulk::upload_separations(
+                conn,
+                &upload.file,
+                upload.accept_valid,
+                &staff_id,
+                &upload.file_name,
+            )
+        },
+        // 「正しい行だけ登録する」 is a choice for one file: never carried to the next upload.
+        |state, session, member, error, report| bulk_page(state, session, member, error, false, report),
+    )
+    .await
+}
+
+/// The POST of a staff CSV upload page (employers' separations, postings): who is asking is
+/// checked before a byte of the (up to 4 MiB) body is read, the form token (inside the body) once
+/// it is read; then the upload, and its page with a result per row — 422 when bad rows stopped
+/// it, or naming what is wrong with the file itself.
+pub(super) async fn csv_upload<R, T>(
+    me: super::guard::SignedIn<StaffMember>,
+    state: &WebState,
+    payload: Multipart,
+    back: (&'static str, &'static str),
+    what: &'static str,
+    upload: impl FnOnce(&mut ncf_shared::db::DbConn, Upload, String) -> Result<R, crate::error::NodeError>
+    + Send
+    + 'static,
+    page: impl Fn(&WebState, Session, StaffMember, String, Option<R>) -> T,
+) -> HttpResponse
+where
+    R: crate::uploads::Report + Send + 'static,
+    T: Template,
+{
     let (session, member) = me.into_parts();
-    let upload = match read_upload(payload).await {
-        Ok(upload) => upload,
+    let received = match read_upload(payload).await {
+        Ok(received) => received,
         Err(e) => {
-            tracing::warn!(error = %e, "unreadable bulk upload");
+            tracing::warn!(error = %e, what, "unreadable upload");
             return PageError::BadRequest {
                 heading: "アップロードを読み取れませんでした",
                 text: "ファイルを選び直して、もう一度送信してください。".into(),
             }
-            .page(&state, ("/staff/bulk", "一括登録へ戻る"));
+            .page(state, back);
         }
     };
-    if !super::tokens_equal(&session.csrf, &upload.csrf) {
-        return expired_form(&state, DOOR.back);
+    if !super::tokens_equal(&session.csrf, &received.csrf) {
+        return expired_form(state, back);
     }
-    let accept_valid = upload.accept_valid;
     let fail = |session, member, text: String| {
-        html(StatusCode::UNPROCESSABLE_ENTITY, &bulk_page(&state, session, member, text, false, None))
+        html(StatusCode::UNPROCESSABLE_ENTITY, &page(state, session, member, text, None))
     };
-    if let Some(refusal) = upload.refusal() {
+    if let Some(refusal) = received.refusal() {
         return fail(session, member, refusal);
     }
-    let (file, file_name, staff_id) = (upload.file, upload.file_name, member.id.clone());
-    let outcome = state
-        .db(move |conn| Ok(crate::bulk::upload_separations(conn, &file, accept_valid, &staff_id, &file_name)))
-        .await;
-    match outcome {
+    let staff_id = member.id.clone();
+    match state.db(move |conn| Ok(upload(conn, received, staff_id))).await {
         Ok(Ok(report)) => {
-            tracing::info!(
-                staff = %member.username,
-                rows = report.rows.len(),
-                saved = report.saved,
-                rejected = report.rejected(),
-                "bulk separation upload"
-            );
-            let status = if crate::uploads::Report::stopped(&report) {
-                StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                StatusCode::OK
-            };
-            // 「正しい行だけ登録する」 is a choice for one file: never carried to the next upload.
-            html(status, &bulk_page(&state, session, member, String::new(), false, Some(report)))
+            let (rows, saved, rejected) = report.counts();
+            tracing::info!(staff = %member.username, rows, saved, rejected, what);
+            let status = if report.stopped() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+            html(status, &page(state, session, member, String::new(), Some(report)))
         }
         Ok(Err(crate::error::NodeError::Invalid(fields))) => {
             fail(session, member, fields.into_iter().map(|f| f.message).collect::<Vec<_>>().join(" "))
         }
-        Ok(Err(e)) | Err(e) => unavailable(&state, &e, ("/staff/bulk", "一括登録へ戻る")),
+        Ok(Err(e)) | Err(e) => unavailable(state, &e, back),
     }
 }
 
