@@ -25,6 +25,7 @@ pub mod region;
 pub mod schedule;
 pub mod sealed;
 pub mod secret;
+pub mod suppression;
 pub mod time;
 pub mod tls;
 pub mod validation;

@@ -1,0 +1,213 @@
+//! Small-cell suppression (privacy rule 4): the one place that decides which counts in a table of
+//! figures may be published. Pages, CSV files and APIs all show a table through [`suppress`], so
+//! none can publish a small count or let one be worked out.
+//!
+//! - **Primary**: every count under [`MIN_CELL`] is shown as 「10未満」 (zero too: "none here" is
+//!   itself a small fact about a place).
+//! - **Complementary**: a table is published with its row and column totals and a grand total.
+//!   Each row with its total, and each column with its total, is one equation (the cells add up
+//!   to the total). An equation with exactly one hidden value gives that value away by
+//!   subtraction, so another value in it is hidden too — the smallest published cell, else its
+//!   total — and so on until no equation has exactly one hidden value. The totals row and column
+//!   are equations as well (row totals add up to the grand total).
+//!
+//! What this guarantees is what issue #9 asks: no hidden value follows from the published values
+//! of its own row or column. Combining several equations can still pin down a hidden value that
+//! is a bridge in the graph of hidden cells (rows and columns as nodes, hidden cells as edges);
+//! the dashboard should hide one more cell on each such bridge before it publishes a table.
+
+/// The smallest count shown as itself.
+pub const MIN_CELL: u64 = 10;
+
+/// A published cell: the count, or hidden.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    Shown(u64),
+    Suppressed,
+}
+
+impl Cell {
+    /// As people read it: 「1,234」 or 「10未満」.
+    pub fn label_ja(self) -> String {
+        match self {
+            Self::Shown(n) => with_commas(n),
+            Self::Suppressed => format!("{MIN_CELL}未満"),
+        }
+    }
+
+    /// For CSV: the plain number, or 「10未満」.
+    pub fn csv(self) -> String {
+        match self {
+            Self::Shown(n) => n.to_string(),
+            Self::Suppressed => format!("{MIN_CELL}未満"),
+        }
+    }
+
+    pub fn value(self) -> Option<u64> {
+        match self {
+            Self::Shown(n) => Some(n),
+            Self::Suppressed => None,
+        }
+    }
+}
+
+fn with_commas(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A table as published: its cells, the total of each row and column, and the grand total.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub cells: Vec<Vec<Cell>>,
+    pub row_totals: Vec<Cell>,
+    pub column_totals: Vec<Cell>,
+    pub total: Cell,
+}
+
+/// The table `counts` (rows of equal length) with its totals, suppressed as the module says.
+pub fn suppress(counts: &[Vec<u64>]) -> Published {
+    let rows = counts.len();
+    let columns = counts.first().map_or(0, Vec::len);
+    assert!(counts.iter().all(|r| r.len() == columns), "a table's rows have the same length");
+    // The full grid: cells, then each row's total in the last column, then the totals row.
+    let mut grid: Vec<Vec<u64>> = counts
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.push(r.iter().sum());
+            r
+        })
+        .collect();
+    let mut totals_row: Vec<u64> = (0..columns).map(|c| counts.iter().map(|r| r[c]).sum()).collect();
+    totals_row.push(totals_row.iter().sum());
+    grid.push(totals_row);
+    let mut hidden: Vec<Vec<bool>> = grid.iter().map(|r| r.iter().map(|n| *n < MIN_CELL).collect()).collect();
+
+    // Equations: each row (cells and its total; the totals row too), each column (cells and its
+    // total; the row-totals column too). Positions as (row, column) in the grid.
+    let mut equations: Vec<Vec<(usize, usize)>> = Vec::new();
+    for r in 0..=rows {
+        equations.push((0..=columns).map(|c| (r, c)).collect());
+    }
+    for c in 0..=columns {
+        equations.push((0..=rows).map(|r| (r, c)).collect());
+    }
+    loop {
+        let lone = equations.iter().find(|eq| eq.iter().filter(|(r, c)| hidden[*r][*c]).count() == 1);
+        let Some(eq) = lone else { break };
+        // Hide the smallest published value of the equation, cells before totals.
+        let next = eq
+            .iter()
+            .filter(|(r, c)| !hidden[*r][*c])
+            .min_by_key(|(r, c)| (*r == rows || *c == columns, grid[*r][*c]))
+            .copied();
+        match next {
+            Some((r, c)) => hidden[r][c] = true,
+            None => break, // a one-entry equation cannot happen (each has a total), but never loop
+        }
+    }
+    let cell = |r: usize, c: usize| if hidden[r][c] { Cell::Suppressed } else { Cell::Shown(grid[r][c]) };
+    Published {
+        cells: (0..rows).map(|r| (0..columns).map(|c| cell(r, c)).collect()).collect(),
+        row_totals: (0..rows).map(|r| cell(r, columns)).collect(),
+        column_totals: (0..columns).map(|c| cell(rows, c)).collect(),
+        total: cell(rows, columns),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every equation of the published table (a row or column with its total) has zero or at
+    /// least two hidden values: none can be worked out by subtraction from what is shown.
+    fn nothing_recoverable(p: &Published) -> Result<(), String> {
+        let rows = p.cells.len();
+        let columns = p.column_totals.len();
+        let mut grid: Vec<Vec<Cell>> =
+            p.cells.iter().zip(&p.row_totals).map(|(r, t)| r.iter().copied().chain([*t]).collect()).collect();
+        grid.push(p.column_totals.iter().copied().chain([p.total]).collect());
+        for r in 0..=rows {
+            let n = grid[r].iter().filter(|c| **c == Cell::Suppressed).count();
+            if n == 1 {
+                return Err(format!("row {r} has one hidden value"));
+            }
+        }
+        for c in 0..=columns {
+            let n = (0..=rows).filter(|r| grid[*r][c] == Cell::Suppressed).count();
+            if n == 1 {
+                return Err(format!("column {c} has one hidden value"));
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_small_count_and_the_one_that_would_give_it_away_are_hidden() {
+        // 3 in a row whose total is shown: the row's smallest other cell goes too, and so do the
+        // cells the columns then need.
+        let p = suppress(&[vec![3, 40, 50], vec![20, 30, 60]]);
+        assert_eq!(p.cells[0][0], Cell::Suppressed);
+        assert_eq!(p.cells[0][1], Cell::Suppressed, "the smallest other cell of its row");
+        assert_eq!(p.row_totals[0], Cell::Shown(93));
+        assert!(nothing_recoverable(&p).is_ok());
+        assert_eq!(p.cells[0][2], Cell::Shown(50));
+        assert_eq!(Cell::Suppressed.label_ja(), "10未満");
+        assert_eq!(Cell::Shown(1234567).label_ja(), "1,234,567");
+        assert_eq!(Cell::Shown(10).csv(), "10");
+    }
+
+    #[test]
+    fn a_table_of_large_counts_is_published_whole() {
+        let p = suppress(&[vec![10, 11], vec![12, 13]]);
+        assert!(p.cells.iter().flatten().all(|c| matches!(c, Cell::Shown(_))));
+        assert_eq!(p.total, Cell::Shown(46));
+    }
+
+    #[test]
+    fn one_column_hides_the_total_beside_a_small_cell() {
+        let p = suppress(&[vec![4], vec![25], vec![30]]);
+        assert_eq!(p.cells[0][0], Cell::Suppressed);
+        assert_eq!(p.row_totals[0], Cell::Suppressed, "the row total equals the cell");
+        assert!(nothing_recoverable(&p).is_ok());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn no_hidden_cell_can_be_worked_out_from_its_row_or_column(
+            rows in 1usize..7,
+            columns in 1usize..7,
+            seed in proptest::collection::vec(0u64..60, 49),
+        ) {
+            let counts: Vec<Vec<u64>> =
+                (0..rows).map(|r| (0..columns).map(|c| seed[r * 7 + c]).collect()).collect();
+            let p = suppress(&counts);
+            prop_assert!(nothing_recoverable(&p).is_ok(), "{:?} -> {:?}", counts, p);
+            // Every small count is hidden; every shown value is the true one.
+            for (r, row) in counts.iter().enumerate() {
+                for (c, n) in row.iter().enumerate() {
+                    match p.cells[r][c] {
+                        Cell::Shown(v) => { prop_assert_eq!(v, *n); prop_assert!(v >= MIN_CELL); }
+                        Cell::Suppressed => {}
+                    }
+                }
+            }
+            for t in p.row_totals.iter().chain(&p.column_totals).chain([&p.total]) {
+                if let Cell::Shown(v) = t {
+                    prop_assert!(*v >= MIN_CELL);
+                }
+            }
+        }
+    }
+}
