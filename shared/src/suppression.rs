@@ -11,10 +11,12 @@
 //!   total — and so on until no equation has exactly one hidden value. The totals row and column
 //!   are equations as well (row totals add up to the grand total).
 //!
-//! What this guarantees is what issue #9 asks: no hidden value follows from the published values
-//! of its own row or column. Combining several equations can still pin down a hidden value that
-//! is a bridge in the graph of hidden cells (rows and columns as nodes, hidden cells as edges);
-//! the dashboard should hide one more cell on each such bridge before it publishes a table.
+//! - **Across equations**: with rows and columns as nodes and hidden values as edges, the
+//!   equations fix a hidden value exactly when its edge is a bridge (on no cycle: the values
+//!   that satisfy every equation differ from one another by alternating sums around cycles). So
+//!   for each bridge one more published value is hidden, one whose row lies on one side of the
+//!   bridge and whose column on the other, which puts the bridge on a cycle. No hidden value can
+//!   then be worked out from the published ones by any combination of rows and columns.
 
 /// The smallest count shown as itself.
 pub const MIN_CELL: u64 = 10;
@@ -100,18 +102,27 @@ pub fn suppress(counts: &[Vec<u64>]) -> Published {
     for c in 0..=columns {
         equations.push((0..=rows).map(|r| (r, c)).collect());
     }
+    // Cells before totals, then the smallest: what hiding costs readers least.
+    let cost = |(r, c): (usize, usize)| (r == rows || c == columns, grid[r][c]);
     loop {
         let lone = equations.iter().find(|eq| eq.iter().filter(|(r, c)| hidden[*r][*c]).count() == 1);
-        let Some(eq) = lone else { break };
-        // Hide the smallest published value of the equation, cells before totals.
-        let next = eq
-            .iter()
-            .filter(|(r, c)| !hidden[*r][*c])
-            .min_by_key(|(r, c)| (*r == rows || *c == columns, grid[*r][*c]))
-            .copied();
+        if let Some(eq) = lone {
+            let next = eq.iter().copied().filter(|(r, c)| !hidden[*r][*c]).min_by_key(|p| cost(*p));
+            match next {
+                Some((r, c)) => hidden[r][c] = true,
+                None => break, // every equation has a total: cannot happen, but never loop
+            }
+            continue;
+        }
+        let Some((side_rows, side_columns)) = bridge(&hidden) else { break };
+        // A published value joining the bridge's two sides puts it on a cycle.
+        let next = (0..=rows)
+            .flat_map(|r| (0..=columns).map(move |c| (r, c)))
+            .filter(|(r, c)| !hidden[*r][*c] && side_rows[*r] != side_columns[*c])
+            .min_by_key(|p| cost(*p));
         match next {
             Some((r, c)) => hidden[r][c] = true,
-            None => break, // a one-entry equation cannot happen (each has a total), but never loop
+            None => break, // the whole table is hidden: nothing is left to learn
         }
     }
     let cell = |r: usize, c: usize| if hidden[r][c] { Cell::Suppressed } else { Cell::Shown(grid[r][c]) };
@@ -123,6 +134,41 @@ pub fn suppress(counts: &[Vec<u64>]) -> Published {
     }
 }
 
+/// A hidden value that the equations fix: an edge of the graph of hidden values (row and column
+/// nodes) that lies on no cycle. Returns, for such a bridge, which side of it each row and each
+/// column is on (`true`: the row's side); `None` when there is none.
+fn bridge(hidden: &[Vec<bool>]) -> Option<(Vec<bool>, Vec<bool>)> {
+    let rows = hidden.len();
+    let columns = hidden.first().map_or(0, Vec::len);
+    let edges: Vec<(usize, usize)> =
+        (0..rows).flat_map(|r| (0..columns).map(move |c| (r, c))).filter(|(r, c)| hidden[*r][*c]).collect();
+    for &(br, bc) in &edges {
+        // Nodes reachable from the bridge's row without crossing it.
+        let mut seen_rows = vec![false; rows];
+        let mut seen_columns = vec![false; columns];
+        seen_rows[br] = true;
+        let mut stack = vec![(true, br)];
+        while let Some((is_row, i)) = stack.pop() {
+            for &(r, c) in &edges {
+                if (r, c) == (br, bc) {
+                    continue;
+                }
+                if is_row && r == i && !seen_columns[c] {
+                    seen_columns[c] = true;
+                    stack.push((false, c));
+                } else if !is_row && c == i && !seen_rows[r] {
+                    seen_rows[r] = true;
+                    stack.push((true, r));
+                }
+            }
+        }
+        if !seen_columns[bc] {
+            return Some((seen_rows, seen_columns));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,19 +177,18 @@ mod tests {
     /// Every equation of the published table (a row or column with its total) has zero or at
     /// least two hidden values: none can be worked out by subtraction from what is shown.
     fn nothing_recoverable(p: &Published) -> Result<(), String> {
-        let rows = p.cells.len();
         let columns = p.column_totals.len();
         let mut grid: Vec<Vec<Cell>> =
             p.cells.iter().zip(&p.row_totals).map(|(r, t)| r.iter().copied().chain([*t]).collect()).collect();
         grid.push(p.column_totals.iter().copied().chain([p.total]).collect());
-        for r in 0..=rows {
-            let n = grid[r].iter().filter(|c| **c == Cell::Suppressed).count();
+        for (r, row) in grid.iter().enumerate() {
+            let n = row.iter().filter(|c| **c == Cell::Suppressed).count();
             if n == 1 {
                 return Err(format!("row {r} has one hidden value"));
             }
         }
         for c in 0..=columns {
-            let n = (0..=rows).filter(|r| grid[*r][c] == Cell::Suppressed).count();
+            let n = grid.iter().filter(|row| row[c] == Cell::Suppressed).count();
             if n == 1 {
                 return Err(format!("column {c} has one hidden value"));
             }
@@ -181,6 +226,21 @@ mod tests {
         assert!(nothing_recoverable(&p).is_ok());
     }
 
+    #[test]
+    fn a_hidden_value_joining_two_blocks_is_found_and_put_on_a_cycle() {
+        // Two 2×2 blocks of hidden values joined by one more: every row and column has two or
+        // more hidden values, yet the joining one follows from the equations together.
+        let mut hidden = vec![vec![false; 4]; 4];
+        for (r, c) in [(0, 0), (0, 1), (1, 0), (1, 1), (2, 2), (2, 3), (3, 2), (3, 3), (1, 2)] {
+            hidden[r][c] = true;
+        }
+        let (rows, columns) = bridge(&hidden).expect("the joining value is a bridge");
+        assert!(rows[0] && rows[1] && !rows[2] && !rows[3], "{rows:?}");
+        assert!(columns[0] && columns[1] && !columns[2] && !columns[3], "{columns:?}");
+        hidden[2][0] = true; // a second join: both are now on a cycle
+        assert!(bridge(&hidden).is_none());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(500))]
 
@@ -194,6 +254,15 @@ mod tests {
                 (0..rows).map(|r| (0..columns).map(|c| seed[r * 7 + c]).collect()).collect();
             let p = suppress(&counts);
             prop_assert!(nothing_recoverable(&p).is_ok(), "{:?} -> {:?}", counts, p);
+            // Nor from any combination of rows and columns: no hidden value is a bridge.
+            let mut hidden: Vec<Vec<bool>> = p
+                .cells
+                .iter()
+                .zip(&p.row_totals)
+                .map(|(r, t)| r.iter().chain([t]).map(|c| *c == Cell::Suppressed).collect())
+                .collect();
+            hidden.push(p.column_totals.iter().chain([&p.total]).map(|c| *c == Cell::Suppressed).collect());
+            prop_assert!(bridge(&hidden).is_none(), "{:?} -> {:?}", counts, p);
             // Every small count is hidden; every shown value is the true one.
             for (r, row) in counts.iter().enumerate() {
                 for (c, n) in row.iter().enumerate() {
