@@ -159,7 +159,8 @@ pub fn history(conn: &mut DbConn, nurse_id: &str) -> QueryResult<Vec<Wish>> {
         .collect())
 }
 
-fn wish_for(conn: &mut DbConn, nurse_id: &str, posting: &PostingRef) -> QueryResult<Option<Wish>> {
+/// Her wish for one session, if she made one.
+pub fn wish_for(conn: &mut DbConn, nurse_id: &str, posting: &PostingRef) -> QueryResult<Option<Wish>> {
     Ok(training_wishes::table
         .filter(training_wishes::nurse_id.eq(nurse_id))
         .filter(training_wishes::prefecture.eq(posting.prefecture.code()))
@@ -239,11 +240,12 @@ fn wish_in(
             return Ok(Err(WishRefusal::NotCovered));
         };
         let id = ncf_shared::ids::RecordId::new().0;
+        let agreed_text = sha256_hex(&consent_text(posting.prefecture));
         let event = NodeToNational::TrainingWish(TrainingWish {
             agency_code,
             wish_id: id.clone(),
             posting: posting.clone(),
-            consent_text_sha256: sha256_hex(&consent_text(posting.prefecture)),
+            consent_text_sha256: agreed_text.clone(),
             requested_at: chrono::Utc::now(),
         });
         // Her contact goes to another center on her word alone: only someone who proved who she
@@ -264,7 +266,7 @@ fn wish_in(
                 training_wishes::starts_on.eq(training.starts_on),
                 training_wishes::ends_on.eq(training.ends_on),
                 training_wishes::planned_hours.eq(i32::from(training.hours)),
-                training_wishes::consent_text_sha256.eq(sha256_hex(&consent_text(posting.prefecture))),
+                training_wishes::consent_text_sha256.eq(&agreed_text),
                 training_wishes::state.eq("requested"),
                 training_wishes::requested_at.eq(now),
             ))

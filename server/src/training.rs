@@ -331,31 +331,26 @@ pub fn attendance_counts(conn: &mut DbConn) -> QueryResult<Vec<AttendanceCount>>
 /// the ones an erasure (her death) must reach. Each is returned once: the code is forgotten here
 /// as it is returned (attendance counts stay).
 pub fn holders_to_erase(conn: &mut DbConn, person: &[u8]) -> QueryResult<Vec<(Prefecture, AgencyCode)>> {
-    let rows: Vec<(String, String, Option<String>)> = training_wishes::table
+    let rows: Vec<(String, Option<String>)> = training_wishes::table
         .filter(training_wishes::person_key.eq(person))
         .filter(training_wishes::publisher_agency_code.is_not_null())
-        .select((
-            training_wishes::home_prefecture,
-            training_wishes::wish_id,
-            training_wishes::publisher_agency_code,
-        ))
+        .select((training_wishes::publishing_prefecture, training_wishes::publisher_agency_code))
         .load(conn)?;
     let mut holders = Vec::new();
-    for (home, wish_id, code) in rows {
-        let held: Option<(String,)> = training_wishes::table
-            .find((&home, &wish_id))
-            .select((training_wishes::publishing_prefecture,))
-            .first(conn)
-            .optional()?;
-        if let (Some((holder,)), Some(code)) = (held, code.as_deref().and_then(AgencyCode::parse))
-            && let Some(holder) = Prefecture::from_code(&holder)
+    for (holder, code) in rows {
+        if let (Some(holder), Some(code)) =
+            (Prefecture::from_code(&holder), code.as_deref().and_then(AgencyCode::parse))
             && !holders.contains(&(holder, code.clone()))
         {
             holders.push((holder, code));
         }
-        diesel::update(training_wishes::table.find((&home, &wish_id)))
-            .set(training_wishes::publisher_agency_code.eq(None::<String>))
-            .execute(conn)?;
     }
+    diesel::update(
+        training_wishes::table
+            .filter(training_wishes::person_key.eq(person))
+            .filter(training_wishes::publisher_agency_code.is_not_null()),
+    )
+    .set(training_wishes::publisher_agency_code.eq(None::<String>))
+    .execute(conn)?;
     Ok(holders)
 }

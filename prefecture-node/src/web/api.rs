@@ -522,12 +522,7 @@ async fn posting_detail(
     _caller: ApiCaller,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let id = id.into_inner();
-    match state.db(move |conn| Ok(crate::postings::get(conn, &id)?)).await {
-        Ok(Some(p)) => HttpResponse::Ok().json(posting_json(p)),
-        Ok(None) => error(StatusCode::NOT_FOUND, "not_found", "no such posting"),
-        Err(e) => node_error(e),
-    }
+    posting_detail_now(&state, id.into_inner()).await
 }
 
 async fn read_posting(payload: web::Payload) -> Result<ncf_shared::posting::PostingBody, HttpResponse> {

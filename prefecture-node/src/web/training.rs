@@ -58,7 +58,7 @@ async fn session_on_her_list(
             let found = crate::postings::matches_for(conn, here, &nurse_id, today)?
                 .into_iter()
                 .find(|m| m.kind == ncf_shared::posting::PostingKind::Training && m.posting == posting);
-            let made = crate::training::history(conn, &nurse_id)?.into_iter().find(|w| w.posting == posting);
+            let made = crate::training::wish_for(conn, &nurse_id, &posting)?;
             Ok(found.map(|m| (m, made)))
         })
         .await

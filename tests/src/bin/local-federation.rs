@@ -597,6 +597,19 @@ async fn type_code(client: &reqwest::Client, port: u16, code: &str) -> Result<()
 
 /// Every node publishes a few postings near home (first run only) and files a separation notice
 /// for each nurse opted in there (so she is latent), through the staff API.
+/// A staff API answer as JSON.
+async fn get_json(client: &reqwest::Client, url: String, token: &str) -> Result<serde_json::Value, String> {
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Per prefecture: (municipality code, title, whether it is training).
 type Seeded<'a> = &'a [(&'a str, &'a [(&'a str, &'a str, bool)])];
 
@@ -629,15 +642,7 @@ async fn seed_postings_and_notices(
     for (pref, token) in tokens {
         let port = NODES.iter().find(|n| n.0 == *pref).map_or(0, |n| n.1);
         let base = format!("https://127.0.0.1:{port}");
-        let existing: serde_json::Value = client
-            .get(format!("{base}/api/v1/postings"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        let existing = get_json(&client, format!("{base}/api/v1/postings"), token).await?;
         if existing.as_array().is_some_and(|a| a.is_empty()) {
             for (lgcode, title, training) in places.iter().find(|p| p.0 == *pref).map_or(&[][..], |p| p.1) {
                 let kind = if *training {
@@ -698,26 +703,11 @@ async fn seed_postings_and_notices(
             }
         }
         for (_, p) in opted.iter().filter(|(at, _)| at == pref) {
-            let found: serde_json::Value = client
-                // Registration numbers are digits: nothing to escape in the query string.
-                .get(format!("{base}/api/v1/nurses?q={}", p.registration_number))
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .json()
-                .await
-                .map_err(|e| e.to_string())?;
+            // Registration numbers are digits: nothing to escape in the query string.
+            let found =
+                get_json(&client, format!("{base}/api/v1/nurses?q={}", p.registration_number), token).await?;
             let Some(id) = found["nurses"][0]["id"].as_str() else { continue };
-            let detail: serde_json::Value = client
-                .get(format!("{base}/api/v1/nurses/{id}"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .json()
-                .await
-                .map_err(|e| e.to_string())?;
+            let detail = get_json(&client, format!("{base}/api/v1/nurses/{id}"), token).await?;
             if detail["notices"].as_array().is_some_and(|n| !n.is_empty()) {
                 continue; // an earlier run filed it
             }
