@@ -116,28 +116,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    staff (id) {
-        id -> Text,
-        username -> Text,
-        display_name -> Text,
-        password_hash -> Text,
-        created_at -> Timestamp,
-        disabled_at -> Nullable<Timestamp>,
-    }
-}
-
-diesel::table! {
-    sessions (token_sha256) {
-        token_sha256 -> Text,
-        kind -> Text,
-        subject_id -> Text,
-        csrf -> Text,
-        created_at -> Timestamp,
-        expires_at -> Timestamp,
-    }
-}
-
-diesel::table! {
     login_links (token_sha256) {
         token_sha256 -> Text,
         nurse_id -> Text,
@@ -158,17 +136,9 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    sign_in_attempts (id) {
-        id -> Text,
-        username -> Text,
-        client -> Text,
-        succeeded -> Bool,
-        attempted_at -> Timestamp,
-    }
-}
-
-diesel::allow_tables_to_appear_in_same_query!(api_tokens, staff);
+// Staff accounts, sessions and sign-in attempts are defined with their code in ncf_shared::accounts
+// (another crate's tables cannot be joined to these, so an API token's staff member is a second read).
+pub use ncf_shared::accounts::schema::{sessions, sign_in_attempts, staff};
 
 diesel::table! {
     pending_opt_ins (token_sha256) {

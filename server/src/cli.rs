@@ -54,11 +54,49 @@ pub enum Command {
     /// licence) and deliver the new ones: to her home node, or to the postal batch. Running it
     /// again adds nothing.
     Reconcile,
+    /// National staff accounts for the figures pages.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+    /// The national figures (counts only; shown with small cells suppressed).
+    Figures {
+        #[command(subcommand)]
+        command: FiguresCommand,
+    },
     /// Letters with one-time codes for identity proofing by post.
     Postal {
         #[command(subcommand)]
         command: PostalCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Create an account (argon2id). The password comes from NATIONAL_STAFF_PASSWORD or
+    /// --password-file; without either, one is generated and printed once.
+    Add {
+        #[arg(long, env = "NATIONAL_STAFF_USERNAME")]
+        username: String,
+        #[arg(long, env = "NATIONAL_STAFF_NAME")]
+        display_name: String,
+        /// A file whose first line is the password (kept off the command line and shell history).
+        #[arg(long, env = "NATIONAL_STAFF_PASSWORD_FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// Disable an account: its sessions end at once.
+    Disable {
+        #[arg(long, env = "NATIONAL_STAFF_USERNAME")]
+        username: String,
+    },
+    /// List accounts.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FiguresCommand {
+    /// Count every figure again now (`serve` does this on its own every hour).
+    Refresh,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +130,9 @@ pub struct ServeArgs {
     /// stops start-up.
     #[arg(long, env = "NATIONAL_RECONCILE_CRON", default_value = crate::reminders::DEFAULT_SCHEDULE)]
     pub reconcile_cron: String,
+    /// How often the national figures are counted again (minutes; also once at start-up).
+    #[arg(long, env = "NATIONAL_FIGURES_EVERY_MINUTES", default_value_t = 60)]
+    pub figures_every_minutes: u64,
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +318,21 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             println!("reconcile: {added} new filing reminder(s)");
             Ok(())
         }
+        Command::Staff { command } => {
+            let (_, mut conn) = open(&cli.database_url)?;
+            staff_command(&mut conn, command)
+        }
+        Command::Figures { command: FiguresCommand::Refresh } => {
+            let (_, mut conn) = open(&cli.database_url)?;
+            let done = crate::figures::refresh(&mut conn, ncf_shared::time::today_jst())?;
+            println!(
+                "figures refreshed for {}: {} stored counts in {:.2} s",
+                done.month.label_ja(),
+                done.cells,
+                done.millis as f64 / 1000.0
+            );
+            Ok(())
+        }
         Command::Postal { command: PostalCommand::Export { out } } => {
             let secret = load_secret(&cli.secret_file)?;
             let (_, mut conn) = open(&cli.database_url)?;
@@ -314,17 +370,64 @@ fn execute(cli: Cli) -> Result<(), Failure> {
                 pool,
                 agency_key: secret.agency_code_key(),
                 proofing_key: secret.proofing_code_key(),
+                pages: crate::http::pages::Pages::new(tls.is_some()),
             };
             let reconcile_pool = state.pool.clone();
             let sweep_pool = state.pool.clone();
+            let figures_pool = state.pool.clone();
+            let figures_every = std::time::Duration::from_secs(args.figures_every_minutes.max(1) * 60);
             actix_web::rt::System::new().block_on(async move {
                 actix_web::rt::spawn(schedule.run(reconcile_pool));
+                actix_web::rt::spawn(crate::figures::refresh_every(figures_pool, figures_every));
                 actix_web::rt::spawn(crate::postings::sweep_every(sweep_pool, SWEEP_EVERY));
                 serve(state, &args.listen, workers, &url, tls).await
             })?;
             Ok(())
         }
     }
+}
+
+fn staff_command(conn: &mut DbConn, command: StaffCommand) -> Result<(), Failure> {
+    use ncf_shared::accounts;
+    match command {
+        StaffCommand::Add { username, display_name, password_file } => {
+            let given = match password_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+                None => std::env::var("NATIONAL_STAFF_PASSWORD").ok(),
+            };
+            let generated = given.is_none();
+            let password = given.unwrap_or_else(|| ncf_shared::secret::random_token(12));
+            let member = accounts::add(conn, &username, &display_name, &password)?;
+            println!("national staff account {} ({}) created", member.username, member.display_name);
+            if generated {
+                println!("password (shown once): {password}");
+            }
+        }
+        StaffCommand::Disable { username } => {
+            let member = accounts::disable(conn, &username).map_err(|e| match e {
+                accounts::AccountError::NotFound => Failure(format!("no staff account {username:?}")),
+                other => Failure(other.to_string()),
+            })?;
+            println!(
+                "national staff account {} ({}) disabled; its sessions have ended",
+                member.username, member.display_name
+            );
+        }
+        StaffCommand::List => {
+            for m in accounts::list(conn)? {
+                let state = if m.disabled_at.is_some() { "disabled" } else { "active" };
+                println!("{:<20} {:<20} {state}", m.username, m.display_name);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How often `serve` drops closed postings from lists: a posting's last day ends at midnight in
@@ -418,10 +521,10 @@ async fn serve(
             .app_data(state.clone())
             .app_data(crate::http::json_config())
             .wrap(actix_web::middleware::Logger::new("%r %s %Dms").exclude("/healthz"))
-            // JSON only, never a page: nothing may load from it or frame it.
+            // Pages without inline script or style, never framed; JSON answers carry the same.
             .wrap(
                 actix_web::middleware::DefaultHeaders::new()
-                    .add(("content-security-policy", "default-src 'none'; frame-ancestors 'none'"))
+                    .add(("content-security-policy", crate::http::pages::CONTENT_SECURITY_POLICY))
                     .add(("x-frame-options", "DENY"))
                     .add(("referrer-policy", "no-referrer"))
                     .add(("x-content-type-options", "nosniff")),

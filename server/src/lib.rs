@@ -4,10 +4,12 @@
 
 pub mod cli;
 pub mod error;
+pub mod figures;
 pub mod http;
 pub mod identity;
 pub mod imports;
 pub mod latent;
+pub mod map;
 pub mod matches;
 pub mod matching;
 pub mod nodes;

@@ -384,3 +384,34 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(person_status, residents);
 diesel::allow_tables_to_appear_in_same_query!(match_entries, postings);
 diesel::allow_tables_to_appear_in_same_query!(training_wishes, postings);
+
+// National staff accounts, sessions and sign-in attempts: the tables of ncf_shared::accounts.
+pub use ncf_shared::accounts::schema::{sessions, sign_in_attempts, staff};
+
+diesel::table! {
+    figure_cells (figure, month, area, breakdown) {
+        month -> Text,
+        figure -> Text,
+        area -> Text,
+        breakdown -> Text,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
+    figure_refreshes (id) {
+        id -> Text,
+        refreshed_at -> Timestamp,
+        millis -> BigInt,
+        cells -> BigInt,
+    }
+}
+
+diesel::table! {
+    matched_latent (person_key) {
+        person_key -> Binary,
+        matched_month -> Text,
+        area -> Text,
+        back_on -> Nullable<Date>,
+    }
+}

@@ -6,6 +6,7 @@
 //! (`federation`, rule 6).
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod accounts;
 pub mod agency;
 pub mod consent;
 pub mod contract;
@@ -13,12 +14,14 @@ pub mod csvfile;
 pub mod db;
 pub mod encoding;
 pub mod federation;
+pub mod figures;
 pub mod ids;
 pub mod licence;
 pub mod logging;
 pub mod mynumber;
 pub mod normalize;
 pub mod notice;
+pub mod pages;
 pub mod posting;
 pub mod qualification;
 pub mod region;

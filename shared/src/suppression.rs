@@ -22,10 +22,40 @@
 pub const MIN_CELL: u64 = 10;
 
 /// A published cell: the count, or hidden.
+///
+/// In JSON a shown count is a number and a hidden one the text 「10未満」, as on pages and in CSV.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cell {
     Shown(u64),
     Suppressed,
+}
+
+impl serde::Serialize for Cell {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Shown(n) => s.serialize_u64(*n),
+            Self::Suppressed => s.serialize_str(&self.csv()),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Cell {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Shown(u64),
+            Hidden(String),
+        }
+        match Wire::deserialize(d)? {
+            Wire::Shown(n) if n >= MIN_CELL => Ok(Self::Shown(n)),
+            Wire::Shown(n) => {
+                Err(serde::de::Error::custom(format!("a published count is never under {MIN_CELL}: {n}")))
+            }
+            Wire::Hidden(t) if t == Self::Suppressed.csv() => Ok(Self::Suppressed),
+            Wire::Hidden(t) => Err(serde::de::Error::custom(format!("not a published count: {t}"))),
+        }
+    }
 }
 
 impl Cell {
@@ -76,6 +106,25 @@ pub struct Published {
 
 /// The table `counts` (rows of equal length) with its totals, suppressed as the module says.
 pub fn suppress(counts: &[Vec<u64>]) -> Published {
+    suppress_within(counts, None)
+}
+
+/// A table whose totals row was already published by a larger table: a prefecture's
+/// municipalities under that prefecture's row of the table by prefecture. `parent` is that row as
+/// published (its cells, then its total). A total the parent shows is known to everyone, so it is
+/// never counted on to hide anything; a total the parent hides stays hidden, and the cells under
+/// it are hidden so that it cannot be worked out from them.
+pub fn suppress_within(counts: &[Vec<u64>], parent: Option<(&[Cell], Cell)>) -> Published {
+    // One row under a parent is the parent's row itself: published exactly as the parent did
+    // (with two rows or more, every column has a cell left to hide beside any other).
+    if let (Some((cells, total)), [_]) = (parent, counts) {
+        return Published {
+            cells: vec![cells.to_vec()],
+            row_totals: vec![total],
+            column_totals: cells.to_vec(),
+            total,
+        };
+    }
     let rows = counts.len();
     let columns = counts.first().map_or(0, Vec::len);
     assert!(counts.iter().all(|r| r.len() == columns), "a table's rows have the same length");
@@ -92,6 +141,14 @@ pub fn suppress(counts: &[Vec<u64>]) -> Published {
     totals_row.push(totals_row.iter().sum());
     grid.push(totals_row);
     let mut hidden: Vec<Vec<bool>> = grid.iter().map(|r| r.iter().map(|n| *n < MIN_CELL).collect()).collect();
+    // Positions whose state is decided already: the totals row, when a parent published it.
+    let fixed = |r: usize, _c: usize| parent.is_some() && r == rows;
+    if let Some((cells, total)) = parent {
+        assert_eq!(cells.len(), columns, "the parent row has one cell per column");
+        for (c, cell) in cells.iter().chain([&total]).enumerate() {
+            hidden[rows][c] = *cell == Cell::Suppressed;
+        }
+    }
 
     // Equations: each row (cells and its total; the totals row too), each column (cells and its
     // total; the row-totals column too). Positions as (row, column) in the grid.
@@ -107,7 +164,11 @@ pub fn suppress(counts: &[Vec<u64>]) -> Published {
     loop {
         let lone = equations.iter().find(|eq| eq.iter().filter(|(r, c)| hidden[*r][*c]).count() == 1);
         if let Some(eq) = lone {
-            let next = eq.iter().copied().filter(|(r, c)| !hidden[*r][*c]).min_by_key(|p| cost(*p));
+            let next = eq
+                .iter()
+                .copied()
+                .filter(|(r, c)| !hidden[*r][*c] && !fixed(*r, *c))
+                .min_by_key(|p| cost(*p));
             match next {
                 Some((r, c)) => hidden[r][c] = true,
                 None => break, // every equation has a total: cannot happen, but never loop
@@ -118,7 +179,7 @@ pub fn suppress(counts: &[Vec<u64>]) -> Published {
         // A published value joining the bridge's two sides puts it on a cycle.
         let next = (0..=rows)
             .flat_map(|r| (0..=columns).map(move |c| (r, c)))
-            .filter(|(r, c)| !hidden[*r][*c] && side_rows[*r] != side_columns[*c])
+            .filter(|(r, c)| !hidden[*r][*c] && !fixed(*r, *c) && side_rows[*r] != side_columns[*c])
             .min_by_key(|p| cost(*p));
         match next {
             Some((r, c)) => hidden[r][c] = true,
@@ -277,6 +338,43 @@ mod tests {
                     prop_assert!(*v >= MIN_CELL);
                 }
             }
+        }
+
+        /// Municipalities under their prefecture's published row: the totals are exactly what the
+        /// parent published, and nothing the parent hides follows from the cells shown under it.
+        #[test]
+        fn a_table_under_a_published_row_keeps_its_hidden_totals_hidden(
+            rows in 1usize..7,
+            columns in 1usize..7,
+            seed in proptest::collection::vec(0u64..60, 49),
+            parent_hides in proptest::collection::vec(any::<bool>(), 8),
+        ) {
+            let counts: Vec<Vec<u64>> =
+                (0..rows).map(|r| (0..columns).map(|c| seed[r * 7 + c]).collect()).collect();
+            // The parent row: the true column totals, hidden where the parent chose (small ones
+            // always), and never with exactly one hidden value (the parent table is safe).
+            let sums: Vec<u64> = (0..columns).map(|c| counts.iter().map(|r| r[c]).sum()).collect();
+            let total: u64 = sums.iter().sum();
+            let mut hide: Vec<bool> =
+                sums.iter().chain([&total]).enumerate().map(|(i, v)| *v < MIN_CELL || parent_hides[i]).collect();
+            if hide.iter().filter(|h| **h).count() == 1 {
+                hide.iter_mut().for_each(|h| *h = true);
+            }
+            let cell = |v: u64, h: bool| if h { Cell::Suppressed } else { Cell::Shown(v) };
+            let parent_cells: Vec<Cell> = sums.iter().zip(&hide).map(|(v, h)| cell(*v, *h)).collect();
+            let parent_total = cell(total, hide[columns]);
+            let p = suppress_within(&counts, Some((&parent_cells, parent_total)));
+            prop_assert_eq!(&p.column_totals, &parent_cells);
+            prop_assert_eq!(p.total, parent_total);
+            prop_assert!(nothing_recoverable(&p).is_ok(), "{:?} -> {:?}", counts, p);
+            let mut hidden: Vec<Vec<bool>> = p
+                .cells
+                .iter()
+                .zip(&p.row_totals)
+                .map(|(r, t)| r.iter().chain([t]).map(|c| *c == Cell::Suppressed).collect())
+                .collect();
+            hidden.push(p.column_totals.iter().chain([&p.total]).map(|c| *c == Cell::Suppressed).collect());
+            prop_assert!(bridge(&hidden).is_none(), "{:?} -> {:?}", counts, p);
         }
     }
 }

@@ -419,6 +419,19 @@ impl Browser {
         Self::page(self.client.get(format!("{}{path}", self.base_url)).send().await.expect("GET")).await
     }
 
+    /// The body's bytes as sent (a CSV file's BOM included) and its content type.
+    pub async fn get_bytes(&self, path: &str) -> (u16, String, Vec<u8>) {
+        let response = self.client.get(format!("{}{path}", self.base_url)).send().await.expect("GET");
+        let status = response.status().as_u16();
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (status, kind, response.bytes().await.expect("body").to_vec())
+    }
+
     pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
         let request = self.client.post(format!("{}{path}", self.base_url)).form(fields);
         Self::page(request.send().await.expect("POST")).await

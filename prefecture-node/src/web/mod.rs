@@ -284,7 +284,7 @@ async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
         .insert_header(("cache-control", "public, max-age=3600"))
-        .body(include_str!("../../assets/site.css"))
+        .body(ncf_shared::pages::STYLESHEET)
 }
 
 /// Liveness and database reachability: the national server's check, `{"status":"ok","database":…}`
@@ -492,10 +492,7 @@ fn csrf_cookie(req: &HttpRequest) -> Option<String> {
     }
 }
 
-/// Compares tokens without stopping at the first difference.
-pub(crate) fn tokens_equal(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub(crate) use ncf_shared::accounts::tokens_equal;
 
 /// Adds `Retry-After` (seconds) to a 429 or 503 answer.
 pub(crate) fn with_retry_after(mut response: HttpResponse, seconds: i64) -> HttpResponse {

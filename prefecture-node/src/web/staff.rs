@@ -20,11 +20,13 @@ use super::{
     see_other, unavailable, with_csrf_cookie, with_retry_after,
 };
 use crate::Channel;
-use crate::auth::{self, Session, SessionKind, SignInGate};
+use crate::auth::{Session, SessionKind};
 use crate::bulk::BulkReport;
+use crate::error::NodeError;
 use crate::nurses::Nurse;
 use crate::staff::StaffMember;
 use crate::sync::LinkOutcome;
+use ncf_shared::accounts::SignIn;
 
 const LIST: (&str, &str) = ("/staff/nurses", "看護職の一覧へ戻る");
 const SIGN_IN: (&str, &str) = ("/staff/sign-in", "職員ログインへ");
@@ -95,47 +97,36 @@ async fn sign_in_submit(
     let client = state.client_address(&req);
     let mut page =
         SignInPage { center: state.center(), csrf: form.csrf, username: form.username, error: String::new() };
-    let (username, who) = (page.username.clone(), client.clone());
-    let gate = match state.db(move |conn| Ok(auth::sign_in_gate(conn, &username, &who)?)).await {
-        Ok(gate) => gate,
-        Err(e) => return unavailable(&state, &e, SIGN_IN),
-    };
-    let (attempt_id, member) = match gate {
-        SignInGate::Open { attempt_id, member } => (attempt_id, member),
-        SignInGate::Throttled { retry_after_secs } => {
-            let minutes = (retry_after_secs + 59) / 60;
-            page.error = format!(
-                "ログインの失敗が続いたため、この端末からのログインを一時的に受け付けていません。しばらく待ってから（{minutes}分ほど後に）もう一度お試しください。"
-            );
-            return with_retry_after(html(StatusCode::TOO_MANY_REQUESTS, &page), retry_after_secs);
-        }
-    };
-    let member = match state.password_checks.verify(member, form.password).await {
-        Ok(member) => member,
-        Err(auth::Busy) => {
-            tracing::warn!(%client, "staff sign-in refused: too many password checks at once");
-            page.error = "ただいま混み合っています。しばらく待ってからもう一度お試しください。".into();
-            return with_retry_after(html(StatusCode::SERVICE_UNAVAILABLE, &page), 5);
-        }
-    };
-    let Some(member) = member else {
-        tracing::warn!(username = %page.username.trim().to_ascii_lowercase(), %client, "staff sign-in failed");
-        page.error = "ユーザー名またはパスワードが正しくありません。".into();
-        return html(StatusCode::UNAUTHORIZED, &page);
-    };
-    let signed_in = member.clone();
-    match state.db(move |conn| Ok(auth::sign_in_succeeded(conn, &attempt_id, &signed_in)?)).await {
-        Ok(Some(token)) => {
-            tracing::info!(username = %member.username, %client, "staff signed in");
+    let outcome = ncf_shared::accounts::sign_in(
+        &state.pool,
+        &state.password_checks,
+        page.username.clone(),
+        form.password,
+        client,
+    )
+    .await;
+    match outcome {
+        Ok(SignIn::Started { token, .. }) => {
             let mut response = see_other("/staff/nurses");
             let _ = response.add_cookie(&state.session_cookie(SessionKind::Staff, token));
             response
         }
-        Ok(None) => {
+        Ok(SignIn::Throttled { retry_after_secs }) => {
+            let minutes = (retry_after_secs + 59) / 60;
+            page.error = format!(
+                "ログインの失敗が続いたため、この端末からのログインを一時的に受け付けていません。しばらく待ってから（{minutes}分ほど後に）もう一度お試しください。"
+            );
+            with_retry_after(html(StatusCode::TOO_MANY_REQUESTS, &page), retry_after_secs)
+        }
+        Ok(SignIn::Busy) => {
+            page.error = "ただいま混み合っています。しばらく待ってからもう一度お試しください。".into();
+            with_retry_after(html(StatusCode::SERVICE_UNAVAILABLE, &page), 5)
+        }
+        Ok(SignIn::Refused) => {
             page.error = "ユーザー名またはパスワードが正しくありません。".into();
             html(StatusCode::UNAUTHORIZED, &page)
         }
-        Err(e) => unavailable(&state, &e, SIGN_IN),
+        Err(cause) => unavailable(&state, &NodeError::Unavailable(cause), SIGN_IN),
     }
 }
 

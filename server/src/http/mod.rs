@@ -1,5 +1,6 @@
 //! HTTP: thin handlers over the services, JSON errors everywhere, and the signed-request extractor.
 
+pub mod pages;
 mod signed;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -21,9 +22,12 @@ pub struct AppState {
     pub pool: Pool,
     pub agency_key: AgencyCodeKey,
     pub proofing_key: ProofingCodeKey,
+    /// National staff's pages: sign-in, figures, map.
+    pub pages: pages::Pages,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    pages::configure(cfg);
     cfg.service(web::resource("/healthz").get(healthz).default_service(web::to(method_not_allowed)))
         .service(
             web::resource("/api/v1/openapi.json").get(openapi).default_service(web::to(method_not_allowed)),
