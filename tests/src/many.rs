@@ -248,3 +248,32 @@ async fn link(server: &TestServer, key: &NodeSigningKey, p: &Person) -> ncf_shar
     let answer: serde_json::Value = req.body(body).send().await.expect("link").json().await.expect("json");
     ncf_shared::AgencyCode::parse(answer["agency_code"].as_str().expect("agency code")).expect("code")
 }
+
+/// A national database with `nurses` synthetic people (registry and resident data, imported by
+/// the real commands), a national staff account `kosei` with this password, and the figures
+/// counted (`national-server figures refresh`).
+pub fn national_with_figures(backend: Backend, nurses: u32, password: &str) -> TestDb {
+    let db = TestDb::new(backend);
+    let data = db.path("data");
+    let mut cmd = national(&db);
+    cmd.args(["generate-synthetic", "--nurses", &nurses.to_string(), "--out"]).arg(&data);
+    assert!(run(cmd).0.status.success());
+    for (kind, file) in [("import-registry", "registry.csv"), ("import-residents", "residents.csv")] {
+        let mut cmd = national(&db);
+        cmd.arg(kind).arg(data.join(file));
+        let (out, _, stderr) = run(cmd);
+        assert!(out.status.success(), "{stderr}");
+    }
+    let mut cmd = national(&db);
+    cmd.args(["staff", "add", "--username", "kosei", "--display-name", "厚労 花子"])
+        .env("NATIONAL_STAFF_PASSWORD", password);
+    let (out, stdout, _) = run(cmd);
+    assert!(out.status.success());
+    assert!(!stdout.contains(password), "a given password is never printed");
+    let mut cmd = national(&db);
+    cmd.args(["figures", "refresh"]);
+    let (out, stdout, stderr) = run(cmd);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("figures refreshed for"), "{stdout}");
+    db
+}

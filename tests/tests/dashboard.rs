@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use diesel::prelude::*;
-use ncf_tests::{Backend, Browser, TestDb, TestServer, block_on, both_backends, national, run};
+use ncf_tests::{Backend, Browser, TestServer, block_on, both_backends, national, run};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -60,28 +60,7 @@ fn row_cells(body: &str, code: &str) -> Vec<String> {
 }
 
 fn national_staff_read_suppressed_figures(backend: Backend) {
-    let db = TestDb::new(backend);
-    let data = db.path("data");
-    let mut cmd = national(&db);
-    cmd.args(["generate-synthetic", "--nurses", "3000", "--out"]).arg(&data);
-    assert!(run(cmd).0.status.success());
-    for (kind, file) in [("import-registry", "registry.csv"), ("import-residents", "residents.csv")] {
-        let mut cmd = national(&db);
-        cmd.arg(kind).arg(data.join(file));
-        let (out, _, stderr) = run(cmd);
-        assert!(out.status.success(), "{stderr}");
-    }
-    let mut cmd = national(&db);
-    cmd.args(["staff", "add", "--username", "kosei", "--display-name", "厚労 花子"])
-        .env("NATIONAL_STAFF_PASSWORD", PASSWORD);
-    let (out, stdout, _) = run(cmd);
-    assert!(out.status.success());
-    assert!(!stdout.contains(PASSWORD), "a given password is never printed");
-    let mut cmd = national(&db);
-    cmd.args(["figures", "refresh"]);
-    let (out, stdout, stderr) = run(cmd);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("figures refreshed for"), "{stdout}");
+    let db = ncf_tests::many::national_with_figures(backend, 3000, PASSWORD);
     let expected = active_by_prefecture(&mut db.connect());
     assert!(expected.values().any(|n| *n >= 10), "some prefecture has 10 or more: {expected:?}");
 
