@@ -79,6 +79,18 @@ fn run() -> Result<(), String> {
         }
     }
 
+    // A national staff account for the figures pages, its password kept like the nodes'.
+    let national_password_file = dir.join("national.staff-password");
+    if !national_password_file.exists() {
+        let password = ncf_shared::secret::random_token(12);
+        let mut cmd = national(&["staff", "add", "--username", "kosei", "--display-name", "厚生労働省 職員"]);
+        cmd.env("NATIONAL_STAFF_PASSWORD", &password);
+        step("staff add (national)", cmd)?;
+        write_private(&national_password_file, &password)?;
+    }
+    let national_password =
+        std::fs::read_to_string(&national_password_file).map_err(|e| e.to_string())?.trim().to_string();
+
     // One staff account per node; its password is kept beside the node's files so a second run
     // prints the same login.
     let mut logins = Vec::new();
@@ -258,6 +270,9 @@ fn run() -> Result<(), String> {
     );
     println!(
         "  national server   {national_url}  (health: {national_url}/healthz, API: {national_url}/api/v1/openapi.json)"
+    );
+    println!(
+        "                    {national_url}/figures  (national staff: user \"kosei\", password \"{national_password}\"; map, trends, tables, CSV)"
     );
     for (pref, port) in NODES {
         let name = ncf_shared::Prefecture::from_code(pref).map_or("", |p| p.name_ja());
