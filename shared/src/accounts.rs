@@ -451,6 +451,44 @@ pub enum SignIn {
     Refused,
 }
 
+/// A refused sign-in as a page tells it, the same at a node and at the national server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 429 throttled, 503 busy, 401 wrong.
+    pub status: u16,
+    /// What the page says (Japanese).
+    pub message: String,
+    /// For a `Retry-After` header.
+    pub retry_after_secs: Option<i64>,
+}
+
+impl SignIn {
+    /// How the page answers this outcome; `None` when she is signed in.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Self::Started { .. } => None,
+            Self::Throttled { retry_after_secs } => Some(Refusal {
+                status: 429,
+                message: format!(
+                    "ログインの失敗が続いたため、この端末からのログインを一時的に受け付けていません。しばらく待ってから（{}分ほど後に）もう一度お試しください。",
+                    (retry_after_secs + 59) / 60
+                ),
+                retry_after_secs: Some(*retry_after_secs),
+            }),
+            Self::Busy => Some(Refusal {
+                status: 503,
+                message: "ただいま混み合っています。しばらく待ってからもう一度お試しください。".into(),
+                retry_after_secs: Some(5),
+            }),
+            Self::Refused => Some(Refusal {
+                status: 401,
+                message: "ユーザー名またはパスワードが正しくありません。".into(),
+                retry_after_secs: None,
+            }),
+        }
+    }
+}
+
 /// A staff sign-in, the same at a node and at the national server: the throttle for this
 /// (username, client) pair and the attempt's record first, then the password, checked off the
 /// database connection with bounded concurrency, then the session. `Err` names a database

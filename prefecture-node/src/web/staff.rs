@@ -111,20 +111,16 @@ async fn sign_in_submit(
             let _ = response.add_cookie(&state.session_cookie(SessionKind::Staff, token));
             response
         }
-        Ok(SignIn::Throttled { retry_after_secs }) => {
-            let minutes = (retry_after_secs + 59) / 60;
-            page.error = format!(
-                "ログインの失敗が続いたため、この端末からのログインを一時的に受け付けていません。しばらく待ってから（{minutes}分ほど後に）もう一度お試しください。"
-            );
-            with_retry_after(html(StatusCode::TOO_MANY_REQUESTS, &page), retry_after_secs)
-        }
-        Ok(SignIn::Busy) => {
-            page.error = "ただいま混み合っています。しばらく待ってからもう一度お試しください。".into();
-            with_retry_after(html(StatusCode::SERVICE_UNAVAILABLE, &page), 5)
-        }
-        Ok(SignIn::Refused) => {
-            page.error = "ユーザー名またはパスワードが正しくありません。".into();
-            html(StatusCode::UNAUTHORIZED, &page)
+        Ok(refused) => {
+            let Some(refusal) = refused.refusal() else {
+                return unavailable(&state, &NodeError::Unavailable("no refusal".into()), SIGN_IN);
+            };
+            page.error = refusal.message;
+            let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::UNAUTHORIZED);
+            match refusal.retry_after_secs {
+                Some(seconds) => with_retry_after(html(status, &page), seconds),
+                None => html(status, &page),
+            }
         }
         Err(cause) => unavailable(&state, &NodeError::Unavailable(cause), SIGN_IN),
     }
