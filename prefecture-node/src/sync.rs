@@ -32,6 +32,7 @@ pub const IDENTITY_LINK_PATH: &str = "/federation/v1/identity-link";
 pub const LETTER_PATH: &str = "/federation/v1/proofing/letter";
 pub const CODE_CHECK_PATH: &str = "/federation/v1/proofing/code";
 pub const PROVISIONS_PATH: &str = "/federation/v1/provisions";
+pub const FIGURES_PATH: &str = "/federation/v1/figures";
 pub const POSTINGS_PATH: &str = "/federation/v1/postings";
 
 /// The national server's answer to an identity link.
@@ -578,6 +579,20 @@ impl Syncer {
         agency_code: &ncf_shared::AgencyCode,
     ) -> Result<Vec<ProvisionListing>, SyncError> {
         self.signed_post(PROVISIONS_PATH, &ProvisionsQuery { agency_code: agency_code.clone() }).await
+    }
+
+    /// One figure of this node's prefecture, as the national server publishes it (counts only,
+    /// suppressed there). An answer about another prefecture is refused.
+    pub async fn figures(
+        &self,
+        request: &ncf_shared::figures::FiguresRequest,
+        prefecture: ncf_shared::Prefecture,
+    ) -> Result<ncf_shared::figures::FiguresView, SyncError> {
+        let view: ncf_shared::figures::FiguresView = self.signed_post(FIGURES_PATH, request).await?;
+        if view.table.prefecture != Some(prefecture) || view.table.figure != request.figure {
+            return Err(SyncError::BadAnswer("figures of another prefecture or figure".into()));
+        }
+        Ok(view)
     }
 
     /// Reads this node's queue after the pull cursor and stores what came, applying it once.

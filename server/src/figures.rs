@@ -485,3 +485,22 @@ pub async fn refresh_every(pool: ncf_shared::db::Pool, every: std::time::Duratio
         }
     }
 }
+
+/// One figure as a page shows it: the month's table (the latest month with figures when none is
+/// asked for), the trend, the months there are, when they were counted.
+pub fn view(
+    conn: &mut DbConn,
+    figure: Figure,
+    month: Option<Month>,
+    prefecture: Option<Prefecture>,
+) -> QueryResult<ncf_shared::figures::FiguresView> {
+    let months = months(conn, figure)?;
+    let month =
+        month.or_else(|| months.last().copied()).unwrap_or_else(|| Month::of(ncf_shared::time::today_jst()));
+    Ok(ncf_shared::figures::FiguresView {
+        table: table(conn, figure, month, prefecture)?,
+        trend: trend(conn, figure, prefecture)?,
+        months,
+        refreshed_at: last_refresh(conn)?.map(|(at, _)| at),
+    })
+}

@@ -304,6 +304,319 @@ pub struct Trend {
     pub points: Vec<(Month, Cell)>,
 }
 
+/// The trend line as SVG: a point per month, gaps where a month's value is hidden.
+pub struct TrendChart {
+    pub width: u32,
+    pub height: u32,
+    pub lines: Vec<String>,
+    pub dots: Vec<(f64, f64, String)>,
+    pub hidden: Vec<(f64, String)>,
+    pub labels: Vec<(f64, String)>,
+    pub max_label: String,
+    pub axis_y: f64,
+}
+
+fn trend_chart(trend: &Trend, unit: &str) -> TrendChart {
+    let (width, height, left, right, top, bottom) = (640u32, 260u32, 70.0, 20.0, 20.0, 40.0);
+    let n = trend.points.len();
+    let max = trend.points.iter().filter_map(|(_, c)| c.value()).max().unwrap_or(0).max(1);
+    let x = |i: usize| {
+        if n <= 1 {
+            left + (f64::from(width) - left - right) / 2.0
+        } else {
+            left + i as f64 * (f64::from(width) - left - right) / (n - 1) as f64
+        }
+    };
+    let y = |v: u64| top + (1.0 - v as f64 / max as f64) * (f64::from(height) - top - bottom);
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    let mut dots = Vec::new();
+    let mut hidden = Vec::new();
+    for (i, (month, cell)) in trend.points.iter().enumerate() {
+        match cell.value() {
+            Some(v) => {
+                current.push_str(&format!(
+                    "{}{:.1} {:.1}",
+                    if current.is_empty() { "M" } else { "L" },
+                    x(i),
+                    y(v)
+                ));
+                dots.push((x(i), y(v), format!("{}: {}{unit}", month.label_ja(), cell.label_ja())));
+            }
+            None => {
+                if !current.is_empty() {
+                    lines.push(std::mem::take(&mut current));
+                }
+                hidden.push((x(i), format!("{}: {}", month.label_ja(), cell.label_ja())));
+            }
+        }
+    }
+    if !current.is_empty() {
+        lines.push(current);
+    }
+    // Month labels: at most about eight, evenly spaced.
+    let every = n.div_ceil(8).max(1);
+    let labels = trend
+        .points
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % every == 0)
+        .map(|(i, (m, _))| (x(i), m.key()))
+        .collect();
+    TrendChart {
+        width,
+        height,
+        lines,
+        dots,
+        hidden,
+        labels,
+        max_label: Cell::Shown(max).label_ja(),
+        axis_y: f64::from(height) - bottom,
+    }
+}
+
+/// What a figures page is asked for (`?figure=latent&month=2026-12&pref=13`), checked: the
+/// figure (default: latent nurses), the month (`None`: the latest with figures) and the
+/// prefecture (`None`: Japan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice {
+    pub figure: Figure,
+    pub month: Option<Month>,
+    pub prefecture: Option<Prefecture>,
+}
+
+/// A figures page's query string as sent (`?figure=latent&month=2026-12&pref=13`); the
+/// binaries read it with their web framework, [`ChoiceQuery::check`] says what is wrong with it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChoiceQuery {
+    pub figure: String,
+    pub month: String,
+    pub pref: String,
+}
+
+/// What to say when the query string cannot be read at all (an unknown field, say).
+pub fn unreadable_query(reason: &dyn std::fmt::Display) -> String {
+    format!("URLの指定を読み取れません（{reason}）。使える項目は figure, month, pref です。")
+}
+
+impl ChoiceQuery {
+    /// The checked choice, or what is wrong (Japanese, naming the value).
+    pub fn check(&self) -> Result<Choice, String> {
+        let figure = if self.figure.is_empty() {
+            Figure::Latent
+        } else {
+            Figure::parse(&self.figure)
+                .ok_or_else(|| format!("そのような数値はありません: {}", self.figure))?
+        };
+        let month = if self.month.is_empty() { None } else { Some(Month::parse(&self.month)?) };
+        let prefecture = if self.pref.is_empty() || self.pref == "00" {
+            None
+        } else {
+            Some(Prefecture::from_code(&self.pref).ok_or_else(|| {
+                format!("都道府県コードは01〜47（全国は00）で指定してください: {}", self.pref)
+            })?)
+        };
+        Ok(Choice { figure, month, prefecture })
+    }
+}
+
+/// `POST /federation/v1/figures`: a node asks for one figure of its own prefecture (the
+/// prefecture is the calling node's, never a field).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiguresRequest {
+    pub figure: Figure,
+    /// `None`: the latest month with figures.
+    pub month: Option<Month>,
+}
+
+/// One figure as a page shows it: the month's table, the trend, the months there are, and when
+/// the figures were counted. The national server's pages and the answer to a node's request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiguresView {
+    pub table: FigureTable,
+    pub trend: Trend,
+    pub months: Vec<Month>,
+    pub refreshed_at: Option<chrono::NaiveDateTime>,
+}
+
+impl FigureTable {
+    /// 「有効な看護職免許（東京都・2026年12月）」
+    pub fn title_ja(&self) -> String {
+        let place = self.prefecture.map_or("全国", |p| p.name_ja());
+        format!("{}（{}・{}）", self.figure.title_ja(), place, self.month.label_ja())
+    }
+
+    /// The download's file name: `figures-latent-2026-12-13.csv` (`00` for Japan).
+    pub fn file_name(&self) -> String {
+        let area = self.prefecture.map_or("00".to_string(), |p| p.code());
+        format!("figures-{}-{}-{area}.csv", self.figure.key(), self.month.key())
+    }
+
+    /// The table as CSV: UTF-8 with a BOM (so Excel opens it in Japanese), CRLF, a title line,
+    /// the headings, a row per area and the totals, each cell as the page shows it.
+    pub fn csv(&self) -> Vec<u8> {
+        let mut records: Vec<Vec<String>> = vec![vec![
+            self.title_ja(),
+            format!("単位: {}", self.figure.unit_ja()),
+            "10未満の数と、そこから計算できてしまう数は「10未満」と表示しています。".to_string(),
+        ]];
+        let mut heading = vec!["コード".to_string(), "地域".to_string()];
+        heading.extend(self.columns.iter().cloned());
+        heading.push("計".into());
+        records.push(heading);
+        for row in &self.rows {
+            let mut record = vec![row.code.clone(), row.name_ja.clone()];
+            record.extend(row.cells.iter().map(|c| c.csv()));
+            record.push(row.total.csv());
+            records.push(record);
+        }
+        let mut totals = vec![String::new(), "計".to_string()];
+        totals.extend(self.column_totals.iter().map(|c| c.csv()));
+        totals.push(self.total.csv());
+        records.push(totals);
+        let mut w = csv::WriterBuilder::new()
+            .flexible(true)
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::from(*b"\xEF\xBB\xBF"));
+        for record in &records {
+            w.write_record(record).expect("writing CSV to memory");
+        }
+        w.into_inner().expect("writing CSV to memory")
+    }
+}
+
+/// What the figures part of a page shows, built once for the national pages and a node's
+/// prefecture pages (`shared/templates/figures_body.html` renders it).
+pub struct FiguresPage {
+    /// Where the choice form goes (`/figures`, `/staff/figures`).
+    pub action: &'static str,
+    pub figures: Vec<(&'static str, &'static str, bool)>,
+    /// The areas to choose from (empty at a node: its own prefecture only).
+    pub prefectures: Vec<(String, &'static str, bool)>,
+    pub months: Vec<(String, String, bool)>,
+    pub title: String,
+    pub unit: &'static str,
+    pub place_note: &'static str,
+    pub chart: TrendChart,
+    pub csv_url: String,
+    pub refreshed: Option<String>,
+    pub table: FigureTable,
+    /// Whether a row's name links to that prefecture's municipalities.
+    pub rows_link: bool,
+}
+
+impl FiguresPage {
+    pub fn new(view: FiguresView, action: &'static str, choose_prefecture: bool) -> Self {
+        let FiguresView { table, trend, mut months, refreshed_at } = view;
+        if !months.contains(&table.month) {
+            months.push(table.month);
+        }
+        let figure = table.figure;
+        let area = table.prefecture.map_or("00".to_string(), |p| p.code());
+        let prefectures = if choose_prefecture {
+            std::iter::once(("00".to_string(), "全国", table.prefecture.is_none()))
+                .chain(Prefecture::all().map(|p| (p.code(), p.name_ja(), table.prefecture == Some(p))))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut csv_url = format!("{action}.csv?figure={}&month={}", figure.key(), table.month.key());
+        if choose_prefecture {
+            csv_url.push_str(&format!("&pref={area}"));
+        }
+        Self {
+            action,
+            figures: Figure::ALL.iter().map(|f| (f.key(), f.title_ja(), *f == figure)).collect(),
+            prefectures,
+            months: months.iter().rev().map(|m| (m.key(), m.label_ja(), *m == table.month)).collect(),
+            title: table.title_ja(),
+            unit: figure.unit_ja(),
+            place_note: match (figure.place(), table.prefecture) {
+                (Place::Residence, None) => "住民票の住所の都道府県で数えています。",
+                (Place::Residence, Some(_)) => "住民票の住所の市区町村で数えています。",
+                (Place::Node, _) => "ナースセンター（都道府県）ごとに数えています。市区町村別はありません。",
+            },
+            chart: trend_chart(&trend, figure.unit_ja()),
+            csv_url,
+            refreshed: refreshed_at.map(crate::time::datetime_ja),
+            rows_link: choose_prefecture && table.prefecture.is_none(),
+            table,
+        }
+    }
+}
+
+/// One prefecture on the map: its shape, colour class and what its `<title>` says.
+pub struct MapShape {
+    pub code: String,
+    pub path: String,
+    pub class: &'static str,
+    pub title: String,
+    pub value: String,
+}
+
+pub struct LegendEntry {
+    pub class: &'static str,
+    pub label: String,
+}
+
+/// Five classes of equal width between the smallest and largest shown values; hidden values
+/// (「10未満」) have their own hatched class.
+fn classes(values: &[Option<u64>]) -> (Vec<&'static str>, Vec<LegendEntry>) {
+    const CLASSES: [&str; 5] = ["c0", "c1", "c2", "c3", "c4"];
+    let shown: Vec<u64> = values.iter().flatten().copied().collect();
+    let (lo, hi) = (shown.iter().min().copied().unwrap_or(0), shown.iter().max().copied().unwrap_or(0));
+    let step = ((hi - lo) as f64 / 5.0).max(1.0);
+    let class_of = |v: u64| CLASSES[(((v - lo) as f64 / step) as usize).min(4)];
+    let per_value = values.iter().map(|v| v.map_or("cs", class_of)).collect();
+    let mut legend = Vec::new();
+    if !shown.is_empty() {
+        for (i, class) in CLASSES.iter().enumerate() {
+            let from = lo + (step * i as f64).ceil() as u64;
+            let to = if i == 4 { hi } else { lo + (step * (i + 1) as f64).ceil() as u64 - 1 };
+            if from > to && i > 0 {
+                continue;
+            }
+            legend.push(LegendEntry {
+                class,
+                label: format!("{}〜{}", Cell::Shown(from).label_ja(), Cell::Shown(to.max(from)).label_ja()),
+            });
+        }
+    }
+    legend.push(LegendEntry { class: "cs", label: Cell::Suppressed.label_ja() });
+    (per_value, legend)
+}
+
+/// The map of Japan coloured by each prefecture's total in a Japan table.
+pub struct MapView {
+    pub width: f64,
+    pub shapes: Vec<MapShape>,
+    /// The frame around an inset (Okinawa), as path data.
+    pub frame: String,
+    pub legend: Vec<LegendEntry>,
+}
+
+impl MapView {
+    /// `outlines`: each prefecture's path data, in code order (01…47), as the table's rows are.
+    pub fn new(table: &FigureTable, outlines: &[(u8, String)], width: f64, frame: &str) -> Self {
+        let values: Vec<Option<u64>> = table.rows.iter().map(|r| r.total.value()).collect();
+        let (per_value, legend) = classes(&values);
+        let shapes = outlines
+            .iter()
+            .zip(table.rows.iter().zip(per_value))
+            .map(|((_, path), (row, class))| MapShape {
+                code: row.code.clone(),
+                path: path.clone(),
+                class,
+                title: format!("{}: {}", row.name_ja, row.total.label_ja()),
+                value: row.total.label_ja(),
+            })
+            .collect();
+        Self { width, shapes, frame: frame.to_string(), legend }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

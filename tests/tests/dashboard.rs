@@ -2,6 +2,8 @@
 //! with the nodes' implementation, read figures counted from imported data, with small cells
 //! suppressed on the page and in the CSV file, and bad requests are named.
 
+mod support;
+
 use std::collections::BTreeMap;
 
 use diesel::prelude::*;
@@ -64,6 +66,8 @@ fn national_staff_read_suppressed_figures(backend: Backend) {
     let expected = active_by_prefecture(&mut db.connect());
     assert!(expected.values().any(|n| *n >= 10), "some prefecture has 10 or more: {expected:?}");
 
+    let tokyo_node = support::node(backend, &db, "13");
+    prefecture_node::staff::add(&mut tokyo_node.db.connect(), "tanaka", "田中 美穂", PASSWORD).unwrap();
     let server = TestServer::national(&db);
     let browser = Browser::new(&server);
     block_on(async {
@@ -157,6 +161,55 @@ fn national_staff_read_suppressed_figures(backend: Backend) {
         assert_eq!(foot_cells, japan_row, "Tokyo's totals are the Japan table's Tokyo row");
         assert!(tokyo.body.contains("千代田区"));
 
+        // Tokyo's staff see the same Tokyo figures at their node, fetched by a signed request.
+        let node = TestServer::node(&tokyo_node.db, &tokyo_node.key_file, &server.base_url, "13");
+        let at_node = Browser::new(&node);
+        let form = at_node.get("/staff/sign-in").await;
+        let csrf = form.hidden("csrf");
+        let signed = at_node
+            .post("/staff/sign-in", &[("csrf", &csrf), ("username", "tanaka"), ("password", PASSWORD)])
+            .await;
+        assert_eq!(signed.status, 303);
+        let node_page = at_node.get("/staff/figures?figure=licences_active").await;
+        assert_eq!(node_page.status, 200, "{}", node_page.body);
+        let tbody =
+            |body: &str| body[body.find("<tbody>").unwrap()..body.find("</tfoot>").unwrap()].to_string();
+        assert_eq!(tbody(&node_page.body), tbody(&tokyo.body), "the node shows the national Tokyo table");
+        let (status, _, node_csv) = at_node.get_bytes("/staff/figures.csv?figure=licences_active").await;
+        let (_, _, national_csv) = browser.get_bytes("/figures.csv?figure=licences_active&pref=13").await;
+        assert_eq!((status, node_csv), (200, national_csv), "the same CSV file");
+        let other = at_node.get("/staff/figures?pref=27").await;
+        assert_eq!(other.status, 400);
+        assert!(other.body.contains("東京都の数値だけ"), "{}", other.body);
+        // Another node's key gets its own prefecture only: there is no field to ask for another.
+        let (status, answer) = support::signed_post_to(
+            &server,
+            &tokyo_node.key,
+            "/federation/v1/figures",
+            br#"{"figure":"licences_active","month":null}"#,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["table"]["prefecture"], "13");
+        assert!(answer.to_string().chars().filter(|c| c.is_ascii_digit()).count() > 0);
+        let (status, answer) = support::signed_post_to(
+            &server,
+            &tokyo_node.key,
+            "/federation/v1/figures",
+            br#"{"figure":"licences_active","month":null,"prefecture":"27"}"#,
+        )
+        .await;
+        assert_eq!(status, 400, "{answer}");
+        let (status, _) = support::signed_post_to(
+            &server,
+            &tokyo_node.key,
+            "/federation/v1/figures",
+            br#"{"figure":"nurses","month":null}"#,
+        )
+        .await;
+        assert_eq!(status, 400);
+        drop(node);
+
         // Bad requests are named, in Japanese, and change nothing.
         for (query, says) in [
             ("figure=nurses", "そのような数値はありません"),
@@ -164,6 +217,7 @@ fn national_staff_read_suppressed_figures(backend: Backend) {
             ("month=latest", "2026-12 の形"),
             ("pref=48", "都道府県コードは01〜47"),
             ("prefecture=13", "使える項目は figure, month, pref"),
+            ("month=%E2%80%A8", "2026-12 の形"),
         ] {
             let page = browser.get(&format!("/figures?{query}")).await;
             assert_eq!(page.status, 400, "{query}");

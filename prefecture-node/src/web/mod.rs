@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod digests;
+pub mod figures;
 pub mod forms;
 pub mod guard;
 pub mod nurse;
@@ -269,6 +270,7 @@ pub(crate) fn routes() -> Routes {
     postings::routes(&mut routes);
     training::routes(&mut routes);
     digests::routes(&mut routes);
+    figures::routes(&mut routes);
     api::routes(&mut routes);
     routes
 }

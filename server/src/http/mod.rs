@@ -55,6 +55,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .default_service(web::to(method_not_allowed)),
         )
         .service(
+            web::resource("/federation/v1/figures")
+                .post(figures)
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
             web::resource("/federation/v1/provisions")
                 .post(provisions_of_nurse)
                 .default_service(web::to(method_not_allowed)),
@@ -265,6 +270,32 @@ async fn pull(state: web::Data<AppState>, request: Signed<PullRequest>) -> Resul
     Ok(HttpResponse::Ok().json(PullResponse { events }))
 }
 
+/// One figure for the calling node's own prefecture (issue #9): the same suppressed table, trend
+/// and months the national pages show for it. Counts only; the prefecture is the signing key's.
+#[utoipa::path(
+    post,
+    path = "/federation/v1/figures",
+    request_body(content = Object, description = "`{\"figure\": \"latent\", \"month\": \"2026-12\" | null}` (ncf_shared::figures::FiguresRequest)"),
+    responses(
+        (status = 200, description = "ncf_shared::figures::FiguresView: the table (cells a number, or \"10未満\"), the trend, the months, when counted", body = Object),
+        (status = 400, description = "Unknown figure or a month out of range", body = ErrorBody),
+        (status = 401, description = "Unknown key, bad signature or stale timestamp", body = ErrorBody),
+    )
+)]
+async fn figures(
+    state: web::Data<AppState>,
+    request: Signed<ncf_shared::figures::FiguresRequest>,
+) -> Result<HttpResponse, AppError> {
+    let pool = state.pool.clone();
+    let prefecture = request.node.prefecture;
+    let view = web::block(move || -> Result<_, AppError> {
+        let mut conn = pool.get()?;
+        Ok(crate::figures::view(&mut conn, request.body.figure, request.body.month, Some(prefecture))?)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(view))
+}
+
 /// A nurse's data-provision entries (for her page at the node that knows her by this code).
 #[utoipa::path(
     post,
@@ -312,7 +343,17 @@ async fn provisions_of_nurse(
         title = "Nurse Center Federation — national server",
         description = "Federation endpoints are signed by the calling node (Ed25519 over method, path, timestamp, nonce and the body's SHA-256; see ncf_shared::federation). Every error answers with an ErrorBody."
     ),
-    paths(healthz, identity_link, proofing_letter, proofing_code, push, pull, postings, provisions_of_nurse),
+    paths(
+        healthz,
+        identity_link,
+        proofing_letter,
+        proofing_code,
+        push,
+        pull,
+        postings,
+        figures,
+        provisions_of_nurse
+    ),
     components(schemas(
         Health,
         IdentityLinkRequest,
