@@ -242,7 +242,7 @@ fn execute(cli: Cli) -> Result<(), Failure> {
         }
         Command::Audit { command: AuditCommand::Verify } => {
             let (_, mut conn) = open(&cli.database_url)?;
-            match crate::provisions::verify(&mut conn)? {
+            match crate::operations::verify_chain(&mut conn)? {
                 Ok(count) => {
                     println!("data-provision record intact: {count} entries verified");
                     Ok(())
@@ -375,10 +375,12 @@ fn execute(cli: Cli) -> Result<(), Failure> {
             let reconcile_pool = state.pool.clone();
             let sweep_pool = state.pool.clone();
             let figures_pool = state.pool.clone();
+            let chain_pool = state.pool.clone();
             let figures_every = std::time::Duration::from_secs(args.figures_every_minutes.max(1) * 60);
             actix_web::rt::System::new().block_on(async move {
                 actix_web::rt::spawn(schedule.run(reconcile_pool));
                 actix_web::rt::spawn(crate::figures::refresh_every(figures_pool, figures_every));
+                actix_web::rt::spawn(crate::operations::verify_daily(chain_pool));
                 actix_web::rt::spawn(crate::postings::sweep_every(sweep_pool, SWEEP_EVERY));
                 serve(state, &args.listen, workers, &url, tls).await
             })?;

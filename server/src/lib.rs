@@ -14,6 +14,7 @@ pub mod matches;
 pub mod matching;
 pub mod nodes;
 pub mod notices;
+pub mod operations;
 pub mod postings;
 pub mod proofing;
 pub mod provisions;

@@ -415,3 +415,23 @@ diesel::table! {
         back_on -> Nullable<Date>,
     }
 }
+
+diesel::table! {
+    node_contacts (prefecture) {
+        prefecture -> Text,
+        last_contact_at -> Timestamp,
+        last_push_at -> Nullable<Timestamp>,
+        last_pull_at -> Nullable<Timestamp>,
+        pulled_after -> BigInt,
+    }
+}
+
+diesel::table! {
+    chain_verifications (id) {
+        id -> Text,
+        verified_at -> Timestamp,
+        entries -> BigInt,
+        broken_seq -> Nullable<BigInt>,
+        reason -> Nullable<Text>,
+    }
+}

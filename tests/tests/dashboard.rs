@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 use ncf_tests::{Backend, Browser, TestServer, block_on, both_backends, national, run};
+use sha2::Digest as _;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -209,6 +210,31 @@ fn national_staff_read_suppressed_figures(backend: Backend) {
         .await;
         assert_eq!(status, 400);
         drop(node);
+
+        // The operations view: Tokyo's node has called, both imports with their files' SHA-256,
+        // and the provision chain unchecked until `audit verify` runs.
+        let ops = browser.get("/operations").await;
+        assert_eq!(ops.status, 200, "{}", ops.body);
+        let tokyo_row = &ops.body[ops.body.find("<tr data-code=\"13\">").expect("Tokyo's node listed")..];
+        let tokyo_row = &tokyo_row[..tokyo_row.find("</tr>").unwrap()];
+        assert!(tokyo_row.contains(&tokyo_node.key.public_key().key_id()), "{tokyo_row}");
+        assert!(
+            !tokyo_row.contains("<td>まだありません</td><td>まだありません</td><td>まだありません</td>"),
+            "{tokyo_row}"
+        );
+        for file in ["registry.csv", "residents.csv"] {
+            let bytes = std::fs::read(db.path("data").join(file)).unwrap();
+            let digest = ncf_shared::encoding::hex(&sha2::Sha256::digest(&bytes));
+            assert!(ops.body.contains(&digest), "{file}'s SHA-256 is listed");
+        }
+        assert!(ops.body.contains("3000行（新規 3000"), "the registry's counts");
+        assert!(ops.body.contains("まだ検証していません"));
+        let mut cmd = national(&db);
+        cmd.args(["audit", "verify"]);
+        assert!(run(cmd).0.status.success());
+        let ops = browser.get("/operations").await;
+        assert!(ops.body.contains("件すべて正常"), "{}", ops.body);
+        assert!(!ops.body.contains("まだ検証していません"));
 
         // Bad requests are named, in Japanese, and change nothing.
         for (query, says) in [

@@ -1,7 +1,7 @@
 //! The national dashboard in real headless Chromium (issue #9 item 8): national staff sign in at
 //! a desk and on a phone, the map has the 47 prefectures with the table's values, a suppressed
 //! cell reads 「10未満」 on the page and in the CSV the page links to, and the phone layout does
-//! not scroll sideways.
+//! not scroll sideways, nor does the operations view.
 
 use ncf_tests::webdriver::{Driver, Session, axe_script};
 use ncf_tests::{Backend, TestServer, block_on};
@@ -76,6 +76,12 @@ fn national_staff_read_the_map_table_and_csv_in_a_browser() {
         assert!(csv.contains("10未満"));
         let violations = desk.serious_accessibility_violations(&axe).await;
         assert!(violations.is_empty(), "accessibility violations:\n{}", violations.join("\n"));
+        // The operations view reads as well (no node has called this server yet).
+        desk.goto(&server.url("/operations")).await;
+        let text = desk.text().await;
+        assert!(text.contains("データの取込み") && text.contains("まだ検証していません"), "{text}");
+        let violations = desk.serious_accessibility_violations(&axe).await;
+        assert!(violations.is_empty(), "operations: accessibility violations:\n{}", violations.join("\n"));
         desk.close().await;
 
         // On a phone 390 px wide: the same page, nothing wider than the screen.
@@ -87,6 +93,9 @@ fn national_staff_read_the_map_table_and_csv_in_a_browser() {
         assert!(!phone.scrolls_sideways().await, "the page scrolls sideways on a 390 px phone");
         phone.goto(&server.url("/figures?figure=latent")).await;
         assert!(!phone.scrolls_sideways().await, "the map page scrolls sideways on a 390 px phone");
+        phone.goto(&server.url("/operations")).await;
+        phone.screenshot("national_operations_phone").await;
+        assert!(!phone.scrolls_sideways().await, "the operations page scrolls sideways on a 390 px phone");
         phone.close().await;
     });
 }

@@ -264,7 +264,14 @@ async fn pull(state: web::Data<AppState>, request: Signed<PullRequest>) -> Resul
     let pool = state.pool.clone();
     let events = web::block(move || -> Result<_, AppError> {
         let mut conn = pool.get()?;
-        Ok(crate::queue::after(&mut conn, request.node.prefecture, request.body.after, limit)?)
+        let (node, after) = (request.node.prefecture, request.body.after);
+        crate::operations::record_contact(
+            &mut conn,
+            node,
+            crate::operations::Contact::Pull { after },
+            ncf_shared::time::now_utc(),
+        )?;
+        Ok(crate::queue::after(&mut conn, node, after, limit)?)
     })
     .await??;
     Ok(HttpResponse::Ok().json(PullResponse { events }))

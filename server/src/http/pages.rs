@@ -68,7 +68,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource(SIGN_IN).get(sign_in_form).post(sign_in_submit))
         .service(web::resource("/staff/sign-out").post(sign_out))
         .service(web::resource("/figures").get(figures_page))
-        .service(web::resource("/figures.csv").get(figures_csv));
+        .service(web::resource("/figures.csv").get(figures_csv))
+        .service(web::resource("/operations").get(operations_page));
 }
 
 async fn stylesheet() -> HttpResponse {
@@ -383,4 +384,118 @@ pub fn csv_response(table: &FigureTable) -> HttpResponse {
         .insert_header(("content-disposition", format!("attachment; filename=\"{}\"", table.file_name())))
         .insert_header(("cache-control", "no-store"))
         .body(table.csv())
+}
+
+/// One node's row of the operations view, as people read it.
+struct NodeRow {
+    name: &'static str,
+    code: String,
+    keys: String,
+    last_contact: String,
+    last_push: String,
+    last_pull: String,
+    waiting: String,
+    held: i64,
+    rejected: i64,
+    /// Something to look at: no contact for an hour, events waiting over an hour, or failures.
+    attention: bool,
+}
+
+struct ImportRow {
+    kind: &'static str,
+    file_name: String,
+    file_sha256: String,
+    started: String,
+    finished: String,
+    counts: String,
+}
+
+#[derive(Template)]
+#[template(path = "national_operations.html")]
+struct OperationsPage {
+    staff: Option<(String, String)>,
+    nodes: Vec<NodeRow>,
+    imports: Vec<ImportRow>,
+    chain: Option<(String, String, bool)>,
+}
+
+/// Every node's sync state, the imports and the provision chain's last check. No personal data.
+async fn operations_page(me: NationalStaff, state: web::Data<AppState>) -> HttpResponse {
+    let overview = match db(&state, crate::operations::overview).await {
+        Ok(o) => o,
+        Err(e) => return unavailable(&e),
+    };
+    let now = ncf_shared::time::now_utc();
+    let when = |t: Option<chrono::NaiveDateTime>| {
+        t.map_or("まだありません".to_string(), ncf_shared::time::datetime_ja)
+    };
+    let hour_ago = |t: Option<chrono::NaiveDateTime>| t.is_none_or(|t| now - t > chrono::Duration::hours(1));
+    let nodes = overview
+        .nodes
+        .into_iter()
+        .map(|n| NodeRow {
+            name: n.prefecture.name_ja(),
+            code: n.prefecture.code(),
+            keys: n
+                .keys
+                .iter()
+                .map(|(id, revoked)| if *revoked { format!("{id}（失効）") } else { id.clone() })
+                .collect::<Vec<_>>()
+                .join("、"),
+            last_contact: when(n.last_contact_at),
+            last_push: when(n.last_push_at),
+            last_pull: when(n.last_pull_at),
+            waiting: match n.oldest_waiting_at {
+                Some(oldest) if n.waiting > 0 => {
+                    format!("{}件（最も古いもの {}）", n.waiting, ncf_shared::time::datetime_ja(oldest))
+                }
+                _ => "0件".to_string(),
+            },
+            attention: hour_ago(n.last_contact_at)
+                || (n.waiting > 0 && hour_ago(n.oldest_waiting_at))
+                || n.held > 0
+                || n.rejected > 0,
+            held: n.held,
+            rejected: n.rejected,
+        })
+        .collect();
+    let imports = overview
+        .imports
+        .into_iter()
+        .map(|i| ImportRow {
+            kind: match i.kind.as_str() {
+                "registry" => "看護職員籍",
+                "residents" => "住民票の異動",
+                _ => "その他",
+            },
+            file_name: ncf_shared::mask_my_numbers(&i.file_name).into_owned(),
+            file_sha256: i.file_sha256,
+            started: ncf_shared::time::datetime_ja(i.started_at),
+            finished: i.finished_at.map_or("未完了".to_string(), ncf_shared::time::datetime_ja),
+            counts: format!(
+                "{}行（新規 {}、変更 {}、変更なし {}、不備 {}）{}",
+                i.rows_total,
+                i.rows_inserted,
+                i.rows_updated,
+                i.rows_unchanged,
+                i.rows_rejected,
+                if i.mode == "accept_valid" { "・正しい行のみ取込み" } else { "" }
+            ),
+        })
+        .collect();
+    let chain = overview.chain.map(|c| {
+        let verdict = match (c.broken_seq, c.reason) {
+            (Some(seq), Some(reason)) => format!("記録番号 {seq} で改ざんまたは破損を検出: {reason}"),
+            (Some(seq), None) => format!("記録番号 {seq} で改ざんまたは破損を検出"),
+            _ => format!("{}件すべて正常", c.entries),
+        };
+        (ncf_shared::time::datetime_ja(c.verified_at), verdict, c.broken_seq.is_none())
+    });
+    let page = OperationsPage {
+        staff: Some((me.member.display_name.clone(), me.session.csrf.clone())),
+        nodes,
+        imports,
+        chain,
+    };
+    html(StatusCode::OK, &page)
 }

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use crate::error::{AppError, ErrorKind};
 use crate::nodes::{self, AuthenticatedNode, SignedParts};
+use crate::operations::Contact;
 
 pub struct Signed<T> {
     pub node: AuthenticatedNode,
@@ -60,7 +61,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for Signed<T> {
                     path: &path,
                     body: &body,
                 };
-                let node = nodes::authenticate(&mut conn, &parts, ncf_shared::time::now_utc())?;
+                let now = ncf_shared::time::now_utc();
+                let node = nodes::authenticate(&mut conn, &parts, now)?;
+                let contact = if path.ends_with("/push") { Contact::Push } else { Contact::Other };
+                if let Err(e) = crate::operations::record_contact(&mut conn, node.prefecture, contact, now) {
+                    // The operations view misses one contact; the request itself goes on.
+                    tracing::warn!(error = %e, "node contact not recorded");
+                }
                 Ok((node, body))
             })
             .await??;

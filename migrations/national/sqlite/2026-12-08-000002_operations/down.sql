@@ -1,0 +1,2 @@
+DROP TABLE chain_verifications;
+DROP TABLE node_contacts;
