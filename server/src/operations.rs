@@ -136,22 +136,30 @@ pub struct Overview {
     pub chain: Option<ChainCheck>,
 }
 
+#[derive(Queryable)]
+struct ContactRow {
+    prefecture: String,
+    last_contact_at: NaiveDateTime,
+    last_push_at: Option<NaiveDateTime>,
+    last_pull_at: Option<NaiveDateTime>,
+    pulled_after: i64,
+}
+
 /// Every registered node's sync state, the latest imports and the last chain check.
 pub fn overview(conn: &mut DbConn) -> QueryResult<Overview> {
     let keys: Vec<(String, String, Option<NaiveDateTime>)> = nodes::table
         .order((nodes::prefecture, nodes::added_at))
         .select((nodes::prefecture, nodes::key_id, nodes::revoked_at))
         .load(conn)?;
-    let contacts: Vec<(String, NaiveDateTime, Option<NaiveDateTime>, Option<NaiveDateTime>, i64)> =
-        node_contacts::table
-            .select((
-                node_contacts::prefecture,
-                node_contacts::last_contact_at,
-                node_contacts::last_push_at,
-                node_contacts::last_pull_at,
-                node_contacts::pulled_after,
-            ))
-            .load(conn)?;
+    let contacts: Vec<ContactRow> = node_contacts::table
+        .select((
+            node_contacts::prefecture,
+            node_contacts::last_contact_at,
+            node_contacts::last_push_at,
+            node_contacts::last_pull_at,
+            node_contacts::pulled_after,
+        ))
+        .load(conn)?;
     let outcomes: Vec<(String, String, i64)> = pushed_events::table
         .filter(pushed_events::outcome.eq_any(["held", "rejected"]))
         .group_by((pushed_events::prefecture, pushed_events::outcome))
@@ -164,8 +172,8 @@ pub fn overview(conn: &mut DbConn) -> QueryResult<Overview> {
             state.keys.push((key_id, revoked_at.is_some()));
             continue;
         }
-        let contact = contacts.iter().find(|c| c.0 == code);
-        let pulled_after = contact.map_or(0, |c| c.4);
+        let contact = contacts.iter().find(|c| c.prefecture == code);
+        let pulled_after = contact.map_or(0, |c| c.pulled_after);
         let waiting_query = node_events::table
             .filter(node_events::prefecture.eq(&code))
             .filter(node_events::seq.gt(pulled_after));
@@ -177,9 +185,9 @@ pub fn overview(conn: &mut DbConn) -> QueryResult<Overview> {
         states.push(NodeState {
             prefecture,
             keys: vec![(key_id, revoked_at.is_some())],
-            last_contact_at: contact.map(|c| c.1),
-            last_push_at: contact.and_then(|c| c.2),
-            last_pull_at: contact.and_then(|c| c.3),
+            last_contact_at: contact.map(|c| c.last_contact_at),
+            last_push_at: contact.and_then(|c| c.last_push_at),
+            last_pull_at: contact.and_then(|c| c.last_pull_at),
             waiting,
             oldest_waiting_at,
             held: count("held"),
