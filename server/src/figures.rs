@@ -497,10 +497,63 @@ pub fn view(
     let months = months(conn, figure)?;
     let month =
         month.or_else(|| months.last().copied()).unwrap_or_else(|| Month::of(ncf_shared::time::today_jst()));
+    let trend = trend(conn, figure, prefecture)?;
+    // Back at work as a share of the latent nurses with a match that month: both counts as their
+    // tables published them, so the share tells nothing the two do not.
+    let share = if figure == Figure::BackAtWork {
+        let matched = self::trend(conn, Figure::LatentMatched, prefecture)?;
+        ncf_shared::figures::share_of(&trend, &matched)
+    } else {
+        Vec::new()
+    };
     Ok(ncf_shared::figures::FiguresView {
         table: table(conn, figure, month, prefecture)?,
-        trend: trend(conn, figure, prefecture)?,
+        trend,
         months,
         refreshed_at: last_refresh(conn)?.map(|(at, _)| at),
+        share,
     })
+}
+
+/// Views as pages asked for them, kept for [`ViewCache::TTL`]: the counts change only at a
+/// refresh (hourly), while the dashboard may be read many times a second. A view is at most that
+/// much older than the stored figures; it is never more than they publish.
+#[derive(Default)]
+pub struct ViewCache {
+    views: std::sync::Mutex<
+        std::collections::HashMap<
+            (Figure, Option<Month>, Option<Prefecture>),
+            (std::time::Instant, std::sync::Arc<ncf_shared::figures::FiguresView>),
+        >,
+    >,
+}
+
+impl ViewCache {
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(60);
+    /// Views kept at most (every figure, a year of months, Japan and each prefecture is ~9,000).
+    const MAX: usize = 10_000;
+
+    /// The view, from the cache while it is fresh, else read with `conn` and kept.
+    pub fn view(
+        &self,
+        conn: &mut DbConn,
+        figure: Figure,
+        month: Option<Month>,
+        prefecture: Option<Prefecture>,
+    ) -> QueryResult<std::sync::Arc<ncf_shared::figures::FiguresView>> {
+        let key = (figure, month, prefecture);
+        let now = std::time::Instant::now();
+        if let Some((at, v)) = self.views.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+            && now.duration_since(*at) < Self::TTL
+        {
+            return Ok(v.clone());
+        }
+        let fresh = std::sync::Arc::new(view(conn, figure, month, prefecture)?);
+        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        if views.len() >= Self::MAX {
+            views.retain(|_, (at, _)| now.duration_since(*at) < Self::TTL);
+        }
+        views.insert(key, (now, fresh.clone()));
+        Ok(fresh)
+    }
 }

@@ -439,6 +439,11 @@ pub struct FiguresView {
     pub trend: Trend,
     pub months: Vec<Month>,
     pub refreshed_at: Option<chrono::NaiveDateTime>,
+    /// For back at work: each month's count as a share of the latent nurses with a match that
+    /// month, in tenths of a per cent (125 = 12.5%), where both are published; empty for other
+    /// figures.
+    #[serde(default)]
+    pub share: Vec<(Month, Option<u64>)>,
 }
 
 impl FigureTable {
@@ -487,6 +492,26 @@ impl FigureTable {
     }
 }
 
+/// Each month of `part` as a share of the same month of `whole`, in tenths of a per cent
+/// (rounded), where both are published and `whole` is not zero: a ratio of two published numbers
+/// tells nothing they do not.
+pub fn share_of(part: &Trend, whole: &Trend) -> Vec<(Month, Option<u64>)> {
+    part.points
+        .iter()
+        .map(|(m, p)| {
+            let of = whole.points.iter().find(|(n, _)| n == m).and_then(|(_, c)| c.value());
+            let share = match (p.value(), of) {
+                (Some(p), Some(of)) if of > 0 => Some((p * 1000 + of / 2) / of),
+                _ => None,
+            };
+            (*m, share)
+        })
+        .collect()
+}
+
+/// What back at work counts, beside its figures.
+const BACK_AT_WORK_NOTE: &str = "再就業は、求人・研修の紹介があった潜在看護職が、その後に就業の届出をした数です（届出の就業日の月）。割合は、その月に紹介があった潜在看護職の数に対する割合で、どちらかが10未満の月は表示しません。";
+
 /// What the figures part of a page shows, built once for the national pages and a node's
 /// prefecture pages (`shared/templates/figures_body.html` renders it).
 pub struct FiguresPage {
@@ -505,11 +530,15 @@ pub struct FiguresPage {
     pub table: FigureTable,
     /// Whether a row's name links to that prefecture's municipalities.
     pub rows_link: bool,
+    /// Back at work as a share of matched latent nurses: (month, 「12.5%」 or 「—」).
+    pub share: Vec<(String, String)>,
+    /// What the figure counts, where that needs saying.
+    pub note: Option<&'static str>,
 }
 
 impl FiguresPage {
     pub fn new(view: FiguresView, action: &'static str, choose_prefecture: bool) -> Self {
-        let FiguresView { table, trend, mut months, refreshed_at } = view;
+        let FiguresView { table, trend, mut months, refreshed_at, share } = view;
         if !months.contains(&table.month) {
             months.push(table.month);
         }
@@ -542,6 +571,16 @@ impl FiguresPage {
             csv_url,
             refreshed: refreshed_at.map(crate::time::datetime_ja),
             rows_link: choose_prefecture && table.prefecture.is_none(),
+            note: (figure == Figure::BackAtWork).then_some(BACK_AT_WORK_NOTE),
+            share: share
+                .iter()
+                .map(|(m, p)| {
+                    let pct = p.map_or("—（10未満を含む月）".to_string(), |p| {
+                        format!("{}.{}%", p / 10, p % 10)
+                    });
+                    (m.label_ja(), pct)
+                })
+                .collect(),
             table,
         }
     }
@@ -620,6 +659,30 @@ impl MapView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_share_is_given_only_where_both_counts_are_published() {
+        let month = |k: &str| Month::parse(k).unwrap();
+        let trend = |points: Vec<(&str, Cell)>| Trend {
+            figure: Figure::BackAtWork,
+            prefecture: None,
+            points: points.into_iter().map(|(k, c)| (month(k), c)).collect(),
+        };
+        let back = trend(vec![
+            ("2026-10", Cell::Shown(12)),
+            ("2026-11", Cell::Suppressed),
+            ("2026-12", Cell::Shown(30)),
+        ]);
+        let matched = trend(vec![
+            ("2026-10", Cell::Shown(96)),
+            ("2026-11", Cell::Shown(80)),
+            ("2026-12", Cell::Suppressed),
+        ]);
+        assert_eq!(
+            share_of(&back, &matched),
+            vec![(month("2026-10"), Some(125)), (month("2026-11"), None), (month("2026-12"), None)]
+        );
+    }
 
     #[test]
     fn months_are_read_as_written_and_bad_ones_named() {

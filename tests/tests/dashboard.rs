@@ -236,6 +236,20 @@ fn national_staff_read_suppressed_figures(backend: Backend) {
         assert!(ops.body.contains("件すべて正常"), "{}", ops.body);
         assert!(!ops.body.contains("まだ検証していません"));
 
+        // Every figure has its page (no counts for most in this data set: all 10未満).
+        for figure in ncf_shared::figures::Figure::ALL {
+            let page = browser.get(&format!("/figures?figure={}", figure.key())).await;
+            assert_eq!(page.status, 200, "{}", figure.key());
+            assert!(page.body.contains(figure.title_ja()), "{}", figure.key());
+        }
+        assert!(
+            browser
+                .get("/figures?figure=back_at_work")
+                .await
+                .body
+                .contains("再就業は、求人・研修の紹介があった")
+        );
+
         // Bad requests are named, in Japanese, and change nothing.
         for (query, says) in [
             ("figure=nurses", "そのような数値はありません"),

@@ -26,7 +26,6 @@ struct StaffFiguresPage {
     csrf: String,
     parts: FiguresPage,
     map: Option<MapView>,
-    note: Option<&'static str>,
 }
 
 /// This prefecture's figures for the query, or the page saying why not.
@@ -68,7 +67,6 @@ async fn page(
                 csrf: session.csrf,
                 parts: FiguresPage::new(view, "/staff/figures", false),
                 map: None,
-                note: None,
             },
         ),
         Err(response) => response,

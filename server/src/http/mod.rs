@@ -293,14 +293,15 @@ async fn figures(
     state: web::Data<AppState>,
     request: Signed<ncf_shared::figures::FiguresRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = state.pool.clone();
     let prefecture = request.node.prefecture;
+    let shared = state.clone();
     let view = web::block(move || -> Result<_, AppError> {
-        let mut conn = pool.get()?;
-        Ok(crate::figures::view(&mut conn, request.body.figure, request.body.month, Some(prefecture))?)
+        let mut conn = shared.pool.get()?;
+        let (figure, month) = (request.body.figure, request.body.month);
+        Ok(shared.pages.figures.view(&mut conn, figure, month, Some(prefecture))?)
     })
     .await??;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(&*view))
 }
 
 /// A nurse's data-provision entries (for her page at the node that knows her by this code).

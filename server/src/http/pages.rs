@@ -12,8 +12,10 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 use ncf_shared::accounts::{self, Session, SessionKind, SignIn, StaffMember};
+use std::sync::Arc;
+
 use ncf_shared::figures::{
-    Choice, ChoiceQuery, Figure, FigureTable, FiguresPage, FiguresView, MapView, unreadable_query,
+    Choice, ChoiceQuery, FigureTable, FiguresPage, FiguresView, MapView, unreadable_query,
 };
 use serde::Deserialize;
 
@@ -33,6 +35,8 @@ pub struct Pages {
     /// Over https: cookies are Secure and carry the `__Host-` prefix.
     pub secure_cookies: bool,
     pub map: crate::map::JapanMap,
+    /// Figures views read lately (the national pages and the nodes' requests share it).
+    pub figures: crate::figures::ViewCache,
 }
 
 impl Pages {
@@ -41,6 +45,7 @@ impl Pages {
             password_checks: accounts::PasswordChecks::default(),
             secure_cookies,
             map: crate::map::JapanMap::bundled(),
+            figures: crate::figures::ViewCache::default(),
         }
     }
 
@@ -321,15 +326,13 @@ fn choose(req: &HttpRequest) -> Result<Choice, HttpResponse> {
 
 /// The figures of a choice, read off the async threads.
 #[allow(clippy::result_large_err)]
-async fn load(state: &AppState, choice: &Choice) -> Result<FiguresView, HttpResponse> {
+async fn load(state: &web::Data<AppState>, choice: &Choice) -> Result<Arc<FiguresView>, HttpResponse> {
     let (figure, month, prefecture) = (choice.figure, choice.month, choice.prefecture);
-    db(state, move |conn| crate::figures::view(conn, figure, month, prefecture))
+    let shared = state.clone();
+    db(state, move |conn| shared.pages.figures.view(conn, figure, month, prefecture))
         .await
         .map_err(|e| unavailable(&e))
 }
-
-/// Why the page shows no share for back at work.
-const BACK_AT_WORK_NOTE: &str = "再就業の割合は、その月に求人・研修の紹介があった潜在看護職の数に対する割合です。どちらかが10未満の月は表示しません。";
 
 #[derive(Template)]
 #[template(path = "national_figures.html")]
@@ -337,7 +340,6 @@ struct NationalFiguresPage {
     staff: Option<(String, String)>,
     parts: FiguresPage,
     map: Option<MapView>,
-    note: Option<&'static str>,
 }
 
 async fn figures_page(me: NationalStaff, state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
@@ -353,12 +355,10 @@ async fn figures_page(me: NationalStaff, state: web::Data<AppState>, req: HttpRe
         let japan = &state.pages.map;
         MapView::new(&view.table, &japan.shapes, japan.width, &japan.inset_frame)
     });
-    let note = (choice.figure == Figure::BackAtWork).then_some(BACK_AT_WORK_NOTE);
     let page = NationalFiguresPage {
         staff: Some((me.member.display_name.clone(), me.session.csrf.clone())),
-        parts: FiguresPage::new(view, "/figures", true),
+        parts: FiguresPage::new((*view).clone(), "/figures", true),
         map,
-        note,
     };
     html(StatusCode::OK, &page)
 }
