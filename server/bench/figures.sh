@@ -36,8 +36,8 @@ command -v psql >/dev/null || {
   apt-get -o DPkg::Lock::Timeout=900 update -qq
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq postgresql-client >/dev/null
 }
-(cd "$ROOT" && cargo build --release -q -p national-server -p ncf-tests --bin load --bin hello-world \
-  && cargo build --release -q -p ncf-tests --example seed_links)
+(cd "$ROOT" && cargo build --release -q -p national-server \
+  && cargo build --release -q -p ncf-tests --bin load --bin hello-world --example seed_links)
 mkdir -p "$DATA"
 GEN=$DATA/gen-$PEOPLE
 [ -f "$GEN/residents.csv" ] || "$BIN" generate-synthetic --nurses "$PEOPLE" --out "$GEN" >/dev/null

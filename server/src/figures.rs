@@ -17,13 +17,14 @@
 //! each other.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use ncf_shared::Prefecture;
 use ncf_shared::db::DbConn;
-use ncf_shared::figures::{Figure, FigureRow, FigureTable, Month, Place, Trend};
+use ncf_shared::figures::{Figure, FigureRow, FigureTable, FiguresView, Month, Place, Trend};
 use ncf_shared::suppression::{self, Cell};
 
 use crate::schema::{figure_cells, figure_refreshes};
@@ -493,7 +494,7 @@ pub fn view(
     figure: Figure,
     month: Option<Month>,
     prefecture: Option<Prefecture>,
-) -> QueryResult<ncf_shared::figures::FiguresView> {
+) -> QueryResult<FiguresView> {
     let months = months(conn, figure)?;
     let month =
         month.or_else(|| months.last().copied()).unwrap_or_else(|| Month::of(ncf_shared::time::today_jst()));
@@ -506,7 +507,7 @@ pub fn view(
     } else {
         Vec::new()
     };
-    Ok(ncf_shared::figures::FiguresView {
+    Ok(FiguresView {
         table: table(conn, figure, month, prefecture)?,
         trend,
         months,
@@ -515,45 +516,63 @@ pub fn view(
     })
 }
 
-/// Views as pages asked for them, kept for [`ViewCache::TTL`]: the counts change only at a
-/// refresh (hourly), while the dashboard may be read many times a second. A view is at most that
-/// much older than the stored figures; it is never more than they publish.
-#[derive(Default)]
-pub struct ViewCache {
-    views: std::sync::Mutex<
-        std::collections::HashMap<
-            (Figure, Option<Month>, Option<Prefecture>),
-            (std::time::Instant, std::sync::Arc<ncf_shared::figures::FiguresView>),
-        >,
-    >,
+/// Values kept for a while by key: what the figures pages read and render changes only at a
+/// refresh (hourly), while the dashboard may be read many times a second. A value is at most
+/// `ttl` older than the stored figures; it is never more than they publish.
+pub struct TtlCache<K, V> {
+    ttl: std::time::Duration,
+    max: usize,
+    entries: std::sync::Mutex<std::collections::HashMap<K, (std::time::Instant, Arc<V>)>>,
+}
+
+impl<K: std::hash::Hash + Eq, V> TtlCache<K, V> {
+    pub fn new(ttl: std::time::Duration, max: usize) -> Self {
+        Self { ttl, max, entries: Default::default() }
+    }
+
+    /// The value for `key`, from the cache while fresh, else made by `make` and kept.
+    pub fn get_or_try<E>(&self, key: K, make: impl FnOnce() -> Result<V, E>) -> Result<Arc<V>, E> {
+        let now = std::time::Instant::now();
+        if let Some((at, v)) = self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+            && now.duration_since(*at) < self.ttl
+        {
+            return Ok(v.clone());
+        }
+        let fresh = Arc::new(make()?);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= self.max {
+            entries.retain(|_, (at, _)| now.duration_since(*at) < self.ttl);
+        }
+        entries.insert(key, (now, fresh.clone()));
+        Ok(fresh)
+    }
+}
+
+/// What a view is asked for by: figure, month (`None`: the latest) and prefecture (`None`: Japan).
+pub type ViewKey = (Figure, Option<Month>, Option<Prefecture>);
+
+/// How long a figures view or page is kept, and how many at most (every figure, a year of months,
+/// Japan and each prefecture is about 9,000).
+pub const VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+pub const MAX_VIEWS: usize = 10_000;
+
+/// Figures views as pages and nodes asked for them, kept for [`VIEW_TTL`].
+pub struct ViewCache(TtlCache<ViewKey, FiguresView>);
+
+impl Default for ViewCache {
+    fn default() -> Self {
+        Self(TtlCache::new(VIEW_TTL, MAX_VIEWS))
+    }
 }
 
 impl ViewCache {
-    pub const TTL: std::time::Duration = std::time::Duration::from_secs(60);
-    /// Views kept at most (every figure, a year of months, Japan and each prefecture is ~9,000).
-    const MAX: usize = 10_000;
-
-    /// The view, from the cache while it is fresh, else read with `conn` and kept.
     pub fn view(
         &self,
         conn: &mut DbConn,
         figure: Figure,
         month: Option<Month>,
         prefecture: Option<Prefecture>,
-    ) -> QueryResult<std::sync::Arc<ncf_shared::figures::FiguresView>> {
-        let key = (figure, month, prefecture);
-        let now = std::time::Instant::now();
-        if let Some((at, v)) = self.views.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
-            && now.duration_since(*at) < Self::TTL
-        {
-            return Ok(v.clone());
-        }
-        let fresh = std::sync::Arc::new(view(conn, figure, month, prefecture)?);
-        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
-        if views.len() >= Self::MAX {
-            views.retain(|_, (at, _)| now.duration_since(*at) < Self::TTL);
-        }
-        views.insert(key, (now, fresh.clone()));
-        Ok(fresh)
+    ) -> QueryResult<Arc<FiguresView>> {
+        self.0.get_or_try((figure, month, prefecture), || view(conn, figure, month, prefecture))
     }
 }

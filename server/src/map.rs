@@ -202,6 +202,8 @@ mod tests {
         assert_eq!(map.shapes.len(), 47);
         for (id, d) in &map.shapes {
             assert!(d.starts_with('M') && d.ends_with('Z'), "{id}");
+            // Written into pages unescaped: nothing but commands, digits, signs, points and spaces.
+            assert!(d.chars().all(|c| "MLZ0123456789.- ".contains(c)), "{id}");
             for number in d.split(|c: char| c.is_ascii_alphabetic() || c == ' ').filter(|s| !s.is_empty()) {
                 let v: f64 = number.parse().unwrap();
                 assert!(

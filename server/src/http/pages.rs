@@ -37,6 +37,8 @@ pub struct Pages {
     pub map: crate::map::JapanMap,
     /// Figures views read lately (the national pages and the nodes' requests share it).
     pub figures: crate::figures::ViewCache,
+    /// The figures part of the national pages as rendered lately, by choice.
+    pub rendered: crate::figures::TtlCache<crate::figures::ViewKey, RenderedFigures>,
 }
 
 impl Pages {
@@ -46,6 +48,7 @@ impl Pages {
             secure_cookies,
             map: crate::map::JapanMap::bundled(),
             figures: crate::figures::ViewCache::default(),
+            rendered: crate::figures::TtlCache::new(crate::figures::VIEW_TTL, crate::figures::MAX_VIEWS),
         }
     }
 
@@ -334,12 +337,26 @@ async fn load(state: &web::Data<AppState>, choice: &Choice) -> Result<Arc<Figure
         .map_err(|e| unavailable(&e))
 }
 
+/// The figures part of the page (`figures_body.html`): the same for every staff member, so it is
+/// rendered once per choice and kept as long as the view it shows ([`crate::figures::VIEW_TTL`]).
 #[derive(Template)]
-#[template(path = "national_figures.html")]
-struct NationalFiguresPage {
-    staff: Option<(String, String)>,
+#[template(path = "figures_body.html")]
+struct FiguresBody {
     parts: FiguresPage,
     map: Option<MapView>,
+}
+
+/// A rendered figures body and its page title.
+pub struct RenderedFigures {
+    title: String,
+    body: String,
+}
+
+#[derive(Template)]
+#[template(path = "national_figures.html")]
+struct NationalFiguresPage<'a> {
+    staff: Option<(String, String)>,
+    figures: &'a RenderedFigures,
 }
 
 async fn figures_page(me: NationalStaff, state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
@@ -347,20 +364,29 @@ async fn figures_page(me: NationalStaff, state: web::Data<AppState>, req: HttpRe
         Ok(c) => c,
         Err(response) => return response,
     };
-    let view = match load(&state, &choice).await {
-        Ok(v) => v,
-        Err(response) => return response,
+    let shared = state.clone();
+    let key = (choice.figure, choice.month, choice.prefecture);
+    // Rendering is no database work, but a missed cache needs both: one trip off the async threads.
+    let rendered = db(&state, move |conn| {
+        let pages = &shared.pages;
+        Ok(pages.rendered.get_or_try(key, || -> Result<_, String> {
+            let view = pages.figures.view(conn, key.0, key.1, key.2).map_err(|e| e.to_string())?;
+            let map = view.table.prefecture.is_none().then(|| {
+                MapView::new(&view.table, &pages.map.shapes, pages.map.width, &pages.map.inset_frame)
+            });
+            let parts = FiguresPage::new((*view).clone(), "/figures", true);
+            let title = parts.title.clone();
+            let body = FiguresBody { parts, map }.render().map_err(|e| format!("figures rendering: {e}"))?;
+            Ok(RenderedFigures { title, body })
+        }))
+    })
+    .await;
+    let rendered = match rendered {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) | Err(e) => return unavailable(&e),
     };
-    let map = view.table.prefecture.is_none().then(|| {
-        let japan = &state.pages.map;
-        MapView::new(&view.table, &japan.shapes, japan.width, &japan.inset_frame)
-    });
-    let page = NationalFiguresPage {
-        staff: Some((me.member.display_name.clone(), me.session.csrf.clone())),
-        parts: FiguresPage::new((*view).clone(), "/figures", true),
-        map,
-    };
-    html(StatusCode::OK, &page)
+    let staff = Some((me.member.display_name.clone(), me.session.csrf.clone()));
+    html(StatusCode::OK, &NationalFiguresPage { staff, figures: &rendered })
 }
 
 /// The table shown, as CSV: UTF-8 with a BOM (so Excel opens it in Japanese), the same

@@ -8,6 +8,8 @@
 use std::time::{Duration, Instant};
 
 fn main() -> std::process::ExitCode {
+    // reqwest is built without a TLS provider of its own (plain http is all this tool speaks).
+    ncf_shared::tls::install_provider();
     let mut args = std::env::args().skip(1);
     let (mut url, mut connections, mut seconds, mut headers) = (None, 64usize, 30u64, Vec::new());
     while let Some(arg) = args.next() {
