@@ -154,10 +154,19 @@ impl JapanMap {
                 if simplified.len() < 8 && n > 0 {
                     continue;
                 }
-                for (i, (x, y)) in simplified.iter().enumerate() {
-                    d.push_str(&format!("{}{:.1} {:.1}", if i == 0 { "M" } else { "L" }, x, y));
+                // Whole units (a thousandth of the map's height) and steps relative to the point
+                // before: the path data is sent with every map page.
+                let whole: Vec<(i64, i64)> =
+                    simplified.iter().map(|(x, y)| (x.round() as i64, y.round() as i64)).collect();
+                let mut last = whole[0];
+                d.push_str(&format!("M{} {}", last.0, last.1));
+                for &(x, y) in &whole[1..] {
+                    if (x, y) != last {
+                        d.push_str(&format!("l{} {}", x - last.0, y - last.1));
+                        last = (x, y);
+                    }
                 }
-                d.push('Z');
+                d.push('z');
             }
             if d.is_empty() {
                 return Err(format!("prefecture {id} has no outline inside the map"));
@@ -201,19 +210,24 @@ mod tests {
         let map = JapanMap::bundled();
         assert_eq!(map.shapes.len(), 47);
         for (id, d) in &map.shapes {
-            assert!(d.starts_with('M') && d.ends_with('Z'), "{id}");
-            // Written into pages unescaped: nothing but commands, digits, signs, points and spaces.
-            assert!(d.chars().all(|c| "MLZ0123456789.- ".contains(c)), "{id}");
-            for number in d.split(|c: char| c.is_ascii_alphabetic() || c == ' ').filter(|s| !s.is_empty()) {
-                let v: f64 = number.parse().unwrap();
-                assert!(
-                    (-1.0..=map.width.max(HEIGHT) + 1.0).contains(&v),
-                    "prefecture {id}: {v} outside the map"
-                );
+            assert!(d.starts_with('M') && d.ends_with('z'), "{id}");
+            // Written into pages unescaped: nothing but commands, digits, signs and spaces.
+            assert!(d.chars().all(|c| "Mlz0123456789- ".contains(c)), "{id}");
+            // Every point, following the relative steps, lies inside the map.
+            for ring in d.split('z').filter(|r| !r.is_empty()) {
+                let mut at = (0i64, 0i64);
+                for (i, step) in ring.split(['M', 'l']).filter(|s| !s.is_empty()).enumerate() {
+                    let (x, y) = step.split_once(' ').unwrap();
+                    let (x, y): (i64, i64) = (x.parse().unwrap(), y.parse().unwrap());
+                    at = if i == 0 { (x, y) } else { (at.0 + x, at.1 + y) };
+                    let inside =
+                        (0..=map.width as i64 + 1).contains(&at.0) && (0..=HEIGHT as i64 + 1).contains(&at.1);
+                    assert!(inside, "prefecture {id}: {at:?} outside the map");
+                }
             }
         }
         // Drawn once and small enough to send with every page.
         let bytes: usize = map.shapes.iter().map(|(_, d)| d.len()).sum();
-        assert!(bytes < 150_000, "{bytes} bytes of path data");
+        assert!(bytes < 80_000, "{bytes} bytes of path data");
     }
 }

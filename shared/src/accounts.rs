@@ -300,6 +300,21 @@ pub fn session(conn: &mut DbConn, kind: SessionKind, token: &str) -> QueryResult
     Ok(found.map(|(subject_id, csrf, expires_at)| Session { subject_id, csrf, expires_at }))
 }
 
+/// The live staff session behind a cookie value and its member, unless the account is disabled:
+/// one query for what every signed-in page needs first.
+pub fn staff_session(conn: &mut DbConn, token: &str) -> QueryResult<Option<(Session, StaffMember)>> {
+    let found: Option<(String, String, NaiveDateTime, StaffMember)> = sessions::table
+        .inner_join(staff::table.on(staff::id.eq(sessions::subject_id)))
+        .filter(sessions::token_sha256.eq(digest(token)))
+        .filter(sessions::kind.eq(SessionKind::Staff.as_str()))
+        .filter(sessions::expires_at.gt(crate::time::now_utc()))
+        .filter(staff::disabled_at.is_null())
+        .select((sessions::subject_id, sessions::csrf, sessions::expires_at, StaffMember::as_select()))
+        .first(conn)
+        .optional()?;
+    Ok(found.map(|(subject_id, csrf, expires_at, member)| (Session { subject_id, csrf, expires_at }, member)))
+}
+
 pub fn end_session(conn: &mut DbConn, token: &str) -> QueryResult<()> {
     diesel::delete(sessions::table.find(digest(token))).execute(conn).map(drop)
 }

@@ -11,7 +11,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
-use ncf_shared::accounts::{self, Session, SessionKind, SignIn, StaffMember};
+use ncf_shared::accounts::{self, Session, SignIn, StaffMember};
 use std::sync::Arc;
 
 use ncf_shared::figures::{
@@ -192,13 +192,7 @@ impl FromRequest for NationalStaff {
             let Some(token) = state.pages.read_cookie(&req, STAFF_COOKIE) else {
                 return Err(GoSignIn(see_other(SIGN_IN)));
             };
-            let found = db(&state, move |conn| {
-                let Some(session) = accounts::session(conn, SessionKind::Staff, &token)? else {
-                    return Ok(None);
-                };
-                Ok(accounts::get_active(conn, &session.subject_id)?.map(|member| (session, member)))
-            })
-            .await;
+            let found = db(&state, move |conn| accounts::staff_session(conn, &token)).await;
             match found {
                 Ok(Some((session, member))) => Ok(Self { session, member }),
                 Ok(None) => Err(GoSignIn(see_other(SIGN_IN))),
