@@ -142,14 +142,16 @@ curl -s -o /dev/null -c "$jar" -b "$jar" --data-urlencode "csrf=$csrf" --data-ur
   --data-urlencode "password=$NATIONAL_STAFF_PASSWORD" "$url/staff/sign-in"
 session=$(awk '$6 == "ncf_national_staff" {print $7}' "$jar")
 [ -n "$session" ] || { echo "could not sign in for the load test" >&2; exit 1; }
+# Both are asked what Chromium asks: gzip (and more) accepted.
+accept="accept-encoding: gzip, deflate, br, zstd"
 page_line=$("$LOAD" "$url/figures?figure=latent" --connections "$CONNECTIONS" --seconds "$SECONDS_UNDER_LOAD" \
-  --header "cookie: ncf_national_staff=$session")
+  --header "cookie: ncf_national_staff=$session" --header "$accept")
 hello_log=$DATA/hello.log
 "$HELLO" --workers "$WORKERS" >"$hello_log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q "listening on" "$hello_log" && break; sleep 0.1; done
 hello_url=$(grep -o 'http://127[^ ]*' "$hello_log" | head -1)
-hello_line=$("$LOAD" "$hello_url/" --connections "$CONNECTIONS" --seconds "$SECONDS_UNDER_LOAD")
+hello_line=$("$LOAD" "$hello_url/" --connections "$CONNECTIONS" --seconds "$SECONDS_UNDER_LOAD" --header "$accept")
 
 rps() { echo "$1" | sed -E 's/.*: ([0-9]+) req\/s.*/\1/'; }
 echo

@@ -84,7 +84,8 @@ pub enum StaffCommand {
         #[arg(long, env = "NATIONAL_STAFF_PASSWORD_FILE")]
         password_file: Option<PathBuf>,
     },
-    /// Disable an account: its sessions end at once.
+    /// Disable an account: its sessions end (a running server refuses them within
+    /// `--session-recheck-seconds`).
     Disable {
         #[arg(long, env = "NATIONAL_STAFF_USERNAME")]
         username: String,
@@ -133,6 +134,11 @@ pub struct ServeArgs {
     /// How often the national figures are counted again (minutes; also once at start-up).
     #[arg(long, env = "NATIONAL_FIGURES_EVERY_MINUTES", default_value_t = 60)]
     pub figures_every_minutes: u64,
+    /// How long a staff session read from the database is trusted before it is read again
+    /// (seconds): so how soon a running server refuses an account disabled with `staff disable`.
+    /// 0 reads it on every page.
+    #[arg(long, env = "NATIONAL_SESSION_RECHECK_SECONDS", default_value_t = 5)]
+    pub session_recheck_seconds: u64,
 }
 
 #[derive(Debug, Args)]
@@ -370,7 +376,10 @@ fn execute(cli: Cli) -> Result<(), Failure> {
                 pool,
                 agency_key: secret.agency_code_key(),
                 proofing_key: secret.proofing_code_key(),
-                pages: crate::http::pages::Pages::new(tls.is_some()),
+                pages: crate::http::pages::Pages::new(
+                    tls.is_some(),
+                    std::time::Duration::from_secs(args.session_recheck_seconds),
+                ),
             };
             let reconcile_pool = state.pool.clone();
             let sweep_pool = state.pool.clone();

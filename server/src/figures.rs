@@ -516,38 +516,6 @@ pub fn view(
     })
 }
 
-/// Values kept for a while by key: what the figures pages read and render changes only at a
-/// refresh (hourly), while the dashboard may be read many times a second. A value is at most
-/// `ttl` older than the stored figures; it is never more than they publish.
-pub struct TtlCache<K, V> {
-    ttl: std::time::Duration,
-    max: usize,
-    entries: std::sync::Mutex<std::collections::HashMap<K, (std::time::Instant, Arc<V>)>>,
-}
-
-impl<K: std::hash::Hash + Eq, V> TtlCache<K, V> {
-    pub fn new(ttl: std::time::Duration, max: usize) -> Self {
-        Self { ttl, max, entries: Default::default() }
-    }
-
-    /// The value for `key`, from the cache while fresh, else made by `make` and kept.
-    pub fn get_or_try<E>(&self, key: K, make: impl FnOnce() -> Result<V, E>) -> Result<Arc<V>, E> {
-        let now = std::time::Instant::now();
-        if let Some((at, v)) = self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
-            && now.duration_since(*at) < self.ttl
-        {
-            return Ok(v.clone());
-        }
-        let fresh = Arc::new(make()?);
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= self.max {
-            entries.retain(|_, (at, _)| now.duration_since(*at) < self.ttl);
-        }
-        entries.insert(key, (now, fresh.clone()));
-        Ok(fresh)
-    }
-}
-
 /// What a view is asked for by: figure, month (`None`: the latest) and prefecture (`None`: Japan).
 pub type ViewKey = (Figure, Option<Month>, Option<Prefecture>);
 
@@ -557,11 +525,11 @@ pub const VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 pub const MAX_VIEWS: usize = 10_000;
 
 /// Figures views as pages and nodes asked for them, kept for [`VIEW_TTL`].
-pub struct ViewCache(TtlCache<ViewKey, FiguresView>);
+pub struct ViewCache(ncf_shared::cache::TtlCache<ViewKey, FiguresView>);
 
 impl Default for ViewCache {
     fn default() -> Self {
-        Self(TtlCache::new(VIEW_TTL, MAX_VIEWS))
+        Self(ncf_shared::cache::TtlCache::new(VIEW_TTL, MAX_VIEWS))
     }
 }
 

@@ -315,6 +315,42 @@ pub fn staff_session(conn: &mut DbConn, token: &str) -> QueryResult<Option<(Sess
     Ok(found.map(|(subject_id, csrf, expires_at, member)| (Session { subject_id, csrf, expires_at }, member)))
 }
 
+/// Staff sessions as last read from the database, so that a page shown many times a minute does
+/// not read its session every time: a session found live is trusted for `recheck` (a few seconds)
+/// before it is read again, never past its own expiry. Ending a session in this process forgets it
+/// at once; an account disabled from another process (`staff disable`) is refused by a running
+/// server within `recheck`. Kept by the token's SHA-256, as in the database, so the memory holds no
+/// live cookie value.
+pub struct SessionMemory(crate::cache::TtlCache<String, (Session, StaffMember)>);
+
+/// How many sessions are remembered at most (national staff are a few dozen people).
+const REMEMBERED_SESSIONS: usize = 10_000;
+
+impl SessionMemory {
+    /// `recheck` of zero reads the database on every request.
+    pub fn new(recheck: std::time::Duration) -> Self {
+        Self(crate::cache::TtlCache::new(recheck, REMEMBERED_SESSIONS))
+    }
+
+    /// The live session behind a cookie value and its member, if read from the database within
+    /// the recheck interval. `None` means: read it ([`staff_session`]) and [`Self::remember`] it.
+    pub fn recall(&self, token: &str) -> Option<std::sync::Arc<(Session, StaffMember)>> {
+        self.0.get(&digest(token)).filter(|found| found.0.expires_at > crate::time::now_utc())
+    }
+
+    pub fn remember(
+        &self,
+        token: &str,
+        found: (Session, StaffMember),
+    ) -> std::sync::Arc<(Session, StaffMember)> {
+        self.0.insert(digest(token), found)
+    }
+
+    pub fn forget(&self, token: &str) {
+        self.0.remove(&digest(token));
+    }
+}
+
 pub fn end_session(conn: &mut DbConn, token: &str) -> QueryResult<()> {
     diesel::delete(sessions::table.find(digest(token))).execute(conn).map(drop)
 }

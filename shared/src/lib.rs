@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod agency;
+pub mod cache;
 pub mod consent;
 pub mod contract;
 pub mod csvfile;

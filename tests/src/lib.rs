@@ -177,6 +177,8 @@ pub fn national(db: &TestDb) -> Command {
     cmd.env("DATABASE_URL", &db.url)
         .env("NATIONAL_SECRET_FILE", db.secret_file())
         .env("RUST_LOG", "info")
+        // A disabled account's sessions end within this many seconds at a running server.
+        .env("NATIONAL_SESSION_RECHECK_SECONDS", "1")
         .current_dir(db.dir.path());
     cmd
 }
@@ -430,6 +432,22 @@ impl Browser {
             .unwrap_or_default()
             .to_string();
         (status, kind, response.bytes().await.expect("body").to_vec())
+    }
+
+    /// A GET with extra headers on this request only: the status, the answer's headers and its
+    /// body's bytes as sent (not decoded).
+    pub async fn get_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut request = self.client.get(format!("{}{path}", self.base_url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("GET");
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        (status, headers, response.bytes().await.expect("body").to_vec())
     }
 
     pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {

@@ -1,5 +1,6 @@
 //! HTTP: thin handlers over the services, JSON errors everywhere, and the signed-request extractor.
 
+pub mod compressed;
 pub mod pages;
 mod signed;
 

@@ -20,6 +20,7 @@ use ncf_shared::figures::{
 use serde::Deserialize;
 
 use super::AppState;
+use super::compressed::{self, Deflated, Part};
 
 const STAFF_COOKIE: &str = "ncf_national_staff";
 const CSRF_COOKIE: &str = "ncf_csrf";
@@ -37,18 +38,23 @@ pub struct Pages {
     pub map: crate::map::JapanMap,
     /// Figures views read lately (the national pages and the nodes' requests share it).
     pub figures: crate::figures::ViewCache,
-    /// The figures part of the national pages as rendered lately, by choice.
-    pub rendered: crate::figures::TtlCache<crate::figures::ViewKey, RenderedFigures>,
+    /// The figures pages as rendered lately, by choice, without the staff menu.
+    pub rendered: ncf_shared::cache::TtlCache<crate::figures::ViewKey, RenderedFigures>,
+    /// Staff sessions read lately (see [`accounts::SessionMemory`]).
+    pub sessions: accounts::SessionMemory,
 }
 
 impl Pages {
-    pub fn new(secure_cookies: bool) -> Self {
+    /// `session_recheck`: how long a session read from the database is trusted before it is read
+    /// again (so how soon a running server refuses an account disabled from the command line).
+    pub fn new(secure_cookies: bool, session_recheck: std::time::Duration) -> Self {
         Self {
             password_checks: accounts::PasswordChecks::default(),
             secure_cookies,
             map: crate::map::JapanMap::bundled(),
             figures: crate::figures::ViewCache::default(),
-            rendered: crate::figures::TtlCache::new(crate::figures::VIEW_TTL, crate::figures::MAX_VIEWS),
+            rendered: ncf_shared::cache::TtlCache::new(crate::figures::VIEW_TTL, crate::figures::MAX_VIEWS),
+            sessions: accounts::SessionMemory::new(session_recheck),
         }
     }
 
@@ -145,9 +151,21 @@ async fn db<T: Send + 'static>(
 
 /// A signed-in national staff member: extracting it answers for the handler when there is none
 /// (to the sign-in page), before anything else of the request is read.
-pub struct NationalStaff {
-    pub session: Session,
-    pub member: StaffMember,
+pub struct NationalStaff(Arc<(Session, StaffMember)>);
+
+impl NationalStaff {
+    pub fn session(&self) -> &Session {
+        &self.0.0
+    }
+
+    pub fn member(&self) -> &StaffMember {
+        &self.0.1
+    }
+
+    /// The staff menu's name and sign-out token, as the page templates take them.
+    fn menu(&self) -> Option<(String, String)> {
+        Some((self.member().display_name.clone(), self.session().csrf.clone()))
+    }
 }
 
 pub struct GoSignIn(HttpResponse);
@@ -192,9 +210,17 @@ impl FromRequest for NationalStaff {
             let Some(token) = state.pages.read_cookie(&req, STAFF_COOKIE) else {
                 return Err(GoSignIn(see_other(SIGN_IN)));
             };
-            let found = db(&state, move |conn| accounts::staff_session(conn, &token)).await;
+            if let Some(found) = state.pages.sessions.recall(&token) {
+                return Ok(Self(found));
+            }
+            let shared = state.clone();
+            let found = db(&state, move |conn| {
+                let found = accounts::staff_session(conn, &token)?;
+                Ok(found.map(|found| shared.pages.sessions.remember(&token, found)))
+            })
+            .await;
             match found {
-                Ok(Some((session, member))) => Ok(Self { session, member }),
+                Ok(Some(found)) => Ok(Self(found)),
                 Ok(None) => Err(GoSignIn(see_other(SIGN_IN))),
                 Err(e) => Err(GoSignIn(unavailable(&e))),
             }
@@ -298,13 +324,14 @@ async fn sign_out(
     req: HttpRequest,
     form: web::Form<CsrfOnly>,
 ) -> HttpResponse {
-    if !accounts::tokens_equal(&me.session.csrf, &form.csrf) {
+    if !accounts::tokens_equal(&me.session().csrf, &form.csrf) {
         return expired_form();
     }
-    if let Some(token) = state.pages.read_cookie(&req, STAFF_COOKIE)
-        && let Err(e) = db(&state, move |conn| accounts::end_session(conn, &token)).await
-    {
-        return unavailable(&e);
+    if let Some(token) = state.pages.read_cookie(&req, STAFF_COOKIE) {
+        state.pages.sessions.forget(&token);
+        if let Err(e) = db(&state, move |conn| accounts::end_session(conn, &token)).await {
+            return unavailable(&e);
+        }
     }
     let mut response = see_other(SIGN_IN);
     let mut gone = state.pages.cookie(STAFF_COOKIE, String::new());
@@ -331,8 +358,7 @@ async fn load(state: &web::Data<AppState>, choice: &Choice) -> Result<Arc<Figure
         .map_err(|e| unavailable(&e))
 }
 
-/// The figures part of the page (`figures_body.html`): the same for every staff member, so it is
-/// rendered once per choice and kept as long as the view it shows ([`crate::figures::VIEW_TTL`]).
+/// The figures part of the page (`figures_body.html`).
 #[derive(Template)]
 #[template(path = "figures_body.html")]
 struct FiguresBody {
@@ -340,17 +366,53 @@ struct FiguresBody {
     map: Option<MapView>,
 }
 
-/// A rendered figures body and its page title.
+/// A figures page as every staff member sees it, but for the staff menu, which goes between the
+/// two parts: rendered and compressed once per choice, and kept as long as the view it shows
+/// ([`crate::figures::VIEW_TTL`]).
 pub struct RenderedFigures {
-    title: String,
-    body: String,
+    before_menu: Deflated,
+    after_menu: Deflated,
 }
 
 #[derive(Template)]
 #[template(path = "national_figures.html")]
-struct NationalFiguresPage<'a> {
+struct NationalFiguresPage {
+    title: String,
+    body: String,
     staff: Option<(String, String)>,
-    figures: &'a RenderedFigures,
+}
+
+/// The staff menu (`national_staff_menu.html`, also part of every other national page).
+#[derive(Template)]
+#[template(path = "national_staff_menu.html")]
+struct StaffMenu<'a> {
+    name: &'a str,
+    csrf: &'a str,
+}
+
+/// Where the staff menu goes: the end of the site header, the first `</header>` of the page.
+const MENU_AT: &str = "</header>";
+
+fn render_figures(
+    pages: &Pages,
+    conn: &mut ncf_shared::db::DbConn,
+    key: crate::figures::ViewKey,
+) -> Result<RenderedFigures, String> {
+    let view = pages.figures.view(conn, key.0, key.1, key.2).map_err(|e| e.to_string())?;
+    let map = view
+        .table
+        .prefecture
+        .is_none()
+        .then(|| MapView::new(&view.table, &pages.map.shapes, pages.map.width, &pages.map.inset_frame));
+    let parts = FiguresPage::new((*view).clone(), "/figures", true);
+    let title = parts.title.clone();
+    let body = FiguresBody { parts, map }.render().map_err(|e| format!("figures rendering: {e}"))?;
+    let mut page = NationalFiguresPage { title, body, staff: None }
+        .render()
+        .map_err(|e| format!("figures page rendering: {e}"))?;
+    let at = page.find(MENU_AT).ok_or("the page has no site header")?;
+    let after_menu = page.split_off(at);
+    Ok(RenderedFigures { before_menu: Deflated::new(page)?, after_menu: Deflated::new(after_menu)? })
 }
 
 async fn figures_page(me: NationalStaff, state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
@@ -358,29 +420,33 @@ async fn figures_page(me: NationalStaff, state: web::Data<AppState>, req: HttpRe
         Ok(c) => c,
         Err(response) => return response,
     };
-    let shared = state.clone();
     let key = (choice.figure, choice.month, choice.prefecture);
-    // Rendering is no database work, but a missed cache needs both: one trip off the async threads.
-    let rendered = db(&state, move |conn| {
-        let pages = &shared.pages;
-        Ok(pages.rendered.get_or_try(key, || -> Result<_, String> {
-            let view = pages.figures.view(conn, key.0, key.1, key.2).map_err(|e| e.to_string())?;
-            let map = view.table.prefecture.is_none().then(|| {
-                MapView::new(&view.table, &pages.map.shapes, pages.map.width, &pages.map.inset_frame)
-            });
-            let parts = FiguresPage::new((*view).clone(), "/figures", true);
-            let title = parts.title.clone();
-            let body = FiguresBody { parts, map }.render().map_err(|e| format!("figures rendering: {e}"))?;
-            Ok(RenderedFigures { title, body })
-        }))
-    })
-    .await;
-    let rendered = match rendered {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) | Err(e) => return unavailable(&e),
+    let rendered = match state.pages.rendered.get(&key) {
+        Some(rendered) => rendered,
+        None => {
+            // Rendering is no database work, but a missed cache needs both: one trip off the
+            // async threads.
+            let shared = state.clone();
+            let made = db(&state, move |conn| {
+                let pages = &shared.pages;
+                Ok(pages.rendered.get_or_try(key, || render_figures(pages, conn, key)))
+            })
+            .await;
+            match made {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) | Err(e) => return unavailable(&e),
+            }
+        }
     };
-    let staff = Some((me.member.display_name.clone(), me.session.csrf.clone()));
-    html(StatusCode::OK, &NationalFiguresPage { staff, figures: &rendered })
+    let menu = match (StaffMenu { name: &me.member().display_name, csrf: &me.session().csrf }).render() {
+        Ok(menu) => menu,
+        Err(e) => return unavailable(&format!("staff menu rendering: {e}")),
+    };
+    compressed::page(
+        &req,
+        StatusCode::OK,
+        &[Part::Kept(&rendered.before_menu), Part::Fresh(&menu), Part::Kept(&rendered.after_menu)],
+    )
 }
 
 /// The table shown, as CSV: UTF-8 with a BOM (so Excel opens it in Japanese), the same
@@ -511,11 +577,6 @@ async fn operations_page(me: NationalStaff, state: web::Data<AppState>) -> HttpR
         };
         (ncf_shared::time::datetime_ja(c.verified_at), verdict, c.broken_seq.is_none())
     });
-    let page = OperationsPage {
-        staff: Some((me.member.display_name.clone(), me.session.csrf.clone())),
-        nodes,
-        imports,
-        chain,
-    };
+    let page = OperationsPage { staff: me.menu(), nodes, imports, chain };
     html(StatusCode::OK, &page)
 }
