@@ -8,8 +8,9 @@
 #    SQL GROUP BYs in PostgreSQL and written into a table, in the same run; three rounds,
 #    interleaved, medians. The script checks that both produce the same cells.
 # 2. The dashboard page (/figures, signed in) under load: the project's load generator
-#    (tests/src/bin/load.rs; 64 keep-alive connections for 30 s on loopback) against an
-#    actix-web hello-world with the same number of workers, in the same run.
+#    (tests/src/bin/load.rs; 64 keep-alive connections for 30 s on loopback, asking for gzip as
+#    browsers do) against an actix-web hello-world with the same number of workers, in the same
+#    run; then the page once more without gzip, for the record.
 #
 #   bash server/bench/figures.sh
 #   PEOPLE=300000 LINKED=100000 SECONDS_UNDER_LOAD=10 bash server/bench/figures.sh
@@ -146,6 +147,9 @@ session=$(awk '$6 == "ncf_national_staff" {print $7}' "$jar")
 accept="accept-encoding: gzip, deflate, br, zstd"
 page_line=$("$LOAD" "$url/figures?figure=latent" --connections "$CONNECTIONS" --seconds "$SECONDS_UNDER_LOAD" \
   --header "cookie: ncf_national_staff=$session" --header "$accept")
+# The same page for a client that takes no gzip (the parts joined plain), for the record.
+plain_line=$("$LOAD" "$url/figures?figure=latent" --connections "$CONNECTIONS" --seconds "$SECONDS_UNDER_LOAD" \
+  --header "cookie: ncf_national_staff=$session")
 hello_log=$DATA/hello.log
 "$HELLO" --workers "$WORKERS" >"$hello_log" 2>&1 &
 pids+=($!)
@@ -162,5 +166,6 @@ echo "  same cells: refresh $n_ours, anchor $n_anchor, differing $n_diff"
 echo "dashboard under load ($CONNECTIONS connections, $SECONDS_UNDER_LOAD s, $WORKERS workers):"
 echo "  /figures?figure=latent   $page_line"
 echo "  actix-web hello-world    $hello_line"
+echo "  /figures without gzip    $plain_line"
 printf '  ratio of requests/s: %.3fx\n' "$(echo "$(rps "$page_line") / $(rps "$hello_line")" | bc -l)"
 [ "$n_diff" = 0 ] && [ "$n_ours" = "$n_anchor" ] || { echo "the refresh and the anchor differ" >&2; exit 1; }

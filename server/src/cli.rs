@@ -427,7 +427,7 @@ fn staff_command(conn: &mut DbConn, command: StaffCommand) -> Result<(), Failure
                 other => Failure(other.to_string()),
             })?;
             println!(
-                "national staff account {} ({}) disabled; its sessions have ended",
+                "national staff account {} ({}) disabled; its sessions have ended (a running server refuses them within its --session-recheck-seconds)",
                 member.username, member.display_name
             );
         }
