@@ -519,10 +519,13 @@ pub fn view(
 /// What a view is asked for by: figure, month (`None`: the latest) and prefecture (`None`: Japan).
 pub type ViewKey = (Figure, Option<Month>, Option<Prefecture>);
 
-/// How long a figures view or page is kept, and how many at most (every figure, a year of months,
-/// Japan and each prefecture is about 9,000).
+/// How long a figures view or page is kept, and how many at most. The latest month of every
+/// figure for Japan and each prefecture is 720 choices; past months are read far less. A kept page
+/// is some 80 kB (plain and compressed), so the pages stay under about 80 MB whatever is asked for;
+/// a choice beyond the limit is only made again.
 pub const VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(60);
-pub const MAX_VIEWS: usize = 10_000;
+pub const MAX_VIEWS: usize = 2_000;
+pub const MAX_PAGES: usize = 1_000;
 
 /// Figures views as pages and nodes asked for them, kept for [`VIEW_TTL`].
 pub struct ViewCache(ncf_shared::cache::TtlCache<ViewKey, FiguresView>);

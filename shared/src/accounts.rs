@@ -317,37 +317,72 @@ pub fn staff_session(conn: &mut DbConn, token: &str) -> QueryResult<Option<(Sess
 
 /// Staff sessions as last read from the database, so that a page shown many times a minute does
 /// not read its session every time: a session found live is trusted for `recheck` (a few seconds)
-/// before it is read again, never past its own expiry. Ending a session in this process forgets it
-/// at once; an account disabled from another process (`staff disable`) is refused by a running
-/// server within `recheck`. Kept by the token's SHA-256, as in the database, so the memory holds no
-/// live cookie value.
-pub struct SessionMemory(crate::cache::TtlCache<String, (Session, StaffMember)>);
+/// from when its read began, never past its own expiry. Ending a session in this process forgets
+/// it at once, and a read that began before that cannot bring it back; an account disabled from
+/// another process (`staff disable`) is refused by a running server within `recheck`. Kept by the
+/// token's SHA-256, as in the database, so the memory holds no live cookie value.
+pub struct SessionMemory {
+    recheck: std::time::Duration,
+    live: crate::cache::TtlCache<String, (Session, StaffMember)>,
+    /// Sessions ended here, with when, kept for `recheck`: a read that began before the end must
+    /// not remember the session (an older read's entry would be stale by then anyway). The lock
+    /// also orders `remember` against `forget`.
+    ended: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
 
 /// How many sessions are remembered at most (national staff are a few dozen people).
 const REMEMBERED_SESSIONS: usize = 10_000;
 
+/// A session read from the database for [`SessionMemory::remember`]: when the read began, and
+/// what it found.
+pub struct SessionRead {
+    began: std::time::Instant,
+    pub found: Option<(Session, StaffMember)>,
+}
+
 impl SessionMemory {
     /// `recheck` of zero reads the database on every request.
     pub fn new(recheck: std::time::Duration) -> Self {
-        Self(crate::cache::TtlCache::new(recheck, REMEMBERED_SESSIONS))
+        Self {
+            recheck,
+            live: crate::cache::TtlCache::new(recheck, REMEMBERED_SESSIONS),
+            ended: std::sync::Mutex::default(),
+        }
     }
 
     /// The live session behind a cookie value and its member, if read from the database within
-    /// the recheck interval. `None` means: read it ([`staff_session`]) and [`Self::remember`] it.
+    /// the recheck interval. `None` means: [`Self::read`] it and [`Self::remember`] it.
     pub fn recall(&self, token: &str) -> Option<std::sync::Arc<(Session, StaffMember)>> {
-        self.0.get(&digest(token)).filter(|found| found.0.expires_at > crate::time::now_utc())
+        self.live.get(&digest(token)).filter(|found| found.0.expires_at > crate::time::now_utc())
     }
 
-    pub fn remember(
-        &self,
-        token: &str,
-        found: (Session, StaffMember),
-    ) -> std::sync::Arc<(Session, StaffMember)> {
-        self.0.insert(digest(token), found)
+    /// Reads the session from the database ([`staff_session`]), noting when the read began.
+    pub fn read(conn: &mut DbConn, token: &str) -> QueryResult<SessionRead> {
+        let began = std::time::Instant::now();
+        Ok(SessionRead { began, found: staff_session(conn, token)? })
     }
 
+    /// Keeps what a read found, unless the session was ended here after the read began.
+    pub fn remember(&self, token: &str, read: SessionRead) -> Option<std::sync::Arc<(Session, StaffMember)>> {
+        let found = read.found?;
+        let key = digest(token);
+        let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        if ended.get(&key).is_some_and(|at| *at >= read.began) {
+            return None;
+        }
+        Some(self.live.insert_made_at(key, found, read.began))
+    }
+
+    /// Forgets a session being ended here; call it before and after the database delete.
     pub fn forget(&self, token: &str) {
-        self.0.remove(&digest(token));
+        let key = digest(token);
+        let now = std::time::Instant::now();
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        ended.retain(|_, at| now.duration_since(*at) < self.recheck);
+        if !self.recheck.is_zero() {
+            ended.insert(key.clone(), now);
+        }
+        self.live.remove(&key);
     }
 }
 
@@ -604,6 +639,70 @@ enum SignInStep {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn found(expires_in_minutes: i64) -> (Session, StaffMember) {
+        let now = crate::time::now_utc();
+        let session = Session {
+            subject_id: "s1".into(),
+            csrf: "c".into(),
+            expires_at: now + Duration::minutes(expires_in_minutes),
+        };
+        let member = StaffMember {
+            id: "s1".into(),
+            username: "kosei".into(),
+            display_name: "厚労 花子".into(),
+            password_hash: String::new(),
+            created_at: now,
+            disabled_at: None,
+        };
+        (session, member)
+    }
+
+    fn read_now(expires_in_minutes: i64) -> SessionRead {
+        SessionRead { began: std::time::Instant::now(), found: Some(found(expires_in_minutes)) }
+    }
+
+    #[test]
+    fn a_remembered_session_is_served_until_recheck_expiry_or_sign_out() {
+        let memory = SessionMemory::new(std::time::Duration::from_secs(60));
+        assert!(memory.remember("token-a", read_now(30)).is_some());
+        assert_eq!(memory.recall("token-a").unwrap().1.username, "kosei");
+        assert!(memory.recall("token-b").is_none(), "another token is another key");
+        memory.forget("token-a");
+        assert!(memory.recall("token-a").is_none(), "signed out: at once");
+        // A session already expired is never served, whatever the recheck.
+        assert!(memory.remember("token-c", read_now(-1)).is_some());
+        assert!(memory.recall("token-c").is_none());
+        // Nothing is remembered with a recheck of zero.
+        let never = SessionMemory::new(std::time::Duration::ZERO);
+        never.remember("token-a", read_now(30));
+        assert!(never.recall("token-a").is_none());
+    }
+
+    #[test]
+    fn a_read_that_began_before_sign_out_cannot_bring_the_session_back() {
+        let memory = SessionMemory::new(std::time::Duration::from_secs(60));
+        let slow = read_now(30); // began before the sign-out, ends after it
+        memory.forget("token-a");
+        assert!(memory.remember("token-a", slow).is_none());
+        assert!(memory.recall("token-a").is_none());
+        // A read that began afterwards (a new sign-in with the same token cannot happen, but a
+        // read before the delete committed can): the second forget, after the delete, clears it.
+        assert!(memory.remember("token-a", read_now(30)).is_some());
+        memory.forget("token-a");
+        assert!(memory.recall("token-a").is_none());
+    }
+
+    #[test]
+    fn a_session_is_trusted_from_when_its_read_began() {
+        let memory = SessionMemory::new(std::time::Duration::from_millis(50));
+        let old = SessionRead {
+            began: std::time::Instant::now() - std::time::Duration::from_millis(60),
+            found: Some(found(30)),
+        };
+        assert!(memory.remember("token-a", old).is_some(), "the read's answer is still used once");
+        assert!(memory.recall("token-a").is_none(), "but not kept: it is older than the recheck");
+    }
 
     #[test]
     fn throttle_doubles_after_the_free_failures_up_to_the_cap() {

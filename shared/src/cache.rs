@@ -38,11 +38,17 @@ impl<K: Hash + Eq, V> TtlCache<K, V> {
 
     /// Keeps `value` for `key` from now on, and returns it as shared.
     pub fn insert(&self, key: K, value: V) -> Arc<V> {
+        self.insert_made_at(key, value, Instant::now())
+    }
+
+    /// Keeps `value` for `key` as made at `made` (when the read it comes from began: its time
+    /// runs from then, not from when the read ended).
+    pub fn insert_made_at(&self, key: K, value: V, made: Instant) -> Arc<V> {
         let value = Arc::new(value);
-        if self.ttl.is_zero() {
+        let now = Instant::now();
+        if now.duration_since(made) >= self.ttl {
             return value;
         }
-        let now = Instant::now();
         let mut entries = self.lock();
         if entries.len() >= self.max && !entries.contains_key(&key) {
             entries.retain(|_, (made, _)| now.duration_since(*made) < self.ttl);
@@ -50,7 +56,7 @@ impl<K: Hash + Eq, V> TtlCache<K, V> {
                 entries.clear();
             }
         }
-        entries.insert(key, (now, value.clone()));
+        entries.insert(key, (made, value.clone()));
         value
     }
 

@@ -120,20 +120,27 @@ pub fn plain(parts: &[Part<'_>]) -> String {
     out
 }
 
-/// Whether the request's `Accept-Encoding` takes gzip (by name or `*`, without `q=0`).
+/// Whether the request's `Accept-Encoding` takes gzip (RFC 9110 §12.5.3): an entry for gzip (or
+/// x-gzip) decides by its weight, else `*` does; a weight of 0, or one that is not a number, refuses.
 pub fn accepts_gzip(req: &HttpRequest) -> bool {
-    req.headers().get_all(ACCEPT_ENCODING).filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
-        |coding| {
-            let mut params = coding.split(';');
-            let name = params.next().unwrap_or("").trim();
-            let refused = params.any(|p| {
-                let p = p.trim();
-                p.strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
-            });
-            !refused
-                && (name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") || name == "*")
-        },
-    )
+    let (mut gzip, mut any) = (None, None);
+    for coding in
+        req.headers().get_all(ACCEPT_ENCODING).filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','))
+    {
+        let mut params = coding.split(';');
+        let name = params.next().unwrap_or("").trim();
+        let weight = params
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(Some(1.0), |(_, q)| q.trim().parse::<f32>().ok());
+        let taken = weight.is_some_and(|q| q > 0.0);
+        if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(gzip.unwrap_or(false) || taken);
+        } else if name == "*" {
+            any = Some(taken);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
 }
 
 /// A page answer from its parts, compressed when the browser takes gzip; never stored by caches.
@@ -195,6 +202,10 @@ mod tests {
         assert!(asks("br;q=1.0, gzip;q=0.8, *;q=0.1"));
         assert!(asks("*"));
         assert!(!asks("gzip;q=0, identity"));
+        assert!(!asks("gzip;Q=0"), "the weight's name in any case");
+        assert!(!asks("gzip;q=0, *"), "gzip refused by name, whatever * says");
+        assert!(asks("*;q=0, gzip"));
+        assert!(!asks("gzip;q=nan"), "a weight that is not a number refuses");
         assert!(!asks("identity"));
         assert!(!asks("deflate, br"));
         assert!(!accepts_gzip(&actix_web::test::TestRequest::default().to_http_request()), "no header");

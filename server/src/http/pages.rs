@@ -53,7 +53,7 @@ impl Pages {
             secure_cookies,
             map: crate::map::JapanMap::bundled(),
             figures: crate::figures::ViewCache::default(),
-            rendered: ncf_shared::cache::TtlCache::new(crate::figures::VIEW_TTL, crate::figures::MAX_VIEWS),
+            rendered: ncf_shared::cache::TtlCache::new(crate::figures::VIEW_TTL, crate::figures::MAX_PAGES),
             sessions: accounts::SessionMemory::new(session_recheck),
         }
     }
@@ -215,8 +215,8 @@ impl FromRequest for NationalStaff {
             }
             let shared = state.clone();
             let found = db(&state, move |conn| {
-                let found = accounts::staff_session(conn, &token)?;
-                Ok(found.map(|found| shared.pages.sessions.remember(&token, found)))
+                let read = accounts::SessionMemory::read(conn, &token)?;
+                Ok(shared.pages.sessions.remember(&token, read))
             })
             .await;
             match found {
@@ -329,7 +329,14 @@ async fn sign_out(
     }
     if let Some(token) = state.pages.read_cookie(&req, STAFF_COOKIE) {
         state.pages.sessions.forget(&token);
-        if let Err(e) = db(&state, move |conn| accounts::end_session(conn, &token)).await {
+        let shared = state.clone();
+        let ended = db(&state, move |conn| {
+            accounts::end_session(conn, &token)?;
+            shared.pages.sessions.forget(&token);
+            Ok(())
+        })
+        .await;
+        if let Err(e) = ended {
             return unavailable(&e);
         }
     }
