@@ -450,6 +450,15 @@ impl Browser {
         (status, headers, response.bytes().await.expect("body").to_vec())
     }
 
+    /// Signs staff in through the sign-in form (node or national: the same form), as a person
+    /// would: the form first, for its CSRF token and cookie, then the post.
+    pub async fn staff_sign_in(&self, username: &str, password: &str) -> Page {
+        let form = self.get("/staff/sign-in").await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        let csrf = form.hidden("csrf");
+        self.post("/staff/sign-in", &[("csrf", &csrf), ("username", username), ("password", password)]).await
+    }
+
     pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
         let request = self.client.post(format!("{}{path}", self.base_url)).form(fields);
         Self::page(request.send().await.expect("POST")).await

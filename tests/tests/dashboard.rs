@@ -165,11 +165,7 @@ fn national_staff_read_suppressed_figures(backend: Backend) {
         // Tokyo's staff see the same Tokyo figures at their node, fetched by a signed request.
         let node = TestServer::node(&tokyo_node.db, &tokyo_node.key_file, &server.base_url, "13");
         let at_node = Browser::new(&node);
-        let form = at_node.get("/staff/sign-in").await;
-        let csrf = form.hidden("csrf");
-        let signed = at_node
-            .post("/staff/sign-in", &[("csrf", &csrf), ("username", "tanaka"), ("password", PASSWORD)])
-            .await;
+        let signed = at_node.staff_sign_in("tanaka", PASSWORD).await;
         assert_eq!(signed.status, 303);
         let node_page = at_node.get("/staff/figures?figure=licences_active").await;
         assert_eq!(node_page.status, 200, "{}", node_page.body);
@@ -282,11 +278,7 @@ fn national_staff_read_suppressed_figures(backend: Backend) {
 
         // Signing out ends the session at once: its cookie, kept by someone, opens nothing.
         let second = Browser::new(&server);
-        let form = second.get("/staff/sign-in").await;
-        let csrf = form.hidden("csrf");
-        let signed = second
-            .post("/staff/sign-in", &[("csrf", &csrf), ("username", "kosei"), ("password", PASSWORD)])
-            .await;
+        let signed = second.staff_sign_in("kosei", PASSWORD).await;
         let cookie = signed.cookie("__Host-ncf_national_staff").expect("a session cookie").to_string();
         let cookie = cookie.split(';').next().unwrap().to_string();
         let kept = Browser::from(&server, None, &[("cookie", &cookie)]);

@@ -23,19 +23,12 @@ fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
 }
 
-async fn staff_sign_in(browser: &Browser, username: &str, password: &str) -> Page {
-    let form = browser.get("/staff/sign-in").await;
-    assert_eq!(form.status, 200, "{}", form.body);
-    let csrf = form.hidden("csrf");
-    browser.post("/staff/sign-in", &[("csrf", &csrf), ("username", username), ("password", password)]).await
-}
-
 /// Six wrong passwords, as a stranger would try them: the first few are checked, then the pair
 /// (username, this client) is made to wait. Returns the statuses.
 async fn six_wrong_passwords(browser: &Browser) -> Vec<u16> {
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        statuses.push(staff_sign_in(browser, "tanaka", "guess guess guess").await.status);
+        statuses.push(browser.staff_sign_in("tanaka", "guess guess guess").await.status);
     }
     statuses
 }
@@ -67,17 +60,17 @@ fn staff_throttling_is_per_username_and_client(backend: Backend) {
     block_on(async {
         let stranger = Browser::from(&node, Some(ip("127.0.0.2")), &[]);
         assert_eq!(six_wrong_passwords(&stranger).await, expected);
-        let page = staff_sign_in(&stranger, "tanaka", PASSWORD).await;
+        let page = stranger.staff_sign_in("tanaka", PASSWORD).await;
         assert_eq!(page.status, 429, "the stranger's own client waits, even with the right password");
         assert!(page.body.contains("しばらく待ってから"), "{}", page.body);
         let retry: i64 = page.headers["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=prefecture_node::auth::FIRST_DELAY_SECS).contains(&retry), "{retry}");
 
         let forged = Browser::from(&node, Some(ip("127.0.0.2")), &[("x-forwarded-for", "198.51.100.77")]);
-        assert_eq!(staff_sign_in(&forged, "tanaka", PASSWORD).await.status, 429, "the header is ignored");
+        assert_eq!(forged.staff_sign_in("tanaka", PASSWORD).await.status, 429, "the header is ignored");
 
         let tanaka = Browser::from(&node, Some(ip("127.0.0.3")), &[]);
-        let page = staff_sign_in(&tanaka, "tanaka", PASSWORD).await;
+        let page = tanaka.staff_sign_in("tanaka", PASSWORD).await;
         assert_eq!((page.status, page.location.as_deref()), (303, Some("/staff/nurses")), "{}", page.body);
         assert_eq!(tanaka.get("/staff/nurses").await.status, 200);
     });
@@ -91,7 +84,7 @@ fn staff_throttling_is_per_username_and_client(backend: Backend) {
         .unwrap();
     block_on(async {
         let later = Browser::from(&node, Some(ip("127.0.0.2")), &[]);
-        assert_eq!(staff_sign_in(&later, "tanaka", PASSWORD).await.status, 303);
+        assert_eq!(later.staff_sign_in("tanaka", PASSWORD).await.status, 303);
     });
     drop(node);
 
@@ -109,12 +102,12 @@ fn staff_throttling_is_per_username_and_client(backend: Backend) {
         let proxy = ip("127.0.0.1");
         let stranger = Browser::from(&node, Some(proxy), &[("x-forwarded-for", "198.51.100.1")]);
         assert_eq!(six_wrong_passwords(&stranger).await, expected);
-        assert_eq!(staff_sign_in(&stranger, "tanaka", PASSWORD).await.status, 429);
+        assert_eq!(stranger.staff_sign_in("tanaka", PASSWORD).await.status, 429);
         let tanaka = Browser::from(&node, Some(proxy), &[("x-forwarded-for", "198.51.100.2")]);
-        assert_eq!(staff_sign_in(&tanaka, "tanaka", PASSWORD).await.status, 303);
+        assert_eq!(tanaka.staff_sign_in("tanaka", PASSWORD).await.status, 303);
         // A request that does not come from the proxy: its header is not believed.
         let direct = Browser::from(&node, Some(ip("127.0.0.4")), &[("x-forwarded-for", "198.51.100.2")]);
-        assert_eq!(staff_sign_in(&direct, "tanaka", "wrong again!!").await.status, 401);
+        assert_eq!(direct.staff_sign_in("tanaka", "wrong again!!").await.status, 401);
     });
     assert_eq!(failed_clients(&f.osaka.db), ["127.0.0.4", "198.51.100.1"]);
 }
@@ -283,7 +276,7 @@ fn revoked_node_keys_and_disabled_staff_are_refused_at_once(backend: Backend) {
     };
     let browser = Browser::new(&node);
     block_on(async {
-        assert_eq!(staff_sign_in(&browser, "tanaka", PASSWORD).await.status, 303);
+        assert_eq!(browser.staff_sign_in("tanaka", PASSWORD).await.status, 303);
         assert_eq!(browser.get("/staff/nurses").await.status, 200);
     });
     assert_eq!(api(token.clone()), 200);
@@ -295,7 +288,7 @@ fn revoked_node_keys_and_disabled_staff_are_refused_at_once(backend: Backend) {
     block_on(async {
         let page = browser.get("/staff/nurses").await;
         assert_eq!((page.status, page.location.as_deref()), (303, Some("/staff/sign-in")));
-        assert_eq!(staff_sign_in(&browser, "tanaka", PASSWORD).await.status, 401);
+        assert_eq!(browser.staff_sign_in("tanaka", PASSWORD).await.status, 401);
     });
     assert_eq!(api(token), 401);
     let mut cmd = ncf_tests::node_command(&f.kyoto.db, &f.kyoto.key_file, &f.server.base_url);
@@ -363,7 +356,7 @@ fn pages_over_https_send_security_headers_and_host_cookies(backend: Backend) {
             assert!(cookie.contains(flag), "{cookie}");
         }
         assert!(!cookie.contains("Domain"), "{cookie}");
-        let page = staff_sign_in(&browser, "tanaka", PASSWORD).await;
+        let page = browser.staff_sign_in("tanaka", PASSWORD).await;
         assert_eq!(page.status, 303, "{}", page.body);
         let cookie = page.cookie("__Host-ncf_staff").expect("a __Host- session cookie").to_string();
         assert!(

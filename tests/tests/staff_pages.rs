@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use ncf_shared::ConsentScope;
 use ncf_tests::{
-    Backend, Browser, Page, TestServer, block_on, both_backends, eventually, eventually_async, http_client,
-    run,
+    Backend, Browser, TestServer, block_on, both_backends, eventually, eventually_async, http_client, run,
 };
 use prefecture_node::Channel;
 use support::*;
@@ -18,13 +17,6 @@ const PASSWORD: &str = "correct horse battery";
 
 fn add_staff(node: &Node, username: &str) -> String {
     prefecture_node::staff::add(&mut node.db.connect(), username, "田中 美穂", PASSWORD).unwrap().id
-}
-
-async fn sign_in(browser: &Browser, username: &str, password: &str) -> Page {
-    let form = browser.get("/staff/sign-in").await;
-    assert_eq!(form.status, 200);
-    let csrf = form.hidden("csrf");
-    browser.post("/staff/sign-in", &[("csrf", &csrf), ("username", username), ("password", password)]).await
 }
 
 /// The session's form token, read from a signed-in page.
@@ -45,12 +37,12 @@ fn staff_sign_in_session_and_rate_limit(backend: Backend) {
         let page = browser.get("/staff/nurses").await;
         assert_eq!((page.status, page.location.as_deref()), (303, Some("/staff/sign-in")));
 
-        let page = sign_in(&browser, "tanaka", "wrong password!").await;
+        let page = browser.staff_sign_in("tanaka", "wrong password!").await;
         assert_eq!(page.status, 401);
         assert!(page.body.contains("ユーザー名またはパスワードが正しくありません"), "{}", page.body);
         assert!(page.body.contains("value=\"tanaka\""), "the username is kept");
 
-        let page = sign_in(&browser, "tanaka", PASSWORD).await;
+        let page = browser.staff_sign_in("tanaka", PASSWORD).await;
         assert_eq!((page.status, page.location.as_deref()), (303, Some("/staff/nurses")));
         let cookie = page.cookie("ncf_staff").expect("session cookie").to_string();
         for flag in ["HttpOnly", "SameSite=Strict", "Path=/staff"] {
@@ -74,14 +66,18 @@ fn staff_sign_in_session_and_rate_limit(backend: Backend) {
         // story, with other clients and proxies, is in defences.rs).
         // (One failure is already recorded above, and a success since.)
         for _ in 0..prefecture_node::auth::FREE_FAILURES {
-            assert_eq!(sign_in(&browser, "tanaka", "guess guess guess").await.status, 401);
+            assert_eq!(browser.staff_sign_in("tanaka", "guess guess guess").await.status, 401);
         }
-        let page = sign_in(&browser, "tanaka", PASSWORD).await;
+        let page = browser.staff_sign_in("tanaka", PASSWORD).await;
         assert_eq!(page.status, 429);
         assert!(page.body.contains("しばらく待ってから"), "{}", page.body);
         assert!(page.headers.contains_key("retry-after"));
         assert!(page.cookie("ncf_staff").is_none());
-        assert_eq!(sign_in(&browser, "sato", PASSWORD).await.status, 303, "another account is not delayed");
+        assert_eq!(
+            browser.staff_sign_in("sato", PASSWORD).await.status,
+            303,
+            "another account is not delayed"
+        );
     });
     let attempts = count(&f.osaka.db, "SELECT COUNT(*) AS n FROM sign_in_attempts WHERE NOT succeeded");
     assert_eq!(attempts, 1 + prefecture_node::auth::FREE_FAILURES, "throttled tries are not counted");
@@ -105,7 +101,7 @@ fn staff_find_a_nurse_and_enter_paper_forms(backend: Backend) {
     let node = TestServer::node(&f.osaka.db, &f.osaka.key_file, &f.server.base_url, "27");
     block_on(async {
         let browser = Browser::new(&node);
-        assert_eq!(sign_in(&browser, "tanaka", PASSWORD).await.status, 303);
+        assert_eq!(browser.staff_sign_in("tanaka", PASSWORD).await.status, 303);
         let all = browser.get("/staff/nurses").await;
         assert!(all.body.contains("保留 0件"), "{}", all.body);
         assert!(all.body.contains("2件") && all.body.contains("山田 花子") && all.body.contains("佐藤 美咲"));
@@ -282,7 +278,7 @@ fn employer_bulk_upload_is_all_or_nothing(backend: Backend) {
     );
     block_on(async {
         let browser = Browser::new(&node);
-        assert_eq!(sign_in(&browser, "tanaka", PASSWORD).await.status, 303);
+        assert_eq!(browser.staff_sign_in("tanaka", PASSWORD).await.status, 303);
         let csrf = browser.get("/staff/bulk").await.hidden("csrf");
 
         let page = browser.post_multipart("/staff/bulk", upload(&csv, false, &csrf)).await;
@@ -343,7 +339,7 @@ fn staff_publish_postings_from_the_template_they_download(backend: Backend) {
     let node = TestServer::node(&f.osaka.db, &f.osaka.key_file, &f.server.base_url, "27");
     block_on(async {
         let browser = Browser::new(&node);
-        assert_eq!(sign_in(&browser, "tanaka", PASSWORD).await.status, 303);
+        assert_eq!(browser.staff_sign_in("tanaka", PASSWORD).await.status, 303);
         let page = browser.get("/staff/postings/import").await;
         assert_eq!(page.status, 200);
         assert!(page.body.contains("/staff/postings/import/template.csv"), "{}", page.body);
@@ -382,7 +378,7 @@ fn bulk_upload_cannot_double_file(backend: Backend) {
     let (h, m) = (&f.cast[0], &f.cast[1]);
     block_on(async {
         let browser = Browser::new(&node);
-        assert_eq!(sign_in(&browser, "tanaka", PASSWORD).await.status, 303);
+        assert_eq!(browser.staff_sign_in("tanaka", PASSWORD).await.status, 303);
         let csrf = browser.get("/staff/bulk").await.hidden("csrf");
 
         // The template: Japanese headings, a BOM for Excel.
@@ -468,7 +464,7 @@ fn bulk_upload_cannot_double_file(backend: Backend) {
     // the others are told it was uploaded, and nobody is told "nothing saved" for rows that were.
     let browser = Browser::new(&node);
     let csrf = block_on(async {
-        assert_eq!(sign_in(&browser, "tanaka", PASSWORD).await.status, 303);
+        assert_eq!(browser.staff_sign_in("tanaka", PASSWORD).await.status, 303);
         browser.get("/staff/bulk").await.hidden("csrf")
     });
     let once = format!("{CSV_HEADER}\n03,{},1985-04-01,2026-07-31,childcare,no,\n", h.registration_number);
@@ -633,7 +629,7 @@ fn staff_prove_a_nurse_at_the_counter_and_see_which_details_differ(backend: Back
         };
 
         let browser = Browser::new(&node);
-        assert_eq!(sign_in(&browser, "tanaka", PASSWORD).await.status, 303);
+        assert_eq!(browser.staff_sign_in("tanaka", PASSWORD).await.status, 303);
         let csrf = session_csrf(&browser).await;
 
         // The counter lookup names the detail that differs (the public page never does).
