@@ -302,6 +302,19 @@ mod tests {
         assert!(bridge(&hidden).is_none());
     }
 
+    /// Which values of a published table are hidden: its cells with their row totals, then the
+    /// column totals and the grand total as one more row (the shape `bridge` reads).
+    fn hidden_of(p: &Published) -> Vec<Vec<bool>> {
+        let mut hidden: Vec<Vec<bool>> = p
+            .cells
+            .iter()
+            .zip(&p.row_totals)
+            .map(|(r, t)| r.iter().chain([t]).map(|c| *c == Cell::Suppressed).collect())
+            .collect();
+        hidden.push(p.column_totals.iter().chain([&p.total]).map(|c| *c == Cell::Suppressed).collect());
+        hidden
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(500))]
 
@@ -316,14 +329,7 @@ mod tests {
             let p = suppress(&counts);
             prop_assert!(nothing_recoverable(&p).is_ok(), "{:?} -> {:?}", counts, p);
             // Nor from any combination of rows and columns: no hidden value is a bridge.
-            let mut hidden: Vec<Vec<bool>> = p
-                .cells
-                .iter()
-                .zip(&p.row_totals)
-                .map(|(r, t)| r.iter().chain([t]).map(|c| *c == Cell::Suppressed).collect())
-                .collect();
-            hidden.push(p.column_totals.iter().chain([&p.total]).map(|c| *c == Cell::Suppressed).collect());
-            prop_assert!(bridge(&hidden).is_none(), "{:?} -> {:?}", counts, p);
+            prop_assert!(bridge(&hidden_of(&p)).is_none(), "{:?} -> {:?}", counts, p);
             // Every small count is hidden; every shown value is the true one.
             for (r, row) in counts.iter().enumerate() {
                 for (c, n) in row.iter().enumerate() {
@@ -367,14 +373,7 @@ mod tests {
             prop_assert_eq!(&p.column_totals, &parent_cells);
             prop_assert_eq!(p.total, parent_total);
             prop_assert!(nothing_recoverable(&p).is_ok(), "{:?} -> {:?}", counts, p);
-            let mut hidden: Vec<Vec<bool>> = p
-                .cells
-                .iter()
-                .zip(&p.row_totals)
-                .map(|(r, t)| r.iter().chain([t]).map(|c| *c == Cell::Suppressed).collect())
-                .collect();
-            hidden.push(p.column_totals.iter().chain([&p.total]).map(|c| *c == Cell::Suppressed).collect());
-            prop_assert!(bridge(&hidden).is_none(), "{:?} -> {:?}", counts, p);
+            prop_assert!(bridge(&hidden_of(&p)).is_none(), "{:?} -> {:?}", counts, p);
         }
     }
 }
