@@ -410,6 +410,22 @@ pub enum SignInGate {
     Open { attempt_id: String, member: Option<StaffMember> },
 }
 
+/// The staff sign-in form as both binaries' pages post it. Its `Debug` leaves the password out,
+/// so a logged form never holds one.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+pub struct SignInForm {
+    pub csrf: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SignInForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInForm").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
 /// Checks the throttle for this (username, client) pair and records the attempt, before the
 /// password is checked: parallel guesses then count against each other at once. A throttled
 /// attempt is refused without being recorded. The password is checked afterwards, off the

@@ -63,14 +63,6 @@ struct SignInPage {
     error: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct SignInForm {
-    csrf: String,
-    username: String,
-    password: String,
-}
-
 async fn sign_in_form(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse {
     let (csrf, new) = csrf_cookie_token(&req);
     let page = SignInPage {
@@ -88,7 +80,7 @@ async fn sign_in_form(state: web::Data<WebState>, req: HttpRequest) -> HttpRespo
 async fn sign_in_submit(
     state: web::Data<WebState>,
     req: HttpRequest,
-    form: web::Form<SignInForm>,
+    form: web::Form<ncf_shared::accounts::SignInForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
     if !csrf_cookie_matches(&req, &form.csrf) {

@@ -237,14 +237,6 @@ struct SignInPage {
     staff: Option<(String, String)>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct SignInForm {
-    csrf: String,
-    username: String,
-    password: String,
-}
-
 async fn sign_in_form(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let existing = state.pages.read_cookie(&req, CSRF_COOKIE);
     let csrf = existing.clone().unwrap_or_else(|| ncf_shared::secret::random_token(24));
@@ -267,7 +259,7 @@ fn expired_form() -> HttpResponse {
 async fn sign_in_submit(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<SignInForm>,
+    form: web::Form<ncf_shared::accounts::SignInForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
     let cookie = state.pages.read_cookie(&req, CSRF_COOKIE);
