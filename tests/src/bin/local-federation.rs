@@ -326,6 +326,12 @@ fn run() -> Result<(), String> {
     // A move for the hand-over: the first seeded nurse of Osaka moves to Kyoto today.
     if let Some((_, p)) = opted.iter().find(|(pref, _)| *pref == "27") {
         let move_file = dir.join("move-to-kyoto.csv");
+        // Written anew on every run (an earlier run's file names an earlier day).
+        if let Err(e) = std::fs::remove_file(&move_file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(format!("cannot replace {}: {e}", move_file.display()));
+        }
         let today = ncf_shared::time::today_jst();
         write_private(
             &move_file,
