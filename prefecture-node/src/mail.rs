@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use ncf_shared::db::{DbConn, Pool};
 use ncf_shared::ids::RecordId;
@@ -107,22 +107,76 @@ impl Mailer {
     /// connection, which discards the message. (What a caller may do in between — the digests
     /// record the previous message as sent — overlaps with this message's round trips.)
     pub async fn begin<'a>(&'a self, letter: &Letter<'_>) -> Result<Prepared<'a>, SendError> {
-        match self {
-            Self::Smtp { transport, from, direct } => {
+        self.begin_composed(&self.compose(letter)?).await
+    }
+
+    /// The CPU's part of a message, done before any I/O: the MIME message built and, for our
+    /// own sessions, formatted with its envelope. The digests compose a batch on another thread
+    /// while the previous batch goes out. A recipient that is no address fails here, permanently.
+    pub fn compose(&self, letter: &Letter<'_>) -> Result<Composed, SendError> {
+        Ok(Composed(match self {
+            Self::Smtp { from, direct, .. } => {
                 let message = build(from, letter)?;
                 match direct {
-                    Some(direct) => direct.begin(message).await,
-                    None => Ok(Prepared(Stage::Whole { transport, message })),
+                    Some(direct) if direct.raw() => {
+                        let envelope = message.envelope();
+                        Composition::Raw {
+                            from: envelope.from().map(|a| a.to_string()).unwrap_or_default(),
+                            to: envelope.to().first().map(|a| a.to_string()).unwrap_or_default(),
+                            bytes: message.formatted(),
+                        }
+                    }
+                    _ => Composition::Message(Box::new(message)),
                 }
             }
-            Self::Log => Ok(Prepared(Stage::Logged {
+            Self::Log => Composition::Logged {
                 to: mask_email(letter.to),
                 subject: letter.subject.clone(),
                 message_id: letter.message_id.clone().unwrap_or_default(),
                 text: letter.text.clone(),
-            })),
+            },
+        }))
+    }
+
+    /// [`Mailer::begin`] for a composed message (which stays the caller's, to begin again on
+    /// another session if this one is refused).
+    pub async fn begin_composed<'a>(&'a self, composed: &Composed) -> Result<Prepared<'a>, SendError> {
+        match (self, &composed.0) {
+            (Self::Smtp { direct: Some(direct), .. }, Composition::Raw { from, to, bytes }) => {
+                direct.begin(from, to, bytes).await
+            }
+            (Self::Smtp { direct: Some(direct), .. }, Composition::Message(message)) => {
+                Ok(Prepared(Stage::Lettre { direct, message: (**message).clone() }))
+            }
+            (Self::Smtp { transport, direct: None, .. }, Composition::Message(message)) => {
+                Ok(Prepared(Stage::Whole { transport, message: (**message).clone() }))
+            }
+            (Self::Log, Composition::Logged { to, subject, message_id, text }) => {
+                Ok(Prepared(Stage::Logged {
+                    to: to.clone(),
+                    subject: subject.clone(),
+                    message_id: message_id.clone(),
+                    text: text.clone(),
+                }))
+            }
+            _ => Err(SendError::Transient("a message composed for another mailer".into())),
         }
     }
+}
+
+/// A message composed by [`Mailer::compose`], ready to begin on a session. (No `Debug`: it
+/// holds her address and the whole message.)
+#[derive(Clone)]
+pub struct Composed(Composition);
+
+#[derive(Clone)]
+enum Composition {
+    /// For our own session: the envelope and the formatted message.
+    Raw { from: String, to: String, bytes: Vec<u8> },
+    /// For lettre (STARTTLS, credentials, `smtps://`).
+    Message(Box<Message>),
+    /// `--mail-to-log`.
+    Logged { to: String, subject: String, message_id: String, text: String },
 }
 
 fn build(from: &Mailbox, letter: &Letter<'_>) -> Result<Message, SendError> {
@@ -146,10 +200,38 @@ fn build(from: &Mailbox, letter: &Letter<'_>) -> Result<Message, SendError> {
             ));
     }
     match &letter.html {
-        Some(html) => builder.multipart(MultiPart::alternative_plain_html(letter.text.clone(), html.clone())),
-        None => builder.header(ContentType::TEXT_PLAIN).body(letter.text.clone()),
+        Some(html) => builder.multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text_body(&letter.text)),
+                )
+                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(text_body(html))),
+        ),
+        None => builder.header(ContentType::TEXT_PLAIN).body(text_body(&letter.text)),
     }
     .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))
+}
+
+/// A text part's body with CRLF line ends: 7bit when it is short-lined ASCII, otherwise base64
+/// in lines of 76 (RFC 2045 6.8). Japanese text is never ASCII; base64 carries it in 4/3 of its
+/// size where quoted-printable takes 3×, and costs far less to make than lettre's weighing of
+/// the two for every part (most of a digest's composing time).
+fn text_body(text: &str) -> Body {
+    let crlf =
+        if text.contains('\r') { text.replace("\r\n", "\n") } else { text.to_owned() }.replace('\n', "\r\n");
+    if crlf.is_ascii() && crlf.split("\r\n").all(|line| line.len() <= 998) {
+        return Body::new(crlf);
+    }
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(crlf.as_bytes());
+    let mut out = Vec::with_capacity(encoded.len() + encoded.len() / 76 * 2 + 2);
+    for (i, line) in encoded.as_bytes().chunks(76).enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(line);
+    }
+    Body::dangerous_pre_encoded(out, ContentTransferEncoding::Base64)
 }
 
 /// A letter written up to the end of its data ([`Mailer::begin`]).
@@ -479,17 +561,15 @@ impl Direct {
         Ok(conn)
     }
 
-    /// Writes a message on the kept connection up to the end of its data; a kept connection
+    /// Whether messages go over our own plain session ([`Raw`]), not lettre's.
+    fn raw(&self) -> bool {
+        self.starttls == StartTls::Never && self.credentials.is_none()
+    }
+
+    /// Writes a formatted message on a kept session up to the end of its data; a kept session
     /// found closed (the server timed it out while idle) is replaced once — nothing of the
     /// message can have been accepted yet.
-    async fn begin(&self, message: Message) -> Result<Prepared<'_>, SendError> {
-        if self.starttls != StartTls::Never || self.credentials.is_some() {
-            return Ok(Prepared(Stage::Lettre { direct: self, message }));
-        }
-        let bytes = message.formatted();
-        let envelope = message.envelope();
-        let from = envelope.from().map(|a| a.to_string()).unwrap_or_default();
-        let to = envelope.to().first().map(|a| a.to_string()).unwrap_or_default();
+    async fn begin(&self, from: &str, to: &str, bytes: &[u8]) -> Result<Prepared<'_>, SendError> {
         for attempt in 0..2 {
             // The second attempt always on a new session: the idle ones may all have timed out.
             let kept = match attempt {
@@ -504,7 +584,7 @@ impl Direct {
                 Some(raw) => raw,
                 None => Raw::connect(&self.host, self.port).await?,
             };
-            match raw.begin(&from, &to, &bytes).await {
+            match raw.begin(from, to, bytes).await {
                 Ok(()) => return Ok(Prepared(Stage::Raw { direct: self, raw })),
                 Err(SendError::Permanent(e)) => {
                     self.keep(raw); // a refused recipient leaves the session usable (RSET)
