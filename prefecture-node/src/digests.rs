@@ -387,10 +387,26 @@ pub struct Pending {
     pub created_at: NaiveDateTime,
 }
 
-fn due(conn: &mut DbConn, now: Option<NaiveDateTime>, limit: i64) -> QueryResult<Vec<Pending>> {
-    let q = digests::table.filter(digests::state.eq("pending")).into_boxed();
+/// Up to `limit` pending digests, oldest first, after `after` (the last one taken, by
+/// `(created_at, id)`): each batch starts where the previous one ended (index `digests_queue`).
+fn due(
+    conn: &mut DbConn,
+    now: Option<NaiveDateTime>,
+    after: Option<&(NaiveDateTime, String)>,
+    limit: i64,
+) -> QueryResult<Vec<Pending>> {
+    // A literal, not a bound value: the partial index `digests_queue` is chosen only for it.
+    let q = digests::table
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("digests.state = 'pending'"))
+        .into_boxed();
     let q = match now {
         Some(now) => q.filter(digests::next_attempt_at.le(now)),
+        None => q,
+    };
+    let q = match after {
+        Some((at, id)) => q.filter(
+            digests::created_at.gt(*at).or(digests::created_at.eq(*at).and(digests::id.gt(id.clone()))),
+        ),
         None => q,
     };
     q.order((digests::created_at, digests::id)).limit(limit).select(Pending::as_select()).load(conn)
@@ -553,6 +569,44 @@ pub struct Digester {
 /// Digests checked and sent per batch.
 const BATCH: i64 = 500;
 
+/// A digest checked again at send time and composed, ready to go.
+struct Outgoing {
+    pending: Pending,
+    /// Her address, masked for the log.
+    to: String,
+    composed: Result<crate::mail::Composed, SendError>,
+}
+
+/// A batch the preparer hands to the sender.
+struct Batch {
+    ready: Vec<Outgoing>,
+    cancelled: usize,
+    /// The last digest taken (`due`'s cursor for the next batch).
+    last: Option<(NaiveDateTime, String)>,
+}
+
+/// The next digest to send, taking the next batch from the preparer when this one is done
+/// (counting what it cancelled); `None` when none is left.
+async fn next_outgoing(
+    rx: &mut tokio::sync::mpsc::Receiver<Result<Batch, String>>,
+    queue: &mut std::vec::IntoIter<Outgoing>,
+    report: &mut Report,
+) -> Result<Option<Outgoing>, String> {
+    loop {
+        if let Some(o) = queue.next() {
+            return Ok(Some(o));
+        }
+        match rx.recv().await {
+            None => return Ok(None),
+            Some(batch) => {
+                let batch = batch?;
+                report.cancelled += batch.cancelled;
+                *queue = batch.ready.into_iter();
+            }
+        }
+    }
+}
+
 /// A digest's mark in flight, giving back the connection it used.
 type Marking = tokio::task::JoinHandle<Result<ncf_shared::db::PooledConn, String>>;
 
@@ -669,168 +723,217 @@ impl Digester {
     }
 
     async fn send_leased(&self, all: bool, holder: i64) -> Result<Report, String> {
+        // One batch prepared ahead, while the one before it goes out.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let preparer = self.preparer(all, holder, tx);
         let mut marking: Option<Marking> = None;
-        let sent = self.send_marking(all, holder, &mut marking).await;
+        let sent = self.send_marking(rx, holder, &mut marking).await;
+        // The sender is gone (its receiver dropped): the preparer stops at its next hand-over,
+        // and must have stopped before the lease is given up (it renews the lease per batch).
+        let prepared = preparer.await;
         // The last message's mark, before the lease is given up.
         let marked = Self::marked(&mut marking).await;
         let report = sent?;
         marked?;
+        prepared.map_err(|e| e.to_string())?;
         Ok(report)
     }
 
-    /// Sends the batches. Each message's mark runs while the next message's envelope and data
-    /// are written, and is waited for before that message's data is ended: the server can accept
-    /// a message only once the previous one is recorded as sent, so a crash still leaves at most
-    /// one message accepted but not marked.
-    async fn send_marking(
+    /// Prepares the batches on a blocking thread, one ahead of the sender, and hands them over;
+    /// stops after the last one, at an error (handed over too), or when the sender is gone.
+    fn preparer(
         &self,
         all: bool,
+        holder: i64,
+        tx: tokio::sync::mpsc::Sender<Result<Batch, String>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = match this.pool.get() {
+                Ok(conn) => conn,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let mut after = None;
+            loop {
+                let batch = this.prepare(&mut conn, all, holder, after.as_ref());
+                let last = match &batch {
+                    Ok(Some(batch)) => batch.last.clone(),
+                    Ok(None) => return,
+                    Err(_) => None,
+                };
+                if tx.blocking_send(batch.map(|b| b.expect("a batch"))).is_err() || last.is_none() {
+                    return;
+                }
+                after = last;
+            }
+        })
+    }
+
+    /// The next batch after `after`: each digest checked again — what may no longer go, or has
+    /// nothing left to list, is cancelled — and the rest rendered and composed. `None` when no
+    /// digest is left.
+    fn prepare(
+        &self,
+        conn: &mut DbConn,
+        all: bool,
+        holder: i64,
+        after: Option<&(NaiveDateTime, String)>,
+    ) -> Result<Option<Batch>, String> {
+        let now = ncf_shared::time::now_utc();
+        let batch = due(conn, (!all).then_some(now), after, BATCH).map_err(|e| e.to_string())?;
+        let Some(last) = batch.last().map(|d| (d.created_at, d.id.clone())) else {
+            return Ok(None);
+        };
+        if !take_lease(conn, holder, now_ms()).map_err(|e| e.to_string())? {
+            return Err("the sending lease was lost (a batch took longer than the lease)".into());
+        }
+        let refs: Vec<&str> = batch.iter().map(|d| d.nurse_id.as_str()).collect();
+        let (may, lists, names) = (|| {
+            let may = mailable(conn, &refs)?;
+            let lists =
+                crate::postings::matches_of_many(conn, self.here, &refs, ncf_shared::time::today_jst())?;
+            let names: HashMap<String, String> = nurses::table
+                .filter(nurses::id.eq_any(&refs))
+                .select((nurses::id, nurses::family_name, nurses::given_name))
+                .load::<(String, String, String)>(conn)?
+                .into_iter()
+                .map(|(id, f, g)| (id, format!("{f} {g}")))
+                .collect();
+            QueryResult::Ok((may, lists, names))
+        })()
+        .map_err(|e| e.to_string())?;
+        let mut out = Batch { ready: Vec::with_capacity(batch.len()), cancelled: 0, last: Some(last) };
+        for d in batch {
+            let Some(mailable) = may.get(&d.nurse_id) else {
+                cancel(conn, &d, "送信時の確認で対象外（同意の取消、配信停止、転出など）")
+                    .map_err(|e| e.to_string())?;
+                out.cancelled += 1;
+                continue;
+            };
+            let planned: Vec<Planned> = serde_json::from_str(&d.postings).unwrap_or_default();
+            let wanted: HashSet<(String, String)> =
+                planned.into_iter().map(|p| (p.prefecture, p.posting_id)).collect();
+            let list: Vec<&Match> = lists
+                .get(&d.nurse_id)
+                .map(|l| {
+                    l.iter()
+                        .filter(|m| {
+                            wanted.contains(&(m.posting.prefecture.code(), m.posting.posting_id.clone()))
+                                // What she still asks for now: a scope withdrawn or a filter
+                                // changed since planning takes those postings out.
+                                && mailable.wants(m)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if list.is_empty() {
+                cancel(conn, &d, "掲載が終わり、お知らせする求人・研修がなくなりました")
+                    .map_err(|e| e.to_string())?;
+                out.cancelled += 1;
+                continue;
+            }
+            let name = names.get(&d.nurse_id).map(String::as_str).unwrap_or_default();
+            let letter = self.render(&d, &mailable.email, name, &list);
+            out.ready.push(Outgoing {
+                to: crate::mail::mask_email(&mailable.email),
+                composed: self.mailer.compose(&letter),
+                pending: d,
+            });
+        }
+        Ok(Some(out))
+    }
+
+    /// Begins a prepared digest on a session (a message that could not be composed fails as
+    /// its sending would).
+    async fn begin(&self, o: &Outgoing) -> Result<crate::mail::Prepared<'_>, SendError> {
+        match &o.composed {
+            Ok(composed) => self.mailer.begin_composed(composed).await,
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// Sends what the preparer hands over, as a pipeline of two: while one message's data is
+    /// ended and it is recorded as sent, the next one's envelope and data go out on another
+    /// session. Its data is ended only after that record is written, so at any moment at most
+    /// one message is accepted but not recorded (what a crash may repeat).
+    async fn send_marking(
+        &self,
+        mut rx: tokio::sync::mpsc::Receiver<Result<Batch, String>>,
         holder: i64,
         marking: &mut Option<Marking>,
     ) -> Result<Report, String> {
         let mut report = Report::default();
         let mut marker: Option<ncf_shared::db::PooledConn> = None;
-        let mut skip: HashSet<String> = HashSet::new();
-        loop {
-            let now = ncf_shared::time::now_utc();
-            // Every digest taken leaves `pending` (sent, cancelled, bounced) or ends the run (SMTP
-            // down); `skip` only guards against a row that could not be marked.
-            let limit = BATCH + skip.len() as i64;
-            let batch = self.db(move |conn| due(conn, (!all).then_some(now), limit)).await?;
-            let batch: Vec<Pending> =
-                batch.into_iter().filter(|d| !skip.contains(&d.id)).take(BATCH as usize).collect();
-            if batch.is_empty() {
-                return Ok(report);
+        let mut queue = Vec::new().into_iter();
+        let mut renewed = std::time::Instant::now();
+        let mut current = match next_outgoing(&mut rx, &mut queue, &mut report).await? {
+            Some(o) => {
+                let begun = self.begin(&o).await;
+                Some((o, begun))
             }
-            if !self.db(move |conn| take_lease(conn, holder, now_ms())).await? {
-                return Err("the sending lease was lost (a batch took longer than the lease)".into());
-            }
-            let mut renewed = std::time::Instant::now();
-            let ids: Vec<String> = batch.iter().map(|d| d.nurse_id.clone()).collect();
-            let here = self.here;
-            let (may, lists, names) = self
-                .db(move |conn| {
-                    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-                    let may = mailable(conn, &refs)?;
-                    let lists =
-                        crate::postings::matches_of_many(conn, here, &refs, ncf_shared::time::today_jst())?;
-                    let names: HashMap<String, String> = nurses::table
-                        .filter(nurses::id.eq_any(&refs))
-                        .select((nurses::id, nurses::family_name, nurses::given_name))
-                        .load::<(String, String, String)>(conn)?
-                        .into_iter()
-                        .map(|(id, f, g)| (id, format!("{f} {g}")))
-                        .collect();
-                    Ok((may, lists, names))
-                })
-                .await?;
-            // Checked again and rendered first; what is no longer wanted is cancelled.
-            let mut ready: Vec<(Pending, Letter<'_>)> = Vec::with_capacity(batch.len());
-            for d in batch {
-                skip.insert(d.id.clone());
-                let Some(mailable) = may.get(&d.nurse_id) else {
-                    report.cancelled += 1;
-                    self.db(move |conn| {
-                        cancel(conn, &d, "送信時の確認で対象外（同意の取消、配信停止、転出など）")
-                    })
-                    .await?;
-                    continue;
-                };
-                let planned: Vec<Planned> = serde_json::from_str(&d.postings).unwrap_or_default();
-                let wanted: HashSet<(String, String)> =
-                    planned.into_iter().map(|p| (p.prefecture, p.posting_id)).collect();
-                let list: Vec<&Match> = lists
-                    .get(&d.nurse_id)
-                    .map(|l| {
-                        l.iter()
-                            .filter(|m| {
-                                wanted.contains(&(m.posting.prefecture.code(), m.posting.posting_id.clone()))
-                                    // What she still asks for now: a scope withdrawn or a filter
-                                    // changed since planning takes those postings out.
-                                    && mailable.wants(m)
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if list.is_empty() {
-                    report.cancelled += 1;
-                    self.db(move |conn| {
-                        cancel(conn, &d, "掲載が終わり、お知らせする求人・研修がなくなりました")
-                    })
-                    .await?;
-                    continue;
+            None => None,
+        };
+        while let Some((o, prepared)) = current.take() {
+            // Renewed as it goes (the preparer renews it per batch too), so that a slow relay
+            // never lets the lease lapse (another sender would take the same pending rows).
+            if renewed.elapsed() > std::time::Duration::from_millis(LEASE_MS as u64 / 3) {
+                if !self.db(move |conn| take_lease(conn, holder, now_ms())).await? {
+                    return Err("the sending lease was lost".into());
                 }
-                let name = names.get(&d.nurse_id).cloned().unwrap_or_default();
-                let letter = self.render(&d, &mailable.email, &name, &list);
-                ready.push((d, letter));
+                renewed = std::time::Instant::now();
             }
-            // Then sent as a pipeline of two: while one message's data is ended and it is
-            // recorded as sent, the next one's envelope and data go out on another session. Its
-            // data is ended only after that record is written, so at any moment at most one
-            // message is accepted but not recorded (what a crash may repeat).
-            let mut items = ready.iter();
-            let mut current = match items.next() {
-                Some((d, letter)) => Some((d, letter, self.mailer.begin(letter).await)),
-                None => None,
+            // An error here drops this message's session unended: never accepted.
+            let following = next_outgoing(&mut rx, &mut queue, &mut report).await?;
+            let end_this = async {
+                // The previous message recorded as sent before this one can be accepted.
+                if let Some(conn) = Self::marked(marking).await? {
+                    marker = Some(conn);
+                }
+                let sent = match prepared {
+                    Ok(prepared) => prepared.commit().await,
+                    Err(e) => Err(e),
+                };
+                if sent.is_ok() {
+                    *marking = Some(self.start_mark(marker.take(), o.pending.id.clone()));
+                }
+                Ok::<_, String>(sent)
             };
-            while let Some((d, letter, prepared)) = current.take() {
-                // Renewed as it goes, so that a slow relay never lets the lease lapse mid-batch
-                // (another sender would take the same pending rows).
-                if renewed.elapsed() > std::time::Duration::from_millis(LEASE_MS as u64 / 3) {
-                    if !self.db(move |conn| take_lease(conn, holder, now_ms())).await? {
-                        return Err("the sending lease was lost".into());
-                    }
-                    renewed = std::time::Instant::now();
+            let begin_next = async {
+                match &following {
+                    Some(next) => Some(self.begin(next).await),
+                    None => None,
                 }
-                let following = items.next();
-                let end_this = async {
-                    // The previous message recorded as sent before this one can be accepted.
-                    if let Some(conn) = Self::marked(marking).await? {
-                        marker = Some(conn);
-                    }
-                    let sent = match prepared {
-                        Ok(prepared) => prepared.commit().await,
-                        Err(e) => Err(e),
-                    };
-                    if sent.is_ok() {
-                        *marking = Some(self.start_mark(marker.take(), d.id.clone()));
-                    }
-                    Ok::<_, String>(sent)
-                };
-                let begin_next = async {
-                    match following {
-                        Some((_, next)) => Some(self.mailer.begin(next).await),
-                        None => None,
-                    }
-                };
-                // On an error, the next message's session is dropped unended: never accepted.
-                let (sent, mut begun) = tokio::join!(end_this, begin_next);
-                // A relay that takes one session at a time refuses the second: begin the next
-                // message again, now that this one's session is free.
-                if let (Ok(Ok(())), Some(Err(SendError::Transient(_))), Some((_, next))) =
-                    (&sent, &begun, following)
-                {
-                    begun = Some(self.mailer.begin(next).await);
-                }
-                match sent? {
-                    Ok(()) => report.sent += 1,
-                    Err(error) => {
-                        tracing::warn!(digest = %d.id, to = %crate::mail::mask_email(letter.to), %error, "digest not delivered");
-                        let transient = matches!(error, SendError::Transient(_));
-                        let failed = d.clone();
-                        self.db(move |conn| mark_failed(conn, &failed, &error, ncf_shared::time::now_utc()))
-                            .await?;
-                        if transient {
-                            // SMTP is down: the rest would fail the same way; they wait.
-                            report.waiting += 1;
-                            return Ok(report);
-                        }
-                        report.bounced += 1;
-                    }
-                }
-                current = following.zip(begun).map(|((d, letter), begun)| (d, letter, begun));
+            };
+            // On an error, the next message's session is dropped unended: never accepted.
+            let (sent, mut begun) = tokio::join!(end_this, begin_next);
+            // A relay that takes one session at a time refuses the second: begin the next
+            // message again, now that this one's session is free.
+            if let (Ok(Ok(())), Some(Err(SendError::Transient(_))), Some(next)) = (&sent, &begun, &following)
+            {
+                begun = Some(self.begin(next).await);
             }
+            match sent? {
+                Ok(()) => report.sent += 1,
+                Err(error) => {
+                    tracing::warn!(digest = %o.pending.id, to = %o.to, %error, "digest not delivered");
+                    let transient = matches!(error, SendError::Transient(_));
+                    let failed = o.pending.clone();
+                    self.db(move |conn| mark_failed(conn, &failed, &error, ncf_shared::time::now_utc()))
+                        .await?;
+                    if transient {
+                        // SMTP is down: the rest would fail the same way; they wait.
+                        report.waiting += 1;
+                        return Ok(report);
+                    }
+                    report.bounced += 1;
+                }
+            }
+            current = following.zip(begun);
         }
+        Ok(report)
     }
 
     fn render<'a>(&self, d: &Pending, to: &'a str, name: &str, list: &[&Match]) -> Letter<'a> {
