@@ -302,6 +302,23 @@ pub fn plan(
     host: &str,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
+    plan_in_steps(conn, cadence, here, host, now, &Planning::default())
+}
+
+/// Nurses planned per transaction.
+const PLAN_STEP: usize = 1_000;
+
+/// [`plan`], committed a step of [`PLAN_STEP`] nurses at a time and told to `progress`, so that
+/// sending can begin with the first step. A run stopped midway leaves the rest unplanned; a
+/// later run for the same period plans them and nobody twice (`UNIQUE (nurse_id, period)`).
+fn plan_in_steps(
+    conn: &mut DbConn,
+    cadence: Cadence,
+    here: ncf_shared::Prefecture,
+    host: &str,
+    now: NaiveDateTime,
+    progress: &Planning,
+) -> QueryResult<usize> {
     if cadence == Cadence::Off {
         return Ok(0);
     }
@@ -323,55 +340,115 @@ pub fn plan(
         .load::<String>(conn)?
         .into_iter()
         .collect();
-    let ids: Vec<&str> =
-        candidates.iter().map(|c| c.0.as_str()).filter(|id| !planned_already.contains(*id)).collect();
-    let may = mailable(conn, &ids)?;
-    let mut matches = crate::postings::matches_of_many(conn, here, &ids, today)?;
-    let last_sent = last_sent(conn, &ids)?;
-    let mut rows = Vec::new();
-    for (id, filter) in &candidates {
-        let last = last_sent.get(id);
-        if planned_already.contains(id) || !may.contains_key(id) {
-            continue;
+    let candidates: Vec<&(String, String)> =
+        candidates.iter().filter(|(id, _)| !planned_already.contains(id)).collect();
+    let mut planned = 0;
+    for step in candidates.chunks(PLAN_STEP) {
+        let ids: Vec<&str> = step.iter().map(|c| c.0.as_str()).collect();
+        let may = mailable(conn, &ids)?;
+        let mut matches = crate::postings::matches_of_many(conn, here, &ids, today)?;
+        let last_sent = last_sent(conn, &ids)?;
+        let mut rows = Vec::new();
+        for (id, filter) in step {
+            if !may.contains_key(id) {
+                continue;
+            }
+            let last = last_sent.get(id);
+            let employment = parse_filter(filter);
+            let new: Vec<Planned> = matches
+                .remove(id)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| last.is_none_or(|l| m.matched_at > *l))
+                .filter(|m| wanted(m, &employment))
+                .map(|m| Planned {
+                    prefecture: m.posting.prefecture.code(),
+                    posting_id: m.posting.posting_id,
+                })
+                .collect();
+            if new.is_empty() {
+                continue;
+            }
+            // Ids are UUIDv7, ordered by creation within this process: with `created_at` the
+            // same for the whole plan, each step's digests come after the previous step's in
+            // the sender's cursor order.
+            rows.push((
+                digests::id.eq(ncf_shared::ids::RecordId::new().0),
+                digests::nurse_id.eq(id.clone()),
+                digests::period.eq(period.clone()),
+                digests::message_id.eq(message_id(id, &period, host)),
+                digests::postings.eq(serde_json::to_string(&new).expect("plain data")),
+                digests::state.eq("pending"),
+                digests::attempts.eq(0),
+                digests::next_attempt_at.eq(now),
+                digests::created_at.eq(now),
+            ));
         }
-        let employment = parse_filter(filter);
-        let new: Vec<Planned> = matches
-            .remove(id)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|m| last.is_none_or(|l| m.matched_at > *l))
-            .filter(|m| wanted(m, &employment))
-            .map(|m| Planned { prefecture: m.posting.prefecture.code(), posting_id: m.posting.posting_id })
-            .collect();
-        if new.is_empty() {
-            continue;
-        }
-        rows.push((
-            digests::id.eq(ncf_shared::ids::RecordId::new().0),
-            digests::nurse_id.eq(id.clone()),
-            digests::period.eq(period.clone()),
-            digests::message_id.eq(message_id(id, &period, host)),
-            digests::postings.eq(serde_json::to_string(&new).expect("plain data")),
-            digests::state.eq("pending"),
-            digests::attempts.eq(0),
-            digests::next_attempt_at.eq(now),
-            digests::created_at.eq(now),
-        ));
+        ncf_shared::db::write_transaction(conn, |conn| {
+            for batch in rows.chunks(500) {
+                ncf_shared::per_backend!(&mut *conn, c => diesel::insert_into(digests::table)
+                    .values(batch.to_vec())
+                    .on_conflict_do_nothing()
+                    .execute(c))?;
+            }
+            Ok::<_, diesel::result::Error>(())
+        })?;
+        planned += rows.len();
+        progress.step();
     }
-    let planned = rows.len();
-    ncf_shared::db::write_transaction(conn, |conn| {
-        for batch in rows.chunks(500) {
-            ncf_shared::per_backend!(&mut *conn, c => diesel::insert_into(digests::table)
-                .values(batch.to_vec())
-                .on_conflict_do_nothing()
-                .execute(c))?;
-        }
-        Ok::<_, diesel::result::Error>(())
-    })?;
     if planned > 0 {
         tracing::info!(cadence = cadence.as_str(), %period, planned, "digests planned");
     }
     Ok(planned)
+}
+
+/// How far a plan running beside the sender has come: the sender, finding nothing pending,
+/// waits for the next step rather than ending while digests are still being planned.
+#[derive(Default)]
+pub struct Planning {
+    state: std::sync::Mutex<(u64, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl Planning {
+    fn update(&self, f: impl FnOnce(&mut (u64, bool))) {
+        f(&mut self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        self.changed.notify_all();
+    }
+
+    /// A step committed.
+    fn step(&self) {
+        self.update(|s| s.0 += 1);
+    }
+
+    /// Planning ended (done or failed): what is pending now is all there will be.
+    fn finish(&self) {
+        self.update(|s| s.1 = true);
+    }
+
+    /// Steps committed so far, and whether planning has ended.
+    fn seen(&self) -> (u64, bool) {
+        *self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits until a step later than `steps` is committed or planning ends.
+    fn wait_past(&self, steps: u64) {
+        let state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        drop(
+            self.changed
+                .wait_while(state, |s| s.0 <= steps && !s.1)
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+    }
+}
+
+/// Ends the plan's [`Planning`] however the planner stops (an error, a panic).
+struct Finish(std::sync::Arc<Planning>);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
 }
 
 /// A pending digest as the sender takes it.
@@ -582,7 +659,7 @@ struct Batch {
     ready: Vec<Outgoing>,
     cancelled: usize,
     /// The last digest taken (`due`'s cursor for the next batch).
-    last: Option<(NaiveDateTime, String)>,
+    last: (NaiveDateTime, String),
 }
 
 /// The next digest to send, taking the next batch from the preparer when this one is done
@@ -643,18 +720,29 @@ impl Digester {
     }
 
     /// Plans the digests due for `cadence` now and sends every pending digest (also those left
-    /// by an earlier run), ignoring backoff when `now_all` (an operator's run).
+    /// by an earlier run), ignoring backoff when `now_all` (an operator's run). Sending begins
+    /// with the plan's first step and follows it.
     pub async fn run(&self, cadence: Cadence, now_all: bool) -> Result<Report, String> {
-        let (here, host) = (self.here, self.host());
+        let (here, host, pool) = (self.here, self.host(), self.pool.clone());
         let started = std::time::Instant::now();
-        let planned =
-            self.db(move |conn| plan(conn, cadence, here, &host, ncf_shared::time::now_utc())).await?;
-        let planning = started.elapsed();
-        let mut report = self.send_due(now_all, now_all).await?;
+        let planning = std::sync::Arc::new(Planning::default());
+        let planner = {
+            let finish = Finish(planning.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut conn = pool.get().map_err(|e| e.to_string())?;
+                let planned =
+                    plan_in_steps(&mut conn, cadence, here, &host, ncf_shared::time::now_utc(), &finish.0)
+                        .map_err(|e| e.to_string());
+                Ok::<_, String>((planned?, started.elapsed()))
+            })
+        };
+        let sent = self.send_due_following(now_all, now_all, Some(planning)).await;
+        let (planned, planning) = planner.await.map_err(|e| e.to_string())??;
+        let mut report = sent?;
         tracing::info!(
             planned,
             plan_seconds = planning.as_secs_f64(),
-            send_seconds = (started.elapsed() - planning).as_secs_f64(),
+            seconds = started.elapsed().as_secs_f64(),
             "digest run"
         );
         report.planned = planned;
@@ -665,6 +753,16 @@ impl Digester {
     /// is left or SMTP fails for the moment. With `wait`, waits (up to a lease's length) for
     /// another sender to finish or expire; without, leaves the work to it.
     pub async fn send_due(&self, all: bool, wait: bool) -> Result<Report, String> {
+        self.send_due_following(all, wait, None).await
+    }
+
+    /// [`Digester::send_due`], also sending what `planning` records while it runs.
+    async fn send_due_following(
+        &self,
+        all: bool,
+        wait: bool,
+        planning: Option<std::sync::Arc<Planning>>,
+    ) -> Result<Report, String> {
         let holder =
             (u64::from_str_radix(&ncf_shared::secret::random_token(8), 16).unwrap_or(1) >> 1) as i64 | 1;
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LEASE_MS as u64 + 2_000);
@@ -681,7 +779,7 @@ impl Digester {
             tracing::info!("waiting for another digest run to finish or its lease to expire");
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
-        let result = self.send_leased(all, holder).await;
+        let result = self.send_leased(all, holder, planning).await;
         let _ = self.db(move |conn| release_lease(conn, holder)).await;
         result
     }
@@ -722,10 +820,15 @@ impl Digester {
         }
     }
 
-    async fn send_leased(&self, all: bool, holder: i64) -> Result<Report, String> {
+    async fn send_leased(
+        &self,
+        all: bool,
+        holder: i64,
+        planning: Option<std::sync::Arc<Planning>>,
+    ) -> Result<Report, String> {
         // One batch prepared ahead, while the one before it goes out.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let preparer = self.preparer(all, holder, tx);
+        let preparer = self.preparer(all, holder, planning, tx);
         let mut marking: Option<Marking> = None;
         let sent = self.send_marking(rx, holder, &mut marking).await;
         // The sender is gone (its receiver dropped): the preparer stops at its next hand-over,
@@ -745,6 +848,7 @@ impl Digester {
         &self,
         all: bool,
         holder: i64,
+        planning: Option<std::sync::Arc<Planning>>,
         tx: tokio::sync::mpsc::Sender<Result<Batch, String>>,
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
@@ -758,16 +862,27 @@ impl Digester {
             };
             let mut after = None;
             loop {
-                let batch = this.prepare(&mut conn, all, holder, after.as_ref());
-                let last = match &batch {
-                    Ok(Some(batch)) => batch.last.clone(),
-                    Ok(None) => return,
-                    Err(_) => None,
+                // How far the plan had come before this look: if it had ended, finding nothing
+                // means nothing is left; otherwise wait for its next step and look again.
+                let seen = planning.as_deref().map(Planning::seen);
+                let batch = match this.prepare(&mut conn, all, holder, after.as_ref()) {
+                    Ok(Some(batch)) => batch,
+                    Ok(None) => match (planning.as_deref(), seen) {
+                        (Some(planning), Some((steps, false))) => {
+                            planning.wait_past(steps);
+                            continue;
+                        }
+                        _ => return,
+                    },
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
                 };
-                if tx.blocking_send(batch.map(|b| b.expect("a batch"))).is_err() || last.is_none() {
+                after = Some(batch.last.clone());
+                if tx.blocking_send(Ok(batch)).is_err() {
                     return;
                 }
-                after = last;
             }
         })
     }
@@ -782,14 +897,15 @@ impl Digester {
         holder: i64,
         after: Option<&(NaiveDateTime, String)>,
     ) -> Result<Option<Batch>, String> {
+        // Renewed at every look, also one that finds nothing while a plan is still running.
+        if !take_lease(conn, holder, now_ms()).map_err(|e| e.to_string())? {
+            return Err("the sending lease was lost (a batch took longer than the lease)".into());
+        }
         let now = ncf_shared::time::now_utc();
         let batch = due(conn, (!all).then_some(now), after, BATCH).map_err(|e| e.to_string())?;
         let Some(last) = batch.last().map(|d| (d.created_at, d.id.clone())) else {
             return Ok(None);
         };
-        if !take_lease(conn, holder, now_ms()).map_err(|e| e.to_string())? {
-            return Err("the sending lease was lost (a batch took longer than the lease)".into());
-        }
         let refs: Vec<&str> = batch.iter().map(|d| d.nurse_id.as_str()).collect();
         let (may, lists, names) = (|| {
             let may = mailable(conn, &refs)?;
@@ -805,7 +921,7 @@ impl Digester {
             QueryResult::Ok((may, lists, names))
         })()
         .map_err(|e| e.to_string())?;
-        let mut out = Batch { ready: Vec::with_capacity(batch.len()), cancelled: 0, last: Some(last) };
+        let mut out = Batch { ready: Vec::with_capacity(batch.len()), cancelled: 0, last };
         for d in batch {
             let Some(mailable) = may.get(&d.nurse_id) else {
                 cancel(conn, &d, "送信時の確認で対象外（同意の取消、配信停止、転出など）")
