@@ -120,10 +120,12 @@ impl Mailer {
                 match direct {
                     Some(direct) if direct.raw() => {
                         let envelope = message.envelope();
+                        let formatted = message.formatted();
                         Composition::Raw {
                             from: envelope.from().map(|a| a.to_string()).unwrap_or_default(),
                             to: envelope.to().first().map(|a| a.to_string()).unwrap_or_default(),
-                            bytes: message.formatted(),
+                            eight_bit: !formatted.is_ascii(),
+                            data: stuffed(&formatted),
                         }
                     }
                     _ => Composition::Message(Box::new(message)),
@@ -142,8 +144,8 @@ impl Mailer {
     /// another session if this one is refused).
     pub async fn begin_composed<'a>(&'a self, composed: &Composed) -> Result<Prepared<'a>, SendError> {
         match (self, &composed.0) {
-            (Self::Smtp { direct: Some(direct), .. }, Composition::Raw { from, to, bytes }) => {
-                direct.begin(from, to, bytes).await
+            (Self::Smtp { direct: Some(direct), .. }, Composition::Raw { from, to, eight_bit, data }) => {
+                direct.begin(from, to, *eight_bit, data).await
             }
             (Self::Smtp { direct: Some(direct), .. }, Composition::Message(message)) => {
                 Ok(Prepared(Stage::Lettre { direct, message: (**message).clone() }))
@@ -171,8 +173,9 @@ pub struct Composed(Composition);
 
 #[derive(Clone)]
 enum Composition {
-    /// For our own session: the envelope and the formatted message.
-    Raw { from: String, to: String, bytes: Vec<u8> },
+    /// For our own session: the envelope, and the formatted message as SMTP's DATA carries it
+    /// ([`stuffed`]); whether it holds 8-bit bytes.
+    Raw { from: String, to: String, eight_bit: bool, data: Vec<u8> },
     /// For lettre (STARTTLS, credentials, `smtps://`).
     Message(Box<Message>),
     /// `--mail-to-log`.
@@ -386,10 +389,11 @@ impl Raw {
         }
     }
 
-    /// The envelope, and the data but for its end (the server accepts nothing before it).
-    async fn begin(&mut self, from: &str, to: &str, data: &[u8]) -> Result<(), SendError> {
+    /// The envelope, and the data ([`stuffed`]) but for its end (the server accepts nothing
+    /// before it).
+    async fn begin(&mut self, from: &str, to: &str, eight_bit: bool, data: &[u8]) -> Result<(), SendError> {
         use tokio::io::AsyncWriteExt;
-        let body = if !data.is_ascii() && self.eight_bit { " BODY=8BITMIME" } else { "" };
+        let body = if eight_bit && self.eight_bit { " BODY=8BITMIME" } else { "" };
         let commands =
             [format!("MAIL FROM:<{from}>{body}\r\n"), format!("RCPT TO:<{to}>\r\n"), "DATA\r\n".into()];
         let mut replies = Vec::with_capacity(3);
@@ -430,24 +434,7 @@ impl Raw {
                 SendError::Transient(format!("SMTP relay refused the message: {code} {}", text.trim()))
             });
         }
-        // Dot-stuffing (RFC 5321 4.5.2) and the end of data, in one write.
-        let mut out = Vec::with_capacity(data.len() + 64);
-        if data.first() == Some(&b'.') {
-            out.push(b'.');
-        }
-        let mut last = 0;
-        for i in 0..data.len() {
-            if data[i] == b'\n' && data.get(i + 1) == Some(&b'.') {
-                out.extend_from_slice(&data[last..=i]);
-                out.push(b'.');
-                last = i + 1;
-            }
-        }
-        out.extend_from_slice(&data[last..]);
-        if !out.ends_with(b"\r\n") {
-            out.extend_from_slice(b"\r\n");
-        }
-        self.writer.write_all(&out).await.map_err(io_error)
+        self.writer.write_all(data).await.map_err(io_error)
     }
 
     /// Ends the data; the server's answer says whether it took the message.
@@ -461,6 +448,24 @@ impl Raw {
             Err(SendError::Transient(format!("SMTP relay refused the message: {code} {}", text.trim())))
         }
     }
+}
+
+/// A formatted message as DATA carries it: a `.` doubled at the start of every line (RFC 5321
+/// 4.5.2), ending in CRLF, without the final `.` that ends the data (sent apart, at commit).
+fn stuffed(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 64);
+    let mut line_start = true;
+    for chunk in message.split_inclusive(|&b| b == b'\n') {
+        if line_start && chunk.first() == Some(&b'.') {
+            out.push(b'.');
+        }
+        out.extend_from_slice(chunk);
+        line_start = chunk.last() == Some(&b'\n');
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
 }
 
 fn hostname() -> String {
@@ -569,7 +574,13 @@ impl Direct {
     /// Writes a formatted message on a kept session up to the end of its data; a kept session
     /// found closed (the server timed it out while idle) is replaced once — nothing of the
     /// message can have been accepted yet.
-    async fn begin(&self, from: &str, to: &str, bytes: &[u8]) -> Result<Prepared<'_>, SendError> {
+    async fn begin(
+        &self,
+        from: &str,
+        to: &str,
+        eight_bit: bool,
+        data: &[u8],
+    ) -> Result<Prepared<'_>, SendError> {
         for attempt in 0..2 {
             // The second attempt always on a new session: the idle ones may all have timed out.
             let kept = match attempt {
@@ -584,7 +595,7 @@ impl Direct {
                 Some(raw) => raw,
                 None => Raw::connect(&self.host, self.port).await?,
             };
-            match raw.begin(from, to, bytes).await {
+            match raw.begin(from, to, eight_bit, data).await {
                 Ok(()) => return Ok(Prepared(Stage::Raw { direct: self, raw })),
                 Err(SendError::Permanent(e)) => {
                     self.keep(raw); // a refused recipient leaves the session usable (RSET)
@@ -869,6 +880,29 @@ mod tests {
         assert!(Mailer::smtp("ftp://127.0.0.1", "nc@example.jp").is_err());
         assert!(Mailer::smtp("smtp://127.0.0.1:2525", "not an address").is_err());
         assert_eq!(mask_email("hanako@example.jp"), "h***@example.jp");
+    }
+
+    #[test]
+    fn data_doubles_a_leading_dot_on_every_line_and_ends_in_crlf() {
+        assert_eq!(stuffed(b".a\r\nb.c\r\n.\r\n..d"), b"..a\r\nb.c\r\n..\r\n...d\r\n");
+        assert_eq!(stuffed(b"plain\r\n"), b"plain\r\n");
+        assert_eq!(stuffed(b""), b"\r\n");
+    }
+
+    #[test]
+    fn japanese_text_goes_in_base64_lines_of_crlf_text() {
+        use base64::Engine as _;
+        let text = "山田 花子 様\n\n求人（3件）\n".repeat(20);
+        let body = text_body(&text);
+        assert_eq!(body.encoding(), ContentTransferEncoding::Base64);
+        let encoded = std::str::from_utf8(body.as_ref()).unwrap();
+        assert!(encoded.split("\r\n").all(|line| line.len() <= 76), "lines of 76 at most");
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.replace("\r\n", "")).unwrap();
+        assert_eq!(String::from_utf8(decoded).unwrap(), text.replace('\n', "\r\n"));
+        // Plain ASCII stays readable as it is.
+        let ascii = text_body("Hello\nworld\n");
+        assert_eq!(ascii.encoding(), ContentTransferEncoding::SevenBit);
+        assert_eq!(ascii.as_ref(), b"Hello\r\nworld\r\n");
     }
 
     #[test]
