@@ -490,16 +490,17 @@ fn due(
 }
 
 /// One statement, right after SMTP accepted: the window in which a crash repeats a message is
-/// as short as it can be. (When she last got a digest is read from here: [`last_sent`].)
+/// as short as it can be. (When she last got a digest is read from here: [`last_sent`].) It runs
+/// on the backend's own connection, whose cache keeps the prepared statement: through the
+/// multi-backend connection SQLite parsed it again for every message, a third of the mark's
+/// time, and each message waits for the previous one's mark.
 fn mark_sent(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(digests::table.find(id).filter(digests::state.eq("pending")))
-        .set((
-            digests::state.eq("sent"),
-            digests::finished_at.eq(now),
-            digests::attempts.eq(digests::attempts + 1),
-        ))
-        .execute(conn)
-        .map(drop)
+    let update = diesel::update(digests::table.find(id).filter(digests::state.eq("pending"))).set((
+        digests::state.eq("sent"),
+        digests::finished_at.eq(now),
+        digests::attempts.eq(digests::attempts + 1),
+    ));
+    ncf_shared::per_backend!(conn, c => update.execute(c)).map(drop)
 }
 
 /// When each of these nurses' latest sent digest was planned: what she was sent counts from

@@ -454,14 +454,16 @@ impl Raw {
 /// 4.5.2), ending in CRLF, without the final `.` that ends the data (sent apart, at commit).
 fn stuffed(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 64);
-    let mut line_start = true;
-    for chunk in message.split_inclusive(|&b| b == b'\n') {
-        if line_start && chunk.first() == Some(&b'.') {
-            out.push(b'.');
-        }
-        out.extend_from_slice(chunk);
-        line_start = chunk.last() == Some(&b'\n');
+    if message.first() == Some(&b'.') {
+        out.push(b'.');
     }
+    let mut last = 0;
+    for i in memchr::memmem::find_iter(message, b"\n.") {
+        out.extend_from_slice(&message[last..=i]);
+        out.push(b'.');
+        last = i + 1;
+    }
+    out.extend_from_slice(&message[last..]);
     if !out.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
     }
