@@ -1,18 +1,26 @@
 //! E-mail digests (issue #8): one message per nurse and period with the postings new to her list
 //! since her last digest, sent by her home node only, once.
 //!
-//! **Sent once.** A run first *plans*: for every nurse whose cadence is due and who has something
-//! new, it records the intent — a `digests` row with the period, a Message-ID derived from the
-//! nurse and the period, and the postings it will list — in one transaction, before anything is
-//! sent (`UNIQUE (nurse_id, period)`: a second run in the same period plans nobody twice). It then
-//! *sends* the pending rows one at a time and marks each `sent` when SMTP accepts it. After a
-//! crash the next run sends only what is not marked, under the same Message-ID; a crash between
-//! SMTP's acceptance and the mark repeats that one message, with the same Message-ID, and nothing
-//! else.
+//! **Sent once.** A run *plans*: for every nurse whose cadence is due and who has something new,
+//! it records the intent — a `digests` row with the period, a Message-ID derived from the nurse
+//! and the period, and the postings it will list — committed a step of 1,000 nurses at a time
+//! (`UNIQUE (nurse_id, period)`: a later run in the same period plans nobody twice, and plans
+//! what a stopped run had not reached). It *sends* the pending rows as they are committed, from
+//! the plan's first step on, and marks each `sent` when SMTP accepts it; a message's data is ended
+//! only once the previous one is marked. After a crash the next run sends only what is not
+//! marked, under the same Message-ID; a crash between SMTP's acceptance and the mark repeats that
+//! one message, with the same Message-ID, and nothing else.
 //!
-//! **Checked again at send time**, for each batch just before it goes: her consent for jobs or
-//! training still given, her cadence not 停止 (one-click unsubscribe), this node still her home
-//! node, not erased, her address not bouncing. Otherwise the digest is cancelled, unsent.
+//! **Three threads of work** in a run: the plan (a blocking thread), a preparer (another) that
+//! takes the pending rows in batches of 500 after the last one it took, checks them again,
+//! renders and composes them — one batch ahead of the sender — and the sender, which does only
+//! SMTP I/O and the marks. What stays in sequence is the rule above: each message costs the round
+//! trip that ends its data and one committed UPDATE.
+//!
+//! **Checked again at send time**, for each batch just before it goes (at most two batches, about
+//! a tenth of a second, ahead of the message): her consent for jobs or training still given, her
+//! cadence not 停止 (one-click unsubscribe), this node still her home node, not erased, her
+//! address not bouncing. Otherwise the digest is cancelled, unsent.
 //!
 //! Temporary SMTP failures leave the digest pending with a capped backoff (`mail::retry_delay_secs`);
 //! a permanent refusal marks her address as bouncing (no more mail to it; staff see it).
