@@ -693,9 +693,6 @@ async fn next_outgoing(
     }
 }
 
-/// A digest's mark in flight, giving back the connection it used.
-type Marking = tokio::task::JoinHandle<Result<ncf_shared::db::PooledConn, String>>;
-
 #[derive(askama::Template)]
 #[template(path = "digest.html")]
 struct DigestHtml<'a> {
@@ -793,40 +790,30 @@ impl Digester {
         result
     }
 
-    /// Marks a digest sent on a connection kept for the run (a pool checkout per message cost
-    /// as much as the update), on a blocking thread: it runs while the next message's envelope
-    /// and data go out (see `send_leased`).
-    fn start_mark(&self, held: Option<ncf_shared::db::PooledConn>, id: String) -> Marking {
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = match held {
-                Some(conn) => conn,
-                None => pool.get().map_err(|e| e.to_string())?,
-            };
-            // The message was accepted: a passing database error must not leave it unmarked
-            // (the next run would send it again). The update is idempotent.
-            let mut pause = std::time::Duration::from_millis(50);
-            for _ in 0..4 {
-                match mark_sent(&mut conn, &id, ncf_shared::time::now_utc()) {
-                    Ok(()) => return Ok(conn),
-                    Err(e) => {
-                        tracing::warn!(digest = %id, error = %e, "could not mark a digest sent; trying again");
-                        std::thread::sleep(pause);
-                        pause *= 4;
-                    }
+    /// Marks a digest sent, on a connection kept for the run (a pool checkout per message cost
+    /// as much as the update), on the sender's own thread: the mark is the one thing the sender
+    /// waits for between two messages (the next one's data is ended only once it is written),
+    /// and handing it to a blocking thread and back cost as much as the UPDATE itself. The next
+    /// message's envelope and data, already under way, wait at most that long.
+    async fn mark(&self, held: &mut Option<ncf_shared::db::PooledConn>, id: &str) -> Result<(), String> {
+        let conn = match held {
+            Some(conn) => conn,
+            None => held.insert(self.pool.get().map_err(|e| e.to_string())?),
+        };
+        // The message was accepted: a passing database error must not leave it unmarked (the
+        // next run would send it again). The update is idempotent.
+        let mut pause = std::time::Duration::from_millis(50);
+        for _ in 0..4 {
+            match mark_sent(conn, id, ncf_shared::time::now_utc()) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(digest = %id, error = %e, "could not mark a digest sent; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 4;
                 }
             }
-            mark_sent(&mut conn, &id, ncf_shared::time::now_utc()).map_err(|e| e.to_string())?;
-            Ok(conn)
-        })
-    }
-
-    /// Waits for the mark in flight, if any; returns the connection it used.
-    async fn marked(marking: &mut Option<Marking>) -> Result<Option<ncf_shared::db::PooledConn>, String> {
-        match marking.take() {
-            Some(m) => Ok(Some(m.await.map_err(|e| e.to_string())??)),
-            None => Ok(None),
         }
+        mark_sent(conn, id, ncf_shared::time::now_utc()).map_err(|e| e.to_string())
     }
 
     async fn send_leased(
@@ -838,15 +825,11 @@ impl Digester {
         // One batch prepared ahead, while the one before it goes out.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let preparer = self.preparer(all, holder, planning, tx);
-        let mut marking: Option<Marking> = None;
-        let sent = self.send_marking(rx, holder, &mut marking).await;
+        let sent = self.send_marking(rx, holder).await;
         // The sender is gone (its receiver dropped): the preparer stops at its next hand-over,
         // and must have stopped before the lease is given up (it renews the lease per batch).
         let prepared = preparer.await;
-        // The last message's mark, before the lease is given up.
-        let marked = Self::marked(&mut marking).await;
         let report = sent?;
-        marked?;
         prepared.map_err(|e| e.to_string())?;
         Ok(report)
     }
@@ -988,7 +971,6 @@ impl Digester {
         &self,
         mut rx: tokio::sync::mpsc::Receiver<Result<Batch, String>>,
         holder: i64,
-        marking: &mut Option<Marking>,
     ) -> Result<Report, String> {
         let mut report = Report::default();
         let mut marker: Option<ncf_shared::db::PooledConn> = None;
@@ -1013,16 +995,14 @@ impl Digester {
             // An error here drops this message's session unended: never accepted.
             let following = next_outgoing(&mut rx, &mut queue, &mut report).await?;
             let end_this = async {
-                // The previous message recorded as sent before this one can be accepted.
-                if let Some(conn) = Self::marked(marking).await? {
-                    marker = Some(conn);
-                }
+                // The previous message was recorded as sent before this one can be accepted
+                // (the loop goes on only once its mark is written).
                 let sent = match prepared {
                     Ok(prepared) => prepared.commit().await,
                     Err(e) => Err(e),
                 };
                 if sent.is_ok() {
-                    *marking = Some(self.start_mark(marker.take(), o.pending.id.clone()));
+                    self.mark(&mut marker, &o.pending.id).await?;
                 }
                 Ok::<_, String>(sent)
             };
