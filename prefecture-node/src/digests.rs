@@ -392,16 +392,17 @@ fn plan_in_steps(
                 digests::created_at.eq(now),
             ));
         }
-        ncf_shared::db::write_transaction(conn, |conn| {
+        // Counted as inserted: a row another run planned meanwhile is not planned again.
+        planned += ncf_shared::db::write_transaction(conn, |conn| {
+            let mut inserted = 0;
             for batch in rows.chunks(500) {
-                ncf_shared::per_backend!(&mut *conn, c => diesel::insert_into(digests::table)
+                inserted += ncf_shared::per_backend!(&mut *conn, c => diesel::insert_into(digests::table)
                     .values(batch.to_vec())
                     .on_conflict_do_nothing()
                     .execute(c))?;
             }
-            Ok::<_, diesel::result::Error>(())
+            Ok::<_, diesel::result::Error>(inserted)
         })?;
-        planned += rows.len();
         progress.step();
     }
     if planned > 0 {
@@ -488,9 +489,16 @@ fn due(
         Some(now) => q.filter(digests::next_attempt_at.le(now)),
         None => q,
     };
+    // A row value, so that both databases start the index walk at the cursor (with `a > x OR
+    // (a = x AND b > y)` they walked the index from its start, past every entry of rows sent in
+    // this run that PostgreSQL keeps until vacuum).
     let q = match after {
         Some((at, id)) => q.filter(
-            digests::created_at.gt(*at).or(digests::created_at.eq(*at).and(digests::id.gt(id.clone()))),
+            diesel::dsl::sql::<diesel::sql_types::Bool>("(digests.created_at, digests.id) > (")
+                .bind::<diesel::sql_types::Timestamp, _>(*at)
+                .sql(", ")
+                .bind::<diesel::sql_types::Text, _>(id.clone())
+                .sql(")"),
         ),
         None => q,
     };
@@ -502,13 +510,16 @@ fn due(
 /// on the backend's own connection, whose cache keeps the prepared statement: through the
 /// multi-backend connection SQLite parsed it again for every message, a third of the mark's
 /// time, and each message waits for the previous one's mark.
-fn mark_sent(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<()> {
-    let update = diesel::update(digests::table.find(id).filter(digests::state.eq("pending"))).set((
+///
+/// A digest cancelled while it was on its way (she unsubscribed after the send-time check) was
+/// still sent, and is recorded so. Returns 0 when it was already marked sent.
+fn mark_sent(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    let update = diesel::update(digests::table.find(id).filter(digests::state.ne("sent"))).set((
         digests::state.eq("sent"),
         digests::finished_at.eq(now),
         digests::attempts.eq(digests::attempts + 1),
     ));
-    ncf_shared::per_backend!(conn, c => update.execute(c)).map(drop)
+    ncf_shared::per_backend!(conn, c => update.execute(c))
 }
 
 /// When each of these nurses' latest sent digest was planned: what she was sent counts from
@@ -617,6 +628,30 @@ fn take_lease(conn: &mut DbConn, holder: i64, now_ms: i64) -> QueryResult<bool> 
     })
 }
 
+/// A run's hold on the sending lease: its holder id and when it was last renewed (by the
+/// preparer at each look, by the sender when a third of it has passed).
+struct Lease {
+    holder: i64,
+    renewed_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Lease {
+    /// Renews it; false when another sender holds it.
+    fn renew(&self, conn: &mut DbConn) -> QueryResult<bool> {
+        let at = now_ms();
+        let held = take_lease(conn, self.holder, at)?;
+        if held {
+            self.renewed_ms.store(at, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(held)
+    }
+
+    /// How long ago it was last renewed, in milliseconds.
+    fn age_ms(&self) -> i64 {
+        now_ms() - self.renewed_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 fn release_lease(conn: &mut DbConn, holder: i64) -> QueryResult<()> {
     use crate::schema::sync_state;
     let held_by: Option<i64> =
@@ -652,8 +687,9 @@ pub struct Digester {
     pub here: ncf_shared::Prefecture,
 }
 
-/// Digests checked and sent per batch.
-const BATCH: i64 = 500;
+/// Digests checked and sent per batch. The preparer checks a batch when the sender starts the
+/// one before it, so a digest goes out at most two batches (500 messages) after its check.
+const BATCH: i64 = 250;
 
 /// A digest checked again at send time and composed, ready to go.
 struct Outgoing {
@@ -772,8 +808,10 @@ impl Digester {
         let holder =
             (u64::from_str_radix(&ncf_shared::secret::random_token(8), 16).unwrap_or(1) >> 1) as i64 | 1;
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LEASE_MS as u64 + 2_000);
+        let mut taken_at;
         loop {
-            if self.db(move |conn| take_lease(conn, holder, now_ms())).await? {
+            taken_at = now_ms();
+            if self.db(move |conn| take_lease(conn, holder, taken_at)).await? {
                 break;
             }
             if !wait {
@@ -785,7 +823,8 @@ impl Digester {
             tracing::info!("waiting for another digest run to finish or its lease to expire");
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
-        let result = self.send_leased(all, holder, planning).await;
+        let lease = std::sync::Arc::new(Lease { holder, renewed_ms: taken_at.into() });
+        let result = self.send_leased(all, lease, planning).await;
         let _ = self.db(move |conn| release_lease(conn, holder)).await;
         result
     }
@@ -795,37 +834,59 @@ impl Digester {
     /// waits for between two messages (the next one's data is ended only once it is written),
     /// and handing it to a blocking thread and back cost as much as the UPDATE itself. The next
     /// message's envelope and data, already under way, wait at most that long.
-    async fn mark(&self, held: &mut Option<ncf_shared::db::PooledConn>, id: &str) -> Result<(), String> {
-        let conn = match held {
-            Some(conn) => conn,
-            None => held.insert(self.pool.get().map_err(|e| e.to_string())?),
-        };
+    async fn mark(&self, conn: &mut DbConn, id: &str) -> Result<(), String> {
         // The message was accepted: a passing database error must not leave it unmarked (the
         // next run would send it again). The update is idempotent.
         let mut pause = std::time::Duration::from_millis(50);
-        for _ in 0..4 {
+        for attempt in 0..5 {
             match mark_sent(conn, id, ncf_shared::time::now_utc()) {
-                Ok(()) => return Ok(()),
-                Err(e) => {
+                // Already marked sent, and not by an earlier try of ours: another sender sent it
+                // too. Stop before anything else goes out twice.
+                Ok(0) if attempt == 0 => {
+                    return Err(format!(
+                        "digest {id} was already marked sent by another sender: the sending lease was lost"
+                    ));
+                }
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < 4 => {
                     tracing::warn!(digest = %id, error = %e, "could not mark a digest sent; trying again");
                     tokio::time::sleep(pause).await;
                     pause *= 4;
                 }
+                Err(e) => return Err(e.to_string()),
             }
         }
-        mark_sent(conn, id, ncf_shared::time::now_utc()).map_err(|e| e.to_string())
+        unreachable!("the last try returns")
+    }
+
+    /// Before a message's data is ended: the lease must still be ours. Renewed once a third of
+    /// it has passed; if it may have lapsed (another sender may have taken it and sent the same
+    /// rows meanwhile, as after a long wait for the plan), the run stops, leaving this message
+    /// unended and pending for the next run.
+    async fn hold(&self, lease: &std::sync::Arc<Lease>) -> Result<(), String> {
+        let age = lease.age_ms();
+        if age >= LEASE_MS - 1_000 {
+            return Err("the sending lease may have lapsed; the rest is left to the next run".into());
+        }
+        if age > LEASE_MS / 3 {
+            let lease = lease.clone();
+            if !self.db(move |conn| lease.renew(conn)).await? {
+                return Err("the sending lease was lost".into());
+            }
+        }
+        Ok(())
     }
 
     async fn send_leased(
         &self,
         all: bool,
-        holder: i64,
+        lease: std::sync::Arc<Lease>,
         planning: Option<std::sync::Arc<Planning>>,
     ) -> Result<Report, String> {
         // One batch prepared ahead, while the one before it goes out.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let preparer = self.preparer(all, holder, planning, tx);
-        let sent = self.send_marking(rx, holder).await;
+        let preparer = self.preparer(all, lease.clone(), planning, tx);
+        let sent = self.send_marking(rx, &lease).await;
         // The sender is gone (its receiver dropped): the preparer stops at its next hand-over,
         // and must have stopped before the lease is given up (it renews the lease per batch).
         let prepared = preparer.await;
@@ -839,11 +900,12 @@ impl Digester {
     fn preparer(
         &self,
         all: bool,
-        holder: i64,
+        lease: std::sync::Arc<Lease>,
         planning: Option<std::sync::Arc<Planning>>,
         tx: tokio::sync::mpsc::Sender<Result<Batch, String>>,
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
+        let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let mut conn = match this.pool.get() {
                 Ok(conn) => conn,
@@ -854,27 +916,31 @@ impl Digester {
             };
             let mut after = None;
             loop {
+                // A batch is checked only once the sender has taken the one before it (the
+                // channel has room), so that the check stays close to the sending.
+                let Ok(room) = runtime.block_on(tx.reserve()) else {
+                    return;
+                };
                 // How far the plan had come before this look: if it had ended, finding nothing
                 // means nothing is left; otherwise wait for its next step and look again.
                 let seen = planning.as_deref().map(Planning::seen);
-                let batch = match this.prepare(&mut conn, all, holder, after.as_ref()) {
+                let batch = match this.prepare(&mut conn, all, &lease, after.as_ref()) {
                     Ok(Some(batch)) => batch,
                     Ok(None) => match (planning.as_deref(), seen) {
                         (Some(planning), Some((steps, false))) => {
+                            drop(room);
                             planning.wait_past(steps);
                             continue;
                         }
                         _ => return,
                     },
                     Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
+                        room.send(Err(e));
                         return;
                     }
                 };
                 after = Some(batch.last.clone());
-                if tx.blocking_send(Ok(batch)).is_err() {
-                    return;
-                }
+                room.send(Ok(batch));
             }
         })
     }
@@ -886,11 +952,11 @@ impl Digester {
         &self,
         conn: &mut DbConn,
         all: bool,
-        holder: i64,
+        lease: &Lease,
         after: Option<&(NaiveDateTime, String)>,
     ) -> Result<Option<Batch>, String> {
         // Renewed at every look, also one that finds nothing while a plan is still running.
-        if !take_lease(conn, holder, now_ms()).map_err(|e| e.to_string())? {
+        if !lease.renew(conn).map_err(|e| e.to_string())? {
             return Err("the sending lease was lost (a batch took longer than the lease)".into());
         }
         let now = ncf_shared::time::now_utc();
@@ -970,12 +1036,17 @@ impl Digester {
     async fn send_marking(
         &self,
         mut rx: tokio::sync::mpsc::Receiver<Result<Batch, String>>,
-        holder: i64,
+        lease: &std::sync::Arc<Lease>,
     ) -> Result<Report, String> {
         let mut report = Report::default();
-        let mut marker: Option<ncf_shared::db::PooledConn> = None;
+        // The marks' connection, taken before anything is sent: once a message is accepted,
+        // nothing but the mark itself should stand between it and its record.
+        let pool = self.pool.clone();
+        let mut marker = tokio::task::spawn_blocking(move || pool.get())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         let mut queue = Vec::new().into_iter();
-        let mut renewed = std::time::Instant::now();
         let mut current = match next_outgoing(&mut rx, &mut queue, &mut report).await? {
             Some(o) => {
                 let begun = self.begin(&o).await;
@@ -984,16 +1055,9 @@ impl Digester {
             None => None,
         };
         while let Some((o, prepared)) = current.take() {
-            // Renewed as it goes (the preparer renews it per batch too), so that a slow relay
-            // never lets the lease lapse (another sender would take the same pending rows).
-            if renewed.elapsed() > std::time::Duration::from_millis(LEASE_MS as u64 / 3) {
-                if !self.db(move |conn| take_lease(conn, holder, now_ms())).await? {
-                    return Err("the sending lease was lost".into());
-                }
-                renewed = std::time::Instant::now();
-            }
             // An error here drops this message's session unended: never accepted.
             let following = next_outgoing(&mut rx, &mut queue, &mut report).await?;
+            self.hold(lease).await?;
             let end_this = async {
                 // The previous message was recorded as sent before this one can be accepted
                 // (the loop goes on only once its mark is written).

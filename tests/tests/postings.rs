@@ -503,13 +503,13 @@ fn a_digest_run_killed_midway_sends_each_digest_once(backend: Backend) {
     };
     let mut child =
         digest().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-    ncf_tests::eventually(std::time::Duration::from_secs(120), || smtp.mails().len() >= 300);
+    // Killed soon after the first messages, while the plan's later steps may still be running.
+    ncf_tests::eventually(std::time::Duration::from_secs(120), || smtp.mails().len() >= 20);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let before = smtp.mails().len();
     assert!(before < 2_200, "killed midway ({before} sent)");
     let planned_before = count(&db, "SELECT COUNT(*) AS n FROM digests");
-    assert!(planned_before >= 1_000, "sending began after the plan's first step was recorded");
 
     let (out, stdout, stderr) = ncf_tests::run(digest());
     assert!(out.status.success(), "{stderr}");
