@@ -12,15 +12,21 @@
 //! one message, with the same Message-ID, and nothing else.
 //!
 //! **Three threads of work** in a run: the plan (a blocking thread), a preparer (another) that
-//! takes the pending rows in batches of 500 after the last one it took, checks them again,
+//! takes the pending rows in batches of 250 after the last one it took, checks them again,
 //! renders and composes them — one batch ahead of the sender — and the sender, which does only
 //! SMTP I/O and the marks. What stays in sequence is the rule above: each message costs the round
 //! trip that ends its data and one committed UPDATE.
 //!
-//! **Checked again at send time**, for each batch just before it goes (at most two batches, about
-//! a tenth of a second, ahead of the message): her consent for jobs or training still given, her
+//! **Checked again at send time**, for each batch when the sender starts the one before it, so
+//! at most 500 messages ahead of the message: her consent for jobs or training still given, her
 //! cadence not 停止 (one-click unsubscribe), this node still her home node, not erased, her
 //! address not bouncing. Otherwise the digest is cancelled, unsent.
+//!
+//! **One sender at a time**, by a lease (10 s) that the preparer renews at every look and the
+//! sender once a third of it has passed. Before a message's data is ended the sender makes sure
+//! the lease cannot have lapsed; a lapse (another sender may have sent the same rows meanwhile)
+//! stops the run with that message unended, and a mark that finds its digest already sent stops
+//! it too.
 //!
 //! Temporary SMTP failures leave the digest pending with a capped backoff (`mail::retry_delay_secs`);
 //! a permanent refusal marks her address as bouncing (no more mail to it; staff see it).
