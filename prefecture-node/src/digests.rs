@@ -594,7 +594,7 @@ pub fn clear_bounce(conn: &mut DbConn, nurse_id: &str) -> QueryResult<usize> {
 
 /// One sender at a time: `serve`'s schedule and an operator's `digest` run must not both send the
 /// same pending digest. The sender holds a lease in `sync_state` (expiry in Unix milliseconds and
-/// a random holder id), renewed every batch; a sender killed mid-run leaves it to expire.
+/// a random holder id), see [`Lease`]; a sender killed mid-run leaves it to expire.
 pub const LEASE_MS: i64 = 10_000;
 
 fn set_state(conn: &mut DbConn, name: &str, value: i64) -> QueryResult<()> {
@@ -634,15 +634,21 @@ fn take_lease(conn: &mut DbConn, holder: i64, now_ms: i64) -> QueryResult<bool> 
     })
 }
 
-/// A run's hold on the sending lease: its holder id and when it was last renewed (by the
-/// preparer at each look, by the sender when a third of it has passed).
+/// A run's hold on the sending lease: a random holder id and when it was last taken or renewed
+/// (by the preparer at each look, by the sender when a third of it has passed).
 struct Lease {
     holder: i64,
     renewed_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Lease {
-    /// Renews it; false when another sender holds it.
+    fn new() -> Self {
+        let holder =
+            (u64::from_str_radix(&ncf_shared::secret::random_token(8), 16).unwrap_or(1) >> 1) as i64 | 1;
+        Self { holder, renewed_ms: 0.into() }
+    }
+
+    /// Takes or renews it; false when another sender holds it.
     fn renew(&self, conn: &mut DbConn) -> QueryResult<bool> {
         let at = now_ms();
         let held = take_lease(conn, self.holder, at)?;
@@ -656,16 +662,17 @@ impl Lease {
     fn age_ms(&self) -> i64 {
         now_ms() - self.renewed_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
-}
 
-fn release_lease(conn: &mut DbConn, holder: i64) -> QueryResult<()> {
-    use crate::schema::sync_state;
-    let held_by: Option<i64> =
-        sync_state::table.find("digest_lease_holder").select(sync_state::value).first(conn).optional()?;
-    if held_by == Some(holder) {
-        set_state(conn, "digest_lease_until", 0)?;
+    /// Gives it up, if it is still ours.
+    fn release(&self, conn: &mut DbConn) -> QueryResult<()> {
+        use crate::schema::sync_state;
+        let held_by: Option<i64> =
+            sync_state::table.find("digest_lease_holder").select(sync_state::value).first(conn).optional()?;
+        if held_by == Some(self.holder) {
+            set_state(conn, "digest_lease_until", 0)?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -811,13 +818,11 @@ impl Digester {
         wait: bool,
         planning: Option<std::sync::Arc<Planning>>,
     ) -> Result<Report, String> {
-        let holder =
-            (u64::from_str_radix(&ncf_shared::secret::random_token(8), 16).unwrap_or(1) >> 1) as i64 | 1;
+        let lease = std::sync::Arc::new(Lease::new());
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LEASE_MS as u64 + 2_000);
-        let mut taken_at;
         loop {
-            taken_at = now_ms();
-            if self.db(move |conn| take_lease(conn, holder, taken_at)).await? {
+            let taking = lease.clone();
+            if self.db(move |conn| taking.renew(conn)).await? {
                 break;
             }
             if !wait {
@@ -829,9 +834,8 @@ impl Digester {
             tracing::info!("waiting for another digest run to finish or its lease to expire");
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
-        let lease = std::sync::Arc::new(Lease { holder, renewed_ms: taken_at.into() });
-        let result = self.send_leased(all, lease, planning).await;
-        let _ = self.db(move |conn| release_lease(conn, holder)).await;
+        let result = self.send_leased(all, lease.clone(), planning).await;
+        let _ = self.db(move |conn| lease.release(conn)).await;
         result
     }
 
@@ -840,7 +844,7 @@ impl Digester {
     /// waits for between two messages (the next one's data is ended only once it is written),
     /// and handing it to a blocking thread and back cost as much as the UPDATE itself. The next
     /// message's envelope and data, already under way, wait at most that long.
-    async fn mark(&self, conn: &mut DbConn, id: &str) -> Result<(), String> {
+    async fn mark(conn: &mut DbConn, id: &str) -> Result<(), String> {
         // The message was accepted: a passing database error must not leave it unmarked (the
         // next run would send it again). The update is idempotent.
         let mut pause = std::time::Duration::from_millis(50);
@@ -1072,7 +1076,7 @@ impl Digester {
                     Err(e) => Err(e),
                 };
                 if sent.is_ok() {
-                    self.mark(&mut marker, &o.pending.id).await?;
+                    Self::mark(&mut marker, &o.pending.id).await?;
                 }
                 Ok::<_, String>(sent)
             };

@@ -168,10 +168,8 @@ impl Mailer {
 
 /// A message composed by [`Mailer::compose`], ready to begin on a session. (No `Debug`: it
 /// holds her address and the whole message.)
-#[derive(Clone)]
 pub struct Composed(Composition);
 
-#[derive(Clone)]
 enum Composition {
     /// For our own session: the envelope, and the formatted message as SMTP's DATA carries it
     /// ([`stuffed`]); whether it holds 8-bit bytes.
