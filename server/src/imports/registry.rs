@@ -11,8 +11,8 @@ use ncf_shared::licence::{LicenceStatus, RegistrationNumber, Sex};
 use ncf_shared::{MyNumber, MyNumberHasher, Qualification};
 
 use super::{
-    Col, CopyInto, Encoding, ImportError, ImportOptions, ImportSummary, ImportTarget, Merge, RowBuf,
-    RowCheck, RowError, RowParser,
+    Col, CopyInto, EncodedRow, Encoding, ImportError, ImportOptions, ImportSummary, ImportTarget, Merge,
+    RowBuf, RowCheck, RowError, RowParser,
 };
 
 pub const HEADER: [&str; 11] = [
@@ -30,7 +30,7 @@ pub const HEADER: [&str; 11] = [
 ];
 
 /// A validated licence row, encoded as `MERGE` expects it.
-pub struct LicenceRow(String);
+pub struct LicenceRow(EncodedRow);
 
 pub struct RegistryParser {
     hasher: MyNumberHasher,
@@ -144,7 +144,7 @@ impl RowParser for RegistryParser {
     }
 }
 
-const MERGE: Merge = Merge {
+pub(super) const MERGE: Merge = Merge {
     table: "licences",
     columns: &[
         ("qualification", Col::Text),
@@ -203,7 +203,7 @@ impl ImportTarget<LicenceRow> for LicenceTable {
     fn merge(&self) -> &'static Merge {
         &MERGE
     }
-    fn encoded<'r>(&self, row: &'r LicenceRow) -> &'r str {
+    fn encoded<'r>(&self, row: &'r LicenceRow) -> &'r EncodedRow {
         &row.0
     }
 

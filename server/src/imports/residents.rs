@@ -12,8 +12,8 @@ use ncf_shared::ids::ImportId;
 use ncf_shared::{Municipality, MyNumber, MyNumberHasher, PersonKey, per_backend};
 
 use super::{
-    Col, CopyInto, Encoding, ImportError, ImportOptions, ImportSummary, ImportTarget, Merge, RowBuf,
-    RowCheck, RowError, RowParser,
+    Col, CopyInto, EncodedRow, Encoding, ImportError, ImportOptions, ImportSummary, ImportTarget, Merge,
+    RowBuf, RowCheck, RowError, RowParser,
 };
 use crate::schema::{resident_events, residents};
 
@@ -179,7 +179,7 @@ const MERGE: Merge = Merge {
 /// A validated event: the person it concerns and the row encoded as `MERGE` expects it.
 pub struct EventRow {
     person_key: PersonKey,
-    encoded: String,
+    encoded: EncodedRow,
 }
 
 // The staging table `Merge::begin` makes on PostgreSQL (`LIKE resident_events`), declared for
@@ -208,7 +208,7 @@ impl ImportTarget<EventRow> for ResidentTables {
     fn merge(&self) -> &'static Merge {
         &MERGE
     }
-    fn encoded<'r>(&self, row: &'r EventRow) -> &'r str {
+    fn encoded<'r>(&self, row: &'r EventRow) -> &'r EncodedRow {
         &row.encoded
     }
     fn observe(&mut self, rows: &[EventRow]) {
