@@ -697,3 +697,72 @@ fn person_numbers_agree_between_the_importer_and_the_migration(backend: Backend)
     );
 }
 both_backends!(person_numbers_agree_between_the_importer_and_the_migration);
+
+/// One connection that imports again and again (the library's callers, a test's seeding): SQLite
+/// keeps one prepared statement per table and mode on it, so an initial load, a merge into the
+/// same table and both into another table each run their own statement, with the counts an
+/// operator reads. The values land with the types their readers expect.
+fn one_connection_runs_each_import_with_its_own_statement(backend: Backend) {
+    use national_server::imports::{registry, residents};
+    let db = TestDb::new(backend);
+    let mut conn = db.connect();
+    national_server::migrate(&mut conn).unwrap();
+    let hasher = || ncf_shared::MyNumberHasher::new(&[7; 32]);
+    let counts = |s: &national_server::imports::ImportSummary| (s.inserted, s.updated, s.unchanged);
+    let cast = people(6);
+    let file = db.path("registry.csv");
+    write_csv(&file, REGISTRY_HEADER, &cast.iter().map(Person::registry_row).collect::<Vec<_>>());
+    let first = registry::import(&mut conn, &file, hasher(), &Default::default()).unwrap();
+    assert_eq!(counts(&first), (6, 0, 0));
+
+    let moves = db.path("residents.csv");
+    write_csv(&moves, RESIDENTS_HEADER, &cast.iter().map(Person::moved_in_row).collect::<Vec<_>>());
+    let events = residents::import(&mut conn, &moves, hasher(), &Default::default()).unwrap();
+    assert_eq!(counts(&events), (6, 0, 0));
+
+    let mut changed = cast.clone();
+    changed[2].status = "lapsed";
+    changed.push(Person::sample(6));
+    write_csv(&file, REGISTRY_HEADER, &changed.iter().map(Person::registry_row).collect::<Vec<_>>());
+    let second = registry::import(&mut conn, &file, hasher(), &Default::default()).unwrap();
+    assert_eq!(counts(&second), (1, 1, 5));
+    let again = residents::import(&mut conn, &moves, hasher(), &Default::default()).unwrap();
+    assert_eq!(counts(&again), (0, 0, 6));
+
+    let rows = licences(&db);
+    assert_eq!(rows.len(), 7);
+    let lapsed: Vec<_> = rows.iter().filter(|r| r.import_id == second.import_id.as_str()).collect();
+    assert_eq!(lapsed.len(), 2, "the changed licence and the new one name the second import");
+    assert!(
+        lapsed
+            .iter()
+            .any(|r| r.registration_number == changed[2].registration_number && r.status == "lapsed")
+    );
+
+    if backend == Backend::Sqlite {
+        #[derive(QueryableByName, Debug, PartialEq)]
+        struct Types {
+            #[diesel(sql_type = Text)]
+            types: String,
+        }
+        let mut types = |sql: &str| -> Vec<String> {
+            diesel::sql_query(sql).load::<Types>(&mut conn).unwrap().into_iter().map(|t| t.types).collect()
+        };
+        assert_eq!(
+            types(
+                "SELECT DISTINCT typeof(qualification) || ' ' || typeof(person_key) || ' ' || typeof(person_no) \
+                 || ' ' || typeof(registered_on) || ' ' || typeof(sex) || ' ' || typeof(import_id) AS types \
+                 FROM licences"
+            ),
+            ["text blob integer text integer text"]
+        );
+        assert_eq!(
+            types(
+                "SELECT DISTINCT typeof(person_key) || ' ' || typeof(effective_on) || ' ' || typeof(lgcode) \
+                 AS types FROM resident_events"
+            ),
+            ["blob text text"]
+        );
+    }
+}
+both_backends!(one_connection_runs_each_import_with_its_own_statement);

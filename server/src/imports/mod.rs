@@ -152,7 +152,7 @@ pub(crate) trait RowParser: Send {
 
 /// Where the rows go: a `Merge` into one table, plus anything to do per batch and at the end.
 pub(crate) trait ImportTarget<Row> {
-    fn merge(&self) -> &'static Merge;
+    type Table: MergeTable;
     /// The row as the merge expects it (see `Encoding`).
     fn encoded<'r>(&self, row: &'r Row) -> &'r EncodedRow;
     /// Sees each batch before it is written.
@@ -212,7 +212,7 @@ pub(crate) fn run_import<P, T>(
 ) -> Result<ImportSummary, ImportError>
 where
     P: RowParser,
-    T: ImportTarget<P::Row> + 'static,
+    T: ImportTarget<P::Row>,
 {
     let started = Instant::now();
     let shown = path.display().to_string();
@@ -259,7 +259,7 @@ where
     // told_status, provisions, node_events, transfers, erasures and reminders in that window:
     // their only foreign keys today are `import_id → imports`, set to this import. A foreign key
     // added to any of them must be checked here too (`PRAGMA foreign_key_check`).
-    let unchecked = matches!(conn, DbConn::Sqlite(_)) && target.merge().count(conn)? == 0;
+    let unchecked = matches!(conn, DbConn::Sqlite(_)) && T::Table::MERGE.count(conn)? == 0;
     if unchecked {
         diesel::sql_query("PRAGMA foreign_keys = OFF").execute(conn)?;
     }
@@ -296,20 +296,20 @@ where
                     imports::started_at.eq(started_at),
                 ))
                 .execute(conn)?;
-            let merge = target.merge();
+            let merge = T::Table::MERGE;
             let before = merge.count(conn)?;
             // Initial load into an empty table: append without the indexes and build them once at
             // the end (sorted builds instead of millions of random B-tree inserts). Rows are
             // unique within a file (the parser rejects duplicates), so this equals the upsert.
             let bulk = before == 0;
-            let run = merge.begin(conn, bulk)?;
+            let run = MergeRun::<T::Table>::begin(conn, bulk)?;
             let mut affected = 0u64;
             for batch in rx {
                 // In all-or-nothing mode a bad row dooms the import: keep draining so the reader can
                 // report every bad row, but stop writing.
                 if !failed.load(Ordering::Relaxed) {
                     target.observe(&batch);
-                    affected += run.apply::<T>(conn, batch.iter().map(|r| target.encoded(r)))? as u64;
+                    affected += run.apply(conn, batch.iter().map(|r| target.encoded(r)))? as u64;
                 }
             }
             let outcome = match reader_thread.join() {
@@ -586,12 +586,13 @@ fn write_rejects<P: RowParser>(path: &Path, outcome: &ReadOutcome) -> std::io::R
     out.flush()
 }
 
-/// Column kinds of a merge, as carried in the batch's JSON and stored by each backend.
+/// Column kinds of a merge: what `RowBuf` must have encoded for each column (checked row by row
+/// on SQLite, where a field of the wrong kind would bind to the wrong placeholder).
 #[derive(Clone, Copy)]
 pub(crate) enum Col {
     Text,
-    /// Bytes, carried as hex.
-    Hex,
+    /// Bytes (`bytea`, `BLOB`).
+    Bytes,
     /// `YYYY-MM-DD` (already validated).
     Date,
     SmallInt,
@@ -625,6 +626,12 @@ macro_rules! copy_text {
     }};
 }
 pub(crate) use copy_text;
+
+/// A table an import merges into. Its type keys the statements SQLite keeps for an import
+/// (`SqliteRow`), so one type has one `Merge` and so one statement per mode.
+pub(crate) trait MergeTable: 'static {
+    const MERGE: &'static Merge;
+}
 
 /// Bulk idempotent upsert of an import's rows into one table. A row is only touched, and
 /// re-stamped with the import id, when something in it differs, so re-imports change nothing.
@@ -683,7 +690,7 @@ impl Encoding {
 }
 
 /// A validated row as `RowBuf` encoded it, in `Merge::columns` order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct EncodedRow {
     /// `CopyText`: the whole line. `Binds`: the text fields one after the other.
     text: String,
@@ -693,24 +700,42 @@ pub(crate) struct EncodedRow {
     fields: Vec<Field>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Field {
     Text(u32, u32),
     Bytes(u32, u32),
     Int(i64),
 }
 
-/// An import's merge in progress: knows the backend and whether this is an initial load.
-pub(crate) struct MergeRun {
-    merge: &'static Merge,
+impl EncodedRow {
+    /// Whether the fields are, one by one, of the kinds `columns` hold. Checked for every row on
+    /// SQLite: a row encoded for another table would otherwise fail deep inside SQLite or, one
+    /// integer short, silently bind the previous row's value (a reset keeps integer binds).
+    fn fits(&self, columns: &[(&str, Col)]) -> bool {
+        self.fields.len() == columns.len()
+            && self.fields.iter().zip(columns).all(|(field, (_, col))| {
+                matches!(
+                    (field, col),
+                    (Field::Text(..), Col::Text | Col::Date)
+                        | (Field::Bytes(..), Col::Bytes)
+                        | (Field::Int(_), Col::SmallInt | Col::BigInt)
+                )
+            })
+    }
+}
+
+/// An import's merge into `M` in progress: knows the backend and whether this is an initial load.
+pub(crate) struct MergeRun<M> {
     postgres: bool,
     bulk: bool,
     /// SQLite's statement for one row, before and after its placeholders, built once per import.
     sqlite_sql: (String, String),
+    table: std::marker::PhantomData<M>,
 }
 
-/// One row's `INSERT` on SQLite. Its query id is `K`, fixed per import target and mode, so
-/// diesel prepares the statement once per connection and only binds and steps it for each row.
+/// One row's `INSERT` on SQLite. Its query id is `K`, a table and a mode (`Append`, `Upsert`),
+/// which fix the SQL: diesel prepares the statement once per connection and then only binds and
+/// steps it for each row.
 struct SqliteRow<'a, K> {
     sql: &'a (String, String),
     row: &'a EncodedRow,
@@ -778,39 +803,22 @@ impl Merge {
         format!("{}_incoming", self.table)
     }
 
-    /// Starts the merge inside the import's transaction: an initial load drops the indexes; a
-    /// merge on PostgreSQL makes its staging table (gone at commit or rollback).
-    pub fn begin(&'static self, conn: &mut DbConn, bulk: bool) -> QueryResult<MergeRun> {
-        let postgres = matches!(conn, DbConn::Postgresql(_));
-        if bulk {
-            self.drop_indexes(conn)?;
-            if postgres {
-                diesel::sql_query(format!("ALTER TABLE {} DROP CONSTRAINT {}", self.table, self.import_fk))
-                    .execute(conn)?;
-            }
-        } else if postgres {
-            diesel::sql_query(format!(
-                "CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP",
-                self.staging(),
-                self.table
-            ))
-            .execute(conn)?;
-        }
-        let sqlite_sql = if postgres { Default::default() } else { self.sqlite_sql(bulk) };
-        Ok(MergeRun { merge: self, postgres, bulk, sqlite_sql })
+    /// `INSERT … <select> ON CONFLICT …`, `select` giving the rows (PostgreSQL's staged merge).
+    fn upsert_sql(&self, select: &str) -> String {
+        let names: Vec<&str> = self.columns.iter().map(|(n, _)| *n).collect();
+        format!("INSERT INTO {} ({}) {select} {}", self.table, names.join(", "), self.conflict_clause())
     }
 
-    /// `INSERT … SELECT <select> … ON CONFLICT DO UPDATE … WHERE <a compared column differs>`.
-    fn upsert_sql(&self, select: &str) -> String {
+    /// `ON CONFLICT (<key>) DO UPDATE SET … WHERE <a compared column differs>`: the upsert on
+    /// both backends.
+    fn conflict_clause(&self) -> String {
         let names: Vec<&str> = self.columns.iter().map(|(n, _)| *n).collect();
         let compared = &names[self.key..names.len() - 1];
         let set: Vec<String> = names[self.key..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
         let differs: Vec<String> =
             compared.iter().map(|c| format!("{t}.{c} <> excluded.{c}", t = self.table)).collect();
         format!(
-            "INSERT INTO {t} ({names}) {select} ON CONFLICT ({key}) DO UPDATE SET {set} WHERE {differs}",
-            t = self.table,
-            names = names.join(", "),
+            "ON CONFLICT ({key}) DO UPDATE SET {set} WHERE {differs}",
             key = names[..self.key].join(", "),
             set = set.join(", "),
             differs = differs.join(" OR "),
@@ -821,25 +829,43 @@ impl Merge {
     fn sqlite_sql(&self, bulk: bool) -> (String, String) {
         let names: Vec<&str> = self.columns.iter().map(|(n, _)| *n).collect();
         let head = format!("INSERT INTO {} ({}) VALUES (", self.table, names.join(", "));
-        if bulk {
-            return (head, ")".to_string());
-        }
-        // The upsert's tail after `INSERT INTO t (…) VALUES (…)`.
-        let upsert = self.upsert_sql("VALUES ()");
-        let tail = upsert.split_once("VALUES ()").expect("upsert_sql places the select").1;
-        (head, format!("){tail}"))
+        let tail = if bulk { ")".to_string() } else { format!(") {}", self.conflict_clause()) };
+        (head, tail)
     }
 }
 
-impl MergeRun {
+impl<M: MergeTable> MergeRun<M> {
+    /// Starts the merge inside the import's transaction: an initial load drops the indexes; a
+    /// merge on PostgreSQL makes its staging table (gone at commit or rollback).
+    pub fn begin(conn: &mut DbConn, bulk: bool) -> QueryResult<Self> {
+        let merge = M::MERGE;
+        let postgres = matches!(conn, DbConn::Postgresql(_));
+        if bulk {
+            merge.drop_indexes(conn)?;
+            if postgres {
+                diesel::sql_query(format!("ALTER TABLE {} DROP CONSTRAINT {}", merge.table, merge.import_fk))
+                    .execute(conn)?;
+            }
+        } else if postgres {
+            diesel::sql_query(format!(
+                "CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP",
+                merge.staging(),
+                merge.table
+            ))
+            .execute(conn)?;
+        }
+        let sqlite_sql = if postgres { Default::default() } else { merge.sqlite_sql(bulk) };
+        Ok(Self { postgres, bulk, sqlite_sql, table: std::marker::PhantomData })
+    }
+
     /// Writes one batch of encoded rows; returns how many were inserted or changed so far known
-    /// (a staged batch counts when `finish` merges it). `K` names the import target: each target
-    /// has its own statement in SQLite's statement cache.
-    pub fn apply<'a, K: 'static>(
+    /// (a staged batch counts when `finish` merges it).
+    pub fn apply<'a>(
         &self,
         conn: &mut DbConn,
         rows: impl Iterator<Item = &'a EncodedRow>,
     ) -> QueryResult<usize> {
+        let merge = M::MERGE;
         match conn {
             DbConn::Postgresql(pg) => {
                 let mut data = Vec::with_capacity(BATCH_ROWS * 160);
@@ -847,18 +873,23 @@ impl MergeRun {
                     data.extend_from_slice(row.text.as_bytes());
                 }
                 let into = if self.bulk { CopyInto::Table } else { CopyInto::Staging };
-                let copied = (self.merge.copy)(pg, into, &data)?;
+                let copied = (merge.copy)(pg, into, &data)?;
                 Ok(if self.bulk { copied } else { 0 })
             }
             DbConn::Sqlite(sqlite) => {
+                let sql = &self.sqlite_sql;
                 let mut affected = 0;
                 for row in rows {
-                    debug_assert_eq!(row.fields.len(), self.merge.columns.len());
-                    let sql = &self.sqlite_sql;
+                    if !row.fits(merge.columns) {
+                        return Err(diesel::result::Error::QueryBuilderError(
+                            format!("a row encoded for {} has fields of other kinds: {row:?}", merge.table)
+                                .into(),
+                        ));
+                    }
                     affected += if self.bulk {
-                        SqliteRow::<(K, Append)> { sql, row, key: Default::default() }.execute(sqlite)?
+                        SqliteRow::<(M, Append)> { sql, row, key: Default::default() }.execute(sqlite)?
                     } else {
-                        SqliteRow::<(K, Upsert)> { sql, row, key: Default::default() }.execute(sqlite)?
+                        SqliteRow::<(M, Upsert)> { sql, row, key: Default::default() }.execute(sqlite)?
                     };
                 }
                 Ok(affected)
@@ -869,15 +900,16 @@ impl MergeRun {
     /// Ends the merge: merges the staged rows (PostgreSQL; returns how many were inserted or
     /// changed) and rebuilds the indexes after an initial load.
     pub fn finish(self, conn: &mut DbConn) -> QueryResult<usize> {
+        let merge = M::MERGE;
         let mut affected = 0;
         if self.postgres && !self.bulk {
-            let staging = self.merge.staging();
-            let names: Vec<&str> = self.merge.columns.iter().map(|(n, _)| *n).collect();
+            let staging = merge.staging();
+            let names: Vec<&str> = merge.columns.iter().map(|(n, _)| *n).collect();
             // Unchanged rows (most of a re-import) are dropped by one anti-join before the
             // upsert, instead of each costing an index probe and a speculative insertion. The join
             // is on the key alone, the other columns a row comparison the planner cannot turn into
             // join keys: a hash join on the key, not a sort of both tables by every column.
-            let key = self.merge.key;
+            let key = merge.key;
             let on: Vec<String> = names[..key].iter().map(|c| format!("t.{c} = s.{c}")).collect();
             let rest = &names[key..names.len() - 1];
             let row =
@@ -886,27 +918,27 @@ impl MergeRun {
             let select = format!(
                 "SELECT {} FROM {staging} s WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE {} AND ({}) IS NOT DISTINCT FROM ({}))",
                 columns.join(", "),
-                self.merge.table,
+                merge.table,
                 on.join(" AND "),
                 row("t"),
                 row("s"),
             );
             diesel::sql_query(format!("ANALYZE {staging}")).execute(conn)?;
-            affected = diesel::sql_query(self.merge.upsert_sql(&select)).execute(conn)?;
+            affected = diesel::sql_query(merge.upsert_sql(&select)).execute(conn)?;
             diesel::sql_query(format!("DROP TABLE {staging}")).execute(conn)?;
         }
         if self.bulk {
-            self.merge.create_indexes(conn)?;
+            merge.create_indexes(conn)?;
             if self.postgres {
                 diesel::sql_query(format!(
                     "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY (import_id) REFERENCES imports (id)",
-                    self.merge.table, self.merge.import_fk
+                    merge.table, merge.import_fk
                 ))
                 .execute(conn)?;
                 // The table went from empty to full: without fresh statistics the planner would
                 // treat it as empty until autovacuum comes round (joins on it then read it whole,
                 // a seeder over 3 million people slowed from seconds to minutes).
-                diesel::sql_query(format!("ANALYZE {}", self.merge.table)).execute(conn)?;
+                diesel::sql_query(format!("ANALYZE {}", merge.table)).execute(conn)?;
             }
         }
         Ok(affected)
@@ -959,7 +991,8 @@ impl RowBuf {
                         b'\\' => "\\\\",
                         b'\t' => "\\t",
                         b'\n' => "\\n",
-                        _ => "\\r",
+                        b'\r' => "\\r",
+                        _ => unreachable!("only the characters searched for are found"),
                     });
                     rest = &rest[i + 1..];
                 }
@@ -968,7 +1001,7 @@ impl RowBuf {
         }
         self
     }
-    pub fn hex(&mut self, bytes: &[u8]) -> &mut Self {
+    pub fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
         self.sep();
         match self.encoding {
             Encoding::Binds => {
@@ -1007,17 +1040,39 @@ impl RowBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn copy_text_escapes_what_the_format_reserves() {
         let line = RowBuf::new(Encoding::CopyText)
             .text("")
             .text("a\tb\\c\nd\re")
-            .hex(&[0xab, 0x01])
+            .bytes(&[0xab, 0x01])
             .number(7)
             .finish();
         assert_eq!(line.text, "\ta\\tb\\\\c\\nd\\re\t\\\\xab01\t7\n");
         assert!(line.fields.is_empty() && line.bytes.is_empty());
+    }
+
+    proptest! {
+        /// Any text, Japanese included, comes out as COPY's text format reads it back: byte for
+        /// byte, with only backslash, tab, newline and carriage return escaped.
+        #[test]
+        fn copy_text_escapes_any_text_byte_for_byte(text in "[\\\\\t\n\r a-z看護師ナース々\u{1F600}]{0,40}") {
+            let mut expected = Vec::new();
+            for b in text.bytes() {
+                match b {
+                    b'\\' => expected.extend_from_slice(b"\\\\"),
+                    b'\t' => expected.extend_from_slice(b"\\t"),
+                    b'\n' => expected.extend_from_slice(b"\\n"),
+                    b'\r' => expected.extend_from_slice(b"\\r"),
+                    _ => expected.push(b),
+                }
+            }
+            expected.push(b'\n');
+            let line = RowBuf::new(Encoding::CopyText).text(&text).finish();
+            prop_assert_eq!(line.text.as_bytes(), &expected[..]);
+        }
     }
 
     #[test]
@@ -1025,7 +1080,7 @@ mod tests {
         let row = RowBuf::new(Encoding::Binds)
             .text("")
             .text("看護\t師")
-            .hex(&[0xab, 0x01])
+            .bytes(&[0xab, 0x01])
             .number(-7)
             .text("x")
             .finish();
@@ -1039,19 +1094,43 @@ mod tests {
             })
             .collect();
         assert_eq!(fields, ["text \"\"", "text \"看護\\t師\"", "bytes [ab, 01]", "int -7", "text \"x\""]);
+        let columns =
+            [("a", Col::Text), ("b", Col::Date), ("c", Col::Bytes), ("d", Col::SmallInt), ("e", Col::Text)];
+        assert!(row.fits(&columns));
+        // One kind off, one field short or one too many: refused before SQLite binds anything.
+        assert!(!row.fits(&[
+            ("a", Col::Text),
+            ("b", Col::Date),
+            ("c", Col::Text),
+            ("d", Col::SmallInt),
+            ("e", Col::Text)
+        ]));
+        assert!(!row.fits(&columns[..4]));
+        assert!(!row.fits(&[columns.as_slice(), &[("f", Col::BigInt)]].concat()));
     }
 
     #[test]
-    fn sqlite_statements_name_every_column_and_leave_the_values_to_binds() {
-        let merge = &registry::MERGE;
-        let (head, tail) = merge.sqlite_sql(true);
-        assert_eq!(format!("{head}{tail}").matches('?').count(), 0);
-        assert!(head.starts_with("INSERT INTO licences (qualification, registration_number, person_key,"));
-        assert!(head.ends_with("import_id) VALUES ("));
-        assert_eq!(tail, ")");
-        let (head, tail) = merge.sqlite_sql(false);
-        assert!(head.ends_with("VALUES ("));
-        assert!(tail.starts_with(") ON CONFLICT (qualification, registration_number) DO UPDATE SET person_key = excluded.person_key"));
-        assert!(tail.ends_with("OR licences.status <> excluded.status"));
+    fn sqlite_statements_insert_every_column_and_update_only_what_differs() {
+        let (head, tail) = residents::ResidentEvents::MERGE.sqlite_sql(true);
+        assert_eq!(
+            format!("{head}…{tail}"),
+            "INSERT INTO resident_events (person_key, event, effective_on, lgcode, address, family_name, \
+             given_name, import_id) VALUES (…)"
+        );
+        let (head, tail) = residents::ResidentEvents::MERGE.sqlite_sql(false);
+        assert_eq!(
+            format!("{head}…{tail}"),
+            "INSERT INTO resident_events (person_key, event, effective_on, lgcode, address, family_name, \
+             given_name, import_id) VALUES (…) ON CONFLICT (person_key, event, effective_on) DO UPDATE \
+             SET lgcode = excluded.lgcode, address = excluded.address, family_name = excluded.family_name, \
+             given_name = excluded.given_name, import_id = excluded.import_id WHERE resident_events.lgcode \
+             <> excluded.lgcode OR resident_events.address <> excluded.address OR \
+             resident_events.family_name <> excluded.family_name OR resident_events.given_name <> \
+             excluded.given_name"
+        );
+        // PostgreSQL's staged merge ends with the same clause.
+        let merge = registry::Licences::MERGE;
+        assert!(merge.upsert_sql("SELECT 1").ends_with(&merge.sqlite_sql(false).1[2..]));
+        assert_eq!(merge.sqlite_sql(true).0.matches(", ").count() + 1, merge.columns.len());
     }
 }

@@ -12,7 +12,7 @@ use ncf_shared::{MyNumber, MyNumberHasher, Qualification};
 
 use super::{
     Col, CopyInto, EncodedRow, Encoding, ImportError, ImportOptions, ImportSummary, ImportTarget, Merge,
-    RowBuf, RowCheck, RowError, RowParser,
+    MergeTable, RowBuf, RowCheck, RowError, RowParser,
 };
 
 pub const HEADER: [&str; 11] = [
@@ -126,7 +126,7 @@ impl RowParser for RegistryParser {
             let encoded = RowBuf::new(self.encoding)
                 .text(qualification?.code())
                 .text(&registration_number?.canonical())
-                .hex(person.as_bytes())
+                .bytes(person.as_bytes())
                 .number(person.number())
                 .text(f[2])
                 .text(&family_name?)
@@ -144,12 +144,19 @@ impl RowParser for RegistryParser {
     }
 }
 
-pub(super) const MERGE: Merge = Merge {
+/// The table the rows go to (`MergeTable`).
+pub(crate) enum Licences {}
+
+impl MergeTable for Licences {
+    const MERGE: &'static Merge = &MERGE;
+}
+
+const MERGE: Merge = Merge {
     table: "licences",
     columns: &[
         ("qualification", Col::Text),
         ("registration_number", Col::Text),
-        ("person_key", Col::Hex),
+        ("person_key", Col::Bytes),
         ("person_no", Col::BigInt),
         ("registered_on", Col::Date),
         ("family_name", Col::Text),
@@ -200,9 +207,7 @@ fn copy_licences(conn: &mut diesel::PgConnection, into: CopyInto, data: &[u8]) -
 pub struct LicenceTable;
 
 impl ImportTarget<LicenceRow> for LicenceTable {
-    fn merge(&self) -> &'static Merge {
-        &MERGE
-    }
+    type Table = Licences;
     fn encoded<'r>(&self, row: &'r LicenceRow) -> &'r EncodedRow {
         &row.0
     }

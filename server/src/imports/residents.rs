@@ -13,7 +13,7 @@ use ncf_shared::{Municipality, MyNumber, MyNumberHasher, PersonKey, per_backend}
 
 use super::{
     Col, CopyInto, EncodedRow, Encoding, ImportError, ImportOptions, ImportSummary, ImportTarget, Merge,
-    RowBuf, RowCheck, RowError, RowParser,
+    MergeTable, RowBuf, RowCheck, RowError, RowParser,
 };
 use crate::schema::{resident_events, residents};
 
@@ -132,7 +132,7 @@ impl RowParser for ResidentsParser {
         let row = (|| {
             let person_key = person?;
             let encoded = RowBuf::new(self.encoding)
-                .hex(person_key.as_bytes())
+                .bytes(person_key.as_bytes())
                 .text(event?)
                 .text(f[2])
                 .text(lgcode)
@@ -155,10 +155,17 @@ pub struct ResidentTables {
     touched: BTreeSet<Vec<u8>>,
 }
 
+/// The table the rows go to (`MergeTable`).
+pub(crate) enum ResidentEvents {}
+
+impl MergeTable for ResidentEvents {
+    const MERGE: &'static Merge = &MERGE;
+}
+
 const MERGE: Merge = Merge {
     table: "resident_events",
     columns: &[
-        ("person_key", Col::Hex),
+        ("person_key", Col::Bytes),
         ("event", Col::Text),
         ("effective_on", Col::Date),
         ("lgcode", Col::Text),
@@ -205,9 +212,7 @@ fn copy_events(conn: &mut diesel::PgConnection, into: CopyInto, data: &[u8]) -> 
 }
 
 impl ImportTarget<EventRow> for ResidentTables {
-    fn merge(&self) -> &'static Merge {
-        &MERGE
-    }
+    type Table = ResidentEvents;
     fn encoded<'r>(&self, row: &'r EventRow) -> &'r EncodedRow {
         &row.encoded
     }
