@@ -7,11 +7,13 @@
 #   bash server/bench/import.sh                 # 3,000,000 rows
 #   ROWS=300000 bash server/bench/import.sh     # smaller
 #   ROUNDS=1 bash server/bench/import.sh        # one round instead of three
+#   BEFORE_BIN=/path/to/older/national-server bash server/bench/import.sh
+#                                               # also the older build's SQLite initial load, same rounds
 #
 # Every method runs once per round, the rounds interleave the methods (so a slow minute of the
 # machine hits all of them), and the table shows each method's median over the rounds.
 #
-# Environment: ROWS (3000000), ROUNDS (3), DATA (/tmp/ncf-bench, generated files and databases),
+# Environment: ROWS (3000000), ROUNDS (3), BEFORE_BIN (unset), DATA (/tmp/ncf-bench, generated files and databases),
 # BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/postgres: a server where a database may be
 # created), CARGO_TARGET_DIR (where the release build goes). Needs sqlite3 and psql (installed
 # from Debian's packages when missing).
@@ -100,6 +102,11 @@ for round in $(seq "$ROUNDS"); do
   record "national-server SQLite (initial load)" "$(timed "$BIN" import-registry "$CSV")"
   record "national-server SQLite (re-import, unchanged)" "$(timed "$BIN" import-registry "$CSV")"
   rm -f "$DATA"/ncf.db*
+  if [ -n "${BEFORE_BIN:-}" ]; then
+    "$BEFORE_BIN" migrate >/dev/null
+    record "BEFORE_BIN SQLite (initial load)" "$(timed "$BEFORE_BIN" import-registry "$CSV")"
+    rm -f "$DATA"/ncf.db*
+  fi
 
   psql "$PG_ADMIN" -Xqc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
   export DATABASE_URL=$PG_URL
