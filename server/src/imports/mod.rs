@@ -803,16 +803,24 @@ impl Merge {
         format!("{}_incoming", self.table)
     }
 
+    fn names(&self) -> Vec<&'static str> {
+        self.columns.iter().map(|(n, _)| *n).collect()
+    }
+
+    /// `INSERT INTO <table> (<every column>)`: the start of every statement that writes rows.
+    fn insert_into(&self) -> String {
+        format!("INSERT INTO {} ({})", self.table, self.names().join(", "))
+    }
+
     /// `INSERT … <select> ON CONFLICT …`, `select` giving the rows (PostgreSQL's staged merge).
     fn upsert_sql(&self, select: &str) -> String {
-        let names: Vec<&str> = self.columns.iter().map(|(n, _)| *n).collect();
-        format!("INSERT INTO {} ({}) {select} {}", self.table, names.join(", "), self.conflict_clause())
+        format!("{} {select} {}", self.insert_into(), self.conflict_clause())
     }
 
     /// `ON CONFLICT (<key>) DO UPDATE SET … WHERE <a compared column differs>`: the upsert on
     /// both backends.
     fn conflict_clause(&self) -> String {
-        let names: Vec<&str> = self.columns.iter().map(|(n, _)| *n).collect();
+        let names = self.names();
         let compared = &names[self.key..names.len() - 1];
         let set: Vec<String> = names[self.key..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
         let differs: Vec<String> =
@@ -827,8 +835,7 @@ impl Merge {
 
     /// SQLite's statement for one row: the SQL before its placeholders and after them.
     fn sqlite_sql(&self, bulk: bool) -> (String, String) {
-        let names: Vec<&str> = self.columns.iter().map(|(n, _)| *n).collect();
-        let head = format!("INSERT INTO {} ({}) VALUES (", self.table, names.join(", "));
+        let head = format!("{} VALUES (", self.insert_into());
         let tail = if bulk { ")".to_string() } else { format!(") {}", self.conflict_clause()) };
         (head, tail)
     }
@@ -904,7 +911,7 @@ impl<M: MergeTable> MergeRun<M> {
         let mut affected = 0;
         if self.postgres && !self.bulk {
             let staging = merge.staging();
-            let names: Vec<&str> = merge.columns.iter().map(|(n, _)| *n).collect();
+            let names = merge.names();
             // Unchanged rows (most of a re-import) are dropped by one anti-join before the
             // upsert, instead of each costing an index probe and a speculative insertion. The join
             // is on the key alone, the other columns a row comparison the planner cannot turn into
